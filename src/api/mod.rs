@@ -1,0 +1,41 @@
+//! The `driftless.dev/v1alpha1` API: custom resource types and the status model every kind
+//! shares, so one CLI, one alert and one review page serve Terraform and manifests alike.
+
+mod duration;
+mod gitrepository;
+mod status;
+mod terraform;
+mod validation;
+
+pub use duration::Duration;
+pub use gitrepository::{
+    Artifact, GitRepository, GitRepositoryRef, GitRepositorySpec, GitRepositoryStatus, LocalObjectReference,
+};
+pub use status::{
+    Condition, ConditionStatus, Conditions, DriftObject, DriftStatus, LockStatus, ObjectStatus, PlanApprover, PlanStatus,
+    PlanSummary, condition_type, reason,
+};
+pub use terraform::{
+    BackendConfig, CrossNamespaceSourceReference, DependencyReference, DriftIgnoreRule, DriftMode, DriftSpec,
+    RunnerPodTemplate, Terraform, TerraformSpec, TerraformStatus, Variable, VarsReference, WriteOutputsToSecret,
+};
+pub use validation::{FieldError, Validate, ValidationError};
+
+/// The API group of every driftless kind.
+pub const GROUP: &str = "driftless.dev";
+/// The one served and stored version.
+pub const VERSION: &str = "v1alpha1";
+
+/// Annotations a user sets to steer a reconcile without editing the spec in Git.
+pub mod annotation {
+    /// Approves the pending plan whose id is the value; avoids an approve-in-Git commit loop.
+    pub const APPROVE_PLAN: &str = "driftless.dev/approve-plan";
+    /// Any new value requests an immediate reconcile (as Flux's `reconcile.fluxcd.io/requestedAt`).
+    pub const RECONCILE_REQUESTED_AT: &str = "driftless.dev/reconcile-requested-at";
+}
+
+/// Every CRD this crate defines, for `driftless crds`.
+pub fn crds() -> Vec<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition> {
+    use kube::CustomResourceExt;
+    vec![GitRepository::crd(), Terraform::crd()]
+}

@@ -1,0 +1,256 @@
+//! The status model shared by every kind: conditions, the pending or last plan, drift, and
+//! the state lock. Kinds differ in what fills it, never in its shape.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// Condition types, as Flux names them plus driftless's plan and drift conditions.
+pub mod condition_type {
+    pub const READY: &str = "Ready";
+    pub const RECONCILING: &str = "Reconciling";
+    pub const STALLED: &str = "Stalled";
+    pub const DRIFTED: &str = "Drifted";
+    pub const PLAN_PENDING: &str = "PlanPending";
+    pub const SOURCE_READY: &str = "SourceReady";
+    pub const APPLIED: &str = "Applied";
+    pub const OUTPUTS_WRITTEN: &str = "OutputsWritten";
+    pub const STATE_LOCKED: &str = "StateLocked";
+    pub const ARTIFACT_IN_STORAGE: &str = "ArtifactInStorage";
+}
+
+/// Condition reasons (CamelCase, stable: alerts and scripts match on them).
+pub mod reason {
+    pub const SUCCEEDED: &str = "Succeeded";
+    pub const PROGRESSING: &str = "Progressing";
+    pub const PLAN_PENDING: &str = "PlanPending";
+    pub const PLAN_APPLIED: &str = "PlanApplied";
+    pub const NO_CHANGES: &str = "NoChanges";
+    pub const APPROVAL_STALE: &str = "ApprovalStale";
+    pub const DRIFT_DETECTED: &str = "DriftDetected";
+    pub const NO_DRIFT: &str = "NoDrift";
+    pub const STATE_LOCKED: &str = "StateLocked";
+    pub const SOURCE_NOT_READY: &str = "SourceNotReady";
+    pub const DEPENDENCY_NOT_READY: &str = "DependencyNotReady";
+    pub const INVALID_SPEC: &str = "InvalidSpec";
+    pub const INVALID_MODULE: &str = "InvalidModule";
+    pub const VARIABLES_NOT_FOUND: &str = "VariablesNotFound";
+    pub const PLAN_FAILED: &str = "PlanFailed";
+    pub const APPLY_FAILED: &str = "ApplyFailed";
+    pub const RUNNER_FAILED: &str = "RunnerFailed";
+    pub const OUTPUTS_WRITE_FAILED: &str = "OutputsWriteFailed";
+    pub const GIT_OPERATION_FAILED: &str = "GitOperationFailed";
+    pub const ARTIFACT_FAILED: &str = "ArtifactFailed";
+    pub const SUSPENDED: &str = "Suspended";
+    pub const DESTROYED: &str = "Destroyed";
+}
+
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema, Default)]
+pub enum ConditionStatus {
+    True,
+    False,
+    #[default]
+    Unknown,
+}
+
+/// A Kubernetes-style condition (metav1.Condition shape).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Condition {
+    #[serde(rename = "type")]
+    pub type_: String,
+    pub status: ConditionStatus,
+    pub reason: String,
+    #[serde(default)]
+    pub message: String,
+    /// RFC 3339; kept when a condition is re-set with the same status so "since" stays true.
+    pub last_transition_time: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+}
+
+/// Add/change/destroy counts of a plan.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PlanSummary {
+    pub add: u32,
+    pub change: u32,
+    pub destroy: u32,
+}
+
+impl PlanSummary {
+    pub fn is_empty(&self) -> bool {
+        self.add == 0 && self.change == 0 && self.destroy == 0
+    }
+}
+
+impl std::fmt::Display for PlanSummary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} to add, {} to change, {} to destroy", self.add, self.change, self.destroy)
+    }
+}
+
+/// Who let a plan through: the spec (`approvePlan: <id>`), the annotation, or `auto`.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum PlanApprover {
+    Spec,
+    Annotation,
+    Auto,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PlanStatus {
+    pub id: String,
+    pub created_at: String,
+    pub source_revision: String,
+    pub summary: PlanSummary,
+    /// True while the plan waits for approval.
+    pub pending: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approved_by: Option<PlanApprover>,
+    /// Set once the plan has been applied.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub applied_at: Option<String>,
+    /// Where the saved plan lives (backend and key), so a reviewer can find it.
+    #[serde(default)]
+    pub stored_in: String,
+    /// A plan made to correct drift rather than to roll out a new revision.
+    #[serde(default)]
+    pub corrects_drift: bool,
+    /// A destroy plan (`spec.destroy` or deletion).
+    #[serde(default)]
+    pub destroy: bool,
+}
+
+/// One drifted object: a Terraform resource address or a Kubernetes object.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DriftObject {
+    /// Terraform resource type, or Kubernetes kind.
+    pub kind: String,
+    /// Terraform resource address, or `namespace/name`.
+    pub name: String,
+    /// What happened outside driftless: `update`, `delete` or `create`.
+    pub action: String,
+    /// Changed attribute paths (values are never recorded: they may be secret).
+    #[serde(default)]
+    pub fields: Vec<String>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DriftStatus {
+    pub detected: bool,
+    /// Digest of the sorted entries: the same drift keeps its id across checks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detected_at: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_checked_at: Option<String>,
+    #[serde(default)]
+    pub summary: String,
+    #[serde(default)]
+    pub objects: Vec<DriftObject>,
+    /// The corrective plan, approvable by this id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plan_id: Option<String>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LockStatus {
+    pub holder: String,
+    pub since: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub operation: Option<String>,
+}
+
+/// The status fields every reconciled kind carries.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ObjectStatus {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_attempted_revision: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_applied_revision: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_handled_reconcile_at: Option<String>,
+    #[serde(default)]
+    pub conditions: Vec<Condition>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plan: Option<PlanStatus>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drift: Option<DriftStatus>,
+}
+
+/// Conditions as a set keyed by type, with Kubernetes' transition-time rule.
+pub trait Conditions {
+    fn conditions(&self) -> &[Condition];
+    fn conditions_mut(&mut self) -> &mut Vec<Condition>;
+
+    fn condition(&self, type_: &str) -> Option<&Condition> {
+        self.conditions().iter().find(|c| c.type_ == type_)
+    }
+
+    fn is_true(&self, type_: &str) -> bool {
+        self.condition(type_).is_some_and(|c| c.status == ConditionStatus::True)
+    }
+
+    /// Sets a condition; the transition time moves only when the status flips.
+    fn set_condition(&mut self, type_: &str, status: ConditionStatus, reason: &str, message: &str, generation: Option<i64>, now: &str) {
+        let conditions = self.conditions_mut();
+        match conditions.iter_mut().find(|c| c.type_ == type_) {
+            Some(c) => {
+                if c.status != status {
+                    c.last_transition_time = now.to_string();
+                }
+                c.status = status;
+                c.reason = reason.to_string();
+                c.message = message.to_string();
+                c.observed_generation = generation;
+            }
+            None => conditions.push(Condition {
+                type_: type_.to_string(),
+                status,
+                reason: reason.to_string(),
+                message: message.to_string(),
+                last_transition_time: now.to_string(),
+                observed_generation: generation,
+            }),
+        }
+    }
+
+    fn remove_condition(&mut self, type_: &str) {
+        self.conditions_mut().retain(|c| c.type_ != type_);
+    }
+}
+
+impl Conditions for ObjectStatus {
+    fn conditions(&self) -> &[Condition] {
+        &self.conditions
+    }
+    fn conditions_mut(&mut self) -> &mut Vec<Condition> {
+        &mut self.conditions
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn transition_time_moves_only_when_status_flips() {
+        let mut s = ObjectStatus::default();
+        s.set_condition("Ready", ConditionStatus::False, "PlanPending", "a", Some(1), "t1");
+        s.set_condition("Ready", ConditionStatus::False, "PlanFailed", "b", Some(1), "t2");
+        let c = s.condition("Ready").unwrap();
+        assert_eq!((c.last_transition_time.as_str(), c.reason.as_str()), ("t1", "PlanFailed"));
+        s.set_condition("Ready", ConditionStatus::True, "Succeeded", "c", Some(2), "t3");
+        assert_eq!(s.condition("Ready").unwrap().last_transition_time, "t3");
+        assert!(s.is_true("Ready"));
+    }
+}

@@ -1,0 +1,246 @@
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::{EnvVar, ResourceRequirements, Toleration};
+use kube::CustomResource;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::{Condition, Duration, LockStatus, ObjectStatus, status::Conditions};
+
+/// A Terraform module at a path of a source artifact, planned and applied by runner
+/// processes or pods. Field names follow tofu-controller's `infra.contrib.fluxcd.io` Terraform.
+#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[kube(
+    group = "driftless.dev",
+    version = "v1alpha1",
+    kind = "Terraform",
+    namespaced,
+    status = "TerraformStatus",
+    shortname = "tf",
+    printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
+    printcolumn = r#"{"name":"Status","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].message"}"#,
+    printcolumn = r#"{"name":"Plan","type":"string","jsonPath":".status.plan.id"}"#
+)]
+#[serde(rename_all = "camelCase")]
+pub struct TerraformSpec {
+    pub source_ref: CrossNamespaceSourceReference,
+    /// Directory of the root module inside the artifact.
+    #[serde(default = "default_path")]
+    pub path: String,
+    /// How often to reconcile: look at the source and re-plan when it or an input changed.
+    pub interval: Duration,
+    /// Wait before retrying a failed reconcile; defaults to `interval`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_interval: Option<Duration>,
+    #[serde(default)]
+    pub suspend: bool,
+    /// `auto` applies every plan; a plan id applies that plan only; empty plans and waits.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub approve_plan: Option<String>,
+    /// Input variables; values may be any JSON (strings, numbers, lists, objects).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub vars: Vec<Variable>,
+    /// Variables read from Secrets or ConfigMaps (later entries win).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub vars_from: Vec<VarsReference>,
+    /// Terraform workspace; state is kept per workspace.
+    #[serde(default = "default_workspace")]
+    pub workspace: String,
+    /// Plan a destroy of everything the module manages.
+    #[serde(default)]
+    pub destroy: bool,
+    /// Destroy the managed resources when this object is deleted.
+    #[serde(default)]
+    pub destroy_resources_on_deletion: bool,
+    /// Objects that must be Ready before this one is planned.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub depends_on: Vec<DependencyReference>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub write_outputs_to_secret: Option<WriteOutputsToSecret>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backend_config: Option<BackendConfig>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drift: Option<DriftSpec>,
+    /// Runs as this ServiceAccount's identity on a cluster.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_account_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runner_pod_template: Option<RunnerPodTemplate>,
+}
+
+fn default_path() -> String {
+    "./".to_string()
+}
+
+fn default_workspace() -> String {
+    "default".to_string()
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CrossNamespaceSourceReference {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_version: Option<String>,
+    /// `GitRepository` (or `Bucket`).
+    pub kind: String,
+    pub name: String,
+    /// Defaults to the referring object's namespace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Variable {
+    pub name: String,
+    #[schemars(schema_with = "any_json")]
+    pub value: serde_json::Value,
+}
+
+fn any_json(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+    schemars::json_schema!({ "x-kubernetes-preserve-unknown-fields": true })
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct VarsReference {
+    /// `Secret` or `ConfigMap`.
+    pub kind: String,
+    pub name: String,
+    /// Only these keys; all keys when empty. `key:varname` renames.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub vars_keys: Vec<String>,
+    /// A missing object is not an error.
+    #[serde(default)]
+    pub optional: bool,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DependencyReference {
+    /// `Terraform` (default) or `Kustomization`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct WriteOutputsToSecret {
+    pub name: String,
+    /// Only these outputs (`name` or `name:key`); all when empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub outputs: Vec<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
+}
+
+/// Where state and plans live. Without it, the store's own backend is used (files in
+/// local mode, Secrets on a cluster) through the runner's state server.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BackendConfig {
+    /// Suffix of the state's name (tofu-controller: `tfstate-<workspace>-<secretSuffix>`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_suffix: Option<String>,
+    /// A native `terraform { backend "..." {} }` block used instead of driftless's state
+    /// server; locking and `unlock` are then the backend's own.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub custom_configuration: Option<String>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub enum DriftMode {
+    /// Report drift and plan its correction; apply only when approved.
+    #[default]
+    Detect,
+    /// Apply the correction when `approvePlan` is `auto`.
+    Correct,
+    Disabled,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DriftSpec {
+    #[serde(default)]
+    pub mode: DriftMode,
+    /// How often to check for drift with no source change; defaults to `interval`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interval: Option<Duration>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ignore: Vec<DriftIgnoreRule>,
+}
+
+/// Drift to leave alone: resources matching `address` (glob), and only `attributes` of them
+/// when given.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DriftIgnoreRule {
+    pub address: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attributes: Vec<String>,
+}
+
+/// The runner pod's shape on a cluster (stored and validated now, used by the pod dispatcher).
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RunnerPodTemplate {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<RunnerPodMetadata>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spec: Option<RunnerPodSpec>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RunnerPodMetadata {
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RunnerPodSpec {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resources: Option<ResourceRequirements>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub node_selector: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tolerations: Vec<Toleration>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub env: Vec<EnvVar>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TerraformStatus {
+    #[serde(flatten)]
+    pub common: ObjectStatus,
+    /// Who holds the state lock, while someone does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lock: Option<LockStatus>,
+    /// Output names (values live only in the outputs secret).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub available_outputs: Vec<String>,
+    /// Digest of the inputs the last plan was made from (source, spec, resolved variables).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_inputs_digest: Option<String>,
+}
+
+impl Conditions for TerraformStatus {
+    fn conditions(&self) -> &[Condition] {
+        &self.common.conditions
+    }
+    fn conditions_mut(&mut self) -> &mut Vec<Condition> {
+        &mut self.common.conditions
+    }
+}

@@ -1,0 +1,206 @@
+//! Validation beyond the CRD schema: every error names the object, the field and the fix.
+
+use std::fmt;
+
+use super::{DriftMode, GitRepository, Terraform};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldError {
+    /// JSON path of the field, e.g. `spec.sourceRef.kind`.
+    pub field: String,
+    pub reason: String,
+}
+
+/// All problems of one object, so a user fixes them in one pass.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct ValidationError {
+    /// `Kind/namespace/name`.
+    pub object: String,
+    pub errors: Vec<FieldError>,
+}
+
+impl fmt::Display for ValidationError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} is invalid: ", self.object)?;
+        for (i, e) in self.errors.iter().enumerate() {
+            if i > 0 {
+                f.write_str("; ")?;
+            }
+            write!(f, "{}: {}", e.field, e.reason)?;
+        }
+        Ok(())
+    }
+}
+
+pub trait Validate {
+    fn validate(&self) -> Result<(), ValidationError>;
+}
+
+#[derive(Default)]
+struct Errors(Vec<FieldError>);
+
+impl Errors {
+    fn add(&mut self, field: &str, reason: impl Into<String>) {
+        self.0.push(FieldError { field: field.to_string(), reason: reason.into() });
+    }
+
+    fn finish(self, kind: &str, meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> Result<(), ValidationError> {
+        if self.0.is_empty() {
+            return Ok(());
+        }
+        let object = format!(
+            "{kind}/{}/{}",
+            meta.namespace.as_deref().unwrap_or("default"),
+            meta.name.as_deref().unwrap_or("<unnamed>")
+        );
+        Err(ValidationError { object, errors: self.0 })
+    }
+
+    fn check_name(&mut self, meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) {
+        match meta.name.as_deref() {
+            None | Some("") => self.add("metadata.name", "required"),
+            Some(n) if !is_dns_label(n) => {
+                self.add("metadata.name", format!("{n:?} must be lowercase letters, digits and '-', at most 63 characters"))
+            }
+            _ => {}
+        }
+        if let Some(ns) = meta.namespace.as_deref() {
+            if !is_dns_label(ns) {
+                self.add("metadata.namespace", format!("{ns:?} must be lowercase letters, digits and '-'"));
+            }
+        }
+    }
+}
+
+/// RFC 1123 label: what Kubernetes accepts as a namespace or most object names.
+pub(crate) fn is_dns_label(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 63
+        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !s.starts_with('-')
+        && !s.ends_with('-')
+}
+
+/// A Kubernetes object name (RFC 1123 subdomain), as for Secret names.
+fn is_dns_subdomain(s: &str) -> bool {
+    !s.is_empty() && s.len() <= 253 && s.split('.').all(is_dns_label)
+}
+
+fn is_identifier(s: &str) -> bool {
+    let mut chars = s.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+}
+
+impl Validate for GitRepository {
+    fn validate(&self) -> Result<(), ValidationError> {
+        let mut e = Errors::default();
+        e.check_name(&self.metadata);
+        let url = self.spec.url.as_str();
+        let scheme_ok = ["file://", "http://", "https://", "ssh://"].iter().any(|s| url.starts_with(s));
+        if !scheme_ok {
+            e.add("spec.url", format!("{url:?} must start with file://, http://, https:// or ssh://"));
+        }
+        if let Some(r) = &self.spec.reference {
+            if let Some(c) = &r.commit {
+                if c.len() != 40 || !c.bytes().all(|b| b.is_ascii_hexdigit()) {
+                    e.add("spec.ref.commit", format!("{c:?} must be a full 40-character commit SHA"));
+                }
+            }
+            if let Some(range) = &r.semver {
+                if let Err(err) = semver::VersionReq::parse(range) {
+                    e.add("spec.ref.semver", format!("{range:?} is not a semver range: {err}"));
+                }
+            }
+            for (field, value) in [("spec.ref.branch", &r.branch), ("spec.ref.tag", &r.tag)] {
+                if value.as_deref().is_some_and(|v| v.trim().is_empty() || v.contains("..")) {
+                    e.add(field, "must be a non-empty ref name without '..'");
+                }
+            }
+        }
+        if let Some(patterns) = &self.spec.ignore {
+            let mut builder = ignore::gitignore::GitignoreBuilder::new("/");
+            for (i, line) in patterns.lines().enumerate() {
+                if let Err(err) = builder.add_line(None, line) {
+                    e.add("spec.ignore", format!("line {}: {err}", i + 1));
+                }
+            }
+        }
+        e.finish("GitRepository", &self.metadata)
+    }
+}
+
+impl Validate for Terraform {
+    fn validate(&self) -> Result<(), ValidationError> {
+        let mut e = Errors::default();
+        e.check_name(&self.metadata);
+        let spec = &self.spec;
+        if !matches!(spec.source_ref.kind.as_str(), "GitRepository" | "Bucket") {
+            e.add("spec.sourceRef.kind", format!("{:?} is not a source kind; use GitRepository or Bucket", spec.source_ref.kind));
+        }
+        if !is_dns_subdomain(&spec.source_ref.name) {
+            e.add("spec.sourceRef.name", "must name the source object");
+        }
+        if spec.path.starts_with('/') || spec.path.split('/').any(|p| p == "..") {
+            e.add("spec.path", format!("{:?} must be a relative path inside the source", spec.path));
+        }
+        if let Some(approve) = spec.approve_plan.as_deref() {
+            if !(approve.is_empty() || approve == "auto" || approve.starts_with("plan-")) {
+                e.add("spec.approvePlan", format!("{approve:?} must be \"auto\", a plan id (plan-...), or empty"));
+            }
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for (i, v) in spec.vars.iter().enumerate() {
+            if !is_identifier(&v.name) {
+                e.add(&format!("spec.vars[{i}].name"), format!("{:?} is not a Terraform variable name", v.name));
+            } else if !seen.insert(v.name.as_str()) {
+                e.add(&format!("spec.vars[{i}].name"), format!("{:?} is set twice", v.name));
+            }
+        }
+        for (i, r) in spec.vars_from.iter().enumerate() {
+            if !matches!(r.kind.as_str(), "Secret" | "ConfigMap") {
+                e.add(&format!("spec.varsFrom[{i}].kind"), format!("{:?} must be Secret or ConfigMap", r.kind));
+            }
+            if !is_dns_subdomain(&r.name) {
+                e.add(&format!("spec.varsFrom[{i}].name"), format!("{:?} is not an object name", r.name));
+            }
+        }
+        if spec.workspace.is_empty() || !spec.workspace.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
+            e.add("spec.workspace", format!("{:?} must be letters, digits, '-', '_' or '.'", spec.workspace));
+        }
+        for (i, d) in spec.depends_on.iter().enumerate() {
+            let kind = d.kind.as_deref().unwrap_or("Terraform");
+            if !matches!(kind, "Terraform" | "Kustomization") {
+                e.add(&format!("spec.dependsOn[{i}].kind"), format!("{kind:?} must be Terraform or Kustomization"));
+            }
+            let same_ns = d.namespace.as_deref().unwrap_or(self.metadata.namespace.as_deref().unwrap_or("default"))
+                == self.metadata.namespace.as_deref().unwrap_or("default");
+            if kind == "Terraform" && same_ns && Some(d.name.as_str()) == self.metadata.name.as_deref() {
+                e.add(&format!("spec.dependsOn[{i}]"), "an object cannot depend on itself");
+            }
+        }
+        if let Some(w) = &spec.write_outputs_to_secret {
+            if !is_dns_subdomain(&w.name) {
+                e.add("spec.writeOutputsToSecret.name", format!("{:?} is not a Secret name", w.name));
+            }
+        }
+        if let Some(custom) = spec.backend_config.as_ref().and_then(|b| b.custom_configuration.as_deref()) {
+            if let Err(err) = hcl::parse(custom) {
+                e.add("spec.backendConfig.customConfiguration", format!("not valid HCL: {err}"));
+            }
+        }
+        if let Some(drift) = &spec.drift {
+            if drift.mode != DriftMode::Disabled {
+                for (i, rule) in drift.ignore.iter().enumerate() {
+                    if let Err(err) = globset::Glob::new(&rule.address) {
+                        e.add(&format!("spec.drift.ignore[{i}].address"), format!("not a glob: {err}"));
+                    }
+                }
+            }
+        }
+        if spec.interval.as_std().is_zero() {
+            e.add("spec.interval", "must be greater than zero");
+        }
+        e.finish("Terraform", &self.metadata)
+    }
+}

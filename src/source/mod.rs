@@ -1,0 +1,1 @@
+//! Sources: fetch a GitRepository (or Bucket) revision into a content-addressed artifact.
