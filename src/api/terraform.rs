@@ -234,6 +234,9 @@ pub struct TerraformStatus {
     /// Digest of the inputs the last plan was made from (source, spec, resolved variables).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_inputs_digest: Option<String>,
+    /// The last plan applied, so an approval naming it reads as spent, not stale.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_applied_plan: Option<String>,
 }
 
 impl Conditions for TerraformStatus {

@@ -295,7 +295,8 @@ pub struct TestCluster {
     controller_manager: Option<ManagedProcess>,
     apiserver: Option<ManagedProcess>,
     etcd: Option<ManagedProcess>,
-    watchdog: Arc<Watchdog>,
+    /// Held, not read: when it drops, its process cleans up whatever is left.
+    _watchdog: Arc<Watchdog>,
     dir: Option<TempDir>,
     kept_dir: Option<PathBuf>,
     startup: Duration,
@@ -427,7 +428,7 @@ impl TestCluster {
             controller_manager: None,
             apiserver: None,
             etcd: None,
-            watchdog: Arc::clone(&watchdog),
+            _watchdog: Arc::clone(&watchdog),
             dir: None,
             kept_dir: None,
             startup: Duration::ZERO,
@@ -639,12 +640,6 @@ impl TestCluster {
             (None, Some(dir)) => dir,
             (None, None) => Path::new(""),
         }
-    }
-
-    /// The watchdog, for processes that should die with this cluster (the fake kubelet's
-    /// containers).
-    pub(crate) fn watchdog(&self) -> &Arc<Watchdog> {
-        &self.watchdog
     }
 
     /// Whether every component still runs; an error names the one that exited.

@@ -20,6 +20,6 @@ pub use tools::{ControlPlaneBinaries, in_ci, skip_or_fail};
 /// Installs a tracing subscriber for tests (once; `RUST_LOG` filters, default `warn`).
 pub fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,kube_client=off"));
     let _ = tracing_subscriber::fmt().with_env_filter(filter).with_test_writer().try_init();
 }

@@ -378,9 +378,19 @@ fn status_response(code: u16, info: &RequestInfo) -> Response<ProxyBody> {
         "status": "Failure",
         "message": format!("{reason}: injected by the testkit fault proxy"),
         "reason": reason,
-        "details": { "name": info.name, "kind": info.resource },
         "code": code,
     });
+    let mut body = body;
+    let mut details = serde_json::Map::new();
+    if let Some(name) = &info.name {
+        details.insert("name".into(), name.clone().into());
+    }
+    if let Some(resource) = &info.resource {
+        details.insert("kind".into(), resource.clone().into());
+    }
+    if !details.is_empty() {
+        body["details"] = details.into();
+    }
     let mut response = Response::new(full(body.to_string()));
     *response.status_mut() = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     response.headers_mut().insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/json"));

@@ -42,6 +42,7 @@ pub enum SharedError {
 #[derive(Debug)]
 pub struct SharedCluster {
     access: ClusterAccess,
+    ca: std::sync::Arc<crate::certs::Ca>,
     node_name: String,
     startup: Duration,
 }
@@ -146,6 +147,7 @@ async fn start_shared() -> Result<SharedCluster, SharedError> {
             eprintln!("testkit: shared cluster ready in {:.1?} at {}", cluster.startup_time(), cluster.server());
             let _ = tx.send(Ok(SharedCluster {
                 access: cluster.access().clone(),
+                ca: std::sync::Arc::clone(cluster.ca()),
                 node_name: kubelet.node_name().to_owned(),
                 startup: cluster.startup_time(),
             }));
@@ -164,6 +166,11 @@ impl SharedCluster {
     /// Server URL, CA and tokens.
     pub fn access(&self) -> &ClusterAccess {
         &self.access
+    }
+
+    /// The cluster's CA (to start a [`crate::FaultProxy`] in front of it).
+    pub fn ca(&self) -> &crate::certs::Ca {
+        &self.ca
     }
 
     /// The fake kubelet's node.

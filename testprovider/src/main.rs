@@ -17,6 +17,7 @@
 //! - `DRIFTTEST_APPLY_DELAY_MS=<n>`: create/update sleep `n` ms before writing,
 //!   so a test can interrupt or time out an apply that is in flight.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
@@ -24,10 +25,13 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
-use tf_provider::schema::{Attribute, AttributeConstraint, AttributeType, Block, Description, Schema};
+use tf_provider::schema::{
+    Attribute, AttributeConstraint, AttributeType, Block, Description, Schema,
+};
 use tf_provider::value::{Value, ValueEmpty};
 use tf_provider::{
-    AttributePath, Diagnostics, DynamicDataSource, DynamicResource, Provider, Resource, map, serve,
+    AttributePath, Diagnostic, Diagnostics, DynamicDataSource, DynamicResource, Provider, Resource,
+    map, serve,
 };
 
 /// Provider type name; tf-provider prefixes resource names with it (`drifttest_file`).
@@ -96,11 +100,34 @@ fn write_with_parents(path: &Path, contents: &str) -> std::io::Result<()> {
     std::fs::write(path, contents)
 }
 
+/// Adds an error diagnostic.
+///
+/// Builds the [`Diagnostic`] by hand instead of through tf-provider's
+/// `Diagnostics::error` & co: those capture a Rust backtrace whenever
+/// `RUST_BACKTRACE` is set (as it often is under `cargo test`) and append it to
+/// the detail. Terraform prints that detail on stderr, and terraform 1.0.3's
+/// crash detector takes a backtrace line starting with `panic::` for a crash of
+/// its own, so an intended failure would look like a terraform crash.
+fn add_error(
+    diags: &mut Diagnostics,
+    summary: impl Into<Cow<'static, str>>,
+    detail: impl Into<Cow<'static, str>>,
+    attribute: AttributePath,
+) {
+    diags.add_error(Diagnostic {
+        summary: summary.into(),
+        detail: detail.into(),
+        attribute,
+    });
+}
+
 /// Adds an error diagnostic for a failed file operation on `path`.
 fn io_error(diags: &mut Diagnostics, what: &str, path: &Path, err: &std::io::Error) {
-    diags.root_error(
+    add_error(
+        diags,
         format!("drifttest: cannot {what} {}", path.display()),
         err.to_string(),
+        AttributePath::default(),
     );
 }
 
@@ -110,25 +137,36 @@ impl FileResource {
     /// including the `DRIFTTEST_FAIL_ON_CONTENT` hook.
     async fn write(&self, diags: &mut Diagnostics, mut state: FileState) -> Option<FileState> {
         let Value::Value(path) = state.path.clone() else {
-            diags.error_short("drifttest: `path` must be known at apply time", AttributePath::new("path"));
+            add_error(
+                diags,
+                "drifttest: `path` must be known at apply time",
+                "",
+                AttributePath::new("path"),
+            );
             return None;
         };
         let content = match &state.content {
             Value::Value(content) => content.clone(),
             _ => {
-                diags.error_short(
+                add_error(
+                    diags,
                     "drifttest: `content` must be known at apply time",
+                    "",
                     AttributePath::new("content"),
                 );
                 return None;
             }
         };
 
-        if let Some(delay) = std::env::var(APPLY_DELAY_ENV).ok().and_then(|v| v.parse::<u64>().ok()) {
+        if let Some(delay) = std::env::var(APPLY_DELAY_ENV)
+            .ok()
+            .and_then(|v| v.parse::<u64>().ok())
+        {
             tokio::time::sleep(Duration::from_millis(delay)).await;
         }
         if std::env::var(FAIL_ON_CONTENT_ENV).is_ok_and(|fail_on| fail_on == content) {
-            diags.error(
+            add_error(
+                diags,
                 "drifttest: simulated apply failure",
                 format!("content equals ${FAIL_ON_CONTENT_ENV}, so this apply fails on purpose"),
                 AttributePath::new("content"),
@@ -335,7 +373,10 @@ impl Provider for DriftTestProvider {
         })
     }
 
-    fn get_resources(&self, _diags: &mut Diagnostics) -> Option<HashMap<String, Box<dyn DynamicResource>>> {
+    fn get_resources(
+        &self,
+        _diags: &mut Diagnostics,
+    ) -> Option<HashMap<String, Box<dyn DynamicResource>>> {
         Some(map! { "file" => FileResource })
     }
 
@@ -352,4 +393,49 @@ impl Provider for DriftTestProvider {
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> anyhow::Result<()> {
     serve(PROVIDER_NAME, DriftTestProvider).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn write_creates_parent_dirs_and_read_sees_current_content() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("a/b/c.txt");
+        write_with_parents(&file, "one").expect("write");
+        assert_eq!(read_optional(&file).expect("read").as_deref(), Some("one"));
+        std::fs::write(&file, "edited").expect("edit");
+        assert_eq!(
+            read_optional(&file).expect("read").as_deref(),
+            Some("edited")
+        );
+    }
+
+    #[test]
+    fn missing_file_reads_as_none_and_removes_cleanly() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("gone.txt");
+        assert_eq!(read_optional(&file).expect("read"), None);
+        remove_optional(&file).expect("remove of a missing file is fine");
+        write_with_parents(&file, "x").expect("write");
+        remove_optional(&file).expect("remove");
+        assert!(!file.exists());
+    }
+
+    #[test]
+    fn sensitive_side_file_sits_next_to_the_file() {
+        assert_eq!(
+            sensitive_path("/x/y.txt"),
+            PathBuf::from("/x/y.txt.sensitive")
+        );
+    }
+
+    #[test]
+    fn error_diagnostics_carry_no_backtrace() {
+        let mut diags = Diagnostics::default();
+        add_error(&mut diags, "summary", "detail", AttributePath::default());
+        assert_eq!(diags.errors.len(), 1);
+        assert_eq!(diags.errors[0].detail, "detail");
+    }
 }

@@ -299,7 +299,7 @@ pub async fn container_env(
 ) -> Result<Vec<(String, String)>> {
     let mut order: Vec<String> = Vec::new();
     let mut vars: HashMap<String, String> = HashMap::new();
-    let mut set = |order: &mut Vec<String>, vars: &mut HashMap<String, String>, k: String, v: String| {
+    let set = |order: &mut Vec<String>, vars: &mut HashMap<String, String>, k: String, v: String| {
         if !vars.contains_key(&k) {
             order.push(k.clone());
         }

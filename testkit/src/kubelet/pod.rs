@@ -684,7 +684,8 @@ impl PodWorker {
             container_id: Some(container_id(&self.pod, &slot.spec.name, slot.run)),
             ..Default::default()
         });
-        tracing::debug!(pod = %self.key(), container = %slot.spec.name, code, reason, "container exited");
+        let name = slot.spec.name.clone();
+        tracing::debug!(pod = %self.key(), container = %name, code, reason, "container exited");
     }
 
     /// After a main container exited: restart it if the policy says so.

@@ -1,0 +1,388 @@
+//! `driftless-runner`: executes one `RunSpec` in a fresh temporary workspace and returns a
+//! `RunResult`. It is the only part of driftless that starts terraform.
+
+pub mod module;
+pub mod plan_json;
+pub mod state_server;
+pub mod terraform;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use driftless::backend::{LocalBackend, PlanMeta, PlanStore, StateKey, StateStore, sha256_digest};
+use driftless::dispatch::{BackendSpec, Operation, Outcome, RunErrorKind, RunResult, RunSpec};
+use driftless::terraform::{PlanId, drift_id};
+
+use plan_json::{REDACTED, StreamSummary};
+use state_server::StateServer;
+use terraform::{Terraform, TerraformError};
+
+const PLAN_FILE: &str = "driftless.tfplan";
+const TFVARS_FILE: &str = "zz_driftless.auto.tfvars.json";
+
+/// Runs one spec; never panics on bad input, every failure becomes a `RunResult`.
+pub async fn run(spec: RunSpec) -> RunResult {
+    match &spec.backend {
+        BackendSpec::Local { root } => {
+            let store = LocalBackend::new(root);
+            Run::new(&spec).execute(store).await
+        }
+    }
+}
+
+struct Run<'a> {
+    spec: &'a RunSpec,
+    started: Instant,
+    timings: Vec<(String, u64)>,
+    /// Values that must never appear in an error or rendering.
+    secrets: Vec<String>,
+}
+
+type Failure = (RunErrorKind, String, Vec<String>);
+
+impl<'a> Run<'a> {
+    fn new(spec: &'a RunSpec) -> Self {
+        let secrets = spec
+            .variables
+            .iter()
+            .filter(|v| v.sensitive)
+            .flat_map(|v| secret_strings(&v.value))
+            .collect();
+        Self { spec, started: Instant::now(), timings: Vec::new(), secrets }
+    }
+
+    fn mark(&mut self, step: &str, since: Instant) {
+        self.timings.push((step.to_string(), since.elapsed().as_millis() as u64));
+    }
+
+    fn scrub(&self, text: &str) -> String {
+        self.secrets.iter().fold(text.to_string(), |acc, s| acc.replace(s.as_str(), REDACTED))
+    }
+
+    async fn execute<S: StateStore + PlanStore + Clone>(mut self, store: S) -> RunResult {
+        let deadline = self.started + Duration::from_secs(self.spec.timeout_seconds.max(1));
+        let workdir = match tempfile::Builder::new().prefix("driftless-run-").tempdir() {
+            Ok(d) => d,
+            Err(e) => return RunResult::failed(RunErrorKind::Internal, format!("cannot create a workspace: {e}")),
+        };
+        let result = self.execute_in(&store, workdir.path(), deadline).await;
+        let mut result = match result {
+            Ok(r) => r,
+            Err((kind, message, diagnostics)) => {
+                let mut r = RunResult::failed(kind, self.scrub(&message));
+                if let Some(e) = r.error.as_mut() {
+                    e.diagnostics = diagnostics.iter().map(|d| self.scrub(d)).collect();
+                }
+                r
+            }
+        };
+        self.mark("total", self.started);
+        result.timings_ms = std::mem::take(&mut self.timings);
+        result
+    }
+
+    async fn execute_in<S: StateStore + PlanStore + Clone>(&mut self, store: &S, workdir: &Path, deadline: Instant) -> Result<RunResult, Failure> {
+        let spec = self.spec;
+        let t = Instant::now();
+        let src = workdir.join("src");
+        unpack_artifact(&spec.artifact_url, &spec.artifact_digest, &src)
+            .map_err(|e| (RunErrorKind::Artifact, format!("source artifact {}: {e}", spec.artifact_url), vec![]))?;
+        self.mark("unpack", t);
+
+        let rel = spec.path.trim_start_matches("./").trim_end_matches('/');
+        let module_dir = if rel.is_empty() || rel == "." { src.clone() } else { src.join(rel) };
+        let info = module::inspect(&module_dir, &spec.path).map_err(|e| (RunErrorKind::InvalidModule, e.to_string(), vec![]))?;
+        let (unknown, missing) = module::check_variables(&info, spec.variables.iter().map(|v| v.name.as_str()));
+        if !unknown.is_empty() {
+            let declared: Vec<&str> = info.variables.keys().map(String::as_str).collect();
+            return Err((
+                RunErrorKind::InvalidModule,
+                format!(
+                    "variable(s) {} set in spec.vars/varsFrom are not declared by the module at {:?} (it declares: {}); remove them or declare them",
+                    unknown.join(", "),
+                    spec.path,
+                    if declared.is_empty() { "none".to_string() } else { declared.join(", ") }
+                ),
+                vec![],
+            ));
+        }
+        if !missing.is_empty() && spec.operation != Operation::Apply {
+            return Err((
+                RunErrorKind::VariablesNotFound,
+                format!("required variable(s) {} have no value; set them in spec.vars or spec.varsFrom", missing.join(", ")),
+                vec![],
+            ));
+        }
+        let vars: serde_json::Map<String, serde_json::Value> =
+            spec.variables.iter().map(|v| (v.name.clone(), v.value.clone())).collect();
+        write(&module_dir.join(TFVARS_FILE), &serde_json::to_vec(&vars).unwrap_or_default())?;
+
+        // An apply needs its saved plan (checked against the approved digest) before anything
+        // else, and the state server at the address the plan recorded.
+        let saved = match spec.operation {
+            Operation::Apply => Some(self.saved_plan(store).await?),
+            _ => None,
+        };
+        let at = saved.as_ref().and_then(|(m, _)| m.state_address.as_deref()).and_then(|a| a.parse().ok());
+        let key = StateKey { object: spec.object.clone(), state_name: spec.state_name.clone() };
+        let server = match &spec.custom_backend {
+            Some(block) => {
+                write(&module_dir.join(backend_file(info.backend.is_some())), block.as_bytes())?;
+                None
+            }
+            None => {
+                let server = StateServer::start(store.clone(), key.clone(), at)
+                    .await
+                    .map_err(|e| (RunErrorKind::Internal, format!("cannot start the state server: {e}"), vec![]))?;
+                write(&module_dir.join(backend_file(info.backend.is_some())), server.backend_block().as_bytes())?;
+                Some(server)
+            }
+        };
+        let tf = Terraform::locate(spec.terraform_path.as_deref(), &module_dir, deadline).map_err(tf_failure)?;
+        let state_address = server.as_ref().map(|s| s.addr.to_string());
+        let outcome = self.terraform_steps(store, &tf, &module_dir, saved.map(|(_, b)| b), state_address).await;
+        let refused_by = server.as_ref().and_then(StateServer::refused_by);
+        let store_failure = server.as_ref().and_then(StateServer::failure);
+        if let Some(server) = server {
+            server.stop().await;
+        }
+        match outcome {
+            Err((kind, message, diagnostics)) if refused_by.is_some() && kind != RunErrorKind::Timeout => {
+                let holder = refused_by.unwrap_or_default();
+                let mut r = RunResult::failed(
+                    RunErrorKind::StateLocked,
+                    format!(
+                        "state of {} is locked by {} since {} (lock {}); wait for it or break it with `driftless unlock {}`",
+                        spec.object, holder.who, holder.created, holder.id, spec.object.name
+                    ),
+                );
+                if let Some(e) = r.error.as_mut() {
+                    e.lock = Some(holder);
+                    e.diagnostics = diagnostics.into_iter().chain([format!("{kind:?}: {message}")]).map(|d| self.scrub(&d)).collect();
+                }
+                Ok(r)
+            }
+            Err((kind, message, mut diagnostics)) => {
+                if let Some(f) = store_failure {
+                    diagnostics.push(format!("state backend: {f}"));
+                }
+                Err((kind, message, diagnostics))
+            }
+            ok => ok,
+        }
+    }
+
+    async fn saved_plan<S: PlanStore>(&self, store: &S) -> Result<(PlanMeta, Vec<u8>), Failure> {
+        let spec = self.spec;
+        let id = spec.plan_id.as_deref().ok_or((RunErrorKind::PlanIntegrity, "apply without a plan id".to_string(), vec![]))?;
+        let (meta, bytes) = store
+            .get_plan(&spec.object, id)
+            .await
+            .map_err(|e| (RunErrorKind::PlanIntegrity, e.to_string(), vec![]))?;
+        if let Some(expected) = spec.plan_digest.as_deref() {
+            if expected != meta.digest {
+                return Err((
+                    RunErrorKind::PlanIntegrity,
+                    format!("plan {id} in the backend has digest {} but {expected} was approved; it will not be applied", meta.digest),
+                    vec![],
+                ));
+            }
+        }
+        Ok((meta, bytes))
+    }
+
+    async fn terraform_steps<S: PlanStore>(
+        &mut self,
+        store: &S,
+        tf: &Terraform,
+        dir: &Path,
+        plan_bytes: Option<Vec<u8>>,
+        state_address: Option<String>,
+    ) -> Result<RunResult, Failure> {
+        let spec = self.spec;
+        let t = Instant::now();
+        let init = tf.exec(&["init", "-input=false", "-no-color"]).await.map_err(tf_failure)?;
+        self.mark("init", t);
+        if init.code != 0 {
+            return Err((RunErrorKind::Init, "terraform init failed".into(), error_lines(&init.stderr)));
+        }
+
+        if let Some(bytes) = plan_bytes {
+            write(&dir.join(PLAN_FILE), &bytes)?;
+            let mut r = self.apply(tf).await?;
+            r.plan_id = spec.plan_id.clone();
+            r.plan_digest = spec.plan_digest.clone();
+            return Ok(r);
+        }
+
+        let t = Instant::now();
+        let out_arg = format!("-out={PLAN_FILE}");
+        let mut args = vec!["plan", "-input=false", "-no-color", "-json", "-detailed-exitcode", "-lock-timeout=0s", out_arg.as_str()];
+        if spec.operation == Operation::DestroyPlan {
+            args.push("-destroy");
+        }
+        let plan = tf.exec(&args).await.map_err(tf_failure)?;
+        self.mark("plan", t);
+        let stream = plan_json::parse_stream(&plan.stdout);
+        if plan.code == 1 || !matches!(plan.code, 0 | 2) {
+            return Err((RunErrorKind::Plan, "terraform plan failed".into(), diagnostics(&stream, &plan.stderr)));
+        }
+        let changes = plan.code == 2;
+        let wants_detail = spec.render_plan || spec.operation == Operation::DriftCheck || !stream.drifted.is_empty();
+        let show = if wants_detail {
+            let t = Instant::now();
+            let shown = tf.exec(&["show", "-json", PLAN_FILE]).await.map_err(tf_failure)?;
+            self.mark("show", t);
+            if shown.code != 0 {
+                return Err((RunErrorKind::Terraform, "terraform show -json failed".into(), error_lines(&shown.stderr)));
+            }
+            Some(plan_json::parse_show(shown.stdout.as_bytes()).map_err(|e| {
+                (RunErrorKind::Terraform, format!("cannot read terraform's show -json output: {e}"), vec![])
+            })?)
+        } else {
+            None
+        };
+        let drift = show.as_ref().map(|s| s.drift()).unwrap_or_default();
+        let summary = show.as_ref().map(|s| s.summary()).unwrap_or(stream.summary);
+        let mut result = RunResult {
+            outcome: Outcome::NoChanges,
+            plan_id: None,
+            plan_digest: None,
+            summary,
+            resources: stream.resources.clone(),
+            drift: drift.clone(),
+            outputs: Vec::new(),
+            error: None,
+            timings_ms: Vec::new(),
+        };
+        if !changes {
+            return Ok(result);
+        }
+        let drift_key = (!drift.is_empty()).then(|| drift_id(&drift));
+        let id = PlanId::new(&spec.source_revision, &spec.inputs_digest, drift_key.as_deref());
+        let bytes = std::fs::read(dir.join(PLAN_FILE))
+            .map_err(|e| (RunErrorKind::Internal, format!("terraform wrote no plan file: {e}"), vec![]))?;
+        let digest = sha256_digest(&bytes);
+        let rendering = match &show {
+            Some(s) => self.scrub(&s.render()),
+            None => render_stream(&stream),
+        };
+        let meta = PlanMeta {
+            id: id.to_string(),
+            digest: digest.clone(),
+            created_at: jiff::Timestamp::now().to_string(),
+            source_revision: spec.source_revision.clone(),
+            rendering,
+            state_address,
+        };
+        let t = Instant::now();
+        store
+            .put_plan(&spec.object, &meta, &bytes)
+            .await
+            .map_err(|e| (RunErrorKind::Internal, format!("cannot store plan {id}: {e}"), vec![]))?;
+        self.mark("store-plan", t);
+        result.plan_id = Some(id.to_string());
+        result.plan_digest = Some(digest);
+        result.outcome = Outcome::Planned;
+        if spec.apply_after_plan {
+            let applied = self.apply(tf).await?;
+            result.outcome = applied.outcome;
+            result.outputs = applied.outputs;
+        }
+        Ok(result)
+    }
+
+    /// Applies the saved plan file in the workspace: never a fresh plan.
+    async fn apply(&mut self, tf: &Terraform) -> Result<RunResult, Failure> {
+        let t = Instant::now();
+        let applied = tf
+            .exec(&["apply", "-input=false", "-no-color", "-json", "-lock-timeout=0s", "-auto-approve", PLAN_FILE])
+            .await
+            .map_err(tf_failure)?;
+        self.mark("apply", t);
+        let stream = plan_json::parse_stream(&applied.stdout);
+        if applied.code != 0 {
+            return Err((RunErrorKind::Apply, "terraform apply failed; state keeps what was applied before the error".into(), diagnostics(&stream, &applied.stderr)));
+        }
+        let mut outputs = stream.outputs;
+        if outputs.is_empty() {
+            // Older terraform versions stream no `outputs` message: ask for them.
+            let out = tf.exec(&["output", "-json"]).await.map_err(tf_failure)?;
+            if out.code == 0 {
+                outputs = parse_output_json(&out.stdout);
+            }
+        }
+        let mut r = RunResult::failed(RunErrorKind::Internal, "");
+        r.outcome = Outcome::Applied;
+        r.error = None;
+        r.outputs = outputs;
+        Ok(r)
+    }
+}
+
+fn backend_file(module_has_backend: bool) -> &'static str {
+    // A module's own backend block can only be replaced from an override file; without one,
+    // an override of a block that does not exist is an error, so use a plain file.
+    if module_has_backend { "zz_driftless_backend_override.tf" } else { "zz_driftless_backend.tf" }
+}
+
+fn write(path: &Path, bytes: &[u8]) -> Result<(), Failure> {
+    std::fs::write(path, bytes).map_err(|e| (RunErrorKind::Internal, format!("cannot write {}: {e}", path.display()), vec![]))
+}
+
+fn tf_failure(e: TerraformError) -> Failure {
+    let kind = match e {
+        TerraformError::Timeout(_) => RunErrorKind::Timeout,
+        _ => RunErrorKind::Terraform,
+    };
+    (kind, e.to_string(), vec![])
+}
+
+fn unpack_artifact(url: &str, digest: &str, dest: &Path) -> Result<(), String> {
+    let path = url.strip_prefix("file://").ok_or_else(|| format!("unsupported artifact URL scheme in {url}"))?;
+    let file = std::fs::File::open(path).map_err(|e| format!("cannot open: {e}"))?;
+    driftless::source::unpack_verified(std::io::BufReader::new(file), digest, dest).map_err(|e| e.to_string())
+}
+
+/// Error lines of a plain-text terraform failure (init has no -json in 1.0).
+fn error_lines(stderr: &str) -> Vec<String> {
+    let lines: Vec<String> = stderr.lines().map(str::trim).filter(|l| !l.is_empty()).map(str::to_string).collect();
+    let start = lines.len().saturating_sub(20);
+    lines[start..].to_vec()
+}
+
+fn diagnostics(stream: &StreamSummary, stderr: &str) -> Vec<String> {
+    if stream.errors.is_empty() { error_lines(stderr) } else { stream.errors.clone() }
+}
+
+fn render_stream(stream: &StreamSummary) -> String {
+    let mut out = String::from("Planned changes:\n");
+    for r in stream.resources.iter().filter(|r| r.action != "no-op") {
+        out.push_str(&format!("  {} ({})\n", r.address, r.action));
+    }
+    out.push_str(&format!("\nPlan: {}.\n", stream.summary));
+    out
+}
+
+fn parse_output_json(text: &str) -> Vec<driftless::dispatch::Output> {
+    let Ok(serde_json::Value::Object(map)) = serde_json::from_str::<serde_json::Value>(text) else { return Vec::new() };
+    map.into_iter()
+        .map(|(name, o)| driftless::dispatch::Output {
+            name,
+            sensitive: o.get("sensitive").and_then(serde_json::Value::as_bool).unwrap_or(false),
+            value: o.get("value").cloned().unwrap_or(serde_json::Value::Null),
+        })
+        .collect()
+}
+
+/// The strings of a sensitive value worth scrubbing (short ones would mangle messages).
+fn secret_strings(v: &serde_json::Value) -> Vec<String> {
+    match v {
+        serde_json::Value::String(s) if s.len() >= 4 => vec![s.clone()],
+        serde_json::Value::Array(a) => a.iter().flat_map(secret_strings).collect(),
+        serde_json::Value::Object(m) => m.values().flat_map(secret_strings).collect(),
+        serde_json::Value::Number(n) if n.to_string().len() >= 4 => vec![n.to_string()],
+        _ => Vec::new(),
+    }
+}
+

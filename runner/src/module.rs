@@ -1,0 +1,130 @@
+//! Reads a root module's `variable` and `backend` blocks with hcl-rs, so a wrong or missing
+//! variable is a clear error before terraform starts (terraform's own message comes late
+//! and names no field of ours).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ModuleError {
+    #[error("module path {0:?} does not exist in the source artifact")]
+    Missing(String),
+    #[error("module path {0:?} holds no .tf files")]
+    Empty(String),
+    #[error("{file}: invalid HCL: {message}")]
+    Parse { file: String, message: String },
+    #[error("cannot read {file}: {source}")]
+    Io { file: String, source: std::io::Error },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VariableDecl {
+    pub required: bool,
+    pub sensitive: bool,
+}
+
+#[derive(Debug, Default)]
+pub struct ModuleInfo {
+    pub variables: BTreeMap<String, VariableDecl>,
+    /// The backend type the module declares (`terraform { backend "s3" {} }`), if any.
+    pub backend: Option<String>,
+}
+
+/// Parses every `*.tf` file of the module directory (not subdirectories: nested modules
+/// are terraform's business).
+pub fn inspect(dir: &Path, display_path: &str) -> Result<ModuleInfo, ModuleError> {
+    if !dir.is_dir() {
+        return Err(ModuleError::Missing(display_path.to_string()));
+    }
+    let mut files: Vec<_> = std::fs::read_dir(dir)
+        .map_err(|source| ModuleError::Io { file: display_path.to_string(), source })?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "tf") || p.to_string_lossy().ends_with(".tf.json"))
+        .collect();
+    files.sort();
+    if files.is_empty() {
+        return Err(ModuleError::Empty(display_path.to_string()));
+    }
+    let mut info = ModuleInfo::default();
+    for file in files {
+        let name = format!("{}/{}", display_path.trim_end_matches('/'), file.file_name().map(|f| f.to_string_lossy()).unwrap_or_default());
+        if file.to_string_lossy().ends_with(".tf.json") {
+            // JSON syntax: terraform validates it; variables declared there are taken on trust.
+            continue;
+        }
+        let text = std::fs::read_to_string(&file).map_err(|source| ModuleError::Io { file: name.clone(), source })?;
+        let body: hcl::Body = hcl::from_str(&text).map_err(|e| ModuleError::Parse { file: name.clone(), message: e.to_string() })?;
+        for block in body.blocks() {
+            match block.identifier() {
+                "variable" => {
+                    let Some(label) = block.labels().first() else { continue };
+                    let attr = |key: &str| block.body().attributes().find(|a| a.key() == key).map(|a| a.expr().clone());
+                    let sensitive = matches!(attr("sensitive"), Some(hcl::Expression::Bool(true)));
+                    info.variables.insert(label.as_str().to_string(), VariableDecl { required: attr("default").is_none(), sensitive });
+                }
+                "terraform" => {
+                    for inner in block.body().blocks() {
+                        if inner.identifier() == "backend" {
+                            info.backend = inner.labels().first().map(|l| l.as_str().to_string());
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    Ok(info)
+}
+
+/// Names given but not declared, and required ones not given.
+pub fn check_variables<'a>(info: &ModuleInfo, given: impl IntoIterator<Item = &'a str>) -> (Vec<String>, Vec<String>) {
+    let given: Vec<&str> = given.into_iter().collect();
+    let unknown = given.iter().filter(|g| !info.variables.contains_key(**g)).map(|s| s.to_string()).collect();
+    let missing = info
+        .variables
+        .iter()
+        .filter(|(name, decl)| decl.required && !given.contains(&name.as_str()))
+        .map(|(name, _)| name.clone())
+        .collect();
+    (unknown, missing)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn variables_and_backend_are_read_and_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("main.tf"),
+            r#"
+terraform {
+  backend "s3" {}
+}
+variable "region" {}
+variable "size" {
+  default = 3
+}
+variable "token" {
+  sensitive = true
+}
+"#,
+        )
+        .unwrap();
+        let info = inspect(dir.path(), "infra").unwrap();
+        assert_eq!(info.backend.as_deref(), Some("s3"));
+        assert!(info.variables["token"].sensitive);
+        let (unknown, missing) = check_variables(&info, ["region", "colour"]);
+        assert_eq!(unknown, vec!["colour"]);
+        assert_eq!(missing, vec!["token"]);
+    }
+
+    #[test]
+    fn invalid_hcl_names_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("broken.tf"), "resource \"x\" {").unwrap();
+        let err = inspect(dir.path(), "infra").unwrap_err().to_string();
+        assert!(err.starts_with("infra/broken.tf: invalid HCL"), "{err}");
+    }
+}

@@ -1,0 +1,108 @@
+//! Backends keep Terraform state and saved plans. Every backend offers the same locking
+//! (holder, since, forced unlock) so `driftless unlock` and `status.lock` work everywhere.
+
+mod local;
+
+use std::future::Future;
+
+use serde::{Deserialize, Serialize};
+
+pub use local::LocalBackend;
+
+use crate::dispatch::ObjectKey;
+
+pub type Result<T, E = BackendError> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum BackendError {
+    #[error("backend I/O on {path}: {source}")]
+    Io { path: String, source: std::io::Error },
+    #[error("state of {key} is locked by {} since {}", .holder.who, .holder.created)]
+    Locked { key: String, holder: Box<LockInfo> },
+    #[error("state of {key} is not locked by {id}; refusing to write (was the lock broken with `driftless unlock`?)")]
+    LockMismatch { key: String, id: String },
+    #[error("plan {id} of {object} not found in the backend; re-plan with `driftless reconcile`")]
+    PlanNotFound { object: String, id: String },
+    #[error("plan {id} of {object} is corrupt: stored digest {expected}, content digest {actual}; it will not be applied")]
+    PlanDigestMismatch { object: String, id: String, expected: String, actual: String },
+    #[error("backend data of {what} is unreadable: {reason}")]
+    Corrupt { what: String, reason: String },
+}
+
+/// Terraform's lock info (the JSON its http backend sends), shown as `status.lock`.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default)]
+pub struct LockInfo {
+    #[serde(rename = "ID")]
+    pub id: String,
+    #[serde(rename = "Operation", default)]
+    pub operation: String,
+    #[serde(rename = "Info", default)]
+    pub info: String,
+    #[serde(rename = "Who", default)]
+    pub who: String,
+    #[serde(rename = "Version", default)]
+    pub version: String,
+    #[serde(rename = "Created", default)]
+    pub created: String,
+    #[serde(rename = "Path", default)]
+    pub path: String,
+}
+
+/// One state: an object's workspace (plus suffix).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct StateKey {
+    pub object: ObjectKey,
+    pub state_name: String,
+}
+
+impl std::fmt::Display for StateKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} (state {})", self.object, self.state_name)
+    }
+}
+
+/// Terraform state with terraform's own locking semantics.
+pub trait StateStore: Send + Sync + 'static {
+    fn get(&self, key: &StateKey) -> impl Future<Output = Result<Option<Vec<u8>>>> + Send;
+    /// Writes state; with `lock_id`, only while that lock is held.
+    fn put(&self, key: &StateKey, state: &[u8], lock_id: Option<&str>) -> impl Future<Output = Result<()>> + Send;
+    fn delete(&self, key: &StateKey) -> impl Future<Output = Result<()>> + Send;
+    /// Takes the lock, or fails with `Locked` naming the holder.
+    fn lock(&self, key: &StateKey, info: &LockInfo) -> impl Future<Output = Result<()>> + Send;
+    fn unlock(&self, key: &StateKey, id: &str) -> impl Future<Output = Result<()>> + Send;
+    fn lock_info(&self, key: &StateKey) -> impl Future<Output = Result<Option<LockInfo>>> + Send;
+    /// Breaks the lock whoever holds it (`driftless unlock`); returns the broken lock.
+    fn force_unlock(&self, key: &StateKey) -> impl Future<Output = Result<Option<LockInfo>>> + Send;
+}
+
+/// A saved plan plus what a reviewer reads.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlanMeta {
+    pub id: String,
+    /// `sha256:<hex>` of the plan file.
+    pub digest: String,
+    pub created_at: String,
+    pub source_revision: String,
+    /// Human-readable rendering (redacted), for `driftless plan show` and the review page.
+    pub rendering: String,
+    /// The loopback address of the state server the plan was made against: terraform
+    /// applies a saved plan with the backend address recorded in it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state_address: Option<String>,
+}
+
+pub trait PlanStore: Send + Sync + 'static {
+    /// Stores the plan file; returns its digest.
+    fn put_plan(&self, object: &ObjectKey, meta: &PlanMeta, plan: &[u8]) -> impl Future<Output = Result<()>> + Send;
+    /// The plan bytes, after checking them against the stored digest.
+    fn get_plan(&self, object: &ObjectKey, id: &str) -> impl Future<Output = Result<(PlanMeta, Vec<u8>)>> + Send;
+    fn plan_meta(&self, object: &ObjectKey, id: &str) -> impl Future<Output = Result<Option<PlanMeta>>> + Send;
+    /// Removes every plan but `keep` (superseded plans).
+    fn prune_plans(&self, object: &ObjectKey, keep: &[&str]) -> impl Future<Output = Result<()>> + Send;
+}
+
+/// `sha256:<hex>` of bytes: the one digest format of artifacts and plans.
+pub fn sha256_digest(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    format!("sha256:{}", hex::encode(sha2::Sha256::digest(bytes)))
+}

@@ -1,0 +1,302 @@
+//! apply, get, delete, suspend/resume.
+
+use std::path::{Path, PathBuf};
+
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+use serde_json::Value;
+
+use super::{CliError, Result, kind_of};
+use crate::api::{Conditions, GitRepository, Terraform, Validate, condition_type as ct};
+use crate::cli::run::LocalContext;
+use crate::store::{ObjectStore, StoredObject};
+
+/// YAML files of a path: the file itself, or every .yaml/.yml below a directory, sorted.
+fn yaml_files(path: &Path) -> Result<Vec<PathBuf>> {
+    if path.is_file() || path.as_os_str() == "-" {
+        return Ok(vec![path.to_path_buf()]);
+    }
+    let entries = std::fs::read_dir(path).map_err(|e| CliError::File { path: path.display().to_string(), reason: e.to_string() })?;
+    let mut out = Vec::new();
+    for entry in entries.flatten() {
+        let p = entry.path();
+        if p.is_dir() {
+            out.extend(yaml_files(&p)?);
+        } else if p.extension().is_some_and(|e| e == "yaml" || e == "yml") {
+            out.push(p);
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+fn decode<K: StoredObject>(doc: &Value, origin: &str) -> Result<K> {
+    serde_path_to_error::deserialize(doc).map_err(|e| {
+        let path = e.path().to_string();
+        let name = doc.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("<unnamed>");
+        CliError::File { path: origin.into(), reason: format!("{} {name} is invalid: {path}: {}", K::kind(&()), e.into_inner()) }
+    })
+}
+
+async fn store<K: StoredObject>(ctx: &LocalContext, object: K) -> Result<String> {
+    let meta = object.meta();
+    let (ns, name) = (meta.namespace.clone().unwrap_or_else(|| "default".into()), meta.name.clone().unwrap_or_default());
+    let before: Option<K> = ctx.store.get(&ns, &name).await?;
+    let after = ctx.store.apply(&object).await?;
+    let verb = match before {
+        None => "created",
+        Some(b) if serde_json::to_value(&b).ok() == serde_json::to_value(&after).ok() => "unchanged",
+        Some(_) => "configured",
+    };
+    Ok(format!("{}/{name} {verb}", K::kind(&()).to_lowercase()))
+}
+
+pub async fn apply(ctx: &LocalContext, paths: &[PathBuf]) -> Result<()> {
+    let mut docs: Vec<(String, Value)> = Vec::new();
+    for path in paths {
+        for file in yaml_files(path)? {
+            let origin = file.display().to_string();
+            let text = if origin == "-" {
+                std::io::read_to_string(std::io::stdin()).map_err(|e| CliError::File { path: origin.clone(), reason: e.to_string() })?
+            } else {
+                std::fs::read_to_string(&file).map_err(|e| CliError::File { path: origin.clone(), reason: e.to_string() })?
+            };
+            for doc in serde_yaml::Deserializer::from_str(&text) {
+                let value: Value = serde::Deserialize::deserialize(doc)
+                    .map_err(|e| CliError::File { path: origin.clone(), reason: format!("invalid YAML: {e}") })?;
+                if !value.is_null() {
+                    docs.push((origin.clone(), value));
+                }
+            }
+        }
+    }
+    // Decode and validate everything before storing anything: a bad file changes nothing.
+    enum Decoded {
+        Git(GitRepository),
+        Tf(Box<Terraform>),
+        Secret(Secret),
+        ConfigMap(ConfigMap),
+    }
+    let mut decoded = Vec::new();
+    let mut problems = Vec::new();
+    for (origin, doc) in &docs {
+        let api_version = doc.get("apiVersion").and_then(Value::as_str).unwrap_or_default();
+        let kind = doc.get("kind").and_then(Value::as_str).unwrap_or_default();
+        let item = match (api_version, kind) {
+            ("driftless.dev/v1alpha1", "GitRepository") => decode::<GitRepository>(doc, origin).and_then(|o| {
+                o.validate().map_err(|e| CliError::File { path: origin.clone(), reason: e.to_string() })?;
+                Ok(Decoded::Git(o))
+            }),
+            ("driftless.dev/v1alpha1", "Terraform") => decode::<Terraform>(doc, origin).and_then(|o| {
+                o.validate().map_err(|e| CliError::File { path: origin.clone(), reason: e.to_string() })?;
+                Ok(Decoded::Tf(Box::new(o)))
+            }),
+            ("v1", "Secret") => decode::<Secret>(doc, origin).map(|mut s| {
+                // As the API server does: stringData is folded into data on write.
+                if let Some(strings) = s.string_data.take() {
+                    let data = s.data.get_or_insert_with(Default::default);
+                    for (k, v) in strings {
+                        data.insert(k, k8s_openapi::ByteString(v.into_bytes()));
+                    }
+                }
+                Decoded::Secret(s)
+            }),
+            ("v1", "ConfigMap") => decode::<ConfigMap>(doc, origin).map(Decoded::ConfigMap),
+            (v, k) if v.contains("fluxcd.io") => Err(CliError::File {
+                path: origin.clone(),
+                reason: format!("{k} has apiVersion {v}; driftless reads the same fields as driftless.dev/v1alpha1 — change the apiVersion"),
+            }),
+            (v, k) => Err(CliError::File {
+                path: origin.clone(),
+                reason: format!("unsupported object apiVersion={v:?} kind={k:?}; a local store holds driftless.dev/v1alpha1 GitRepository and Terraform, and v1 Secret and ConfigMap"),
+            }),
+        };
+        match item {
+            Ok(i) => decoded.push(i),
+            Err(e) => problems.push(e.to_string()),
+        }
+    }
+    if !problems.is_empty() {
+        return Err(CliError::Usage(format!("nothing applied:\n  {}", problems.join("\n  "))));
+    }
+    for item in decoded {
+        let line = match item {
+            Decoded::Git(o) => store(ctx, o).await?,
+            Decoded::Tf(o) => store(ctx, *o).await?,
+            Decoded::Secret(o) => store(ctx, o).await?,
+            Decoded::ConfigMap(o) => store(ctx, o).await?,
+        };
+        println!("{line}");
+    }
+    Ok(())
+}
+
+/// Aligned columns, like kubectl.
+pub(crate) fn print_table(header: &[&str], rows: &[Vec<String>]) {
+    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
+    for row in rows {
+        for (i, cell) in row.iter().enumerate() {
+            widths[i] = widths[i].max(cell.chars().count());
+        }
+    }
+    let line = |cells: Vec<&str>| {
+        let mut s = String::new();
+        for (i, c) in cells.iter().enumerate() {
+            if i + 1 == cells.len() {
+                s.push_str(c);
+            } else {
+                s.push_str(&format!("{c:<w$}   ", w = widths[i]));
+            }
+        }
+        println!("{}", s.trim_end());
+    };
+    line(header.to_vec());
+    for row in rows {
+        line(row.iter().map(String::as_str).collect());
+    }
+}
+
+fn ready_cells<C: Conditions>(status: Option<&C>) -> (String, String, String) {
+    match status.and_then(|s| s.condition(ct::READY)) {
+        Some(c) => (format!("{:?}", c.status), c.reason.clone(), c.message.clone()),
+        None => ("Unknown".into(), String::new(), "not reconciled yet".into()),
+    }
+}
+
+fn print_objects<K: StoredObject>(objects: &[K], output: &str) -> Result<()> {
+    match output {
+        "json" => {
+            let v = if objects.len() == 1 { serde_json::to_value(&objects[0]) } else { serde_json::to_value(objects) };
+            println!("{}", serde_json::to_string_pretty(&v.map_err(|e| CliError::Usage(e.to_string()))?).unwrap_or_default());
+        }
+        "yaml" => {
+            for o in objects {
+                println!("---\n{}", serde_yaml::to_string(o).map_err(|e| CliError::Usage(e.to_string()))?);
+            }
+        }
+        other => return Err(CliError::Usage(format!("unknown output format {other:?}; use table, json or yaml"))),
+    }
+    Ok(())
+}
+
+pub async fn get(ctx: &LocalContext, kind: &str, name: Option<&str>, namespace: &str, output: &str) -> Result<()> {
+    async fn select<K: StoredObject>(ctx: &LocalContext, name: Option<&str>, namespace: &str) -> Result<Vec<K>> {
+        match name {
+            Some(n) => match ctx.store.get::<K>(namespace, n).await? {
+                Some(o) => Ok(vec![o]),
+                None => Err(CliError::Usage(format!("{} {namespace}/{n} not found", K::kind(&())))),
+            },
+            None => Ok(ctx.store.list::<K>().await?),
+        }
+    }
+    match kind_of(kind)? {
+        "Terraform" => {
+            let items: Vec<Terraform> = select(ctx, name, namespace).await?;
+            if output != "table" {
+                return print_objects(&items, output);
+            }
+            let rows: Vec<Vec<String>> = items
+                .iter()
+                .map(|t| {
+                    let s = t.status.as_ref();
+                    let (ready, reason, message) = ready_cells(s);
+                    let plan = s.and_then(|s| s.common.plan.as_ref()).map(|p| if p.pending { format!("{} (pending)", p.id) } else { p.id.clone() }).unwrap_or_default();
+                    let drift = match s.and_then(|s| s.common.drift.as_ref()) {
+                        Some(d) if d.detected => "Drifted".to_string(),
+                        Some(d) if d.last_checked_at.is_some() => "None".to_string(),
+                        _ => "-".to_string(),
+                    };
+                    let suspended = if t.spec.suspend { " (suspended)" } else { "" };
+                    vec![t.metadata.namespace.clone().unwrap_or_default(), format!("{}{suspended}", t.metadata.name.clone().unwrap_or_default()), ready, reason, plan, drift, message]
+                })
+                .collect();
+            print_table(&["NAMESPACE", "NAME", "READY", "REASON", "PLAN", "DRIFT", "MESSAGE"], &rows);
+        }
+        "GitRepository" => {
+            let items: Vec<GitRepository> = select(ctx, name, namespace).await?;
+            if output != "table" {
+                return print_objects(&items, output);
+            }
+            let rows: Vec<Vec<String>> = items
+                .iter()
+                .map(|g| {
+                    let s = g.status.as_ref();
+                    let (ready, _, message) = ready_cells(s);
+                    let revision = s.and_then(|s| s.artifact.as_ref()).map(|a| a.revision.clone()).unwrap_or_default();
+                    vec![g.metadata.namespace.clone().unwrap_or_default(), g.metadata.name.clone().unwrap_or_default(), g.spec.url.clone(), ready, revision, message]
+                })
+                .collect();
+            print_table(&["NAMESPACE", "NAME", "URL", "READY", "REVISION", "MESSAGE"], &rows);
+        }
+        "Secret" => {
+            let items: Vec<Secret> = select(ctx, name, namespace).await?;
+            // Values are never printed: names and keys only.
+            let rows: Vec<Vec<String>> = items
+                .iter()
+                .map(|s| {
+                    let keys: Vec<String> = s.data.as_ref().map(|d| d.keys().cloned().collect()).unwrap_or_default();
+                    vec![s.metadata.namespace.clone().unwrap_or_default(), s.metadata.name.clone().unwrap_or_default(), keys.join(",")]
+                })
+                .collect();
+            print_table(&["NAMESPACE", "NAME", "KEYS"], &rows);
+        }
+        _ => {
+            let items: Vec<ConfigMap> = select(ctx, name, namespace).await?;
+            if output != "table" {
+                return print_objects(&items, output);
+            }
+            let rows: Vec<Vec<String>> = items
+                .iter()
+                .map(|c| vec![c.metadata.namespace.clone().unwrap_or_default(), c.metadata.name.clone().unwrap_or_default(), c.data.as_ref().map(|d| d.len()).unwrap_or(0).to_string()])
+                .collect();
+            print_table(&["NAMESPACE", "NAME", "DATA"], &rows);
+        }
+    }
+    Ok(())
+}
+
+pub async fn delete(ctx: &LocalContext, kind: &str, name: &str, namespace: &str) -> Result<()> {
+    let gone = match kind_of(kind)? {
+        "Terraform" => {
+            let marked = ctx
+                .store
+                .update::<Terraform>(namespace, name, |t| {
+                    t.metadata.deletion_timestamp =
+                        Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(jiff::Timestamp::now()));
+                })
+                .await?;
+            if marked.spec.destroy_resources_on_deletion {
+                println!("terraform/{name}: destroying its resources before deletion");
+            }
+            crate::terraform::reconcile(ctx, namespace, name, true).await?;
+            match ctx.store.get::<Terraform>(namespace, name).await? {
+                None => true,
+                Some(t) => {
+                    let (_, reason, message) = ready_cells(t.status.as_ref());
+                    return Err(CliError::Usage(format!("terraform/{name} kept: {reason}: {message}")));
+                }
+            }
+        }
+        "GitRepository" => ctx.store.delete::<GitRepository>(namespace, name).await?,
+        "Secret" => ctx.store.delete::<Secret>(namespace, name).await?,
+        _ => ctx.store.delete::<ConfigMap>(namespace, name).await?,
+    };
+    if !gone {
+        return Err(CliError::Usage(format!("{} {namespace}/{name} not found", kind_of(kind)?)));
+    }
+    println!("{}/{name} deleted", kind_of(kind)?.to_lowercase());
+    Ok(())
+}
+
+pub async fn set_suspend(ctx: &LocalContext, kind: &str, name: &str, namespace: &str, suspend: bool) -> Result<()> {
+    match kind_of(kind)? {
+        "Terraform" => {
+            ctx.store.update::<Terraform>(namespace, name, |t| t.spec.suspend = suspend).await?;
+        }
+        "GitRepository" => {
+            ctx.store.update::<GitRepository>(namespace, name, |g| g.spec.suspend = suspend).await?;
+        }
+        other => return Err(CliError::Usage(format!("{other} cannot be suspended"))),
+    }
+    println!("{}/{name} {}", kind_of(kind)?.to_lowercase(), if suspend { "suspended" } else { "resumed" });
+    Ok(())
+}

@@ -1,0 +1,168 @@
+//! What a reviewer runs: plan show, approve, drift list/show, unlock, events.
+
+use std::io::{BufRead, IsTerminal, Write};
+
+use super::objects::print_table;
+use super::run::{LocalContext, local_backend};
+use super::{CliError, Result};
+use crate::api::{Terraform, annotation};
+use crate::backend::{PlanStore, StateKey, StateStore};
+use crate::dispatch::ObjectKey;
+use crate::store::ObjectStore;
+use crate::terraform::{KIND, state_name};
+
+async fn terraform(ctx: &LocalContext, namespace: &str, name: &str) -> Result<Terraform> {
+    ctx.store
+        .get::<Terraform>(namespace, name)
+        .await?
+        .ok_or_else(|| CliError::Usage(format!("Terraform {namespace}/{name} not found")))
+}
+
+fn object_key(namespace: &str, name: &str) -> ObjectKey {
+    ObjectKey { kind: KIND.into(), namespace: namespace.into(), name: name.into() }
+}
+
+pub async fn plan_show(ctx: &LocalContext, name: &str, namespace: &str) -> Result<()> {
+    let tf = terraform(ctx, namespace, name).await?;
+    let plan = tf
+        .status
+        .and_then(|s| s.common.plan)
+        .ok_or_else(|| CliError::Usage(format!("terraform/{name} has no plan yet; run `driftless reconcile terraform {name}`")))?;
+    let meta = local_backend(ctx).plan_meta(&object_key(namespace, name), &plan.id).await?;
+    let state = if plan.pending { "pending approval" } else if plan.applied_at.is_some() { "applied" } else { "superseded" };
+    println!("Plan {} ({state})", plan.id);
+    println!("  revision: {}", plan.source_revision);
+    println!("  created:  {}", plan.created_at);
+    if let Some(d) = &plan.digest {
+        println!("  digest:   {d}");
+    }
+    if plan.corrects_drift {
+        println!("  corrects drift");
+    }
+    println!();
+    match meta {
+        Some(m) => print!("{}", m.rendering),
+        None => println!("(the saved plan is no longer in the backend)\n\nPlan: {}.", plan.summary),
+    }
+    if plan.pending {
+        println!("\nApprove with: driftless approve {name} {}", plan.id);
+    }
+    Ok(())
+}
+
+pub async fn approve(ctx: &LocalContext, name: &str, plan_id: Option<&str>, namespace: &str) -> Result<()> {
+    let tf = terraform(ctx, namespace, name).await?;
+    let pending = tf.status.and_then(|s| s.common.plan).filter(|p| p.pending);
+    let Some(pending) = pending else {
+        return Err(CliError::Usage(format!("terraform/{name} has no plan waiting for approval")));
+    };
+    let id = plan_id.unwrap_or(&pending.id);
+    if id != pending.id {
+        return Err(CliError::Usage(format!(
+            "{id} is not the pending plan of terraform/{name}; the pending plan is {} ({}); review it with `driftless plan show {name}`",
+            pending.id, pending.summary
+        )));
+    }
+    let id = id.to_string();
+    let value = id.clone();
+    ctx.store
+        .update::<Terraform>(namespace, name, move |t| {
+            t.metadata.annotations.get_or_insert_with(Default::default).insert(annotation::APPROVE_PLAN.into(), value);
+        })
+        .await?;
+    println!("approved plan {id} of terraform/{name} ({}); it is applied on the next reconcile (`driftless reconcile terraform {name}` or a running `driftless run`)", pending.summary);
+    Ok(())
+}
+
+pub async fn drift_list(ctx: &LocalContext) -> Result<()> {
+    let rows: Vec<Vec<String>> = ctx
+        .store
+        .list::<Terraform>()
+        .await?
+        .into_iter()
+        .map(|t| {
+            let d = t.status.and_then(|s| s.common.drift).unwrap_or_default();
+            let state = if d.detected { "Drifted" } else if d.last_checked_at.is_some() { "Checked" } else { "Unchecked" };
+            vec![
+                KIND.to_string(),
+                t.metadata.namespace.unwrap_or_default(),
+                t.metadata.name.unwrap_or_default(),
+                state.to_string(),
+                d.last_checked_at.unwrap_or_default(),
+                d.plan_id.unwrap_or_default(),
+                d.summary,
+            ]
+        })
+        .collect();
+    print_table(&["KIND", "NAMESPACE", "NAME", "DRIFT", "LAST CHECK", "CORRECTION PLAN", "SUMMARY"], &rows);
+    Ok(())
+}
+
+pub async fn drift_show(ctx: &LocalContext, name: &str, namespace: &str) -> Result<()> {
+    let tf = terraform(ctx, namespace, name).await?;
+    let d = tf.status.and_then(|s| s.common.drift).unwrap_or_default();
+    if !d.detected {
+        match d.last_checked_at {
+            Some(at) => println!("terraform/{name}: no drift (last checked {at}); {}", d.summary),
+            None => println!("terraform/{name}: not checked for drift yet"),
+        }
+        return Ok(());
+    }
+    println!("terraform/{name}: drift {} detected {}", d.id.unwrap_or_default(), d.detected_at.unwrap_or_default());
+    println!("  {}", d.summary);
+    for o in &d.objects {
+        let fields = if o.fields.is_empty() { String::new() } else { format!(": {}", o.fields.join(", ")) };
+        println!("  {} {} ({}){fields}", o.action, o.name, o.kind);
+    }
+    if let Some(p) = d.plan_id {
+        println!("\nCorrection: plan {p}; review with `driftless plan show {name}`, approve with `driftless approve {name} {p}`");
+    }
+    Ok(())
+}
+
+pub async fn unlock(ctx: &LocalContext, name: &str, namespace: &str, yes: bool) -> Result<()> {
+    let tf = terraform(ctx, namespace, name).await?;
+    let key = StateKey { object: object_key(namespace, name), state_name: state_name(&tf) };
+    let backend = local_backend(ctx);
+    let Some(held) = backend.lock_info(&key).await? else {
+        println!("state of terraform/{name} is not locked");
+        return Ok(());
+    };
+    println!("state of terraform/{name} is locked by {} since {} (operation {}, lock {})", held.who, held.created, held.operation, held.id);
+    if !yes {
+        if !std::io::stdin().is_terminal() {
+            return Err(CliError::Usage("refusing to break the lock without confirmation; pass --yes".into()));
+        }
+        print!("Break this lock? Only do so if that run is gone. [y/N] ");
+        let _ = std::io::stdout().flush();
+        let mut answer = String::new();
+        let _ = std::io::stdin().lock().read_line(&mut answer);
+        if !matches!(answer.trim(), "y" | "Y" | "yes") {
+            return Err(CliError::Usage("lock kept".into()));
+        }
+    }
+    backend.force_unlock(&key).await?;
+    ctx.store
+        .update::<Terraform>(namespace, name, |t| {
+            if let Some(s) = t.status.as_mut() {
+                s.lock = None;
+                s.common.conditions.retain(|c| c.type_ != crate::api::condition_type::STATE_LOCKED);
+            }
+        })
+        .await?;
+    println!("lock {} broken; the next reconcile proceeds", held.id);
+    Ok(())
+}
+
+pub fn events(ctx: &LocalContext, kind: Option<&str>, name: Option<&str>) -> Result<()> {
+    let kind = kind.map(super::kind_of).transpose()?;
+    let rows: Vec<Vec<String>> = ctx
+        .events
+        .read()
+        .into_iter()
+        .filter(|e| kind.is_none_or(|k| e.kind == k) && name.is_none_or(|n| e.name == n))
+        .map(|e| vec![e.time, format!("{}/{}", e.kind.to_lowercase(), e.name), e.reason, e.message])
+        .collect();
+    print_table(&["TIME", "OBJECT", "REASON", "MESSAGE"], &rows);
+    Ok(())
+}

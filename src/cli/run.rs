@@ -1,0 +1,200 @@
+//! `reconcile` (one complete reconcile now) and `run` (the loop honoring intervals).
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use super::{CliError, Result, kind_of};
+use crate::api::{Conditions, GitRepository, Terraform, condition_type as ct, reason};
+use crate::context::Context;
+use crate::dispatch::{BackendSpec, ProcessDispatch};
+use crate::source::ArtifactStore;
+use crate::store::{EventLog, LocalStore, ObjectStore};
+
+pub type LocalContext = Context<LocalStore, ProcessDispatch>;
+
+/// The embedded default: objects, artifacts, state and plans under one directory, runs as
+/// local processes.
+pub fn local_context(dir: &Path, terraform: Option<PathBuf>, create: bool) -> Result<LocalContext> {
+    let store = if create { LocalStore::open(dir)? } else { LocalStore::open_existing(dir)? };
+    let root = std::fs::canonicalize(store.root()).map_err(|e| CliError::File { path: dir.display().to_string(), reason: e.to_string() })?;
+    let store = LocalStore::open(&root)?;
+    let terraform = match terraform {
+        Some(t) => Some(std::fs::canonicalize(&t).map_err(|e| CliError::File { path: t.display().to_string(), reason: format!("terraform binary: {e}") })?),
+        None => None,
+    };
+    Ok(Context {
+        backend: BackendSpec::Local { root: store.backend_dir() },
+        artifacts: ArtifactStore::new(store.artifacts_dir()),
+        git_cache: store.cache_dir().join("git"),
+        events: EventLog::new(store.events_path()),
+        dispatch: ProcessDispatch::locate()?,
+        terraform_path: terraform,
+        identity: format!("driftless@{}/{}", hostname(), std::process::id()),
+        run_timeout: Duration::from_secs(30 * 60),
+        store,
+    })
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_string()).unwrap_or_else(|_| "localhost".into())
+}
+
+/// Reasons that mean "working as intended, waiting for a person", not failure.
+fn is_waiting(reason: &str) -> bool {
+    matches!(reason, reason::PLAN_PENDING | reason::SUCCEEDED | reason::DESTROYED | reason::NO_CHANGES)
+}
+
+pub async fn reconcile_now(ctx: &LocalContext, kind: &str, name: &str, namespace: &str, with_source: bool) -> Result<()> {
+    match kind_of(kind)? {
+        "GitRepository" => {
+            ctx.store.get::<GitRepository>(namespace, name).await?.ok_or_else(|| CliError::Usage(format!("GitRepository {namespace}/{name} not found")))?;
+            crate::source::reconcile::reconcile(ctx, namespace, name, true).await?;
+            let repo = ctx.store.get::<GitRepository>(namespace, name).await?;
+            report("gitrepository", name, repo.and_then(|r| r.status).as_ref())
+        }
+        "Terraform" => {
+            let tf = ctx.store.get::<Terraform>(namespace, name).await?.ok_or_else(|| CliError::Usage(format!("Terraform {namespace}/{name} not found")))?;
+            if with_source && tf.spec.source_ref.kind == "GitRepository" {
+                let ns = tf.spec.source_ref.namespace.clone().unwrap_or_else(|| namespace.to_string());
+                eprintln!("► fetching source gitrepository/{}", tf.spec.source_ref.name);
+                crate::source::reconcile::reconcile(ctx, &ns, &tf.spec.source_ref.name, true).await?;
+            }
+            eprintln!("► reconciling terraform/{name}");
+            crate::terraform::reconcile(ctx, namespace, name, true).await?;
+            let tf = ctx.store.get::<Terraform>(namespace, name).await?;
+            let status = tf.and_then(|t| t.status);
+            if let Some(drift) = status.as_ref().and_then(|s| s.common.drift.as_ref()).filter(|d| d.detected) {
+                eprintln!("⚠ drift: {}", drift.summary);
+            }
+            report("terraform", name, status.as_ref())
+        }
+        other => Err(CliError::Usage(format!("{other} is not reconciled"))),
+    }
+}
+
+fn report<C: Conditions>(kind: &str, name: &str, status: Option<&C>) -> Result<()> {
+    match status.and_then(|s| s.condition(ct::READY)) {
+        Some(c) if is_waiting(&c.reason) => {
+            println!("✔ {kind}/{name}: {}", c.message);
+            Ok(())
+        }
+        Some(c) => Err(CliError::Usage(format!("✗ {kind}/{name}: {}: {}", c.reason, c.message))),
+        None => Err(CliError::Usage(format!("✗ {kind}/{name}: not reconciled"))),
+    }
+}
+
+#[derive(Clone, PartialEq, Eq, Hash, Debug)]
+struct Key {
+    source: bool,
+    namespace: String,
+    name: String,
+}
+
+/// What makes an object due at once when a user changes it.
+fn fingerprint<K: kube::Resource>(o: &K) -> String {
+    let m = o.meta();
+    format!("{:?}|{:?}|{:?}", m.generation, m.annotations, m.deletion_timestamp)
+}
+
+/// The reconcile loop of the local store. Sources first, then Terraforms; an object that
+/// becomes Ready makes its dependents due immediately.
+pub async fn run_loop(ctx: &LocalContext, once: bool) -> Result<()> {
+    let mut due: HashMap<Key, Instant> = HashMap::new();
+    let mut seen: HashMap<Key, String> = HashMap::new();
+    let mut passes = 0u32;
+    loop {
+        let now = Instant::now();
+        let repos = ctx.store.list::<GitRepository>().await?;
+        let tfs = ctx.store.list::<Terraform>().await?;
+        let mut live = Vec::new();
+        for (key, fp) in repos
+            .iter()
+            .map(|r| (Key { source: true, namespace: ns(r), name: r.metadata.name.clone().unwrap_or_default() }, fingerprint(r) + &r.spec.suspend.to_string()))
+            .chain(tfs.iter().map(|t| (Key { source: false, namespace: ns(t), name: t.metadata.name.clone().unwrap_or_default() }, fingerprint(t) + &t.spec.suspend.to_string())))
+        {
+            if seen.get(&key) != Some(&fp) {
+                due.insert(key.clone(), now);
+                seen.insert(key.clone(), fp);
+            }
+            live.push(key);
+        }
+        due.retain(|k, _| live.contains(k));
+        seen.retain(|k, _| live.contains(k));
+
+        let mut ready_now: Vec<Key> = due.iter().filter(|(_, at)| **at <= now).map(|(k, _)| k.clone()).collect();
+        // Sources before the objects that read them.
+        ready_now.sort_by_key(|k| (!k.source, k.namespace.clone(), k.name.clone()));
+        for key in &ready_now {
+            let outcome = if key.source {
+                crate::source::reconcile::reconcile(ctx, &key.namespace, &key.name, false).await
+            } else {
+                crate::terraform::reconcile(ctx, &key.namespace, &key.name, false).await
+            };
+            let requeue = match outcome {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::error!(namespace = %key.namespace, name = %key.name, "reconcile failed: {e}");
+                    crate::context::Requeue { after: Duration::from_secs(30), became_ready: false }
+                }
+            };
+            due.insert(key.clone(), Instant::now() + requeue.after.min(Duration::from_secs(24 * 3600)));
+            // A new artifact or a newly Ready dependency: the objects that wait on it go now.
+            if key.source || requeue.became_ready {
+                for t in &tfs {
+                    let watches = if key.source {
+                        t.spec.source_ref.kind == "GitRepository"
+                            && t.spec.source_ref.name == key.name
+                            && t.spec.source_ref.namespace.clone().unwrap_or_else(|| ns(t)) == key.namespace
+                    } else {
+                        t.spec.depends_on.iter().any(|d| d.name == key.name && d.namespace.clone().unwrap_or_else(|| ns(t)) == key.namespace)
+                    };
+                    if watches {
+                        due.insert(Key { source: false, namespace: ns(t), name: t.metadata.name.clone().unwrap_or_default() }, Instant::now());
+                    }
+                }
+            }
+        }
+        passes += 1;
+        let next = due.values().min().copied();
+        if once {
+            let pending_now = next.is_some_and(|n| n <= Instant::now());
+            if !pending_now || passes > 50 {
+                return summary(ctx).await;
+            }
+            continue;
+        }
+        let wait = next.map(|n| n.saturating_duration_since(Instant::now())).unwrap_or(Duration::from_secs(1)).min(Duration::from_secs(1));
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = tokio::signal::ctrl_c() => {
+                eprintln!("interrupted; no run was left half-done");
+                return Ok(());
+            }
+        }
+    }
+}
+
+fn ns<K: kube::Resource>(o: &K) -> String {
+    o.meta().namespace.clone().unwrap_or_else(|| "default".into())
+}
+
+async fn summary(ctx: &LocalContext) -> Result<()> {
+    let mut failed = Vec::new();
+    for t in ctx.store.list::<Terraform>().await? {
+        if let Some(c) = t.status.as_ref().and_then(|s| s.condition(ct::READY)) {
+            if !is_waiting(&c.reason) {
+                failed.push(format!("terraform/{}: {}: {}", t.metadata.name.unwrap_or_default(), c.reason, c.message));
+            }
+        }
+    }
+    super::objects::get(ctx, "terraform", None, "default", "table").await?;
+    if failed.is_empty() { Ok(()) } else { Err(CliError::Usage(failed.join("\n"))) }
+}
+
+/// The local backend of a local context (for `unlock` and `plan show`).
+pub fn local_backend(ctx: &LocalContext) -> crate::backend::LocalBackend {
+    match &ctx.backend {
+        BackendSpec::Local { root } => crate::backend::LocalBackend::new(root.clone()),
+    }
+}

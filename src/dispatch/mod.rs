@@ -1,0 +1,29 @@
+//! How a run executes: a `RunnerDispatch` hands a `RunSpec` to a runner and waits for its
+//! `RunResult`. Local mode runs `driftless-runner` as a child process; a cluster runs a pod.
+
+mod contract;
+mod process;
+
+pub use contract::{
+    BackendSpec, ObjectKey, Operation, Output, Outcome, PlannedResource, RunError, RunErrorKind, RunResult, RunSpec,
+    RunVariable,
+};
+pub use process::ProcessDispatch;
+
+use std::future::Future;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DispatchError {
+    #[error("runner binary not found: {0}")]
+    RunnerNotFound(String),
+    #[error("could not start the runner: {0}")]
+    Spawn(std::io::Error),
+    #[error("runner for {object} exceeded its {seconds}s deadline and was killed")]
+    Deadline { object: String, seconds: u64 },
+    #[error("runner for {object} exited with {status} without a result: {stderr_tail}")]
+    NoResult { object: String, status: String, stderr_tail: String },
+}
+
+pub trait RunnerDispatch: Send + Sync {
+    fn run(&self, spec: &RunSpec) -> impl Future<Output = Result<RunResult, DispatchError>> + Send;
+}

@@ -1,0 +1,209 @@
+//! What a Terraform reconcile does next, decided from data alone (no I/O), so every
+//! transition of the approval and drift model is unit-tested.
+
+use std::time::Duration;
+
+use crate::api::{DriftMode, PlanApprover, Terraform};
+
+/// What the reconciler knows at decision time.
+#[derive(Debug, Clone)]
+pub struct Observed<'a> {
+    pub object: &'a Terraform,
+    /// Digest of every input (source content, spec fields, resolved variables).
+    pub inputs_digest: &'a str,
+    /// The user asked for a complete reconcile now (CLI `reconcile` or the annotation).
+    pub forced: bool,
+    /// Seconds since the last drift check (None: never checked).
+    pub since_drift_check: Option<Duration>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Next {
+    /// Make a new plan (inputs changed, or nothing planned yet).
+    Plan { destroy: bool },
+    /// Apply the pending plan: it is approved.
+    Apply { plan_id: String, digest: Option<String>, approved_by: PlanApprover },
+    /// A plan waits for approval; `stale` names an approval that no longer matches it.
+    Wait { plan_id: String, stale: Option<String> },
+    /// Applied and current: look for drift.
+    DriftCheck,
+    /// Nothing to do until the next drift check or interval.
+    Idle { after: Duration },
+}
+
+/// The approval the user gave, from the annotation (wins: it is the newer intent) or spec.
+pub fn approval(object: &Terraform) -> Option<(String, PlanApprover)> {
+    let annotation = object
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(crate::api::annotation::APPROVE_PLAN))
+        .filter(|v| !v.trim().is_empty());
+    if let Some(id) = annotation {
+        return Some((id.trim().to_string(), PlanApprover::Annotation));
+    }
+    match object.spec.approve_plan.as_deref().map(str::trim) {
+        None | Some("") => None,
+        Some("auto") => Some(("auto".into(), PlanApprover::Auto)),
+        Some(id) => Some((id.to_string(), PlanApprover::Spec)),
+    }
+}
+
+pub fn drift_mode(object: &Terraform) -> DriftMode {
+    object.spec.drift.as_ref().map(|d| d.mode).unwrap_or_default()
+}
+
+pub fn drift_interval(object: &Terraform) -> Duration {
+    object.spec.drift.as_ref().and_then(|d| d.interval.as_ref()).map(|d| d.as_std()).unwrap_or(object.spec.interval.as_std())
+}
+
+/// Whether a fresh plan may be applied right away, in the same run (`auto`).
+pub fn auto_applies(object: &Terraform, corrects_drift: bool) -> bool {
+    let auto = object.spec.approve_plan.as_deref().map(str::trim) == Some("auto");
+    auto && (!corrects_drift || drift_mode(object) == DriftMode::Correct)
+}
+
+pub fn decide(o: &Observed<'_>) -> Next {
+    let object = o.object;
+    let status = object.status.clone().unwrap_or_default();
+    let destroy = object.spec.destroy;
+    if status.last_inputs_digest.as_deref() != Some(o.inputs_digest) {
+        return Next::Plan { destroy };
+    }
+    if let Some(plan) = status.common.plan.as_ref().filter(|p| p.pending) {
+        return match approval(object) {
+            Some((id, PlanApprover::Auto)) if id == "auto" => {
+                if auto_applies(object, plan.corrects_drift) {
+                    Next::Apply { plan_id: plan.id.clone(), digest: plan.digest.clone(), approved_by: PlanApprover::Auto }
+                } else {
+                    Next::Wait { plan_id: plan.id.clone(), stale: None }
+                }
+            }
+            Some((id, by)) if id == plan.id => Next::Apply { plan_id: plan.id.clone(), digest: plan.digest.clone(), approved_by: by },
+            Some((id, _)) if was_applied(&status, &id) => Next::Wait { plan_id: plan.id.clone(), stale: None },
+            Some((id, _)) => Next::Wait { plan_id: plan.id.clone(), stale: Some(id) },
+            None => Next::Wait { plan_id: plan.id.clone(), stale: None },
+        };
+    }
+    if drift_mode(object) == DriftMode::Disabled || destroy {
+        return if o.forced { Next::Plan { destroy } } else { Next::Idle { after: object.spec.interval.as_std() } };
+    }
+    let every = drift_interval(object);
+    match o.since_drift_check {
+        _ if o.forced => Next::DriftCheck,
+        None => Next::DriftCheck,
+        Some(since) if since >= every => Next::DriftCheck,
+        Some(since) => Next::Idle { after: (every - since).min(object.spec.interval.as_std()) },
+    }
+}
+
+/// An approval naming the plan already applied is spent, not stale.
+fn was_applied(status: &crate::api::TerraformStatus, id: &str) -> bool {
+    status.last_applied_plan.as_deref() == Some(id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::{CrossNamespaceSourceReference, Duration as ApiDuration, PlanStatus, TerraformSpec, TerraformStatus};
+
+    fn tf(approve: Option<&str>) -> Terraform {
+        let mut t = Terraform::new(
+            "demo",
+            TerraformSpec {
+                source_ref: CrossNamespaceSourceReference { kind: "GitRepository".into(), name: "repo".into(), ..Default::default() },
+                path: "./".into(),
+                interval: ApiDuration::parse("10m").unwrap(),
+                retry_interval: None,
+                suspend: false,
+                approve_plan: approve.map(str::to_string),
+                vars: vec![],
+                vars_from: vec![],
+                workspace: "default".into(),
+                destroy: false,
+                destroy_resources_on_deletion: false,
+                depends_on: vec![],
+                write_outputs_to_secret: None,
+                backend_config: None,
+                drift: None,
+                service_account_name: None,
+                runner_pod_template: None,
+            },
+        );
+        t.status = Some(TerraformStatus::default());
+        t
+    }
+
+    fn pending(t: &mut Terraform, id: &str, corrects_drift: bool) {
+        let s = t.status.get_or_insert_with(Default::default);
+        s.last_inputs_digest = Some("in-1".into());
+        s.common.plan = Some(PlanStatus { id: id.into(), pending: true, corrects_drift, ..Default::default() });
+    }
+
+    fn observe(t: &Terraform) -> Next {
+        decide(&Observed { object: t, inputs_digest: "in-1", forced: false, since_drift_check: Some(Duration::from_secs(1)) })
+    }
+
+    #[test]
+    fn new_inputs_make_a_new_plan() {
+        let t = tf(None);
+        assert_eq!(observe(&t), Next::Plan { destroy: false });
+    }
+
+    #[test]
+    fn a_pending_plan_waits_without_approval() {
+        let mut t = tf(None);
+        pending(&mut t, "plan-a-1", false);
+        assert_eq!(observe(&t), Next::Wait { plan_id: "plan-a-1".into(), stale: None });
+    }
+
+    #[test]
+    fn approving_the_exact_id_applies_it() {
+        let mut t = tf(Some("plan-a-1"));
+        pending(&mut t, "plan-a-1", false);
+        assert!(matches!(observe(&t), Next::Apply { approved_by: PlanApprover::Spec, .. }));
+        let mut t = tf(None);
+        pending(&mut t, "plan-a-1", false);
+        t.metadata.annotations = Some([(crate::api::annotation::APPROVE_PLAN.to_string(), "plan-a-1".to_string())].into());
+        assert!(matches!(observe(&t), Next::Apply { approved_by: PlanApprover::Annotation, .. }));
+    }
+
+    #[test]
+    fn stale_approval_is_never_applied() {
+        let mut t = tf(Some("plan-old-1"));
+        pending(&mut t, "plan-new-2", false);
+        assert_eq!(observe(&t), Next::Wait { plan_id: "plan-new-2".into(), stale: Some("plan-old-1".into()) });
+    }
+
+    #[test]
+    fn an_approval_already_applied_is_not_reported_stale() {
+        let mut t = tf(Some("plan-old-1"));
+        pending(&mut t, "plan-new-2", false);
+        t.status.as_mut().unwrap().last_applied_plan = Some("plan-old-1".into());
+        assert_eq!(observe(&t), Next::Wait { plan_id: "plan-new-2".into(), stale: None });
+    }
+
+    #[test]
+    fn auto_applies_drift_corrections_only_in_correct_mode() {
+        let mut t = tf(Some("auto"));
+        pending(&mut t, "plan-a-1", true);
+        assert!(matches!(observe(&t), Next::Wait { .. }));
+        t.spec.drift = Some(crate::api::DriftSpec { mode: DriftMode::Correct, ..Default::default() });
+        assert!(matches!(observe(&t), Next::Apply { approved_by: PlanApprover::Auto, .. }));
+    }
+
+    #[test]
+    fn drift_is_checked_on_its_interval_or_when_forced() {
+        let mut t = tf(None);
+        t.status.as_mut().unwrap().last_inputs_digest = Some("in-1".into());
+        t.spec.drift = Some(crate::api::DriftSpec { interval: Some(ApiDuration::parse("1m").unwrap()), ..Default::default() });
+        let at = |t: &Terraform, secs, forced| {
+            decide(&Observed { object: t, inputs_digest: "in-1", forced, since_drift_check: Some(Duration::from_secs(secs)) })
+        };
+        assert_eq!(at(&t, 30, false), Next::Idle { after: Duration::from_secs(30) });
+        assert_eq!(at(&t, 61, false), Next::DriftCheck);
+        assert_eq!(at(&t, 30, true), Next::DriftCheck);
+        t.spec.drift.as_mut().unwrap().mode = DriftMode::Disabled;
+        assert!(matches!(at(&t, 3600, false), Next::Idle { .. }));
+    }
+}

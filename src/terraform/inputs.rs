@@ -1,0 +1,105 @@
+//! Resolves a Terraform's variables (spec `vars` plus `varsFrom` Secrets and ConfigMaps) and
+//! digests every input, so a changed input supersedes the pending plan and an unchanged one
+//! keeps it.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::{ConfigMap, Secret};
+use sha2::{Digest, Sha256};
+
+use crate::api::{Artifact, Terraform};
+use crate::dispatch::RunVariable;
+use crate::store::{ObjectStore, StoreError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum InputError {
+    #[error("spec.varsFrom[{index}]: {kind} {namespace}/{name} not found; create it or mark the reference optional")]
+    MissingVarsSource { index: usize, kind: String, namespace: String, name: String },
+    #[error("spec.varsFrom[{index}]: key {key:?} not found in {kind} {name}")]
+    MissingKey { index: usize, kind: String, name: String, key: String },
+    #[error("spec.varsFrom[{index}]: {kind} {name} key {key:?} is not UTF-8 text")]
+    NotText { index: usize, kind: String, name: String, key: String },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// Variables in precedence order: varsFrom entries in order, then spec.vars (as in
+/// tofu-controller, inline vars win).
+pub async fn resolve_variables<S: ObjectStore>(store: &S, object: &Terraform) -> Result<Vec<RunVariable>, InputError> {
+    let namespace = object.metadata.namespace.as_deref().unwrap_or("default");
+    let mut vars: BTreeMap<String, RunVariable> = BTreeMap::new();
+    for (index, r) in object.spec.vars_from.iter().enumerate() {
+        let (data, sensitive): (BTreeMap<String, String>, bool) = match r.kind.as_str() {
+            "Secret" => match store.get::<Secret>(namespace, &r.name).await? {
+                Some(secret) => (secret_strings(&secret).map_err(|key| InputError::NotText { index, kind: r.kind.clone(), name: r.name.clone(), key })?, true),
+                None if r.optional => continue,
+                None => return Err(missing(index, r, namespace)),
+            },
+            _ => match store.get::<ConfigMap>(namespace, &r.name).await? {
+                Some(cm) => (cm.data.unwrap_or_default(), false),
+                None if r.optional => continue,
+                None => return Err(missing(index, r, namespace)),
+            },
+        };
+        let selected: Vec<(String, String)> = if r.vars_keys.is_empty() {
+            data.keys().map(|k| (k.clone(), k.clone())).collect()
+        } else {
+            r.vars_keys
+                .iter()
+                .map(|k| match k.split_once(':') {
+                    Some((key, var)) => (key.to_string(), var.to_string()),
+                    None => (k.clone(), k.clone()),
+                })
+                .collect()
+        };
+        for (key, var) in selected {
+            let value = data.get(&key).ok_or_else(|| InputError::MissingKey { index, kind: r.kind.clone(), name: r.name.clone(), key: key.clone() })?;
+            vars.insert(var.clone(), RunVariable { name: var, value: serde_json::Value::String(value.clone()), sensitive });
+        }
+    }
+    for v in &object.spec.vars {
+        vars.insert(v.name.clone(), RunVariable { name: v.name.clone(), value: v.value.clone(), sensitive: false });
+    }
+    Ok(vars.into_values().collect())
+}
+
+fn missing(index: usize, r: &crate::api::VarsReference, namespace: &str) -> InputError {
+    InputError::MissingVarsSource { index, kind: r.kind.clone(), namespace: namespace.to_string(), name: r.name.clone() }
+}
+
+/// A Secret's values as text (`data` decoded, `stringData` merged over it).
+pub fn secret_strings(secret: &Secret) -> Result<BTreeMap<String, String>, String> {
+    let mut out = BTreeMap::new();
+    for (k, v) in secret.data.clone().unwrap_or_default() {
+        out.insert(k.clone(), String::from_utf8(v.0).map_err(|_| k)?);
+    }
+    out.extend(secret.string_data.clone().unwrap_or_default());
+    Ok(out)
+}
+
+/// The state's name: workspace plus optional suffix, as tofu-controller names its Secrets.
+pub fn state_name(object: &Terraform) -> String {
+    match object.spec.backend_config.as_ref().and_then(|b| b.secret_suffix.as_deref()) {
+        Some(suffix) if !suffix.is_empty() => format!("{}-{suffix}", object.spec.workspace),
+        _ => object.spec.workspace.clone(),
+    }
+}
+
+/// Everything a plan depends on besides live infrastructure. Variable values enter only as
+/// digests, so this digest may be shown and stored.
+pub fn inputs_digest(object: &Terraform, artifact: &Artifact, variables: &[RunVariable]) -> String {
+    let vars: Vec<(String, String)> = variables
+        .iter()
+        .map(|v| (v.name.clone(), hex::encode(Sha256::digest(v.value.to_string().as_bytes()))))
+        .collect();
+    let canonical = serde_json::json!({
+        "artifact": artifact.digest,
+        "path": object.spec.path,
+        "workspace": object.spec.workspace,
+        "state": state_name(object),
+        "destroy": object.spec.destroy,
+        "backend": object.spec.backend_config.as_ref().and_then(|b| b.custom_configuration.clone()),
+        "vars": vars,
+    });
+    format!("sha256:{}", hex::encode(Sha256::digest(canonical.to_string().as_bytes())))
+}
