@@ -14,6 +14,7 @@ start=$(date +%s)
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 mod_dir="$repo/testkit/go"
 tools=${DRIFTLESS_TOOLS:-$repo/.tools/k8s}
+[[ $tools == /* ]] || tools="$repo/$tools"   # relative: to the repo root, as testkit reads it
 binaries=(etcd kube-apiserver kube-controller-manager)
 
 log() { printf 'build-control-plane: %s\n' "$*" >&2; }
@@ -30,6 +31,12 @@ export GOTOOLCHAIN=local
 # (rather than editing go.mod) if the two disagree. -buildvcs=false because the
 # module lives inside a git work tree whose state is irrelevant to these binaries.
 export GOFLAGS="-mod=readonly -buildvcs=false"
+# Static binaries, as Kubernetes releases are built: no C toolchain involved, and they
+# run on any Linux machine.
+export CGO_ENABLED=0
+# What the build does besides go.mod/go.sum; change it when the build recipe changes so
+# that existing binaries are rebuilt.
+recipe="trimpath ldflags=-s,-w cgo=0"
 
 go_version=$(go env GOVERSION)            # e.g. go1.26.8
 minor=${go_version#go1.}; minor=${minor%%.*}
@@ -40,7 +47,7 @@ fi
 
 stamp_file="$tools/.build-stamp"
 stamp=$(cat "$mod_dir/go.mod" "$mod_dir/go.sum" | sha256sum | cut -d' ' -f1)
-stamp="$stamp $go_version"
+stamp="$stamp $go_version $recipe"
 
 all_present=1
 for b in "${binaries[@]}"; do

@@ -229,7 +229,10 @@ pub async fn get(ctx: &LocalContext, kind: &str, name: Option<&str>, namespace: 
         }
         "Secret" => {
             let items: Vec<Secret> = select(ctx, name, namespace).await?;
-            // Values are never printed: names and keys only.
+            // As kubectl: values only on explicit request (-o json|yaml), base64-encoded.
+            if output != "table" {
+                return print_objects(&items, output);
+            }
             let rows: Vec<Vec<String>> = items
                 .iter()
                 .map(|s| {

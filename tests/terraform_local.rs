@@ -1,0 +1,108 @@
+//! End to end on the local store: a Terraform module in a real Git repository is planned,
+//! approved, applied and watched for drift by the real binaries and real terraform.
+
+mod common;
+
+use common::{MODULE, World, objects};
+
+#[test]
+fn first_plan_waits_then_the_approved_plan_is_applied_with_outputs() {
+    let Some(w) = World::new() else { return };
+    w.commit(&[("infra/main.tf", MODULE)], "module");
+    w.apply(&objects("app", "./infra", "", "  writeOutputsToSecret:\n    name: app-outputs\n  varsFrom:\n    - kind: Secret\n      name: app-token\n"));
+    w.apply("apiVersion: v1\nkind: Secret\nmetadata:\n  name: app-token\nstringData:\n  token: very-secret-token-value\n").ok();
+
+    let run = w.driftless(&["run", "--once"]).ok();
+    let plan = w.pending_plan("app").expect("a pending plan");
+    assert!(run.stdout.contains(&plan), "{}", run.stdout);
+    assert_eq!(w.ready_reason("app"), "PlanPending");
+    assert!(!w.managed("main.txt").exists(), "nothing is applied before approval");
+
+    let shown = w.driftless(&["plan", "show", "app"]).ok().stdout;
+    assert!(shown.contains("+ drifttest_file.main (create)") && shown.contains("2 to add"), "{shown}");
+    assert!(!shown.contains("very-secret-token-value"), "{shown}");
+
+    w.driftless(&["approve", "app", &plan]).ok();
+    w.reconcile("app").ok();
+    assert_eq!(std::fs::read_to_string(w.managed("main.txt")).unwrap(), "hello");
+    let tf = w.get("terraform", "app");
+    assert_eq!(tf["status"]["plan"]["id"], plan.as_str());
+    assert_eq!(tf["status"]["plan"]["pending"], false);
+    assert_eq!(tf["status"]["plan"]["approvedBy"], "annotation");
+    assert_eq!(w.ready_reason("app"), "Succeeded");
+    assert_eq!(tf["status"]["availableOutputs"], serde_json::json!(["path", "token"]));
+
+    let secret = w.get("secret", "app-outputs");
+    let token = secret["data"]["token"].as_str().unwrap();
+    assert_eq!(token, "dmVyeS1zZWNyZXQtdG9rZW4tdmFsdWU=", "the sensitive output is in the outputs secret");
+    // ...and nowhere else: not in status, events, plans' renderings, or any command output.
+    let everywhere = w.store_text_outside_secrets_and_state();
+    assert!(!everywhere.contains("very-secret-token-value"));
+    let get_all = w.driftless(&["get", "terraform", "app", "-o", "yaml"]).ok().all();
+    assert!(!get_all.contains("very-secret-token-value"));
+    assert_eq!(w.events_with_reason("app", "PlanApplied").len(), 1);
+}
+
+#[test]
+fn a_new_commit_supersedes_the_pending_plan_and_the_old_approval_is_stale() {
+    let Some(w) = World::new() else { return };
+    w.commit(&[("main.tf", MODULE)], "module");
+    w.apply(&objects("app", "./", "", "")).ok();
+    w.driftless(&["run", "--once"]).ok();
+    let first = w.pending_plan("app").unwrap();
+
+    // Approve the first plan in Git (spec), then the module changes before it is applied.
+    w.apply(&objects("app", "./", &first, "")).ok();
+    w.commit(&[("main.tf", &MODULE.replace("content = var.content\n}", "content = \"${var.content}!\"\n}"))], "change");
+    let run = w.reconcile("app").fails();
+    assert!(run.stderr.contains("ApprovalStale"), "{}", run.stderr);
+
+    let second = w.pending_plan("app").unwrap();
+    assert_ne!(first, second, "a changed source makes a new plan id");
+    let ready = w.condition("app", "Ready");
+    assert_eq!(ready["reason"], "ApprovalStale");
+    assert!(ready["message"].as_str().unwrap().contains(&first) && ready["message"].as_str().unwrap().contains(&second), "{ready}");
+    assert!(!w.managed("main.txt").exists(), "a stale approval is never applied");
+    assert_eq!(w.events_with_reason("app", "ApprovalStale").len(), 1);
+
+    // Approving the exact new id applies it.
+    w.driftless(&["approve", "app", &first]).fails();
+    w.driftless(&["approve", "app", &second]).ok();
+    w.reconcile("app").ok();
+    assert_eq!(std::fs::read_to_string(w.managed("main.txt")).unwrap(), "hello!");
+}
+
+#[test]
+fn an_out_of_band_change_is_detected_once_and_corrected_after_approval() {
+    let Some(w) = World::new() else { return };
+    w.commit(&[("main.tf", MODULE)], "module");
+    w.apply(&objects("app", "./", "auto", "  drift:\n    mode: detect\n    interval: 1h\n")).ok();
+    w.driftless(&["run", "--once"]).ok();
+    assert_eq!(w.ready_reason("app"), "Succeeded", "auto approval applies the first plan");
+
+    std::fs::write(w.managed("main.txt"), "edited by hand").unwrap();
+    // Two checks of the same drift: reported once.
+    w.reconcile("app").ok();
+    w.reconcile("app").ok();
+    let tf = w.get("terraform", "app");
+    let drift = &tf["status"]["drift"];
+    assert_eq!(drift["detected"], true);
+    assert_eq!(drift["objects"][0]["name"], "drifttest_file.main");
+    assert_eq!(drift["objects"][0]["action"], "update");
+    assert_eq!(drift["objects"][0]["fields"], serde_json::json!(["content"]));
+    assert_eq!(w.condition("app", "Drifted")["status"], "True");
+    assert_eq!(w.events_with_reason("app", "DriftDetected").len(), 1, "one alert per distinct drift");
+    let correction = drift["planId"].as_str().unwrap().to_string();
+    assert_eq!(w.pending_plan("app").as_deref(), Some(correction.as_str()));
+    assert_eq!(std::fs::read_to_string(w.managed("main.txt")).unwrap(), "edited by hand", "detect mode never corrects by itself");
+    let shown = w.driftless(&["drift", "show", "app"]).ok().stdout;
+    assert!(shown.contains("drifttest_file.main") && shown.contains(&correction), "{shown}");
+
+    w.driftless(&["approve", "app", &correction]).ok();
+    w.reconcile("app").ok();
+    assert_eq!(std::fs::read_to_string(w.managed("main.txt")).unwrap(), "hello");
+    assert_eq!(w.ready_reason("app"), "Succeeded");
+    assert_eq!(w.get("terraform", "app")["status"]["drift"]["detected"], false);
+    assert_eq!(w.condition("app", "Drifted")["status"], "False");
+    assert_eq!(w.events_with_reason("app", "DriftResolved").len(), 1);
+}
