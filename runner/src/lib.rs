@@ -242,7 +242,8 @@ impl<'a> Run<'a> {
         } else {
             None
         };
-        let drift = show.as_ref().map(|s| s.drift()).unwrap_or_default();
+        let raw_drift = show.as_ref().map(|s| s.drift()).unwrap_or_default();
+        let drift = driftless::terraform::filter_drift(raw_drift.clone(), &spec.drift_ignore);
         let summary = show.as_ref().map(|s| s.summary()).unwrap_or(stream.summary);
         let mut result = RunResult {
             outcome: Outcome::NoChanges,
@@ -255,7 +256,10 @@ impl<'a> Run<'a> {
             error: None,
             timings_ms: Vec::new(),
         };
-        if !changes {
+        // A drift check whose drift is all ignored changes nothing: its plan would revert
+        // exactly what the user asked to leave alone.
+        let only_ignored_drift = spec.operation == Operation::DriftCheck && drift.is_empty() && !raw_drift.is_empty();
+        if !changes || only_ignored_drift {
             return Ok(result);
         }
         let drift_key = (!drift.is_empty()).then(|| drift_id(&drift));
@@ -284,7 +288,7 @@ impl<'a> Run<'a> {
         result.plan_id = Some(id.to_string());
         result.plan_digest = Some(digest);
         result.outcome = Outcome::Planned;
-        if spec.apply_after_plan {
+        if spec.apply_after_plan || spec.approved_plan.as_deref() == Some(id.as_str()) {
             let applied = self.apply(tf).await?;
             result.outcome = applied.outcome;
             result.outputs = applied.outputs;

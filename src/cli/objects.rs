@@ -81,6 +81,7 @@ pub async fn apply(ctx: &LocalContext, paths: &[PathBuf]) -> Result<()> {
     for (origin, doc) in &docs {
         let api_version = doc.get("apiVersion").and_then(Value::as_str).unwrap_or_default();
         let kind = doc.get("kind").and_then(Value::as_str).unwrap_or_default();
+        let name = doc.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("<unnamed>");
         let item = match (api_version, kind) {
             ("driftless.dev/v1alpha1", "GitRepository") => decode::<GitRepository>(doc, origin).and_then(|o| {
                 o.validate().map_err(|e| CliError::File { path: origin.clone(), reason: e.to_string() })?;
@@ -103,11 +104,11 @@ pub async fn apply(ctx: &LocalContext, paths: &[PathBuf]) -> Result<()> {
             ("v1", "ConfigMap") => decode::<ConfigMap>(doc, origin).map(Decoded::ConfigMap),
             (v, k) if v.contains("fluxcd.io") => Err(CliError::File {
                 path: origin.clone(),
-                reason: format!("{k} has apiVersion {v}; driftless reads the same fields as driftless.dev/v1alpha1 — change the apiVersion"),
+                reason: format!("{k} {name} has apiVersion {v}; driftless reads the same fields as driftless.dev/v1alpha1 — change the apiVersion"),
             }),
             (v, k) => Err(CliError::File {
                 path: origin.clone(),
-                reason: format!("unsupported object apiVersion={v:?} kind={k:?}; a local store holds driftless.dev/v1alpha1 GitRepository and Terraform, and v1 Secret and ConfigMap"),
+                reason: format!("unsupported object {name} (apiVersion={v:?} kind={k:?}); a local store holds driftless.dev/v1alpha1 GitRepository and Terraform, and v1 Secret and ConfigMap"),
             }),
         };
         match item {

@@ -266,12 +266,22 @@ impl<S: ObjectStore, D: RunnerDispatch> Step<'_, S, D> {
             plan_id,
             plan_digest,
             apply_after_plan,
+            approved_plan: self.standing_approval(),
+            drift_ignore: self.object.spec.drift.as_ref().map(|d| d.ignore.clone()).unwrap_or_default(),
             // Rendering costs a `show -json`: only where a reviewer will read it.
             render_plan: !apply_after_plan,
             terraform_path: self.ctx.terraform_path.clone(),
             lock_holder: self.ctx.identity.clone(),
             timeout_seconds: self.ctx.run_timeout.as_secs(),
         }
+    }
+
+    /// An approval by id that is not yet spent: a fresh plan with that id may be applied
+    /// in the run that makes it (a re-plan of the same inputs keeps its approval).
+    fn standing_approval(&self) -> Option<String> {
+        crate::terraform::approval(&self.object)
+            .filter(|(id, by)| *by != PlanApprover::Auto && self.status.last_applied_plan.as_deref() != Some(id.as_str()))
+            .map(|(id, _)| id)
     }
 
     fn wait_for_approval(&mut self, plan_id: &str, stale: Option<String>) {
@@ -404,7 +414,7 @@ impl<S: ObjectStore, D: RunnerDispatch> Step<'_, S, D> {
                 let id = result.plan_id.clone().unwrap_or_default();
                 let approved_by = match op {
                     Operation::Apply => self.status.common.plan.as_ref().and_then(|p| p.approved_by),
-                    _ => Some(PlanApprover::Auto),
+                    _ => crate::terraform::approval(&self.object).map(|(_, by)| by),
                 };
                 let summary = if op == Operation::Apply {
                     self.status.common.plan.as_ref().map(|p| p.summary).unwrap_or_default()

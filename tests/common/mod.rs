@@ -318,3 +318,71 @@ spec:
 {extra_spec}"#
     )
 }
+
+impl World {
+    /// The directory of a Terraform's state in the local backend.
+    pub fn state_dir(&self, name: &str) -> PathBuf {
+        self.store().join("backend/state/Terraform/default").join(name)
+    }
+
+    /// A condition of any kind's object (`Value::Null` when absent).
+    pub fn condition_of(&self, kind: &str, name: &str, type_: &str) -> Value {
+        let o = self.get(kind, name);
+        o["status"]["conditions"].as_array().into_iter().flatten().find(|c| c["type"] == type_).cloned().unwrap_or(Value::Null)
+    }
+
+    /// Removes files from the repository and commits.
+    pub fn commit_removal(&self, paths: &[&str], message: &str) -> String {
+        for p in paths {
+            std::fs::remove_file(self.path().join("repo").join(p)).unwrap();
+        }
+        self.git(&["add", "-A"]);
+        self.git(&["commit", "--quiet", "-m", message]);
+        self.git(&["rev-parse", "HEAD"])
+    }
+
+    /// The number of events of an object with one of these reasons.
+    pub fn count_events(&self, name: &str, reasons: &[&str]) -> usize {
+        self.events().iter().filter(|e| e["name"] == name && reasons.iter().any(|r| e["reason"] == *r)).count()
+    }
+}
+
+/// A Terraform object (no GitRepository) named NAME reading GitRepository REPO at `path`,
+/// writing into `__MANAGED__/<target_subdir>`.
+pub fn terraform_object(name: &str, repo: &str, path: &str, approve: &str, target_subdir: &str, extra_spec: &str) -> String {
+    format!(
+        r#"apiVersion: driftless.dev/v1alpha1
+kind: Terraform
+metadata:
+  name: {name}
+spec:
+  sourceRef:
+    kind: GitRepository
+    name: {repo}
+  path: {path}
+  interval: 1h
+  approvePlan: "{approve}"
+  vars:
+    - name: content
+      value: hello
+    - name: target_dir
+      value: __MANAGED__/{target_subdir}
+{extra_spec}"#
+    )
+}
+
+/// A GitRepository named NAME on this world's repository, branch `branch`.
+pub fn git_repository(name: &str, branch: &str) -> String {
+    format!(
+        r#"apiVersion: driftless.dev/v1alpha1
+kind: GitRepository
+metadata:
+  name: {name}
+spec:
+  url: __REPO__
+  interval: 1h
+  ref:
+    branch: {branch}
+"#
+    )
+}

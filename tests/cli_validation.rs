@@ -1,0 +1,190 @@
+//! The CLI refuses bad input with one clear line per problem, naming the object, the field
+//! and the reason, and a refused `apply` stores nothing.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::{MODULE, Run, World, objects};
+
+/// A store directory and the `driftless` binary, without terraform: validation needs none.
+struct Cli {
+    dir: tempfile::TempDir,
+}
+
+impl Cli {
+    fn new() -> Cli {
+        Cli { dir: tempfile::Builder::new().prefix("driftless-cli-").tempdir().unwrap() }
+    }
+
+    fn store(&self) -> PathBuf {
+        self.dir.path().join("store")
+    }
+
+    fn run_in(&self, store: &Path, args: &[&str]) -> Run {
+        let out = Command::new(env!("CARGO_BIN_EXE_driftless"))
+            .arg("--store")
+            .arg(store)
+            .args(args)
+            .env("HOME", self.dir.path())
+            .env_remove("DRIFTLESS_STORE")
+            .env_remove("DRIFTLESS_TERRAFORM")
+            .output()
+            .unwrap();
+        Run {
+            status: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    }
+
+    fn run(&self, args: &[&str]) -> Run {
+        self.run_in(&self.store(), args)
+    }
+
+    /// `apply -f` of YAML written to a file named `file`.
+    fn apply(&self, file: &str, yaml: &str) -> Run {
+        let path = self.dir.path().join(file);
+        std::fs::write(&path, yaml).unwrap();
+        self.run(&["apply", "-f", path.to_str().unwrap()])
+    }
+
+    /// Nothing of any kind is stored.
+    fn assert_stores_nothing(&self) {
+        for kind in ["terraform", "gitrepository"] {
+            let listed = self.run(&["get", kind]).ok().stdout;
+            assert_eq!(listed.lines().count(), 1, "only the header: {listed}");
+        }
+    }
+}
+
+const GIT_REPOSITORY: &str = "apiVersion: driftless.dev/v1alpha1
+kind: GitRepository
+metadata:
+  name: app
+spec:
+  url: file:///nowhere/repo
+  interval: 1h
+  ref:
+    branch: main
+";
+
+const TERRAFORM: &str = r#"apiVersion: driftless.dev/v1alpha1
+kind: Terraform
+metadata:
+  name: app
+spec:
+  sourceRef:
+    kind: GitRepository
+    name: app
+  path: ./
+  interval: 1h
+  approvePlan: ""
+  vars:
+    - name: content
+      value: hello
+"#;
+
+/// Applies a valid GitRepository with the bad object in one file and checks the refusal.
+fn refused(yaml_of_bad_object: &str, expected: &[&str]) {
+    let cli = Cli::new();
+    let yaml = format!("{GIT_REPOSITORY}---\n{yaml_of_bad_object}");
+    let run = cli.apply("objects.yaml", &yaml).fails();
+    let line = run.stderr.lines().find(|l| l.contains("objects.yaml")).unwrap_or_else(|| panic!("a line naming the file: {}", run.stderr));
+    for e in expected {
+        assert!(line.contains(e), "{e:?} missing in {line:?}");
+    }
+    assert!(run.stdout.is_empty(), "nothing reported as applied: {}", run.stdout);
+    cli.assert_stores_nothing();
+}
+
+#[test]
+fn a_duration_that_is_not_one_is_refused_with_its_field() {
+    refused(&TERRAFORM.replace("interval: 1h", "interval: soon"), &["Terraform", "app", "spec.interval", "\"soon\"", "1h"]);
+}
+
+#[test]
+fn a_source_kind_that_is_not_a_source_is_refused() {
+    refused(&TERRAFORM.replace("kind: GitRepository", "kind: HelmRepository"), &["Terraform", "app", "spec.sourceRef.kind", "HelmRepository", "GitRepository"]);
+}
+
+#[test]
+fn an_approval_that_is_neither_auto_nor_a_plan_id_is_refused() {
+    refused(&TERRAFORM.replace("approvePlan: \"\"", "approvePlan: \"yes\""), &["Terraform", "app", "spec.approvePlan", "\"yes\"", "auto"]);
+}
+
+#[test]
+fn a_variable_set_twice_is_refused() {
+    let yaml = format!("{TERRAFORM}    - name: content\n      value: again\n");
+    refused(&yaml, &["Terraform", "app", "spec.vars[1].name", "content", "twice"]);
+}
+
+#[test]
+fn a_missing_required_field_is_refused_naming_it() {
+    let yaml = TERRAFORM.replace("  sourceRef:\n    kind: GitRepository\n    name: app\n", "");
+    assert!(!yaml.contains("sourceRef"));
+    refused(&yaml, &["Terraform", "app", "spec", "sourceRef", "missing"]);
+}
+
+#[test]
+fn a_flux_api_version_is_refused_with_a_hint_to_change_it() {
+    let flux = GIT_REPOSITORY.replace("driftless.dev/v1alpha1", "source.toolkit.fluxcd.io/v1").replace("name: app", "name: flux-app");
+    refused(&flux, &["GitRepository", "apiVersion", "source.toolkit.fluxcd.io/v1", "driftless.dev/v1alpha1", "change the apiVersion"]);
+}
+
+#[test]
+fn a_flux_api_version_refusal_names_the_object() {
+    let flux = GIT_REPOSITORY.replace("driftless.dev/v1alpha1", "source.toolkit.fluxcd.io/v1").replace("name: app", "name: flux-app");
+    refused(&flux, &["GitRepository", "flux-app", "apiVersion"]);
+}
+
+#[test]
+fn every_bad_object_of_a_file_gets_its_own_line_and_nothing_is_stored() {
+    let cli = Cli::new();
+    let yaml = format!(
+        "{GIT_REPOSITORY}---\n{}---\n{}",
+        TERRAFORM.replace("approvePlan: \"\"", "approvePlan: \"yes\""),
+        TERRAFORM.replace("name: app\nspec", "name: other\nspec").replace("interval: 1h", "interval: soon")
+    );
+    let run = cli.apply("objects.yaml", &yaml).fails();
+    let lines: Vec<&str> = run.stderr.lines().filter(|l| l.contains("objects.yaml")).collect();
+    assert_eq!(lines.len(), 2, "{}", run.stderr);
+    assert!(lines.iter().any(|l| l.contains("app") && l.contains("spec.approvePlan")), "{lines:?}");
+    assert!(lines.iter().any(|l| l.contains("other") && l.contains("spec.interval")), "{lines:?}");
+    cli.assert_stores_nothing();
+}
+
+#[test]
+fn commands_on_a_store_that_does_not_exist_fail_with_a_clear_line() {
+    let cli = Cli::new();
+    let missing = cli.dir.path().join("no-such-store");
+    for args in [&["get", "terraform"][..], &["reconcile", "terraform", "app"], &["run", "--once"], &["approve", "app"], &["unlock", "app", "--yes"]] {
+        let run = cli.run_in(&missing, args).fails();
+        let errors: Vec<&str> = run.stderr.lines().filter(|l| l.starts_with("error:")).collect();
+        assert_eq!(errors.len(), 1, "{args:?}: one error line: {}", run.stderr);
+        assert!(errors[0].contains(&missing.display().to_string()) && errors[0].contains("no driftless store"), "{args:?}: {}", errors[0]);
+        assert!(!missing.exists(), "{args:?}: a mistyped --store is not created");
+    }
+}
+
+#[test]
+fn approving_a_plan_that_is_not_pending_is_refused_naming_the_pending_one() {
+    let Some(w) = World::new() else { return };
+    w.commit(&[("main.tf", MODULE)], "module");
+    w.apply(&objects("app", "./", "", "")).ok();
+    w.driftless(&["run", "--once"]).ok();
+    let pending = w.pending_plan("app").expect("a pending plan");
+
+    let run = w.driftless(&["approve", "app", "plan-0000000-0000000000"]).fails();
+    let errors: Vec<&str> = run.stderr.lines().filter(|l| l.starts_with("error:")).collect();
+    assert_eq!(errors.len(), 1, "{}", run.stderr);
+    assert!(errors[0].contains("plan-0000000-0000000000") && errors[0].contains(&pending), "{}", errors[0]);
+    let tf = w.get("terraform", "app");
+    assert!(tf["metadata"]["annotations"]["driftless.dev/approve-plan"].is_null(), "nothing approved: {}", tf["metadata"]);
+
+    w.reconcile("app").ok();
+    assert_eq!(w.pending_plan("app").as_deref(), Some(pending.as_str()));
+    assert!(!w.managed("main.txt").exists());
+}
