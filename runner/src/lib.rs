@@ -179,15 +179,14 @@ impl<'a> Run<'a> {
             .get_plan(&spec.object, id)
             .await
             .map_err(|e| (RunErrorKind::PlanIntegrity, e.to_string(), vec![]))?;
-        if let Some(expected) = spec.plan_digest.as_deref() {
-            if expected != meta.digest {
+        if let Some(expected) = spec.plan_digest.as_deref()
+            && expected != meta.digest {
                 return Err((
                     RunErrorKind::PlanIntegrity,
                     format!("plan {id} in the backend has digest {} but {expected} was approved; it will not be applied", meta.digest),
                     vec![],
                 ));
             }
-        }
         Ok((meta, bytes))
     }
 

@@ -423,11 +423,10 @@ mod tests {
             for (value, mask) in [(&c["before"], &c["before_sensitive"]), (&c["after"], &c["after_sensitive"])] {
                 if let (Value::Object(v), Value::Object(m)) = (value, mask) {
                     for (k, flag) in m {
-                        if flag == &Value::Bool(true) {
-                            if let Some(s) = v.get(k).and_then(Value::as_str) {
+                        if flag == &Value::Bool(true)
+                            && let Some(s) = v.get(k).and_then(Value::as_str) {
                                 out.push(s.to_string());
                             }
-                        }
                     }
                 }
             }

@@ -71,7 +71,7 @@ pub async fn apply(ctx: &LocalContext, paths: &[PathBuf]) -> Result<()> {
     }
     // Decode and validate everything before storing anything: a bad file changes nothing.
     enum Decoded {
-        Git(GitRepository),
+        Git(Box<GitRepository>),
         Tf(Box<Terraform>),
         Secret(Secret),
         ConfigMap(ConfigMap),
@@ -85,7 +85,7 @@ pub async fn apply(ctx: &LocalContext, paths: &[PathBuf]) -> Result<()> {
         let item = match (api_version, kind) {
             ("driftless.dev/v1alpha1", "GitRepository") => decode::<GitRepository>(doc, origin).and_then(|o| {
                 o.validate().map_err(|e| CliError::File { path: origin.clone(), reason: e.to_string() })?;
-                Ok(Decoded::Git(o))
+                Ok(Decoded::Git(Box::new(o)))
             }),
             ("driftless.dev/v1alpha1", "Terraform") => decode::<Terraform>(doc, origin).and_then(|o| {
                 o.validate().map_err(|e| CliError::File { path: origin.clone(), reason: e.to_string() })?;
@@ -121,7 +121,7 @@ pub async fn apply(ctx: &LocalContext, paths: &[PathBuf]) -> Result<()> {
     }
     for item in decoded {
         let line = match item {
-            Decoded::Git(o) => store(ctx, o).await?,
+            Decoded::Git(o) => store(ctx, *o).await?,
             Decoded::Tf(o) => store(ctx, *o).await?,
             Decoded::Secret(o) => store(ctx, o).await?,
             Decoded::ConfigMap(o) => store(ctx, o).await?,

@@ -182,11 +182,10 @@ fn ns<K: kube::Resource>(o: &K) -> String {
 async fn summary(ctx: &LocalContext) -> Result<()> {
     let mut failed = Vec::new();
     for t in ctx.store.list::<Terraform>().await? {
-        if let Some(c) = t.status.as_ref().and_then(|s| s.condition(ct::READY)) {
-            if !is_waiting(&c.reason) {
+        if let Some(c) = t.status.as_ref().and_then(|s| s.condition(ct::READY))
+            && !is_waiting(&c.reason) {
                 failed.push(format!("terraform/{}: {}: {}", t.metadata.name.unwrap_or_default(), c.reason, c.message));
             }
-        }
     }
     super::objects::get(ctx, "terraform", None, "default", "table").await?;
     if failed.is_empty() { Ok(()) } else { Err(CliError::Usage(failed.join("\n"))) }

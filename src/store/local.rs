@@ -159,13 +159,11 @@ impl ObjectStore for LocalStore {
             }
         }
         // Status belongs to the reconciler: keep what it wrote.
-        if let Some(old) = &existing {
-            if let Some(status) = serde_json::to_value(old).ok().and_then(|v| v.get("status").cloned()) {
-                if let Some(obj) = incoming.as_object_mut() {
+        if let Some(old) = &existing
+            && let Some(status) = serde_json::to_value(old).ok().and_then(|v| v.get("status").cloned())
+                && let Some(obj) = incoming.as_object_mut() {
                     obj.insert("status".into(), status);
                 }
-            }
-        }
         let stored: K = serde_json::from_value(incoming).map_err(|e| StoreError::Decode {
             path: path.display().to_string(),
             kind: K::kind(&()).to_string(),
