@@ -107,7 +107,10 @@ fn a_duration_that_is_not_one_is_refused_with_its_field() {
 
 #[test]
 fn a_source_kind_that_is_not_a_source_is_refused() {
-    refused(&TERRAFORM.replace("kind: GitRepository", "kind: HelmRepository"), &["Terraform", "app", "spec.sourceRef.kind", "HelmRepository", "GitRepository"]);
+    refused(
+        &TERRAFORM.replace("kind: GitRepository", "kind: HelmRepository"),
+        &["Terraform", "app", "spec.sourceRef.kind", "HelmRepository", "GitRepository"],
+    );
 }
 
 #[test]
@@ -160,7 +163,13 @@ fn every_bad_object_of_a_file_gets_its_own_line_and_nothing_is_stored() {
 fn commands_on_a_store_that_does_not_exist_fail_with_a_clear_line() {
     let cli = Cli::new();
     let missing = cli.dir.path().join("no-such-store");
-    for args in [&["get", "terraform"][..], &["reconcile", "terraform", "app"], &["run", "--once"], &["approve", "app"], &["unlock", "app", "--yes"]] {
+    for args in [
+        &["get", "terraform"][..],
+        &["reconcile", "terraform", "app"],
+        &["run", "--once"],
+        &["approve", "app"],
+        &["unlock", "app", "--yes"],
+    ] {
         let run = cli.run_in(&missing, args).fails();
         let errors: Vec<&str> = run.stderr.lines().filter(|l| l.starts_with("error:")).collect();
         assert_eq!(errors.len(), 1, "{args:?}: one error line: {}", run.stderr);

@@ -16,9 +16,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use driftless::api::{Artifact, GitRepositoryRef};
-use driftless::source::{
-    ArtifactError, ArtifactOutcome, ArtifactStore, FetchOutcome, GitAuth, GitError, GitSource, StoredArtifact,
-};
+use driftless::source::{ArtifactError, ArtifactOutcome, ArtifactStore, FetchOutcome, GitAuth, GitError, GitSource, StoredArtifact};
 
 const KIND: &str = "gitrepository";
 const NS: &str = "default";
@@ -141,9 +139,7 @@ impl Env {
     }
 
     fn source(&self, url: &str, reference: Option<&GitRepositoryRef>) -> GitSource {
-        GitSource::new(url, reference, self.cache.path().join("cache"))
-            .expect("source")
-            .with_timeout(Duration::from_secs(30))
+        GitSource::new(url, reference, self.cache.path().join("cache")).expect("source").with_timeout(Duration::from_secs(30))
     }
 
     fn object_files(&self) -> Vec<String> {
@@ -157,12 +153,7 @@ impl Env {
 }
 
 /// Fetch into the store; `last` plays the object's status.
-fn fetch(
-    env: &Env,
-    source: &GitSource,
-    ignore: Option<&str>,
-    last: Option<&Artifact>,
-) -> Result<ArtifactOutcome, GitError> {
+fn fetch(env: &Env, source: &GitSource, ignore: Option<&str>, last: Option<&Artifact>) -> Result<ArtifactOutcome, GitError> {
     source.fetch_artifact(&env.store, KIND, NS, NAME, ignore, last)
 }
 
@@ -259,8 +250,7 @@ fn unchanged_revision_makes_no_new_artifact() {
     let source = env.source(&repo.url(), Some(&branch("main")));
     let (revision, artifact) = stored(fetch(&env, &source, None, None).expect("fetch"));
     let files_before = env.object_files();
-    let mtime_before =
-        fs::metadata(env.store_dir.path().join(&artifact.path)).expect("stat").modified().expect("mtime");
+    let mtime_before = fs::metadata(env.store_dir.path().join(&artifact.path)).expect("stat").modified().expect("mtime");
 
     let last = status_artifact(&revision, &artifact);
     match fetch(&env, &source, None, Some(&last)).expect("fetch again") {
@@ -332,8 +322,7 @@ fn identical_content_at_two_commits_has_the_same_digest() {
 
     // Another cache and store agree byte for byte.
     let other = Env::new();
-    let (_, art3) =
-        stored(fetch(&other, &other.source(&repo.url(), Some(&branch("main"))), None, None).expect("fetch"));
+    let (_, art3) = stored(fetch(&other, &other.source(&repo.url(), Some(&branch("main"))), None, None).expect("fetch"));
     assert_eq!(art3.digest, art2.digest);
 }
 
@@ -365,9 +354,7 @@ fn a_tag_resolves_to_its_commit_annotated_or_not() {
 fn a_semver_range_picks_the_highest_matching_tag() {
     let repo = Repo::new();
     let mut shas = BTreeMap::new();
-    for (tag_name, annotated) in
-        [("v1.0.0", true), ("1.1.0", false), ("v1.2.0-rc.1", true), ("v2.0.0", true), ("v1.1.5", true)]
-    {
+    for (tag_name, annotated) in [("v1.0.0", true), ("1.1.0", false), ("v1.2.0-rc.1", true), ("v2.0.0", true), ("v1.1.5", true)] {
         let sha = repo.write("version.txt", tag_name).commit(tag_name);
         if annotated {
             repo.git(&["tag", "-a", tag_name, "-m", tag_name]);
@@ -459,8 +446,7 @@ fn unknown_branch_tag_or_commit_is_an_error_naming_it() {
 fn a_corrupted_artifact_is_refused_with_a_digest_mismatch() {
     let (repo, _) = sample_repo();
     let env = Env::new();
-    let (_, artifact) =
-        stored(fetch(&env, &env.source(&repo.url(), Some(&branch("main"))), None, None).expect("fetch"));
+    let (_, artifact) = stored(fetch(&env, &env.source(&repo.url(), Some(&branch("main"))), None, None).expect("fetch"));
     let file = env.store_dir.path().join(&artifact.path);
     let mut bytes = fs::read(&file).expect("read");
     let middle = bytes.len() / 2;
@@ -562,8 +548,7 @@ impl GitHttpServer {
         std::thread::spawn(move || {
             for conn in listener.incoming() {
                 let Ok(conn) = conn else { continue };
-                let (project_root, auth, uploads, rejects) =
-                    (project_root.clone(), auth.clone(), uploads.clone(), rejects.clone());
+                let (project_root, auth, uploads, rejects) = (project_root.clone(), auth.clone(), uploads.clone(), rejects.clone());
                 std::thread::spawn(move || {
                     if let Err(e) = serve(conn, &project_root, &auth, &uploads, &rejects) {
                         eprintln!("test http server: {e}");
@@ -580,10 +565,7 @@ impl GitHttpServer {
         if bare.exists() {
             repo.git(&["push", "-q", "--force", "--tags", bare.to_str().expect("utf8"), "main"]);
         } else {
-            git(
-                self.root.path(),
-                &["clone", "-q", "--bare", repo.path().to_str().expect("utf8"), &format!("{name}.git")],
-            );
+            git(self.root.path(), &["clone", "-q", "--bare", repo.path().to_str().expect("utf8"), &format!("{name}.git")]);
         }
         format!("http://127.0.0.1:{}/{name}.git", self.port)
     }
@@ -602,13 +584,7 @@ fn base64(bytes: &[u8]) -> String {
     out
 }
 
-fn serve(
-    conn: TcpStream,
-    root: &Path,
-    auth: &HttpAuth,
-    uploads: &AtomicUsize,
-    rejects: &AtomicUsize,
-) -> io::Result<()> {
+fn serve(conn: TcpStream, root: &Path, auth: &HttpAuth, uploads: &AtomicUsize, rejects: &AtomicUsize) -> io::Result<()> {
     let mut reader = BufReader::new(conn.try_clone()?);
     let mut writer = conn;
     loop {
@@ -617,8 +593,7 @@ fn serve(
             return Ok(());
         }
         let mut parts = request_line.split_whitespace();
-        let (method, target) =
-            (parts.next().unwrap_or_default().to_string(), parts.next().unwrap_or_default().to_string());
+        let (method, target) = (parts.next().unwrap_or_default().to_string(), parts.next().unwrap_or_default().to_string());
         let mut headers = BTreeMap::new();
         loop {
             let mut line = String::new();
@@ -646,9 +621,7 @@ fn serve(
         };
         if headers.get("authorization") != Some(&expected) {
             rejects.fetch_add(1, Ordering::SeqCst);
-            writer.write_all(
-                b"HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Basic realm=\"git\"\r\nContent-Length: 0\r\n\r\n",
-            )?;
+            writer.write_all(b"HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Basic realm=\"git\"\r\nContent-Length: 0\r\n\r\n")?;
             writer.flush()?;
             continue;
         }
@@ -728,8 +701,7 @@ fn read_chunked(reader: &mut impl BufRead) -> io::Result<Vec<u8>> {
 }
 
 fn basic_auth(user: &str, password: &str) -> GitAuth {
-    let data =
-        BTreeMap::from([("username".to_string(), user.to_string()), ("password".to_string(), password.to_string())]);
+    let data = BTreeMap::from([("username".to_string(), user.to_string()), ("password".to_string(), password.to_string())]);
     GitAuth::from_secret_data(&data).expect("auth")
 }
 
@@ -746,16 +718,14 @@ fn basic_auth_over_http_fetches_with_the_right_credentials() {
     let (repo, sha) = sample_repo();
     let url = server.publish(&repo, "infra");
     let env = Env::new();
-    let source =
-        env.source(&url, Some(&branch("main"))).with_auth(Some(basic_auth("flux", "s3cr3t-pass"))).expect("auth");
+    let source = env.source(&url, Some(&branch("main"))).with_auth(Some(basic_auth("flux", "s3cr3t-pass"))).expect("auth");
     let (revision, artifact) = stored(fetch(&env, &source, None, None).expect("fetch over http"));
     assert_eq!(revision, format!("main@sha1:{sha}"));
     assert_eq!(unpacked(&env, &artifact).1["main.tf"], "resource \"null_resource\" \"a\" {}\n");
 
     let sha2 = repo.write("main.tf", "# http two\n").commit("two");
     server.publish(&repo, "infra");
-    let (revision2, _) =
-        stored(fetch(&env, &source, None, Some(&status_artifact(&revision, &artifact))).expect("fetch"));
+    let (revision2, _) = stored(fetch(&env, &source, None, Some(&status_artifact(&revision, &artifact))).expect("fetch"));
     assert_eq!(sha_of(&revision2), sha2);
 }
 
@@ -787,8 +757,7 @@ fn wrong_basic_credentials_fail_auth_without_leaking_the_password() {
     let (repo, _) = sample_repo();
     let url = server.publish(&repo, "infra");
     let env = Env::new();
-    let source =
-        env.source(&url, Some(&branch("main"))).with_auth(Some(basic_auth("flux", "wrong-pass-9876"))).expect("auth");
+    let source = env.source(&url, Some(&branch("main"))).with_auth(Some(basic_auth("flux", "wrong-pass-9876"))).expect("auth");
     let err = fetch(&env, &source, None, None).expect_err("wrong password");
     let message = err.to_string();
     assert!(matches!(err, GitError::AuthFailed { .. }), "{message}");
@@ -958,10 +927,8 @@ fn an_ssh_key_from_memory_fetches_over_ssh_with_known_hosts_checked() {
     let Some(sshd) = start_sshd(&public) else { return };
     let (_repo, _served, path, sha) = ssh_served_repo();
     let env = Env::new();
-    let source = env
-        .source(&sshd.url(&path), Some(&branch("main")))
-        .with_auth(Some(ssh_auth(&private, Some(&sshd.known_hosts()))))
-        .expect("auth");
+    let source =
+        env.source(&sshd.url(&path), Some(&branch("main"))).with_auth(Some(ssh_auth(&private, Some(&sshd.known_hosts())))).expect("auth");
     let result = fetch(&env, &source, None, None);
     let log = fs::read_to_string(sshd.dir.path().join("sshd.log")).unwrap_or_default();
     let (revision, artifact) = stored(result.unwrap_or_else(|e| panic!("fetch over ssh: {e}\nsshd log:\n{log}")));
@@ -970,8 +937,7 @@ fn an_ssh_key_from_memory_fetches_over_ssh_with_known_hosts_checked() {
 
     // Without known_hosts any host key is accepted.
     let env = Env::new();
-    let source =
-        env.source(&sshd.url(&path), Some(&branch("main"))).with_auth(Some(ssh_auth(&private, None))).expect("auth");
+    let source = env.source(&sshd.url(&path), Some(&branch("main"))).with_auth(Some(ssh_auth(&private, None))).expect("auth");
     assert!(fetch(&env, &source, None, None).is_ok());
 }
 
@@ -985,10 +951,7 @@ fn an_ssh_host_key_missing_from_known_hosts_is_refused() {
     let mut fields = other_public.split_whitespace();
     let wrong = format!("[127.0.0.1]:{} {} {}\n", sshd.port, fields.next().expect("type"), fields.next().expect("key"));
     let env = Env::new();
-    let source = env
-        .source(&sshd.url(&path), Some(&branch("main")))
-        .with_auth(Some(ssh_auth(&private, Some(&wrong))))
-        .expect("auth");
+    let source = env.source(&sshd.url(&path), Some(&branch("main"))).with_auth(Some(ssh_auth(&private, Some(&wrong)))).expect("auth");
     let err = fetch(&env, &source, None, None).expect_err("unknown host key");
     assert!(matches!(err, GitError::HostKeyRejected { .. }), "{err}");
     assert!(err.to_string().contains(&format!("[127.0.0.1]:{}", sshd.port)), "{err}");
@@ -1002,10 +965,8 @@ fn an_unauthorized_ssh_key_is_an_auth_error() {
     let Some(sshd) = start_sshd(&public) else { return };
     let (_repo, _served, path, _) = ssh_served_repo();
     let env = Env::new();
-    let source = env
-        .source(&sshd.url(&path), Some(&branch("main")))
-        .with_auth(Some(ssh_auth(&intruder, Some(&sshd.known_hosts()))))
-        .expect("auth");
+    let source =
+        env.source(&sshd.url(&path), Some(&branch("main"))).with_auth(Some(ssh_auth(&intruder, Some(&sshd.known_hosts())))).expect("auth");
     let err = fetch(&env, &source, None, None).expect_err("unauthorized key");
     assert!(matches!(err, GitError::AuthFailed { .. }), "{err}");
     assert!(!err.to_string().contains("PRIVATE KEY"), "{err}");

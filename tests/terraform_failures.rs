@@ -174,7 +174,10 @@ fn terraform_failing_mid_apply_is_apply_failed_with_the_diagnostic_keeps_the_sta
     assert_eq!(w.ready_reason("app"), "Succeeded");
     assert_eq!(std::fs::read_to_string(w.managed("main.txt")).unwrap(), "hello");
     let addresses = state_addresses(&state_json(&w, "app"));
-    assert!(addresses.contains(&"null_resource.marker".to_string()) && addresses.contains(&"drifttest_file.main".to_string()), "{addresses:?}");
+    assert!(
+        addresses.contains(&"null_resource.marker".to_string()) && addresses.contains(&"drifttest_file.main".to_string()),
+        "{addresses:?}"
+    );
     // The recovery plan only adds what is missing: the null resource was kept, not recreated.
     let plan = &w.get("terraform", "app")["status"]["plan"];
     assert_eq!(plan["summary"]["add"], 1, "{plan}");

@@ -244,9 +244,8 @@ fn an_unchanged_revision_starts_no_terraform() {
 
 /// Every terraform on this machine other than the pinned one, with its version.
 fn other_terraforms(w: &World) -> Vec<(PathBuf, String)> {
-    let mut candidates: Vec<PathBuf> = std::env::var_os("PATH")
-        .map(|p| std::env::split_paths(&p).map(|d| d.join("terraform")).collect())
-        .unwrap_or_default();
+    let mut candidates: Vec<PathBuf> =
+        std::env::var_os("PATH").map(|p| std::env::split_paths(&p).map(|d| d.join("terraform")).collect()).unwrap_or_default();
     candidates.push(PathBuf::from("/usr/local/bin/terraform"));
     let pinned = std::fs::canonicalize(&w.tools.terraform).unwrap();
     let mut seen = Vec::new();
@@ -264,7 +263,9 @@ fn other_terraforms(w: &World) -> Vec<(PathBuf, String)> {
         let version = serde_json::from_slice::<serde_json::Value>(&output.stdout)
             .ok()
             .and_then(|v| v["terraform_version"].as_str().map(str::to_string))
-            .unwrap_or_else(|| String::from_utf8_lossy(&output.stdout).lines().next().unwrap_or_default().trim_start_matches("Terraform v").to_string());
+            .unwrap_or_else(|| {
+                String::from_utf8_lossy(&output.stdout).lines().next().unwrap_or_default().trim_start_matches("Terraform v").to_string()
+            });
         if version.is_empty() || version == "1.0.3" {
             continue;
         }

@@ -9,7 +9,12 @@ use common::{MODULE, World, objects};
 fn first_plan_waits_then_the_approved_plan_is_applied_with_outputs() {
     let Some(w) = World::new() else { return };
     w.commit(&[("infra/main.tf", MODULE)], "module");
-    w.apply(&objects("app", "./infra", "", "  writeOutputsToSecret:\n    name: app-outputs\n  varsFrom:\n    - kind: Secret\n      name: app-token\n"));
+    w.apply(&objects(
+        "app",
+        "./infra",
+        "",
+        "  writeOutputsToSecret:\n    name: app-outputs\n  varsFrom:\n    - kind: Secret\n      name: app-token\n",
+    ));
     w.apply("apiVersion: v1\nkind: Secret\nmetadata:\n  name: app-token\nstringData:\n  token: very-secret-token-value\n").ok();
 
     let run = w.driftless(&["run", "--once"]).ok();

@@ -42,12 +42,7 @@ type Failure = (RunErrorKind, String, Vec<String>);
 
 impl<'a> Run<'a> {
     fn new(spec: &'a RunSpec) -> Self {
-        let secrets = spec
-            .variables
-            .iter()
-            .filter(|v| v.sensitive)
-            .flat_map(|v| secret_strings(&v.value))
-            .collect();
+        let secrets = spec.variables.iter().filter(|v| v.sensitive).flat_map(|v| secret_strings(&v.value)).collect();
         Self { spec, started: Instant::now(), timings: Vec::new(), secrets }
     }
 
@@ -81,7 +76,12 @@ impl<'a> Run<'a> {
         result
     }
 
-    async fn execute_in<S: StateStore + PlanStore + Clone>(&mut self, store: &S, workdir: &Path, deadline: Instant) -> Result<RunResult, Failure> {
+    async fn execute_in<S: StateStore + PlanStore + Clone>(
+        &mut self,
+        store: &S,
+        workdir: &Path,
+        deadline: Instant,
+    ) -> Result<RunResult, Failure> {
         let spec = self.spec;
         let t = Instant::now();
         let src = workdir.join("src");
@@ -113,8 +113,7 @@ impl<'a> Run<'a> {
                 vec![],
             ));
         }
-        let vars: serde_json::Map<String, serde_json::Value> =
-            spec.variables.iter().map(|v| (v.name.clone(), v.value.clone())).collect();
+        let vars: serde_json::Map<String, serde_json::Value> = spec.variables.iter().map(|v| (v.name.clone(), v.value.clone())).collect();
         write(&module_dir.join(TFVARS_FILE), &serde_json::to_vec(&vars).unwrap_or_default())?;
 
         // An apply needs its saved plan (checked against the approved digest) before anything
@@ -175,18 +174,16 @@ impl<'a> Run<'a> {
     async fn saved_plan<S: PlanStore>(&self, store: &S) -> Result<(PlanMeta, Vec<u8>), Failure> {
         let spec = self.spec;
         let id = spec.plan_id.as_deref().ok_or((RunErrorKind::PlanIntegrity, "apply without a plan id".to_string(), vec![]))?;
-        let (meta, bytes) = store
-            .get_plan(&spec.object, id)
-            .await
-            .map_err(|e| (RunErrorKind::PlanIntegrity, e.to_string(), vec![]))?;
+        let (meta, bytes) = store.get_plan(&spec.object, id).await.map_err(|e| (RunErrorKind::PlanIntegrity, e.to_string(), vec![]))?;
         if let Some(expected) = spec.plan_digest.as_deref()
-            && expected != meta.digest {
-                return Err((
-                    RunErrorKind::PlanIntegrity,
-                    format!("plan {id} in the backend has digest {} but {expected} was approved; it will not be applied", meta.digest),
-                    vec![],
-                ));
-            }
+            && expected != meta.digest
+        {
+            return Err((
+                RunErrorKind::PlanIntegrity,
+                format!("plan {id} in the backend has digest {} but {expected} was approved; it will not be applied", meta.digest),
+                vec![],
+            ));
+        }
         Ok((meta, bytes))
     }
 
@@ -235,9 +232,10 @@ impl<'a> Run<'a> {
             if shown.code != 0 {
                 return Err((RunErrorKind::Terraform, "terraform show -json failed".into(), error_lines(&shown.stderr)));
             }
-            Some(plan_json::parse_show(shown.stdout.as_bytes()).map_err(|e| {
-                (RunErrorKind::Terraform, format!("cannot read terraform's show -json output: {e}"), vec![])
-            })?)
+            Some(
+                plan_json::parse_show(shown.stdout.as_bytes())
+                    .map_err(|e| (RunErrorKind::Terraform, format!("cannot read terraform's show -json output: {e}"), vec![]))?,
+            )
         } else {
             None
         };
@@ -305,7 +303,11 @@ impl<'a> Run<'a> {
         self.mark("apply", t);
         let stream = plan_json::parse_stream(&applied.stdout);
         if applied.code != 0 {
-            return Err((RunErrorKind::Apply, "terraform apply failed; state keeps what was applied before the error".into(), diagnostics(&stream, &applied.stderr)));
+            return Err((
+                RunErrorKind::Apply,
+                "terraform apply failed; state keeps what was applied before the error".into(),
+                diagnostics(&stream, &applied.stderr),
+            ));
         }
         let mut outputs = stream.outputs;
         if outputs.is_empty() {
@@ -388,4 +390,3 @@ fn secret_strings(v: &serde_json::Value) -> Vec<String> {
         _ => Vec::new(),
     }
 }
-

@@ -223,7 +223,8 @@ impl ShowPlan {
             }
             out.push('\n');
         }
-        let changes: Vec<&ResourceChange> = self.resource_changes.iter().filter(|rc| !matches!(rc.change.action(), "no-op" | "read")).collect();
+        let changes: Vec<&ResourceChange> =
+            self.resource_changes.iter().filter(|rc| !matches!(rc.change.action(), "no-op" | "read")).collect();
         if changes.is_empty() {
             out.push_str("No resource changes.\n");
         } else {
@@ -239,7 +240,11 @@ impl ShowPlan {
             .map(|(name, c)| {
                 let sensitive = c.get("after_sensitive").and_then(Value::as_bool).unwrap_or(false)
                     || c.get("before_sensitive").and_then(Value::as_bool).unwrap_or(false);
-                if sensitive { format!("  {name} = {REDACTED}") } else { format!("  {name} = {}", short(c.get("after").unwrap_or(&Value::Null))) }
+                if sensitive {
+                    format!("  {name} = {REDACTED}")
+                } else {
+                    format!("  {name} = {}", short(c.get("after").unwrap_or(&Value::Null)))
+                }
             })
             .collect();
         if !outputs.is_empty() {
@@ -262,7 +267,11 @@ fn merge_masks(a: &Value, b: &Value) -> Value {
         (Value::Bool(true), _) | (_, Value::Bool(true)) => Value::Bool(true),
         (Value::Object(x), Value::Object(y)) => {
             let keys: BTreeSet<&String> = x.keys().chain(y.keys()).collect();
-            Value::Object(keys.into_iter().map(|k| (k.clone(), merge_masks(x.get(k).unwrap_or(&Value::Null), y.get(k).unwrap_or(&Value::Null)))).collect())
+            Value::Object(
+                keys.into_iter()
+                    .map(|k| (k.clone(), merge_masks(x.get(k).unwrap_or(&Value::Null), y.get(k).unwrap_or(&Value::Null))))
+                    .collect(),
+            )
         }
         (Value::Array(x), Value::Array(y)) => {
             let n = x.len().max(y.len());
@@ -295,7 +304,9 @@ fn render_change_masked(out: &mut String, rc: &ResourceChange, before_mask: &Val
     .collect();
     for path in paths {
         let b = lookup(&before, &path).map(short).unwrap_or_else(|| "(none)".into());
-        let a = lookup(&after, &path).map(short).unwrap_or_else(|| if c.action() == "delete" { "(none)".into() } else { "(known after apply)".into() });
+        let a = lookup(&after, &path)
+            .map(short)
+            .unwrap_or_else(|| if c.action() == "delete" { "(none)".into() } else { "(known after apply)".into() });
         out.push_str(&format!("      {path}: {b} -> {a}\n"));
     }
 }
@@ -424,9 +435,10 @@ mod tests {
                 if let (Value::Object(v), Value::Object(m)) = (value, mask) {
                     for (k, flag) in m {
                         if flag == &Value::Bool(true)
-                            && let Some(s) = v.get(k).and_then(Value::as_str) {
-                                out.push(s.to_string());
-                            }
+                            && let Some(s) = v.get(k).and_then(Value::as_str)
+                        {
+                            out.push(s.to_string());
+                        }
                     }
                 }
             }

@@ -32,13 +32,8 @@ impl<S: StateStore> StateServer<S> {
     /// Starts on a random loopback address, or on `at` (the address a saved plan recorded:
     /// terraform applies a saved plan with the backend address the plan was made with).
     pub async fn start(store: S, key: StateKey, at: Option<SocketAddr>) -> std::io::Result<Self> {
-        let shared = Arc::new(Shared {
-            store,
-            key,
-            granted: Mutex::new(Vec::new()),
-            refused_by: Mutex::new(None),
-            failure: Mutex::new(None),
-        });
+        let shared =
+            Arc::new(Shared { store, key, granted: Mutex::new(Vec::new()), refused_by: Mutex::new(None), failure: Mutex::new(None) });
         let listener = match at {
             Some(addr) => tokio::net::TcpListener::bind(addr).await?,
             None => bind_random_loopback().await?,
@@ -114,11 +109,7 @@ async fn handle<S: StateStore>(shared: Arc<Shared<S>>, req: Request<Body>) -> Re
         Ok(b) => b,
         Err(_) => return StatusCode::PAYLOAD_TOO_LARGE.into_response(),
     };
-    let query_id = parts
-        .uri
-        .query()
-        .and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("ID=")))
-        .map(|s| s.to_string());
+    let query_id = parts.uri.query().and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("ID="))).map(|s| s.to_string());
     let key = &shared.key;
     let result: Result<Response, BackendError> = match (parts.uri.path(), parts.method.as_str()) {
         ("/state", "GET") => shared.store.get(key).await.map(|state| match state {
@@ -158,7 +149,8 @@ async fn handle<S: StateStore>(shared: Arc<Shared<S>>, req: Request<Body>) -> Re
                 StatusCode::OK.into_response()
             })
         }
-        _ => Ok((StatusCode::METHOD_NOT_ALLOWED, format!("{} {} is not part of the state protocol", parts.method, parts.uri.path())).into_response()),
+        _ => Ok((StatusCode::METHOD_NOT_ALLOWED, format!("{} {} is not part of the state protocol", parts.method, parts.uri.path()))
+            .into_response()),
     };
     match result {
         Ok(r) => r,
@@ -172,4 +164,3 @@ async fn handle<S: StateStore>(shared: Arc<Shared<S>>, req: Request<Body>) -> Re
         }
     }
 }
-

@@ -8,16 +8,14 @@ mod terraform;
 mod validation;
 
 pub use duration::Duration;
-pub use gitrepository::{
-    Artifact, GitRepository, GitRepositoryRef, GitRepositorySpec, GitRepositoryStatus, LocalObjectReference,
-};
+pub use gitrepository::{Artifact, GitRepository, GitRepositoryRef, GitRepositorySpec, GitRepositoryStatus, LocalObjectReference};
 pub use status::{
-    Condition, ConditionStatus, Conditions, DriftObject, DriftStatus, LockStatus, ObjectStatus, PlanApprover, PlanStatus,
-    PlanSummary, condition_type, reason,
+    Condition, ConditionStatus, Conditions, DriftObject, DriftStatus, LockStatus, ObjectStatus, PlanApprover, PlanStatus, PlanSummary,
+    condition_type, reason,
 };
 pub use terraform::{
-    BackendConfig, CrossNamespaceSourceReference, DependencyReference, DriftIgnoreRule, DriftMode, DriftSpec,
-    RunnerPodTemplate, Terraform, TerraformSpec, TerraformStatus, Variable, VarsReference, WriteOutputsToSecret,
+    BackendConfig, CrossNamespaceSourceReference, DependencyReference, DriftIgnoreRule, DriftMode, DriftSpec, RunnerPodTemplate, Terraform,
+    TerraformSpec, TerraformStatus, Variable, VarsReference, WriteOutputsToSecret,
 };
 pub use validation::{FieldError, Validate, ValidationError};
 

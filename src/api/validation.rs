@@ -48,11 +48,7 @@ impl Errors {
         if self.0.is_empty() {
             return Ok(());
         }
-        let object = format!(
-            "{kind}/{}/{}",
-            meta.namespace.as_deref().unwrap_or("default"),
-            meta.name.as_deref().unwrap_or("<unnamed>")
-        );
+        let object = format!("{kind}/{}/{}", meta.namespace.as_deref().unwrap_or("default"), meta.name.as_deref().unwrap_or("<unnamed>"));
         Err(ValidationError { object, errors: self.0 })
     }
 
@@ -65,9 +61,10 @@ impl Errors {
             _ => {}
         }
         if let Some(ns) = meta.namespace.as_deref()
-            && !is_dns_label(ns) {
-                self.add("metadata.namespace", format!("{ns:?} must be lowercase letters, digits and '-'"));
-            }
+            && !is_dns_label(ns)
+        {
+            self.add("metadata.namespace", format!("{ns:?} must be lowercase letters, digits and '-'"));
+        }
     }
 }
 
@@ -87,8 +84,7 @@ fn is_dns_subdomain(s: &str) -> bool {
 
 fn is_identifier(s: &str) -> bool {
     let mut chars = s.chars();
-    chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_') && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
 }
 
 impl Validate for GitRepository {
@@ -102,13 +98,15 @@ impl Validate for GitRepository {
         }
         if let Some(r) = &self.spec.reference {
             if let Some(c) = &r.commit
-                && (c.len() != 40 || !c.bytes().all(|b| b.is_ascii_hexdigit())) {
-                    e.add("spec.ref.commit", format!("{c:?} must be a full 40-character commit SHA"));
-                }
+                && (c.len() != 40 || !c.bytes().all(|b| b.is_ascii_hexdigit()))
+            {
+                e.add("spec.ref.commit", format!("{c:?} must be a full 40-character commit SHA"));
+            }
             if let Some(range) = &r.semver
-                && let Err(err) = semver::VersionReq::parse(range) {
-                    e.add("spec.ref.semver", format!("{range:?} is not a semver range: {err}"));
-                }
+                && let Err(err) = semver::VersionReq::parse(range)
+            {
+                e.add("spec.ref.semver", format!("{range:?} is not a semver range: {err}"));
+            }
             for (field, value) in [("spec.ref.branch", &r.branch), ("spec.ref.tag", &r.tag)] {
                 if value.as_deref().is_some_and(|v| v.trim().is_empty() || v.contains("..")) {
                     e.add(field, "must be a non-empty ref name without '..'");
@@ -142,9 +140,10 @@ impl Validate for Terraform {
             e.add("spec.path", format!("{:?} must be a relative path inside the source", spec.path));
         }
         if let Some(approve) = spec.approve_plan.as_deref()
-            && !(approve.is_empty() || approve == "auto" || approve.starts_with("plan-")) {
-                e.add("spec.approvePlan", format!("{approve:?} must be \"auto\", a plan id (plan-...), or empty"));
-            }
+            && !(approve.is_empty() || approve == "auto" || approve.starts_with("plan-"))
+        {
+            e.add("spec.approvePlan", format!("{approve:?} must be \"auto\", a plan id (plan-...), or empty"));
+        }
         let mut seen = std::collections::BTreeSet::new();
         for (i, v) in spec.vars.iter().enumerate() {
             if !is_identifier(&v.name) {
@@ -176,21 +175,24 @@ impl Validate for Terraform {
             }
         }
         if let Some(w) = &spec.write_outputs_to_secret
-            && !is_dns_subdomain(&w.name) {
-                e.add("spec.writeOutputsToSecret.name", format!("{:?} is not a Secret name", w.name));
-            }
+            && !is_dns_subdomain(&w.name)
+        {
+            e.add("spec.writeOutputsToSecret.name", format!("{:?} is not a Secret name", w.name));
+        }
         if let Some(custom) = spec.backend_config.as_ref().and_then(|b| b.custom_configuration.as_deref())
-            && let Err(err) = hcl::parse(custom) {
-                e.add("spec.backendConfig.customConfiguration", format!("not valid HCL: {err}"));
-            }
+            && let Err(err) = hcl::parse(custom)
+        {
+            e.add("spec.backendConfig.customConfiguration", format!("not valid HCL: {err}"));
+        }
         if let Some(drift) = &spec.drift
-            && drift.mode != DriftMode::Disabled {
-                for (i, rule) in drift.ignore.iter().enumerate() {
-                    if let Err(err) = globset::Glob::new(&rule.address) {
-                        e.add(&format!("spec.drift.ignore[{i}].address"), format!("not a glob: {err}"));
-                    }
+            && drift.mode != DriftMode::Disabled
+        {
+            for (i, rule) in drift.ignore.iter().enumerate() {
+                if let Err(err) = globset::Glob::new(&rule.address) {
+                    e.add(&format!("spec.drift.ignore[{i}].address"), format!("not a glob: {err}"));
                 }
             }
+        }
         if spec.interval.as_std().is_zero() {
             e.add("spec.interval", "must be greater than zero");
         }

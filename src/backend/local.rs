@@ -138,7 +138,8 @@ impl PlanStore for LocalBackend {
     async fn put_plan(&self, object: &ObjectKey, meta: &PlanMeta, plan: &[u8]) -> Result<()> {
         let dir = self.object_dir("plans", object);
         write_atomic(&dir.join(format!("{}.tfplan", meta.id)), plan)?;
-        let json = serde_json::to_vec_pretty(meta).map_err(|e| BackendError::Corrupt { what: "plan meta".into(), reason: e.to_string() })?;
+        let json =
+            serde_json::to_vec_pretty(meta).map_err(|e| BackendError::Corrupt { what: "plan meta".into(), reason: e.to_string() })?;
         write_atomic(&dir.join(format!("{}.json", meta.id)), &json)
     }
 

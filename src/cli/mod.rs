@@ -123,10 +123,7 @@ pub enum Command {
         yes: bool,
     },
     /// Event log of the store, optionally of one object.
-    Events {
-        kind: Option<String>,
-        name: Option<String>,
-    },
+    Events { kind: Option<String>, name: Option<String> },
     /// Write the CRDs as YAML (one file per kind) into DIR, or print them with `-`.
     Crds {
         #[arg(default_value = "crds")]

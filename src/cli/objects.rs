@@ -104,11 +104,15 @@ pub async fn apply(ctx: &LocalContext, paths: &[PathBuf]) -> Result<()> {
             ("v1", "ConfigMap") => decode::<ConfigMap>(doc, origin).map(Decoded::ConfigMap),
             (v, k) if v.contains("fluxcd.io") => Err(CliError::File {
                 path: origin.clone(),
-                reason: format!("{k} {name} has apiVersion {v}; driftless reads the same fields as driftless.dev/v1alpha1 — change the apiVersion"),
+                reason: format!(
+                    "{k} {name} has apiVersion {v}; driftless reads the same fields as driftless.dev/v1alpha1 — change the apiVersion"
+                ),
             }),
             (v, k) => Err(CliError::File {
                 path: origin.clone(),
-                reason: format!("unsupported object {name} (apiVersion={v:?} kind={k:?}); a local store holds driftless.dev/v1alpha1 GitRepository and Terraform, and v1 Secret and ConfigMap"),
+                reason: format!(
+                    "unsupported object {name} (apiVersion={v:?} kind={k:?}); a local store holds driftless.dev/v1alpha1 GitRepository and Terraform, and v1 Secret and ConfigMap"
+                ),
             }),
         };
         match item {
@@ -200,14 +204,25 @@ pub async fn get(ctx: &LocalContext, kind: &str, name: Option<&str>, namespace: 
                 .map(|t| {
                     let s = t.status.as_ref();
                     let (ready, reason, message) = ready_cells(s);
-                    let plan = s.and_then(|s| s.common.plan.as_ref()).map(|p| if p.pending { format!("{} (pending)", p.id) } else { p.id.clone() }).unwrap_or_default();
+                    let plan = s
+                        .and_then(|s| s.common.plan.as_ref())
+                        .map(|p| if p.pending { format!("{} (pending)", p.id) } else { p.id.clone() })
+                        .unwrap_or_default();
                     let drift = match s.and_then(|s| s.common.drift.as_ref()) {
                         Some(d) if d.detected => "Drifted".to_string(),
                         Some(d) if d.last_checked_at.is_some() => "None".to_string(),
                         _ => "-".to_string(),
                     };
                     let suspended = if t.spec.suspend { " (suspended)" } else { "" };
-                    vec![t.metadata.namespace.clone().unwrap_or_default(), format!("{}{suspended}", t.metadata.name.clone().unwrap_or_default()), ready, reason, plan, drift, message]
+                    vec![
+                        t.metadata.namespace.clone().unwrap_or_default(),
+                        format!("{}{suspended}", t.metadata.name.clone().unwrap_or_default()),
+                        ready,
+                        reason,
+                        plan,
+                        drift,
+                        message,
+                    ]
                 })
                 .collect();
             print_table(&["NAMESPACE", "NAME", "READY", "REASON", "PLAN", "DRIFT", "MESSAGE"], &rows);
@@ -223,7 +238,14 @@ pub async fn get(ctx: &LocalContext, kind: &str, name: Option<&str>, namespace: 
                     let s = g.status.as_ref();
                     let (ready, _, message) = ready_cells(s);
                     let revision = s.and_then(|s| s.artifact.as_ref()).map(|a| a.revision.clone()).unwrap_or_default();
-                    vec![g.metadata.namespace.clone().unwrap_or_default(), g.metadata.name.clone().unwrap_or_default(), g.spec.url.clone(), ready, revision, message]
+                    vec![
+                        g.metadata.namespace.clone().unwrap_or_default(),
+                        g.metadata.name.clone().unwrap_or_default(),
+                        g.spec.url.clone(),
+                        ready,
+                        revision,
+                        message,
+                    ]
                 })
                 .collect();
             print_table(&["NAMESPACE", "NAME", "URL", "READY", "REVISION", "MESSAGE"], &rows);
@@ -250,7 +272,13 @@ pub async fn get(ctx: &LocalContext, kind: &str, name: Option<&str>, namespace: 
             }
             let rows: Vec<Vec<String>> = items
                 .iter()
-                .map(|c| vec![c.metadata.namespace.clone().unwrap_or_default(), c.metadata.name.clone().unwrap_or_default(), c.data.as_ref().map(|d| d.len()).unwrap_or(0).to_string()])
+                .map(|c| {
+                    vec![
+                        c.metadata.namespace.clone().unwrap_or_default(),
+                        c.metadata.name.clone().unwrap_or_default(),
+                        c.data.as_ref().map(|d| d.len()).unwrap_or(0).to_string(),
+                    ]
+                })
                 .collect();
             print_table(&["NAMESPACE", "NAME", "DATA"], &rows);
         }
@@ -264,8 +292,7 @@ pub async fn delete(ctx: &LocalContext, kind: &str, name: &str, namespace: &str)
             let marked = ctx
                 .store
                 .update::<Terraform>(namespace, name, |t| {
-                    t.metadata.deletion_timestamp =
-                        Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(jiff::Timestamp::now()));
+                    t.metadata.deletion_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(jiff::Timestamp::now()));
                 })
                 .await?;
             if marked.spec.destroy_resources_on_deletion {

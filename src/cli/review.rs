@@ -12,10 +12,7 @@ use crate::store::ObjectStore;
 use crate::terraform::{KIND, state_name};
 
 async fn terraform(ctx: &LocalContext, namespace: &str, name: &str) -> Result<Terraform> {
-    ctx.store
-        .get::<Terraform>(namespace, name)
-        .await?
-        .ok_or_else(|| CliError::Usage(format!("Terraform {namespace}/{name} not found")))
+    ctx.store.get::<Terraform>(namespace, name).await?.ok_or_else(|| CliError::Usage(format!("Terraform {namespace}/{name} not found")))
 }
 
 fn object_key(namespace: &str, name: &str) -> ObjectKey {
@@ -29,7 +26,13 @@ pub async fn plan_show(ctx: &LocalContext, name: &str, namespace: &str) -> Resul
         .and_then(|s| s.common.plan)
         .ok_or_else(|| CliError::Usage(format!("terraform/{name} has no plan yet; run `driftless reconcile terraform {name}`")))?;
     let meta = local_backend(ctx).plan_meta(&object_key(namespace, name), &plan.id).await?;
-    let state = if plan.pending { "pending approval" } else if plan.applied_at.is_some() { "applied" } else { "superseded" };
+    let state = if plan.pending {
+        "pending approval"
+    } else if plan.applied_at.is_some() {
+        "applied"
+    } else {
+        "superseded"
+    };
     println!("Plan {} ({state})", plan.id);
     println!("  revision: {}", plan.source_revision);
     println!("  created:  {}", plan.created_at);
@@ -70,7 +73,10 @@ pub async fn approve(ctx: &LocalContext, name: &str, plan_id: Option<&str>, name
             t.metadata.annotations.get_or_insert_with(Default::default).insert(annotation::APPROVE_PLAN.into(), value);
         })
         .await?;
-    println!("approved plan {id} of terraform/{name} ({}); it is applied on the next reconcile (`driftless reconcile terraform {name}` or a running `driftless run`)", pending.summary);
+    println!(
+        "approved plan {id} of terraform/{name} ({}); it is applied on the next reconcile (`driftless reconcile terraform {name}` or a running `driftless run`)",
+        pending.summary
+    );
     Ok(())
 }
 
@@ -82,7 +88,13 @@ pub async fn drift_list(ctx: &LocalContext) -> Result<()> {
         .into_iter()
         .map(|t| {
             let d = t.status.and_then(|s| s.common.drift).unwrap_or_default();
-            let state = if d.detected { "Drifted" } else if d.last_checked_at.is_some() { "Checked" } else { "Unchecked" };
+            let state = if d.detected {
+                "Drifted"
+            } else if d.last_checked_at.is_some() {
+                "Checked"
+            } else {
+                "Unchecked"
+            };
             vec![
                 KIND.to_string(),
                 t.metadata.namespace.unwrap_or_default(),

@@ -17,10 +17,14 @@ pub type LocalContext = Context<LocalStore, ProcessDispatch>;
 /// local processes.
 pub fn local_context(dir: &Path, terraform: Option<PathBuf>, create: bool) -> Result<LocalContext> {
     let store = if create { LocalStore::open(dir)? } else { LocalStore::open_existing(dir)? };
-    let root = std::fs::canonicalize(store.root()).map_err(|e| CliError::File { path: dir.display().to_string(), reason: e.to_string() })?;
+    let root =
+        std::fs::canonicalize(store.root()).map_err(|e| CliError::File { path: dir.display().to_string(), reason: e.to_string() })?;
     let store = LocalStore::open(&root)?;
     let terraform = match terraform {
-        Some(t) => Some(std::fs::canonicalize(&t).map_err(|e| CliError::File { path: t.display().to_string(), reason: format!("terraform binary: {e}") })?),
+        Some(t) => Some(
+            std::fs::canonicalize(&t)
+                .map_err(|e| CliError::File { path: t.display().to_string(), reason: format!("terraform binary: {e}") })?,
+        ),
         None => None,
     };
     Ok(Context {
@@ -48,13 +52,20 @@ fn is_waiting(reason: &str) -> bool {
 pub async fn reconcile_now(ctx: &LocalContext, kind: &str, name: &str, namespace: &str, with_source: bool) -> Result<()> {
     match kind_of(kind)? {
         "GitRepository" => {
-            ctx.store.get::<GitRepository>(namespace, name).await?.ok_or_else(|| CliError::Usage(format!("GitRepository {namespace}/{name} not found")))?;
+            ctx.store
+                .get::<GitRepository>(namespace, name)
+                .await?
+                .ok_or_else(|| CliError::Usage(format!("GitRepository {namespace}/{name} not found")))?;
             crate::source::reconcile::reconcile(ctx, namespace, name, true).await?;
             let repo = ctx.store.get::<GitRepository>(namespace, name).await?;
             report("gitrepository", name, repo.and_then(|r| r.status).as_ref())
         }
         "Terraform" => {
-            let tf = ctx.store.get::<Terraform>(namespace, name).await?.ok_or_else(|| CliError::Usage(format!("Terraform {namespace}/{name} not found")))?;
+            let tf = ctx
+                .store
+                .get::<Terraform>(namespace, name)
+                .await?
+                .ok_or_else(|| CliError::Usage(format!("Terraform {namespace}/{name} not found")))?;
             if with_source && tf.spec.source_ref.kind == "GitRepository" {
                 let ns = tf.spec.source_ref.namespace.clone().unwrap_or_else(|| namespace.to_string());
                 eprintln!("► fetching source gitrepository/{}", tf.spec.source_ref.name);
@@ -110,8 +121,18 @@ pub async fn run_loop(ctx: &LocalContext, once: bool) -> Result<()> {
         let mut live = Vec::new();
         for (key, fp) in repos
             .iter()
-            .map(|r| (Key { source: true, namespace: ns(r), name: r.metadata.name.clone().unwrap_or_default() }, fingerprint(r) + &r.spec.suspend.to_string()))
-            .chain(tfs.iter().map(|t| (Key { source: false, namespace: ns(t), name: t.metadata.name.clone().unwrap_or_default() }, fingerprint(t) + &t.spec.suspend.to_string())))
+            .map(|r| {
+                (
+                    Key { source: true, namespace: ns(r), name: r.metadata.name.clone().unwrap_or_default() },
+                    fingerprint(r) + &r.spec.suspend.to_string(),
+                )
+            })
+            .chain(tfs.iter().map(|t| {
+                (
+                    Key { source: false, namespace: ns(t), name: t.metadata.name.clone().unwrap_or_default() },
+                    fingerprint(t) + &t.spec.suspend.to_string(),
+                )
+            }))
         {
             if seen.get(&key) != Some(&fp) {
                 due.insert(key.clone(), now);
@@ -147,10 +168,16 @@ pub async fn run_loop(ctx: &LocalContext, once: bool) -> Result<()> {
                             && t.spec.source_ref.name == key.name
                             && t.spec.source_ref.namespace.clone().unwrap_or_else(|| ns(t)) == key.namespace
                     } else {
-                        t.spec.depends_on.iter().any(|d| d.name == key.name && d.namespace.clone().unwrap_or_else(|| ns(t)) == key.namespace)
+                        t.spec
+                            .depends_on
+                            .iter()
+                            .any(|d| d.name == key.name && d.namespace.clone().unwrap_or_else(|| ns(t)) == key.namespace)
                     };
                     if watches {
-                        due.insert(Key { source: false, namespace: ns(t), name: t.metadata.name.clone().unwrap_or_default() }, Instant::now());
+                        due.insert(
+                            Key { source: false, namespace: ns(t), name: t.metadata.name.clone().unwrap_or_default() },
+                            Instant::now(),
+                        );
                     }
                 }
             }
@@ -183,9 +210,10 @@ async fn summary(ctx: &LocalContext) -> Result<()> {
     let mut failed = Vec::new();
     for t in ctx.store.list::<Terraform>().await? {
         if let Some(c) = t.status.as_ref().and_then(|s| s.condition(ct::READY))
-            && !is_waiting(&c.reason) {
-                failed.push(format!("terraform/{}: {}: {}", t.metadata.name.unwrap_or_default(), c.reason, c.message));
-            }
+            && !is_waiting(&c.reason)
+        {
+            failed.push(format!("terraform/{}: {}: {}", t.metadata.name.unwrap_or_default(), c.reason, c.message));
+        }
     }
     super::objects::get(ctx, "terraform", None, "default", "table").await?;
     if failed.is_empty() { Ok(()) } else { Err(CliError::Usage(failed.join("\n"))) }

@@ -5,8 +5,7 @@ mod contract;
 mod process;
 
 pub use contract::{
-    BackendSpec, ObjectKey, Operation, Output, Outcome, PlannedResource, RunError, RunErrorKind, RunResult, RunSpec,
-    RunVariable,
+    BackendSpec, ObjectKey, Operation, Outcome, Output, PlannedResource, RunError, RunErrorKind, RunResult, RunSpec, RunVariable,
 };
 pub use process::ProcessDispatch;
 

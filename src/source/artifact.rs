@@ -56,9 +56,7 @@ pub enum ArtifactError {
     DigestMismatch { expected: String, actual: String },
     #[error("refusing to unpack entry {path:?}: {reason}")]
     UnsafeEntry { path: String, reason: &'static str },
-    #[error(
-        "cannot read artifact {0:?} from the store: only store paths and file:// URLs are local; download it and use unpack_verified"
-    )]
+    #[error("cannot read artifact {0:?} from the store: only store paths and file:// URLs are local; download it and use unpack_verified")]
     UnsupportedUrl(String),
 }
 
@@ -134,14 +132,7 @@ impl ArtifactStore {
     /// `ignore` holds gitignore-style patterns (one per line) of paths left out; `.git` is
     /// always left out. Writing the same content again finds the file already there and does
     /// not rewrite it.
-    pub fn archive_dir(
-        &self,
-        kind: &str,
-        namespace: &str,
-        name: &str,
-        dir: &Path,
-        ignore: Option<&str>,
-    ) -> Result<StoredArtifact> {
+    pub fn archive_dir(&self, kind: &str, namespace: &str, name: &str, dir: &Path, ignore: Option<&str>) -> Result<StoredArtifact> {
         let object_dir = self.object_dir(kind, namespace, name)?;
         fs::create_dir_all(&object_dir).map_err(io_err("create", &object_dir))?;
         let tmp = tempfile::Builder::new()
@@ -161,17 +152,9 @@ impl ArtifactStore {
             drop(tmp);
         } else {
             fs::set_permissions(tmp.path(), fs::Permissions::from_mode(0o644)).map_err(io_err("chmod", tmp.path()))?;
-            tmp.persist(&target).map_err(|e| ArtifactError::Io {
-                action: "rename into",
-                path: target.clone(),
-                source: e.error,
-            })?;
+            tmp.persist(&target).map_err(|e| ArtifactError::Io { action: "rename into", path: target.clone(), source: e.error })?;
         }
-        Ok(StoredArtifact {
-            path: format!("{kind}/{namespace}/{name}/{file_name}"),
-            digest: format!("sha256:{hex}"),
-            size,
-        })
+        Ok(StoredArtifact { path: format!("{kind}/{namespace}/{name}/{file_name}"), digest: format!("sha256:{hex}"), size })
     }
 
     /// Remove every artifact of one object whose digest is not in `keep`; returns the
@@ -254,10 +237,7 @@ fn check_digest(expected_hex: &str, actual_hex: &str) -> Result<()> {
     if expected_hex == actual_hex {
         Ok(())
     } else {
-        Err(ArtifactError::DigestMismatch {
-            expected: format!("sha256:{expected_hex}"),
-            actual: format!("sha256:{actual_hex}"),
-        })
+        Err(ArtifactError::DigestMismatch { expected: format!("sha256:{expected_hex}"), actual: format!("sha256:{actual_hex}") })
     }
 }
 
@@ -322,14 +302,9 @@ impl<W: Write> Write for HashingWriter<W> {
 fn build_ignore(dir: &Path, ignore: Option<&str>) -> Result<Gitignore> {
     let mut builder = GitignoreBuilder::new(dir);
     for line in ignore.unwrap_or_default().lines() {
-        builder
-            .add_line(None, line)
-            .map_err(|e| ArtifactError::InvalidIgnore { pattern: line.to_string(), message: e.to_string() })?;
+        builder.add_line(None, line).map_err(|e| ArtifactError::InvalidIgnore { pattern: line.to_string(), message: e.to_string() })?;
     }
-    builder.build().map_err(|e| ArtifactError::InvalidIgnore {
-        pattern: ignore.unwrap_or_default().to_string(),
-        message: e.to_string(),
-    })
+    builder.build().map_err(|e| ArtifactError::InvalidIgnore { pattern: ignore.unwrap_or_default().to_string(), message: e.to_string() })
 }
 
 /// One entry to archive, found by the sorted walk.
@@ -383,13 +358,7 @@ fn write_tar_gz<W: Write>(dir: &Path, ignore: Option<&str>, out: W) -> Result<W>
 }
 
 /// Collect the entries under `dir/rel`, sorted by name, skipping `.git` and ignored paths.
-fn walk(
-    root: &Path,
-    canonical_root: &Path,
-    rel: &Path,
-    matcher: &Gitignore,
-    items: &mut Vec<(PathBuf, Item)>,
-) -> Result<()> {
+fn walk(root: &Path, canonical_root: &Path, rel: &Path, matcher: &Gitignore, items: &mut Vec<(PathBuf, Item)>) -> Result<()> {
     let here = root.join(rel);
     let mut names: Vec<OsString> = fs::read_dir(&here)
         .map_err(io_err("list", &here))?
@@ -475,9 +444,7 @@ fn extract_tar_gz(reader: impl Read, dest: &Path) -> Result<()> {
         let path = entry.path().map_err(io_err("read the artifact into", dest))?.into_owned();
         let shown = path.display().to_string();
         let unsafe_entry = |reason| ArtifactError::UnsafeEntry { path: shown.clone(), reason };
-        if path.as_os_str().is_empty()
-            || !path.components().all(|c| matches!(c, Component::Normal(_) | Component::CurDir))
-        {
+        if path.as_os_str().is_empty() || !path.components().all(|c| matches!(c, Component::Normal(_) | Component::CurDir)) {
             return Err(unsafe_entry("its path is absolute or contains `..`"));
         }
         match entry.header().entry_type() {
@@ -517,11 +484,7 @@ mod tests {
 
     fn entry_names(bytes: &[u8]) -> Vec<String> {
         let mut archive = tar::Archive::new(GzDecoder::new(bytes));
-        archive
-            .entries()
-            .expect("entries")
-            .map(|e| e.expect("entry").path().expect("path").display().to_string())
-            .collect()
+        archive.entries().expect("entries").map(|e| e.expect("entry").path().expect("path").display().to_string()).collect()
     }
 
     fn sample_tree() -> tempfile::TempDir {
@@ -665,13 +628,11 @@ mod tests {
         let bytes = fs::read(store_dir.path().join(&first.path)).expect("read");
         assert_eq!(bytes.len() as u64, first.size);
         assert_eq!(hex::encode(Sha256::digest(&bytes)), hex);
-        let inode =
-            std::os::unix::fs::MetadataExt::ino(&fs::metadata(store_dir.path().join(&first.path)).expect("stat"));
+        let inode = std::os::unix::fs::MetadataExt::ino(&fs::metadata(store_dir.path().join(&first.path)).expect("stat"));
 
         let second = store.archive_dir("gitrepository", "default", "repo", dir.path(), None).expect("archive");
         assert_eq!(first, second);
-        let inode2 =
-            std::os::unix::fs::MetadataExt::ino(&fs::metadata(store_dir.path().join(&first.path)).expect("stat"));
+        let inode2 = std::os::unix::fs::MetadataExt::ino(&fs::metadata(store_dir.path().join(&first.path)).expect("stat"));
         assert_eq!(inode, inode2, "the same content is not rewritten");
         let files: Vec<_> = fs::read_dir(store_dir.path().join("gitrepository/default/repo")).expect("ls").collect();
         assert_eq!(files.len(), 1, "no temp file is left behind");
@@ -682,10 +643,7 @@ mod tests {
         let store = ArtifactStore::new("store");
         let dir = sample_tree();
         for (kind, ns, name) in [("a/b", "ns", "n"), ("k", "..", "n"), ("k", "ns", "")] {
-            assert!(matches!(
-                store.archive_dir(kind, ns, name, dir.path(), None),
-                Err(ArtifactError::InvalidName { .. })
-            ));
+            assert!(matches!(store.archive_dir(kind, ns, name, dir.path(), None), Err(ArtifactError::InvalidName { .. })));
         }
         assert!(matches!(store.local_path("../x"), Err(ArtifactError::InvalidPath(_))));
         assert!(matches!(store.local_path("/x"), Err(ArtifactError::InvalidPath(_))));

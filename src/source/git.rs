@@ -44,8 +44,8 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use git2::{
-    AutotagOption, CertificateCheckStatus, Cred, CredentialType, ErrorClass, ErrorCode, FetchOptions, ObjectType, Oid,
-    RemoteCallbacks, Repository,
+    AutotagOption, CertificateCheckStatus, Cred, CredentialType, ErrorClass, ErrorCode, FetchOptions, ObjectType, Oid, RemoteCallbacks,
+    Repository,
 };
 use semver::{Version, VersionReq};
 
@@ -103,9 +103,7 @@ impl GitError {
     pub fn reason(&self) -> &'static str {
         match self {
             GitError::InvalidRef(_) | GitError::InvalidSemver { .. } => "InvalidSpec",
-            GitError::InvalidAuth(_) | GitError::AuthFailed { .. } | GitError::HostKeyRejected { .. } => {
-                "AuthenticationFailed"
-            }
+            GitError::InvalidAuth(_) | GitError::AuthFailed { .. } | GitError::HostKeyRejected { .. } => "AuthenticationFailed",
             GitError::Cache { .. } | GitError::Artifact(_) => "StorageOperationFailed",
             _ => "GitOperationFailed",
         }
@@ -162,9 +160,7 @@ impl GitAuth {
 
     fn validate(&self) -> Result<()> {
         if self.bearer_token.is_some() && (self.username.is_some() || self.password.is_some()) {
-            return Err(GitError::InvalidAuth(
-                "bearerToken cannot be combined with username/password: use one or the other".into(),
-            ));
+            return Err(GitError::InvalidAuth("bearerToken cannot be combined with username/password: use one or the other".into()));
         }
         if self.password.is_some() && self.username.is_none() && self.identity.is_none() {
             return Err(GitError::InvalidAuth("password is set but username is not".into()));
@@ -311,11 +307,7 @@ pub struct GitSource {
 impl GitSource {
     /// A source for `url` at `reference` (Flux's default `master` branch when `None`), caching
     /// objects in the bare repository at `cache_dir` (created when missing).
-    pub fn new(
-        url: impl Into<String>,
-        reference: Option<&GitRepositoryRef>,
-        cache_dir: impl Into<PathBuf>,
-    ) -> Result<Self> {
+    pub fn new(url: impl Into<String>, reference: Option<&GitRepositoryRef>, cache_dir: impl Into<PathBuf>) -> Result<Self> {
         Ok(Self {
             url: url.into(),
             reference: GitReference::from_spec(reference)?,
@@ -383,20 +375,13 @@ impl GitSource {
             FetchOutcome::Unchanged { revision } => Ok(ArtifactOutcome::Unchanged { revision }),
             FetchOutcome::Fetched(checkout) => {
                 let artifact = store.archive_dir(kind, namespace, name, checkout.path(), ignore)?;
-                Ok(ArtifactOutcome::Stored {
-                    revision: checkout.revision.clone(),
-                    commit: checkout.commit.clone(),
-                    artifact,
-                })
+                Ok(ArtifactOutcome::Stored { revision: checkout.revision.clone(), commit: checkout.commit.clone(), artifact })
             }
         }
     }
 
     /// Run `work` on its own thread and give up on it when the timeout (plus a grace) is over.
-    fn with_deadline<T: Send + 'static>(
-        &self,
-        work: impl FnOnce(&GitSource, Instant) -> Result<T> + Send + 'static,
-    ) -> Result<T> {
+    fn with_deadline<T: Send + 'static>(&self, work: impl FnOnce(&GitSource, Instant) -> Result<T> + Send + 'static) -> Result<T> {
         let this = self.clone();
         let start = Instant::now();
         let deadline = start.checked_add(self.timeout).unwrap_or_else(|| start + Duration::from_secs(86400 * 365));
@@ -441,9 +426,7 @@ impl GitSource {
                 if repo.find_commit(oid).is_err() {
                     self.fetch_refspecs(&repo, &ctx, &["+refs/heads/*:refs/heads/*", "+refs/tags/*:refs/tags/*"])?;
                 }
-                repo.find_commit(oid)
-                    .map_err(|_| GitError::CommitNotFound { commit: sha.clone(), url: self.display_url() })?
-                    .id()
+                repo.find_commit(oid).map_err(|_| GitError::CommitNotFound { commit: sha.clone(), url: self.display_url() })?.id()
             }
             _ => {
                 let refname = resolved.refname.as_deref().unwrap_or_default();
@@ -452,17 +435,10 @@ impl GitSource {
                 let tip = repo
                     .find_reference(refname)
                     .and_then(|r| r.peel_to_commit())
-                    .map_err(|e| {
-                        self.fetch_error(format!(
-                            "{refname} did not resolve to a commit after the fetch: {}",
-                            e.message()
-                        ))
-                    })?
+                    .map_err(|e| self.fetch_error(format!("{refname} did not resolve to a commit after the fetch: {}", e.message())))?
                     .id();
                 match &self.reference {
-                    GitReference::Commit { sha, branch: Some(branch) } => {
-                        self.commit_on_branch(&repo, sha, branch, tip)?
-                    }
+                    GitReference::Commit { sha, branch: Some(branch) } => self.commit_on_branch(&repo, sha, branch, tip)?,
                     _ => tip,
                 }
             }
@@ -497,11 +473,7 @@ impl GitSource {
 
     fn commit_on_branch(&self, repo: &Repository, sha: &str, branch: &str, tip: Oid) -> Result<Oid> {
         let oid = Oid::from_str(sha).map_err(|e| GitError::InvalidRef(e.message().to_string()))?;
-        let not_on_branch = || GitError::CommitNotOnBranch {
-            commit: sha.to_string(),
-            branch: branch.to_string(),
-            url: self.display_url(),
-        };
+        let not_on_branch = || GitError::CommitNotOnBranch { commit: sha.to_string(), branch: branch.to_string(), url: self.display_url() };
         if repo.find_commit(oid).is_err() {
             return Err(not_on_branch());
         }
@@ -551,9 +523,7 @@ impl GitSource {
                 let tip = Oid::from_str(sha).ok();
                 return Ok(Resolved { refname: None, label: None, commit: Some(sha.clone()), tip });
             }
-            GitReference::Branch(b) | GitReference::Commit { branch: Some(b), .. } => {
-                (format!("refs/heads/{b}"), b.clone())
-            }
+            GitReference::Branch(b) | GitReference::Commit { branch: Some(b), .. } => (format!("refs/heads/{b}"), b.clone()),
             GitReference::Tag(t) => (format!("refs/tags/{t}"), t.clone()),
             GitReference::Semver(range) => {
                 let refs = self.list_remote(repo, ctx)?;
@@ -577,9 +547,7 @@ impl GitSource {
         let auth = self.auth.as_ref();
         // Credential types handed out on this connection: asked again means they were rejected.
         let mut given = CredentialType::empty();
-        callbacks.credentials(move |_url, username_from_url, allowed| {
-            ctx.credentials(auth, username_from_url, allowed, &mut given)
-        });
+        callbacks.credentials(move |_url, username_from_url, allowed| ctx.credentials(auth, username_from_url, allowed, &mut given));
         callbacks.transfer_progress(move |_| ctx.keep_going());
         callbacks.sideband_progress(move |_| ctx.keep_going());
         let known_hosts = auth.and_then(|a| a.known_hosts.as_deref());
@@ -621,10 +589,7 @@ impl GitSource {
                 return GitError::AuthFailed { url, detail: "the server rejected the credentials in the URL".into() };
             }
             Some(Failure::NoCredentials) => {
-                return GitError::AuthFailed {
-                    url,
-                    detail: "the server asks for credentials and none were given".into(),
-                };
+                return GitError::AuthFailed { url, detail: "the server asks for credentials and none were given".into() };
             }
             Some(Failure::Rejected) => {
                 return GitError::AuthFailed { url, detail: "the server rejected the credentials".into() };
@@ -672,13 +637,7 @@ impl GitSource {
     }
 }
 
-fn resolved_from(
-    repo: &Repository,
-    refs: &HashMap<String, Oid>,
-    refname: String,
-    label: String,
-    reference: &GitReference,
-) -> Resolved {
+fn resolved_from(repo: &Repository, refs: &HashMap<String, Oid>, refname: String, label: String, reference: &GitReference) -> Resolved {
     let advertised = refs.get(&refname).copied();
     let peeled = refs.get(&format!("{refname}^{{}}")).copied();
     let tip = match (peeled, advertised) {
@@ -841,8 +800,7 @@ pub fn parse_semver_range(range: &str) -> Result<Vec<VersionReq>> {
                 i += 1;
             }
             if tokens.get(i + 1) == Some(&"-") {
-                let upper =
-                    tokens.get(i + 2).ok_or_else(|| invalid("a range `a - b` without its upper bound".into()))?;
+                let upper = tokens.get(i + 2).ok_or_else(|| invalid("a range `a - b` without its upper bound".into()))?;
                 comparators.push(format!(">={}", strip_v(&token)));
                 comparators.push(format!("<={}", strip_v(upper)));
                 i += 3;
@@ -1052,12 +1010,8 @@ mod tests {
     #[test]
     fn ref_precedence_is_commit_semver_tag_branch() {
         let sha = "0123456789abcdef0123456789abcdef01234567";
-        let all = GitRepositoryRef {
-            branch: Some("main".into()),
-            tag: Some("v1".into()),
-            semver: Some(">=1".into()),
-            commit: Some(sha.into()),
-        };
+        let all =
+            GitRepositoryRef { branch: Some("main".into()), tag: Some("v1".into()), semver: Some(">=1".into()), commit: Some(sha.into()) };
         assert_eq!(
             GitReference::from_spec(Some(&all)).expect("ref"),
             GitReference::Commit { sha: sha.into(), branch: Some("main".into()) }
@@ -1074,8 +1028,7 @@ mod tests {
     #[test]
     fn secret_data_maps_flux_keys_and_refuses_mixtures() {
         let data = |pairs: &[(&str, &str)]| pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-        let auth =
-            GitAuth::from_secret_data(&data(&[("username", "u"), ("password", "p"), ("other", "x")])).expect("auth");
+        let auth = GitAuth::from_secret_data(&data(&[("username", "u"), ("password", "p"), ("other", "x")])).expect("auth");
         assert_eq!(auth.username.as_deref(), Some("u"));
         assert_eq!(auth.password.as_deref(), Some("p"));
         let auth = GitAuth::from_secret_data(&data(&[("bearerToken", "t\n"), ("known_hosts", "h k v")])).expect("auth");
@@ -1125,8 +1078,7 @@ mod tests {
     fn known_hosts_lines_match_by_host_type_and_key() {
         let raw = b"key bytes";
         let b64 = base64_encode(raw);
-        let kh =
-            format!("# comment\n[127.0.0.1]:2222 ssh-ed25519 {b64}\n*.example.com,!bad.example.com ssh-rsa {b64}\n");
+        let kh = format!("# comment\n[127.0.0.1]:2222 ssh-ed25519 {b64}\n*.example.com,!bad.example.com ssh-rsa {b64}\n");
         assert!(host_key_known(&kh, "127.0.0.1", 2222, "ssh-ed25519", raw));
         assert!(!host_key_known(&kh, "127.0.0.1", 22, "ssh-ed25519", raw));
         assert!(!host_key_known(&kh, "127.0.0.1", 2222, "ssh-ed25519", b"other"));

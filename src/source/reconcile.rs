@@ -8,7 +8,9 @@ use sha2::{Digest, Sha256};
 use tracing::instrument;
 
 use super::{ArtifactOutcome, GitAuth, GitSource};
-use crate::api::{Artifact, ConditionStatus, Conditions, GitRepository, GitRepositoryStatus, Validate, annotation, condition_type as ct, reason};
+use crate::api::{
+    Artifact, ConditionStatus, Conditions, GitRepository, GitRepositoryStatus, Validate, annotation, condition_type as ct, reason,
+};
 use crate::context::{Context, ReconcileError, Requeue};
 use crate::dispatch::RunnerDispatch;
 use crate::store::{Event, ObjectStore, Severity};
@@ -18,7 +20,12 @@ pub const KIND: &str = "GitRepository";
 
 /// Reconciles one GitRepository. `forced` fetches even when the interval has not passed.
 #[instrument(skip(ctx), fields(kind = KIND))]
-pub async fn reconcile<S: ObjectStore, D: RunnerDispatch>(ctx: &Context<S, D>, namespace: &str, name: &str, forced: bool) -> Result<Requeue, ReconcileError> {
+pub async fn reconcile<S: ObjectStore, D: RunnerDispatch>(
+    ctx: &Context<S, D>,
+    namespace: &str,
+    name: &str,
+    forced: bool,
+) -> Result<Requeue, ReconcileError> {
     let Some(repo) = ctx.store.get::<GitRepository>(namespace, name).await? else {
         return Ok(Requeue { after: Duration::MAX, became_ready: false });
     };
@@ -36,12 +43,20 @@ pub async fn reconcile<S: ObjectStore, D: RunnerDispatch>(ctx: &Context<S, D>, n
     let outcome = fetch(ctx, &repo, namespace, name, &status).await?;
     match outcome {
         Ok(ArtifactOutcome::Unchanged { revision }) => {
-            status.set_condition(ct::READY, ConditionStatus::True, reason::SUCCEEDED, &format!("stored artifact for revision {revision}"), generation, &now);
+            status.set_condition(
+                ct::READY,
+                ConditionStatus::True,
+                reason::SUCCEEDED,
+                &format!("stored artifact for revision {revision}"),
+                generation,
+                &now,
+            );
         }
         Ok(ArtifactOutcome::Stored { revision, artifact, .. }) => {
             let url = ctx.artifacts.file_url(&artifact.path).unwrap_or_default();
             let previous = status.artifact.take();
-            let keep: Vec<&str> = [Some(artifact.digest.as_str()), previous.as_ref().map(|a| a.digest.as_str())].into_iter().flatten().collect();
+            let keep: Vec<&str> =
+                [Some(artifact.digest.as_str()), previous.as_ref().map(|a| a.digest.as_str())].into_iter().flatten().collect();
             if let Err(e) = ctx.artifacts.gc(KIND, namespace, name, &keep) {
                 tracing::warn!("artifact garbage collection failed: {e}");
             }
@@ -116,8 +131,7 @@ async fn fetch<S: ObjectStore, D: RunnerDispatch>(
         Some(r) => match ctx.store.get::<Secret>(namespace, &r.name).await? {
             None => return Ok(Err((reason::GIT_OPERATION_FAILED, format!("spec.secretRef: Secret {namespace}/{} not found", r.name)))),
             Some(secret) => {
-                let data = secret_strings(&secret)
-                    .map_err(|key| format!("spec.secretRef: Secret {} key {key:?} is not text", r.name));
+                let data = secret_strings(&secret).map_err(|key| format!("spec.secretRef: Secret {} key {key:?} is not text", r.name));
                 match data.and_then(|d| GitAuth::from_secret_data(&d).map_err(|e| format!("spec.secretRef: {e}"))) {
                     Ok(a) => Some(a),
                     Err(m) => return Ok(Err((reason::GIT_OPERATION_FAILED, m))),

@@ -52,21 +52,13 @@ impl EventLog {
             Ok(l) => l,
             Err(e) => return tracing::warn!("cannot encode event: {e}"),
         };
-        let result = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.path)
-            .and_then(|mut f| writeln!(f, "{line}"));
+        let result = std::fs::OpenOptions::new().create(true).append(true).open(&self.path).and_then(|mut f| writeln!(f, "{line}"));
         if let Err(e) = result {
             tracing::warn!("cannot append to {}: {e}", self.path.display());
         }
     }
 
     pub fn read(&self) -> Vec<Event> {
-        std::fs::read_to_string(&self.path)
-            .unwrap_or_default()
-            .lines()
-            .filter_map(|l| serde_json::from_str(l).ok())
-            .collect()
+        std::fs::read_to_string(&self.path).unwrap_or_default().lines().filter_map(|l| serde_json::from_str(l).ok()).collect()
     }
 }

@@ -86,7 +86,8 @@ impl LocalStore {
     }
 
     fn write<K: StoredObject>(&self, path: &Path, object: &K) -> Result<()> {
-        let text = serde_yaml::to_string(object).map_err(|e| StoreError::Encode { kind: K::kind(&()).to_string(), reason: e.to_string() })?;
+        let text =
+            serde_yaml::to_string(object).map_err(|e| StoreError::Encode { kind: K::kind(&()).to_string(), reason: e.to_string() })?;
         let dir = path.parent().unwrap_or(Path::new("."));
         std::fs::create_dir_all(dir).map_err(io(dir))?;
         let tmp = tempfile::NamedTempFile::new_in(dir).map_err(io(dir))?;
@@ -102,10 +103,7 @@ impl LocalStore {
 }
 
 fn spec_of<K: StoredObject>(object: &K) -> Value {
-    serde_json::to_value(object)
-        .ok()
-        .and_then(|v| v.get("spec").or_else(|| v.get("data")).cloned())
-        .unwrap_or(Value::Null)
+    serde_json::to_value(object).ok().and_then(|v| v.get("spec").or_else(|| v.get("data")).cloned()).unwrap_or(Value::Null)
 }
 
 impl ObjectStore for LocalStore {
@@ -139,7 +137,8 @@ impl ObjectStore for LocalStore {
         let _guard = self.lock()?;
         let path = self.path::<K>(&namespace, &name);
         let existing: Option<K> = self.read(&path)?;
-        let mut incoming = serde_json::to_value(object).map_err(|e| StoreError::Encode { kind: K::kind(&()).to_string(), reason: e.to_string() })?;
+        let mut incoming =
+            serde_json::to_value(object).map_err(|e| StoreError::Encode { kind: K::kind(&()).to_string(), reason: e.to_string() })?;
         let generation = match &existing {
             Some(old) => {
                 let old_gen = old.meta().generation.unwrap_or(1);
@@ -161,9 +160,10 @@ impl ObjectStore for LocalStore {
         // Status belongs to the reconciler: keep what it wrote.
         if let Some(old) = &existing
             && let Some(status) = serde_json::to_value(old).ok().and_then(|v| v.get("status").cloned())
-                && let Some(obj) = incoming.as_object_mut() {
-                    obj.insert("status".into(), status);
-                }
+            && let Some(obj) = incoming.as_object_mut()
+        {
+            obj.insert("status".into(), status);
+        }
         let stored: K = serde_json::from_value(incoming).map_err(|e| StoreError::Decode {
             path: path.display().to_string(),
             kind: K::kind(&()).to_string(),

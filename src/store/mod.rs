@@ -38,6 +38,11 @@ pub trait ObjectStore: Send + Sync {
     /// Creates or updates the object's metadata and spec; status is kept. Returns it as stored.
     fn apply<K: StoredObject>(&self, object: &K) -> impl Future<Output = Result<K>> + Send;
     /// Read-modify-write under the store's lock (status writes, annotations).
-    fn update<K: StoredObject>(&self, namespace: &str, name: &str, mutate: impl FnOnce(&mut K) + Send) -> impl Future<Output = Result<K>> + Send;
+    fn update<K: StoredObject>(
+        &self,
+        namespace: &str,
+        name: &str,
+        mutate: impl FnOnce(&mut K) + Send,
+    ) -> impl Future<Output = Result<K>> + Send;
     fn delete<K: StoredObject>(&self, namespace: &str, name: &str) -> impl Future<Output = Result<bool>> + Send;
 }

@@ -33,12 +33,8 @@ pub enum Next {
 
 /// The approval the user gave, from the annotation (wins: it is the newer intent) or spec.
 pub fn approval(object: &Terraform) -> Option<(String, PlanApprover)> {
-    let annotation = object
-        .metadata
-        .annotations
-        .as_ref()
-        .and_then(|a| a.get(crate::api::annotation::APPROVE_PLAN))
-        .filter(|v| !v.trim().is_empty());
+    let annotation =
+        object.metadata.annotations.as_ref().and_then(|a| a.get(crate::api::annotation::APPROVE_PLAN)).filter(|v| !v.trim().is_empty());
     if let Some(id) = annotation {
         return Some((id.trim().to_string(), PlanApprover::Annotation));
     }

@@ -4,10 +4,8 @@
 use crate::api::{DriftIgnoreRule, DriftObject};
 
 pub fn filter_drift(objects: Vec<DriftObject>, rules: &[DriftIgnoreRule]) -> Vec<DriftObject> {
-    let compiled: Vec<(globset::GlobMatcher, &DriftIgnoreRule)> = rules
-        .iter()
-        .filter_map(|r| globset::Glob::new(&r.address).ok().map(|g| (g.compile_matcher(), r)))
-        .collect();
+    let compiled: Vec<(globset::GlobMatcher, &DriftIgnoreRule)> =
+        rules.iter().filter_map(|r| globset::Glob::new(&r.address).ok().map(|g| (g.compile_matcher(), r))).collect();
     objects
         .into_iter()
         .filter_map(|mut o| {
@@ -72,7 +70,11 @@ mod tests {
             DriftIgnoreRule { address: "drifttest_file.a".into(), attributes: vec!["tags".into()] },
         ];
         let kept = filter_drift(
-            vec![obj("aws_autoscaling_group.web", &["desired"]), obj("drifttest_file.a", &["tags.env", "content"]), obj("drifttest_file.b", &["tags"])],
+            vec![
+                obj("aws_autoscaling_group.web", &["desired"]),
+                obj("drifttest_file.a", &["tags.env", "content"]),
+                obj("drifttest_file.b", &["tags"]),
+            ],
             &rules,
         );
         assert_eq!(kept, vec![obj("drifttest_file.a", &["content"]), obj("drifttest_file.b", &["tags"])]);

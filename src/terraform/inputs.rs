@@ -31,7 +31,15 @@ pub async fn resolve_variables<S: ObjectStore>(store: &S, object: &Terraform) ->
     for (index, r) in object.spec.vars_from.iter().enumerate() {
         let (data, sensitive): (BTreeMap<String, String>, bool) = match r.kind.as_str() {
             "Secret" => match store.get::<Secret>(namespace, &r.name).await? {
-                Some(secret) => (secret_strings(&secret).map_err(|key| InputError::NotText { index, kind: r.kind.clone(), name: r.name.clone(), key })?, true),
+                Some(secret) => (
+                    secret_strings(&secret).map_err(|key| InputError::NotText {
+                        index,
+                        kind: r.kind.clone(),
+                        name: r.name.clone(),
+                        key,
+                    })?,
+                    true,
+                ),
                 None if r.optional => continue,
                 None => return Err(missing(index, r, namespace)),
             },
@@ -53,7 +61,12 @@ pub async fn resolve_variables<S: ObjectStore>(store: &S, object: &Terraform) ->
                 .collect()
         };
         for (key, var) in selected {
-            let value = data.get(&key).ok_or_else(|| InputError::MissingKey { index, kind: r.kind.clone(), name: r.name.clone(), key: key.clone() })?;
+            let value = data.get(&key).ok_or_else(|| InputError::MissingKey {
+                index,
+                kind: r.kind.clone(),
+                name: r.name.clone(),
+                key: key.clone(),
+            })?;
             vars.insert(var.clone(), RunVariable { name: var, value: serde_json::Value::String(value.clone()), sensitive });
         }
     }
@@ -88,10 +101,8 @@ pub fn state_name(object: &Terraform) -> String {
 /// Everything a plan depends on besides live infrastructure. Variable values enter only as
 /// digests, so this digest may be shown and stored.
 pub fn inputs_digest(object: &Terraform, artifact: &Artifact, variables: &[RunVariable]) -> String {
-    let vars: Vec<(String, String)> = variables
-        .iter()
-        .map(|v| (v.name.clone(), hex::encode(Sha256::digest(v.value.to_string().as_bytes()))))
-        .collect();
+    let vars: Vec<(String, String)> =
+        variables.iter().map(|v| (v.name.clone(), hex::encode(Sha256::digest(v.value.to_string().as_bytes())))).collect();
     let canonical = serde_json::json!({
         "artifact": artifact.digest,
         "path": object.spec.path,

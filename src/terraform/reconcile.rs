@@ -4,18 +4,18 @@
 
 use std::time::Duration;
 
+use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use k8s_openapi::ByteString;
 use tracing::{info, instrument, warn};
 
 use super::decide::{Next, Observed, auto_applies, decide, drift_mode};
 use super::drift::{filter_drift, summarize};
-use super::inputs::{inputs_digest, resolve_variables, state_name};
 use super::drift_id;
+use super::inputs::{inputs_digest, resolve_variables, state_name};
 use crate::api::{
-    Artifact, ConditionStatus, Conditions, DriftMode, DriftObject, DriftStatus, GitRepository, LockStatus, PlanApprover,
-    PlanStatus, Terraform, TerraformStatus, Validate, annotation, condition_type as ct, reason,
+    Artifact, ConditionStatus, Conditions, DriftMode, DriftObject, DriftStatus, GitRepository, LockStatus, PlanApprover, PlanStatus,
+    Terraform, TerraformStatus, Validate, annotation, condition_type as ct, reason,
 };
 use crate::context::{Context, ReconcileError, Requeue};
 use crate::dispatch::{ObjectKey, Operation, Outcome, RunErrorKind, RunResult, RunSpec, RunnerDispatch};
@@ -33,20 +33,19 @@ fn retry_interval(object: &Terraform) -> Duration {
 
 /// Reconciles one Terraform object. `forced`: a user asked for a complete reconcile now.
 #[instrument(skip(ctx), fields(kind = KIND))]
-pub async fn reconcile<S: ObjectStore, D: RunnerDispatch>(ctx: &Context<S, D>, namespace: &str, name: &str, forced: bool) -> Result<Requeue, ReconcileError> {
+pub async fn reconcile<S: ObjectStore, D: RunnerDispatch>(
+    ctx: &Context<S, D>,
+    namespace: &str,
+    name: &str,
+    forced: bool,
+) -> Result<Requeue, ReconcileError> {
     let Some(object) = ctx.store.get::<Terraform>(namespace, name).await? else {
         return Ok(Requeue { after: Duration::MAX, became_ready: false });
     };
     let was_ready = object.status.as_ref().is_some_and(|s| s.is_true(ct::READY));
     let mut step = Step { ctx, object, status: TerraformStatus::default(), namespace, name };
     step.status = step.object.status.clone().unwrap_or_default();
-    let requested = step
-        .object
-        .metadata
-        .annotations
-        .as_ref()
-        .and_then(|a| a.get(annotation::RECONCILE_REQUESTED_AT))
-        .cloned();
+    let requested = step.object.metadata.annotations.as_ref().and_then(|a| a.get(annotation::RECONCILE_REQUESTED_AT)).cloned();
     let forced = forced || (requested.is_some() && requested != step.status.common.last_handled_reconcile_at);
     if requested.is_some() {
         step.status.common.last_handled_reconcile_at = requested;
@@ -176,7 +175,9 @@ impl<S: ObjectStore, D: RunnerDispatch> Step<'_, S, D> {
             }
         };
         let revision = match operation {
-            Operation::Apply => self.status.common.plan.as_ref().map(|p| p.source_revision.clone()).unwrap_or_else(|| artifact.revision.clone()),
+            Operation::Apply => {
+                self.status.common.plan.as_ref().map(|p| p.source_revision.clone()).unwrap_or_else(|| artifact.revision.clone())
+            }
             _ => artifact.revision.clone(),
         };
         self.status.common.last_attempted_revision = Some(artifact.revision.clone());
@@ -300,7 +301,8 @@ impl<S: ObjectStore, D: RunnerDispatch> Step<'_, S, D> {
                 }
             }
             None => {
-                let message = format!("plan {plan_id} waits for approval ({summary}); approve with `driftless approve {} {plan_id}`", self.name);
+                let message =
+                    format!("plan {plan_id} waits for approval ({summary}); approve with `driftless approve {} {plan_id}`", self.name);
                 self.not_ready(reason::PLAN_PENDING, &message);
             }
         }
@@ -329,7 +331,8 @@ impl<S: ObjectStore, D: RunnerDispatch> Step<'_, S, D> {
             }
             match &error.lock {
                 Some(lock) => {
-                    self.status.lock = Some(LockStatus { holder: lock.who.clone(), since: lock.created.clone(), operation: Some(lock.operation.clone()) });
+                    self.status.lock =
+                        Some(LockStatus { holder: lock.who.clone(), since: lock.created.clone(), operation: Some(lock.operation.clone()) });
                     self.set(ct::STATE_LOCKED, ConditionStatus::True, reason::STATE_LOCKED, &message);
                 }
                 None => {
@@ -424,7 +427,14 @@ impl<S: ObjectStore, D: RunnerDispatch> Step<'_, S, D> {
                 let destroy = op == Operation::DestroyPlan || self.status.common.plan.as_ref().is_some_and(|p| p.destroy && p.id == id);
                 self.status.common.plan = Some(PlanStatus {
                     id: id.clone(),
-                    created_at: self.status.common.plan.as_ref().filter(|p| p.id == id).map(|p| p.created_at.clone()).unwrap_or_else(|| at.clone()),
+                    created_at: self
+                        .status
+                        .common
+                        .plan
+                        .as_ref()
+                        .filter(|p| p.id == id)
+                        .map(|p| p.created_at.clone())
+                        .unwrap_or_else(|| at.clone()),
                     source_revision: revision.to_string(),
                     digest: result.plan_digest.clone(),
                     summary,
@@ -487,7 +497,13 @@ impl<S: ObjectStore, D: RunnerDispatch> Step<'_, S, D> {
                 self.event("DriftResolved", Severity::Info, message, None, previous.id.clone());
             }
             if corrected && !drift.is_empty() && previous.id.as_deref() != Some(drift_id(drift).as_str()) {
-                self.event(reason::DRIFT_DETECTED, Severity::Error, format!("{}; corrected automatically", summarize(drift)), plan_id.map(str::to_string), Some(drift_id(drift)));
+                self.event(
+                    reason::DRIFT_DETECTED,
+                    Severity::Error,
+                    format!("{}; corrected automatically", summarize(drift)),
+                    plan_id.map(str::to_string),
+                    Some(drift_id(drift)),
+                );
             }
             self.status.common.drift = Some(DriftStatus {
                 detected: false,
@@ -554,7 +570,12 @@ impl<S: ObjectStore, D: RunnerDispatch> Step<'_, S, D> {
                 namespace: Some(self.namespace.to_string()),
                 labels: Some(target.labels.clone()),
                 annotations: Some(
-                    target.annotations.clone().into_iter().chain([("driftless.dev/owner".to_string(), format!("{KIND}/{}", self.name))]).collect(),
+                    target
+                        .annotations
+                        .clone()
+                        .into_iter()
+                        .chain([("driftless.dev/owner".to_string(), format!("{KIND}/{}", self.name))])
+                        .collect(),
                 ),
                 ..Default::default()
             },
@@ -564,14 +585,24 @@ impl<S: ObjectStore, D: RunnerDispatch> Step<'_, S, D> {
         };
         match self.ctx.store.apply(&secret).await {
             Ok(_) if missing.is_empty() => {
-                self.set(ct::OUTPUTS_WRITTEN, ConditionStatus::True, reason::SUCCEEDED, &format!("outputs written to Secret {}", target.name));
+                self.set(
+                    ct::OUTPUTS_WRITTEN,
+                    ConditionStatus::True,
+                    reason::SUCCEEDED,
+                    &format!("outputs written to Secret {}", target.name),
+                );
             }
             Ok(_) => {
                 let m = format!("outputs {} named in spec.writeOutputsToSecret.outputs do not exist", missing.join(", "));
                 self.set(ct::OUTPUTS_WRITTEN, ConditionStatus::False, reason::OUTPUTS_WRITE_FAILED, &m);
             }
             Err(e) => {
-                self.set(ct::OUTPUTS_WRITTEN, ConditionStatus::False, reason::OUTPUTS_WRITE_FAILED, &format!("cannot write Secret {}: {e}", target.name));
+                self.set(
+                    ct::OUTPUTS_WRITTEN,
+                    ConditionStatus::False,
+                    reason::OUTPUTS_WRITE_FAILED,
+                    &format!("cannot write Secret {}: {e}", target.name),
+                );
             }
         }
         Ok(())
@@ -611,7 +642,13 @@ impl<S: ObjectStore, D: RunnerDispatch> Step<'_, S, D> {
                 self.save().await?;
                 return Ok(retry_interval(&self.object));
             }
-            self.event(reason::DESTROYED, Severity::Info, format!("resources destroyed on deletion ({})", result.summary), result.plan_id, None);
+            self.event(
+                reason::DESTROYED,
+                Severity::Info,
+                format!("resources destroyed on deletion ({})", result.summary),
+                result.plan_id,
+                None,
+            );
         }
         if let Some(target) = &self.object.spec.write_outputs_to_secret {
             self.ctx.store.delete::<Secret>(self.namespace, &target.name).await?;

@@ -25,14 +25,9 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
-use tf_provider::schema::{
-    Attribute, AttributeConstraint, AttributeType, Block, Description, Schema,
-};
+use tf_provider::schema::{Attribute, AttributeConstraint, AttributeType, Block, Description, Schema};
 use tf_provider::value::{Value, ValueEmpty};
-use tf_provider::{
-    AttributePath, Diagnostic, Diagnostics, DynamicDataSource, DynamicResource, Provider, Resource,
-    map, serve,
-};
+use tf_provider::{AttributePath, Diagnostic, Diagnostics, DynamicDataSource, DynamicResource, Provider, Resource, map, serve};
 
 /// Provider type name; tf-provider prefixes resource names with it (`drifttest_file`).
 const PROVIDER_NAME: &str = "drifttest";
@@ -114,21 +109,12 @@ fn add_error(
     detail: impl Into<Cow<'static, str>>,
     attribute: AttributePath,
 ) {
-    diags.add_error(Diagnostic {
-        summary: summary.into(),
-        detail: detail.into(),
-        attribute,
-    });
+    diags.add_error(Diagnostic { summary: summary.into(), detail: detail.into(), attribute });
 }
 
 /// Adds an error diagnostic for a failed file operation on `path`.
 fn io_error(diags: &mut Diagnostics, what: &str, path: &Path, err: &std::io::Error) {
-    add_error(
-        diags,
-        format!("drifttest: cannot {what} {}", path.display()),
-        err.to_string(),
-        AttributePath::default(),
-    );
+    add_error(diags, format!("drifttest: cannot {what} {}", path.display()), err.to_string(), AttributePath::default());
 }
 
 impl FileResource {
@@ -137,31 +123,18 @@ impl FileResource {
     /// including the `DRIFTTEST_FAIL_ON_CONTENT` hook.
     async fn write(&self, diags: &mut Diagnostics, mut state: FileState) -> Option<FileState> {
         let Value::Value(path) = state.path.clone() else {
-            add_error(
-                diags,
-                "drifttest: `path` must be known at apply time",
-                "",
-                AttributePath::new("path"),
-            );
+            add_error(diags, "drifttest: `path` must be known at apply time", "", AttributePath::new("path"));
             return None;
         };
         let content = match &state.content {
             Value::Value(content) => content.clone(),
             _ => {
-                add_error(
-                    diags,
-                    "drifttest: `content` must be known at apply time",
-                    "",
-                    AttributePath::new("content"),
-                );
+                add_error(diags, "drifttest: `content` must be known at apply time", "", AttributePath::new("content"));
                 return None;
             }
         };
 
-        if let Some(delay) = std::env::var(APPLY_DELAY_ENV)
-            .ok()
-            .and_then(|v| v.parse::<u64>().ok())
-        {
+        if let Some(delay) = std::env::var(APPLY_DELAY_ENV).ok().and_then(|v| v.parse::<u64>().ok()) {
             tokio::time::sleep(Duration::from_millis(delay)).await;
         }
         if std::env::var(FAIL_ON_CONTENT_ENV).is_ok_and(|fail_on| fail_on == content) {
@@ -213,9 +186,7 @@ impl Resource for FileResource {
             version: 0,
             block: Block {
                 version: 0,
-                description: Description::plain(
-                    "A local file whose current content is read back on refresh (test-only).",
-                ),
+                description: Description::plain("A local file whose current content is read back on refresh (test-only)."),
                 attributes: map! {
                     "id" => string(AttributeConstraint::Computed, false, "Same as path."),
                     "path" => string(AttributeConstraint::Required, false,
@@ -373,17 +344,11 @@ impl Provider for DriftTestProvider {
         })
     }
 
-    fn get_resources(
-        &self,
-        _diags: &mut Diagnostics,
-    ) -> Option<HashMap<String, Box<dyn DynamicResource>>> {
+    fn get_resources(&self, _diags: &mut Diagnostics) -> Option<HashMap<String, Box<dyn DynamicResource>>> {
         Some(map! { "file" => FileResource })
     }
 
-    fn get_data_sources(
-        &self,
-        _diags: &mut Diagnostics,
-    ) -> Option<HashMap<String, Box<dyn DynamicDataSource>>> {
+    fn get_data_sources(&self, _diags: &mut Diagnostics) -> Option<HashMap<String, Box<dyn DynamicDataSource>>> {
         Some(HashMap::new())
     }
 }
@@ -406,10 +371,7 @@ mod tests {
         write_with_parents(&file, "one").expect("write");
         assert_eq!(read_optional(&file).expect("read").as_deref(), Some("one"));
         std::fs::write(&file, "edited").expect("edit");
-        assert_eq!(
-            read_optional(&file).expect("read").as_deref(),
-            Some("edited")
-        );
+        assert_eq!(read_optional(&file).expect("read").as_deref(), Some("edited"));
     }
 
     #[test]
@@ -425,10 +387,7 @@ mod tests {
 
     #[test]
     fn sensitive_side_file_sits_next_to_the_file() {
-        assert_eq!(
-            sensitive_path("/x/y.txt"),
-            PathBuf::from("/x/y.txt.sensitive")
-        );
+        assert_eq!(sensitive_path("/x/y.txt"), PathBuf::from("/x/y.txt.sensitive"));
     }
 
     #[test]

@@ -39,10 +39,13 @@ impl Tools {
         let tools = tools_dir();
         let terraform = tools.join("bin/terraform");
         let cli_config = tools.join("terraformrc");
-        let drifttest = tools.join("providers/registry.terraform.io/driftless/drifttest/0.1.0/linux_amd64/terraform-provider-drifttest_v0.1.0");
+        let drifttest =
+            tools.join("providers/registry.terraform.io/driftless/drifttest/0.1.0/linux_amd64/terraform-provider-drifttest_v0.1.0");
         let driftless = PathBuf::from(env!("CARGO_BIN_EXE_driftless"));
         let runner = driftless.with_file_name("driftless-runner");
-        for (what, path) in [("terraform", &terraform), ("terraformrc", &cli_config), ("the drifttest provider", &drifttest), ("driftless-runner", &runner)] {
+        for (what, path) in
+            [("terraform", &terraform), ("terraformrc", &cli_config), ("the drifttest provider", &drifttest), ("driftless-runner", &runner)]
+        {
             if !path.exists() {
                 return missing(&format!("{what} ({})", path.display()));
             }
@@ -213,7 +216,12 @@ impl World {
                 continue;
             }
             let s = p.display().to_string();
-            if s.contains("/objects/secret/") || s.contains("/backend/state/") || s.ends_with(".tfplan") || s.contains("/artifacts/") || s.contains("/cache/") {
+            if s.contains("/objects/secret/")
+                || s.contains("/backend/state/")
+                || s.ends_with(".tfplan")
+                || s.contains("/artifacts/")
+                || s.contains("/cache/")
+            {
                 continue;
             }
             out.push_str(&String::from_utf8_lossy(&std::fs::read(&p).unwrap()));
