@@ -1,0 +1,45 @@
+//! The Dockerfile cannot be built here (no Docker engine): check what it references exists,
+//! so a rename in the workspace cannot silently break the images.
+
+use std::path::Path;
+
+fn dockerfile() -> String {
+    std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("Dockerfile")).unwrap()
+}
+
+#[test]
+fn every_package_and_binary_the_dockerfile_builds_exists_in_the_workspace() {
+    let text = dockerfile();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let manifests = [root.join("Cargo.toml"), root.join("runner/Cargo.toml")].map(|p| std::fs::read_to_string(p).unwrap()).join("\n");
+    let build = text.lines().find(|l| l.contains("cargo build --release")).expect("a release build step");
+    let packages: Vec<&str> = build.split_whitespace().skip_while(|w| *w != "-p").filter(|w| *w != "-p").collect();
+    assert!(!packages.is_empty(), "{build}");
+    for p in &packages {
+        assert!(manifests.contains(&format!("name = \"{p}\"")), "Dockerfile builds package {p}, which the workspace does not have");
+    }
+    for line in text.lines().filter(|l| l.starts_with("COPY --from=build")) {
+        let src = line.split_whitespace().nth(2).unwrap();
+        let bin = src.strip_prefix("/src/target/release/").expect("binaries are copied from the release target dir");
+        assert!(packages.contains(&bin), "{bin} is copied but not built by `{build}`");
+    }
+    assert!(text.contains("ENTRYPOINT [\"/usr/local/bin/driftless-runner\"]"));
+}
+
+#[test]
+fn files_copied_from_the_context_exist_and_the_toolchain_is_new_enough() {
+    let text = dockerfile();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    for line in text.lines().filter(|l| l.starts_with("COPY ") && !l.contains("--from=")) {
+        let src = line.split_whitespace().nth(1).unwrap();
+        assert!(root.join(src).exists(), "Dockerfile copies {src}, which is not in the repository");
+    }
+    let image = text.lines().find(|l| l.starts_with("FROM rust:")).unwrap();
+    let version = image.trim_start_matches("FROM rust:").split('-').next().unwrap();
+    let manifest = std::fs::read_to_string(root.join("Cargo.toml")).unwrap();
+    let required = manifest.lines().find(|l| l.starts_with("rust-version")).unwrap().split('"').nth(1).unwrap();
+    let parse = |v: &str| v.split('.').map(|n| n.parse::<u32>().unwrap()).collect::<Vec<_>>();
+    assert!(parse(version) >= parse(required), "rust image {version} is older than rust-version {required}");
+    // The runner image must carry terraform from the same packages the tests pin.
+    assert!(text.contains("scripts/setup-tools.sh") && text.contains("/usr/local/bin/terraform"));
+}
