@@ -318,3 +318,20 @@ fn the_core_flow_works_with_every_other_terraform_on_this_machine() {
         core_flow(&w, &format!("terraform {version} at {}", terraform.display()));
     }
 }
+
+#[test]
+fn a_suspended_terraform_is_left_alone_until_resumed() {
+    let Some(w) = World::new() else { return };
+    w.commit(&[("main.tf", common::MODULE)], "module");
+    w.apply(&common::objects("app", "./", "auto", "")).ok();
+    w.driftless(&["suspend", "terraform", "app"]).ok();
+    w.driftless(&["run", "--once"]).ok();
+    assert!(!w.managed("main.txt").exists(), "a suspended object is not applied");
+    assert!(w.get("terraform", "app")["status"]["plan"].is_null(), "nor planned");
+    let refused = w.driftless(&["reconcile", "terraform", "app"]).fails();
+    assert!(refused.stderr.contains("suspended"), "{}", refused.stderr);
+
+    w.driftless(&["resume", "terraform", "app"]).ok();
+    w.driftless(&["run", "--once"]).ok();
+    assert_eq!(std::fs::read_to_string(w.managed("main.txt")).unwrap(), "hello");
+}

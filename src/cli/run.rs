@@ -66,6 +66,9 @@ pub async fn reconcile_now(ctx: &LocalContext, kind: &str, name: &str, namespace
                 .get::<Terraform>(namespace, name)
                 .await?
                 .ok_or_else(|| CliError::Usage(format!("Terraform {namespace}/{name} not found")))?;
+            if tf.spec.suspend {
+                return Err(CliError::Usage(format!("terraform/{name} is suspended; resume it with `driftless resume terraform {name}`")));
+            }
             if with_source && tf.spec.source_ref.kind == "GitRepository" {
                 let ns = tf.spec.source_ref.namespace.clone().unwrap_or_else(|| namespace.to_string());
                 eprintln!("► fetching source gitrepository/{}", tf.spec.source_ref.name);
