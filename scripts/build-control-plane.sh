@@ -2,9 +2,10 @@
 # Builds the Kubernetes control plane that testkit runs (etcd, kube-apiserver,
 # kube-controller-manager) from Go modules pinned in testkit/go/{go.mod,go.sum}.
 #
-# Binaries go into the tools directory: $DRIFTLESS_TOOLS, else <repo>/.tools/k8s.
+# Binaries go into <tools>/k8s, where <tools> is $DRIFTLESS_TOOLS (as for
+# scripts/setup-tools.sh; a relative path is taken from the repo root), else <repo>/.tools.
 # Idempotent: when the three binaries are there and were built from the same
-# go.mod/go.sum (a stamp file records their digest), nothing is rebuilt.
+# go.mod/go.sum, Go version and recipe (a stamp file records them), nothing is rebuilt.
 # Set DRIFTLESS_REBUILD=1 to force a rebuild.
 #
 # Only the Go module proxy is used (through `go`'s own GOPROXY setting).
@@ -13,8 +14,9 @@ set -euo pipefail
 start=$(date +%s)
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 mod_dir="$repo/testkit/go"
-tools=${DRIFTLESS_TOOLS:-$repo/.tools/k8s}
-[[ $tools == /* ]] || tools="$repo/$tools"   # relative: to the repo root, as testkit reads it
+tools_root=${DRIFTLESS_TOOLS:-$repo/.tools}
+[[ $tools_root == /* ]] || tools_root="$repo/$tools_root"   # relative: to the repo root, as testkit reads it
+tools="$tools_root/k8s"
 binaries=(etcd kube-apiserver kube-controller-manager)
 
 log() { printf 'build-control-plane: %s\n' "$*" >&2; }
@@ -36,7 +38,7 @@ export GOFLAGS="-mod=readonly -buildvcs=false"
 export CGO_ENABLED=0
 # What the build does besides go.mod/go.sum; change it when the build recipe changes so
 # that existing binaries are rebuilt.
-recipe="trimpath ldflags=-s,-w cgo=0"
+recipe="trimpath ldflags=-s,-w,version cgo=0 one-build"
 
 go_version=$(go env GOVERSION)            # e.g. go1.26.8
 minor=${go_version#go1.}; minor=${minor%%.*}
@@ -67,16 +69,25 @@ k8s_version=$(cd "$mod_dir" && go list -m -f '{{.Version}}' k8s.io/kubernetes)
 etcd_version=$(cd "$mod_dir" && go list -m -f '{{.Version}}' go.etcd.io/etcd/server/v3)
 log "building kube-apiserver and kube-controller-manager $k8s_version, etcd $etcd_version with $go_version into $tools"
 
-# Niced: CI and developer machines are small and shared with cargo builds.
-# -trimpath and -s -w make smaller binaries and a smaller, reusable build cache.
-build() {
-  local out=$1 pkg=$2
-  (cd "$mod_dir" && nice -n 10 go build -trimpath -ldflags='-s -w' -o "$staging/$out" "$pkg")
-  log "built $out after $(elapsed) s"
-}
-build kube-apiserver k8s.io/kubernetes/cmd/kube-apiserver
-build kube-controller-manager k8s.io/kubernetes/cmd/kube-controller-manager
-build etcd go.etcd.io/etcd/server/v3
+# Kubernetes' own build stamps its version into the binaries (hack/lib/version.sh); a plain
+# `go build` would report v0.0.0-master, which kubectl refuses to parse.
+k8s_minor=${k8s_version#v1.}; k8s_minor=${k8s_minor%%.*}
+ldflags="-s -w"
+for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+  ldflags+=" -X $pkg.gitVersion=$k8s_version -X $pkg.gitMajor=1 -X $pkg.gitMinor=$k8s_minor"
+  ldflags+=" -X $pkg.gitTreeState=clean -X $pkg.buildDate=1970-01-01T00:00:00Z"
+done
+
+# One `go build` for all three, so the shared packages are compiled once and linking one
+# binary overlaps compiling the next. Niced: CI and developer machines are small and
+# shared with cargo builds. -trimpath and -s -w: smaller binaries, reusable build cache.
+(cd "$mod_dir" && nice -n 10 go build -trimpath -ldflags="$ldflags" -o "$staging/" \
+  k8s.io/kubernetes/cmd/kube-apiserver \
+  k8s.io/kubernetes/cmd/kube-controller-manager \
+  go.etcd.io/etcd/server/v3)
+# go names the etcd binary after its package directory (server/v3 -> server).
+mv "$staging/server" "$staging/etcd"
+log "built after $(elapsed) s"
 
 # Move into place only when all three built, so a failed build never leaves a
 # half-updated tools directory that looks current.

@@ -219,16 +219,12 @@ impl ClusterAccess {
     /// A `kube::Config` for `user`.
     pub fn config_for(&self, user: &str) -> Result<Config> {
         let token = self.token(user)?;
-        let url = self
-            .server
-            .parse()
-            .map_err(|source| ClusterError::InvalidUrl { url: self.server.clone(), source })?;
+        let url = self.server.parse().map_err(|source| ClusterError::InvalidUrl { url: self.server.clone(), source })?;
         let mut config = Config::new(url);
         config.root_cert = Some(vec![self.ca_der.clone()]);
         // AuthInfo's token is a secrecy::SecretString; deserializing avoids depending on
         // kube's exact secrecy version.
-        config.auth_info = serde_json::from_value(serde_json::json!({ "token": token }))
-            .unwrap_or_default();
+        config.auth_info = serde_json::from_value(serde_json::json!({ "token": token })).unwrap_or_default();
         config.default_namespace = "default".to_owned();
         config.connect_timeout = Some(Duration::from_secs(10));
         Ok(config)
@@ -263,8 +259,8 @@ impl ClusterAccess {
 
     /// Writes a kubeconfig for `user` to `path` (mode 0600: it holds a token).
     pub fn write_kubeconfig(&self, path: &Path, user: &str) -> Result<()> {
-        use std::os::unix::fs::OpenOptionsExt as _;
         use std::io::Write as _;
+        use std::os::unix::fs::OpenOptionsExt as _;
         let yaml = self.kubeconfig_yaml(user)?;
         let err = |source| ClusterError::Kubeconfig { path: path.to_path_buf(), source };
         if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
@@ -272,13 +268,7 @@ impl ClusterAccess {
         }
         // Write then rename, so a reader polling for the file never sees half of it.
         let tmp = path.with_extension("tmp-testkit");
-        let mut file = std::fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&tmp)
-            .map_err(err)?;
+        let mut file = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp).map_err(err)?;
         file.write_all(yaml.as_bytes()).map_err(err)?;
         drop(file);
         std::fs::rename(&tmp, path).map_err(err)
@@ -333,9 +323,7 @@ fn free_ports() -> Result<Ports> {
 pub(crate) fn random_hex(bytes: usize) -> Result<String> {
     use std::io::Read as _;
     let mut buf = vec![0u8; bytes];
-    std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| f.read_exact(&mut buf))
-        .map_err(io("reading /dev/urandom"))?;
+    std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut buf)).map_err(io("reading /dev/urandom"))?;
     Ok(buf.iter().map(|b| format!("{b:02x}")).collect())
 }
 
@@ -415,12 +403,7 @@ impl TestCluster {
         write(&pki.join("tokens.csv"), &token_csv)?;
 
         let ca_der = ca_der(&ca.cert_pem());
-        let access = ClusterAccess {
-            server: format!("https://127.0.0.1:{}", ports.apiserver),
-            ca_pem: ca.cert_pem(),
-            ca_der,
-            tokens,
-        };
+        let access = ClusterAccess { server: format!("https://127.0.0.1:{}", ports.apiserver), ca_pem: ca.cert_pem(), ca_der, tokens };
 
         let mut cluster = Self {
             access,
@@ -544,11 +527,7 @@ impl TestCluster {
     fn check_alive(&mut self) -> Result<()> {
         for process in [&mut self.etcd, &mut self.apiserver, &mut self.controller_manager].into_iter().flatten() {
             if let Some(status) = process.try_exit() {
-                return Err(ClusterError::Exited {
-                    component: process.name().to_owned(),
-                    status,
-                    log: process.log_tail(30),
-                });
+                return Err(ClusterError::Exited { component: process.name().to_owned(), status, log: process.log_tail(30) });
             }
         }
         Ok(())

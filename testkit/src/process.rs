@@ -175,16 +175,10 @@ pub struct Spec {
 impl ManagedProcess {
     /// Spawns `spec` in a new process group registered with `watchdog`.
     pub fn spawn(spec: &Spec, watchdog: &Arc<Watchdog>) -> Result<Self, ProcessError> {
-        let log = std::fs::File::create(&spec.log_path)
-            .map_err(|source| ProcessError::Log { path: spec.log_path.clone(), source })?;
+        let log = std::fs::File::create(&spec.log_path).map_err(|source| ProcessError::Log { path: spec.log_path.clone(), source })?;
         let log2 = log.try_clone().map_err(|source| ProcessError::Log { path: spec.log_path.clone(), source })?;
         let mut cmd = tokio::process::Command::new(&spec.program);
-        cmd.args(&spec.args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::from(log))
-            .stderr(Stdio::from(log2))
-            .process_group(0)
-            .kill_on_drop(true);
+        cmd.args(&spec.args).stdin(Stdio::null()).stdout(Stdio::from(log)).stderr(Stdio::from(log2)).process_group(0).kill_on_drop(true);
         if let Some(env) = &spec.env {
             cmd.env_clear();
             cmd.envs(env.iter().map(|(k, v)| (OsStr::new(k), OsStr::new(v))));

@@ -251,11 +251,7 @@ impl FaultProxy {
             roots.add(cert).map_err(|e| ProxyError::Tls(e.to_string()))?;
         }
         let client_config = rustls::ClientConfig::builder().with_root_certificates(roots).with_no_client_auth();
-        let connector = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_tls_config(client_config)
-            .https_only()
-            .enable_http1()
-            .build();
+        let connector = hyper_rustls::HttpsConnectorBuilder::new().with_tls_config(client_config).https_only().enable_http1().build();
         let client = HttpClient::builder(TokioExecutor::new()).build(connector);
 
         let listener = tokio::net::TcpListener::bind(("127.0.0.1", 0)).await.map_err(ProxyError::Bind)?;
@@ -346,9 +342,7 @@ async fn accept_loop(listener: tokio::net::TcpListener, acceptor: tokio_rustls::
         tokio::spawn(async move {
             let Ok(tls) = acceptor.accept(stream).await else { return };
             let service = hyper::service::service_fn(move |req| handle(Arc::clone(&state), req));
-            let _ = hyper::server::conn::http1::Builder::new()
-                .serve_connection(TokioIo::new(tls), service)
-                .await;
+            let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(tls), service).await;
         });
     }
 }
@@ -400,8 +394,7 @@ fn status_response(code: u16, info: &RequestInfo) -> Response<ProxyBody> {
     response
 }
 
-const HOP_BY_HOP: [&str; 8] =
-    ["connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade", "te", "trailer", "host"];
+const HOP_BY_HOP: [&str; 8] = ["connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade", "te", "trailer", "host"];
 
 async fn handle(state: Arc<ProxyState>, req: Request<Incoming>) -> Result<Response<ProxyBody>, Infallible> {
     state.requests.fetch_add(1, Ordering::SeqCst);

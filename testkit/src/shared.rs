@@ -203,22 +203,14 @@ impl SharedCluster {
 
 /// Creates a namespace `<prefix>-<random>` and waits for its default ServiceAccount.
 pub async fn create_namespace(client: &Client, prefix: &str) -> Result<TestNamespace, SharedError> {
-    let mut base: String = prefix
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' })
-        .collect();
+    let mut base: String = prefix.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' }).collect();
     base.truncate(48);
     let base = base.trim_matches('-');
     let suffix = crate::cluster::random_hex(3).map_err(|e| SharedError::Failed(e.to_string()))?;
     let name = if base.is_empty() { format!("test-{suffix}") } else { format!("{base}-{suffix}") };
     let api: Api<Namespace> = Api::all(client.clone());
-    let ns = Namespace {
-        metadata: kube::api::ObjectMeta { name: Some(name.clone()), ..Default::default() },
-        ..Default::default()
-    };
-    api.create(&PostParams::default(), &ns)
-        .await
-        .map_err(|e| SharedError::Namespace { name: name.clone(), message: e.to_string() })?;
+    let ns = Namespace { metadata: kube::api::ObjectMeta { name: Some(name.clone()), ..Default::default() }, ..Default::default() };
+    api.create(&PostParams::default(), &ns).await.map_err(|e| SharedError::Namespace { name: name.clone(), message: e.to_string() })?;
     wait_for_default_service_account(client, &name, Duration::from_secs(60))
         .await
         .map_err(|message| SharedError::Namespace { name: name.clone(), message })?;

@@ -3,16 +3,15 @@
 
 use std::path::{Path, PathBuf};
 
-/// Environment variable naming the tools directory (default `<repo>/.tools/k8s`).
+/// Environment variable naming the project's tools directory (default `<repo>/.tools`, as
+/// for `scripts/setup-tools.sh`); the control plane is in its `k8s/` subdirectory.
 pub const TOOLS_ENV: &str = "DRIFTLESS_TOOLS";
 
 /// Errors finding tools.
 #[derive(Debug, thiserror::Error)]
 pub enum ToolsError {
     /// A control-plane binary is not in the tools directory.
-    #[error(
-        "{name} not found in {dir} (run scripts/build-control-plane.sh, or set {TOOLS_ENV} to the directory holding etcd, kube-apiserver and kube-controller-manager)"
-    )]
+    #[error("{name} not found in {dir} (run scripts/build-control-plane.sh; it builds into ${TOOLS_ENV}/k8s, default <repo>/.tools/k8s)")]
     MissingBinary {
         /// The binary's name.
         name: &'static str,
@@ -41,12 +40,15 @@ pub fn repo_root() -> PathBuf {
     manifest.parent().map_or_else(|| manifest.to_path_buf(), Path::to_path_buf)
 }
 
-/// The tools directory: `$DRIFTLESS_TOOLS`, else `<repo>/.tools/k8s`.
+/// The control-plane directory: `$DRIFTLESS_TOOLS/k8s` (relative to the repository root
+/// unless absolute), else `<repo>/.tools/k8s`.
 pub fn tools_dir() -> PathBuf {
-    match std::env::var_os(TOOLS_ENV) {
-        Some(dir) if !dir.is_empty() => PathBuf::from(dir),
-        _ => repo_root().join(".tools").join("k8s"),
-    }
+    let root = match std::env::var_os(TOOLS_ENV) {
+        // A relative path is taken from the repository root, as the build script does.
+        Some(dir) if !dir.is_empty() => repo_root().join(dir),
+        _ => repo_root().join(".tools"),
+    };
+    root.join("k8s")
 }
 
 impl ControlPlaneBinaries {
@@ -59,17 +61,9 @@ impl ControlPlaneBinaries {
     pub fn find_in(dir: &Path) -> Result<Self, ToolsError> {
         let get = |name: &'static str| {
             let path = dir.join(name);
-            if path.is_file() {
-                Ok(path)
-            } else {
-                Err(ToolsError::MissingBinary { name, dir: dir.to_path_buf() })
-            }
+            if path.is_file() { Ok(path) } else { Err(ToolsError::MissingBinary { name, dir: dir.to_path_buf() }) }
         };
-        Ok(Self {
-            etcd: get("etcd")?,
-            kube_apiserver: get("kube-apiserver")?,
-            kube_controller_manager: get("kube-controller-manager")?,
-        })
+        Ok(Self { etcd: get("etcd")?, kube_apiserver: get("kube-apiserver")?, kube_controller_manager: get("kube-controller-manager")? })
     }
 }
 

@@ -264,4 +264,3 @@ fn get_watch_prints_changes_as_they_happen() {
     signal_group(watch.id(), nix::sys::signal::Signal::SIGKILL);
     let _ = watch.wait();
 }
-

@@ -131,15 +131,23 @@ async fn env_and_volumes_come_from_secrets_and_config_maps() {
     let secrets: Api<Secret> = ns.api();
     let config_maps: Api<ConfigMap> = ns.api();
     secrets
-        .create(&PostParams::default(), &serde_json::from_value(json!({
-            "metadata": { "name": "creds" }, "stringData": { "password": "s3cret" },
-        })).expect("secret"))
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({
+                "metadata": { "name": "creds" }, "stringData": { "password": "s3cret" },
+            }))
+            .expect("secret"),
+        )
         .await
         .expect("create secret");
     config_maps
-        .create(&PostParams::default(), &serde_json::from_value(json!({
-            "metadata": { "name": "settings" }, "data": { "greeting": "hello" },
-        })).expect("cm"))
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({
+                "metadata": { "name": "settings" }, "data": { "greeting": "hello" },
+            }))
+            .expect("cm"),
+        )
         .await
         .expect("create cm");
     let script = r#"test "$PASSWORD" = s3cret || exit 7
@@ -154,7 +162,7 @@ echo "$(cat /etc/config/greeting) $WHO from $(pwd)" > /dev/termination-log"#;
             "containers": [{
                 "name": "main", "image": "busybox",
                 "command": ["sh", "-c", script],
-                "workingDir": "/work",
+                "workingDir": "/workspace",
                 "env": [
                     { "name": "PASSWORD", "valueFrom": { "secretKeyRef": { "name": "creds", "key": "password" } } },
                     { "name": "NS", "valueFrom": { "fieldRef": { "fieldPath": "metadata.namespace" } } },
@@ -164,7 +172,7 @@ echo "$(cat /etc/config/greeting) $WHO from $(pwd)" > /dev/termination-log"#;
                 "volumeMounts": [
                     { "name": "config", "mountPath": "/etc/config" },
                     { "name": "podinfo", "mountPath": "/etc/podinfo" },
-                    { "name": "scratch", "mountPath": "/work" },
+                    { "name": "scratch", "mountPath": "/workspace" },
                 ],
             }],
             "volumes": [
@@ -180,7 +188,7 @@ echo "$(cat /etc/config/greeting) $WHO from $(pwd)" > /dev/termination-log"#;
     assert_eq!(t.exit_code, 0, "{t:?}");
     let message = t.message.unwrap_or_default();
     assert!(message.starts_with("hello world from /"), "message: {message:?}");
-    assert!(!message.contains("from /work\n"), "workingDir must be a temp dir, got {message:?}");
+    assert!(!message.contains("from /workspace\n"), "workingDir must be a temp dir, got {message:?}");
 }
 
 #[tokio::test]
@@ -273,9 +281,7 @@ async fn a_deployment_of_an_image_without_a_command_becomes_available() {
 async fn deleting_a_running_pod_stops_it_and_the_kubelet_confirms_the_deletion() {
     let Some(ns) = namespace("pod-delete").await else { return };
     let api: Api<Pod> = ns.api();
-    api.create(&PostParams::default(), &shell_pod("sleeper", "trap 'exit 0' TERM; while true; do sleep 0.1; done"))
-        .await
-        .expect("create");
+    api.create(&PostParams::default(), &shell_pod("sleeper", "trap 'exit 0' TERM; while true; do sleep 0.1; done")).await.expect("create");
     wait_pod(&api, "sleeper", "running", |p| phase(p) == "Running").await;
     api.delete("sleeper", &DeleteParams::default()).await.expect("delete");
     let gone = tokio::time::timeout(TIMEOUT, await_condition(api.clone(), "sleeper", |p: Option<&Pod>| p.is_none())).await;
@@ -320,19 +326,27 @@ async fn an_unprivileged_user_is_refused_with_403_until_rbac_allows_it() {
     }
     let roles: Api<Role> = ns.api();
     roles
-        .create(&PostParams::default(), &serde_json::from_value(json!({
-            "metadata": { "name": "cm-reader" },
-            "rules": [{ "apiGroups": [""], "resources": ["configmaps"], "verbs": ["get", "list"] }],
-        })).expect("role"))
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({
+                "metadata": { "name": "cm-reader" },
+                "rules": [{ "apiGroups": [""], "resources": ["configmaps"], "verbs": ["get", "list"] }],
+            }))
+            .expect("role"),
+        )
         .await
         .expect("create role");
     let bindings: Api<RoleBinding> = ns.api();
     bindings
-        .create(&PostParams::default(), &serde_json::from_value(json!({
-            "metadata": { "name": "alice-reads" },
-            "roleRef": { "apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "cm-reader" },
-            "subjects": [{ "apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "alice" }],
-        })).expect("binding"))
+        .create(
+            &PostParams::default(),
+            &serde_json::from_value(json!({
+                "metadata": { "name": "alice-reads" },
+                "roleRef": { "apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "cm-reader" },
+                "subjects": [{ "apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "alice" }],
+            }))
+            .expect("binding"),
+        )
         .await
         .expect("create binding");
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
@@ -347,8 +361,22 @@ async fn an_unprivileged_user_is_refused_with_403_until_rbac_allows_it() {
         }
     }
     // Still no write access.
-    let write = as_alice
-        .create(&PostParams::default(), &serde_json::from_value(json!({ "metadata": { "name": "x" } })).expect("cm"))
-        .await;
+    let write = as_alice.create(&PostParams::default(), &serde_json::from_value(json!({ "metadata": { "name": "x" } })).expect("cm")).await;
     assert!(matches!(write, Err(kube::Error::Api(ref s)) if s.code == 403), "{write:?}");
+}
+
+#[tokio::test]
+async fn a_pod_reaches_the_api_with_its_own_service_account_token() {
+    let Some(ns) = namespace("pod-token").await else { return };
+    if let Err(err) = testkit::tools::kubectl() {
+        testkit::skip_or_fail(&err);
+        return;
+    }
+    let api: Api<Pod> = ns.api();
+    let script = "kubectl auth whoami -o jsonpath='{.status.userInfo.username}' > /dev/termination-log";
+    api.create(&PostParams::default(), &shell_pod("whoami", script)).await.expect("create");
+    let pod = wait_pod(&api, "whoami", "finished", |p| matches!(phase(p), "Succeeded" | "Failed")).await;
+    let t = terminated(&pod);
+    assert_eq!(t.exit_code, 0, "{t:?}");
+    assert_eq!(t.message.as_deref(), Some(format!("system:serviceaccount:{}:default", ns.name).as_str()));
 }

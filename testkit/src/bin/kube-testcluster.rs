@@ -26,16 +26,12 @@ struct Args {
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> anyhow::Result<()> {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,kube_client=off"));
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
     let args = Args::parse();
 
     let cluster = TestCluster::start_with(ClusterOptions::default()).await?;
-    let kubelet = if args.no_kubelet {
-        None
-    } else {
-        Some(FakeKubelet::start(cluster.access(), KubeletOptions::default()).await?)
-    };
+    let kubelet = if args.no_kubelet { None } else { Some(FakeKubelet::start(cluster.access(), KubeletOptions::default()).await?) };
     if let Some(path) = &args.alice_kubeconfig {
         cluster.write_kubeconfig(path, testkit::ALICE)?;
     }

@@ -59,7 +59,7 @@ impl PathMap {
         let key = if trimmed.is_empty() { "/" } else { trimmed };
         self.entries.retain(|(k, _)| k != key);
         self.entries.push((key.to_owned(), host_path));
-        self.entries.sort_by(|a, b| b.0.len().cmp(&a.0.len()));
+        self.entries.sort_by_key(|e| std::cmp::Reverse(e.0.len()));
     }
 
     /// The host path for a container path, if it lies under a mapped prefix.

@@ -33,8 +33,8 @@ use k8s_openapi::api::core::v1::{Binding, Node, ObjectReference, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta, Time};
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Patch, PatchParams, PostParams};
-use kube::runtime::watcher;
 use kube::runtime::WatchStreamExt as _;
+use kube::runtime::watcher;
 use kube::{Api, Client, ResourceExt as _};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -238,10 +238,8 @@ impl FakeKubelet {
         register_node(&shared).await?;
         renew_lease(&shared).await?;
         let workers: Workers = Arc::new(Mutex::new(HashMap::new()));
-        let tasks = vec![
-            tokio::spawn(heartbeat_loop(Arc::clone(&shared))),
-            tokio::spawn(pod_loop(Arc::clone(&shared), Arc::clone(&workers))),
-        ];
+        let tasks =
+            vec![tokio::spawn(heartbeat_loop(Arc::clone(&shared))), tokio::spawn(pod_loop(Arc::clone(&shared), Arc::clone(&workers)))];
         tracing::info!(node = %shared.node_name, "fake kubelet started");
         Ok(Self { shared, tasks, workers, _dir: dir })
     }
@@ -496,8 +494,7 @@ async fn bind(shared: &Shared, pod: &Pod) {
             ..ObjectReference::default()
         },
     };
-    let result: Result<serde_json::Value, _> =
-        api.create_subresource("binding", &pod.name_any(), &PostParams::default(), &binding).await;
+    let result: Result<serde_json::Value, _> = api.create_subresource("binding", &pod.name_any(), &PostParams::default(), &binding).await;
     match result {
         Ok(_) => tracing::debug!(pod = %pod.name_any(), %namespace, "bound"),
         Err(kube::Error::Api(status)) if status.code == 409 || status.code == 404 => {}

@@ -6,7 +6,6 @@ use std::collections::{BTreeMap, HashMap};
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 
-use k8s_openapi::api::authentication::v1::{BoundObjectReference, TokenRequest, TokenRequestSpec};
 use k8s_openapi::api::core::v1::{
     ConfigMap, Container, DownwardAPIVolumeFile, KeyToPath, ObjectFieldSelector, Pod, Secret, ServiceAccount,
 };
@@ -72,8 +71,7 @@ impl Objects {
     async fn config_map(&mut self, name: &str) -> Result<Option<&ConfigMap>> {
         if !self.config_maps.contains_key(name) {
             let api: Api<ConfigMap> = Api::namespaced(self.client.clone(), &self.namespace);
-            let found =
-                api.get_opt(name).await.map_err(|source| MountError::Api { what: format!("configmap {name}"), source })?;
+            let found = api.get_opt(name).await.map_err(|source| MountError::Api { what: format!("configmap {name}"), source })?;
             self.config_maps.insert(name.to_owned(), found);
         }
         Ok(self.config_maps.get(name).and_then(Option::as_ref))
@@ -82,9 +80,7 @@ impl Objects {
     /// A Secret's data as bytes.
     async fn secret_data(&mut self, name: &str, optional: bool) -> Result<Option<BTreeMap<String, Vec<u8>>>> {
         match self.secret(name).await? {
-            Some(secret) => Ok(Some(
-                secret.data.clone().unwrap_or_default().into_iter().map(|(k, v)| (k, v.0)).collect(),
-            )),
+            Some(secret) => Ok(Some(secret.data.clone().unwrap_or_default().into_iter().map(|(k, v)| (k, v.0)).collect())),
             None if optional => Ok(None),
             None => Err(MountError::Missing(format!("secret \"{name}\" not found"))),
         }
@@ -108,29 +104,24 @@ impl Objects {
     async fn service_account_token(&mut self, pod: &Pod, audience: Option<&str>, expiration: Option<i64>) -> Result<String> {
         let sa = pod.spec.as_ref().and_then(|s| s.service_account_name.clone()).unwrap_or_else(|| "default".to_owned());
         let api: Api<ServiceAccount> = Api::namespaced(self.client.clone(), &self.namespace);
-        let request = TokenRequest {
-            spec: TokenRequestSpec {
-                audiences: audience.map(|a| vec![a.to_owned()]).unwrap_or_default(),
-                expiration_seconds: expiration,
-                bound_object_ref: Some(BoundObjectReference {
-                    api_version: Some("v1".into()),
-                    kind: Some("Pod".into()),
-                    name: Some(pod.name_any()),
-                    uid: pod.uid(),
-                }),
-            },
-            ..TokenRequest::default()
-        };
-        let answer: TokenRequest = api
-            .create_subresource("token", &sa, &PostParams::default(), &request)
-            .await
-            .map_err(|source| match &source {
-                kube::Error::Api(status) if status.code == 404 => {
-                    MountError::Missing(format!("serviceaccount \"{sa}\" not found"))
-                }
+        // Built as JSON, not as k8s-openapi's TokenRequest: its fields differ between the
+        // Kubernetes versions the workspace may select.
+        let mut spec = serde_json::json!({
+            "boundObjectRef": { "apiVersion": "v1", "kind": "Pod", "name": pod.name_any(), "uid": pod.uid() },
+        });
+        if let Some(audience) = audience {
+            spec["audiences"] = serde_json::json!([audience]);
+        }
+        if let Some(expiration) = expiration {
+            spec["expirationSeconds"] = expiration.into();
+        }
+        let request = serde_json::json!({ "apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest", "spec": spec });
+        let answer: serde_json::Value =
+            api.create_subresource("token", &sa, &PostParams::default(), &request).await.map_err(|source| match &source {
+                kube::Error::Api(status) if status.code == 404 => MountError::Missing(format!("serviceaccount \"{sa}\" not found")),
                 _ => MountError::Api { what: format!("token for serviceaccount {sa}"), source },
             })?;
-        let token = answer.status.map(|s| s.token).unwrap_or_default();
+        let token = answer["status"]["token"].as_str().unwrap_or_default().to_owned();
         self.token = Some(token.clone());
         Ok(token)
     }
@@ -202,14 +193,12 @@ pub fn field_value(pod: &Pod, node_name: &str, field_path: &str) -> Option<Strin
             Some(pod.spec.as_ref().and_then(|s| s.service_account_name.clone()).unwrap_or_else(|| "default".into()))
         }
         "status.hostIP" | "status.podIP" | "status.hostIPs" | "status.podIPs" => Some("127.0.0.1".to_owned()),
-        _ => keyed("metadata.labels['", meta.labels.as_ref())
-            .or_else(|| keyed("metadata.annotations['", meta.annotations.as_ref())),
+        _ => keyed("metadata.labels['", meta.labels.as_ref()).or_else(|| keyed("metadata.annotations['", meta.annotations.as_ref())),
     }
 }
 
 fn field_ref_value(pod: &Pod, node: &str, field: &ObjectFieldSelector) -> Result<String> {
-    field_value(pod, node, &field.field_path)
-        .ok_or_else(|| MountError::Missing(format!("unsupported fieldRef {:?}", field.field_path)))
+    field_value(pod, node, &field.field_path).ok_or_else(|| MountError::Missing(format!("unsupported fieldRef {:?}", field.field_path)))
 }
 
 fn write_downward(dir: &Path, pod: &Pod, node: &str, items: &[DownwardAPIVolumeFile], mode: Option<i32>) -> Result<()> {
@@ -227,12 +216,7 @@ fn write_downward(dir: &Path, pod: &Pod, node: &str, items: &[DownwardAPIVolumeF
 /// Materializes every volume of `pod` under `volumes_dir/<name>` and returns the host
 /// directory of each. `hostPath` volumes are the host path itself (this is a local
 /// process); volume kinds with no meaning here (PVCs, CSI, ...) become empty dirs.
-pub async fn materialize_volumes(
-    objects: &mut Objects,
-    pod: &Pod,
-    node: &str,
-    volumes_dir: &Path,
-) -> Result<HashMap<String, PathBuf>> {
+pub async fn materialize_volumes(objects: &mut Objects, pod: &Pod, node: &str, volumes_dir: &Path) -> Result<HashMap<String, PathBuf>> {
     let mut dirs = HashMap::new();
     let volumes = pod.spec.as_ref().and_then(|s| s.volumes.clone()).unwrap_or_default();
     for volume in volumes {

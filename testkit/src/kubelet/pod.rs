@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 use futures::StreamExt as _;
 use futures::stream::FuturesUnordered;
 use k8s_openapi::api::core::v1::{
-    Container, ContainerState, ContainerStateRunning, ContainerStateTerminated, ContainerStateWaiting,
-    ContainerStatus, HostIP, Pod, PodCondition, PodIP, PodStatus,
+    Container, ContainerState, ContainerStateRunning, ContainerStateTerminated, ContainerStateWaiting, ContainerStatus, HostIP, Pod,
+    PodCondition, PodIP, PodStatus,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
@@ -22,7 +22,7 @@ use tokio::sync::watch;
 
 use super::expand::{PathMap, expand, safe_join};
 use super::mount::{MountError, Objects, container_env, materialize_volumes};
-use super::{Fault, FAULT_AFTER_ANNOTATION, FAULT_ANNOTATION, FAULT_CONTAINER_ANNOTATION, PodUpdate, SIMULATE_ANNOTATION, Shared};
+use super::{FAULT_AFTER_ANNOTATION, FAULT_ANNOTATION, FAULT_CONTAINER_ANNOTATION, Fault, PodUpdate, SIMULATE_ANNOTATION, Shared};
 use crate::process::{ManagedProcess, Spec};
 
 /// Cap on a container's termination message, as on a real kubelet.
@@ -117,10 +117,7 @@ impl PodWorker {
         let dir = shared.root.join(format!("{}_{}_{}", namespace, pod.name_any(), pod.uid().unwrap_or_default()));
         let annotations = pod.annotations();
         let fault = annotations.get(FAULT_ANNOTATION).and_then(|f| Fault::parse(f));
-        let fault_after = annotations
-            .get(FAULT_AFTER_ANNOTATION)
-            .and_then(|d| humantime::parse_duration(d).ok())
-            .unwrap_or(Duration::ZERO);
+        let fault_after = annotations.get(FAULT_AFTER_ANNOTATION).and_then(|d| humantime::parse_duration(d).ok()).unwrap_or(Duration::ZERO);
         let fault_container = annotations.get(FAULT_CONTAINER_ANNOTATION).cloned();
         let force_simulate = annotations.get(SIMULATE_ANNOTATION).is_some_and(|v| v == "true");
         let spec = pod.spec.clone().unwrap_or_default();
@@ -433,24 +430,19 @@ impl PodWorker {
         }
     }
 
-    /// The next container event, or the pod going away. `Ok(None)` when nothing runs.
+    /// The next container event, or the pod going away. `Ok(None)` when the pod changed
+    /// otherwise (someone else changed it, e.g. the node-lifecycle controller marking it
+    /// not ready on a lost node), so that the caller re-checks the status it reports.
     async fn next_event(&mut self) -> Result<Option<Ev>, Outcome> {
-        loop {
-            if self.events.is_empty() {
-                return match self.sleep(Duration::from_secs(3600)).await {
+        tokio::select! {
+            ev = self.events.next(), if !self.events.is_empty() => Ok(ev),
+            changed = self.updates.changed() => {
+                if changed.is_err() {
+                    return Err(Outcome::Removed);
+                }
+                match self.check_update() {
                     Some(outcome) => Err(outcome),
                     None => Ok(None),
-                };
-            }
-            tokio::select! {
-                ev = self.events.next() => return Ok(ev),
-                changed = self.updates.changed() => {
-                    if changed.is_err() {
-                        return Err(Outcome::Removed);
-                    }
-                    if let Some(outcome) = self.check_update() {
-                        return Err(outcome);
-                    }
                 }
             }
         }
@@ -472,10 +464,11 @@ impl PodWorker {
             }
             let tm = slot.spec.termination_message_path.clone().unwrap_or_else(|| "/dev/termination-log".into());
             map.insert(&tm, slot.dir.join("termination-log"));
-            if let Some(wd) = slot.spec.working_dir.as_deref().filter(|w| w.starts_with('/')) {
-                if map.resolve(wd).is_none() && !std::path::Path::new(wd).is_dir() {
-                    map.insert(wd, safe_join(&rootfs, wd));
-                }
+            if let Some(wd) = slot.spec.working_dir.as_deref().filter(|w| w.starts_with('/'))
+                && map.resolve(wd).is_none()
+                && !std::path::Path::new(wd).is_dir()
+            {
+                map.insert(wd, safe_join(&rootfs, wd));
             }
             self.path_map.insert(slot.spec.name.clone(), map);
         }
@@ -484,9 +477,10 @@ impl PodWorker {
     fn write_pod_kubeconfig(&self, token: &str) {
         let mut access = self.shared.access.clone();
         access.set_token_user("pod", token);
-        if let Err(err) = std::fs::create_dir_all(&self.dir).map_err(|e| e.to_string()).and_then(|()| {
-            access.write_kubeconfig(&self.dir.join("kubeconfig"), "pod").map_err(|e| e.to_string())
-        }) {
+        if let Err(err) = std::fs::create_dir_all(&self.dir)
+            .map_err(|e| e.to_string())
+            .and_then(|()| access.write_kubeconfig(&self.dir.join("kubeconfig"), "pod").map_err(|e| e.to_string()))
+        {
             tracing::warn!(pod = %self.key(), %err, "could not write the pod's kubeconfig");
         }
     }
@@ -601,13 +595,7 @@ impl PodWorker {
     }
 
     /// The program to run, or `None` to simulate the container.
-    fn resolve_program(
-        &self,
-        spec: &Container,
-        argv: &[String],
-        env: &[(String, String)],
-        cwd: &std::path::Path,
-    ) -> Option<PathBuf> {
+    fn resolve_program(&self, spec: &Container, argv: &[String], env: &[(String, String)], cwd: &std::path::Path) -> Option<PathBuf> {
         if self.force_simulate || spec.command.as_ref().is_none_or(Vec::is_empty) {
             return None;
         }
@@ -859,10 +847,9 @@ impl PodWorker {
                 waiting: Some(ContainerStateWaiting { reason: Some(reason.clone()), message: message.clone() }),
                 ..Default::default()
             },
-            State::Running { started_at } => ContainerState {
-                running: Some(ContainerStateRunning { started_at: Some(Time(*started_at)) }),
-                ..Default::default()
-            },
+            State::Running { started_at } => {
+                ContainerState { running: Some(ContainerStateRunning { started_at: Some(Time(*started_at)) }), ..Default::default() }
+            }
             State::Terminated(t) => ContainerState { terminated: Some(t.clone()), ..Default::default() },
         };
         let running = slot.running();
@@ -876,12 +863,7 @@ impl PodWorker {
             started: Some(running),
             restart_count: slot.restart_count,
             state: Some(state),
-            last_state: Some(
-                slot.last
-                    .clone()
-                    .map(|t| ContainerState { terminated: Some(t), ..Default::default() })
-                    .unwrap_or_default(),
-            ),
+            last_state: Some(slot.last.clone().map(|t| ContainerState { terminated: Some(t), ..Default::default() }).unwrap_or_default()),
             ..Default::default()
         }
     }
@@ -903,16 +885,11 @@ impl PodWorker {
         };
         let not_ready_reason = if completed { Some("PodCompleted") } else { Some("ContainersNotReady") };
         let not_ready: Vec<String> = main.iter().filter(|s| !s.running()).map(|s| s.spec.name.clone()).collect();
-        let not_ready_msg = (!completed && !not_ready.is_empty())
-            .then(|| format!("containers with unready status: [{}]", not_ready.join(" ")));
+        let not_ready_msg =
+            (!completed && !not_ready.is_empty()).then(|| format!("containers with unready status: [{}]", not_ready.join(" ")));
         let mut ours = vec![
             cond("PodReadyToStartContainers", self.volumes_ready && !completed, None, None),
-            cond(
-                "Initialized",
-                self.init_done,
-                (!self.init_done).then_some("ContainersNotInitialized"),
-                None,
-            ),
+            cond("Initialized", self.init_done, (!self.init_done).then_some("ContainersNotInitialized"), None),
             cond("ContainersReady", all_ready, (!all_ready).then_some(not_ready_reason).flatten(), not_ready_msg.clone()),
             cond("Ready", all_ready, (!all_ready).then_some(not_ready_reason).flatten(), not_ready_msg),
         ];
@@ -959,13 +936,22 @@ impl PodWorker {
         }
     }
 
+    /// Whether the pod as last seen from the API shows what we would write, for the fields
+    /// others may change behind our back (phase, readiness).
+    fn api_agrees(&self, desired: &PodStatus) -> bool {
+        let Some(current) = &self.pod.status else { return false };
+        let condition =
+            |s: &PodStatus, t: &str| s.conditions.as_ref().and_then(|c| c.iter().find(|c| c.type_ == t)).map(|c| c.status.clone());
+        current.phase == desired.phase && ["Ready", "ContainersReady"].iter().all(|t| condition(current, t) == condition(desired, t))
+    }
+
     /// Writes the status through the status subresource (a merge patch of the whole
     /// status), unless nothing changed. Waits while the node is lost.
     async fn publish(&mut self) {
         let status = self.build_status();
         let Ok(mut value) = serde_json::to_value(&status) else { return };
         let comparable = strip_times(&value);
-        if self.last_published.as_ref() == Some(&comparable) {
+        if self.last_published.as_ref() == Some(&comparable) && self.api_agrees(&status) {
             return;
         }
         self.shared.wait_connected().await;
