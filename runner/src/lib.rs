@@ -9,7 +9,7 @@ pub mod terraform;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use driftless::backend::{LocalBackend, PlanMeta, PlanStore, StateKey, StateStore, sha256_digest};
+use driftless::backend::{BackendError, LocalBackend, PlanMeta, PlanStore, S3Backend, StateKey, StateStore, sha256_digest};
 use driftless::dispatch::{BackendSpec, Operation, Outcome, RunErrorKind, RunResult, RunSpec};
 use driftless::terraform::{PlanId, drift_id};
 
@@ -19,6 +19,11 @@ use terraform::{Terraform, TerraformError};
 
 const PLAN_FILE: &str = "driftless.tfplan";
 const TFVARS_FILE: &str = "zz_driftless.auto.tfvars.json";
+/// What terraform writes when it cannot save state to the backend after changing resources.
+const ERRORED_STATE: &str = "errored.tfstate";
+/// How long an S3 lock outlives the runner's own deadline: past it, the runner was killed
+/// (the dispatcher kills it 30 s after the deadline) and the lock may be taken over.
+const LOCK_TTL_MARGIN: Duration = Duration::from_secs(10 * 60);
 
 /// Runs one spec; never panics on bad input, every failure becomes a `RunResult`.
 pub async fn run(spec: RunSpec) -> RunResult {
@@ -27,7 +32,24 @@ pub async fn run(spec: RunSpec) -> RunResult {
             let store = LocalBackend::new(root);
             Run::new(&spec).execute(store).await
         }
+        BackendSpec::S3(location) => {
+            let ttl = Duration::from_secs(spec.timeout_seconds.max(1)) + LOCK_TTL_MARGIN;
+            let store = S3Backend::connect(location, ttl).await;
+            // One cheap request first: a missing bucket or refused credentials is reported
+            // as such, not as terraform failing to read its state.
+            if let Err(e) = store.check().await {
+                return RunResult::failed(RunErrorKind::Backend, e.to_string());
+            }
+            Run::new(&spec).execute(store).await
+        }
     }
+}
+
+/// The failure kind of a backend error met while reading a saved plan: missing or corrupt
+/// data refuses the apply for good; an unavailable backend is retried.
+fn plan_read_failure(e: BackendError) -> Failure {
+    let kind = if e.is_integrity() { RunErrorKind::PlanIntegrity } else { RunErrorKind::Backend };
+    (kind, e.to_string(), vec![])
 }
 
 struct Run<'a> {
@@ -42,7 +64,8 @@ type Failure = (RunErrorKind, String, Vec<String>);
 
 impl<'a> Run<'a> {
     fn new(spec: &'a RunSpec) -> Self {
-        let secrets = spec.variables.iter().filter(|v| v.sensitive).flat_map(|v| secret_strings(&v.value)).collect();
+        let secrets =
+            spec.variables.iter().filter(|v| v.sensitive).flat_map(|v| secret_strings(&v.value)).chain(spec.backend.secrets()).collect();
         Self { spec, started: Instant::now(), timings: Vec::new(), secrets }
     }
 
@@ -139,7 +162,12 @@ impl<'a> Run<'a> {
         };
         let tf = Terraform::locate(spec.terraform_path.as_deref(), &module_dir, deadline).map_err(tf_failure)?;
         let state_address = server.as_ref().map(|s| s.addr.to_string());
-        let outcome = self.terraform_steps(store, &tf, &module_dir, saved.map(|(_, b)| b), state_address).await;
+        let mut outcome = self.terraform_steps(store, &tf, &module_dir, saved.map(|(_, b)| b), state_address).await;
+        if let Err((_, _, diagnostics)) = &mut outcome
+            && let Some(note) = rescue_errored_state(store, &key, &module_dir).await
+        {
+            diagnostics.push(note);
+        }
         let refused_by = server.as_ref().and_then(StateServer::refused_by);
         let store_failure = server.as_ref().and_then(StateServer::failure);
         if let Some(server) = server {
@@ -161,12 +189,19 @@ impl<'a> Run<'a> {
                 }
                 Ok(r)
             }
-            Err((kind, message, mut diagnostics)) => {
-                if let Some(f) = store_failure {
-                    diagnostics.push(format!("state backend: {f}"));
+            Err((kind, message, mut diagnostics)) => match store_failure {
+                // Terraform only saw an HTTP 500 from the state server: the backend's own
+                // error is the one the user can act on.
+                Some(f) if kind != RunErrorKind::Timeout => {
+                    diagnostics.insert(0, format!("{kind:?}: {message}"));
+                    Err((RunErrorKind::Backend, format!("state backend: {f}"), diagnostics))
                 }
-                Err((kind, message, diagnostics))
-            }
+                Some(f) => {
+                    diagnostics.push(format!("state backend: {f}"));
+                    Err((kind, message, diagnostics))
+                }
+                None => Err((kind, message, diagnostics)),
+            },
             ok => ok,
         }
     }
@@ -174,7 +209,7 @@ impl<'a> Run<'a> {
     async fn saved_plan<S: PlanStore>(&self, store: &S) -> Result<(PlanMeta, Vec<u8>), Failure> {
         let spec = self.spec;
         let id = spec.plan_id.as_deref().ok_or((RunErrorKind::PlanIntegrity, "apply without a plan id".to_string(), vec![]))?;
-        let (meta, bytes) = store.get_plan(&spec.object, id).await.map_err(|e| (RunErrorKind::PlanIntegrity, e.to_string(), vec![]))?;
+        let (meta, bytes) = store.get_plan(&spec.object, id).await.map_err(plan_read_failure)?;
         if let Some(expected) = spec.plan_digest.as_deref()
             && expected != meta.digest
         {
@@ -280,7 +315,7 @@ impl<'a> Run<'a> {
         store
             .put_plan(&spec.object, &meta, &bytes)
             .await
-            .map_err(|e| (RunErrorKind::Internal, format!("cannot store plan {id}: {e}"), vec![]))?;
+            .map_err(|e| (RunErrorKind::Backend, format!("cannot store plan {id}: {e}"), vec![]))?;
         self.mark("store-plan", t);
         result.plan_id = Some(id.to_string());
         result.plan_digest = Some(digest);
@@ -323,6 +358,30 @@ impl<'a> Run<'a> {
         r.outputs = outputs;
         Ok(r)
     }
+}
+
+/// When terraform changed resources but could not save the state (the backend was down at
+/// that moment), it leaves `errored.tfstate` in the workspace, which is deleted after the
+/// run. Save it to the store, retrying for a while, so what was applied is not forgotten.
+async fn rescue_errored_state<S: StateStore>(store: &S, key: &StateKey, dir: &Path) -> Option<String> {
+    let bytes = std::fs::read(dir.join(ERRORED_STATE)).ok()?;
+    let mut wait = Duration::from_secs(1);
+    let mut last = String::new();
+    for _ in 0..5 {
+        match store.put(key, &bytes, None).await {
+            Ok(()) => {
+                tracing::warn!("terraform could not save state of {key}; saved it from {ERRORED_STATE}");
+                return Some(format!("terraform could not save the state; driftless saved it from {ERRORED_STATE}, nothing is lost"));
+            }
+            Err(e) => last = e.to_string(),
+        }
+        tokio::time::sleep(wait).await;
+        wait *= 2;
+    }
+    tracing::error!("state of {key} from {ERRORED_STATE} could not be saved: {last}");
+    Some(format!(
+        "terraform could not save the state and neither could driftless ({last}); resources may exist that the state does not record"
+    ))
 }
 
 fn backend_file(module_has_backend: bool) -> &'static str {

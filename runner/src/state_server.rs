@@ -72,8 +72,12 @@ impl<S: StateStore> StateServer<S> {
         self.shared.failure.lock().ok().and_then(|g| g.clone())
     }
 
-    /// Stops serving and releases any lock this run still holds.
+    /// Stops serving, finishes the store's pending work, and releases any lock this run
+    /// still holds.
     pub async fn stop(mut self) {
+        if let Err(e) = self.shared.store.flush().await {
+            tracing::warn!("state backend of {} could not finish: {e}", self.shared.key);
+        }
         let leftover: Vec<String> = self.shared.granted.lock().map(|g| g.clone()).unwrap_or_default();
         for id in leftover {
             if let Err(e) = self.shared.store.unlock(&self.shared.key, &id).await {
@@ -141,6 +145,11 @@ async fn handle<S: StateStore>(shared: Arc<Shared<S>>, req: Request<Body>) -> Re
             }
         }
         ("/lock", "UNLOCK") => {
+            // Pending work of this run's writes (S3's history copies) finishes while the
+            // lock still keeps other writers out.
+            if let Err(e) = shared.store.flush().await {
+                tracing::warn!("state backend of {key} could not finish before unlock: {e}");
+            }
             let id = serde_json::from_slice::<LockInfo>(&body).map(|i| i.id).unwrap_or_default();
             shared.store.unlock(key, &id).await.map(|_| {
                 if let Ok(mut g) = shared.granted.lock() {

@@ -71,7 +71,8 @@ pub struct Artifact {
     pub path: String,
     /// Where a runner downloads it from (file:// in local mode, the artifact server on a cluster).
     pub url: String,
-    /// `branch@sha1:<sha>`, `tag@sha1:<sha>` or `sha1:<sha>`.
+    /// `branch@sha1:<sha>`, `tag@sha1:<sha>` or `sha1:<sha>` (Git); `sha256:<hex>` of the
+    /// object listing (Bucket).
     pub revision: String,
     /// `sha256:<hex>` of the tar.gz.
     pub digest: String,
@@ -80,9 +81,12 @@ pub struct Artifact {
     pub size: u64,
 }
 
+// One shape for every source kind (GitRepository, Bucket), so the source reconciler and
+// the objects reading artifacts treat them alike.
+/// Conditions and the artifact of the last fetched revision.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct GitRepositoryStatus {
+pub struct SourceStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
     #[serde(default)]
@@ -93,7 +97,9 @@ pub struct GitRepositoryStatus {
     pub last_handled_reconcile_at: Option<String>,
 }
 
-impl Conditions for GitRepositoryStatus {
+pub type GitRepositoryStatus = SourceStatus;
+
+impl Conditions for SourceStatus {
     fn conditions(&self) -> &[Condition] {
         &self.conditions
     }

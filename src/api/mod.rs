@@ -1,21 +1,25 @@
 //! The `driftless.dev/v1alpha1` API: custom resource types and the status model every kind
 //! shares, so one CLI, one alert and one review page serve Terraform and manifests alike.
 
+mod bucket;
 mod duration;
 mod gitrepository;
 mod status;
 mod terraform;
 mod validation;
 
+pub use bucket::{Bucket, BucketSpec, BucketStatus};
 pub use duration::Duration;
-pub use gitrepository::{Artifact, GitRepository, GitRepositoryRef, GitRepositorySpec, GitRepositoryStatus, LocalObjectReference};
+pub use gitrepository::{
+    Artifact, GitRepository, GitRepositoryRef, GitRepositorySpec, GitRepositoryStatus, LocalObjectReference, SourceStatus,
+};
 pub use status::{
     Condition, ConditionStatus, Conditions, DriftObject, DriftStatus, LockStatus, ObjectStatus, PlanApprover, PlanStatus, PlanSummary,
     condition_type, reason,
 };
 pub use terraform::{
-    BackendConfig, CrossNamespaceSourceReference, DependencyReference, DriftIgnoreRule, DriftMode, DriftSpec, RunnerPodTemplate, Terraform,
-    TerraformSpec, TerraformStatus, Variable, VarsReference, WriteOutputsToSecret,
+    BackendConfig, CrossNamespaceSourceReference, DependencyReference, DriftIgnoreRule, DriftMode, DriftSpec, RunnerPodTemplate,
+    S3BackendConfig, Terraform, TerraformSpec, TerraformStatus, Variable, VarsReference, WriteOutputsToSecret,
 };
 pub use validation::{FieldError, Validate, ValidationError};
 
@@ -35,5 +39,5 @@ pub mod annotation {
 /// Every CRD this crate defines, for `driftless crds`.
 pub fn crds() -> Vec<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition> {
     use kube::CustomResourceExt;
-    vec![GitRepository::crd(), Terraform::crd()]
+    vec![Bucket::crd(), GitRepository::crd(), Terraform::crd()]
 }

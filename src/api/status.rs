@@ -40,6 +40,11 @@ pub mod reason {
     pub const PLAN_INTEGRITY: &str = "PlanIntegrityFailed";
     pub const OUTPUTS_WRITE_FAILED: &str = "OutputsWriteFailed";
     pub const GIT_OPERATION_FAILED: &str = "GitOperationFailed";
+    pub const BUCKET_OPERATION_FAILED: &str = "BucketOperationFailed";
+    pub const AUTHENTICATION_FAILED: &str = "AuthenticationFailed";
+    pub const STORAGE_OPERATION_FAILED: &str = "StorageOperationFailed";
+    /// The state/plan backend is unreachable, refuses the credentials or lacks the bucket.
+    pub const BACKEND_FAILED: &str = "BackendFailed";
     pub const ARTIFACT_FAILED: &str = "ArtifactFailed";
     pub const SUSPENDED: &str = "Suspended";
     pub const DESTROYED: &str = "Destroyed";

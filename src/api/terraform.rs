@@ -151,6 +151,34 @@ pub struct BackendConfig {
     /// server; locking and `unlock` are then the backend's own.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub custom_configuration: Option<String>,
+    /// Keep state and plans in an S3 bucket (through the runner's state server, so locking,
+    /// `status.lock` and `driftless unlock` work as with the default backend).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub s3: Option<S3BackendConfig>,
+}
+
+/// An S3 (or S3-compatible) bucket for state and plans. Keys:
+/// `<keyPrefix>/Terraform/<namespace>/<name>/<workspace>.tfstate`, `.../plans/<id>.tfplan`.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct S3BackendConfig {
+    pub bucket: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_prefix: Option<String>,
+    /// Defaults to the standard AWS chain's region, else `us-east-1`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    /// `https://host[:port]` of an S3-compatible server; AWS's endpoint when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
+    /// Address buckets as `endpoint/bucket` (most S3-compatible servers need this).
+    #[serde(default)]
+    pub force_path_style: bool,
+    /// Secret with `accessKeyID` and `secretAccessKey` (optional `sessionToken`), or Flux's
+    /// `accesskey`/`secretkey`. Without it, the standard AWS credential chain (environment,
+    /// profile, web identity, instance metadata) of the runner is used.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_ref: Option<super::LocalObjectReference>,
 }
 
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]

@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use super::{DriftMode, GitRepository, Terraform};
+use super::{Bucket, DriftMode, GitRepository, Terraform};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FieldError {
@@ -125,6 +125,65 @@ impl Validate for GitRepository {
     }
 }
 
+/// An S3 endpoint: `host[:port]`, or a URL whose scheme is http(s). Plain HTTP only when
+/// the object says it accepts it.
+fn check_endpoint(e: &mut Errors, field: &str, endpoint: &str, allow_http: bool, how_to_allow: &str) {
+    let (scheme, rest) = match endpoint.split_once("://") {
+        Some((s, r)) => (Some(s), r),
+        None => (None, endpoint),
+    };
+    let host = rest.split('/').next().unwrap_or_default();
+    if host.is_empty() || host.contains(char::is_whitespace) || host.contains('@') {
+        e.add(field, format!("{endpoint:?} must be host[:port] or an http(s) URL without credentials"));
+    }
+    match scheme {
+        None | Some("https") => {}
+        Some("http") if allow_http => {}
+        Some("http") => e.add(field, format!("{endpoint:?} is plain HTTP; {how_to_allow}")),
+        Some(other) => e.add(field, format!("scheme {other:?} is not http or https")),
+    }
+}
+
+fn check_bucket_name(e: &mut Errors, field: &str, name: &str) {
+    let ok = (3..=63).contains(&name.len())
+        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'.')
+        && name.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && name.ends_with(|c: char| c.is_ascii_alphanumeric());
+    if !ok {
+        e.add(field, format!("{name:?} is not an S3 bucket name (3-63 lowercase letters, digits, '-' and '.')"));
+    }
+}
+
+impl Validate for Bucket {
+    fn validate(&self) -> Result<(), ValidationError> {
+        let mut e = Errors::default();
+        e.check_name(&self.metadata);
+        let spec = &self.spec;
+        if spec.provider != "generic" {
+            e.add("spec.provider", format!("{:?} is not supported yet; use \"generic\" (static or ambient credentials)", spec.provider));
+        }
+        check_bucket_name(&mut e, "spec.bucketName", &spec.bucket_name);
+        check_endpoint(&mut e, "spec.endpoint", &spec.endpoint, spec.insecure, "set spec.insecure: true to allow it");
+        if let Some(r) = &spec.secret_ref
+            && !is_dns_subdomain(&r.name)
+        {
+            e.add("spec.secretRef.name", format!("{:?} is not a Secret name", r.name));
+        }
+        if let Some(patterns) = &spec.ignore {
+            let mut builder = ignore::gitignore::GitignoreBuilder::new("/");
+            for (i, line) in patterns.lines().enumerate() {
+                if let Err(err) = builder.add_line(None, line) {
+                    e.add("spec.ignore", format!("line {}: {err}", i + 1));
+                }
+            }
+        }
+        if spec.interval.as_std().is_zero() {
+            e.add("spec.interval", "must be greater than zero");
+        }
+        e.finish("Bucket", &self.metadata)
+    }
+}
+
 impl Validate for Terraform {
     fn validate(&self) -> Result<(), ValidationError> {
         let mut e = Errors::default();
@@ -183,6 +242,22 @@ impl Validate for Terraform {
             && let Err(err) = hcl::parse(custom)
         {
             e.add("spec.backendConfig.customConfiguration", format!("not valid HCL: {err}"));
+        }
+        if let Some(s3) = spec.backend_config.as_ref().and_then(|b| b.s3.as_ref()) {
+            check_bucket_name(&mut e, "spec.backendConfig.s3.bucket", &s3.bucket);
+            if let Some(endpoint) = &s3.endpoint {
+                // An explicit http:// URL is the user's choice (a server on the same host or
+                // network); a bare host gets https.
+                check_endpoint(&mut e, "spec.backendConfig.s3.endpoint", endpoint, true, "");
+            }
+            if let Some(r) = &s3.secret_ref
+                && !is_dns_subdomain(&r.name)
+            {
+                e.add("spec.backendConfig.s3.secretRef.name", format!("{:?} is not a Secret name", r.name));
+            }
+            if spec.backend_config.as_ref().is_some_and(|b| b.custom_configuration.is_some()) {
+                e.add("spec.backendConfig", "set either s3 or customConfiguration, not both");
+            }
         }
         if let Some(drift) = &spec.drift
             && drift.mode != DriftMode::Disabled

@@ -2,12 +2,14 @@
 //! (holder, since, forced unlock) so `driftless unlock` and `status.lock` work everywhere.
 
 mod local;
+pub mod s3;
 
 use std::future::Future;
 
 use serde::{Deserialize, Serialize};
 
 pub use local::LocalBackend;
+pub use s3::{S3Backend, S3Connection, S3Credentials, S3Location};
 
 use crate::dispatch::ObjectKey;
 
@@ -17,7 +19,7 @@ pub type Result<T, E = BackendError> = std::result::Result<T, E>;
 pub enum BackendError {
     #[error("backend I/O on {path}: {source}")]
     Io { path: String, source: std::io::Error },
-    #[error("state of {key} is locked by {} since {}", .holder.who, .holder.created)]
+    #[error("state of {key} is locked by {} since {}{}", .holder.who, .holder.created, .holder.expires.as_deref().map(|e| format!(" (expires {e})")).unwrap_or_default())]
     Locked { key: String, holder: Box<LockInfo> },
     #[error("state of {key} is not locked by {id}; refusing to write (was the lock broken with `driftless unlock`?)")]
     LockMismatch { key: String, id: String },
@@ -27,6 +29,24 @@ pub enum BackendError {
     PlanDigestMismatch { object: String, id: String, expected: String, actual: String },
     #[error("backend data of {what} is unreadable: {reason}")]
     Corrupt { what: String, reason: String },
+    #[error("cannot reach the backend at {endpoint}: {detail}; the run is retried on the next reconcile")]
+    Unreachable { endpoint: String, detail: String },
+    #[error(
+        "the backend refused the credentials for bucket {bucket}: {detail}; check the Secret named by secretRef (accessKeyID/secretAccessKey)"
+    )]
+    AccessDenied { bucket: String, detail: String },
+    #[error("bucket {bucket} does not exist at {endpoint}; create it or fix the bucket name")]
+    BucketNotFound { bucket: String, endpoint: String },
+    #[error("backend {op} of {key} failed: {detail}")]
+    Remote { op: &'static str, key: String, detail: String },
+}
+
+impl BackendError {
+    /// Whether the data itself is missing or wrong (as opposed to the backend being
+    /// unavailable): a saved plan that fails this way must never be applied.
+    pub fn is_integrity(&self) -> bool {
+        matches!(self, BackendError::PlanNotFound { .. } | BackendError::PlanDigestMismatch { .. } | BackendError::Corrupt { .. })
+    }
 }
 
 /// Terraform's lock info (the JSON its http backend sends), shown as `status.lock`.
@@ -46,6 +66,10 @@ pub struct LockInfo {
     pub created: String,
     #[serde(rename = "Path", default)]
     pub path: String,
+    /// When the lock stops counting (RFC 3339): set by backends whose locks outlive a crashed
+    /// runner (S3). Terraform ignores the field.
+    #[serde(rename = "Expires", default, skip_serializing_if = "Option::is_none")]
+    pub expires: Option<String>,
 }
 
 /// One state: an object's workspace (plus suffix).
@@ -73,6 +97,11 @@ pub trait StateStore: Send + Sync + 'static {
     fn lock_info(&self, key: &StateKey) -> impl Future<Output = Result<Option<LockInfo>>> + Send;
     /// Breaks the lock whoever holds it (`driftless unlock`); returns the broken lock.
     fn force_unlock(&self, key: &StateKey) -> impl Future<Output = Result<Option<LockInfo>>> + Send;
+    /// Finishes work a write left running (S3: the history copy). Called before a runner
+    /// releases its lock.
+    fn flush(&self) -> impl Future<Output = Result<()>> + Send {
+        async { Ok(()) }
+    }
 }
 
 /// A saved plan plus what a reviewer reads.

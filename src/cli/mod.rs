@@ -188,8 +188,9 @@ pub(crate) fn kind_of(input: &str) -> Result<&'static str> {
     match input.to_ascii_lowercase().as_str() {
         "terraform" | "terraforms" | "tf" => Ok("Terraform"),
         "gitrepository" | "gitrepositories" | "gitrepo" | "gitrepos" => Ok("GitRepository"),
+        "bucket" | "buckets" => Ok("Bucket"),
         "secret" | "secrets" => Ok("Secret"),
         "configmap" | "configmaps" | "cm" => Ok("ConfigMap"),
-        other => Err(CliError::Usage(format!("unknown kind {other:?}; use terraform, gitrepository, secret or configmap"))),
+        other => Err(CliError::Usage(format!("unknown kind {other:?}; use terraform, gitrepository, bucket, secret or configmap"))),
     }
 }

@@ -6,7 +6,7 @@ use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use serde_json::Value;
 
 use super::{CliError, Result, kind_of};
-use crate::api::{Conditions, GitRepository, Terraform, Validate, condition_type as ct};
+use crate::api::{Bucket, Conditions, GitRepository, Terraform, Validate, condition_type as ct};
 use crate::cli::run::LocalContext;
 use crate::store::{ObjectStore, StoredObject};
 
@@ -72,6 +72,7 @@ pub async fn apply(ctx: &LocalContext, paths: &[PathBuf]) -> Result<()> {
     // Decode and validate everything before storing anything: a bad file changes nothing.
     enum Decoded {
         Git(Box<GitRepository>),
+        Bucket(Box<Bucket>),
         Tf(Box<Terraform>),
         Secret(Secret),
         ConfigMap(ConfigMap),
@@ -86,6 +87,10 @@ pub async fn apply(ctx: &LocalContext, paths: &[PathBuf]) -> Result<()> {
             ("driftless.dev/v1alpha1", "GitRepository") => decode::<GitRepository>(doc, origin).and_then(|o| {
                 o.validate().map_err(|e| CliError::File { path: origin.clone(), reason: e.to_string() })?;
                 Ok(Decoded::Git(Box::new(o)))
+            }),
+            ("driftless.dev/v1alpha1", "Bucket") => decode::<Bucket>(doc, origin).and_then(|o| {
+                o.validate().map_err(|e| CliError::File { path: origin.clone(), reason: e.to_string() })?;
+                Ok(Decoded::Bucket(Box::new(o)))
             }),
             ("driftless.dev/v1alpha1", "Terraform") => decode::<Terraform>(doc, origin).and_then(|o| {
                 o.validate().map_err(|e| CliError::File { path: origin.clone(), reason: e.to_string() })?;
@@ -111,7 +116,7 @@ pub async fn apply(ctx: &LocalContext, paths: &[PathBuf]) -> Result<()> {
             (v, k) => Err(CliError::File {
                 path: origin.clone(),
                 reason: format!(
-                    "unsupported object {name} (apiVersion={v:?} kind={k:?}); a local store holds driftless.dev/v1alpha1 GitRepository and Terraform, and v1 Secret and ConfigMap"
+                    "unsupported object {name} (apiVersion={v:?} kind={k:?}); a local store holds driftless.dev/v1alpha1 GitRepository, Bucket and Terraform, and v1 Secret and ConfigMap"
                 ),
             }),
         };
@@ -126,6 +131,7 @@ pub async fn apply(ctx: &LocalContext, paths: &[PathBuf]) -> Result<()> {
     for item in decoded {
         let line = match item {
             Decoded::Git(o) => store(ctx, *o).await?,
+            Decoded::Bucket(o) => store(ctx, *o).await?,
             Decoded::Tf(o) => store(ctx, *o).await?,
             Decoded::Secret(o) => store(ctx, o).await?,
             Decoded::ConfigMap(o) => store(ctx, o).await?,
@@ -250,6 +256,30 @@ pub async fn get(ctx: &LocalContext, kind: &str, name: Option<&str>, namespace: 
                 .collect();
             print_table(&["NAMESPACE", "NAME", "URL", "READY", "REVISION", "MESSAGE"], &rows);
         }
+        "Bucket" => {
+            let items: Vec<Bucket> = select(ctx, name, namespace).await?;
+            if output != "table" {
+                return print_objects(&items, output);
+            }
+            let rows: Vec<Vec<String>> = items
+                .iter()
+                .map(|b| {
+                    let s = b.status.as_ref();
+                    let (ready, _, message) = ready_cells(s);
+                    let revision = s.and_then(|s| s.artifact.as_ref()).map(|a| a.revision.clone()).unwrap_or_default();
+                    let suspended = if b.spec.suspend { " (suspended)" } else { "" };
+                    vec![
+                        b.metadata.namespace.clone().unwrap_or_default(),
+                        format!("{}{suspended}", b.metadata.name.clone().unwrap_or_default()),
+                        format!("{}/{}", b.spec.endpoint, b.spec.bucket_name),
+                        ready,
+                        revision,
+                        message,
+                    ]
+                })
+                .collect();
+            print_table(&["NAMESPACE", "NAME", "BUCKET", "READY", "REVISION", "MESSAGE"], &rows);
+        }
         "Secret" => {
             let items: Vec<Secret> = select(ctx, name, namespace).await?;
             // As kubectl: values only on explicit request (-o json|yaml), base64-encoded.
@@ -308,6 +338,7 @@ pub async fn delete(ctx: &LocalContext, kind: &str, name: &str, namespace: &str)
             }
         }
         "GitRepository" => ctx.store.delete::<GitRepository>(namespace, name).await?,
+        "Bucket" => ctx.store.delete::<Bucket>(namespace, name).await?,
         "Secret" => ctx.store.delete::<Secret>(namespace, name).await?,
         _ => ctx.store.delete::<ConfigMap>(namespace, name).await?,
     };
@@ -325,6 +356,9 @@ pub async fn set_suspend(ctx: &LocalContext, kind: &str, name: &str, namespace: 
         }
         "GitRepository" => {
             ctx.store.update::<GitRepository>(namespace, name, |g| g.spec.suspend = suspend).await?;
+        }
+        "Bucket" => {
+            ctx.store.update::<Bucket>(namespace, name, |b| b.spec.suspend = suspend).await?;
         }
         other => return Err(CliError::Usage(format!("{other} cannot be suspended"))),
     }

@@ -3,7 +3,7 @@
 use std::io::{BufRead, IsTerminal, Write};
 
 use super::objects::print_table;
-use super::run::{LocalContext, local_backend};
+use super::run::{LocalContext, ObjectBackend, object_backend};
 use super::{CliError, Result};
 use crate::api::{Terraform, annotation};
 use crate::backend::{PlanStore, StateKey, StateStore};
@@ -21,11 +21,16 @@ fn object_key(namespace: &str, name: &str) -> ObjectKey {
 
 pub async fn plan_show(ctx: &LocalContext, name: &str, namespace: &str) -> Result<()> {
     let tf = terraform(ctx, namespace, name).await?;
+    let backend = object_backend(ctx, &tf).await?;
     let plan = tf
         .status
         .and_then(|s| s.common.plan)
         .ok_or_else(|| CliError::Usage(format!("terraform/{name} has no plan yet; run `driftless reconcile terraform {name}`")))?;
-    let meta = local_backend(ctx).plan_meta(&object_key(namespace, name), &plan.id).await?;
+    let key = object_key(namespace, name);
+    let meta = match &backend {
+        ObjectBackend::Local(b) => b.plan_meta(&key, &plan.id).await,
+        ObjectBackend::S3(b) => b.plan_meta(&key, &plan.id).await,
+    };
     let state = if plan.pending {
         "pending approval"
     } else if plan.applied_at.is_some() {
@@ -44,8 +49,9 @@ pub async fn plan_show(ctx: &LocalContext, name: &str, namespace: &str) -> Resul
     }
     println!();
     match meta {
-        Some(m) => print!("{}", m.rendering),
-        None => println!("(the saved plan is no longer in the backend)\n\nPlan: {}.", plan.summary),
+        Ok(Some(m)) => print!("{}", m.rendering),
+        Ok(None) => println!("(the saved plan is no longer in the backend)\n\nPlan: {}.", plan.summary),
+        Err(e) => println!("(the saved plan cannot be read: {e})\n\nPlan: {}.", plan.summary),
     }
     if plan.pending {
         println!("\nApprove with: driftless approve {name} {}", plan.id);
@@ -135,13 +141,38 @@ pub async fn drift_show(ctx: &LocalContext, name: &str, namespace: &str) -> Resu
 pub async fn unlock(ctx: &LocalContext, name: &str, namespace: &str, yes: bool) -> Result<()> {
     let tf = terraform(ctx, namespace, name).await?;
     let key = StateKey { object: object_key(namespace, name), state_name: state_name(&tf) };
-    let backend = local_backend(ctx);
-    let Some(held) = backend.lock_info(&key).await? else {
+    let broken = match object_backend(ctx, &tf).await? {
+        ObjectBackend::Local(b) => break_lock(&b, &key, name, yes).await?,
+        ObjectBackend::S3(b) => break_lock(&b, &key, name, yes).await?,
+    };
+    let Some(held) = broken else { return Ok(()) };
+    ctx.store
+        .update::<Terraform>(namespace, name, |t| {
+            if let Some(s) = t.status.as_mut() {
+                s.lock = None;
+                s.common.conditions.retain(|c| c.type_ != crate::api::condition_type::STATE_LOCKED);
+            }
+        })
+        .await?;
+    println!("lock {} broken; the next reconcile proceeds", held.id);
+    Ok(())
+}
+
+/// Shows the lock and breaks it: at once when it has expired (its runner is gone), else
+/// after confirmation (or `--yes`). Returns the broken lock.
+async fn break_lock<B: StateStore>(backend: &B, key: &StateKey, name: &str, yes: bool) -> Result<Option<crate::backend::LockInfo>> {
+    let Some(held) = backend.lock_info(key).await? else {
         println!("state of terraform/{name} is not locked");
-        return Ok(());
+        return Ok(None);
     };
     println!("state of terraform/{name} is locked by {} since {} (operation {}, lock {})", held.who, held.created, held.operation, held.id);
-    if !yes {
+    let expired = held.expires.as_deref().and_then(|e| e.parse::<jiff::Timestamp>().ok()).filter(|t| *t <= jiff::Timestamp::now());
+    if let Some(at) = expired {
+        println!("the lock expired at {at}: its run is gone");
+    } else if !yes {
+        if let Some(e) = &held.expires {
+            println!("the lock expires at {e}; breaking a live lock lets two runs write the state at once");
+        }
         if !std::io::stdin().is_terminal() {
             return Err(CliError::Usage("refusing to break the lock without confirmation; pass --yes".into()));
         }
@@ -153,17 +184,7 @@ pub async fn unlock(ctx: &LocalContext, name: &str, namespace: &str, yes: bool) 
             return Err(CliError::Usage("lock kept".into()));
         }
     }
-    backend.force_unlock(&key).await?;
-    ctx.store
-        .update::<Terraform>(namespace, name, |t| {
-            if let Some(s) = t.status.as_mut() {
-                s.lock = None;
-                s.common.conditions.retain(|c| c.type_ != crate::api::condition_type::STATE_LOCKED);
-            }
-        })
-        .await?;
-    println!("lock {} broken; the next reconcile proceeds", held.id);
-    Ok(())
+    Ok(backend.force_unlock(key).await?.or(Some(held)))
 }
 
 pub fn events(ctx: &LocalContext, kind: Option<&str>, name: Option<&str>) -> Result<()> {

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use super::{CliError, Result, kind_of};
-use crate::api::{Conditions, GitRepository, Terraform, condition_type as ct, reason};
+use crate::api::{Bucket, Conditions, GitRepository, Terraform, condition_type as ct, reason};
 use crate::context::Context;
 use crate::dispatch::{BackendSpec, ProcessDispatch};
 use crate::source::ArtifactStore;
@@ -60,6 +60,19 @@ pub async fn reconcile_now(ctx: &LocalContext, kind: &str, name: &str, namespace
             let repo = ctx.store.get::<GitRepository>(namespace, name).await?;
             report("gitrepository", name, repo.and_then(|r| r.status).as_ref())
         }
+        "Bucket" => {
+            let bucket = ctx
+                .store
+                .get::<Bucket>(namespace, name)
+                .await?
+                .ok_or_else(|| CliError::Usage(format!("Bucket {namespace}/{name} not found")))?;
+            if bucket.spec.suspend {
+                return Err(CliError::Usage(format!("bucket/{name} is suspended; resume it with `driftless resume bucket {name}`")));
+            }
+            crate::source::reconcile::reconcile_bucket(ctx, namespace, name, true).await?;
+            let bucket = ctx.store.get::<Bucket>(namespace, name).await?;
+            report("bucket", name, bucket.and_then(|b| b.status).as_ref())
+        }
         "Terraform" => {
             let tf = ctx
                 .store
@@ -69,10 +82,20 @@ pub async fn reconcile_now(ctx: &LocalContext, kind: &str, name: &str, namespace
             if tf.spec.suspend {
                 return Err(CliError::Usage(format!("terraform/{name} is suspended; resume it with `driftless resume terraform {name}`")));
             }
-            if with_source && tf.spec.source_ref.kind == "GitRepository" {
-                let ns = tf.spec.source_ref.namespace.clone().unwrap_or_else(|| namespace.to_string());
-                eprintln!("► fetching source gitrepository/{}", tf.spec.source_ref.name);
-                crate::source::reconcile::reconcile(ctx, &ns, &tf.spec.source_ref.name, true).await?;
+            if with_source {
+                let source = &tf.spec.source_ref;
+                let ns = source.namespace.clone().unwrap_or_else(|| namespace.to_string());
+                match source.kind.as_str() {
+                    "GitRepository" => {
+                        eprintln!("► fetching source gitrepository/{}", source.name);
+                        crate::source::reconcile::reconcile(ctx, &ns, &source.name, true).await?;
+                    }
+                    "Bucket" => {
+                        eprintln!("► fetching source bucket/{}", source.name);
+                        crate::source::reconcile::reconcile_bucket(ctx, &ns, &source.name, true).await?;
+                    }
+                    _ => {}
+                }
             }
             eprintln!("► reconciling terraform/{name}");
             crate::terraform::reconcile(ctx, namespace, name, true).await?;
@@ -100,9 +123,20 @@ fn report<C: Conditions>(kind: &str, name: &str, status: Option<&C>) -> Result<(
 
 #[derive(Clone, PartialEq, Eq, Hash, Debug)]
 struct Key {
-    source: bool,
+    /// `GitRepository`, `Bucket` or `Terraform`.
+    kind: &'static str,
     namespace: String,
     name: String,
+}
+
+impl Key {
+    fn of<K: kube::Resource>(kind: &'static str, o: &K) -> Self {
+        Key { kind, namespace: ns(o), name: o.meta().name.clone().unwrap_or_default() }
+    }
+
+    fn is_source(&self) -> bool {
+        self.kind != "Terraform"
+    }
 }
 
 /// What makes an object due at once when a user changes it.
@@ -120,22 +154,14 @@ pub async fn run_loop(ctx: &LocalContext, once: bool) -> Result<()> {
     loop {
         let now = Instant::now();
         let repos = ctx.store.list::<GitRepository>().await?;
+        let buckets = ctx.store.list::<Bucket>().await?;
         let tfs = ctx.store.list::<Terraform>().await?;
         let mut live = Vec::new();
         for (key, fp) in repos
             .iter()
-            .map(|r| {
-                (
-                    Key { source: true, namespace: ns(r), name: r.metadata.name.clone().unwrap_or_default() },
-                    fingerprint(r) + &r.spec.suspend.to_string(),
-                )
-            })
-            .chain(tfs.iter().map(|t| {
-                (
-                    Key { source: false, namespace: ns(t), name: t.metadata.name.clone().unwrap_or_default() },
-                    fingerprint(t) + &t.spec.suspend.to_string(),
-                )
-            }))
+            .map(|r| (Key::of("GitRepository", r), fingerprint(r) + &r.spec.suspend.to_string()))
+            .chain(buckets.iter().map(|b| (Key::of("Bucket", b), fingerprint(b) + &b.spec.suspend.to_string())))
+            .chain(tfs.iter().map(|t| (Key::of("Terraform", t), fingerprint(t) + &t.spec.suspend.to_string())))
         {
             if seen.get(&key) != Some(&fp) {
                 due.insert(key.clone(), now);
@@ -148,12 +174,12 @@ pub async fn run_loop(ctx: &LocalContext, once: bool) -> Result<()> {
 
         let mut ready_now: Vec<Key> = due.iter().filter(|(_, at)| **at <= now).map(|(k, _)| k.clone()).collect();
         // Sources before the objects that read them.
-        ready_now.sort_by_key(|k| (!k.source, k.namespace.clone(), k.name.clone()));
+        ready_now.sort_by_key(|k| (!k.is_source(), k.kind, k.namespace.clone(), k.name.clone()));
         for key in &ready_now {
-            let outcome = if key.source {
-                crate::source::reconcile::reconcile(ctx, &key.namespace, &key.name, false).await
-            } else {
-                crate::terraform::reconcile(ctx, &key.namespace, &key.name, false).await
+            let outcome = match key.kind {
+                "GitRepository" => crate::source::reconcile::reconcile(ctx, &key.namespace, &key.name, false).await,
+                "Bucket" => crate::source::reconcile::reconcile_bucket(ctx, &key.namespace, &key.name, false).await,
+                _ => crate::terraform::reconcile(ctx, &key.namespace, &key.name, false).await,
             };
             let requeue = match outcome {
                 Ok(r) => r,
@@ -164,10 +190,10 @@ pub async fn run_loop(ctx: &LocalContext, once: bool) -> Result<()> {
             };
             due.insert(key.clone(), Instant::now() + requeue.after.min(Duration::from_secs(24 * 3600)));
             // A new artifact or a newly Ready dependency: the objects that wait on it go now.
-            if key.source || requeue.became_ready {
+            if key.is_source() || requeue.became_ready {
                 for t in &tfs {
-                    let watches = if key.source {
-                        t.spec.source_ref.kind == "GitRepository"
+                    let watches = if key.is_source() {
+                        t.spec.source_ref.kind == key.kind
                             && t.spec.source_ref.name == key.name
                             && t.spec.source_ref.namespace.clone().unwrap_or_else(|| ns(t)) == key.namespace
                     } else {
@@ -177,10 +203,7 @@ pub async fn run_loop(ctx: &LocalContext, once: bool) -> Result<()> {
                             .any(|d| d.name == key.name && d.namespace.clone().unwrap_or_else(|| ns(t)) == key.namespace)
                     };
                     if watches {
-                        due.insert(
-                            Key { source: false, namespace: ns(t), name: t.metadata.name.clone().unwrap_or_default() },
-                            Instant::now(),
-                        );
+                        due.insert(Key::of("Terraform", t), Instant::now());
                     }
                 }
             }
@@ -222,9 +245,21 @@ async fn summary(ctx: &LocalContext) -> Result<()> {
     if failed.is_empty() { Ok(()) } else { Err(CliError::Usage(failed.join("\n"))) }
 }
 
-/// The local backend of a local context (for `unlock` and `plan show`).
-pub fn local_backend(ctx: &LocalContext) -> crate::backend::LocalBackend {
-    match &ctx.backend {
-        BackendSpec::Local { root } => crate::backend::LocalBackend::new(root.clone()),
-    }
+/// A Terraform's backend, connected (for `unlock` and `plan show`): its
+/// `spec.backendConfig.s3`, else the store's own.
+pub enum ObjectBackend {
+    Local(crate::backend::LocalBackend),
+    S3(crate::backend::S3Backend),
+}
+
+pub async fn object_backend(ctx: &LocalContext, object: &Terraform) -> Result<ObjectBackend> {
+    let spec = crate::terraform::resolve_backend(&ctx.store, object, &ctx.backend).await.map_err(|e| match e {
+        crate::terraform::InputError::Store(e) => CliError::Store(e),
+        other => CliError::Usage(other.to_string()),
+    })?;
+    Ok(match spec {
+        BackendSpec::Local { root } => ObjectBackend::Local(crate::backend::LocalBackend::new(root)),
+        // Locks this process takes are not used: `unlock` only reads and breaks them.
+        BackendSpec::S3(location) => ObjectBackend::S3(crate::backend::S3Backend::connect(&location, ctx.run_timeout).await),
+    })
 }

@@ -50,6 +50,27 @@ pub struct RunVariable {
 pub enum BackendSpec {
     /// Files under `root` (the local store's backend directory).
     Local { root: PathBuf },
+    /// An S3 bucket (`spec.backendConfig.s3`). Credentials, when a Secret gave them, travel
+    /// inside: the spec goes to the runner over its stdin only, and `Debug` redacts them.
+    S3(crate::backend::S3Location),
+}
+
+impl BackendSpec {
+    /// Where a saved plan lives, for `status.plan.storedIn`.
+    pub fn plan_location(&self, object: &ObjectKey, id: &str) -> String {
+        match self {
+            BackendSpec::Local { .. } => format!("local/plans/{}/{}/{}/{id}.tfplan", object.kind, object.namespace, object.name),
+            BackendSpec::S3(location) => location.url(&location.plan_key(object, id)),
+        }
+    }
+
+    /// Credential strings that must never appear in a message.
+    pub fn secrets(&self) -> Vec<String> {
+        match self {
+            BackendSpec::Local { .. } => Vec::new(),
+            BackendSpec::S3(location) => location.connection.credentials.as_ref().map(|c| c.secrets()).unwrap_or_default(),
+        }
+    }
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
@@ -143,6 +164,8 @@ pub enum RunErrorKind {
     StateLocked,
     /// The stored plan is missing or its digest does not match.
     PlanIntegrity,
+    /// The state/plan backend is unreachable, refuses the credentials, or has no bucket.
+    Backend,
     Terraform,
     Timeout,
     Internal,

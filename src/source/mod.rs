@@ -1,13 +1,18 @@
-//! Sources: fetch a GitRepository revision into a content-addressed artifact.
+//! Sources: fetch a GitRepository revision or a Bucket listing into a content-addressed
+//! artifact.
 //!
 //! [`git`] resolves and fetches a revision (blocking: wrap it in `spawn_blocking`);
-//! [`artifact`] turns a checked-out tree into a deterministic tar.gz and unpacks one safely.
+//! [`bucket`] lists and downloads an S3-compatible bucket; [`artifact`] turns a tree into a
+//! deterministic tar.gz and unpacks one safely; [`reconcile`] is the one reconciler of both.
 
 pub mod artifact;
+pub mod bucket;
 pub mod git;
 
 /// The store every reconciler and runner reads artifacts from, so they share one layout.
 pub use artifact::{ArtifactError, ArtifactStore, StoredArtifact, parse_digest, unpack_verified};
+/// The Bucket source the Bucket reconciler drives.
+pub use bucket::{BucketError, BucketSource, Listing};
 /// The Git source the GitRepository reconciler drives, with its auth and outcomes.
 pub use git::{ArtifactOutcome, Checkout, FetchOutcome, GitAuth, GitError, GitReference, GitSource, Resolved};
 pub mod reconcile;

@@ -8,7 +8,8 @@ use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use sha2::{Digest, Sha256};
 
 use crate::api::{Artifact, Terraform};
-use crate::dispatch::RunVariable;
+use crate::backend::{S3Connection, S3Credentials, S3Location};
+use crate::dispatch::{BackendSpec, RunVariable};
 use crate::store::{ObjectStore, StoreError};
 
 #[derive(Debug, thiserror::Error)]
@@ -19,6 +20,8 @@ pub enum InputError {
     MissingKey { index: usize, kind: String, name: String, key: String },
     #[error("spec.varsFrom[{index}]: {kind} {name} key {key:?} is not UTF-8 text")]
     NotText { index: usize, kind: String, name: String, key: String },
+    #[error("spec.backendConfig.s3.secretRef: {0}")]
+    BackendSecret(String),
     #[error(transparent)]
     Store(#[from] StoreError),
 }
@@ -90,6 +93,36 @@ pub fn secret_strings(secret: &Secret) -> Result<BTreeMap<String, String>, Strin
     Ok(out)
 }
 
+/// Where an object's state and plans live: `spec.backendConfig.s3` (with the credentials of
+/// its Secret resolved here, so the runner needs no access to the object store), else the
+/// store's default backend.
+pub async fn resolve_backend<S: ObjectStore>(store: &S, object: &Terraform, default: &BackendSpec) -> Result<BackendSpec, InputError> {
+    let Some(s3) = object.spec.backend_config.as_ref().and_then(|b| b.s3.as_ref()) else { return Ok(default.clone()) };
+    let namespace = object.metadata.namespace.as_deref().unwrap_or("default");
+    let credentials = match &s3.secret_ref {
+        None => None,
+        Some(r) => {
+            let secret = store
+                .get::<Secret>(namespace, &r.name)
+                .await?
+                .ok_or_else(|| InputError::BackendSecret(format!("Secret {namespace}/{} not found; create it", r.name)))?;
+            let data =
+                secret_strings(&secret).map_err(|key| InputError::BackendSecret(format!("Secret {} key {key:?} is not text", r.name)))?;
+            Some(S3Credentials::from_secret_data(&data).map_err(|e| InputError::BackendSecret(format!("Secret {}: {e}", r.name)))?)
+        }
+    };
+    Ok(BackendSpec::S3(S3Location {
+        bucket: s3.bucket.clone(),
+        key_prefix: s3.key_prefix.clone().unwrap_or_default(),
+        connection: S3Connection {
+            region: s3.region.clone(),
+            endpoint: s3.endpoint.clone(),
+            force_path_style: s3.force_path_style,
+            credentials,
+        },
+    }))
+}
+
 /// The state's name: workspace plus optional suffix, as tofu-controller names its Secrets.
 pub fn state_name(object: &Terraform) -> String {
     match object.spec.backend_config.as_ref().and_then(|b| b.secret_suffix.as_deref()) {
@@ -110,6 +143,11 @@ pub fn inputs_digest(object: &Terraform, artifact: &Artifact, variables: &[RunVa
         "state": state_name(object),
         "destroy": object.spec.destroy,
         "backend": object.spec.backend_config.as_ref().and_then(|b| b.custom_configuration.clone()),
+        // Where the state lives shapes the plan (never the credentials: rotating them keeps
+        // the pending plan).
+        "s3": object.spec.backend_config.as_ref().and_then(|b| b.s3.as_ref()).map(|s3| {
+            serde_json::json!([s3.bucket, s3.key_prefix, s3.endpoint, s3.region])
+        }),
         "vars": vars,
     });
     format!("sha256:{}", hex::encode(Sha256::digest(canonical.to_string().as_bytes())))

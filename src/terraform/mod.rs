@@ -11,7 +11,7 @@ mod drift;
 mod inputs;
 
 pub use drift::{filter_drift, summarize as summarize_drift};
-pub use inputs::{InputError, inputs_digest, resolve_variables, secret_strings, state_name};
+pub use inputs::{InputError, inputs_digest, resolve_backend, resolve_variables, secret_strings, state_name};
 mod reconcile;
 
 pub use reconcile::{KIND, reconcile};

@@ -12,13 +12,13 @@ use tracing::{info, instrument, warn};
 use super::decide::{Next, Observed, auto_applies, decide, drift_mode};
 use super::drift::{filter_drift, summarize};
 use super::drift_id;
-use super::inputs::{inputs_digest, resolve_variables, state_name};
+use super::inputs::{inputs_digest, resolve_backend, resolve_variables, state_name};
 use crate::api::{
-    Artifact, ConditionStatus, Conditions, DriftMode, DriftObject, DriftStatus, GitRepository, LockStatus, PlanApprover, PlanStatus,
-    Terraform, TerraformStatus, Validate, annotation, condition_type as ct, reason,
+    Artifact, ConditionStatus, Conditions, DriftMode, DriftObject, DriftStatus, LockStatus, PlanApprover, PlanStatus, Terraform,
+    TerraformStatus, Validate, annotation, condition_type as ct, reason,
 };
 use crate::context::{Context, ReconcileError, Requeue};
-use crate::dispatch::{ObjectKey, Operation, Outcome, RunErrorKind, RunResult, RunSpec, RunnerDispatch};
+use crate::dispatch::{BackendSpec, ObjectKey, Operation, Outcome, RunErrorKind, RunResult, RunSpec, RunnerDispatch};
 use crate::store::{Event, ObjectStore, Severity};
 
 pub const KIND: &str = "Terraform";
@@ -43,7 +43,7 @@ pub async fn reconcile<S: ObjectStore, D: RunnerDispatch>(
         return Ok(Requeue { after: Duration::MAX, became_ready: false });
     };
     let was_ready = object.status.as_ref().is_some_and(|s| s.is_true(ct::READY));
-    let mut step = Step { ctx, object, status: TerraformStatus::default(), namespace, name };
+    let mut step = Step { ctx, object, status: TerraformStatus::default(), namespace, name, backend: None };
     step.status = step.object.status.clone().unwrap_or_default();
     let requested = step.object.metadata.annotations.as_ref().and_then(|a| a.get(annotation::RECONCILE_REQUESTED_AT)).cloned();
     let forced = forced || (requested.is_some() && requested != step.status.common.last_handled_reconcile_at);
@@ -61,9 +61,31 @@ struct Step<'a, S, D> {
     status: TerraformStatus,
     namespace: &'a str,
     name: &'a str,
+    /// The backend resolved for this reconcile (the store's default until resolved).
+    backend: Option<BackendSpec>,
 }
 
 impl<S: ObjectStore, D: RunnerDispatch> Step<'_, S, D> {
+    fn object_key(&self) -> ObjectKey {
+        ObjectKey { kind: KIND.into(), namespace: self.namespace.into(), name: self.name.into() }
+    }
+
+    fn backend(&self) -> &BackendSpec {
+        self.backend.as_ref().unwrap_or(&self.ctx.backend)
+    }
+
+    /// Resolves `spec.backendConfig` (its Secret); a failure is reported as `BackendFailed`.
+    async fn resolve_backend(&mut self) -> Result<Result<(), String>, ReconcileError> {
+        match resolve_backend(&self.ctx.store, &self.object, &self.ctx.backend).await {
+            Ok(b) => {
+                self.backend = Some(b);
+                Ok(Ok(()))
+            }
+            Err(super::InputError::Store(e)) => Err(e.into()),
+            Err(e) => Ok(Err(e.to_string())),
+        }
+    }
+
     fn generation(&self) -> Option<i64> {
         self.object.metadata.generation
     }
@@ -139,6 +161,11 @@ impl<S: ObjectStore, D: RunnerDispatch> Step<'_, S, D> {
                 return Ok(retry);
             }
         };
+        if let Err(message) = self.resolve_backend().await? {
+            self.not_ready(reason::BACKEND_FAILED, &message);
+            self.save().await?;
+            return Ok(retry);
+        }
         let inputs = inputs_digest(&self.object, &artifact, &variables);
         let since_drift_check = self
             .status
@@ -203,20 +230,8 @@ impl<S: ObjectStore, D: RunnerDispatch> Step<'_, S, D> {
     async fn source_artifact(&self) -> Result<Result<Artifact, String>, ReconcileError> {
         let r = &self.object.spec.source_ref;
         let namespace = r.namespace.as_deref().unwrap_or(self.namespace);
-        if r.kind != "GitRepository" {
-            return Ok(Err(format!("{} sources are not supported by this store yet; use a GitRepository", r.kind)));
-        }
-        let Some(repo) = self.ctx.store.get::<GitRepository>(namespace, &r.name).await? else {
-            return Ok(Err(format!("GitRepository {namespace}/{} not found; create it or fix spec.sourceRef", r.name)));
-        };
-        let status = repo.status.unwrap_or_default();
-        match status.artifact {
-            Some(a) if status.is_true(ct::READY) || self.ctx.artifacts.exists(&a.path) => Ok(Ok(a)),
-            _ => {
-                let why = status.condition(ct::READY).map(|c| c.message.clone()).unwrap_or_else(|| "not fetched yet".into());
-                Ok(Err(format!("GitRepository {namespace}/{} has no artifact: {why}", r.name)))
-            }
-        }
+        crate::source::reconcile::source_artifact(&self.ctx.store, &r.kind, namespace, &r.name, |a| self.ctx.artifacts.exists(&a.path))
+            .await
     }
 
     async fn unready_dependency(&self) -> Result<Option<String>, ReconcileError> {
@@ -253,7 +268,7 @@ impl<S: ObjectStore, D: RunnerDispatch> Step<'_, S, D> {
     ) -> RunSpec {
         RunSpec {
             operation,
-            object: ObjectKey { kind: KIND.into(), namespace: self.namespace.into(), name: self.name.into() },
+            object: self.object_key(),
             artifact_url: artifact.url.clone(),
             artifact_digest: artifact.digest.clone(),
             source_revision: revision.to_string(),
@@ -262,7 +277,7 @@ impl<S: ObjectStore, D: RunnerDispatch> Step<'_, S, D> {
             state_name: state_name(&self.object),
             variables,
             inputs_digest: inputs.to_string(),
-            backend: self.ctx.backend.clone(),
+            backend: self.backend().clone(),
             custom_backend: self.object.spec.backend_config.as_ref().and_then(|b| b.custom_configuration.clone()),
             plan_id,
             plan_digest,
@@ -319,6 +334,7 @@ impl<S: ObjectStore, D: RunnerDispatch> Step<'_, S, D> {
                 RunErrorKind::VariablesNotFound => reason::VARIABLES_NOT_FOUND,
                 RunErrorKind::StateLocked => reason::STATE_LOCKED,
                 RunErrorKind::PlanIntegrity => reason::PLAN_INTEGRITY,
+                RunErrorKind::Backend => reason::BACKEND_FAILED,
                 RunErrorKind::Apply => reason::APPLY_FAILED,
                 RunErrorKind::Timeout | RunErrorKind::Internal => reason::RUNNER_FAILED,
                 RunErrorKind::Init | RunErrorKind::Plan | RunErrorKind::Terraform if op == Operation::Apply => reason::APPLY_FAILED,
@@ -394,7 +410,7 @@ impl<S: ObjectStore, D: RunnerDispatch> Step<'_, S, D> {
                     pending: true,
                     approved_by: None,
                     applied_at: None,
-                    stored_in: format!("{}/plans/{KIND}/{}/{}/{id}.tfplan", backend_name(&self.ctx.backend), self.namespace, self.name),
+                    stored_in: self.backend().plan_location(&self.object_key(), &id),
                     corrects_drift: !drift.is_empty(),
                     destroy: op == Operation::DestroyPlan,
                 });
@@ -441,7 +457,7 @@ impl<S: ObjectStore, D: RunnerDispatch> Step<'_, S, D> {
                     pending: false,
                     approved_by,
                     applied_at: Some(at.clone()),
-                    stored_in: format!("{}/plans/{KIND}/{}/{}/{id}.tfplan", backend_name(&self.ctx.backend), self.namespace, self.name),
+                    stored_in: self.backend().plan_location(&self.object_key(), &id),
                     corrects_drift: corrects_drift || self.status.common.plan.as_ref().is_some_and(|p| p.corrects_drift && p.id == id),
                     destroy,
                 });
@@ -627,6 +643,11 @@ impl<S: ObjectStore, D: RunnerDispatch> Step<'_, S, D> {
                     return Ok(retry_interval(&self.object));
                 }
             };
+            if let Err(message) = self.resolve_backend().await? {
+                self.not_ready(reason::BACKEND_FAILED, &format!("cannot destroy on deletion: {message}"));
+                self.save().await?;
+                return Ok(retry_interval(&self.object));
+            }
             let inputs = inputs_digest(&self.object, &artifact, &variables);
             // Deleting an object that asks for it is the approval.
             let inputs = format!("{inputs}+destroy-on-deletion");
@@ -656,11 +677,5 @@ impl<S: ObjectStore, D: RunnerDispatch> Step<'_, S, D> {
         self.ctx.store.delete::<Terraform>(self.namespace, self.name).await?;
         info!("deleted");
         Ok(Duration::MAX)
-    }
-}
-
-fn backend_name(b: &crate::dispatch::BackendSpec) -> &'static str {
-    match b {
-        crate::dispatch::BackendSpec::Local { .. } => "local",
     }
 }

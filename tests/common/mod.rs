@@ -16,8 +16,10 @@ pub fn tools_dir() -> PathBuf {
     std::env::var_os("DRIFTLESS_TOOLS").map(PathBuf::from).unwrap_or_else(|| repo_root().join(".tools"))
 }
 
+pub mod s3;
+
 /// A tool the test needs is missing: fail on CI, skip with a reason elsewhere.
-pub fn missing(what: &str) -> Option<Tools> {
+pub fn missing<T>(what: &str) -> Option<T> {
     let hint = "run scripts/setup-tools.sh --with-drifttest and cargo build --workspace --bins";
     if std::env::var("CI").is_ok_and(|v| v == "true") {
         panic!("{what} is missing on CI; {hint}");
@@ -148,6 +150,12 @@ impl World {
     }
 
     pub fn env(&self, cmd: &mut Command) {
+        // No AWS settings of this machine, and never instance metadata (a non-loopback
+        // address): S3 tests name their endpoint, region and credentials.
+        for var in ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_REGION", "AWS_DEFAULT_REGION"] {
+            cmd.env_remove(var);
+        }
+        cmd.env("AWS_EC2_METADATA_DISABLED", "true");
         cmd.env("HOME", self.path().join("home"))
             .env("TF_CLI_CONFIG_FILE", &self.tools.cli_config)
             .env("DRIFTLESS_RUNNER", &self.tools.runner)
