@@ -304,35 +304,7 @@ output "token" {
 
 /// GitRepository + Terraform named NAME reading the repo at `path`.
 pub fn objects(name: &str, path: &str, approve: &str, extra_spec: &str) -> String {
-    format!(
-        r#"apiVersion: driftless.dev/v1alpha1
-kind: GitRepository
-metadata:
-  name: {name}
-spec:
-  url: __REPO__
-  interval: 1h
-  ref:
-    branch: main
----
-apiVersion: driftless.dev/v1alpha1
-kind: Terraform
-metadata:
-  name: {name}
-spec:
-  sourceRef:
-    kind: GitRepository
-    name: {name}
-  path: {path}
-  interval: 1h
-  approvePlan: "{approve}"
-  vars:
-    - name: content
-      value: hello
-    - name: target_dir
-      value: __MANAGED__
-{extra_spec}"#
-    )
+    format!("{}---\n{}", git_repository(name, "main"), terraform_object(name, name, path, approve, "", extra_spec))
 }
 
 impl World {
@@ -382,8 +354,9 @@ spec:
     - name: content
       value: hello
     - name: target_dir
-      value: __MANAGED__/{target_subdir}
-{extra_spec}"#
+      value: __MANAGED__{sep}{target_subdir}
+{extra_spec}"#,
+        sep = if target_subdir.is_empty() { "" } else { "/" },
     )
 }
 
