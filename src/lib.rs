@@ -3,6 +3,7 @@ pub mod api;
 pub mod backend;
 pub mod cli;
 pub mod context;
+pub mod controller;
 pub mod dispatch;
 pub mod source;
 pub mod store;
