@@ -31,6 +31,8 @@ pub struct Context<S, D> {
 pub struct Requeue {
     pub after: Duration,
     pub became_ready: bool,
+    /// The object is not Ready after this reconcile (the controller backs off retries).
+    pub failing: bool,
 }
 
 /// Why a reconcile could not even record its outcome (the object store failed). Everything

@@ -3,6 +3,7 @@
 
 pub mod module;
 pub mod plan_json;
+pub mod pod;
 pub mod state_server;
 pub mod terraform;
 
@@ -109,6 +110,7 @@ impl<'a> Run<'a> {
         let t = Instant::now();
         let src = workdir.join("src");
         unpack_artifact(&spec.artifact_url, &spec.artifact_digest, &src)
+            .await
             .map_err(|e| (RunErrorKind::Artifact, format!("source artifact {}: {e}", spec.artifact_url), vec![]))?;
         self.mark("unpack", t);
 
@@ -402,10 +404,18 @@ fn tf_failure(e: TerraformError) -> Failure {
     (kind, e.to_string(), vec![])
 }
 
-fn unpack_artifact(url: &str, digest: &str, dest: &Path) -> Result<(), String> {
-    let path = url.strip_prefix("file://").ok_or_else(|| format!("unsupported artifact URL scheme in {url}"))?;
-    let file = std::fs::File::open(path).map_err(|e| format!("cannot open: {e}"))?;
-    driftless::source::unpack_verified(std::io::BufReader::new(file), digest, dest).map_err(|e| e.to_string())
+/// Unpacks the artifact after checking its digest: a local file, or a download from the
+/// controller's artifact server (a pod has no other way to reach the source).
+async fn unpack_artifact(url: &str, digest: &str, dest: &Path) -> Result<(), String> {
+    if let Some(path) = url.strip_prefix("file://") {
+        let file = std::fs::File::open(path).map_err(|e| format!("cannot open: {e}"))?;
+        return driftless::source::unpack_verified(std::io::BufReader::new(file), digest, dest).map_err(|e| e.to_string());
+    }
+    if url.starts_with("http://") {
+        let bytes = pod::download(url).await?;
+        return driftless::source::unpack_verified(&bytes[..], digest, dest).map_err(|e| e.to_string());
+    }
+    Err(format!("unsupported artifact URL scheme in {url}"))
 }
 
 /// Error lines of a plain-text terraform failure (init has no -json in 1.0).

@@ -37,6 +37,11 @@ pub mod reason {
     pub const PLAN_FAILED: &str = "PlanFailed";
     pub const APPLY_FAILED: &str = "ApplyFailed";
     pub const RUNNER_FAILED: &str = "RunnerFailed";
+    pub const RUNNER_OOM_KILLED: &str = "RunnerOOMKilled";
+    pub const RUNNER_EVICTED: &str = "RunnerEvicted";
+    pub const RUNNER_IMAGE_PULL_FAILED: &str = "RunnerImagePullFailed";
+    pub const RUNNER_DEADLINE_EXCEEDED: &str = "RunnerDeadlineExceeded";
+    pub const RUNNER_LOST: &str = "RunnerLost";
     pub const PLAN_INTEGRITY: &str = "PlanIntegrityFailed";
     pub const OUTPUTS_WRITE_FAILED: &str = "OutputsWriteFailed";
     pub const GIT_OPERATION_FAILED: &str = "GitOperationFailed";

@@ -1,6 +1,7 @@
 //! The `driftless` command line: one module per command group, the same verbs for a local
 //! store and (later) a cluster.
 
+mod controller;
 mod crds;
 mod objects;
 mod review;
@@ -124,6 +125,8 @@ pub enum Command {
     },
     /// Event log of the store, optionally of one object.
     Events { kind: Option<String>, name: Option<String> },
+    /// The in-cluster controller: watches, runner pods, artifact server, leader election.
+    Controller(Box<controller::ControllerArgs>),
     /// Write the CRDs as YAML (one file per kind) into DIR, or print them with `-`.
     Crds {
         #[arg(default_value = "crds")]
@@ -158,6 +161,9 @@ pub async fn execute(cli: Cli) -> Result<()> {
     if let Command::Crds { dir } = &cli.command {
         return crds::write(dir);
     }
+    if let Command::Controller(args) = cli.command {
+        return controller::run(*args, cli.terraform).await;
+    }
     let Some(store_dir) = cli.store.clone() else {
         return Err(CliError::Usage(
             "no cluster support in this build yet: pass --store DIR (or set DRIFTLESS_STORE) to use a local store".into(),
@@ -179,7 +185,7 @@ pub async fn execute(cli: Cli) -> Result<()> {
         Command::Drift { command: DriftCommand::Show { name, namespace } } => review::drift_show(&ctx, &name, &namespace).await,
         Command::Unlock { name, namespace, yes } => review::unlock(&ctx, &name, &namespace, yes).await,
         Command::Events { kind, name } => review::events(&ctx, kind.as_deref(), name.as_deref()),
-        Command::Crds { .. } => Ok(()),
+        Command::Crds { .. } | Command::Controller(_) => Ok(()),
     }
 }
 

@@ -76,7 +76,7 @@ pub async fn approve(ctx: &LocalContext, name: &str, plan_id: Option<&str>, name
     let value = id.clone();
     ctx.store
         .update::<Terraform>(namespace, name, move |t| {
-            t.metadata.annotations.get_or_insert_with(Default::default).insert(annotation::APPROVE_PLAN.into(), value);
+            t.metadata.annotations.get_or_insert_with(Default::default).insert(annotation::APPROVE_PLAN.into(), value.clone());
         })
         .await?;
     println!(

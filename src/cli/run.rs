@@ -185,7 +185,7 @@ pub async fn run_loop(ctx: &LocalContext, once: bool) -> Result<()> {
                 Ok(r) => r,
                 Err(e) => {
                     tracing::error!(namespace = %key.namespace, name = %key.name, "reconcile failed: {e}");
-                    crate::context::Requeue { after: Duration::from_secs(30), became_ready: false }
+                    crate::context::Requeue { after: Duration::from_secs(30), became_ready: false, failing: true }
                 }
             };
             due.insert(key.clone(), Instant::now() + requeue.after.min(Duration::from_secs(24 * 3600)));

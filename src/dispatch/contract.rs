@@ -169,6 +169,16 @@ pub enum RunErrorKind {
     Terraform,
     Timeout,
     Internal,
+    /// The runner pod was killed for exceeding its memory limit.
+    RunnerOomKilled,
+    /// The runner pod was evicted (node pressure, drain).
+    RunnerEvicted,
+    /// The runner image cannot be pulled.
+    RunnerImagePull,
+    /// The runner pod exceeded its deadline.
+    RunnerDeadline,
+    /// The runner pod vanished (node lost, deleted by someone).
+    RunnerLost,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]

@@ -2,11 +2,13 @@
 //! `RunResult`. Local mode runs `driftless-runner` as a child process; a cluster runs a pod.
 
 mod contract;
+mod pod;
 mod process;
 
 pub use contract::{
     BackendSpec, ObjectKey, Operation, Outcome, Output, PlannedResource, RunError, RunErrorKind, RunResult, RunSpec, RunVariable,
 };
+pub use pod::{PodDispatch, PodSettings};
 pub use process::ProcessDispatch;
 
 use std::future::Future;
@@ -21,6 +23,22 @@ pub enum DispatchError {
     Deadline { object: String, seconds: u64 },
     #[error("runner for {object} exited with {status} without a result: {stderr_tail}")]
     NoResult { object: String, status: String, stderr_tail: String },
+    #[error("cannot run the runner pod of {object}: {detail}")]
+    Api { object: String, detail: String },
+    /// The runner pod ended without a result, for a reason the cluster reported.
+    #[error("{message}")]
+    RunnerEnded { kind: RunErrorKind, message: String },
+}
+
+impl DispatchError {
+    /// The failed run this error amounts to, so every failure lands in status the same way.
+    pub fn into_result(self) -> RunResult {
+        match self {
+            DispatchError::RunnerEnded { kind, message } => RunResult::failed(kind, message),
+            DispatchError::Deadline { .. } => RunResult::failed(RunErrorKind::Timeout, self.to_string()),
+            other => RunResult::failed(RunErrorKind::Internal, other.to_string()),
+        }
+    }
 }
 
 pub trait RunnerDispatch: Send + Sync {

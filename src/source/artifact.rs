@@ -82,12 +82,41 @@ pub struct StoredArtifact {
 #[derive(Debug, Clone)]
 pub struct ArtifactStore {
     root: PathBuf,
+    /// Where runners download artifacts from (the controller's artifact server); `None`
+    /// gives `file://` URLs for runners on this machine.
+    base_url: Option<String>,
 }
 
 impl ArtifactStore {
     /// A store rooted at `root` (created on first write).
     pub fn new(root: impl Into<PathBuf>) -> Self {
-        Self { root: root.into() }
+        Self { root: root.into(), base_url: None }
+    }
+
+    /// Artifacts are published as `<base_url>/<store path>` (the artifact server).
+    pub fn with_base_url(mut self, base_url: impl Into<String>) -> Self {
+        self.base_url = Some(base_url.into().trim_end_matches('/').to_string());
+        self
+    }
+
+    /// The URL a runner fetches the artifact at this store-relative path from.
+    pub fn url(&self, path: &str) -> Result<String> {
+        match &self.base_url {
+            Some(base) => {
+                self.local_path(path)?;
+                Ok(format!("{base}/{path}"))
+            }
+            None => self.file_url(path),
+        }
+    }
+
+    /// Removes every artifact of an object (its source was deleted).
+    pub fn remove_object(&self, kind: &str, namespace: &str, name: &str) -> Result<()> {
+        let dir = self.object_dir(kind, namespace, name)?;
+        match fs::remove_dir_all(&dir) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => Err(io_err("remove", &dir)(e)),
+            _ => Ok(()),
+        }
     }
 
     pub fn root(&self) -> &Path {

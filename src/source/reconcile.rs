@@ -60,11 +60,11 @@ pub async fn reconcile_source<K: Source, S: ObjectStore, D: RunnerDispatch>(
     forced: bool,
 ) -> Result<Requeue, ReconcileError> {
     let Some(source) = ctx.store.get::<K>(namespace, name).await? else {
-        return Ok(Requeue { after: Duration::MAX, became_ready: false });
+        return Ok(Requeue { after: Duration::MAX, became_ready: false, failing: false });
     };
     let interval = source.interval();
     if source.suspended() && !forced {
-        return Ok(Requeue { after: interval, became_ready: false });
+        return Ok(Requeue { after: interval, became_ready: false, failing: false });
     }
     let kind = K::KIND;
     let mut status = source.source_status().cloned().unwrap_or_default();
@@ -108,7 +108,7 @@ pub async fn reconcile_source<K: Source, S: ObjectStore, D: RunnerDispatch>(
             );
         }
         Ok(ArtifactOutcome::Stored { revision, artifact, .. }) => {
-            let url = ctx.artifacts.file_url(&artifact.path).unwrap_or_default();
+            let url = ctx.artifacts.url(&artifact.path).unwrap_or_default();
             let previous = status.artifact.take();
             let keep: Vec<&str> =
                 [Some(artifact.digest.as_str()), previous.as_ref().map(|a| a.digest.as_str())].into_iter().flatten().collect();
@@ -143,8 +143,9 @@ pub async fn reconcile_source<K: Source, S: ObjectStore, D: RunnerDispatch>(
     }
     status.observed_generation = generation;
     let became_ready = !was_ready && status.is_true(ct::READY);
-    ctx.store.update::<K>(namespace, name, move |r| r.set_source_status(status)).await?;
-    Ok(Requeue { after: interval, became_ready })
+    let failing = !status.is_true(ct::READY);
+    ctx.store.update::<K>(namespace, name, move |r| r.set_source_status(status.clone())).await?;
+    Ok(Requeue { after: interval, became_ready, failing })
 }
 
 /// The text values of the Secret a source's `secretRef` names, or the failure to report.

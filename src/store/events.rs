@@ -32,33 +32,104 @@ pub struct Event {
     pub drift_id: Option<String>,
 }
 
+/// Where events go: the local store's log file, or Kubernetes Events on a cluster.
 #[derive(Clone, Debug)]
 pub struct EventLog {
-    path: PathBuf,
+    sink: Sink,
+}
+
+#[derive(Clone, Debug)]
+enum Sink {
+    File(PathBuf),
+    /// Published by a background task, so a reconcile never waits on (or fails with) the
+    /// events API.
+    Kubernetes(tokio::sync::mpsc::UnboundedSender<Event>),
 }
 
 impl EventLog {
     pub fn new(path: impl Into<PathBuf>) -> Self {
-        Self { path: path.into() }
+        Self { sink: Sink::File(path.into()) }
     }
 
-    /// Appends one line; an event that cannot be written is logged, never fatal to a reconcile.
+    /// Events published as Kubernetes Events (events.k8s.io) regarding the object, reported
+    /// by `controller` from `instance` (the pod name).
+    pub fn kubernetes(client: kube::Client, controller: &str, instance: &str) -> Self {
+        use kube::runtime::events::{Event as KubeEvent, EventType, Recorder, Reporter};
+        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Event>();
+        let reporter = Reporter { controller: controller.to_string(), instance: Some(instance.to_string()) };
+        let recorder = Recorder::new(client, reporter);
+        tokio::spawn(async move {
+            while let Some(event) = rx.recv().await {
+                let reference = k8s_openapi::api::core::v1::ObjectReference {
+                    api_version: Some(api_version_of(&event.kind).to_string()),
+                    kind: Some(event.kind.clone()),
+                    namespace: Some(event.namespace.clone()),
+                    name: Some(event.name.clone()),
+                    ..Default::default()
+                };
+                let mut note = event.message.clone();
+                if let Some(id) = &event.plan_id
+                    && !note.contains(id.as_str())
+                {
+                    note.push_str(&format!(" (plan {id})"));
+                }
+                // The API refuses notes over 1 kB.
+                if note.len() > 1000 {
+                    let cut = (0..=1000).rev().find(|i| note.is_char_boundary(*i)).unwrap_or(0);
+                    note.truncate(cut);
+                }
+                let kube_event = KubeEvent {
+                    type_: match event.severity {
+                        Severity::Info => EventType::Normal,
+                        Severity::Error => EventType::Warning,
+                    },
+                    reason: event.reason.clone(),
+                    note: Some(note),
+                    action: event.reason.clone(),
+                    secondary: None,
+                };
+                if let Err(e) = recorder.publish(&kube_event, &reference).await {
+                    tracing::warn!(kind = %event.kind, name = %event.name, "cannot publish event {}: {}", event.reason, crate::store::kube::describe(&e));
+                }
+            }
+        });
+        Self { sink: Sink::Kubernetes(tx) }
+    }
+
+    /// Records one event; an event that cannot be written is logged, never fatal to a reconcile.
     pub fn emit(&self, event: &Event) {
         tracing::info!(
             kind = %event.kind, namespace = %event.namespace, name = %event.name,
             reason = %event.reason, "{}", event.message
         );
+        let path = match &self.sink {
+            Sink::File(path) => path,
+            Sink::Kubernetes(tx) => {
+                let _ = tx.send(event.clone());
+                return;
+            }
+        };
         let line = match serde_json::to_string(event) {
             Ok(l) => l,
             Err(e) => return tracing::warn!("cannot encode event: {e}"),
         };
-        let result = std::fs::OpenOptions::new().create(true).append(true).open(&self.path).and_then(|mut f| writeln!(f, "{line}"));
+        let result = std::fs::OpenOptions::new().create(true).append(true).open(path).and_then(|mut f| writeln!(f, "{line}"));
         if let Err(e) = result {
-            tracing::warn!("cannot append to {}: {e}", self.path.display());
+            tracing::warn!("cannot append to {}: {e}", path.display());
         }
     }
 
+    /// The local log's events (a cluster's are read from the events API).
     pub fn read(&self) -> Vec<Event> {
-        std::fs::read_to_string(&self.path).unwrap_or_default().lines().filter_map(|l| serde_json::from_str(l).ok()).collect()
+        let Sink::File(path) = &self.sink else { return Vec::new() };
+        std::fs::read_to_string(path).unwrap_or_default().lines().filter_map(|l| serde_json::from_str(l).ok()).collect()
+    }
+}
+
+/// The apiVersion of a kind driftless emits events about.
+fn api_version_of(kind: &str) -> &'static str {
+    match kind {
+        "Secret" | "ConfigMap" | "Pod" => "v1",
+        _ => "driftless.dev/v1alpha1",
     }
 }

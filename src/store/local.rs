@@ -173,7 +173,7 @@ impl ObjectStore for LocalStore {
         Ok(stored)
     }
 
-    async fn update<K: StoredObject>(&self, namespace: &str, name: &str, mutate: impl FnOnce(&mut K) + Send) -> Result<K> {
+    async fn update<K: StoredObject>(&self, namespace: &str, name: &str, mut mutate: impl FnMut(&mut K) + Send) -> Result<K> {
         let _guard = self.lock()?;
         let path = self.path::<K>(namespace, name);
         let mut object: K = self.read(&path)?.ok_or_else(|| StoreError::NotFound {

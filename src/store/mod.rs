@@ -2,6 +2,7 @@
 //! reconcilers see one interface, so local mode is the same product, not a demo path.
 
 mod events;
+pub mod kube;
 mod local;
 
 use std::future::Future;
@@ -10,6 +11,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 pub use events::{Event, EventLog, Severity};
+pub use self::kube::KubeStore;
 pub use local::LocalStore;
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
@@ -24,25 +26,28 @@ pub enum StoreError {
     Decode { path: String, kind: String, reason: String },
     #[error("cannot encode {kind}: {reason}")]
     Encode { kind: String, reason: String },
+    #[error("{kind} {namespace}/{name}: the Kubernetes API refused: {reason}")]
+    Api { kind: String, namespace: String, name: String, reason: String },
     #[error("no driftless store at {0}; create one with `driftless --store {0} apply -f FILE`")]
     NoStore(String),
 }
 
 /// A kind the store can hold: any Kubernetes resource type with serde.
-pub trait StoredObject: kube::Resource<DynamicType = ()> + Serialize + DeserializeOwned + Clone + Send + Sync + 'static {}
-impl<K> StoredObject for K where K: kube::Resource<DynamicType = ()> + Serialize + DeserializeOwned + Clone + Send + Sync + 'static {}
+pub trait StoredObject: ::kube::Resource<DynamicType = ()> + Serialize + DeserializeOwned + Clone + Send + Sync + 'static {}
+impl<K> StoredObject for K where K: ::kube::Resource<DynamicType = ()> + Serialize + DeserializeOwned + Clone + Send + Sync + 'static {}
 
 pub trait ObjectStore: Send + Sync {
     fn get<K: StoredObject>(&self, namespace: &str, name: &str) -> impl Future<Output = Result<Option<K>>> + Send;
     fn list<K: StoredObject>(&self) -> impl Future<Output = Result<Vec<K>>> + Send;
     /// Creates or updates the object's metadata and spec; status is kept. Returns it as stored.
     fn apply<K: StoredObject>(&self, object: &K) -> impl Future<Output = Result<K>> + Send;
-    /// Read-modify-write under the store's lock (status writes, annotations).
+    /// Read-modify-write under the store's lock (status writes, annotations). `mutate` may run
+    /// more than once: a cluster retries it on a conflicting write.
     fn update<K: StoredObject>(
         &self,
         namespace: &str,
         name: &str,
-        mutate: impl FnOnce(&mut K) + Send,
+        mutate: impl FnMut(&mut K) + Send,
     ) -> impl Future<Output = Result<K>> + Send;
     fn delete<K: StoredObject>(&self, namespace: &str, name: &str) -> impl Future<Output = Result<bool>> + Send;
 }

@@ -40,7 +40,7 @@ pub async fn reconcile<S: ObjectStore, D: RunnerDispatch>(
     forced: bool,
 ) -> Result<Requeue, ReconcileError> {
     let Some(object) = ctx.store.get::<Terraform>(namespace, name).await? else {
-        return Ok(Requeue { after: Duration::MAX, became_ready: false });
+        return Ok(Requeue { after: Duration::MAX, became_ready: false, failing: false });
     };
     let was_ready = object.status.as_ref().is_some_and(|s| s.is_true(ct::READY));
     let mut step = Step { ctx, object, status: TerraformStatus::default(), namespace, name, backend: None };
@@ -52,7 +52,8 @@ pub async fn reconcile<S: ObjectStore, D: RunnerDispatch>(
     }
     let after = step.run(forced).await?;
     let became_ready = !was_ready && step.status.is_true(ct::READY);
-    Ok(Requeue { after, became_ready })
+    let failing = !step.status.is_true(ct::READY) && !step.status.is_true(ct::PLAN_PENDING) && !step.object.spec.suspend;
+    Ok(Requeue { after, became_ready, failing })
 }
 
 struct Step<'a, S, D> {
@@ -117,7 +118,7 @@ impl<S: ObjectStore, D: RunnerDispatch> Step<'_, S, D> {
     async fn save(&mut self) -> Result<(), ReconcileError> {
         self.status.common.observed_generation = self.generation();
         let status = self.status.clone();
-        self.ctx.store.update::<Terraform>(self.namespace, self.name, move |o| o.status = Some(status)).await?;
+        self.ctx.store.update::<Terraform>(self.namespace, self.name, move |o| o.status = Some(status.clone())).await?;
         Ok(())
     }
 
@@ -219,7 +220,7 @@ impl<S: ObjectStore, D: RunnerDispatch> Step<'_, S, D> {
         let spec = self.run_spec(operation, &artifact, &revision, variables, &inputs, apply_after_plan, plan_id, plan_digest);
         let result = match self.ctx.dispatch.run(&spec).await {
             Ok(r) => r,
-            Err(e) => RunResult::failed(RunErrorKind::Internal, e.to_string()),
+            Err(e) => e.into_result(),
         };
         self.status.remove_condition(ct::RECONCILING);
         let after = self.record(operation, &revision, &inputs, result).await?;
@@ -337,6 +338,11 @@ impl<S: ObjectStore, D: RunnerDispatch> Step<'_, S, D> {
                 RunErrorKind::Backend => reason::BACKEND_FAILED,
                 RunErrorKind::Apply => reason::APPLY_FAILED,
                 RunErrorKind::Timeout | RunErrorKind::Internal => reason::RUNNER_FAILED,
+                RunErrorKind::RunnerOomKilled => reason::RUNNER_OOM_KILLED,
+                RunErrorKind::RunnerEvicted => reason::RUNNER_EVICTED,
+                RunErrorKind::RunnerImagePull => reason::RUNNER_IMAGE_PULL_FAILED,
+                RunErrorKind::RunnerDeadline => reason::RUNNER_DEADLINE_EXCEEDED,
+                RunErrorKind::RunnerLost => reason::RUNNER_LOST,
                 RunErrorKind::Init | RunErrorKind::Plan | RunErrorKind::Terraform if op == Operation::Apply => reason::APPLY_FAILED,
                 RunErrorKind::Init | RunErrorKind::Plan | RunErrorKind::Terraform => reason::PLAN_FAILED,
             };
@@ -654,7 +660,7 @@ impl<S: ObjectStore, D: RunnerDispatch> Step<'_, S, D> {
             let spec = self.run_spec(Operation::DestroyPlan, &artifact, &artifact.revision, variables, &inputs, true, None, None);
             let result = match self.ctx.dispatch.run(&spec).await {
                 Ok(r) => r,
-                Err(e) => RunResult::failed(RunErrorKind::Internal, e.to_string()),
+                Err(e) => e.into_result(),
             };
             if let Some(e) = result.error {
                 let message = format!("destroy on deletion failed, object kept: {}: {}", e.message, e.diagnostics.join("; "));

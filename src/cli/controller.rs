@@ -1,0 +1,98 @@
+//! `driftless controller`: flags, then hand over to `crate::controller::run`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::{CliError, Result};
+use crate::controller::ControllerOptions;
+use crate::dispatch::{BackendSpec, PodSettings};
+
+#[derive(clap::Args, Debug)]
+pub struct ControllerArgs {
+    /// Reconciles running at once, per kind.
+    #[arg(long, default_value_t = 4)]
+    pub concurrent: u16,
+    /// Metrics (/metrics) and probes (/healthz, /readyz).
+    #[arg(long, default_value = "0.0.0.0:8080")]
+    pub metrics_addr: SocketAddr,
+    /// The artifact server runner pods download sources from.
+    #[arg(long, default_value = "0.0.0.0:9090")]
+    pub artifact_addr: SocketAddr,
+    /// The artifact server's URL as runner pods reach it (its Service).
+    #[arg(long, default_value = "http://driftless-artifacts.driftless-system.svc.cluster.local:9090")]
+    pub artifact_url: String,
+    /// Artifacts and Git caches.
+    #[arg(long, default_value = "/data")]
+    pub storage_path: PathBuf,
+    /// Image of runner pods (driftless-runner and terraform).
+    #[arg(long, default_value = concat!("driftless:", env!("CARGO_PKG_VERSION")))]
+    pub runner_image: String,
+    /// The runner's command in that image.
+    #[arg(long, default_value = "driftless-runner")]
+    pub runner_command: String,
+    /// ServiceAccount of runner pods when a Terraform names none.
+    #[arg(long, default_value = "driftless-runner")]
+    pub runner_service_account: String,
+    /// Extra `NAME=VALUE` environment for every runner pod (repeatable).
+    #[arg(long = "runner-env")]
+    pub runner_env: Vec<String>,
+    /// Namespace of the leader election Lease.
+    #[arg(long, default_value = "driftless-system", env = "POD_NAMESPACE")]
+    pub leader_election_namespace: String,
+    /// Run without leader election (a single replica).
+    #[arg(long)]
+    pub no_leader_election: bool,
+    /// Deadline of one runner.
+    #[arg(long, default_value = "20m", value_parser = humantime::parse_duration)]
+    pub run_timeout: Duration,
+    /// Watch objects of this namespace only (default: every namespace).
+    #[arg(long)]
+    pub watch_namespace: Option<String>,
+    /// This instance's name (lock holder, events, leader identity).
+    #[arg(long, env = "POD_NAME")]
+    pub identity: Option<String>,
+}
+
+pub async fn run(args: ControllerArgs, terraform: Option<PathBuf>) -> Result<()> {
+    let client = kube::Client::try_default()
+        .await
+        .map_err(|e| CliError::Usage(format!("no Kubernetes API to run against: {e}; set KUBECONFIG or run in a pod")))?;
+    let mut env = Vec::new();
+    for pair in &args.runner_env {
+        let Some((name, value)) = pair.split_once('=') else {
+            return Err(CliError::Usage(format!("--runner-env {pair:?}: expected NAME=VALUE")));
+        };
+        env.push(k8s_openapi::api::core::v1::EnvVar { name: name.into(), value: Some(value.into()), ..Default::default() });
+    }
+    let identity = args.identity.unwrap_or_else(|| {
+        std::fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_string()).unwrap_or_else(|_| "driftless".into())
+    });
+    let options = ControllerOptions {
+        concurrent: args.concurrent.max(1),
+        metrics_addr: args.metrics_addr,
+        artifact_addr: args.artifact_addr,
+        artifact_url: args.artifact_url,
+        storage_path: args.storage_path,
+        runner: PodSettings {
+            image: args.runner_image,
+            command: args.runner_command.split_whitespace().map(str::to_string).collect(),
+            service_account: args.runner_service_account,
+            env,
+        },
+        terraform_path: terraform,
+        identity,
+        leader_election_namespace: (!args.no_leader_election).then_some(args.leader_election_namespace),
+        run_timeout: args.run_timeout,
+        watch_namespace: args.watch_namespace,
+    };
+    let shutdown = async {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {},
+            _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {},
+        }
+    };
+    let backend = BackendSpec::Local { root: PathBuf::from("/tmp/driftless-backend-TEMP") };
+    crate::controller::run(client, options, backend, shutdown).await.map_err(|e| CliError::Usage(e.to_string()))
+}

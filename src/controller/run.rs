@@ -1,0 +1,294 @@
+//! `driftless controller`: the reconcilers driven by the Kubernetes API.
+//!
+//! One kube-runtime `Controller` per kind. Each calls the same reconcile function the local
+//! store uses; this module adds only what a cluster needs: watches and re-queues,
+//! finalizers, backoff, the artifact server, and dependents woken as soon as their
+//! dependency becomes Ready (not on their interval).
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use kube::Api;
+use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
+use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::{WatchStreamExt, watcher};
+use tracing::{Instrument, info, info_span, warn};
+
+use crate::api::{Bucket, GitRepository, Terraform, condition_type as ct};
+use crate::context::{Context, ReconcileError, Requeue};
+use crate::dispatch::{BackendSpec, PodDispatch, PodSettings};
+use crate::source::ArtifactStore;
+use crate::source::reconcile::Source;
+use crate::store::kube::ensure_finalizer;
+use crate::store::{EventLog, KubeStore, ObjectStore};
+
+/// Everything `driftless controller` is told on its command line.
+#[derive(Clone, Debug)]
+pub struct ControllerOptions {
+    /// Reconciles running at once, per kind.
+    pub concurrent: u16,
+    pub metrics_addr: SocketAddr,
+    pub artifact_addr: SocketAddr,
+    /// The artifact server's address as runner pods reach it (its Service).
+    pub artifact_url: String,
+    /// Artifacts and Git caches (an emptyDir: sources are re-fetched after a restart).
+    pub storage_path: PathBuf,
+    pub runner: PodSettings,
+    pub terraform_path: Option<PathBuf>,
+    /// This instance (the pod name): lock holder, event reporter, leader identity.
+    pub identity: String,
+    /// The namespace of the leader election Lease; `None` runs without election.
+    pub leader_election_namespace: Option<String>,
+    pub run_timeout: Duration,
+    /// Watch only this namespace (Flux's `--watch-all-namespaces=false`); `None`: all.
+    pub watch_namespace: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ControllerError {
+    #[error("cannot listen on {addr}: {source}")]
+    Listen { addr: SocketAddr, source: std::io::Error },
+    #[error(transparent)]
+    Reconcile(#[from] ReconcileError),
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
+}
+
+/// What every reconcile of this controller shares.
+struct Shared {
+    ctx: Context<KubeStore, PodDispatch>,
+    /// Consecutive failed reconciles per object, for the retry backoff.
+    failures: Mutex<HashMap<String, u32>>,
+    terraforms: Store<Terraform>,
+    /// Terraform objects to reconcile now (a dependency or source became ready).
+    wake: tokio::sync::mpsc::UnboundedSender<ObjectRef<Terraform>>,
+    /// When each object is due again: the queue depth is the count of those overdue.
+    due: Mutex<HashMap<String, Instant>>,
+}
+
+impl Shared {
+    /// The delay before the next attempt: `after` (the interval) on success; on failure
+    /// the retry interval, doubled per consecutive failure up to the larger interval.
+    fn next(&self, key: &str, requeue: Requeue, interval: Duration) -> Duration {
+        let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        let after = if requeue.failing {
+            let n = failures.entry(key.to_string()).and_modify(|n| *n += 1).or_insert(1);
+            let cap = interval.max(requeue.after);
+            requeue.after.saturating_mul(1u32 << (*n - 1).min(16)).min(cap)
+        } else {
+            failures.remove(key);
+            requeue.after
+        };
+        if after != Duration::MAX {
+            self.due.lock().unwrap_or_else(|e| e.into_inner()).insert(key.to_string(), Instant::now() + after);
+        }
+        after
+    }
+
+    fn started(&self, key: &str) {
+        self.due.lock().unwrap_or_else(|e| e.into_inner()).remove(key);
+    }
+
+    /// Objects whose time has come but that no worker has taken yet.
+    pub fn overdue(&self) -> usize {
+        let now = Instant::now();
+        self.due.lock().unwrap_or_else(|e| e.into_inner()).values().filter(|t| **t <= now).count()
+    }
+
+    /// Terraform objects that read this source or depend on this object.
+    fn dependents(&self, kind: &str, namespace: &str, name: &str) -> Vec<ObjectRef<Terraform>> {
+        self.terraforms
+            .state()
+            .iter()
+            .filter(|t| {
+                let own = t.metadata.namespace.as_deref().unwrap_or_default();
+                let source = &t.spec.source_ref;
+                let reads = source.kind == kind && source.name == name && source.namespace.as_deref().unwrap_or(own) == namespace;
+                let depends = t.spec.depends_on.iter().any(|d| {
+                    d.kind.as_deref().unwrap_or("Terraform") == kind && d.name == name && d.namespace.as_deref().unwrap_or(own) == namespace
+                });
+                reads || depends
+            })
+            .map(|t| ObjectRef::from_obj(t.as_ref()))
+            .collect()
+    }
+}
+
+fn key_of(kind: &str, namespace: &str, name: &str) -> String {
+    format!("{kind}/{namespace}/{name}")
+}
+
+fn requeue_action(after: Duration) -> Action {
+    if after == Duration::MAX { Action::await_change() } else { Action::requeue(after) }
+}
+
+/// Reconciles are triggered by what a user changes (generation: spec; annotations: approve,
+/// reconcile-requested-at; finalizers and deletion), not by the status this controller
+/// writes, which would make every reconcile trigger one more.
+fn user_change<K: kube::Resource>(object: &K) -> Option<u64> {
+    use std::hash::{Hash, Hasher};
+    let meta = object.meta();
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    meta.generation.hash(&mut h);
+    meta.annotations.hash(&mut h);
+    meta.finalizers.hash(&mut h);
+    meta.deletion_timestamp.as_ref().map(|t| t.0.to_string()).hash(&mut h);
+    Some(h.finish())
+}
+
+async fn reconcile_terraform(object: Arc<Terraform>, shared: Arc<Shared>) -> Result<Action, ReconcileError> {
+    let namespace = object.metadata.namespace.clone().unwrap_or_default();
+    let name = object.metadata.name.clone().unwrap_or_default();
+    let key = key_of("Terraform", &namespace, &name);
+    shared.started(&key);
+    async {
+        ensure_finalizer(&shared.ctx.store, object.as_ref()).await?;
+        let requeue = crate::terraform::reconcile(&shared.ctx, &namespace, &name, false).await?;
+        if requeue.became_ready {
+            for dependent in shared.dependents("Terraform", &namespace, &name) {
+                let _ = shared.wake.send(dependent);
+            }
+        }
+        let interval = object.spec.interval.as_std();
+        Ok(requeue_action(shared.next(&key, requeue, interval)))
+    }
+    .instrument(info_span!("reconcile", kind = "Terraform", namespace = %namespace, name = %name))
+    .await
+}
+
+async fn reconcile_source<K: Source + std::fmt::Debug>(object: Arc<K>, shared: Arc<Shared>) -> Result<Action, ReconcileError> {
+    let namespace = object.meta().namespace.clone().unwrap_or_default();
+    let name = object.meta().name.clone().unwrap_or_default();
+    let key = key_of(K::KIND, &namespace, &name);
+    shared.started(&key);
+    async {
+        if object.meta().deletion_timestamp.is_some() {
+            if let Err(e) = shared.ctx.artifacts.remove_object(K::KIND, &namespace, &name) {
+                warn!("cannot remove the artifacts of a deleted source: {e}");
+            }
+            shared.ctx.store.delete::<K>(&namespace, &name).await?;
+            return Ok(Action::await_change());
+        }
+        ensure_finalizer(&shared.ctx.store, object.as_ref()).await?;
+        let before = object.source_status().and_then(|s| s.artifact.as_ref()).map(|a| a.digest.clone());
+        let requeue = crate::source::reconcile::reconcile_source::<K, _, _>(&shared.ctx, &namespace, &name, false).await?;
+        let after = shared.ctx.store.get::<K>(&namespace, &name).await?;
+        let artifact = after.as_ref().and_then(|o| o.source_status()).and_then(|s| s.artifact.as_ref()).map(|a| a.digest.clone());
+        if requeue.became_ready || artifact != before {
+            for dependent in shared.dependents(K::KIND, &namespace, &name) {
+                let _ = shared.wake.send(dependent);
+            }
+        }
+        Ok(requeue_action(shared.next(&key, requeue, object.interval())))
+    }
+    .instrument(info_span!("reconcile", kind = K::KIND, namespace = %namespace, name = %name))
+    .await
+}
+
+/// A reconcile that could not record its outcome (the API failed): retried with backoff.
+fn error_policy<K>(_object: Arc<K>, error: &ReconcileError, _shared: Arc<Shared>) -> Action {
+    warn!("reconcile failed: {error}");
+    Action::requeue(Duration::from_secs(5))
+}
+
+fn watch_stream<K>(api: Api<K>, writer: reflector::store::Writer<K>) -> impl futures::Stream<Item = Result<K, watcher::Error>> + Send
+where
+    K: kube::Resource<DynamicType = ()> + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
+{
+    watcher(api, watcher::Config::default())
+        .default_backoff()
+        .reflect(writer)
+        .applied_objects()
+        .predicate_filter(user_change::<K>, Default::default())
+}
+
+/// Runs the controllers until `shutdown` resolves; reconciles in flight finish first.
+pub async fn run(
+    client: kube::Client,
+    options: ControllerOptions,
+    backend: BackendSpec,
+    shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+) -> Result<(), ControllerError> {
+    let store = KubeStore::new(client.clone());
+    let artifacts = ArtifactStore::new(options.storage_path.join("artifacts")).with_base_url(&options.artifact_url);
+    let listener = tokio::net::TcpListener::bind(options.artifact_addr)
+        .await
+        .map_err(|source| ControllerError::Listen { addr: options.artifact_addr, source })?;
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+    let server = tokio::spawn(crate::source::server::serve(listener, artifacts.clone(), store.clone(), stopped(stop_rx.clone())));
+    info!(addr = %options.artifact_addr, url = %options.artifact_url, "artifact server listening");
+
+    let ctx = Context {
+        store: store.clone(),
+        dispatch: PodDispatch::new(client.clone(), options.runner.clone()),
+        backend,
+        artifacts,
+        git_cache: options.storage_path.join("git"),
+        events: EventLog::kubernetes(client.clone(), "driftless-controller", &options.identity),
+        terraform_path: options.terraform_path.clone(),
+        identity: options.identity.clone(),
+        run_timeout: options.run_timeout,
+    };
+    let config = ControllerConfig::default().concurrency(options.concurrent);
+    fn api<K>(client: &kube::Client, namespace: Option<&str>) -> Api<K>
+    where
+        K: kube::Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>,
+    {
+        match namespace {
+            Some(ns) => Api::namespaced(client.clone(), ns),
+            None => Api::all(client.clone()),
+        }
+    }
+    let ns = options.watch_namespace.as_deref();
+    let (tf_reader, tf_writer) = reflector::store();
+    let (wake_tx, wake_rx) = tokio::sync::mpsc::unbounded_channel();
+    let shared = Arc::new(Shared {
+        ctx,
+        failures: Mutex::default(),
+        terraforms: tf_reader.clone(),
+        wake: wake_tx,
+        due: Mutex::default(),
+    });
+
+    let terraforms = Controller::for_stream(watch_stream(api::<Terraform>(&client, ns), tf_writer), tf_reader)
+        .with_config(config.clone())
+        .reconcile_on(tokio_stream_of(wake_rx))
+        .graceful_shutdown_on(stopped(stop_rx.clone()))
+        .run(reconcile_terraform, error_policy, shared.clone())
+        .for_each(|_| async {});
+    let (git_reader, git_writer) = reflector::store();
+    let gits = Controller::for_stream(watch_stream(api::<GitRepository>(&client, ns), git_writer), git_reader)
+        .with_config(config.clone())
+        .graceful_shutdown_on(stopped(stop_rx.clone()))
+        .run(reconcile_source::<GitRepository>, error_policy, shared.clone())
+        .for_each(|_| async {});
+    let (bucket_reader, bucket_writer) = reflector::store();
+    let buckets = Controller::for_stream(watch_stream(api::<Bucket>(&client, ns), bucket_writer), bucket_reader)
+        .with_config(config)
+        .graceful_shutdown_on(stopped(stop_rx.clone()))
+        .run(reconcile_source::<Bucket>, error_policy, shared.clone())
+        .for_each(|_| async {});
+
+    let stopper = async move {
+        shutdown.await;
+        info!("shutting down: no new reconciles; waiting for those in flight");
+        let _ = stop_tx.send(true);
+    };
+    tokio::join!(terraforms, gits, buckets, stopper);
+    let _ = server.await;
+    info!("controller stopped");
+    Ok(())
+}
+
+/// The wake-up channel as the stream `reconcile_on` takes.
+fn tokio_stream_of<T: Send + 'static>(mut rx: tokio::sync::mpsc::UnboundedReceiver<T>) -> impl futures::Stream<Item = T> + Send {
+    futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
+}
+

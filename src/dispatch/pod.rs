@@ -1,0 +1,400 @@
+//! Runs `driftless-runner` as a run-to-completion pod, one per operation.
+//!
+//! The RunSpec goes into a Secret (it may carry sensitive variables and backend
+//! credentials) mounted into the pod; the runner downloads the artifact from the
+//! controller's artifact server, writes state and plans to the backend, and its result
+//! into a Secret the pod owns. The controller never connects to the pod.
+//!
+//! # Guarantees
+//! - A pod that ends without a result becomes a specific error (`RunnerOOMKilled`,
+//!   `RunnerEvicted`, `RunnerImagePullFailed`, `RunnerDeadlineExceeded`, `RunnerLost`), never
+//!   a wait without end: every wait has a deadline.
+//! - A run left behind by a restarted controller is adopted, not duplicated: a pod of the
+//!   same object still running is waited for (its lock would refuse a second runner anyway),
+//!   and its result is used when it ran the same spec.
+//! - Finished pods are deleted; their Secrets go with them (ownerReferences).
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use k8s_openapi::ByteString;
+use k8s_openapi::api::core::v1::{
+    Capabilities, Container, EnvVar, EnvVarSource, ObjectFieldSelector, Pod, PodSecurityContext, PodSpec, SeccompProfile, Secret,
+    SecretVolumeSource, SecurityContext, Volume, VolumeMount,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+use kube::api::{Api, DeleteParams, ListParams, PostParams};
+use kube::runtime::wait::await_condition;
+use sha2::{Digest, Sha256};
+
+use super::{DispatchError, RunErrorKind, RunResult, RunSpec, RunnerDispatch};
+use crate::api::Terraform;
+use crate::store::kube::describe;
+
+/// Where the RunSpec Secret is mounted in the runner pod.
+const SPEC_DIR: &str = "/run/driftless";
+const SPEC_KEY: &str = "runspec.json";
+const RESULT_KEY: &str = "result.json";
+const LABEL_MANAGED_BY: &str = "app.kubernetes.io/managed-by";
+const LABEL_KIND: &str = "driftless.dev/kind";
+const LABEL_NAME: &str = "driftless.dev/name";
+const LABEL_RUN_DIGEST: &str = "driftless.dev/run-digest";
+/// How long a pod may wait for an image or a node before the run is given up.
+const START_DEADLINE: Duration = Duration::from_secs(300);
+
+/// How runner pods are made; per-object settings come from the Terraform's
+/// `runnerPodTemplate` and `serviceAccountName`.
+#[derive(Clone, Debug)]
+pub struct PodSettings {
+    /// Image with `driftless-runner` and terraform.
+    pub image: String,
+    /// The runner's command in that image.
+    pub command: Vec<String>,
+    /// ServiceAccount of runner pods when a Terraform names none (`driftless install`
+    /// creates it with the `driftless-runner` role in each runner namespace).
+    pub service_account: String,
+    /// Extra environment for every runner (e.g. a provider mirror).
+    pub env: Vec<EnvVar>,
+}
+
+impl Default for PodSettings {
+    fn default() -> Self {
+        Self {
+            image: format!("driftless:{}", env!("CARGO_PKG_VERSION")),
+            command: vec!["driftless-runner".into()],
+            service_account: "driftless-runner".into(),
+            env: Vec::new(),
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct PodDispatch {
+    client: kube::Client,
+    settings: PodSettings,
+}
+
+impl PodDispatch {
+    pub fn new(client: kube::Client, settings: PodSettings) -> Self {
+        Self { client, settings }
+    }
+}
+
+/// What the pod's end says, in the dispatcher's words.
+#[derive(Debug)]
+enum PodEnd {
+    Succeeded,
+    Failed { message: String },
+    OomKilled,
+    Evicted { message: String },
+    ImagePull { message: String },
+    DeadlineExceeded,
+    Lost { message: String },
+}
+
+/// Identifies what a run does, whoever dispatched it (the lock holder names the controller
+/// instance and the pod, so it is left out).
+fn digest_label(spec: &RunSpec) -> String {
+    let mut spec = spec.clone();
+    spec.lock_holder.clear();
+    let bytes = serde_json::to_vec(&spec).unwrap_or_default();
+    hex::encode(Sha256::digest(&bytes))[..16].to_string()
+}
+
+/// A pod name: the object's name (shortened), the operation and a unique suffix.
+fn pod_name(spec: &RunSpec) -> String {
+    let unique = hex::encode(Sha256::digest(format!("{}{:?}", spec.object, std::time::SystemTime::now()).as_bytes()));
+    let op = serde_json::to_value(spec.operation).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
+    let base: String = spec.object.name.chars().take(40).collect();
+    format!("{}-{op}-{}", base.trim_end_matches('-'), &unique[..6])
+}
+
+fn field_env(name: &str, path: &str) -> EnvVar {
+    EnvVar {
+        name: name.into(),
+        value_from: Some(EnvVarSource {
+            field_ref: Some(ObjectFieldSelector { field_path: path.into(), ..Default::default() }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+impl PodDispatch {
+    fn pod(&self, name: &str, spec: &RunSpec, object: &Terraform) -> Pod {
+        let template = object.spec.runner_pod_template.clone().unwrap_or_default();
+        let pod_spec = template.spec.unwrap_or_default();
+        let mut labels: BTreeMap<String, String> = template.metadata.as_ref().map(|m| m.labels.clone()).unwrap_or_default();
+        labels.insert(LABEL_MANAGED_BY.into(), "driftless".into());
+        labels.insert(LABEL_KIND.into(), spec.object.kind.clone());
+        labels.insert(LABEL_NAME.into(), spec.object.name.clone());
+        labels.insert(LABEL_RUN_DIGEST.into(), digest_label(spec));
+        let annotations = template.metadata.as_ref().map(|m| m.annotations.clone()).filter(|a| !a.is_empty());
+        let mut command = self.settings.command.clone();
+        command.extend(
+            [
+                "--spec-file".to_string(),
+                format!("{SPEC_DIR}/{SPEC_KEY}"),
+                "--result-secret".into(),
+                format!("{name}-result"),
+                "--termination-log".into(),
+                "/dev/termination-log".into(),
+            ]
+            .into_iter(),
+        );
+        let mut env = vec![
+            field_env("POD_NAME", "metadata.name"),
+            field_env("POD_NAMESPACE", "metadata.namespace"),
+            field_env("POD_UID", "metadata.uid"),
+            EnvVar { name: "HOME".into(), value: Some("/tmp".into()), ..Default::default() },
+            EnvVar { name: "TMPDIR".into(), value: Some("/tmp".into()), ..Default::default() },
+            EnvVar { name: "TF_IN_AUTOMATION".into(), value: Some("1".into()), ..Default::default() },
+        ];
+        env.extend(self.settings.env.iter().cloned());
+        env.extend(pod_spec.env.iter().cloned());
+        Pod {
+            metadata: ObjectMeta {
+                name: Some(name.to_string()),
+                namespace: Some(spec.object.namespace.clone()),
+                labels: Some(labels),
+                annotations,
+                owner_references: object.metadata.uid.clone().map(|uid| {
+                    vec![OwnerReference {
+                        api_version: "driftless.dev/v1alpha1".into(),
+                        kind: "Terraform".into(),
+                        name: spec.object.name.clone(),
+                        uid,
+                        ..Default::default()
+                    }]
+                }),
+                ..Default::default()
+            },
+            spec: Some(PodSpec {
+                restart_policy: Some("Never".into()),
+                // The runner enforces its own deadline on terraform; this one catches a
+                // runner that cannot even get that far.
+                active_deadline_seconds: Some(spec.timeout_seconds.saturating_add(120) as i64),
+                service_account_name: Some(object.spec.service_account_name.clone().unwrap_or_else(|| self.settings.service_account.clone())),
+                automount_service_account_token: Some(true),
+                node_selector: Some(pod_spec.node_selector.clone()).filter(|n| !n.is_empty()),
+                tolerations: Some(pod_spec.tolerations.clone()).filter(|t| !t.is_empty()),
+                security_context: Some(PodSecurityContext {
+                    run_as_non_root: Some(true),
+                    run_as_user: Some(65532),
+                    run_as_group: Some(65532),
+                    fs_group: Some(65532),
+                    seccomp_profile: Some(SeccompProfile { type_: "RuntimeDefault".into(), ..Default::default() }),
+                    ..Default::default()
+                }),
+                containers: vec![Container {
+                    name: "runner".into(),
+                    image: Some(pod_spec.image.clone().unwrap_or_else(|| self.settings.image.clone())),
+                    command: Some(command),
+                    env: Some(env),
+                    resources: pod_spec.resources.clone(),
+                    termination_message_policy: Some("FallbackToLogsOnError".into()),
+                    security_context: Some(SecurityContext {
+                        run_as_non_root: Some(true),
+                        read_only_root_filesystem: Some(true),
+                        allow_privilege_escalation: Some(false),
+                        privileged: Some(false),
+                        capabilities: Some(Capabilities { drop: Some(vec!["ALL".into()]), ..Default::default() }),
+                        ..Default::default()
+                    }),
+                    volume_mounts: Some(vec![
+                        VolumeMount { name: "runspec".into(), mount_path: SPEC_DIR.into(), read_only: Some(true), ..Default::default() },
+                        VolumeMount { name: "work".into(), mount_path: "/tmp".into(), ..Default::default() },
+                    ]),
+                    ..Default::default()
+                }],
+                volumes: Some(vec![
+                    Volume {
+                        name: "runspec".into(),
+                        secret: Some(SecretVolumeSource { secret_name: Some(format!("{name}-runspec")), ..Default::default() }),
+                        ..Default::default()
+                    },
+                    Volume { name: "work".into(), empty_dir: Some(Default::default()), ..Default::default() },
+                ]),
+                ..Default::default()
+            }),
+            status: None,
+        }
+    }
+
+    fn owned_secret(&self, name: &str, pod: &Pod, key: &str, value: Vec<u8>) -> Secret {
+        Secret {
+            metadata: ObjectMeta {
+                name: Some(name.to_string()),
+                namespace: pod.metadata.namespace.clone(),
+                labels: Some([(LABEL_MANAGED_BY.to_string(), "driftless".to_string())].into()),
+                owner_references: pod.metadata.uid.clone().map(|uid| {
+                    vec![OwnerReference {
+                        api_version: "v1".into(),
+                        kind: "Pod".into(),
+                        name: pod.metadata.name.clone().unwrap_or_default(),
+                        uid,
+                        ..Default::default()
+                    }]
+                }),
+                ..Default::default()
+            },
+            type_: Some("driftless.dev/run-spec".into()),
+            data: Some([(key.to_string(), ByteString(value))].into()),
+            ..Default::default()
+        }
+    }
+
+    /// Waits until the pod has ended (or cannot start), with `deadline`.
+    async fn wait(&self, pods: &Api<Pod>, name: &str, deadline: Duration) -> PodEnd {
+        let ended = |pod: Option<&Pod>| pod_end(pod).is_some();
+        match tokio::time::timeout(deadline, await_condition(pods.clone(), name, ended)).await {
+            Err(_) => PodEnd::DeadlineExceeded,
+            Ok(Err(e)) => PodEnd::Lost { message: format!("cannot watch runner pod {name}: {e}") },
+            Ok(Ok(pod)) => pod_end(pod.as_ref()).unwrap_or(PodEnd::Lost { message: format!("runner pod {name} disappeared") }),
+        }
+    }
+
+    async fn result(&self, secrets: &Api<Secret>, name: &str) -> Result<RunResult, String> {
+        let secret = secrets.get(&format!("{name}-result")).await.map_err(|e| describe(&e))?;
+        let bytes = secret.data.and_then(|mut d| d.remove(RESULT_KEY)).ok_or("the result Secret has no result")?;
+        serde_json::from_slice(&bytes.0).map_err(|e| format!("unreadable result: {e}"))
+    }
+
+    async fn delete(&self, pods: &Api<Pod>, name: &str) {
+        if let Err(e) = pods.delete(name, &DeleteParams::background().grace_period(5)).await
+            && !matches!(&e, kube::Error::Api(s) if s.code == 404)
+        {
+            tracing::warn!("cannot delete runner pod {name}: {}", describe(&e));
+        }
+    }
+
+    /// A runner pod of the same object left by an earlier controller: waited for, and its
+    /// result taken when it ran this very spec.
+    async fn adopt(&self, pods: &Api<Pod>, secrets: &Api<Secret>, spec: &RunSpec, deadline: Duration) -> Option<RunResult> {
+        let selector = format!("{LABEL_MANAGED_BY}=driftless,{LABEL_KIND}={},{LABEL_NAME}={}", spec.object.kind, spec.object.name);
+        let existing = pods.list(&ListParams::default().labels(&selector)).await.ok()?;
+        let wanted = digest_label(spec);
+        let mut adopted = None;
+        for pod in existing.items {
+            let Some(name) = pod.metadata.name.clone() else { continue };
+            if pod.metadata.deletion_timestamp.is_some() {
+                continue;
+            }
+            tracing::info!(pod = %name, "waiting for a runner pod left by an earlier controller");
+            let end = self.wait(pods, &name, deadline).await;
+            let same = pod.metadata.labels.as_ref().and_then(|l| l.get(LABEL_RUN_DIGEST)) == Some(&wanted);
+            if same && matches!(end, PodEnd::Succeeded) {
+                adopted = self.result(secrets, &name).await.ok();
+            }
+            self.delete(pods, &name).await;
+        }
+        adopted
+    }
+}
+
+/// The end of a pod, or `None` while it may still run.
+fn pod_end(pod: Option<&Pod>) -> Option<PodEnd> {
+    let Some(pod) = pod else {
+        return Some(PodEnd::Lost { message: "the runner pod was deleted before it finished".into() });
+    };
+    let name = pod.metadata.name.clone().unwrap_or_default();
+    let status = pod.status.clone().unwrap_or_default();
+    let container = status.container_statuses.as_ref().and_then(|c| c.iter().find(|c| c.name == "runner")).cloned();
+    if let Some(terminated) = container.as_ref().and_then(|c| c.state.as_ref()).and_then(|s| s.terminated.as_ref()) {
+        if terminated.reason.as_deref() == Some("OOMKilled") {
+            return Some(PodEnd::OomKilled);
+        }
+        if status.reason.as_deref() == Some("Evicted") {
+            return Some(PodEnd::Evicted { message: status.message.clone().unwrap_or_default() });
+        }
+        if terminated.exit_code == 0 {
+            return Some(PodEnd::Succeeded);
+        }
+        let message = terminated.message.clone().unwrap_or_default();
+        return Some(PodEnd::Failed { message: format!("exit code {}: {}", terminated.exit_code, message.trim()) });
+    }
+    match status.phase.as_deref() {
+        Some("Succeeded") => return Some(PodEnd::Succeeded),
+        Some("Failed") => {
+            return Some(match status.reason.as_deref() {
+                Some("Evicted") => PodEnd::Evicted { message: status.message.clone().unwrap_or_default() },
+                Some("DeadlineExceeded") => PodEnd::DeadlineExceeded,
+                _ => PodEnd::Failed { message: status.message.clone().unwrap_or_else(|| "pod failed".into()) },
+            });
+        }
+        _ => {}
+    }
+    if let Some(waiting) = container.as_ref().and_then(|c| c.state.as_ref()).and_then(|s| s.waiting.as_ref()) {
+        let reason = waiting.reason.as_deref().unwrap_or_default();
+        if matches!(reason, "ErrImagePull" | "ImagePullBackOff" | "InvalidImageName" | "ErrImageNeverPull") {
+            return Some(PodEnd::ImagePull { message: format!("{reason}: {}", waiting.message.clone().unwrap_or_default()) });
+        }
+    }
+    if pod.metadata.deletion_timestamp.is_some() {
+        let node = pod.spec.as_ref().and_then(|s| s.node_name.clone()).unwrap_or_default();
+        return Some(PodEnd::Lost { message: format!("runner pod {name} on node {node} is being deleted (node lost or pod evicted)") });
+    }
+    None
+}
+
+impl RunnerDispatch for PodDispatch {
+    async fn run(&self, spec: &RunSpec) -> Result<RunResult, DispatchError> {
+        let object = spec.object.to_string();
+        let namespace = spec.object.namespace.clone();
+        let pods: Api<Pod> = Api::namespaced(self.client.clone(), &namespace);
+        let secrets: Api<Secret> = Api::namespaced(self.client.clone(), &namespace);
+        let terraforms: Api<Terraform> = Api::namespaced(self.client.clone(), &namespace);
+        let api_error = |e: kube::Error| DispatchError::Api { object: object.clone(), detail: describe(&e) };
+        let run_deadline = Duration::from_secs(spec.timeout_seconds.saturating_add(150));
+        if let Some(result) = self.adopt(&pods, &secrets, spec, run_deadline).await {
+            return Ok(result);
+        }
+        let owner = terraforms.get(&spec.object.name).await.map_err(api_error)?;
+        let name = pod_name(spec);
+        let mut spec = spec.clone();
+        // The lock holder names the pod, so a lock left by a dead pod is recognisable.
+        spec.lock_holder = format!("{} (pod {namespace}/{name})", spec.lock_holder);
+        let input = serde_json::to_vec(&spec).map_err(|e| DispatchError::Spawn(std::io::Error::other(e)))?;
+        let pod = pods.create(&PostParams::default(), &self.pod(&name, &spec, &owner)).await.map_err(api_error)?;
+        tracing::info!(pod = %name, operation = ?spec.operation, "runner pod created");
+        let spec_secret = self.owned_secret(&format!("{name}-runspec"), &pod, SPEC_KEY, input);
+        if let Err(e) = secrets.create(&PostParams::default(), &spec_secret).await {
+            self.delete(&pods, &name).await;
+            return Err(api_error(e));
+        }
+        let end = match tokio::time::timeout(START_DEADLINE + run_deadline, self.wait(&pods, &name, run_deadline)).await {
+            Ok(end) => end,
+            Err(_) => PodEnd::DeadlineExceeded,
+        };
+        let outcome = match end {
+            PodEnd::Succeeded => self.result(&secrets, &name).await.map_err(|detail| DispatchError::NoResult {
+                object: object.clone(),
+                status: "exit code 0".into(),
+                stderr_tail: detail,
+            }),
+            PodEnd::Failed { message } => match self.result(&secrets, &name).await {
+                Ok(r) => Ok(r),
+                Err(_) => Err(DispatchError::NoResult { object: object.clone(), status: "failed".into(), stderr_tail: message }),
+            },
+            PodEnd::OomKilled => Err(DispatchError::RunnerEnded {
+                kind: RunErrorKind::RunnerOomKilled,
+                message: format!("runner pod {name} was OOM-killed; raise spec.runnerPodTemplate.spec.resources.limits.memory"),
+            }),
+            PodEnd::Evicted { message } => Err(DispatchError::RunnerEnded {
+                kind: RunErrorKind::RunnerEvicted,
+                message: format!("runner pod {name} was evicted: {message}"),
+            }),
+            PodEnd::ImagePull { message } => Err(DispatchError::RunnerEnded {
+                kind: RunErrorKind::RunnerImagePull,
+                message: format!("runner pod {name} cannot pull its image ({message}); check spec.runnerPodTemplate.spec.image"),
+            }),
+            PodEnd::DeadlineExceeded => Err(DispatchError::RunnerEnded {
+                kind: RunErrorKind::RunnerDeadline,
+                message: format!("runner pod {name} did not finish within {}s", run_deadline.as_secs()),
+            }),
+            PodEnd::Lost { message } => Err(DispatchError::RunnerEnded { kind: RunErrorKind::RunnerLost, message }),
+        };
+        self.delete(&pods, &name).await;
+        outcome
+    }
+}

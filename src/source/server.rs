@@ -1,0 +1,96 @@
+//! The artifact server: runner pods download source artifacts from the controller over
+//! HTTP, as Flux's source-controller serves them, so a pod needs no access to Git, buckets
+//! or the controller's disk.
+//!
+//! # Guarantees
+//! - Paths are the store's content-addressed paths (`<kind>/<namespace>/<name>/<sha256>.tar.gz`);
+//!   anything else is 404, and `..` never leaves the store.
+//! - Only artifacts of sources that still exist are served: a deleted source's artifacts are
+//!   gone from the API at once, whatever is still on disk.
+//! - Every response carries the digest (`X-Artifact-Digest: sha256:<hex>`) and, for the
+//!   source's current artifact, its revision (`X-Artifact-Revision`). The runner checks the
+//!   bytes against the digest its RunSpec names, so a wrong or truncated download is never
+//!   unpacked.
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{Path, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+
+use super::ArtifactStore;
+use crate::api::{Bucket, GitRepository};
+use crate::store::ObjectStore;
+
+pub const DIGEST_HEADER: &str = "x-artifact-digest";
+pub const REVISION_HEADER: &str = "x-artifact-revision";
+
+struct Shared<S> {
+    artifacts: ArtifactStore,
+    store: S,
+}
+
+/// The router serving `GET /<kind>/<namespace>/<name>/<file>`.
+pub fn router<S: ObjectStore + Clone + 'static>(artifacts: ArtifactStore, store: S) -> axum::Router {
+    axum::Router::new()
+        .route("/{kind}/{namespace}/{name}/{file}", axum::routing::get(artifact::<S>))
+        .with_state(Arc::new(Shared { artifacts, store }))
+}
+
+/// Serves until `shutdown` resolves.
+pub async fn serve<S: ObjectStore + Clone + 'static>(
+    listener: tokio::net::TcpListener,
+    artifacts: ArtifactStore,
+    store: S,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(artifacts, store)).with_graceful_shutdown(shutdown).await
+}
+
+fn not_found(what: &str) -> Response {
+    (StatusCode::NOT_FOUND, format!("{what}\n")).into_response()
+}
+
+async fn artifact<S: ObjectStore + Clone + 'static>(
+    State(shared): State<Arc<Shared<S>>>,
+    Path((kind, namespace, name, file)): Path<(String, String, String, String)>,
+) -> Response {
+    let Some(hex) = file.strip_suffix(".tar.gz").filter(|h| super::parse_digest(h).is_ok()) else {
+        return not_found("not an artifact path");
+    };
+    let status = match kind.as_str() {
+        "GitRepository" => shared.store.get::<GitRepository>(&namespace, &name).await.map(|o| o.map(|o| o.status)),
+        "Bucket" => shared.store.get::<Bucket>(&namespace, &name).await.map(|o| o.map(|o| o.status)),
+        _ => return not_found("unknown source kind"),
+    };
+    let status = match status {
+        Ok(Some(status)) => status.unwrap_or_default(),
+        Ok(None) => return not_found(&format!("{kind} {namespace}/{name} does not exist")),
+        Err(e) => {
+            tracing::warn!("artifact server cannot read {kind} {namespace}/{name}: {e}");
+            return (StatusCode::SERVICE_UNAVAILABLE, "cannot read the source object\n").into_response();
+        }
+    };
+    let path = format!("{kind}/{namespace}/{name}/{file}");
+    let local = match shared.artifacts.local_path(&path) {
+        Ok(p) => p,
+        Err(_) => return not_found("not an artifact path"),
+    };
+    let bytes = match tokio::fs::read(&local).await {
+        Ok(b) => b,
+        Err(_) => return not_found(&format!("no artifact {file} for {kind} {namespace}/{name}")),
+    };
+    let mut response = Response::new(Body::from(bytes));
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/gzip"));
+    if let Ok(v) = HeaderValue::from_str(&format!("sha256:{hex}")) {
+        headers.insert(DIGEST_HEADER, v);
+    }
+    if let Some(revision) = status.artifact.as_ref().filter(|a| a.path == path).map(|a| a.revision.clone())
+        && let Ok(v) = HeaderValue::from_str(&revision)
+    {
+        headers.insert(REVISION_HEADER, v);
+    }
+    response
+}

@@ -1,0 +1,225 @@
+//! Cluster end-to-end harness: the testkit's real kube-apiserver (one per test binary, a
+//! namespace per test), the CRDs from `crds/`, and the real `driftless controller` process
+//! dispatching real runner pods (the fake kubelet runs them as local processes).
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::api::{Api, ApiResource, DynamicObject, Patch, PatchParams};
+use serde_json::Value;
+
+use super::World;
+
+pub struct KubeWorld {
+    pub world: World,
+    pub ns: testkit::TestNamespace,
+    pub kubeconfig: PathBuf,
+    pub controllers: Vec<ControllerProcess>,
+}
+
+pub struct ControllerProcess {
+    pub child: Child,
+    pub log: PathBuf,
+    pub metrics_addr: String,
+    pub artifact_addr: String,
+}
+
+impl Drop for ControllerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The resource name of a kind (`GitRepository` -> `gitrepositories`).
+pub fn plural(kind: &str) -> String {
+    let lower = kind.to_lowercase();
+    match lower.strip_suffix('y') {
+        Some(stem) => format!("{stem}ies"),
+        None => format!("{lower}s"),
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// Installs (server-side applies) the CRDs of `crds/` and waits until they are Established.
+pub async fn install_crds(client: &kube::Client) {
+    let api: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let dir = super::repo_root().join("crds");
+    let mut names = Vec::new();
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_some_and(|e| e == "yaml") {
+            let crd: CustomResourceDefinition = serde_yaml::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+            let name = crd.metadata.name.clone().unwrap();
+            api.patch(&name, &PatchParams::apply("driftless-tests").force(), &Patch::Apply(&crd)).await.unwrap();
+            names.push(name);
+        }
+    }
+    for name in names {
+        let established = kube::runtime::wait::conditions::is_crd_established();
+        tokio::time::timeout(Duration::from_secs(30), kube::runtime::wait::await_condition(api.clone(), &name, established))
+            .await
+            .expect("CRD established")
+            .unwrap();
+    }
+}
+
+impl KubeWorld {
+    /// A world with a namespace on the shared cluster, CRDs installed; `None` = skipped.
+    pub async fn new(prefix: &str) -> Option<KubeWorld> {
+        let world = World::new()?;
+        let cluster = testkit::shared_cluster_or_skip().await?;
+        let ns = cluster.namespace(prefix).await.unwrap();
+        install_crds(&ns.client).await;
+        let kubeconfig = world.path().join("kubeconfig");
+        cluster.access().write_kubeconfig(&kubeconfig, "admin").unwrap();
+        Some(KubeWorld { world, ns, kubeconfig, controllers: Vec::new() })
+    }
+
+    pub fn client(&self) -> kube::Client {
+        self.ns.client.clone()
+    }
+
+    /// Starts `driftless controller` watching this namespace; its log goes to a file.
+    pub fn start_controller(&mut self, extra: &[&str]) -> usize {
+        let index = self.controllers.len();
+        let log = self.world.path().join(format!("controller-{index}.log"));
+        let metrics = format!("127.0.0.1:{}", free_port());
+        let artifacts = format!("127.0.0.1:{}", free_port());
+        let storage = self.world.path().join(format!("controller-{index}"));
+        let mut cmd = Command::new(&self.world.tools.driftless);
+        cmd.arg("--terraform")
+            .arg(&self.world.terraform)
+            .arg("controller")
+            .arg(format!("--watch-namespace={}", self.ns.name))
+            .arg(format!("--metrics-addr={metrics}"))
+            .arg(format!("--artifact-addr={artifacts}"))
+            .arg(format!("--artifact-url=http://{artifacts}"))
+            .arg(format!("--storage-path={}", storage.display()))
+            .arg(format!("--runner-command={}", self.world.tools.runner.display()))
+            .arg(format!("--runner-env=TF_CLI_CONFIG_FILE={}", self.world.tools.cli_config.display()))
+            .arg(format!("--leader-election-namespace={}", self.ns.name))
+            .arg(format!("--identity=controller-{index}"))
+            .args(extra);
+        self.world.env(&mut cmd);
+        cmd.env("KUBECONFIG", &self.kubeconfig).env("DRIFTLESS_LOG", "info,kube=warn").env_remove("RUST_LOG");
+        let file = std::fs::File::create(&log).unwrap();
+        cmd.stdout(Stdio::from(file.try_clone().unwrap())).stderr(Stdio::from(file));
+        let child = cmd.spawn().unwrap();
+        self.controllers.push(ControllerProcess { child, log, metrics_addr: metrics, artifact_addr: artifacts });
+        index
+    }
+
+    pub fn controller_log(&self, index: usize) -> String {
+        std::fs::read_to_string(&self.controllers[index].log).unwrap_or_default()
+    }
+
+    /// Server-side applies YAML documents (with `__REPO__` and `__MANAGED__` filled in).
+    pub async fn apply(&self, yaml: &str) {
+        let text = yaml
+            .replace("__REPO__", &self.world.repo_url())
+            .replace("__MANAGED__", &self.world.path().join("managed").display().to_string());
+        for doc in serde_yaml::Deserializer::from_str(&text) {
+            let value: Value = serde::Deserialize::deserialize(doc).unwrap();
+            if value.is_null() {
+                continue;
+            }
+            let object: DynamicObject = serde_json::from_value(value.clone()).unwrap();
+            let types = object.types.clone().unwrap();
+            let (group, version) = match types.api_version.split_once('/') {
+                Some((g, v)) => (g.to_string(), v.to_string()),
+                None => (String::new(), types.api_version.clone()),
+            };
+            let plural = plural(&types.kind);
+            let resource = ApiResource { group, version, api_version: types.api_version.clone(), kind: types.kind.clone(), plural };
+            let api: Api<DynamicObject> = Api::namespaced_with(self.client(), &self.ns.name, &resource);
+            let name = object.metadata.name.clone().unwrap();
+            api.patch(&name, &PatchParams::apply("driftless-tests").force(), &Patch::Apply(&value)).await.unwrap();
+        }
+    }
+
+    fn api(&self, kind: &str) -> Api<DynamicObject> {
+        let (group, version) = match kind {
+            "Secret" | "Pod" | "ConfigMap" => ("", "v1"),
+            _ => ("driftless.dev", "v1alpha1"),
+        };
+        let api_version = if group.is_empty() { version.to_string() } else { format!("{group}/{version}") };
+        let plural = plural(kind);
+        let resource = ApiResource { group: group.into(), version: version.into(), api_version, kind: kind.into(), plural };
+        Api::namespaced_with(self.client(), &self.ns.name, &resource)
+    }
+
+    /// The object as JSON (`Value::Null` when absent).
+    pub async fn get(&self, kind: &str, name: &str) -> Value {
+        match self.api(kind).get_opt(name).await.unwrap() {
+            Some(o) => serde_json::to_value(o).unwrap(),
+            None => Value::Null,
+        }
+    }
+
+    pub async fn list(&self, kind: &str) -> Vec<Value> {
+        self.api(kind).list(&Default::default()).await.unwrap().items.into_iter().map(|o| serde_json::to_value(o).unwrap()).collect()
+    }
+
+    pub async fn condition(&self, kind: &str, name: &str, type_: &str) -> Value {
+        let o = self.get(kind, name).await;
+        o["status"]["conditions"].as_array().into_iter().flatten().find(|c| c["type"] == type_).cloned().unwrap_or(Value::Null)
+    }
+
+    /// Merges annotations into an object (as `kubectl annotate` does).
+    pub async fn annotate(&self, kind: &str, name: &str, key: &str, value: &str) {
+        let patch = serde_json::json!({ "metadata": { "annotations": { key: value } } });
+        self.api(kind).patch(name, &PatchParams::default(), &Patch::Merge(&patch)).await.unwrap();
+    }
+
+    pub async fn delete(&self, kind: &str, name: &str) {
+        let _ = self.api(kind).delete(name, &Default::default()).await;
+    }
+
+    /// Polls `check` on the object until it returns true; panics with the object and the
+    /// controller logs after `timeout`.
+    pub async fn wait_for(&self, kind: &str, name: &str, what: &str, timeout: Duration, check: impl Fn(&Value) -> bool) -> Value {
+        let start = Instant::now();
+        loop {
+            let o = self.get(kind, name).await;
+            if check(&o) {
+                return o;
+            }
+            if start.elapsed() > timeout {
+                let logs: String = (0..self.controllers.len()).map(|i| self.controller_log(i)).collect::<Vec<_>>().join("\n---\n");
+                let tail: Vec<&str> = logs.lines().rev().take(60).collect();
+                panic!(
+                    "timed out after {timeout:?} waiting for {kind} {name}: {what}\nobject: {}\ncontroller log tail:\n{}",
+                    serde_json::to_string_pretty(&o["status"]).unwrap(),
+                    tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+                );
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+
+    /// The Kubernetes Events (events.k8s.io) about objects of this namespace.
+    pub async fn events(&self) -> Vec<Value> {
+        let api: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(self.client(), &self.ns.name);
+        api.list(&Default::default()).await.unwrap().items.into_iter().map(|e| serde_json::to_value(e).unwrap()).collect()
+    }
+}
+
+pub fn reason_of(condition: &Value) -> &str {
+    condition["reason"].as_str().unwrap_or_default()
+}
+
+pub fn condition_in(object: &Value, type_: &str) -> Value {
+    object["status"]["conditions"].as_array().into_iter().flatten().find(|c| c["type"] == type_).cloned().unwrap_or(Value::Null)
+}
+
+pub fn pending_plan_of(object: &Value) -> Option<String> {
+    let plan = &object["status"]["plan"];
+    (plan["pending"] == Value::Bool(true)).then(|| plan["id"].as_str().unwrap_or_default().to_string())
+}
