@@ -3,3 +3,5 @@
 //! whether they run here or on a local store.
 
 pub mod leader;
+pub mod metrics;
+pub mod probes;
