@@ -10,7 +10,7 @@ pub mod terraform;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use driftless::backend::{BackendError, LocalBackend, PlanMeta, PlanStore, S3Backend, StateKey, StateStore, sha256_digest};
+use driftless::backend::{BackendError, LocalBackend, PlanMeta, PlanStore, S3Backend, SecretBackend, StateKey, StateStore, sha256_digest};
 use driftless::dispatch::{BackendSpec, Operation, Outcome, RunErrorKind, RunResult, RunSpec};
 use driftless::terraform::{PlanId, drift_id};
 
@@ -42,6 +42,15 @@ pub async fn run(spec: RunSpec) -> RunResult {
                 return RunResult::failed(RunErrorKind::Backend, e.to_string());
             }
             Run::new(&spec).execute(store).await
+        }
+        BackendSpec::Kubernetes { namespace } => {
+            let ttl = Duration::from_secs(spec.timeout_seconds.max(1)) + LOCK_TTL_MARGIN;
+            // The client `kube::Client::try_default()` builds: KUBECONFIG or the pod's
+            // ServiceAccount.
+            match SecretBackend::connect(namespace.as_str(), ttl).await {
+                Ok(store) => Run::new(&spec).execute(store).await,
+                Err(e) => RunResult::failed(RunErrorKind::Backend, e.to_string()),
+            }
         }
     }
 }

@@ -1,6 +1,7 @@
 //! Backends keep Terraform state and saved plans. Every backend offers the same locking
 //! (holder, since, forced unlock) so `driftless unlock` and `status.lock` work everywhere.
 
+pub mod kube;
 mod local;
 pub mod s3;
 
@@ -8,6 +9,7 @@ use std::future::Future;
 
 use serde::{Deserialize, Serialize};
 
+pub use self::kube::SecretBackend;
 pub use local::LocalBackend;
 pub use s3::{S3Backend, S3Connection, S3Credentials, S3Location};
 
@@ -37,6 +39,10 @@ pub enum BackendError {
     AccessDenied { bucket: String, detail: String },
     #[error("bucket {bucket} does not exist at {endpoint}; create it or fix the bucket name")]
     BucketNotFound { bucket: String, endpoint: String },
+    #[error(
+        "the Kubernetes API refused to {verb} {resource} in namespace {namespace} ({detail}); the runner's ServiceAccount needs the `driftless-runner` Role there (`driftless install` creates it)"
+    )]
+    Forbidden { verb: &'static str, resource: &'static str, namespace: String, detail: String },
     #[error("backend {op} of {key} failed: {detail}")]
     Remote { op: &'static str, key: String, detail: String },
 }

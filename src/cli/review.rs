@@ -30,6 +30,7 @@ pub async fn plan_show(ctx: &LocalContext, name: &str, namespace: &str) -> Resul
     let meta = match &backend {
         ObjectBackend::Local(b) => b.plan_meta(&key, &plan.id).await,
         ObjectBackend::S3(b) => b.plan_meta(&key, &plan.id).await,
+        ObjectBackend::Kubernetes(b) => b.plan_meta(&key, &plan.id).await,
     };
     let state = if plan.pending {
         "pending approval"
@@ -144,6 +145,7 @@ pub async fn unlock(ctx: &LocalContext, name: &str, namespace: &str, yes: bool) 
     let broken = match object_backend(ctx, &tf).await? {
         ObjectBackend::Local(b) => break_lock(&b, &key, name, yes).await?,
         ObjectBackend::S3(b) => break_lock(&b, &key, name, yes).await?,
+        ObjectBackend::Kubernetes(b) => break_lock(&b, &key, name, yes).await?,
     };
     let Some(held) = broken else { return Ok(()) };
     ctx.store

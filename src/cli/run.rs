@@ -250,6 +250,7 @@ async fn summary(ctx: &LocalContext) -> Result<()> {
 pub enum ObjectBackend {
     Local(crate::backend::LocalBackend),
     S3(crate::backend::S3Backend),
+    Kubernetes(crate::backend::SecretBackend),
 }
 
 pub async fn object_backend(ctx: &LocalContext, object: &Terraform) -> Result<ObjectBackend> {
@@ -261,5 +262,8 @@ pub async fn object_backend(ctx: &LocalContext, object: &Terraform) -> Result<Ob
         BackendSpec::Local { root } => ObjectBackend::Local(crate::backend::LocalBackend::new(root)),
         // Locks this process takes are not used: `unlock` only reads and breaks them.
         BackendSpec::S3(location) => ObjectBackend::S3(crate::backend::S3Backend::connect(&location, ctx.run_timeout).await),
+        BackendSpec::Kubernetes { namespace } => {
+            ObjectBackend::Kubernetes(crate::backend::SecretBackend::connect(namespace, ctx.run_timeout).await?)
+        }
     })
 }

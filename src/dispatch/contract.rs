@@ -53,6 +53,9 @@ pub enum BackendSpec {
     /// An S3 bucket (`spec.backendConfig.s3`). Credentials, when a Secret gave them, travel
     /// inside: the spec goes to the runner over its stdin only, and `Debug` redacts them.
     S3(crate::backend::S3Location),
+    /// Secrets (state, plans) and Leases (locks) in `namespace`, the Terraform object's own,
+    /// through the runner's Kubernetes credentials (no credentials travel in the spec).
+    Kubernetes { namespace: String },
 }
 
 impl BackendSpec {
@@ -61,13 +64,16 @@ impl BackendSpec {
         match self {
             BackendSpec::Local { .. } => format!("local/plans/{}/{}/{}/{id}.tfplan", object.kind, object.namespace, object.name),
             BackendSpec::S3(location) => location.url(&location.plan_key(object, id)),
+            BackendSpec::Kubernetes { namespace } => {
+                format!("secret/{namespace}/{}", crate::backend::kube::plan_meta_secret_name(object, id))
+            }
         }
     }
 
     /// Credential strings that must never appear in a message.
     pub fn secrets(&self) -> Vec<String> {
         match self {
-            BackendSpec::Local { .. } => Vec::new(),
+            BackendSpec::Local { .. } | BackendSpec::Kubernetes { .. } => Vec::new(),
             BackendSpec::S3(location) => location.connection.credentials.as_ref().map(|c| c.secrets()).unwrap_or_default(),
         }
     }

@@ -1,0 +1,483 @@
+//! The Kubernetes backend against a real kube-apiserver (the testkit's shared cluster, a
+//! namespace per test): state in a gzip Secret, Lease locks under contention and expiry,
+//! chunked plans and their digests, pruning, a client without rights, and the real
+//! `driftless-runner` planning and applying with real terraform.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::io::Read;
+use std::process::Stdio;
+use std::time::Duration;
+
+use driftless::backend::kube::{lock_lease_name, plan_chunk_secret_name, plan_meta_secret_name, state_secret_name};
+use driftless::backend::{BackendError, LockInfo, PlanMeta, PlanStore, SecretBackend, StateKey, StateStore, sha256_digest};
+use driftless::dispatch::{BackendSpec, ObjectKey, Operation, Outcome, RunResult, RunSpec, RunVariable};
+use k8s_openapi::ByteString;
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::{ListParams, PostParams};
+use testkit::TestNamespace;
+use tokio::io::AsyncWriteExt;
+
+const TTL: Duration = Duration::from_secs(600);
+
+fn object(namespace: &str, name: &str) -> ObjectKey {
+    ObjectKey { kind: "Terraform".into(), namespace: namespace.into(), name: name.into() }
+}
+
+fn state_key(namespace: &str, name: &str) -> StateKey {
+    StateKey { object: object(namespace, name), state_name: "default".into() }
+}
+
+fn lock_info(id: &str) -> LockInfo {
+    LockInfo {
+        id: id.into(),
+        operation: "OperationTypeApply".into(),
+        who: format!("runner-{id}"),
+        created: jiff::Timestamp::now().to_string(),
+        ..Default::default()
+    }
+}
+
+fn plan_meta(id: &str, plan: &[u8]) -> PlanMeta {
+    PlanMeta {
+        id: id.into(),
+        digest: sha256_digest(plan),
+        created_at: jiff::Timestamp::now().to_string(),
+        source_revision: "main@sha1:abc".into(),
+        rendering: format!("rendering of {id}"),
+        state_address: None,
+    }
+}
+
+/// A test namespace and a backend in it, or `None` when the control plane is not built.
+async fn setup(prefix: &str) -> Option<(TestNamespace, SecretBackend)> {
+    let cluster = testkit::shared_cluster_or_skip().await?;
+    let ns = cluster.namespace(prefix).await.unwrap();
+    let backend = SecretBackend::new(ns.client.clone(), ns.name.clone(), TTL);
+    Some((ns, backend))
+}
+
+fn gunzip(bytes: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    flate2::read::GzDecoder::new(bytes).read_to_end(&mut out).unwrap();
+    out
+}
+
+/// Bytes that do not compress, so a plan really spans several Secrets.
+fn noise(len: usize) -> Vec<u8> {
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn state_round_trips_gzip_compressed_in_one_labelled_secret() {
+    let Some((ns, b)) = setup("kube-state").await else { return };
+    let key = state_key(&ns.name, "app");
+    assert_eq!(b.get(&key).await.unwrap(), None, "no state yet");
+
+    let first = br#"{"version": 4, "serial": 1, "resources": []}"#.repeat(50);
+    b.put(&key, &first, None).await.unwrap();
+    assert_eq!(b.get(&key).await.unwrap().unwrap(), first);
+    let second = br#"{"version": 4, "serial": 2, "resources": [{"type": "null_resource"}]}"#.to_vec();
+    b.put(&key, &second, None).await.unwrap();
+    assert_eq!(b.get(&key).await.unwrap().unwrap(), second);
+
+    let secret = ns.api::<Secret>().get("tfstate-default-app").await.unwrap();
+    assert_eq!(state_secret_name(&key), "tfstate-default-app");
+    let data = secret.data.unwrap();
+    assert_eq!(data.keys().collect::<Vec<_>>(), vec!["tfstate"]);
+    let stored = &data["tfstate"].0;
+    assert_eq!(&stored[..2], &[0x1f, 0x8b], "gzip magic");
+    assert_eq!(gunzip(stored), second);
+    let labels = secret.metadata.labels.unwrap();
+    for (k, v) in [
+        ("app.kubernetes.io/managed-by", "driftless"),
+        ("driftless.dev/kind", "Terraform"),
+        ("driftless.dev/name", "app"),
+        ("driftless.dev/state", "default"),
+    ] {
+        assert_eq!(labels.get(k).map(String::as_str), Some(v), "label {k}");
+    }
+    let all = ns.api::<Secret>().list(&ListParams::default()).await.unwrap();
+    assert_eq!(all.items.iter().filter(|s| s.metadata.name.as_deref().unwrap_or("").starts_with("tfstate-")).count(), 1);
+
+    // A Secret that is not gzip is reported, never taken for an empty state.
+    let mut bad = ns.api::<Secret>().get("tfstate-default-app").await.unwrap();
+    bad.data = Some([("tfstate".to_string(), ByteString(b"plain".to_vec()))].into());
+    ns.api::<Secret>().replace("tfstate-default-app", &PostParams::default(), &bad).await.unwrap();
+    let err = b.get(&key).await.unwrap_err();
+    assert!(matches!(err, BackendError::Corrupt { .. }) && err.to_string().contains("gzip"), "{err}");
+
+    b.delete(&key).await.unwrap();
+    assert_eq!(b.get(&key).await.unwrap(), None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn of_eight_racing_lockers_exactly_one_wins_each_round() {
+    let Some(cluster) = testkit::shared_cluster_or_skip().await else { return };
+    let ns = cluster.namespace("kube-race").await.unwrap();
+    for round in 0..5 {
+        let key = state_key(&ns.name, &format!("race{round}"));
+        let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(8));
+        let mut tasks = Vec::new();
+        for i in 0..8 {
+            // One client each: eight independent runners.
+            let backend = SecretBackend::new(cluster.admin_client().unwrap(), ns.name.clone(), TTL);
+            let (key, barrier) = (key.clone(), barrier.clone());
+            tasks.push(tokio::spawn(async move {
+                barrier.wait().await;
+                (i, backend.lock(&key, &lock_info(&format!("r{i}"))).await)
+            }));
+        }
+        let mut winners = Vec::new();
+        let mut holders = Vec::new();
+        for t in tasks {
+            match t.await.unwrap() {
+                (i, Ok(())) => winners.push(i),
+                (_, Err(BackendError::Locked { holder, .. })) => holders.push(holder.id.clone()),
+                (_, Err(e)) => panic!("unexpected error: {e}"),
+            }
+        }
+        assert_eq!(winners.len(), 1, "round {round}: exactly one runner takes the lock: {winners:?}");
+        let winner = format!("r{}", winners[0]);
+        assert_eq!(holders.len(), 7);
+        assert!(holders.iter().all(|h| *h == winner), "round {round}: every loser is told the holder: {holders:?}");
+
+        let b = SecretBackend::new(ns.client.clone(), ns.name.clone(), TTL);
+        let lease = ns.api::<Lease>().get(&lock_lease_name(&key)).await.unwrap();
+        let spec = lease.spec.unwrap();
+        assert_eq!(spec.holder_identity.as_deref(), Some(winner.as_str()));
+        assert_eq!(spec.lease_duration_seconds, Some(600));
+        let annotated: LockInfo = serde_json::from_str(&lease.metadata.annotations.unwrap()["driftless.dev/lock-info"]).unwrap();
+        assert_eq!(annotated.who, format!("runner-{winner}"));
+
+        let loser = format!("r{}", (winners[0] + 1) % 8);
+        assert!(matches!(b.put(&key, b"{\"serial\":1}", Some(&loser)).await, Err(BackendError::LockMismatch { .. })));
+        b.put(&key, b"{\"serial\":2}", Some(&winner)).await.unwrap();
+        assert!(matches!(b.unlock(&key, &loser).await, Err(BackendError::LockMismatch { .. })), "a loser cannot release it");
+        b.unlock(&key, &winner).await.unwrap();
+        assert_eq!(b.get(&key).await.unwrap().unwrap(), b"{\"serial\":2}", "nothing lost");
+        assert!(b.lock_info(&key).await.unwrap().is_none());
+        assert!(ns.api::<Lease>().get_opt(&lock_lease_name(&key)).await.unwrap().is_none(), "the Lease is gone");
+    }
+}
+
+#[tokio::test]
+async fn an_expired_lease_is_taken_over_and_a_live_one_is_not() {
+    let Some((ns, live)) = setup("kube-expiry").await else { return };
+    let key = state_key(&ns.name, "app");
+    // A runner that died holding a lock with a short lifetime.
+    let dead = SecretBackend::new(ns.client.clone(), ns.name.clone(), Duration::from_secs(1));
+    dead.lock(&key, &lock_info("dead")).await.unwrap();
+    match live.lock(&key, &lock_info("early")).await {
+        Err(BackendError::Locked { holder, .. }) => {
+            assert_eq!((holder.id.as_str(), holder.who.as_str()), ("dead", "runner-dead"));
+            assert!(holder.expires.is_some());
+        }
+        other => panic!("not before it expires: {other:?}"),
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let held = live.lock_info(&key).await.unwrap().unwrap();
+    let expires: jiff::Timestamp = held.expires.as_deref().unwrap().parse().unwrap();
+    assert!(expires <= jiff::Timestamp::now(), "lock_info shows the expiry, so `driftless unlock` breaks it at once");
+
+    live.lock(&key, &lock_info("live")).await.expect("an expired lock is taken over");
+    assert_eq!(live.lock_info(&key).await.unwrap().unwrap().id, "live");
+    let spec = ns.api::<Lease>().get(&lock_lease_name(&key)).await.unwrap().spec.unwrap();
+    assert_eq!(spec.lease_transitions, Some(1));
+    assert_eq!(spec.lease_duration_seconds, Some(600));
+    assert!(matches!(dead.put(&key, b"{}", Some("dead")).await, Err(BackendError::LockMismatch { .. })), "the old holder cannot write");
+    assert!(matches!(dead.lock(&key, &lock_info("again")).await, Err(BackendError::Locked { .. })));
+}
+
+#[tokio::test]
+async fn a_put_with_a_wrong_lock_id_is_refused_and_force_unlock_returns_the_holder() {
+    let Some((ns, b)) = setup("kube-force").await else { return };
+    let key = state_key(&ns.name, "app");
+    b.put(&key, b"{\"serial\":1}", None).await.unwrap();
+    assert!(matches!(b.put(&key, b"{\"serial\":9}", Some("nobody")).await, Err(BackendError::LockMismatch { .. })), "no lock held");
+
+    b.lock(&key, &lock_info("stuck")).await.unwrap();
+    let err = b.put(&key, b"{\"serial\":9}", Some("other")).await.unwrap_err();
+    assert!(matches!(err, BackendError::LockMismatch { .. }), "{err}");
+    assert_eq!(b.get(&key).await.unwrap().unwrap(), b"{\"serial\":1}", "the refused write changed nothing");
+
+    let broken = b.force_unlock(&key).await.unwrap().expect("the broken lock");
+    assert_eq!((broken.id.as_str(), broken.who.as_str(), broken.operation.as_str()), ("stuck", "runner-stuck", "OperationTypeApply"));
+    assert!(b.lock_info(&key).await.unwrap().is_none());
+    assert_eq!(b.force_unlock(&key).await.unwrap(), None, "nothing left to break");
+    assert!(matches!(b.put(&key, b"{\"serial\":2}", Some("stuck")).await, Err(BackendError::LockMismatch { .. })));
+    b.lock(&key, &lock_info("next")).await.unwrap();
+    b.put(&key, b"{\"serial\":2}", Some("next")).await.unwrap();
+    b.unlock(&key, "next").await.unwrap();
+    assert_eq!(b.get(&key).await.unwrap().unwrap(), b"{\"serial\":2}");
+}
+
+#[tokio::test]
+async fn a_three_mib_plan_round_trips_in_chunks() {
+    let Some((ns, b)) = setup("kube-plan").await else { return };
+    let app = object(&ns.name, "app");
+    let plan = noise(3 * 1024 * 1024 + 17);
+    let meta = plan_meta("plan-abc1234-0123456789", &plan);
+    b.put_plan(&app, &meta, &plan).await.unwrap();
+
+    let (read_meta, bytes) = b.get_plan(&app, &meta.id).await.unwrap();
+    assert_eq!(read_meta, meta);
+    assert!(bytes == plan, "the plan comes back byte for byte");
+    assert_eq!(b.plan_meta(&app, &meta.id).await.unwrap(), Some(meta.clone()));
+    assert_eq!(b.plan_meta(&app, "plan-other-0000000000").await.unwrap(), None);
+    assert!(matches!(b.get_plan(&app, "plan-other-0000000000").await, Err(BackendError::PlanNotFound { .. })));
+
+    let secrets = ns.api::<Secret>().list(&ListParams::default().labels("driftless.dev/plan=plan-abc1234-0123456789")).await.unwrap();
+    let mut names: Vec<String> = secrets.items.iter().map(|s| s.metadata.name.clone().unwrap()).collect();
+    names.sort();
+    let meta_name = plan_meta_secret_name(&app, &meta.id);
+    let mut expected: Vec<String> = (0..7).map(|n| plan_chunk_secret_name(&app, &meta.id, n)).chain([meta_name.clone()]).collect();
+    expected.sort();
+    assert_eq!(names, expected, "seven chunks of at most 512 KiB and one meta");
+    for s in &secrets.items {
+        let size: usize = s.data.as_ref().unwrap().values().map(|v| v.0.len()).sum();
+        assert!(size <= 512 * 1024, "{:?} holds {size} bytes", s.metadata.name);
+    }
+    assert_eq!(
+        BackendSpec::Kubernetes { namespace: ns.name.clone() }.plan_location(&app, &meta.id),
+        format!("secret/{}/{meta_name}", ns.name)
+    );
+
+    // Stored again (same id, a smaller plan): the extra chunks go.
+    let small = b"small plan".to_vec();
+    b.put_plan(&app, &plan_meta(&meta.id, &small), &small).await.unwrap();
+    assert_eq!(b.get_plan(&app, &meta.id).await.unwrap().1, small);
+    let left = ns.api::<Secret>().list(&ListParams::default().labels("driftless.dev/plan=plan-abc1234-0123456789")).await.unwrap();
+    assert_eq!(left.items.len(), 2, "one chunk and the meta");
+}
+
+#[tokio::test]
+async fn a_tampered_or_missing_chunk_is_never_returned() {
+    let Some((ns, b)) = setup("kube-tamper").await else { return };
+    let app = object(&ns.name, "app");
+    let plan = noise(1024 * 1024 + 5);
+    let meta = plan_meta("plan-abc1234-1111111111", &plan);
+    b.put_plan(&app, &meta, &plan).await.unwrap();
+
+    // Someone with write access to Secrets changes one byte of the middle chunk.
+    let api = ns.api::<Secret>();
+    let name = plan_chunk_secret_name(&app, &meta.id, 1);
+    let mut chunk = api.get(&name).await.unwrap();
+    let data = chunk.data.as_mut().unwrap().get_mut("tfplan").unwrap();
+    data.0[10] ^= 0xff;
+    api.replace(&name, &PostParams::default(), &chunk).await.unwrap();
+    match b.get_plan(&app, &meta.id).await {
+        Err(BackendError::PlanDigestMismatch { expected, actual, .. }) => {
+            assert_eq!(expected, meta.digest);
+            assert_ne!(actual, meta.digest);
+        }
+        Err(e) => panic!("expected PlanDigestMismatch, got {e}"),
+        Ok(_) => panic!("a tampered plan was returned"),
+    }
+
+    // A chunk that is gone is corrupt data, also never returned.
+    api.delete(&plan_chunk_secret_name(&app, &meta.id, 2), &Default::default()).await.unwrap();
+    let err = b.get_plan(&app, &meta.id).await.unwrap_err();
+    assert!(matches!(err, BackendError::Corrupt { .. }) && err.is_integrity() && err.to_string().contains("chunk 2"), "{err}");
+}
+
+#[tokio::test]
+async fn prune_plans_removes_every_other_plan_of_that_object_only() {
+    let Some((ns, b)) = setup("kube-prune").await else { return };
+    let app = object(&ns.name, "app");
+    let other = object(&ns.name, "other");
+    let big = noise(600 * 1024);
+    for id in ["plan-a-0000000001", "plan-b-0000000002", "plan-c-0000000003"] {
+        b.put_plan(&app, &plan_meta(id, &big), &big).await.unwrap();
+    }
+    b.put_plan(&other, &plan_meta("plan-a-0000000001", b"x"), b"x").await.unwrap();
+    let key = state_key(&ns.name, "app");
+    b.put(&key, b"{}", None).await.unwrap();
+
+    b.prune_plans(&app, &["plan-b-0000000002"]).await.unwrap();
+    assert_eq!(b.get_plan(&app, "plan-b-0000000002").await.unwrap().1, big);
+    for gone in ["plan-a-0000000001", "plan-c-0000000003"] {
+        assert!(matches!(b.get_plan(&app, gone).await, Err(BackendError::PlanNotFound { .. })), "{gone}");
+    }
+    let names: Vec<String> =
+        ns.api::<Secret>().list(&ListParams::default()).await.unwrap().items.into_iter().filter_map(|s| s.metadata.name).collect();
+    assert!(!names.iter().any(|n| n.starts_with("tfplan-app-plan-a") || n.starts_with("tfplan-app-plan-c")), "{names:?}");
+    assert_eq!(b.get_plan(&other, "plan-a-0000000001").await.unwrap().1, b"x", "another object's plans stay");
+    assert_eq!(b.get(&key).await.unwrap().unwrap(), b"{}", "the state stays");
+
+    b.prune_plans(&app, &[]).await.unwrap();
+    assert!(matches!(b.get_plan(&app, "plan-b-0000000002").await, Err(BackendError::PlanNotFound { .. })));
+}
+
+#[tokio::test]
+async fn a_client_without_rights_gets_a_clear_forbidden_error() {
+    let Some(cluster) = testkit::shared_cluster_or_skip().await else { return };
+    let ns = cluster.namespace("kube-forbidden").await.unwrap();
+    let alice = SecretBackend::new(cluster.client_for("alice").unwrap(), ns.name.clone(), TTL);
+    let key = state_key(&ns.name, "app");
+    for err in [
+        alice.get(&key).await.unwrap_err(),
+        alice.lock(&key, &lock_info("a")).await.unwrap_err(),
+        alice.put_plan(&key.object, &plan_meta("plan-x-0000000000", b"p"), b"p").await.unwrap_err(),
+    ] {
+        assert!(matches!(err, BackendError::Forbidden { .. }), "{err}");
+        let text = err.to_string();
+        assert!(text.contains(&ns.name) && text.contains("driftless-runner") && text.contains("driftless install"), "{text}");
+    }
+    let text = alice.get(&key).await.unwrap_err().to_string();
+    assert!(text.contains("refused to get secrets"), "{text}");
+    let text = alice.lock(&key, &lock_info("a")).await.unwrap_err().to_string();
+    assert!(text.contains("refused to create leases.coordination.k8s.io"), "{text}");
+}
+
+#[tokio::test]
+async fn an_unreachable_api_server_is_reported_as_such() {
+    let Some(cluster) = testkit::shared_cluster_or_skip().await else { return };
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let access = cluster.access().with_server(format!("https://127.0.0.1:{closed}"));
+    let b = SecretBackend::new(access.admin_client().unwrap(), "default", TTL);
+    let err = b.get(&state_key("default", "app")).await.unwrap_err();
+    assert!(matches!(err, BackendError::Unreachable { .. }), "{err}");
+}
+
+/// A module of null resources only.
+const NULL_MODULE: &str = r#"
+terraform {
+  required_providers {
+    null = {
+      source  = "hashicorp/null"
+      version = "2.1.2"
+    }
+  }
+}
+
+variable "content" {
+  type = string
+}
+
+resource "null_resource" "first" {
+  triggers = {
+    content = var.content
+  }
+}
+
+resource "null_resource" "second" {
+  depends_on = [null_resource.first]
+}
+"#;
+
+/// Runs the real `driftless-runner` on `spec`, with `KUBECONFIG` pointing at `kubeconfig`.
+async fn run_runner(tools: &common::Tools, home: &std::path::Path, kubeconfig: &std::path::Path, spec: &RunSpec) -> RunResult {
+    let mut cmd = tokio::process::Command::new(&tools.runner);
+    cmd.env("KUBECONFIG", kubeconfig)
+        .env("HOME", home)
+        .env("TF_CLI_CONFIG_FILE", &tools.cli_config)
+        .env_remove("KUBERNETES_SERVICE_HOST")
+        .env_remove("KUBERNETES_SERVICE_PORT")
+        .env_remove("TF_LOG")
+        .env_remove("TF_PLUGIN_CACHE_DIR")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(&serde_json::to_vec(spec).unwrap()).await.unwrap();
+    drop(stdin);
+    let out = child.wait_with_output().await.unwrap();
+    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    // The target directory is shared: a runner built from a branch without this backend
+    // refuses the spec.
+    assert!(!stderr.contains("invalid RunSpec"), "rebuild driftless-runner (cargo build -p driftless-runner): {stderr}");
+    assert!(out.status.success(), "runner failed:\n{stdout}\n{stderr}");
+    serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}\n{stderr}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_real_runner_plans_and_applies_with_state_in_a_secret() {
+    let Some(tools) = common::Tools::find() else { return };
+    let Some(cluster) = testkit::shared_cluster_or_skip().await else { return };
+    let ns = cluster.namespace("kube-runner").await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (module, home, kubeconfig) = (dir.path().join("module"), dir.path().join("home"), dir.path().join("kubeconfig"));
+    std::fs::create_dir_all(&module).unwrap();
+    std::fs::create_dir_all(&home).unwrap();
+    std::fs::write(module.join("main.tf"), NULL_MODULE).unwrap();
+    cluster.access().write_kubeconfig(&kubeconfig, "admin").unwrap();
+    let artifacts = driftless::source::ArtifactStore::new(dir.path().join("artifacts"));
+    let artifact = artifacts.archive_dir("GitRepository", &ns.name, "app", &module, None).unwrap();
+
+    let app = object(&ns.name, "app");
+    let spec = |operation: Operation, plan: Option<&RunResult>| RunSpec {
+        operation,
+        object: app.clone(),
+        artifact_url: artifacts.file_url(&artifact.path).unwrap(),
+        artifact_digest: artifact.digest.clone(),
+        source_revision: "main@sha1:0123456789abcdef".into(),
+        path: "./".into(),
+        workspace: "default".into(),
+        state_name: "default".into(),
+        variables: vec![RunVariable { name: "content".into(), value: "hello".into(), sensitive: false }],
+        inputs_digest: "sha256:inputs".into(),
+        backend: BackendSpec::Kubernetes { namespace: ns.name.clone() },
+        custom_backend: None,
+        plan_id: plan.and_then(|p| p.plan_id.clone()),
+        plan_digest: plan.and_then(|p| p.plan_digest.clone()),
+        apply_after_plan: false,
+        approved_plan: None,
+        drift_ignore: Vec::new(),
+        render_plan: true,
+        terraform_path: Some(tools.terraform.clone()),
+        lock_holder: "kube-backend-test".into(),
+        timeout_seconds: 300,
+    };
+
+    let planned = run_runner(&tools, &home, &kubeconfig, &spec(Operation::Plan, None)).await;
+    assert_eq!(planned.outcome, Outcome::Planned, "{planned:?}");
+    let plan_id = planned.plan_id.clone().unwrap();
+    let b = SecretBackend::new(ns.client.clone(), ns.name.clone(), TTL);
+    let meta = b.plan_meta(&app, &plan_id).await.unwrap().expect("the plan is stored in Secrets");
+    assert_eq!(Some(&meta.digest), planned.plan_digest.as_ref());
+    assert!(meta.rendering.contains("null_resource.first"), "{}", meta.rendering);
+
+    let applied = run_runner(&tools, &home, &kubeconfig, &spec(Operation::Apply, Some(&planned))).await;
+    assert_eq!(applied.outcome, Outcome::Applied, "{applied:?}");
+
+    let secret = ns.api::<Secret>().get("tfstate-default-app").await.expect("the state Secret");
+    let state: serde_json::Value = serde_json::from_slice(&gunzip(&secret.data.unwrap()["tfstate"].0)).unwrap();
+    let names: Vec<&str> = state["resources"].as_array().unwrap().iter().map(|r| r["name"].as_str().unwrap()).collect();
+    assert_eq!(names, vec!["first", "second"], "{state}");
+    assert!(ns.api::<Lease>().get_opt("tflock-default-app").await.unwrap().is_none(), "the run released its lock");
+
+    let again = run_runner(&tools, &home, &kubeconfig, &spec(Operation::Plan, None)).await;
+    assert_eq!(again.outcome, Outcome::NoChanges, "the applied state is read back: {again:?}");
+
+    // A held Lease stops the run and names its holder (what `status.lock` shows).
+    let key = state_key(&ns.name, "app");
+    b.lock(&key, &lock_info("held")).await.unwrap();
+    let locked = run_runner(&tools, &home, &kubeconfig, &spec(Operation::Plan, None)).await;
+    let error = locked.error.expect("a lock error");
+    assert_eq!(error.kind, driftless::dispatch::RunErrorKind::StateLocked, "{}", error.message);
+    let holder = error.lock.expect("the holder");
+    assert_eq!((holder.id.as_str(), holder.who.as_str()), ("held", "runner-held"));
+    assert!(!holder.created.is_empty() && holder.expires.is_some(), "{holder:?}");
+    assert_eq!(b.force_unlock(&key).await.unwrap().map(|h| h.id), Some("held".into()));
+
+    // A runner that cannot reach the API server fails as a backend failure.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let down = dir.path().join("kubeconfig-down");
+    cluster.access().with_server(format!("https://127.0.0.1:{closed}")).write_kubeconfig(&down, "admin").unwrap();
+    let failed = run_runner(&tools, &home, &down, &spec(Operation::Plan, None)).await;
+    let error = failed.error.expect("an error");
+    assert_eq!((failed.outcome, error.kind), (Outcome::Failed, driftless::dispatch::RunErrorKind::Backend), "{}", error.message);
+    assert!(error.message.contains("cannot reach") && error.message.contains(&closed.to_string()), "{}", error.message);
+}
