@@ -1,8 +1,12 @@
 //! The `driftless` command line: one module per command group, the same verbs for a local
 //! store and (later) a cluster.
 
+mod check;
+pub mod cluster;
 mod crds;
+mod install;
 mod objects;
+mod rbac;
 mod review;
 mod run;
 
@@ -26,6 +30,8 @@ pub enum CliError {
     Reconcile(#[from] crate::context::ReconcileError),
     #[error("{path}: {reason}")]
     File { path: String, reason: String },
+    #[error(transparent)]
+    Cluster(#[from] cluster::ClusterError),
 }
 
 pub type Result<T, E = CliError> = std::result::Result<T, E>;
@@ -39,6 +45,12 @@ pub struct Cli {
     /// terraform binary the runners use (default: found on PATH).
     #[arg(long, global = true, env = "DRIFTLESS_TERRAFORM")]
     pub terraform: Option<PathBuf>,
+    /// kubeconfig of the cluster (default: KUBECONFIG, then ~/.kube/config, then in-cluster).
+    #[arg(long, global = true)]
+    pub kubeconfig: Option<PathBuf>,
+    /// kubeconfig context (default: its current context).
+    #[arg(long, global = true)]
+    pub context: Option<String>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -129,6 +141,10 @@ pub enum Command {
         #[arg(default_value = "crds")]
         dir: String,
     },
+    /// Install the controller, its RBAC and the CRDs on a cluster (or print them with --export).
+    Install(install::InstallArgs),
+    /// Check a cluster before install (--pre) or the installation after it.
+    Check(check::CheckArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -158,6 +174,11 @@ pub async fn execute(cli: Cli) -> Result<()> {
     if let Command::Crds { dir } = &cli.command {
         return crds::write(dir);
     }
+    match &cli.command {
+        Command::Install(args) => return install::run(args, cli.kubeconfig.as_deref(), cli.context.as_deref()).await,
+        Command::Check(args) => return check::run(args, cli.kubeconfig.as_deref(), cli.context.as_deref()).await,
+        _ => {}
+    }
     let Some(store_dir) = cli.store.clone() else {
         return Err(CliError::Usage(
             "no cluster support in this build yet: pass --store DIR (or set DRIFTLESS_STORE) to use a local store".into(),
@@ -179,7 +200,7 @@ pub async fn execute(cli: Cli) -> Result<()> {
         Command::Drift { command: DriftCommand::Show { name, namespace } } => review::drift_show(&ctx, &name, &namespace).await,
         Command::Unlock { name, namespace, yes } => review::unlock(&ctx, &name, &namespace, yes).await,
         Command::Events { kind, name } => review::events(&ctx, kind.as_deref(), name.as_deref()),
-        Command::Crds { .. } => Ok(()),
+        Command::Crds { .. } | Command::Install(_) | Command::Check(_) => Ok(()),
     }
 }
 
