@@ -54,10 +54,7 @@ pub struct ControllerArgs {
     pub identity: Option<String>,
 }
 
-pub async fn run(args: ControllerArgs, terraform: Option<PathBuf>) -> Result<()> {
-    let client = kube::Client::try_default()
-        .await
-        .map_err(|e| CliError::Usage(format!("no Kubernetes API to run against: {e}; set KUBECONFIG or run in a pod")))?;
+pub async fn run(args: ControllerArgs, client: kube::Client, terraform: Option<PathBuf>) -> Result<()> {
     let mut env = Vec::new();
     for pair in &args.runner_env {
         let Some((name, value)) = pair.split_once('=') else {

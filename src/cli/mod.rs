@@ -1,9 +1,13 @@
 //! The `driftless` command line: one module per command group, the same verbs for a local
 //! store and (later) a cluster.
 
+mod check;
+pub mod cluster;
 mod controller;
 mod crds;
+mod install;
 mod objects;
+mod rbac;
 mod review;
 mod run;
 
@@ -27,6 +31,8 @@ pub enum CliError {
     Reconcile(#[from] crate::context::ReconcileError),
     #[error("{path}: {reason}")]
     File { path: String, reason: String },
+    #[error(transparent)]
+    Cluster(#[from] cluster::ClusterError),
 }
 
 pub type Result<T, E = CliError> = std::result::Result<T, E>;
@@ -40,6 +46,12 @@ pub struct Cli {
     /// terraform binary the runners use (default: found on PATH).
     #[arg(long, global = true, env = "DRIFTLESS_TERRAFORM")]
     pub terraform: Option<PathBuf>,
+    /// kubeconfig of the cluster (default: KUBECONFIG, then ~/.kube/config, then in-cluster).
+    #[arg(long, global = true)]
+    pub kubeconfig: Option<PathBuf>,
+    /// kubeconfig context (default: its current context).
+    #[arg(long, global = true)]
+    pub context: Option<String>,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -132,6 +144,10 @@ pub enum Command {
         #[arg(default_value = "crds")]
         dir: String,
     },
+    /// Install the controller, its RBAC and the CRDs on a cluster (or print them with --export).
+    Install(install::InstallArgs),
+    /// Check a cluster before install (--pre) or the installation after it.
+    Check(check::CheckArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -161,8 +177,14 @@ pub async fn execute(cli: Cli) -> Result<()> {
     if let Command::Crds { dir } = &cli.command {
         return crds::write(dir);
     }
+    match &cli.command {
+        Command::Install(args) => return install::run(args, cli.kubeconfig.as_deref(), cli.context.as_deref()).await,
+        Command::Check(args) => return check::run(args, cli.kubeconfig.as_deref(), cli.context.as_deref()).await,
+        _ => {}
+    }
     if let Command::Controller(args) = cli.command {
-        return controller::run(*args, cli.terraform).await;
+        let client = cluster::client(cli.kubeconfig.as_deref(), cli.context.as_deref()).await?;
+        return controller::run(*args, client, cli.terraform).await;
     }
     let Some(store_dir) = cli.store.clone() else {
         return Err(CliError::Usage(
@@ -185,7 +207,7 @@ pub async fn execute(cli: Cli) -> Result<()> {
         Command::Drift { command: DriftCommand::Show { name, namespace } } => review::drift_show(&ctx, &name, &namespace).await,
         Command::Unlock { name, namespace, yes } => review::unlock(&ctx, &name, &namespace, yes).await,
         Command::Events { kind, name } => review::events(&ctx, kind.as_deref(), name.as_deref()),
-        Command::Crds { .. } | Command::Controller(_) => Ok(()),
+        Command::Crds { .. } | Command::Install(_) | Command::Check(_) | Command::Controller(_) => Ok(()),
     }
 }
 

@@ -1,0 +1,467 @@
+//! `driftless install [--export]`: the controller's manifests as typed objects (plus the
+//! CRDs), printed as YAML for GitOps/kubectl or server-side applied to a cluster.
+//!
+//! The objects are built here, not kept as YAML templates, so the compiler checks their
+//! shape and `check` can derive what to look for from the same code (see [`super::rbac`]).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+use k8s_openapi::api::apps::v1::{Deployment, DeploymentSpec};
+use k8s_openapi::api::core::v1::{
+    Capabilities, Container, ContainerPort, EmptyDirVolumeSource, EnvVar, EnvVarSource, HTTPGetAction, Namespace, ObjectFieldSelector,
+    PodSecurityContext, PodSpec, PodTemplateSpec, Probe, ResourceRequirements, SeccompProfile, SecurityContext, Service, ServiceAccount,
+    ServicePort, ServiceSpec, Volume, VolumeMount,
+};
+use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding, RoleRef, Subject};
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use kube::api::{ApiResource, DynamicObject, Patch, PatchParams};
+use kube::runtime::wait::{await_condition, conditions};
+use kube::{Api, Client, Resource};
+use serde::Serialize;
+
+use super::cluster::{self, ClusterError};
+use super::rbac;
+
+/// The controller's and its objects' name (Deployment, ServiceAccount, ClusterRole...).
+pub const CONTROLLER: &str = "driftless-controller";
+/// The runner pods' ServiceAccount and ClusterRole.
+pub const RUNNER: &str = "driftless-runner";
+/// The namespaced Role (and binding) for the leader-election Lease.
+pub const LEADER_ELECTION: &str = "driftless-leader-election";
+/// The Service runner pods fetch artifacts from.
+pub const ARTIFACTS_SERVICE: &str = "driftless-artifacts";
+/// Field manager of every server-side apply by `install`.
+pub const FIELD_MANAGER: &str = "driftless";
+/// The label that selects the controller's pods (Deployment selector and Service).
+pub const NAME_LABEL: (&str, &str) = ("app.kubernetes.io/name", "driftless");
+
+const DEFAULT_IMAGE: &str = concat!("driftless:", env!("CARGO_PKG_VERSION"));
+const METRICS_PORT: i32 = 8080;
+const ARTIFACTS_PORT: i32 = 9090;
+/// Non-root user of the images (see the Dockerfile's `USER`).
+const RUN_AS: i64 = 65532;
+/// How long `install` waits for the API server to serve the CRDs.
+const ESTABLISHED_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Where driftless lives: shared by `install` and `check`, which must agree.
+#[derive(clap::Args, Debug, Clone)]
+pub struct Placement {
+    /// Namespace of the controller (created by install).
+    #[arg(short = 'n', long, default_value = "driftless-system")]
+    pub namespace: String,
+    /// Namespaces where runner pods run, comma separated; each gets the driftless-runner
+    /// ServiceAccount and RoleBinding. They must exist already.
+    #[arg(long, value_delimiter = ',', default_value = "default")]
+    pub runner_namespaces: Vec<String>,
+}
+
+impl Placement {
+    /// The namespaces, checked (DNS labels) and with duplicates and empty items removed.
+    ///
+    /// # Errors
+    /// A name the API server would refuse, said before anything is applied.
+    pub fn validated(&self) -> Result<Placement, super::CliError> {
+        let check = |name: &str| {
+            let ok = !name.is_empty()
+                && name.len() <= 63
+                && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                && !name.starts_with('-')
+                && !name.ends_with('-');
+            if ok {
+                Ok(())
+            } else {
+                Err(super::CliError::Usage(format!("{name:?} is not a valid namespace name (lowercase letters, digits, '-')")))
+            }
+        };
+        check(&self.namespace)?;
+        let mut runner_namespaces: Vec<String> = Vec::new();
+        for name in self.runner_namespaces.iter().map(|n| n.trim()).filter(|n| !n.is_empty()) {
+            check(name)?;
+            if !runner_namespaces.iter().any(|n| n == name) {
+                runner_namespaces.push(name.to_owned());
+            }
+        }
+        Ok(Placement { namespace: self.namespace.clone(), runner_namespaces })
+    }
+}
+
+#[derive(clap::Args, Debug)]
+pub struct InstallArgs {
+    #[command(flatten)]
+    pub placement: Placement,
+    /// Print the manifests as multi-document YAML (for GitOps or `kubectl apply -f -`)
+    /// instead of applying them.
+    #[arg(long)]
+    pub export: bool,
+    /// Image of the controller, also used for runner pods.
+    #[arg(long, default_value = DEFAULT_IMAGE)]
+    pub image: String,
+    /// Controller replicas (one leads, the others wait on the Lease).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(i32).range(0..))]
+    pub replicas: i32,
+}
+
+/// One object to install, type-erased so that one loop can print or apply every kind.
+#[derive(Debug, Clone)]
+pub struct Manifest {
+    pub resource: ApiResource,
+    pub object: DynamicObject,
+}
+
+impl Manifest {
+    fn of<K: Resource<DynamicType = ()> + Serialize>(object: &K) -> Result<Self, ClusterError> {
+        let resource = ApiResource::erase::<K>(&());
+        let what = format!("{} {}", resource.kind, object.meta().name.as_deref().unwrap_or_default());
+        let render = |e: serde_json::Error| ClusterError::Render { what: what.clone(), reason: e.to_string() };
+        let object = serde_json::to_value(object).and_then(serde_json::from_value).map_err(render)?;
+        Ok(Self { resource, object })
+    }
+
+    /// `Kind namespace/name` or `Kind name`, for progress and errors.
+    pub fn describe(&self) -> String {
+        let name = self.object.metadata.name.as_deref().unwrap_or_default();
+        match &self.object.metadata.namespace {
+            Some(ns) => format!("{} {ns}/{name}", self.resource.kind),
+            None => format!("{} {name}", self.resource.kind),
+        }
+    }
+}
+
+/// Every object of an installation, in apply order: CRDs, the namespace, then what lives
+/// in it and the cluster-wide RBAC, the runner namespaces' objects, the workload last.
+///
+/// # Errors
+/// Only if an object cannot be rendered (a bug).
+pub fn manifests(placement: &Placement, image: &str, replicas: i32) -> Result<Vec<Manifest>, ClusterError> {
+    let ns = placement.namespace.as_str();
+    let mut out = Vec::new();
+    for crd in crate::api::crds() {
+        out.push(Manifest::of::<CustomResourceDefinition>(&crd)?);
+    }
+    out.push(Manifest::of(&namespace(ns))?);
+    out.push(Manifest::of(&ServiceAccount { metadata: meta(CONTROLLER, Some(ns)), ..ServiceAccount::default() })?);
+    out.push(Manifest::of(&ClusterRole {
+        metadata: meta(CONTROLLER, None),
+        rules: Some(rbac::policy_rules(rbac::CONTROLLER)),
+        ..ClusterRole::default()
+    })?);
+    out.push(Manifest::of(&ClusterRoleBinding {
+        metadata: meta(CONTROLLER, None),
+        role_ref: role_ref("ClusterRole", CONTROLLER),
+        subjects: Some(vec![service_account_subject(CONTROLLER, ns)]),
+    })?);
+    out.push(Manifest::of(&Role { metadata: meta(LEADER_ELECTION, Some(ns)), rules: Some(rbac::policy_rules(rbac::LEADER_ELECTION)) })?);
+    out.push(Manifest::of(&RoleBinding {
+        metadata: meta(LEADER_ELECTION, Some(ns)),
+        role_ref: role_ref("Role", LEADER_ELECTION),
+        subjects: Some(vec![service_account_subject(CONTROLLER, ns)]),
+    })?);
+    out.push(Manifest::of(&ClusterRole {
+        metadata: meta(RUNNER, None),
+        rules: Some(rbac::policy_rules(rbac::RUNNER)),
+        ..ClusterRole::default()
+    })?);
+    for runner_ns in &placement.runner_namespaces {
+        out.push(Manifest::of(&ServiceAccount { metadata: meta(RUNNER, Some(runner_ns)), ..ServiceAccount::default() })?);
+        out.push(Manifest::of(&RoleBinding {
+            metadata: meta(RUNNER, Some(runner_ns)),
+            role_ref: role_ref("ClusterRole", RUNNER),
+            subjects: Some(vec![service_account_subject(RUNNER, runner_ns)]),
+        })?);
+    }
+    out.push(Manifest::of(&artifacts_service(ns))?);
+    out.push(Manifest::of(&deployment(ns, image, replicas))?);
+    Ok(out)
+}
+
+/// The manifests as one multi-document YAML stream.
+///
+/// # Errors
+/// Only if an object cannot be rendered (a bug).
+pub fn to_yaml(manifests: &[Manifest]) -> Result<String, ClusterError> {
+    let mut out = String::new();
+    for m in manifests {
+        let yaml = serde_yaml::to_string(&m.object).map_err(|e| ClusterError::Render { what: m.describe(), reason: e.to_string() })?;
+        out.push_str("---\n");
+        out.push_str(&yaml);
+    }
+    Ok(out)
+}
+
+/// `driftless install`: export, or apply and wait for the CRDs.
+pub async fn run(args: &InstallArgs, kubeconfig: Option<&Path>, context: Option<&str>) -> super::Result<()> {
+    let placement = args.placement.validated()?;
+    let manifests = manifests(&placement, &args.image, args.replicas)?;
+    if args.export {
+        print!("{}", to_yaml(&manifests)?);
+        return Ok(());
+    }
+    let client = cluster::client(kubeconfig, context).await?;
+    require_runner_namespaces(&client, &placement).await?;
+    for m in &manifests {
+        apply(&client, m).await?;
+        println!("applied {}", m.describe());
+    }
+    wait_established(&client, ESTABLISHED_TIMEOUT).await?;
+    println!("driftless installed in namespace {}; run `driftless check` to verify", placement.namespace);
+    Ok(())
+}
+
+/// Runner namespaces belong to their users: install adds objects to them but never creates
+/// (and so never owns) them, or `kubectl delete -f` of an export would delete them.
+async fn require_runner_namespaces(client: &Client, placement: &Placement) -> Result<(), ClusterError> {
+    let api: Api<Namespace> = Api::all(client.clone());
+    for name in placement.runner_namespaces.iter().filter(|n| **n != placement.namespace) {
+        let found = api.get_opt(name).await.map_err(|e| ClusterError::api(format!("reading namespace {name}"), e))?;
+        if found.is_none() {
+            return Err(ClusterError::MissingRunnerNamespace(name.clone()));
+        }
+    }
+    Ok(())
+}
+
+/// Server-side apply with `force`: install owns these fields; a hand edit is overwritten,
+/// which is what re-running install is for.
+async fn apply(client: &Client, manifest: &Manifest) -> Result<(), ClusterError> {
+    let api: Api<DynamicObject> = match &manifest.object.metadata.namespace {
+        Some(ns) => Api::namespaced_with(client.clone(), ns, &manifest.resource),
+        None => Api::all_with(client.clone(), &manifest.resource),
+    };
+    let name = manifest.object.metadata.name.as_deref().unwrap_or_default();
+    let params = PatchParams::apply(FIELD_MANAGER).force();
+    api.patch(name, &params, &Patch::Apply(&manifest.object))
+        .await
+        .map_err(|e| ClusterError::api(format!("applying {}", manifest.describe()), e))?;
+    Ok(())
+}
+
+/// Waits until the API server serves every driftless CRD, so objects can be applied right
+/// after install returns.
+async fn wait_established(client: &Client, timeout: Duration) -> Result<(), ClusterError> {
+    let api: Api<CustomResourceDefinition> = Api::all(client.clone());
+    for crd in crate::api::crds() {
+        let name = crd.metadata.name.unwrap_or_default();
+        match tokio::time::timeout(timeout, await_condition(api.clone(), &name, conditions::is_crd_established())).await {
+            Ok(Ok(_)) => {}
+            Ok(Err(e)) => return Err(ClusterError::Timeout(format!("waiting for CRD {name} to be Established: {e}"))),
+            Err(_) => return Err(ClusterError::Timeout(format!("CRD {name} is not Established after {}s", timeout.as_secs()))),
+        }
+    }
+    Ok(())
+}
+
+fn labels(extra: &[(&str, &str)]) -> BTreeMap<String, String> {
+    let mut labels: BTreeMap<String, String> =
+        [("app.kubernetes.io/part-of", "driftless"), ("app.kubernetes.io/managed-by", FIELD_MANAGER)]
+            .into_iter()
+            .chain(extra.iter().copied())
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect();
+    labels.insert("app.kubernetes.io/version".into(), env!("CARGO_PKG_VERSION").into());
+    labels
+}
+
+fn meta(name: &str, namespace: Option<&str>) -> ObjectMeta {
+    ObjectMeta { name: Some(name.to_owned()), namespace: namespace.map(str::to_owned), labels: Some(labels(&[])), ..ObjectMeta::default() }
+}
+
+/// The controller's namespace enforces the `restricted` Pod Security Standard: the
+/// controller meets it, and nothing else should run there.
+fn namespace(name: &str) -> Namespace {
+    let mut metadata = meta(name, None);
+    let labels = metadata.labels.get_or_insert_with(BTreeMap::new);
+    for (key, value) in [("pod-security.kubernetes.io/enforce", "restricted"), ("pod-security.kubernetes.io/enforce-version", "latest")] {
+        labels.insert(key.into(), value.into());
+    }
+    Namespace { metadata, ..Namespace::default() }
+}
+
+fn role_ref(kind: &str, name: &str) -> RoleRef {
+    RoleRef { api_group: Some("rbac.authorization.k8s.io".into()), kind: kind.into(), name: name.into() }
+}
+
+fn service_account_subject(name: &str, namespace: &str) -> Subject {
+    Subject { kind: "ServiceAccount".into(), name: name.into(), namespace: Some(namespace.into()), ..Subject::default() }
+}
+
+fn selector_labels() -> BTreeMap<String, String> {
+    BTreeMap::from([(NAME_LABEL.0.to_owned(), NAME_LABEL.1.to_owned())])
+}
+
+/// Runner pods fetch artifacts by URL from the controller through this Service.
+fn artifacts_service(ns: &str) -> Service {
+    Service {
+        metadata: meta(ARTIFACTS_SERVICE, Some(ns)),
+        spec: Some(ServiceSpec {
+            selector: Some(selector_labels()),
+            ports: Some(vec![ServicePort {
+                name: Some("http-artifacts".into()),
+                port: ARTIFACTS_PORT,
+                target_port: Some(IntOrString::String("http-artifacts".into())),
+                protocol: Some("TCP".into()),
+                ..ServicePort::default()
+            }]),
+            ..ServiceSpec::default()
+        }),
+        ..Service::default()
+    }
+}
+
+fn deployment(ns: &str, image: &str, replicas: i32) -> Deployment {
+    let pod_labels = labels(&[NAME_LABEL]);
+    Deployment {
+        metadata: ObjectMeta { labels: Some(pod_labels.clone()), ..meta(CONTROLLER, Some(ns)) },
+        spec: DeploymentSpec {
+            replicas: Some(replicas),
+            selector: LabelSelector { match_labels: Some(selector_labels()), ..LabelSelector::default() },
+            template: PodTemplateSpec {
+                metadata: Some(ObjectMeta { labels: Some(pod_labels), ..ObjectMeta::default() }),
+                spec: Some(PodSpec {
+                    service_account_name: Some(CONTROLLER.into()),
+                    // Graceful shutdown releases the state locks and the leader Lease.
+                    termination_grace_period_seconds: Some(60),
+                    security_context: Some(PodSecurityContext {
+                        run_as_non_root: Some(true),
+                        run_as_user: Some(RUN_AS),
+                        run_as_group: Some(RUN_AS),
+                        fs_group: Some(RUN_AS),
+                        seccomp_profile: Some(runtime_default_seccomp()),
+                        ..PodSecurityContext::default()
+                    }),
+                    containers: vec![manager_container(ns, image)],
+                    volumes: Some(vec![empty_dir("data"), empty_dir("tmp")]),
+                    ..PodSpec::default()
+                }),
+            },
+            ..DeploymentSpec::default()
+        },
+        ..Deployment::default()
+    }
+}
+
+fn manager_container(ns: &str, image: &str) -> Container {
+    let args = [
+        "controller".to_owned(),
+        "--concurrent=4".to_owned(),
+        format!("--metrics-addr=0.0.0.0:{METRICS_PORT}"),
+        format!("--artifact-addr=0.0.0.0:{ARTIFACTS_PORT}"),
+        format!("--artifact-url=http://{ARTIFACTS_SERVICE}.{ns}.svc.cluster.local:{ARTIFACTS_PORT}"),
+        "--storage-path=/data".to_owned(),
+        format!("--runner-image={image}"),
+        format!("--leader-election-namespace={ns}"),
+    ];
+    let quantities = |cpu: &str, memory: &str| {
+        BTreeMap::from([("cpu".to_owned(), Quantity(cpu.into())), ("memory".to_owned(), Quantity(memory.into()))])
+    };
+    Container {
+        name: "manager".into(),
+        image: Some(image.into()),
+        args: Some(args.into()),
+        env: Some(vec![field_env("POD_NAME", "metadata.name"), field_env("POD_NAMESPACE", "metadata.namespace")]),
+        ports: Some(vec![port("http-metrics", METRICS_PORT), port("http-artifacts", ARTIFACTS_PORT)]),
+        liveness_probe: Some(http_probe("/healthz")),
+        readiness_probe: Some(http_probe("/readyz")),
+        resources: Some(ResourceRequirements {
+            requests: Some(quantities("100m", "128Mi")),
+            limits: Some(quantities("1", "512Mi")),
+            ..ResourceRequirements::default()
+        }),
+        security_context: Some(SecurityContext {
+            run_as_non_root: Some(true),
+            run_as_user: Some(RUN_AS),
+            read_only_root_filesystem: Some(true),
+            allow_privilege_escalation: Some(false),
+            capabilities: Some(Capabilities { drop: Some(vec!["ALL".into()]), ..Capabilities::default() }),
+            seccomp_profile: Some(runtime_default_seccomp()),
+            ..SecurityContext::default()
+        }),
+        volume_mounts: Some(vec![
+            VolumeMount { name: "data".into(), mount_path: "/data".into(), ..VolumeMount::default() },
+            VolumeMount { name: "tmp".into(), mount_path: "/tmp".into(), ..VolumeMount::default() },
+        ]),
+        ..Container::default()
+    }
+}
+
+fn runtime_default_seccomp() -> SeccompProfile {
+    SeccompProfile { type_: "RuntimeDefault".into(), ..SeccompProfile::default() }
+}
+
+fn field_env(name: &str, field_path: &str) -> EnvVar {
+    EnvVar {
+        name: name.into(),
+        value_from: Some(EnvVarSource {
+            field_ref: Some(ObjectFieldSelector { field_path: field_path.into(), ..ObjectFieldSelector::default() }),
+            ..EnvVarSource::default()
+        }),
+        ..EnvVar::default()
+    }
+}
+
+fn port(name: &str, port: i32) -> ContainerPort {
+    ContainerPort { name: Some(name.into()), container_port: port, protocol: Some("TCP".into()), ..ContainerPort::default() }
+}
+
+fn http_probe(path: &str) -> Probe {
+    Probe {
+        http_get: Some(HTTPGetAction {
+            path: Some(path.into()),
+            port: IntOrString::String("http-metrics".into()),
+            ..HTTPGetAction::default()
+        }),
+        period_seconds: Some(10),
+        ..Probe::default()
+    }
+}
+
+fn empty_dir(name: &str) -> Volume {
+    Volume { name: name.into(), empty_dir: Some(EmptyDirVolumeSource::default()), ..Volume::default() }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn placement(runner_namespaces: &[&str]) -> Placement {
+        Placement { namespace: "driftless-system".into(), runner_namespaces: runner_namespaces.iter().map(|s| (*s).to_owned()).collect() }
+    }
+
+    #[test]
+    fn the_deployment_selects_its_own_pods_and_the_service_selects_them_too() {
+        let d = deployment("ns", "img:1", 2);
+        let spec = d.spec;
+        let selector = spec.selector.match_labels.unwrap();
+        let pod_labels = spec.template.metadata.unwrap().labels.unwrap();
+        assert!(selector.iter().all(|(k, v)| pod_labels.get(k) == Some(v)));
+        let service = artifacts_service("ns").spec.unwrap().selector.unwrap();
+        assert_eq!(service, selector);
+        let args = spec.template.spec.unwrap().containers[0].args.clone().unwrap();
+        assert!(args.contains(&"--artifact-url=http://driftless-artifacts.ns.svc.cluster.local:9090".to_owned()));
+        assert!(args.contains(&"--runner-image=img:1".to_owned()));
+    }
+
+    #[test]
+    fn every_runner_namespace_gets_a_service_account_and_a_role_binding() {
+        let all = manifests(&placement(&["a", "b"]), "img", 1).unwrap();
+        for ns in ["a", "b"] {
+            for kind in ["ServiceAccount", "RoleBinding"] {
+                assert!(all.iter().any(|m| m.describe() == format!("{kind} {ns}/{RUNNER}")), "{kind} in {ns}");
+            }
+        }
+        let yaml = to_yaml(&all).unwrap();
+        assert_eq!(yaml.matches("---\n").count(), all.len());
+    }
+
+    #[test]
+    fn namespaces_are_validated_and_deduplicated() {
+        let ok = placement(&["a", " a", "", "b"]).validated().unwrap();
+        assert_eq!(ok.runner_namespaces, ["a", "b"]);
+        assert!(placement(&["Bad_Name"]).validated().is_err());
+        assert!(Placement { namespace: "-x".into(), runner_namespaces: vec![] }.validated().is_err());
+    }
+}
