@@ -77,8 +77,12 @@ async fn plan_waits_for_approval_by_annotation_then_applies_and_corrects_drift_o
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     loop {
         let pods = k.list("Pod").await;
-        let run_secrets: Vec<Value> =
-            k.list("Secret").await.into_iter().filter(|s| s["metadata"]["name"].as_str().unwrap_or_default().contains("-runspec")).collect();
+        let run_secrets: Vec<Value> = k
+            .list("Secret")
+            .await
+            .into_iter()
+            .filter(|s| s["metadata"]["name"].as_str().unwrap_or_default().contains("-runspec"))
+            .collect();
         if pods.is_empty() && run_secrets.is_empty() {
             break;
         }

@@ -26,7 +26,7 @@ pub struct ControllerArgs {
     #[arg(long, default_value = "/data")]
     pub storage_path: PathBuf,
     /// Image of runner pods (driftless-runner and terraform).
-    #[arg(long, default_value = concat!("driftless:", env!("CARGO_PKG_VERSION")))]
+    #[arg(long, default_value = concat!("driftless-runner:", env!("CARGO_PKG_VERSION")))]
     pub runner_image: String,
     /// The runner's command in that image.
     #[arg(long, default_value = "driftless-runner")]
@@ -90,6 +90,7 @@ pub async fn run(args: ControllerArgs, client: kube::Client, terraform: Option<P
             _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {},
         }
     };
-    let backend = BackendSpec::Local { root: PathBuf::from("/tmp/driftless-backend-TEMP") };
+    // State and plans in Secrets of each object's own namespace (`resolve_backend` fills it in).
+    let backend = BackendSpec::Kubernetes { namespace: String::new() };
     crate::controller::run(client, options, backend, shutdown).await.map_err(|e| CliError::Usage(e.to_string()))
 }

@@ -98,9 +98,13 @@ pub struct InstallArgs {
     /// instead of applying them.
     #[arg(long)]
     pub export: bool,
-    /// Image of the controller, also used for runner pods.
+    /// Image of the controller (the Dockerfile's `controller` target).
     #[arg(long, default_value = DEFAULT_IMAGE)]
     pub image: String,
+    /// Image of runner pods, with driftless-runner and terraform (the Dockerfile's `runner`
+    /// target); default: the controller image's repository with `-runner` appended.
+    #[arg(long)]
+    pub runner_image: Option<String>,
     /// Controller replicas (one leads, the others wait on the Lease).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(i32).range(0..))]
     pub replicas: i32,
@@ -137,7 +141,19 @@ impl Manifest {
 ///
 /// # Errors
 /// Only if an object cannot be rendered (a bug).
-pub fn manifests(placement: &Placement, image: &str, replicas: i32) -> Result<Vec<Manifest>, ClusterError> {
+/// `repo:tag` -> `repo-runner:tag`: the runner image built beside the controller image.
+pub fn runner_image_for(image: &str) -> String {
+    let (repo, tag) = match image.rsplit_once(':').filter(|(_, t)| !t.contains('/')) {
+        Some((repo, tag)) => (repo, Some(tag)),
+        None => (image, None),
+    };
+    match tag {
+        Some(tag) => format!("{repo}-runner:{tag}"),
+        None => format!("{repo}-runner"),
+    }
+}
+
+pub fn manifests(placement: &Placement, image: &str, runner_image: &str, replicas: i32) -> Result<Vec<Manifest>, ClusterError> {
     let ns = placement.namespace.as_str();
     let mut out = Vec::new();
     for crd in crate::api::crds() {
@@ -175,7 +191,7 @@ pub fn manifests(placement: &Placement, image: &str, replicas: i32) -> Result<Ve
         })?);
     }
     out.push(Manifest::of(&artifacts_service(ns))?);
-    out.push(Manifest::of(&deployment(ns, image, replicas))?);
+    out.push(Manifest::of(&deployment(ns, image, runner_image, replicas))?);
     Ok(out)
 }
 
@@ -196,7 +212,8 @@ pub fn to_yaml(manifests: &[Manifest]) -> Result<String, ClusterError> {
 /// `driftless install`: export, or apply and wait for the CRDs.
 pub async fn run(args: &InstallArgs, kubeconfig: Option<&Path>, context: Option<&str>) -> super::Result<()> {
     let placement = args.placement.validated()?;
-    let manifests = manifests(&placement, &args.image, args.replicas)?;
+    let runner_image = args.runner_image.clone().unwrap_or_else(|| runner_image_for(&args.image));
+    let manifests = manifests(&placement, &args.image, &runner_image, args.replicas)?;
     if args.export {
         print!("{}", to_yaml(&manifests)?);
         return Ok(());
@@ -312,7 +329,7 @@ fn artifacts_service(ns: &str) -> Service {
     }
 }
 
-fn deployment(ns: &str, image: &str, replicas: i32) -> Deployment {
+fn deployment(ns: &str, image: &str, runner_image: &str, replicas: i32) -> Deployment {
     let pod_labels = labels(&[NAME_LABEL]);
     Deployment {
         metadata: ObjectMeta { labels: Some(pod_labels.clone()), ..meta(CONTROLLER, Some(ns)) },
@@ -333,7 +350,7 @@ fn deployment(ns: &str, image: &str, replicas: i32) -> Deployment {
                         seccomp_profile: Some(runtime_default_seccomp()),
                         ..PodSecurityContext::default()
                     }),
-                    containers: vec![manager_container(ns, image)],
+                    containers: vec![manager_container(ns, image, runner_image)],
                     volumes: Some(vec![empty_dir("data"), empty_dir("tmp")]),
                     ..PodSpec::default()
                 }),
@@ -344,7 +361,7 @@ fn deployment(ns: &str, image: &str, replicas: i32) -> Deployment {
     }
 }
 
-fn manager_container(ns: &str, image: &str) -> Container {
+fn manager_container(ns: &str, image: &str, runner_image: &str) -> Container {
     let args = [
         "controller".to_owned(),
         "--concurrent=4".to_owned(),
@@ -352,7 +369,7 @@ fn manager_container(ns: &str, image: &str) -> Container {
         format!("--artifact-addr=0.0.0.0:{ARTIFACTS_PORT}"),
         format!("--artifact-url=http://{ARTIFACTS_SERVICE}.{ns}.svc.cluster.local:{ARTIFACTS_PORT}"),
         "--storage-path=/data".to_owned(),
-        format!("--runner-image={image}"),
+        format!("--runner-image={runner_image}"),
         format!("--leader-election-namespace={ns}"),
     ];
     let quantities = |cpu: &str, memory: &str| {
@@ -433,7 +450,7 @@ mod tests {
 
     #[test]
     fn the_deployment_selects_its_own_pods_and_the_service_selects_them_too() {
-        let d = deployment("ns", "img:1", 2);
+        let d = deployment("ns", "img:1", "img-runner:1", 2);
         let spec = d.spec;
         let selector = spec.selector.match_labels.unwrap();
         let pod_labels = spec.template.metadata.unwrap().labels.unwrap();
@@ -442,12 +459,14 @@ mod tests {
         assert_eq!(service, selector);
         let args = spec.template.spec.unwrap().containers[0].args.clone().unwrap();
         assert!(args.contains(&"--artifact-url=http://driftless-artifacts.ns.svc.cluster.local:9090".to_owned()));
-        assert!(args.contains(&"--runner-image=img:1".to_owned()));
+        assert!(args.contains(&"--runner-image=img-runner:1".to_owned()));
+        assert_eq!(runner_image_for("driftless:0.1.0"), "driftless-runner:0.1.0");
+        assert_eq!(runner_image_for("registry.local:5000/driftless"), "registry.local:5000/driftless-runner");
     }
 
     #[test]
     fn every_runner_namespace_gets_a_service_account_and_a_role_binding() {
-        let all = manifests(&placement(&["a", "b"]), "img", 1).unwrap();
+        let all = manifests(&placement(&["a", "b"]), "img", "img-runner", 1).unwrap();
         for ns in ["a", "b"] {
             for kind in ["ServiceAccount", "RoleBinding"] {
                 assert!(all.iter().any(|m| m.describe() == format!("{kind} {ns}/{RUNNER}")), "{kind} in {ns}");

@@ -18,7 +18,10 @@ use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use tracing::{Instrument, info, info_span, warn};
 
-use crate::api::{Bucket, GitRepository, Terraform, condition_type as ct};
+use super::leader::{LeaderElector, LeaseTiming};
+use super::metrics::Metrics;
+use super::probes::Readiness;
+use crate::api::{Bucket, Conditions, GitRepository, Terraform, condition_type as ct};
 use crate::context::{Context, ReconcileError, Requeue};
 use crate::dispatch::{BackendSpec, PodDispatch, PodSettings};
 use crate::source::ArtifactStore;
@@ -56,7 +59,14 @@ pub enum ControllerError {
     Reconcile(#[from] ReconcileError),
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
+    #[error("leader election: {0}")]
+    Leader(#[from] super::leader::LeaderError),
+    #[error("lost the leader election Lease; stopped so that only the new leader reconciles")]
+    LeadershipLost,
 }
+
+/// The leader election Lease: one per controller namespace.
+const LEASE_NAME: &str = "driftless-controller-leader";
 
 /// What every reconcile of this controller shares.
 struct Shared {
@@ -68,6 +78,7 @@ struct Shared {
     wake: tokio::sync::mpsc::UnboundedSender<ObjectRef<Terraform>>,
     /// When each object is due again: the queue depth is the count of those overdue.
     due: Mutex<HashMap<String, Instant>>,
+    metrics: Metrics,
 }
 
 impl Shared {
@@ -93,10 +104,20 @@ impl Shared {
         self.due.lock().unwrap_or_else(|e| e.into_inner()).remove(key);
     }
 
-    /// Objects whose time has come but that no worker has taken yet.
-    pub fn overdue(&self) -> usize {
+    /// Objects of a kind whose time has come but that no worker has taken yet.
+    fn overdue(&self, kind: &str) -> usize {
         let now = Instant::now();
-        self.due.lock().unwrap_or_else(|e| e.into_inner()).values().filter(|t| **t <= now).count()
+        let prefix = format!("{kind}/");
+        self.due.lock().unwrap_or_else(|e| e.into_inner()).iter().filter(|(k, t)| k.starts_with(&prefix) && **t <= now).count()
+    }
+
+    /// Refreshes the gauges the reconciles do not update themselves.
+    fn update_gauges(&self) {
+        for kind in KINDS {
+            self.metrics.set_queue_depth(kind, self.overdue(kind));
+        }
+        let drifted = self.terraforms.state().iter().filter(|t| t.status.as_ref().is_some_and(|s| s.is_true(ct::DRIFTED))).count();
+        self.metrics.set_drifted("Terraform", drifted);
     }
 
     /// Terraform objects that read this source or depend on this object.
@@ -117,6 +138,8 @@ impl Shared {
             .collect()
     }
 }
+
+const KINDS: [&str; 3] = ["Terraform", "GitRepository", "Bucket"];
 
 fn key_of(kind: &str, namespace: &str, name: &str) -> String {
     format!("{kind}/{namespace}/{name}")
@@ -145,7 +168,8 @@ async fn reconcile_terraform(object: Arc<Terraform>, shared: Arc<Shared>) -> Res
     let name = object.metadata.name.clone().unwrap_or_default();
     let key = key_of("Terraform", &namespace, &name);
     shared.started(&key);
-    async {
+    let timer = shared.metrics.reconcile_started("Terraform");
+    let result = async {
         ensure_finalizer(&shared.ctx.store, object.as_ref()).await?;
         let requeue = crate::terraform::reconcile(&shared.ctx, &namespace, &name, false).await?;
         if requeue.became_ready {
@@ -157,7 +181,9 @@ async fn reconcile_terraform(object: Arc<Terraform>, shared: Arc<Shared>) -> Res
         Ok(requeue_action(shared.next(&key, requeue, interval)))
     }
     .instrument(info_span!("reconcile", kind = "Terraform", namespace = %namespace, name = %name))
-    .await
+    .await;
+    timer.finish(&result);
+    result
 }
 
 async fn reconcile_source<K: Source + std::fmt::Debug>(object: Arc<K>, shared: Arc<Shared>) -> Result<Action, ReconcileError> {
@@ -165,7 +191,8 @@ async fn reconcile_source<K: Source + std::fmt::Debug>(object: Arc<K>, shared: A
     let name = object.meta().name.clone().unwrap_or_default();
     let key = key_of(K::KIND, &namespace, &name);
     shared.started(&key);
-    async {
+    let timer = shared.metrics.reconcile_started(K::KIND);
+    let result = async {
         if object.meta().deletion_timestamp.is_some() {
             if let Err(e) = shared.ctx.artifacts.remove_object(K::KIND, &namespace, &name) {
                 warn!("cannot remove the artifacts of a deleted source: {e}");
@@ -186,7 +213,9 @@ async fn reconcile_source<K: Source + std::fmt::Debug>(object: Arc<K>, shared: A
         Ok(requeue_action(shared.next(&key, requeue, object.interval())))
     }
     .instrument(info_span!("reconcile", kind = K::KIND, namespace = %namespace, name = %name))
-    .await
+    .await;
+    timer.finish(&result);
+    result
 }
 
 /// A reconcile that could not record its outcome (the API failed): retried with backoff.
@@ -213,6 +242,14 @@ pub async fn run(
     backend: BackendSpec,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) -> Result<(), ControllerError> {
+    let metrics = Metrics::new();
+    for kind in KINDS {
+        metrics.init_kind(kind);
+    }
+    let readiness = Readiness::new();
+    let probe_listener = tokio::net::TcpListener::bind(options.metrics_addr)
+        .await
+        .map_err(|source| ControllerError::Listen { addr: options.metrics_addr, source })?;
     let store = KubeStore::new(client.clone());
     let artifacts = ArtifactStore::new(options.storage_path.join("artifacts")).with_base_url(&options.artifact_url);
     let listener = tokio::net::TcpListener::bind(options.artifact_addr)
@@ -224,10 +261,36 @@ pub async fn run(
     };
     let server = tokio::spawn(crate::source::server::serve(listener, artifacts.clone(), store.clone(), stopped(stop_rx.clone())));
     info!(addr = %options.artifact_addr, url = %options.artifact_url, "artifact server listening");
+    let probes = tokio::spawn(super::probes::serve(probe_listener, metrics.clone(), readiness.clone(), stopped(stop_rx.clone())));
+    info!(addr = %options.metrics_addr, "metrics and probes listening");
+
+    // A standby stays not-ready: the artifact Service then routes runners to the leader,
+    // the only replica with artifacts.
+    let mut shutdown = Box::pin(shutdown);
+    let leadership = match &options.leader_election_namespace {
+        None => None,
+        Some(namespace) => {
+            readiness.set_not_ready("waiting for leadership");
+            let elector = LeaderElector::new(client.clone(), namespace, LEASE_NAME, options.identity.clone(), LeaseTiming::default());
+            info!(lease = %format!("{namespace}/{LEASE_NAME}"), "waiting for leadership");
+            tokio::select! {
+                acquired = elector.acquire() => Some(acquired?),
+                _ = &mut shutdown => {
+                    let _ = stop_tx.send(true);
+                    let _ = tokio::join!(server, probes);
+                    return Ok(());
+                }
+            }
+        }
+    };
+    if leadership.is_some() {
+        info!(identity = %options.identity, "leading");
+    }
+    let lost = leadership.as_ref().map(|l| l.lost());
 
     let ctx = Context {
         store: store.clone(),
-        dispatch: PodDispatch::new(client.clone(), options.runner.clone()),
+        dispatch: PodDispatch::new(client.clone(), options.runner.clone()).with_metrics(metrics.clone()),
         backend,
         artifacts,
         git_cache: options.storage_path.join("git"),
@@ -249,13 +312,8 @@ pub async fn run(
     let ns = options.watch_namespace.as_deref();
     let (tf_reader, tf_writer) = reflector::store();
     let (wake_tx, wake_rx) = tokio::sync::mpsc::unbounded_channel();
-    let shared = Arc::new(Shared {
-        ctx,
-        failures: Mutex::default(),
-        terraforms: tf_reader.clone(),
-        wake: wake_tx,
-        due: Mutex::default(),
-    });
+    let shared =
+        Arc::new(Shared { ctx, failures: Mutex::default(), terraforms: tf_reader.clone(), wake: wake_tx, due: Mutex::default(), metrics });
 
     let terraforms = Controller::for_stream(watch_stream(api::<Terraform>(&client, ns), tf_writer), tf_reader)
         .with_config(config.clone())
@@ -276,19 +334,55 @@ pub async fn run(
         .run(reconcile_source::<Bucket>, error_policy, shared.clone())
         .for_each(|_| async {});
 
-    let stopper = async move {
-        shutdown.await;
-        info!("shutting down: no new reconciles; waiting for those in flight");
-        let _ = stop_tx.send(true);
+    let gauges = {
+        let shared = shared.clone();
+        let mut stop = stop_rx.clone();
+        async move {
+            loop {
+                shared.update_gauges();
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_secs(2)) => {}
+                    _ = stop.wait_for(|s| *s) => return,
+                }
+            }
+        }
     };
-    tokio::join!(terraforms, gits, buckets, stopper);
-    let _ = server.await;
+    let was_lost = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stopper = {
+        let was_lost = was_lost.clone();
+        async move {
+            let lost = async {
+                match lost {
+                    Some(l) => l.await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                _ = &mut shutdown => info!("shutting down: no new reconciles; waiting for those in flight"),
+                _ = lost => {
+                    warn!("leadership lost: stopping");
+                    was_lost.store(true, std::sync::atomic::Ordering::SeqCst);
+                }
+            }
+            let _ = stop_tx.send(true);
+        }
+    };
+    readiness.set_ready();
+    tokio::join!(terraforms, gits, buckets, stopper, gauges);
+    // Runner pods in flight keep running and release their own state locks; the next
+    // leader adopts them. Handing the Lease over now spares it the expiry wait.
+    if let Some(leadership) = leadership
+        && !was_lost.load(std::sync::atomic::Ordering::SeqCst)
+        && let Err(e) = leadership.release().await
+    {
+        warn!("cannot release the leader Lease: {e}");
+    }
+    let _ = tokio::join!(server, probes);
     info!("controller stopped");
-    Ok(())
+    if was_lost.load(std::sync::atomic::Ordering::SeqCst) { Err(ControllerError::LeadershipLost) } else { Ok(()) }
 }
 
 /// The wake-up channel as the stream `reconcile_on` takes.
 fn tokio_stream_of<T: Send + 'static>(mut rx: tokio::sync::mpsc::UnboundedReceiver<T>) -> impl futures::Stream<Item = T> + Send {
     futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
 }
-

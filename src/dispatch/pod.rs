@@ -34,6 +34,9 @@ use crate::store::kube::describe;
 /// Where the RunSpec Secret is mounted in the runner pod.
 const SPEC_DIR: &str = "/run/driftless";
 const SPEC_KEY: &str = "runspec.json";
+/// The writable workspace (an emptyDir) under a read-only root filesystem: HOME and TMPDIR
+/// for the runner and terraform.
+const WORK_DIR: &str = "/var/lib/driftless-runner";
 const RESULT_KEY: &str = "result.json";
 const LABEL_MANAGED_BY: &str = "app.kubernetes.io/managed-by";
 const LABEL_KIND: &str = "driftless.dev/kind";
@@ -60,7 +63,7 @@ pub struct PodSettings {
 impl Default for PodSettings {
     fn default() -> Self {
         Self {
-            image: format!("driftless:{}", env!("CARGO_PKG_VERSION")),
+            image: format!("driftless-runner:{}", env!("CARGO_PKG_VERSION")),
             command: vec!["driftless-runner".into()],
             service_account: "driftless-runner".into(),
             env: Vec::new(),
@@ -72,11 +75,32 @@ impl Default for PodSettings {
 pub struct PodDispatch {
     client: kube::Client,
     settings: PodSettings,
+    metrics: Option<crate::controller::metrics::Metrics>,
 }
 
 impl PodDispatch {
     pub fn new(client: kube::Client, settings: PodSettings) -> Self {
-        Self { client, settings }
+        Self { client, settings, metrics: None }
+    }
+
+    /// Counts every run by operation and outcome (`driftless_runs_total`).
+    pub fn with_metrics(mut self, metrics: crate::controller::metrics::Metrics) -> Self {
+        self.metrics = Some(metrics);
+        self
+    }
+
+    fn count(&self, spec: &RunSpec, outcome: &Result<RunResult, DispatchError>) {
+        use crate::controller::metrics::RunOutcome;
+        let Some(metrics) = &self.metrics else { return };
+        let label = match outcome {
+            Ok(r) => RunOutcome::from(r.outcome),
+            Err(DispatchError::RunnerEnded { kind: RunErrorKind::RunnerOomKilled, .. }) => RunOutcome::OomKilled,
+            Err(DispatchError::RunnerEnded { kind: RunErrorKind::RunnerEvicted, .. }) => RunOutcome::Evicted,
+            Err(DispatchError::RunnerEnded { kind: RunErrorKind::RunnerDeadline, .. }) => RunOutcome::DeadlineExceeded,
+            Err(DispatchError::RunnerEnded { kind: RunErrorKind::RunnerLost, .. }) => RunOutcome::Lost,
+            Err(_) => RunOutcome::Failed,
+        };
+        metrics.run_finished(&spec.object.kind, spec.operation, label);
     }
 }
 
@@ -131,23 +155,20 @@ impl PodDispatch {
         labels.insert(LABEL_RUN_DIGEST.into(), digest_label(spec));
         let annotations = template.metadata.as_ref().map(|m| m.annotations.clone()).filter(|a| !a.is_empty());
         let mut command = self.settings.command.clone();
-        command.extend(
-            [
-                "--spec-file".to_string(),
-                format!("{SPEC_DIR}/{SPEC_KEY}"),
-                "--result-secret".into(),
-                format!("{name}-result"),
-                "--termination-log".into(),
-                "/dev/termination-log".into(),
-            ]
-            .into_iter(),
-        );
+        command.extend([
+            "--spec-file".to_string(),
+            format!("{SPEC_DIR}/{SPEC_KEY}"),
+            "--result-secret".into(),
+            format!("{name}-result"),
+            "--termination-log".into(),
+            "/dev/termination-log".into(),
+        ]);
         let mut env = vec![
             field_env("POD_NAME", "metadata.name"),
             field_env("POD_NAMESPACE", "metadata.namespace"),
             field_env("POD_UID", "metadata.uid"),
-            EnvVar { name: "HOME".into(), value: Some("/tmp".into()), ..Default::default() },
-            EnvVar { name: "TMPDIR".into(), value: Some("/tmp".into()), ..Default::default() },
+            EnvVar { name: "HOME".into(), value: Some(WORK_DIR.into()), ..Default::default() },
+            EnvVar { name: "TMPDIR".into(), value: Some(WORK_DIR.into()), ..Default::default() },
             EnvVar { name: "TF_IN_AUTOMATION".into(), value: Some("1".into()), ..Default::default() },
         ];
         env.extend(self.settings.env.iter().cloned());
@@ -174,7 +195,9 @@ impl PodDispatch {
                 // The runner enforces its own deadline on terraform; this one catches a
                 // runner that cannot even get that far.
                 active_deadline_seconds: Some(spec.timeout_seconds.saturating_add(120) as i64),
-                service_account_name: Some(object.spec.service_account_name.clone().unwrap_or_else(|| self.settings.service_account.clone())),
+                service_account_name: Some(
+                    object.spec.service_account_name.clone().unwrap_or_else(|| self.settings.service_account.clone()),
+                ),
                 automount_service_account_token: Some(true),
                 node_selector: Some(pod_spec.node_selector.clone()).filter(|n| !n.is_empty()),
                 tolerations: Some(pod_spec.tolerations.clone()).filter(|t| !t.is_empty()),
@@ -203,7 +226,7 @@ impl PodDispatch {
                     }),
                     volume_mounts: Some(vec![
                         VolumeMount { name: "runspec".into(), mount_path: SPEC_DIR.into(), read_only: Some(true), ..Default::default() },
-                        VolumeMount { name: "work".into(), mount_path: "/tmp".into(), ..Default::default() },
+                        VolumeMount { name: "work".into(), mount_path: WORK_DIR.into(), ..Default::default() },
                     ]),
                     ..Default::default()
                 }],
@@ -339,6 +362,14 @@ fn pod_end(pod: Option<&Pod>) -> Option<PodEnd> {
 
 impl RunnerDispatch for PodDispatch {
     async fn run(&self, spec: &RunSpec) -> Result<RunResult, DispatchError> {
+        let outcome = self.run_pod(spec).await;
+        self.count(spec, &outcome);
+        outcome
+    }
+}
+
+impl PodDispatch {
+    async fn run_pod(&self, spec: &RunSpec) -> Result<RunResult, DispatchError> {
         let object = spec.object.to_string();
         let namespace = spec.object.namespace.clone();
         let pods: Api<Pod> = Api::namespaced(self.client.clone(), &namespace);

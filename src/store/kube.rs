@@ -105,7 +105,9 @@ impl ObjectStore for KubeStore {
         let api: Api<DynamicObject> = Api::all_with(self.client.clone(), &resource);
         let list = api.list(&Default::default()).await.map_err(|e| api_error::<K>("*", "*", e))?;
         let mut out: Vec<K> = list.items.into_iter().map(decode).collect::<Result<_>>()?;
-        out.sort_by(|a, b| (a.meta().namespace.as_deref(), a.meta().name.as_deref()).cmp(&(b.meta().namespace.as_deref(), b.meta().name.as_deref())));
+        out.sort_by(|a, b| {
+            (a.meta().namespace.as_deref(), a.meta().name.as_deref()).cmp(&(b.meta().namespace.as_deref(), b.meta().name.as_deref()))
+        });
         Ok(out)
     }
 

@@ -10,8 +10,8 @@ use std::future::Future;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-pub use events::{Event, EventLog, Severity};
 pub use self::kube::KubeStore;
+pub use events::{Event, EventLog, Severity};
 pub use local::LocalStore;
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;

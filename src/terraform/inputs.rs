@@ -97,8 +97,14 @@ pub fn secret_strings(secret: &Secret) -> Result<BTreeMap<String, String>, Strin
 /// its Secret resolved here, so the runner needs no access to the object store), else the
 /// store's default backend.
 pub async fn resolve_backend<S: ObjectStore>(store: &S, object: &Terraform, default: &BackendSpec) -> Result<BackendSpec, InputError> {
-    let Some(s3) = object.spec.backend_config.as_ref().and_then(|b| b.s3.as_ref()) else { return Ok(default.clone()) };
     let namespace = object.metadata.namespace.as_deref().unwrap_or("default");
+    let Some(s3) = object.spec.backend_config.as_ref().and_then(|b| b.s3.as_ref()) else {
+        return Ok(match default {
+            // Secrets of the object's own namespace: the runner's ServiceAccount there owns them.
+            BackendSpec::Kubernetes { .. } => BackendSpec::Kubernetes { namespace: namespace.to_string() },
+            other => other.clone(),
+        });
+    };
     let credentials = match &s3.secret_ref {
         None => None,
         Some(r) => {

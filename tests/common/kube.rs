@@ -79,7 +79,28 @@ impl KubeWorld {
         install_crds(&ns.client).await;
         let kubeconfig = world.path().join("kubeconfig");
         cluster.access().write_kubeconfig(&kubeconfig, "admin").unwrap();
-        Some(KubeWorld { world, ns, kubeconfig, controllers: Vec::new() })
+        let k = KubeWorld { world, ns, kubeconfig, controllers: Vec::new() };
+        k.install_runner_rbac().await;
+        Some(k)
+    }
+
+    /// The runner ServiceAccount of this namespace with the role `driftless install` gives
+    /// it, taken from the real install manifests: runner pods get exactly those rights.
+    async fn install_runner_rbac(&self) {
+        let out =
+            Command::new(&self.world.tools.driftless).args(["install", "--export", "--runner-namespaces", &self.ns.name]).output().unwrap();
+        assert!(out.status.success(), "install --export: {}", String::from_utf8_lossy(&out.stderr));
+        let text = String::from_utf8(out.stdout).unwrap();
+        for doc in serde_yaml::Deserializer::from_str(&text) {
+            let value: Value = serde::Deserialize::deserialize(doc).unwrap();
+            let kind = value["kind"].as_str().unwrap_or_default();
+            let name = value["metadata"]["name"].as_str().unwrap_or_default();
+            let namespace = value["metadata"]["namespace"].as_str();
+            let wanted = (kind == "ClusterRole" && name == "driftless-runner") || namespace == Some(self.ns.name.as_str());
+            if wanted {
+                apply_value(&self.client(), &value).await;
+            }
+        }
     }
 
     pub fn client(&self) -> kube::Client {
@@ -104,6 +125,9 @@ impl KubeWorld {
             .arg(format!("--storage-path={}", storage.display()))
             .arg(format!("--runner-command={}", self.world.tools.runner.display()))
             .arg(format!("--runner-env=TF_CLI_CONFIG_FILE={}", self.world.tools.cli_config.display()))
+            // The fake kubelet's pod directories are deep: providers' plugin sockets under
+            // them would exceed the 108-byte unix socket path limit.
+            .arg("--runner-env=TMPDIR=/tmp")
             .arg(format!("--leader-election-namespace={}", self.ns.name))
             .arg(format!("--identity=controller-{index}"))
             .args(extra);
@@ -194,9 +218,16 @@ impl KubeWorld {
             if start.elapsed() > timeout {
                 let logs: String = (0..self.controllers.len()).map(|i| self.controller_log(i)).collect::<Vec<_>>().join("\n---\n");
                 let tail: Vec<&str> = logs.lines().rev().take(60).collect();
+                let pods: Vec<String> = self
+                    .list("Pod")
+                    .await
+                    .iter()
+                    .map(|p| format!("{} {}", p["metadata"]["name"], serde_json::to_string(&p["status"]).unwrap_or_default()))
+                    .collect();
                 panic!(
-                    "timed out after {timeout:?} waiting for {kind} {name}: {what}\nobject: {}\ncontroller log tail:\n{}",
+                    "timed out after {timeout:?} waiting for {kind} {name}: {what}\nobject: {}\npods: {}\ncontroller log tail:\n{}",
                     serde_json::to_string_pretty(&o["status"]).unwrap(),
+                    pods.join("\n"),
                     tail.into_iter().rev().collect::<Vec<_>>().join("\n")
                 );
             }
@@ -209,6 +240,21 @@ impl KubeWorld {
         let api: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(self.client(), &self.ns.name);
         api.list(&Default::default()).await.unwrap().items.into_iter().map(|e| serde_json::to_value(e).unwrap()).collect()
     }
+}
+
+/// Server-side applies one object of any kind (found by discovery).
+pub async fn apply_value(client: &kube::Client, value: &Value) {
+    let api_version = value["apiVersion"].as_str().unwrap();
+    let kind = value["kind"].as_str().unwrap();
+    let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
+    let gvk = kube::api::GroupVersionKind::gvk(group, version, kind);
+    let (resource, caps) = kube::discovery::pinned_kind(client, &gvk).await.unwrap();
+    let api: Api<DynamicObject> = match (caps.scope, value["metadata"]["namespace"].as_str()) {
+        (kube::discovery::Scope::Namespaced, Some(ns)) => Api::namespaced_with(client.clone(), ns, &resource),
+        _ => Api::all_with(client.clone(), &resource),
+    };
+    let name = value["metadata"]["name"].as_str().unwrap();
+    api.patch(name, &PatchParams::apply("driftless-tests").force(), &Patch::Apply(value)).await.unwrap();
 }
 
 pub fn reason_of(condition: &Value) -> &str {
