@@ -95,3 +95,152 @@ fn base64_decode(s: &str) -> Vec<u8> {
     use base64::Engine;
     base64::engine::general_purpose::STANDARD.decode(s).unwrap()
 }
+
+fn with_fault(fault: &str) -> String {
+    format!("  runnerPodTemplate:\n    metadata:\n      annotations:\n        testkit.driftless.dev/fault: {fault}\n")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oom_killed_or_evicted_runner_pod_becomes_a_clear_condition_and_is_retried() {
+    let Some(mut k) = KubeWorld::new("faults").await else { return };
+    k.world.commit(&[("main.tf", MODULE)], "module");
+    k.apply(&git_repository("app", "main")).await;
+    k.apply(&terraform_object("oom", "app", "./", "auto", "oom", &with_fault("oom"))).await;
+    k.apply(&terraform_object("evicted", "app", "./", "auto", "evicted", &with_fault("evict"))).await;
+    k.start_controller(&[]);
+
+    let oom = k.wait_for("Terraform", "oom", "RunnerOOMKilled", LONG, |o| reason_of(&condition_in(o, "Ready")) == "RunnerOOMKilled").await;
+    let message = condition_in(&oom, "Ready")["message"].as_str().unwrap().to_string();
+    assert!(message.contains("OOM-killed") && message.contains("resources.limits.memory"), "{message}");
+    assert!(condition_in(&oom, "Reconciling").is_null(), "never left Reconciling: {}", oom["status"]);
+    let evicted =
+        k.wait_for("Terraform", "evicted", "RunnerEvicted", LONG, |o| reason_of(&condition_in(o, "Ready")) == "RunnerEvicted").await;
+    assert!(condition_in(&evicted, "Reconciling").is_null(), "{}", evicted["status"]);
+
+    // The fault goes away (the user raised the limit): the retry succeeds.
+    k.apply(&terraform_object("oom", "app", "./", "auto", "oom", "")).await;
+    k.wait_for("Terraform", "oom", "Ready after the fix", LONG, ready).await;
+    assert_eq!(std::fs::read_to_string(k.world.managed("oom/main.txt")).unwrap(), "hello");
+    let metrics = k.scrape(0, "/metrics");
+    assert!(metrics.lines().any(|l| l.starts_with("driftless_runs_total") && l.contains("oom-killed")), "{metrics}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_controller_killed_mid_apply_loses_no_state_and_leaves_no_lock() {
+    let Some(mut k) = KubeWorld::new("restart").await else { return };
+    k.world.commit(&[("main.tf", MODULE)], "module");
+    let slow = "  runnerPodTemplate:\n    spec:\n      env:\n        - name: DRIFTTEST_APPLY_DELAY_MS\n          value: \"4000\"\n";
+    k.apply(&git_repository("app", "main")).await;
+    k.apply(&terraform_object("app", "app", "./", "auto", "", slow)).await;
+    k.start_controller(&[]);
+    k.wait_for("Terraform", "app", "a runner pod running", LONG, |o| condition_in(o, "Reconciling")["status"] == "True").await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    k.crash_controller(0);
+    assert_eq!(k.list("Pod").await.len(), 1, "the runner pod outlives its controller");
+
+    k.start_controller(&[]);
+    let tf = k.wait_for("Terraform", "app", "Ready after the restart", LONG, ready).await;
+    assert!(k.controller_log(1).contains("left by an earlier controller"), "the new controller adopted the running pod");
+    assert_eq!(std::fs::read_to_string(k.world.managed("main.txt")).unwrap(), "hello");
+    assert!(tf["status"]["lock"].is_null(), "{}", tf["status"]);
+    let leases: Vec<Value> =
+        k.list_leases().await.into_iter().filter(|l| l["metadata"]["name"].as_str().unwrap_or_default().starts_with("tflock-")).collect();
+    assert!(leases.is_empty(), "the state lock was released: {leases:?}");
+    // The state holds what was applied: a fresh drift check finds nothing to do.
+    k.annotate("Terraform", "app", "driftless.dev/reconcile-requested-at", "after-restart").await;
+    let tf = k
+        .wait_for("Terraform", "app", "checked again", LONG, |o| ready(o) && o["status"]["lastHandledReconcileAt"] == "after-restart")
+        .await;
+    assert_eq!(condition_in(&tf, "Drifted")["status"], "False", "{}", tf["status"]);
+    let state = k.get("Secret", "tfstate-default-app").await;
+    assert!(!state.is_null(), "state kept in its Secret");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn of_two_replicas_one_leads_and_the_other_takes_over_when_it_stops() {
+    let Some(mut k) = KubeWorld::new("leader").await else { return };
+    k.start_controller(&[]);
+    k.start_controller(&[]);
+    let start = std::time::Instant::now();
+    let leader = loop {
+        let leading: Vec<usize> = (0..2).filter(|i| k.controller_log(*i).contains("leading")).collect();
+        if leading.len() == 1 {
+            break leading[0];
+        }
+        assert!(leading.len() < 2, "two leaders");
+        assert!(start.elapsed() < Duration::from_secs(30), "no leader");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let standby = 1 - leader;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(!k.controller_log(standby).contains("leading"), "the standby waits");
+    assert_eq!(k.probe(leader, "/readyz"), 200);
+    assert_eq!(k.probe(standby, "/readyz"), 503, "a standby is not ready (the artifact Service routes to the leader)");
+    assert_eq!(k.probe(standby, "/healthz"), 200);
+
+    // A graceful stop hands the Lease over at once, not after its 15 s expiry.
+    let stopped_at = std::time::Instant::now();
+    assert!(k.stop_controller(leader).success());
+    while !k.controller_log(standby).contains("leading") {
+        assert!(stopped_at.elapsed() < Duration::from_secs(10), "the standby did not take over");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_depends_on_chain_of_three_reconciles_in_order_without_waiting_for_intervals() {
+    let Some(mut k) = KubeWorld::new("chain").await else { return };
+    k.world.commit(&[("main.tf", MODULE)], "module");
+    k.apply(&git_repository("app", "main")).await;
+    k.apply(&terraform_object("c", "app", "./", "auto", "c", "  dependsOn:\n    - name: b\n")).await;
+    k.apply(&terraform_object("b", "app", "./", "auto", "b", "  dependsOn:\n    - name: a\n")).await;
+    k.apply(&terraform_object("a", "app", "./", "auto", "a", "")).await;
+    k.start_controller(&[]);
+    // Intervals are 1h: only a wake-up from the dependency makes this finish in time.
+    let c = k.wait_for("Terraform", "c", "Ready", LONG, ready).await;
+    let a = k.get("Terraform", "a").await;
+    let b = k.get("Terraform", "b").await;
+    let applied = |o: &Value| condition_in(o, "Applied")["lastTransitionTime"].as_str().unwrap().to_string();
+    assert!(applied(&a) <= applied(&b) && applied(&b) <= applied(&c), "{} {} {}", applied(&a), applied(&b), applied(&c));
+    for n in ["a", "b", "c"] {
+        assert_eq!(std::fs::read_to_string(k.world.managed(&format!("{n}/main.txt"))).unwrap(), "hello");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_objects_get_clear_errors_and_conditions() {
+    let Some(mut k) = KubeWorld::new("bad").await else { return };
+    k.world.commit(&[("main.tf", MODULE)], "module");
+    // Schema-invalid: the API server refuses it with the field named (structural CRDs).
+    let invalid = serde_json::json!({
+        "apiVersion": "driftless.dev/v1alpha1", "kind": "Terraform",
+        "metadata": { "name": "invalid", "namespace": k.ns.name },
+        "spec": { "path": "./", "interval": "1h" }
+    });
+    let api: kube::Api<kube::api::DynamicObject> = kube::Api::namespaced_with(
+        k.client(),
+        &k.ns.name,
+        &kube::api::ApiResource::from_gvk_with_plural(
+            &kube::api::GroupVersionKind::gvk("driftless.dev", "v1alpha1", "Terraform"),
+            "terraforms",
+        ),
+    );
+    let err = api
+        .patch("invalid", &kube::api::PatchParams::apply("driftless-tests"), &kube::api::Patch::Apply(&invalid))
+        .await
+        .expect_err("a Terraform without sourceRef is refused");
+    assert!(err.to_string().contains("sourceRef"), "{err}");
+
+    k.apply(&git_repository("app", "main")).await;
+    k.apply(&terraform_object("nosource", "nope", "./", "auto", "x", "")).await;
+    k.apply(&terraform_object("novars", "app", "./", "auto", "y", "  varsFrom:\n    - kind: Secret\n      name: missing-vars\n")).await;
+    k.start_controller(&[]);
+    let o = k.wait_for("Terraform", "nosource", "SourceNotReady", LONG, |o| reason_of(&condition_in(o, "Ready")) == "SourceNotReady").await;
+    let m = condition_in(&o, "Ready")["message"].as_str().unwrap().to_string();
+    assert!(m.contains("GitRepository") && m.contains("nope") && m.contains("not found"), "{m}");
+    let o =
+        k.wait_for("Terraform", "novars", "VariablesNotFound", LONG, |o| reason_of(&condition_in(o, "Ready")) == "VariablesNotFound").await;
+    let m = condition_in(&o, "Ready")["message"].as_str().unwrap().to_string();
+    assert!(m.contains("missing-vars"), "{m}");
+    assert!(k.list("Pod").await.is_empty(), "no runner is started for an object that cannot run");
+}

@@ -100,7 +100,7 @@ async fn export_prints_every_object_with_a_restricted_security_context() {
     assert_eq!(args[0], "controller");
     for arg in [
         "--artifact-url=http://driftless-artifacts.driftless-system.svc.cluster.local:9090",
-        "--runner-image=example/driftless:1",
+        "--runner-image=example/driftless-runner:1",
         "--leader-election-namespace=driftless-system",
         "--storage-path=/data",
     ] {

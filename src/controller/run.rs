@@ -88,8 +88,7 @@ impl Shared {
         let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
         let after = if requeue.failing {
             let n = failures.entry(key.to_string()).and_modify(|n| *n += 1).or_insert(1);
-            let cap = interval.max(requeue.after);
-            requeue.after.saturating_mul(1u32 << (*n - 1).min(16)).min(cap)
+            retry_delay(*n, requeue.after, interval)
         } else {
             failures.remove(key);
             requeue.after
@@ -140,6 +139,13 @@ impl Shared {
 }
 
 const KINDS: [&str; 3] = ["Terraform", "GitRepository", "Bucket"];
+
+/// The wait before retry number `failures` (1 = first): the retry interval doubled per
+/// consecutive failure, never more than the larger of the two intervals.
+fn retry_delay(failures: u32, retry: Duration, interval: Duration) -> Duration {
+    let cap = interval.max(retry);
+    retry.saturating_mul(1u32 << failures.saturating_sub(1).min(16)).min(cap)
+}
 
 fn key_of(kind: &str, namespace: &str, name: &str) -> String {
     format!("{kind}/{namespace}/{name}")
@@ -385,4 +391,36 @@ pub async fn run(
 /// The wake-up channel as the stream `reconcile_on` takes.
 fn tokio_stream_of<T: Send + 'static>(mut rx: tokio::sync::mpsc::UnboundedReceiver<T>) -> impl futures::Stream<Item = T> + Send {
     futures::stream::poll_fn(move |cx| rx.poll_recv(cx))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retries_back_off_exponentially_up_to_the_interval() {
+        let (retry, interval) = (Duration::from_secs(30), Duration::from_secs(600));
+        let delays: Vec<u64> = (1..=7).map(|n| retry_delay(n, retry, interval).as_secs()).collect();
+        assert_eq!(delays, vec![30, 60, 120, 240, 480, 600, 600]);
+        assert_eq!(retry_delay(1000, retry, interval), interval, "no overflow after many failures");
+        assert_eq!(retry_delay(3, Duration::from_secs(900), Duration::from_secs(60)), Duration::from_secs(900), "retry above interval");
+    }
+
+    #[test]
+    fn status_writes_do_not_trigger_reconciles_but_user_changes_do() {
+        let mut t: Terraform = serde_json::from_value(serde_json::json!({
+            "apiVersion": "driftless.dev/v1alpha1", "kind": "Terraform",
+            "metadata": { "name": "a", "namespace": "n", "generation": 1 },
+            "spec": { "sourceRef": { "kind": "GitRepository", "name": "s" }, "interval": "1h" }
+        }))
+        .expect("object");
+        let before = user_change(&t);
+        t.status = Some(Default::default());
+        assert_eq!(user_change(&t), before, "status");
+        t.metadata.annotations = Some([("driftless.dev/approve-plan".to_string(), "plan-x".to_string())].into());
+        assert_ne!(user_change(&t), before, "approval annotation");
+        let annotated = user_change(&t);
+        t.metadata.generation = Some(2);
+        assert_ne!(user_change(&t), annotated, "spec change");
+    }
 }

@@ -269,3 +269,45 @@ pub fn pending_plan_of(object: &Value) -> Option<String> {
     let plan = &object["status"]["plan"];
     (plan["pending"] == Value::Bool(true)).then(|| plan["id"].as_str().unwrap_or_default().to_string())
 }
+
+impl KubeWorld {
+    /// Kills a controller at once (SIGKILL): a crash, nothing cleaned up.
+    pub fn crash_controller(&mut self, index: usize) {
+        let c = &mut self.controllers[index].child;
+        let _ = c.kill();
+        let _ = c.wait();
+    }
+
+    /// Stops a controller as Kubernetes does (SIGTERM) and waits for it to exit.
+    pub fn stop_controller(&mut self, index: usize) -> std::process::ExitStatus {
+        let c = &mut self.controllers[index].child;
+        let _ = Command::new("kill").arg("-TERM").arg(c.id().to_string()).status();
+        c.wait().unwrap()
+    }
+
+    pub async fn list_leases(&self) -> Vec<Value> {
+        let api: Api<k8s_openapi::api::coordination::v1::Lease> = Api::namespaced(self.client(), &self.ns.name);
+        api.list(&Default::default()).await.unwrap().items.into_iter().map(|l| serde_json::to_value(l).unwrap()).collect()
+    }
+
+    /// HTTP status of a GET on a controller's metrics/probes address.
+    pub fn probe(&self, index: usize, path: &str) -> u16 {
+        use std::io::{Read, Write};
+        let Ok(mut stream) = std::net::TcpStream::connect(&self.controllers[index].metrics_addr) else { return 0 };
+        let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+        let _ = write!(stream, "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+        let mut text = String::new();
+        let _ = stream.read_to_string(&mut text);
+        text.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0)
+    }
+
+    /// The body of a GET on a controller's metrics/probes address.
+    pub fn scrape(&self, index: usize, path: &str) -> String {
+        use std::io::{Read, Write};
+        let mut stream = std::net::TcpStream::connect(&self.controllers[index].metrics_addr).unwrap();
+        write!(stream, "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+        let mut text = String::new();
+        stream.read_to_string(&mut text).unwrap();
+        text.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default()
+    }
+}
