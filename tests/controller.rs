@@ -101,12 +101,13 @@ fn with_fault(fault: &str) -> String {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_oom_killed_or_evicted_runner_pod_becomes_a_clear_condition_and_is_retried() {
+async fn an_oom_killed_evicted_or_unpullable_runner_pod_becomes_a_clear_condition_and_is_retried() {
     let Some(mut k) = KubeWorld::new("faults").await else { return };
     k.world.commit(&[("main.tf", MODULE)], "module");
     k.apply(&git_repository("app", "main")).await;
     k.apply(&terraform_object("oom", "app", "./", "auto", "oom", &with_fault("oom"))).await;
     k.apply(&terraform_object("evicted", "app", "./", "auto", "evicted", &with_fault("evict"))).await;
+    k.apply(&terraform_object("nopull", "app", "./", "auto", "nopull", &with_fault("image-pull"))).await;
     k.start_controller(&[]);
 
     let oom = k.wait_for("Terraform", "oom", "RunnerOOMKilled", LONG, |o| reason_of(&condition_in(o, "Ready")) == "RunnerOOMKilled").await;
@@ -116,6 +117,11 @@ async fn an_oom_killed_or_evicted_runner_pod_becomes_a_clear_condition_and_is_re
     let evicted =
         k.wait_for("Terraform", "evicted", "RunnerEvicted", LONG, |o| reason_of(&condition_in(o, "Ready")) == "RunnerEvicted").await;
     assert!(condition_in(&evicted, "Reconciling").is_null(), "{}", evicted["status"]);
+    let nopull = k
+        .wait_for("Terraform", "nopull", "RunnerImagePullFailed", LONG, |o| reason_of(&condition_in(o, "Ready")) == "RunnerImagePullFailed")
+        .await;
+    let message = condition_in(&nopull, "Ready")["message"].as_str().unwrap().to_string();
+    assert!(message.contains("runnerPodTemplate.spec.image"), "{message}");
 
     // The fault goes away (the user raised the limit): the retry succeeds.
     k.apply(&terraform_object("oom", "app", "./", "auto", "oom", "")).await;
