@@ -142,7 +142,20 @@ async fn a_controller_killed_mid_apply_loses_no_state_and_leaves_no_lock() {
     k.wait_for("Terraform", "app", "a runner pod running", LONG, |o| condition_in(o, "Reconciling")["status"] == "True").await;
     tokio::time::sleep(Duration::from_secs(2)).await;
     k.crash_controller(0);
-    assert_eq!(k.list("Pod").await.len(), 1, "the runner pod outlives its controller");
+    let pods = k.list("Pod").await;
+    assert_eq!(pods.len(), 1, "the runner pod outlives its controller");
+    // The pod as the controller built it: restricted, its own ServiceAccount, the template's env.
+    let pod = &pods[0]["spec"];
+    assert_eq!(pod["serviceAccountName"], "driftless-runner");
+    assert_eq!(pod["restartPolicy"], "Never");
+    assert_eq!(pod["securityContext"]["runAsNonRoot"], true);
+    assert_eq!(pod["securityContext"]["seccompProfile"]["type"], "RuntimeDefault");
+    let c = &pod["containers"][0];
+    assert_eq!(c["securityContext"]["readOnlyRootFilesystem"], true);
+    assert_eq!(c["securityContext"]["allowPrivilegeEscalation"], false);
+    assert_eq!(c["securityContext"]["capabilities"]["drop"], serde_json::json!(["ALL"]));
+    assert!(c["env"].as_array().unwrap().iter().any(|e| e["name"] == "DRIFTTEST_APPLY_DELAY_MS"), "{}", c["env"]);
+    assert_eq!(pods[0]["metadata"]["ownerReferences"][0]["kind"], "Terraform");
 
     k.start_controller(&[]);
     let tf = k.wait_for("Terraform", "app", "Ready after the restart", LONG, ready).await;
@@ -249,4 +262,74 @@ async fn bad_objects_get_clear_errors_and_conditions() {
     let m = condition_in(&o, "Ready")["message"].as_str().unwrap().to_string();
     assert!(m.contains("missing-vars"), "{m}");
     assert!(k.list("Pod").await.is_empty(), "no runner is started for an object that cannot run");
+}
+
+/// GET on the artifact server: status code and headers (lowercased names).
+fn http_get(url: &str) -> (u16, Vec<(String, String)>) {
+    use std::io::{Read, Write};
+    let rest = url.strip_prefix("http://").unwrap();
+    let (host, path) = rest.split_once('/').unwrap();
+    let mut stream = std::net::TcpStream::connect(host).unwrap();
+    write!(stream, "GET /{path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n").unwrap();
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).unwrap();
+    let text = String::from_utf8_lossy(&raw);
+    let head = text.split("\r\n\r\n").next().unwrap_or_default();
+    let code = head.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let headers = head
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    (code, headers)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_new_commit_replans_and_deletion_destroys_resources_and_artifacts() {
+    let Some(mut k) = KubeWorld::new("lifecycle").await else { return };
+    k.world.commit(&[("main.tf", MODULE)], "module");
+    k.apply(&git_repository("app", "main")).await;
+    let spec = "  destroyResourcesOnDeletion: true\n  writeOutputsToSecret:\n    name: app-outputs\n";
+    k.apply(&terraform_object("app", "app", "./", "auto", "", spec)).await;
+    k.start_controller(&[]);
+    k.wait_for("Terraform", "app", "Ready", LONG, ready).await;
+
+    // The artifact server serves the source's artifact, with its digest and revision.
+    let repo = k.get("GitRepository", "app").await;
+    let artifact = &repo["status"]["artifact"];
+    let url = artifact["url"].as_str().unwrap().to_string();
+    let (code, headers) = http_get(&url);
+    assert_eq!(code, 200, "{url}");
+    let header = |name: &str| headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
+    assert_eq!(header("x-artifact-digest").as_deref(), artifact["digest"].as_str());
+    assert_eq!(header("x-artifact-revision").as_deref(), artifact["revision"].as_str());
+    let (base, _) = url.rsplit_once('/').unwrap();
+    assert_eq!(http_get(&format!("{base}/{}.tar.gz", "0".repeat(64))).0, 404, "an unknown digest");
+    assert_eq!(http_get(&url.replace("/app/", "/other/")).0, 404, "another source's path");
+
+    // A new commit: the source is asked to reconcile, its new artifact wakes the Terraform
+    // at once (intervals are 1h).
+    let module = MODULE.replace("value     = var.token", "value     = \"${var.token}-v2\"");
+    let commit = k.world.commit(&[("main.tf", &module)], "change an output");
+    k.annotate("GitRepository", "app", "driftless.dev/reconcile-requested-at", "new-commit").await;
+    let tf = k
+        .wait_for("Terraform", "app", "applied the new revision", LONG, |o| {
+            ready(o) && o["status"]["lastAppliedRevision"].as_str().unwrap_or_default().contains(&commit)
+        })
+        .await;
+    assert_eq!(tf["status"]["plan"]["approvedBy"], "auto");
+    let (code, _) = http_get(&url);
+    assert_eq!(code, 200, "the previous artifact is kept while the new one is fresh");
+
+    // Deletion: the finalizer destroys the resources first, then lets the object go.
+    k.delete("Terraform", "app").await;
+    k.wait_for("Terraform", "app", "deleted", LONG, |o| o.is_null()).await;
+    assert!(!k.world.managed("main.txt").exists(), "resources destroyed on deletion");
+    assert!(k.get("Secret", "app-outputs").await.is_null(), "the outputs Secret goes with the object");
+    k.delete("GitRepository", "app").await;
+    k.wait_for("GitRepository", "app", "deleted", LONG, |o| o.is_null()).await;
+    assert_eq!(http_get(&url).0, 404, "a deleted source's artifacts are no longer served");
+    let events: Vec<String> = k.events().await.iter().filter_map(|e| e["reason"].as_str().map(str::to_string)).collect();
+    assert!(events.iter().any(|r| r == "Destroyed"), "{events:?}");
 }
