@@ -333,3 +333,23 @@ async fn a_new_commit_replans_and_deletion_destroys_resources_and_artifacts() {
     let events: Vec<String> = k.events().await.iter().filter_map(|e| e["reason"].as_str().map(str::to_string)).collect();
     assert!(events.iter().any(|r| r == "Destroyed"), "{events:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_graceful_stop_mid_apply_finishes_the_run_and_records_it() {
+    let Some(mut k) = KubeWorld::new("sigterm").await else { return };
+    k.world.commit(&[("main.tf", MODULE)], "module");
+    let slow = "  runnerPodTemplate:\n    spec:\n      env:\n        - name: DRIFTTEST_APPLY_DELAY_MS\n          value: \"3000\"\n";
+    k.apply(&git_repository("app", "main")).await;
+    k.apply(&terraform_object("app", "app", "./", "auto", "", slow)).await;
+    k.start_controller(&[]);
+    k.wait_for("Terraform", "app", "a runner pod running", LONG, |o| condition_in(o, "Reconciling")["status"] == "True").await;
+    let status = k.stop_controller(0);
+    assert!(status.success(), "{status:?}\n{}", k.controller_log(0));
+    // Stopped only after the run in flight ended and its outcome was written.
+    let tf = k.get("Terraform", "app").await;
+    assert!(ready(&tf), "{}", tf["status"]);
+    assert!(condition_in(&tf, "Reconciling").is_null());
+    let locks: Vec<Value> =
+        k.list_leases().await.into_iter().filter(|l| l["metadata"]["name"].as_str().unwrap_or_default().starts_with("tflock-")).collect();
+    assert!(locks.is_empty(), "{locks:?}");
+}

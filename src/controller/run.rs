@@ -262,12 +262,15 @@ pub async fn run(
         .await
         .map_err(|source| ControllerError::Listen { addr: options.artifact_addr, source })?;
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    // The servers stop last: runs still in flight when shutdown begins download their
+    // artifact from this server, and probes must answer until the process ends.
+    let (servers_stop_tx, servers_stop_rx) = tokio::sync::watch::channel(false);
     let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|s| *s).await;
     };
-    let server = tokio::spawn(crate::source::server::serve(listener, artifacts.clone(), store.clone(), stopped(stop_rx.clone())));
+    let server = tokio::spawn(crate::source::server::serve(listener, artifacts.clone(), store.clone(), stopped(servers_stop_rx.clone())));
     info!(addr = %options.artifact_addr, url = %options.artifact_url, "artifact server listening");
-    let probes = tokio::spawn(super::probes::serve(probe_listener, metrics.clone(), readiness.clone(), stopped(stop_rx.clone())));
+    let probes = tokio::spawn(super::probes::serve(probe_listener, metrics.clone(), readiness.clone(), stopped(servers_stop_rx)));
     info!(addr = %options.metrics_addr, "metrics and probes listening");
 
     // A standby stays not-ready: the artifact Service then routes runners to the leader,
@@ -282,7 +285,7 @@ pub async fn run(
             tokio::select! {
                 acquired = elector.acquire() => Some(acquired?),
                 _ = &mut shutdown => {
-                    let _ = stop_tx.send(true);
+                    let _ = servers_stop_tx.send(true);
                     let _ = tokio::join!(server, probes);
                     return Ok(());
                 }
@@ -383,6 +386,7 @@ pub async fn run(
     {
         warn!("cannot release the leader Lease: {e}");
     }
+    let _ = servers_stop_tx.send(true);
     let _ = tokio::join!(server, probes);
     info!("controller stopped");
     if was_lost.load(std::sync::atomic::Ordering::SeqCst) { Err(ControllerError::LeadershipLost) } else { Ok(()) }
