@@ -4,6 +4,7 @@
 mod bucket;
 mod duration;
 mod gitrepository;
+mod kustomization;
 mod status;
 mod terraform;
 mod validation;
@@ -12,6 +13,10 @@ pub use bucket::{Bucket, BucketSpec, BucketStatus};
 pub use duration::Duration;
 pub use gitrepository::{
     Artifact, GitRepository, GitRepositoryRef, GitRepositorySpec, GitRepositoryStatus, LocalObjectReference, SourceStatus,
+};
+pub use kustomization::{
+    CommonMetadata, HealthCheckReference, Kustomization, KustomizationSpec, KustomizationStatus, KustomizeImage, KustomizePatch,
+    ManifestDriftSpec, ManifestIgnoreRule, PatchSelector, PostBuild, ResourceInventory, ResourceRef, SubstituteReference,
 };
 pub use status::{
     Condition, ConditionStatus, Conditions, DriftObject, DriftStatus, LockStatus, ObjectStatus, PlanApprover, PlanStatus, PlanSummary,
@@ -39,5 +44,5 @@ pub mod annotation {
 /// Every CRD this crate defines, for `driftless crds`.
 pub fn crds() -> Vec<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition> {
     use kube::CustomResourceExt;
-    vec![Bucket::crd(), GitRepository::crd(), Terraform::crd()]
+    vec![Bucket::crd(), GitRepository::crd(), Kustomization::crd(), Terraform::crd()]
 }

@@ -274,3 +274,47 @@ impl Validate for Terraform {
         e.finish("Terraform", &self.metadata)
     }
 }
+
+impl Validate for super::Kustomization {
+    fn validate(&self) -> Result<(), ValidationError> {
+        let mut e = Errors::default();
+        e.check_name(&self.metadata);
+        let spec = &self.spec;
+        if !matches!(spec.source_ref.kind.as_str(), "GitRepository" | "Bucket") {
+            e.add("spec.sourceRef.kind", format!("{:?} is not a source kind; use GitRepository or Bucket", spec.source_ref.kind));
+        }
+        if !is_dns_subdomain(&spec.source_ref.name) {
+            e.add("spec.sourceRef.name", "must name the source object");
+        }
+        if let Some(path) = &spec.path
+            && (path.starts_with('/') || path.split('/').any(|p| p == ".."))
+        {
+            e.add("spec.path", format!("{path:?} must be a relative path inside the source"));
+        }
+        if let Some(approve) = spec.approve_plan.as_deref()
+            && !(approve.is_empty() || approve == "auto" || approve.starts_with("plan-"))
+        {
+            e.add("spec.approvePlan", format!("{approve:?} must be \"auto\", a plan id (plan-...), or empty"));
+        }
+        if let Some(ns) = &spec.target_namespace
+            && !is_dns_label(ns)
+        {
+            e.add("spec.targetNamespace", format!("{ns:?} is not a namespace name"));
+        }
+        for (i, d) in spec.depends_on.iter().enumerate() {
+            let kind = d.kind.as_deref().unwrap_or("Kustomization");
+            if !matches!(kind, "Terraform" | "Kustomization") {
+                e.add(&format!("spec.dependsOn[{i}].kind"), format!("{kind:?} must be Terraform or Kustomization"));
+            }
+        }
+        for (i, r) in spec.post_build.iter().flat_map(|p| p.substitute_from.iter()).enumerate() {
+            if !matches!(r.kind.as_str(), "Secret" | "ConfigMap") {
+                e.add(&format!("spec.postBuild.substituteFrom[{i}].kind"), format!("{:?} must be Secret or ConfigMap", r.kind));
+            }
+        }
+        if spec.interval.as_std().is_zero() {
+            e.add("spec.interval", "must be greater than zero");
+        }
+        e.finish("Kustomization", &self.metadata)
+    }
+}

@@ -1,0 +1,244 @@
+//! Server-side apply of built manifests, in stages, and pruning of what left the source.
+//!
+//! # Guarantees
+//! - Field manager `driftless`, conflicts forced (the source is the truth, as in Flux).
+//! - CustomResourceDefinitions and Namespaces are applied first and waited for
+//!   (Established), so custom resources of a new CRD in the same source apply in one pass.
+//! - Every applied object carries the owner labels; prune deletes only objects that carry
+//!   them for this Kustomization, and never one annotated `driftless.dev/prune: disabled`.
+//! - With `force`, an object the API refuses to update (an immutable field) is deleted and
+//!   created again.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, Patch, PatchParams};
+use kube::discovery::Scope;
+use serde_json::Value;
+
+use super::inventory::{ObjectId, stage_of_kind};
+use crate::api::ResourceRef;
+use crate::store::kube::{FIELD_MANAGER, describe};
+
+pub const OWNER_NAME_LABEL: &str = "kustomize.driftless.dev/name";
+pub const OWNER_NAMESPACE_LABEL: &str = "kustomize.driftless.dev/namespace";
+pub const PRUNE_ANNOTATION: &str = "driftless.dev/prune";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    #[error("{object}: no such kind on the cluster ({detail}); is its CRD installed or in the source?")]
+    UnknownKind { object: String, detail: String },
+    #[error("{object}: {detail}")]
+    Refused { object: String, detail: String },
+    #[error("CustomResourceDefinition {name} was not established within {seconds}s")]
+    CrdNotEstablished { name: String, seconds: u64 },
+    #[error("manifest without apiVersion, kind or metadata.name: {0}")]
+    Incomplete(String),
+}
+
+/// What applying one object did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Applied {
+    pub id: ObjectId,
+    pub version: String,
+    pub action: Action,
+    /// The object as the server returned it (the dry-run result when dry).
+    pub result: Value,
+    /// The live object before, if any.
+    pub live: Option<Value>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Action {
+    Created,
+    Configured,
+    Unchanged,
+}
+
+/// The objects of a Kustomization (`namespace/name`) on one cluster.
+pub struct Applier {
+    client: kube::Client,
+    owner: (String, String),
+    resources: Mutex<HashMap<GroupVersionKind, (ApiResource, Scope)>>,
+}
+
+impl Applier {
+    pub fn new(client: kube::Client, owner_namespace: &str, owner_name: &str) -> Self {
+        Self { client, owner: (owner_namespace.to_string(), owner_name.to_string()), resources: Mutex::default() }
+    }
+
+    async fn api(&self, id: &ObjectId, version: &str) -> Result<Api<DynamicObject>, ApplyError> {
+        let gvk = GroupVersionKind::gvk(&id.group, version, &id.kind);
+        let cached = self.resources.lock().unwrap_or_else(|e| e.into_inner()).get(&gvk).cloned();
+        let (resource, scope) = match cached {
+            Some(found) => found,
+            None => {
+                let (resource, caps) = kube::discovery::pinned_kind(&self.client, &gvk)
+                    .await
+                    .map_err(|e| ApplyError::UnknownKind { object: id.display(), detail: describe(&e) })?;
+                self.resources.lock().unwrap_or_else(|e| e.into_inner()).insert(gvk, (resource.clone(), caps.scope.clone()));
+                (resource, caps.scope)
+            }
+        };
+        Ok(match scope {
+            Scope::Namespaced => Api::namespaced_with(self.client.clone(), &id.namespace, &resource),
+            Scope::Cluster => Api::all_with(self.client.clone(), &resource),
+        })
+    }
+
+    /// Adds the owner labels that make an object prunable by this Kustomization only.
+    pub fn label(&self, object: &mut Value) {
+        if let Some(meta) = object.get_mut("metadata").and_then(Value::as_object_mut) {
+            let labels = meta.entry("labels").or_insert_with(|| Value::Object(Default::default()));
+            if let Some(labels) = labels.as_object_mut() {
+                labels.insert(OWNER_NAME_LABEL.into(), Value::String(self.owner.1.clone()));
+                labels.insert(OWNER_NAMESPACE_LABEL.into(), Value::String(self.owner.0.clone()));
+            }
+        }
+    }
+
+    /// Applies every object in stages; `dry_run` asks the server what it would do.
+    pub async fn apply_all(&self, objects: &[Value], force: bool, dry_run: bool) -> Result<Vec<Applied>, ApplyError> {
+        let mut out = Vec::new();
+        for stage in [0u8, 1] {
+            let batch: Vec<&Value> = objects.iter().filter(|o| stage_of_kind(o["kind"].as_str().unwrap_or_default()) == stage).collect();
+            for object in &batch {
+                out.push(self.apply_one(object, force, dry_run).await?);
+            }
+            if stage == 0 && !dry_run {
+                for applied in out.iter().filter(|a| a.id.kind == "CustomResourceDefinition") {
+                    self.wait_established(&applied.id.name).await?;
+                }
+                // New kinds may exist now.
+                self.resources.lock().unwrap_or_else(|e| e.into_inner()).clear();
+            }
+        }
+        Ok(out)
+    }
+
+    async fn apply_one(&self, object: &Value, force: bool, dry_run: bool) -> Result<Applied, ApplyError> {
+        let (id, version) = ObjectId::of(object).ok_or_else(|| ApplyError::Incomplete(object.to_string().chars().take(120).collect()))?;
+        let api = self.api(&id, &version).await?;
+        let live = api.get_opt(&id.name).await.map_err(|e| ApplyError::Refused { object: id.display(), detail: describe(&e) })?;
+        let mut params = PatchParams::apply(FIELD_MANAGER).force();
+        params.dry_run = dry_run;
+        let result = match api.patch(&id.name, &params, &Patch::Apply(object)).await {
+            Ok(r) => r,
+            Err(kube::Error::Api(s)) if force && s.code == 422 && s.message.contains("immutable") && !dry_run => {
+                tracing::info!(object = %id.display(), "recreating: an immutable field changed and spec.force is set");
+                api.delete(&id.name, &DeleteParams::foreground())
+                    .await
+                    .map_err(|e| ApplyError::Refused { object: id.display(), detail: describe(&e) })?;
+                self.wait_gone(&api, &id.name).await;
+                api.patch(&id.name, &params, &Patch::Apply(object))
+                    .await
+                    .map_err(|e| ApplyError::Refused { object: id.display(), detail: describe(&e) })?
+            }
+            Err(e) => {
+                let mut detail = describe(&e);
+                if detail.contains("immutable") {
+                    detail.push_str("; set spec.force: true to recreate it");
+                }
+                return Err(ApplyError::Refused { object: id.display(), detail });
+            }
+        };
+        let action = match &live {
+            None => Action::Created,
+            Some(l) if l.metadata.resource_version == result.metadata.resource_version => Action::Unchanged,
+            Some(l)
+                if dry_run
+                    && comparable(&serde_json::to_value(l).unwrap_or_default())
+                        == comparable(&serde_json::to_value(&result).unwrap_or_default()) =>
+            {
+                Action::Unchanged
+            }
+            Some(_) => Action::Configured,
+        };
+        Ok(Applied {
+            id,
+            version,
+            action,
+            result: serde_json::to_value(result).unwrap_or_default(),
+            live: live.map(|l| serde_json::to_value(l).unwrap_or_default()),
+        })
+    }
+
+    async fn wait_gone(&self, api: &Api<DynamicObject>, name: &str) {
+        for _ in 0..120 {
+            if matches!(api.get_opt(name).await, Ok(None)) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+
+    async fn wait_established(&self, name: &str) -> Result<(), ApplyError> {
+        use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+        let api: Api<CustomResourceDefinition> = Api::all(self.client.clone());
+        let seconds = 60;
+        let established = kube::runtime::wait::conditions::is_crd_established();
+        match tokio::time::timeout(Duration::from_secs(seconds), kube::runtime::wait::await_condition(api, name, established)).await {
+            Ok(Ok(_)) => Ok(()),
+            _ => Err(ApplyError::CrdNotEstablished { name: name.to_string(), seconds }),
+        }
+    }
+
+    /// Deletes stale inventory entries that this Kustomization owns; returns what it deleted
+    /// and what it kept (with the reason).
+    pub async fn prune(&self, stale: &[ResourceRef]) -> Result<(Vec<String>, Vec<String>), ApplyError> {
+        let (mut deleted, mut kept) = (Vec::new(), Vec::new());
+        for entry in stale {
+            let Some(id) = ObjectId::parse(entry) else { continue };
+            let api = match self.api(&id, &entry.v).await {
+                Ok(api) => api,
+                // The kind itself is gone (its CRD was pruned): nothing left to delete.
+                Err(ApplyError::UnknownKind { .. }) => continue,
+                Err(e) => return Err(e),
+            };
+            let Some(live) = api.get_opt(&id.name).await.map_err(|e| ApplyError::Refused { object: id.display(), detail: describe(&e) })?
+            else {
+                continue;
+            };
+            let labels = live.metadata.labels.clone().unwrap_or_default();
+            let ours = labels.get(OWNER_NAME_LABEL) == Some(&self.owner.1) && labels.get(OWNER_NAMESPACE_LABEL) == Some(&self.owner.0);
+            let disabled = live.metadata.annotations.as_ref().and_then(|a| a.get(PRUNE_ANNOTATION)).is_some_and(|v| v == "disabled");
+            if !ours {
+                kept.push(format!("{} (not applied by this Kustomization)", id.display()));
+                continue;
+            }
+            if disabled {
+                kept.push(format!("{} ({PRUNE_ANNOTATION}: disabled)", id.display()));
+                continue;
+            }
+            match api.delete(&id.name, &DeleteParams::background()).await {
+                Ok(_) => deleted.push(id.display()),
+                Err(kube::Error::Api(s)) if s.code == 404 => {}
+                Err(e) => return Err(ApplyError::Refused { object: id.display(), detail: describe(&e) }),
+            }
+        }
+        Ok((deleted, kept))
+    }
+
+    /// The live object of an inventory entry.
+    pub async fn live(&self, id: &ObjectId, version: &str) -> Result<Option<Value>, ApplyError> {
+        let api = self.api(id, version).await?;
+        let live = api.get_opt(&id.name).await.map_err(|e| ApplyError::Refused { object: id.display(), detail: describe(&e) })?;
+        Ok(live.map(|l| serde_json::to_value(l).unwrap_or_default()))
+    }
+}
+
+/// An object without what the server changes on every write (for comparing a dry run with
+/// the live object).
+pub fn comparable(object: &Value) -> Value {
+    let mut v = object.clone();
+    if let Some(meta) = v.get_mut("metadata").and_then(Value::as_object_mut) {
+        for key in ["managedFields", "resourceVersion", "generation", "creationTimestamp", "uid"] {
+            meta.remove(key);
+        }
+    }
+    if let Some(o) = v.as_object_mut() {
+        o.remove("status");
+    }
+    v
+}

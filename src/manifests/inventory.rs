@@ -1,0 +1,108 @@
+//! The inventory of a Kustomization: which objects it applied, as Flux records them
+//! (`<namespace>_<name>_<group>_<kind>` plus the version), and which of them left the
+//! source. Pure functions: the prune set is decided here, not while deleting.
+
+use serde_json::Value;
+
+use crate::api::ResourceRef;
+
+/// One object's identity, whatever its version.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ObjectId {
+    pub group: String,
+    pub kind: String,
+    pub namespace: String,
+    pub name: String,
+}
+
+impl ObjectId {
+    /// The identity of a manifest; `None` when it lacks apiVersion, kind or name.
+    pub fn of(object: &Value) -> Option<(Self, String)> {
+        let api_version = object["apiVersion"].as_str()?;
+        let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
+        Some((
+            ObjectId {
+                group: group.to_string(),
+                kind: object["kind"].as_str()?.to_string(),
+                namespace: object["metadata"]["namespace"].as_str().unwrap_or_default().to_string(),
+                name: object["metadata"]["name"].as_str()?.to_string(),
+            },
+            version.to_string(),
+        ))
+    }
+
+    pub fn to_ref(&self, version: &str) -> ResourceRef {
+        ResourceRef { id: format!("{}_{}_{}_{}", self.namespace, self.name, self.group, self.kind), v: version.to_string() }
+    }
+
+    /// Reads an inventory entry back (names and namespaces hold no `_`; groups and kinds neither).
+    pub fn parse(entry: &ResourceRef) -> Option<Self> {
+        let mut parts = entry.id.splitn(4, '_');
+        let namespace = parts.next()?.to_string();
+        let name = parts.next()?.to_string();
+        let group = parts.next()?.to_string();
+        let kind = parts.next()?.to_string();
+        (!name.is_empty() && !kind.is_empty()).then_some(ObjectId { group, kind, namespace, name })
+    }
+
+    pub fn api_version(&self, version: &str) -> String {
+        if self.group.is_empty() { version.to_string() } else { format!("{}/{version}", self.group) }
+    }
+
+    /// `Kind namespace/name` for messages.
+    pub fn display(&self) -> String {
+        if self.namespace.is_empty() {
+            format!("{} {}", self.kind, self.name)
+        } else {
+            format!("{} {}/{}", self.kind, self.namespace, self.name)
+        }
+    }
+}
+
+/// Entries of `old` whose object is not in `new` (any version): the prune candidates.
+pub fn stale(old: &[ResourceRef], new: &[ResourceRef]) -> Vec<ResourceRef> {
+    let keep: std::collections::BTreeSet<&str> = new.iter().map(|r| r.id.as_str()).collect();
+    let mut out: Vec<ResourceRef> = old.iter().filter(|r| !keep.contains(r.id.as_str())).cloned().collect();
+    // Delete in reverse apply order: custom resources before their CRDs, objects before
+    // their namespaces.
+    out.sort_by_key(|r| std::cmp::Reverse(stage_of_kind(ObjectId::parse(r).map(|o| o.kind).as_deref().unwrap_or(""))));
+    out
+}
+
+/// Apply stage of a kind: cluster definitions first (CRDs, Namespaces), then the rest.
+pub fn stage_of_kind(kind: &str) -> u8 {
+    match kind {
+        "CustomResourceDefinition" | "Namespace" => 0,
+        _ => 1,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_round_trip_for_namespaced_and_cluster_objects() {
+        let deployment =
+            serde_json::json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web", "namespace": "prod"}});
+        let (id, v) = ObjectId::of(&deployment).expect("id");
+        let r = id.to_ref(&v);
+        assert_eq!(r.id, "prod_web_apps_Deployment");
+        assert_eq!(r.v, "v1");
+        assert_eq!(ObjectId::parse(&r), Some(id));
+        let ns = serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "prod"}});
+        let (id, _) = ObjectId::of(&ns).expect("id");
+        assert_eq!(id.to_ref("v1").id, "_prod__Namespace");
+        assert_eq!(ObjectId::parse(&id.to_ref("v1")), Some(id));
+    }
+
+    #[test]
+    fn stale_entries_are_those_gone_from_the_source_deleted_before_their_namespace() {
+        let r = |id: &str| ResourceRef { id: id.into(), v: "v1".into() };
+        let old = vec![r("_team__Namespace"), r("team_a__ConfigMap"), r("team_b__ConfigMap")];
+        let new = vec![r("team_a__ConfigMap")];
+        let stale = stale(&old, &new);
+        assert_eq!(stale, vec![r("team_b__ConfigMap"), r("_team__Namespace")]);
+        assert!(super::stale(&old, &old).is_empty());
+    }
+}
