@@ -1,6 +1,7 @@
 //! Reaching a cluster: one place that turns `--kubeconfig` / `--context` (or `KUBECONFIG`,
 //! `~/.kube/config`, the in-cluster service account) into a client, and the error type of
-//! the commands that talk to a cluster (`install`, `check`).
+//! the commands that talk to a cluster (`install`, `check`, and the object verbs without
+//! `--store`).
 
 use std::path::{Path, PathBuf};
 

@@ -1,19 +1,25 @@
 //! The `driftless` command line: one module per command group, the same verbs for a local
-//! store and (later) a cluster.
+//! store and a cluster (see [`target`] for what differs between them).
 
 mod check;
 pub mod cluster;
 mod controller;
 mod crds;
+mod events;
 mod install;
 mod objects;
 mod rbac;
+mod reconcile;
 mod review;
 mod run;
+mod target;
 
 use std::path::PathBuf;
+use std::time::Duration;
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
+
+use target::{ClusterTarget, Target};
 
 pub use run::local_context;
 
@@ -62,13 +68,16 @@ pub enum Command {
     Apply {
         #[arg(short = 'f', long = "filename", required = true)]
         files: Vec<PathBuf>,
+        // Where objects that name no namespace go.
+        #[command(flatten)]
+        namespace: Namespace,
     },
     /// Show objects.
     Get {
         kind: String,
         name: Option<String>,
-        #[arg(short = 'n', long, default_value = "default")]
-        namespace: String,
+        #[command(flatten)]
+        scope: Scope,
         #[arg(short = 'o', long, default_value = "table")]
         output: String,
     },
@@ -76,18 +85,24 @@ pub enum Command {
     Delete {
         kind: String,
         name: String,
-        #[arg(short = 'n', long, default_value = "default")]
-        namespace: String,
+        #[command(flatten)]
+        namespace: Namespace,
+        /// On a cluster: how long to wait for the controller's cleanup.
+        #[arg(long, default_value = "5m", value_parser = parse_timeout)]
+        timeout: Duration,
     },
     /// Run one complete reconcile now and wait for it.
     Reconcile {
         kind: String,
         name: String,
-        #[arg(short = 'n', long, default_value = "default")]
-        namespace: String,
+        #[command(flatten)]
+        namespace: Namespace,
         /// Fetch the source first.
         #[arg(long)]
         with_source: bool,
+        /// On a cluster: how long to wait for the controller to handle the request.
+        #[arg(long, default_value = "5m", value_parser = parse_timeout)]
+        timeout: Duration,
     },
     /// The reconcile loop, honoring intervals.
     Run {
@@ -104,8 +119,8 @@ pub enum Command {
     Approve {
         name: String,
         plan_id: Option<String>,
-        #[arg(short = 'n', long, default_value = "default")]
-        namespace: String,
+        #[command(flatten)]
+        namespace: Namespace,
     },
     /// Drift: `drift list`, `drift show NAME`.
     Drift {
@@ -116,27 +131,33 @@ pub enum Command {
     Suspend {
         kind: String,
         name: String,
-        #[arg(short = 'n', long, default_value = "default")]
-        namespace: String,
+        #[command(flatten)]
+        namespace: Namespace,
     },
     /// Resume reconciling an object.
     Resume {
         kind: String,
         name: String,
-        #[arg(short = 'n', long, default_value = "default")]
-        namespace: String,
+        #[command(flatten)]
+        namespace: Namespace,
     },
     /// Break a stuck state lock.
     Unlock {
         name: String,
-        #[arg(short = 'n', long, default_value = "default")]
-        namespace: String,
+        #[command(flatten)]
+        namespace: Namespace,
         /// Do not ask.
         #[arg(long)]
         yes: bool,
     },
-    /// Event log of the store, optionally of one object.
-    Events { kind: Option<String>, name: Option<String> },
+    /// Events of driftless objects (the store's event log, or a cluster's Events), optionally
+    /// of one kind or object.
+    Events {
+        kind: Option<String>,
+        name: Option<String>,
+        #[command(flatten)]
+        scope: Scope,
+    },
     /// The in-cluster controller: watches, runner pods, artifact server, leader election.
     Controller(Box<controller::ControllerArgs>),
     /// Write the CRDs as YAML (one file per kind) into DIR, or print them with `-`.
@@ -155,58 +176,119 @@ pub enum PlanCommand {
     /// The pending (or last) plan, human readable.
     Show {
         name: String,
-        #[arg(short = 'n', long, default_value = "default")]
-        namespace: String,
+        #[command(flatten)]
+        namespace: Namespace,
     },
 }
 
 #[derive(Subcommand, Debug)]
 pub enum DriftCommand {
     /// Every object with its drift state.
-    List,
+    List {
+        #[command(flatten)]
+        scope: Scope,
+    },
     /// The drift entries of one object.
     Show {
         name: String,
-        #[arg(short = 'n', long, default_value = "default")]
-        namespace: String,
+        #[command(flatten)]
+        namespace: Namespace,
     },
 }
 
-/// Runs a parsed command line.
+/// `-n NAMESPACE` of a command on one object.
+#[derive(Args, Debug, Clone, Default)]
+pub struct Namespace {
+    /// Namespace (default: the kube context's namespace; `default` on a local store).
+    #[arg(short = 'n', long = "namespace")]
+    namespace: Option<String>,
+}
+
+impl Namespace {
+    fn or_default_of<T: Target>(self, target: &T) -> String {
+        self.namespace.unwrap_or_else(|| target.namespace().to_string())
+    }
+}
+
+/// `-n NAMESPACE` or `-A` of a command that lists.
+#[derive(Args, Debug, Clone, Default)]
+pub struct Scope {
+    /// Namespace (default: the kube context's namespace; `default` on a local store).
+    #[arg(short = 'n', long = "namespace")]
+    namespace: Option<String>,
+    /// Every namespace.
+    #[arg(short = 'A', long, conflicts_with = "namespace")]
+    all_namespaces: bool,
+}
+
+impl Scope {
+    /// The namespace listed, `None` for all.
+    fn of<T: Target>(self, target: &T) -> Option<String> {
+        (!self.all_namespaces).then(|| Namespace { namespace: self.namespace }.or_default_of(target))
+    }
+}
+
+fn parse_timeout(text: &str) -> Result<Duration, String> {
+    crate::api::Duration::parse(text).map(|d| d.as_std())
+}
+
+/// Runs a parsed command line: the commands about the installation itself first, then the
+/// object verbs on a local store (`--store`) or on the cluster of the kube context.
 pub async fn execute(cli: Cli) -> Result<()> {
-    if let Command::Crds { dir } = &cli.command {
-        return crds::write(dir);
-    }
-    match &cli.command {
-        Command::Install(args) => return install::run(args, cli.kubeconfig.as_deref(), cli.context.as_deref()).await,
-        Command::Check(args) => return check::run(args, cli.kubeconfig.as_deref(), cli.context.as_deref()).await,
-        _ => {}
-    }
-    if let Command::Controller(args) = cli.command {
-        let client = cluster::client(cli.kubeconfig.as_deref(), cli.context.as_deref()).await?;
-        return controller::run(*args, client, cli.terraform).await;
-    }
-    let Some(store_dir) = cli.store.clone() else {
-        return Err(CliError::Usage(
-            "no cluster support in this build yet: pass --store DIR (or set DRIFTLESS_STORE) to use a local store".into(),
-        ));
+    let (kubeconfig, context) = (cli.kubeconfig.as_deref(), cli.context.as_deref());
+    let command = match cli.command {
+        Command::Crds { dir } => return crds::write(&dir),
+        Command::Install(args) => return install::run(&args, kubeconfig, context).await,
+        Command::Check(args) => return check::run(&args, kubeconfig, context).await,
+        Command::Controller(args) => {
+            let client = cluster::client(kubeconfig, context).await?;
+            return controller::run(*args, client, cli.terraform).await;
+        }
+        verb => verb,
     };
-    let creates = matches!(cli.command, Command::Apply { .. });
-    let ctx = local_context(&store_dir, cli.terraform.clone(), creates)?;
-    match cli.command {
-        Command::Apply { files } => objects::apply(&ctx, &files).await,
-        Command::Get { kind, name, namespace, output } => objects::get(&ctx, &kind, name.as_deref(), &namespace, &output).await,
-        Command::Delete { kind, name, namespace } => objects::delete(&ctx, &kind, &name, &namespace).await,
-        Command::Suspend { kind, name, namespace } => objects::set_suspend(&ctx, &kind, &name, &namespace, true).await,
-        Command::Resume { kind, name, namespace } => objects::set_suspend(&ctx, &kind, &name, &namespace, false).await,
-        Command::Reconcile { kind, name, namespace, with_source } => run::reconcile_now(&ctx, &kind, &name, &namespace, with_source).await,
-        Command::Run { once } => run::run_loop(&ctx, once).await,
-        Command::Plan { command: PlanCommand::Show { name, namespace } } => review::plan_show(&ctx, &name, &namespace).await,
-        Command::Approve { name, plan_id, namespace } => review::approve(&ctx, &name, plan_id.as_deref(), &namespace).await,
-        Command::Drift { command: DriftCommand::List } => review::drift_list(&ctx).await,
-        Command::Drift { command: DriftCommand::Show { name, namespace } } => review::drift_show(&ctx, &name, &namespace).await,
-        Command::Unlock { name, namespace, yes } => review::unlock(&ctx, &name, &namespace, yes).await,
-        Command::Events { kind, name } => review::events(&ctx, kind.as_deref(), name.as_deref()),
+    match &cli.store {
+        Some(dir) => {
+            let creates = matches!(command, Command::Apply { .. });
+            verb(&local_context(dir, cli.terraform.clone(), creates)?, command).await
+        }
+        None => verb(&ClusterTarget::new(cluster::client(kubeconfig, context).await?), command).await,
+    }
+}
+
+/// Runs one object verb on a target: every verb is dispatched here once, for both kinds.
+async fn verb<T: Target>(target: &T, command: Command) -> Result<()> {
+    let store = target.store();
+    match command {
+        Command::Apply { files, namespace } => objects::apply(store, &files, &namespace.or_default_of(target)).await,
+        Command::Get { kind, name, scope, output } => {
+            objects::get(store, &kind, name.as_deref(), scope.of(target).as_deref(), &output).await
+        }
+        Command::Delete { kind, name, namespace, timeout } => {
+            target.delete(kind_of(&kind)?, &namespace.or_default_of(target), &name, timeout).await
+        }
+        Command::Suspend { kind, name, namespace } => {
+            objects::set_suspend(store, &kind, &name, &namespace.or_default_of(target), true).await
+        }
+        Command::Resume { kind, name, namespace } => {
+            objects::set_suspend(store, &kind, &name, &namespace.or_default_of(target), false).await
+        }
+        Command::Reconcile { kind, name, namespace, with_source, timeout } => {
+            target.reconcile(kind_of(&kind)?, &namespace.or_default_of(target), &name, with_source, timeout).await
+        }
+        Command::Run { once } => target.run_loop(once).await,
+        Command::Plan { command: PlanCommand::Show { name, namespace } } => {
+            review::plan_show(target, &name, &namespace.or_default_of(target)).await
+        }
+        Command::Approve { name, plan_id, namespace } => {
+            review::approve(target, &name, plan_id.as_deref(), &namespace.or_default_of(target)).await
+        }
+        Command::Drift { command: DriftCommand::List { scope } } => review::drift_list(store, scope.of(target).as_deref()).await,
+        Command::Drift { command: DriftCommand::Show { name, namespace } } => {
+            review::drift_show(store, &name, &namespace.or_default_of(target)).await
+        }
+        Command::Unlock { name, namespace, yes } => review::unlock(target, &name, &namespace.or_default_of(target), yes).await,
+        Command::Events { kind, name, scope } => events::show(target, kind.as_deref(), name.as_deref(), scope.of(target).as_deref()).await,
+        // Handled by `execute` before a target is built.
         Command::Crds { .. } | Command::Install(_) | Command::Check(_) | Command::Controller(_) => Ok(()),
     }
 }

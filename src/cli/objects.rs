@@ -1,14 +1,17 @@
-//! apply, get, delete, suspend/resume.
+//! apply, get, delete, suspend/resume: plain object reads and writes, the same on a local
+//! store and on a cluster, except `delete` (see [`delete_here`] and [`delete_on_cluster`]).
 
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use serde_json::Value;
 
 use super::{CliError, Result, kind_of};
 use crate::api::{Bucket, Conditions, GitRepository, Terraform, Validate, condition_type as ct};
+use crate::cli::cluster::ClusterError;
 use crate::cli::run::LocalContext;
-use crate::store::{ObjectStore, StoredObject};
+use crate::store::{KubeStore, ObjectStore, StoredObject};
 
 /// YAML files of a path: the file itself, or every .yaml/.yml below a directory, sorted.
 fn yaml_files(path: &Path) -> Result<Vec<PathBuf>> {
@@ -37,11 +40,13 @@ fn decode<K: StoredObject>(doc: &Value, origin: &str) -> Result<K> {
     })
 }
 
-async fn store<K: StoredObject>(ctx: &LocalContext, object: K) -> Result<String> {
-    let meta = object.meta();
-    let (ns, name) = (meta.namespace.clone().unwrap_or_else(|| "default".into()), meta.name.clone().unwrap_or_default());
-    let before: Option<K> = ctx.store.get(&ns, &name).await?;
-    let after = ctx.store.apply(&object).await?;
+/// Stores one object (in `namespace` unless it names its own); says what changed.
+async fn store<K: StoredObject, S: ObjectStore>(store: &S, mut object: K, namespace: &str) -> Result<String> {
+    let meta = object.meta_mut();
+    let ns = meta.namespace.get_or_insert_with(|| namespace.to_string()).clone();
+    let name = meta.name.clone().unwrap_or_default();
+    let before: Option<K> = store.get(&ns, &name).await?;
+    let after = store.apply(&object).await?;
     let verb = match before {
         None => "created",
         Some(b) if serde_json::to_value(&b).ok() == serde_json::to_value(&after).ok() => "unchanged",
@@ -50,7 +55,9 @@ async fn store<K: StoredObject>(ctx: &LocalContext, object: K) -> Result<String>
     Ok(format!("{}/{name} {verb}", K::kind(&()).to_lowercase()))
 }
 
-pub async fn apply(ctx: &LocalContext, paths: &[PathBuf]) -> Result<()> {
+/// `apply -f`: every document is decoded and validated before anything is stored; on a
+/// cluster, storing is a server-side apply.
+pub async fn apply<S: ObjectStore>(target: &S, paths: &[PathBuf], namespace: &str) -> Result<()> {
     let mut docs: Vec<(String, Value)> = Vec::new();
     for path in paths {
         for file in yaml_files(path)? {
@@ -116,7 +123,7 @@ pub async fn apply(ctx: &LocalContext, paths: &[PathBuf]) -> Result<()> {
             (v, k) => Err(CliError::File {
                 path: origin.clone(),
                 reason: format!(
-                    "unsupported object {name} (apiVersion={v:?} kind={k:?}); a local store holds driftless.dev/v1alpha1 GitRepository, Bucket and Terraform, and v1 Secret and ConfigMap"
+                    "unsupported object {name} (apiVersion={v:?} kind={k:?}); driftless applies driftless.dev/v1alpha1 GitRepository, Bucket and Terraform, and v1 Secret and ConfigMap"
                 ),
             }),
         };
@@ -130,11 +137,11 @@ pub async fn apply(ctx: &LocalContext, paths: &[PathBuf]) -> Result<()> {
     }
     for item in decoded {
         let line = match item {
-            Decoded::Git(o) => store(ctx, *o).await?,
-            Decoded::Bucket(o) => store(ctx, *o).await?,
-            Decoded::Tf(o) => store(ctx, *o).await?,
-            Decoded::Secret(o) => store(ctx, o).await?,
-            Decoded::ConfigMap(o) => store(ctx, o).await?,
+            Decoded::Git(o) => store(target, *o, namespace).await?,
+            Decoded::Bucket(o) => store(target, *o, namespace).await?,
+            Decoded::Tf(o) => store(target, *o, namespace).await?,
+            Decoded::Secret(o) => store(target, o, namespace).await?,
+            Decoded::ConfigMap(o) => store(target, o, namespace).await?,
         };
         println!("{line}");
     }
@@ -173,15 +180,26 @@ fn ready_cells<C: Conditions>(status: Option<&C>) -> (String, String, String) {
     }
 }
 
+/// An object as shown by `-o json|yaml`: without `managedFields`, server-side apply's
+/// bookkeeping (as kubectl hides it).
+fn shown<K: StoredObject>(object: &K) -> Result<Value> {
+    let mut v = serde_json::to_value(object).map_err(|e| CliError::Usage(e.to_string()))?;
+    if let Some(meta) = v.get_mut("metadata").and_then(Value::as_object_mut) {
+        meta.remove("managedFields");
+    }
+    Ok(v)
+}
+
 fn print_objects<K: StoredObject>(objects: &[K], output: &str) -> Result<()> {
     match output {
         "json" => {
-            let v = if objects.len() == 1 { serde_json::to_value(&objects[0]) } else { serde_json::to_value(objects) };
-            println!("{}", serde_json::to_string_pretty(&v.map_err(|e| CliError::Usage(e.to_string()))?).unwrap_or_default());
+            let mut shown: Vec<Value> = objects.iter().map(shown).collect::<Result<_>>()?;
+            let v = if shown.len() == 1 { shown.remove(0) } else { Value::Array(shown) };
+            println!("{}", serde_json::to_string_pretty(&v).map_err(|e| CliError::Usage(e.to_string()))?);
         }
         "yaml" => {
             for o in objects {
-                println!("---\n{}", serde_yaml::to_string(o).map_err(|e| CliError::Usage(e.to_string()))?);
+                println!("---\n{}", serde_yaml::to_string(&shown(o)?).map_err(|e| CliError::Usage(e.to_string()))?);
             }
         }
         other => return Err(CliError::Usage(format!("unknown output format {other:?}; use table, json or yaml"))),
@@ -189,19 +207,22 @@ fn print_objects<K: StoredObject>(objects: &[K], output: &str) -> Result<()> {
     Ok(())
 }
 
-pub async fn get(ctx: &LocalContext, kind: &str, name: Option<&str>, namespace: &str, output: &str) -> Result<()> {
-    async fn select<K: StoredObject>(ctx: &LocalContext, name: Option<&str>, namespace: &str) -> Result<Vec<K>> {
-        match name {
-            Some(n) => match ctx.store.get::<K>(namespace, n).await? {
+/// `get KIND [NAME]` in `namespace`, or (`None`, `-A`) in every namespace.
+pub async fn get<S: ObjectStore>(store: &S, kind: &str, name: Option<&str>, namespace: Option<&str>, output: &str) -> Result<()> {
+    async fn select<K: StoredObject, S: ObjectStore>(store: &S, name: Option<&str>, namespace: Option<&str>) -> Result<Vec<K>> {
+        match (name, namespace) {
+            (Some(n), Some(ns)) => match store.get::<K>(ns, n).await? {
                 Some(o) => Ok(vec![o]),
-                None => Err(CliError::Usage(format!("{} {namespace}/{n} not found", K::kind(&())))),
+                None => Err(CliError::Usage(format!("{} {ns}/{n} not found", K::kind(&())))),
             },
-            None => Ok(ctx.store.list::<K>().await?),
+            (Some(_), None) => Err(CliError::Usage("an object is named within one namespace: pass -n NAMESPACE instead of -A".into())),
+            (None, Some(ns)) => Ok(store.list_in::<K>(ns).await?),
+            (None, None) => Ok(store.list::<K>().await?),
         }
     }
     match kind_of(kind)? {
         "Terraform" => {
-            let items: Vec<Terraform> = select(ctx, name, namespace).await?;
+            let items: Vec<Terraform> = select(store, name, namespace).await?;
             if output != "table" {
                 return print_objects(&items, output);
             }
@@ -234,7 +255,7 @@ pub async fn get(ctx: &LocalContext, kind: &str, name: Option<&str>, namespace: 
             print_table(&["NAMESPACE", "NAME", "READY", "REASON", "PLAN", "DRIFT", "MESSAGE"], &rows);
         }
         "GitRepository" => {
-            let items: Vec<GitRepository> = select(ctx, name, namespace).await?;
+            let items: Vec<GitRepository> = select(store, name, namespace).await?;
             if output != "table" {
                 return print_objects(&items, output);
             }
@@ -257,7 +278,7 @@ pub async fn get(ctx: &LocalContext, kind: &str, name: Option<&str>, namespace: 
             print_table(&["NAMESPACE", "NAME", "URL", "READY", "REVISION", "MESSAGE"], &rows);
         }
         "Bucket" => {
-            let items: Vec<Bucket> = select(ctx, name, namespace).await?;
+            let items: Vec<Bucket> = select(store, name, namespace).await?;
             if output != "table" {
                 return print_objects(&items, output);
             }
@@ -281,7 +302,7 @@ pub async fn get(ctx: &LocalContext, kind: &str, name: Option<&str>, namespace: 
             print_table(&["NAMESPACE", "NAME", "BUCKET", "READY", "REVISION", "MESSAGE"], &rows);
         }
         "Secret" => {
-            let items: Vec<Secret> = select(ctx, name, namespace).await?;
+            let items: Vec<Secret> = select(store, name, namespace).await?;
             // As kubectl: values only on explicit request (-o json|yaml), base64-encoded.
             if output != "table" {
                 return print_objects(&items, output);
@@ -296,7 +317,7 @@ pub async fn get(ctx: &LocalContext, kind: &str, name: Option<&str>, namespace: 
             print_table(&["NAMESPACE", "NAME", "KEYS"], &rows);
         }
         _ => {
-            let items: Vec<ConfigMap> = select(ctx, name, namespace).await?;
+            let items: Vec<ConfigMap> = select(store, name, namespace).await?;
             if output != "table" {
                 return print_objects(&items, output);
             }
@@ -316,7 +337,9 @@ pub async fn get(ctx: &LocalContext, kind: &str, name: Option<&str>, namespace: 
     Ok(())
 }
 
-pub async fn delete(ctx: &LocalContext, kind: &str, name: &str, namespace: &str) -> Result<()> {
+/// `delete` on a local store: a Terraform's deletion is reconciled here and now (its
+/// resources are destroyed first when it asks for that).
+pub async fn delete_here(ctx: &LocalContext, kind: &str, namespace: &str, name: &str) -> Result<()> {
     let gone = match kind_of(kind)? {
         "Terraform" => {
             let marked = ctx
@@ -349,19 +372,65 @@ pub async fn delete(ctx: &LocalContext, kind: &str, name: &str, namespace: &str)
     Ok(())
 }
 
-pub async fn set_suspend(ctx: &LocalContext, kind: &str, name: &str, namespace: &str, suspend: bool) -> Result<()> {
+pub async fn set_suspend<S: ObjectStore>(store: &S, kind: &str, name: &str, namespace: &str, suspend: bool) -> Result<()> {
     match kind_of(kind)? {
         "Terraform" => {
-            ctx.store.update::<Terraform>(namespace, name, |t| t.spec.suspend = suspend).await?;
+            store.update::<Terraform>(namespace, name, |t| t.spec.suspend = suspend).await?;
         }
         "GitRepository" => {
-            ctx.store.update::<GitRepository>(namespace, name, |g| g.spec.suspend = suspend).await?;
+            store.update::<GitRepository>(namespace, name, |g| g.spec.suspend = suspend).await?;
         }
         "Bucket" => {
-            ctx.store.update::<Bucket>(namespace, name, |b| b.spec.suspend = suspend).await?;
+            store.update::<Bucket>(namespace, name, |b| b.spec.suspend = suspend).await?;
         }
         other => return Err(CliError::Usage(format!("{other} cannot be suspended"))),
     }
     println!("{}/{name} {}", kind_of(kind)?.to_lowercase(), if suspend { "suspended" } else { "resumed" });
     Ok(())
+}
+
+/// `delete` on a cluster, as `kubectl delete --wait`: the API deletes the object once the
+/// controller has finished its cleanup (driftless's finalizer), so this waits for it to be
+/// gone, at most `timeout`.
+pub async fn delete_on_cluster(store: &KubeStore, kind: &str, namespace: &str, name: &str, timeout: Duration) -> Result<()> {
+    let kind = kind_of(kind)?;
+    let shown = format!("{}/{name}", kind.to_lowercase());
+    let controller = || "is the controller running? (`driftless check`)".to_string();
+    let left = match kind {
+        "Terraform" => {
+            if store.get::<Terraform>(namespace, name).await?.is_some_and(|t| t.spec.destroy_resources_on_deletion) {
+                eprintln!("► {shown}: the controller destroys its resources before deletion");
+            }
+            delete_and_wait::<Terraform>(store, namespace, name, timeout).await?.map(|tf| {
+                let (_, reason, message) = ready_cells(tf.status.as_ref());
+                format!("{reason}: {message}")
+            })
+        }
+        "GitRepository" => delete_and_wait::<GitRepository>(store, namespace, name, timeout).await?.map(|_| controller()),
+        "Bucket" => delete_and_wait::<Bucket>(store, namespace, name, timeout).await?.map(|_| controller()),
+        "Secret" => delete_and_wait::<Secret>(store, namespace, name, timeout).await?.map(|_| controller()),
+        _ => delete_and_wait::<ConfigMap>(store, namespace, name, timeout).await?.map(|_| controller()),
+    };
+    if let Some(why) = left {
+        let after = humantime::format_duration(timeout);
+        return Err(ClusterError::Timeout(format!("{shown} is still being deleted after {after}: {why}")).into());
+    }
+    println!("{shown} deleted");
+    Ok(())
+}
+
+/// Deletes, then polls until the object is gone; returns it as last seen if it is still
+/// there after `timeout`.
+async fn delete_and_wait<K: StoredObject>(store: &KubeStore, namespace: &str, name: &str, timeout: Duration) -> Result<Option<K>> {
+    if !store.request_delete::<K>(namespace, name).await? {
+        return Err(CliError::Usage(format!("{} {namespace}/{name} not found", K::kind(&()))));
+    }
+    let deadline = Instant::now() + timeout;
+    loop {
+        let left = store.get::<K>(namespace, name).await?;
+        if left.is_none() || Instant::now() >= deadline {
+            return Ok(left);
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
 }

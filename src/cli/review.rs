@@ -1,9 +1,12 @@
-//! What a reviewer runs: plan show, approve, drift list/show, unlock, events.
+//! What a reviewer runs: plan show, approve, drift list/show, unlock. The same on a local
+//! store and on a cluster: each reads the object's status, and its backend where the plan
+//! or the lock lives. Approving only sets `driftless.dev/approve-plan`; whoever reconciles
+//! (`driftless run`, `reconcile`, the controller) applies the plan.
 
 use std::io::{BufRead, IsTerminal, Write};
 
 use super::objects::print_table;
-use super::run::{LocalContext, ObjectBackend, object_backend};
+use super::target::{ObjectBackend, Target, object_backend};
 use super::{CliError, Result};
 use crate::api::{Terraform, annotation};
 use crate::backend::{PlanStore, StateKey, StateStore};
@@ -11,17 +14,17 @@ use crate::dispatch::ObjectKey;
 use crate::store::ObjectStore;
 use crate::terraform::{KIND, state_name};
 
-async fn terraform(ctx: &LocalContext, namespace: &str, name: &str) -> Result<Terraform> {
-    ctx.store.get::<Terraform>(namespace, name).await?.ok_or_else(|| CliError::Usage(format!("Terraform {namespace}/{name} not found")))
+async fn terraform<S: ObjectStore>(store: &S, namespace: &str, name: &str) -> Result<Terraform> {
+    store.get::<Terraform>(namespace, name).await?.ok_or_else(|| CliError::Usage(format!("Terraform {namespace}/{name} not found")))
 }
 
 fn object_key(namespace: &str, name: &str) -> ObjectKey {
     ObjectKey { kind: KIND.into(), namespace: namespace.into(), name: name.into() }
 }
 
-pub async fn plan_show(ctx: &LocalContext, name: &str, namespace: &str) -> Result<()> {
-    let tf = terraform(ctx, namespace, name).await?;
-    let backend = object_backend(ctx, &tf).await?;
+pub async fn plan_show<T: Target>(target: &T, name: &str, namespace: &str) -> Result<()> {
+    let tf = terraform(target.store(), namespace, name).await?;
+    let backend = object_backend(target, &tf).await?;
     let plan = tf
         .status
         .and_then(|s| s.common.plan)
@@ -60,8 +63,8 @@ pub async fn plan_show(ctx: &LocalContext, name: &str, namespace: &str) -> Resul
     Ok(())
 }
 
-pub async fn approve(ctx: &LocalContext, name: &str, plan_id: Option<&str>, namespace: &str) -> Result<()> {
-    let tf = terraform(ctx, namespace, name).await?;
+pub async fn approve<T: Target>(target: &T, name: &str, plan_id: Option<&str>, namespace: &str) -> Result<()> {
+    let tf = terraform(target.store(), namespace, name).await?;
     let pending = tf.status.and_then(|s| s.common.plan).filter(|p| p.pending);
     let Some(pending) = pending else {
         return Err(CliError::Usage(format!("terraform/{name} has no plan waiting for approval")));
@@ -75,23 +78,23 @@ pub async fn approve(ctx: &LocalContext, name: &str, plan_id: Option<&str>, name
     }
     let id = id.to_string();
     let value = id.clone();
-    ctx.store
+    target
+        .store()
         .update::<Terraform>(namespace, name, move |t| {
             t.metadata.annotations.get_or_insert_with(Default::default).insert(annotation::APPROVE_PLAN.into(), value.clone());
         })
         .await?;
-    println!(
-        "approved plan {id} of terraform/{name} ({}); it is applied on the next reconcile (`driftless reconcile terraform {name}` or a running `driftless run`)",
-        pending.summary
-    );
+    println!("approved plan {id} of terraform/{name} ({}); {}", pending.summary, target.after_approval(name));
     Ok(())
 }
 
-pub async fn drift_list(ctx: &LocalContext) -> Result<()> {
-    let rows: Vec<Vec<String>> = ctx
-        .store
-        .list::<Terraform>()
-        .await?
+/// The drift state of every Terraform of `namespace` (`None`: of all namespaces).
+pub async fn drift_list<S: ObjectStore>(store: &S, namespace: Option<&str>) -> Result<()> {
+    let objects = match namespace {
+        Some(ns) => store.list_in::<Terraform>(ns).await?,
+        None => store.list::<Terraform>().await?,
+    };
+    let rows: Vec<Vec<String>> = objects
         .into_iter()
         .map(|t| {
             let d = t.status.and_then(|s| s.common.drift).unwrap_or_default();
@@ -117,8 +120,8 @@ pub async fn drift_list(ctx: &LocalContext) -> Result<()> {
     Ok(())
 }
 
-pub async fn drift_show(ctx: &LocalContext, name: &str, namespace: &str) -> Result<()> {
-    let tf = terraform(ctx, namespace, name).await?;
+pub async fn drift_show<S: ObjectStore>(store: &S, name: &str, namespace: &str) -> Result<()> {
+    let tf = terraform(store, namespace, name).await?;
     let d = tf.status.and_then(|s| s.common.drift).unwrap_or_default();
     if !d.detected {
         match d.last_checked_at {
@@ -139,16 +142,17 @@ pub async fn drift_show(ctx: &LocalContext, name: &str, namespace: &str) -> Resu
     Ok(())
 }
 
-pub async fn unlock(ctx: &LocalContext, name: &str, namespace: &str, yes: bool) -> Result<()> {
-    let tf = terraform(ctx, namespace, name).await?;
+pub async fn unlock<T: Target>(target: &T, name: &str, namespace: &str, yes: bool) -> Result<()> {
+    let tf = terraform(target.store(), namespace, name).await?;
     let key = StateKey { object: object_key(namespace, name), state_name: state_name(&tf) };
-    let broken = match object_backend(ctx, &tf).await? {
+    let broken = match object_backend(target, &tf).await? {
         ObjectBackend::Local(b) => break_lock(&b, &key, name, yes).await?,
         ObjectBackend::S3(b) => break_lock(&b, &key, name, yes).await?,
         ObjectBackend::Kubernetes(b) => break_lock(&b, &key, name, yes).await?,
     };
     let Some(held) = broken else { return Ok(()) };
-    ctx.store
+    target
+        .store()
         .update::<Terraform>(namespace, name, |t| {
             if let Some(s) = t.status.as_mut() {
                 s.lock = None;
@@ -187,17 +191,4 @@ async fn break_lock<B: StateStore>(backend: &B, key: &StateKey, name: &str, yes:
         }
     }
     Ok(backend.force_unlock(key).await?.or(Some(held)))
-}
-
-pub fn events(ctx: &LocalContext, kind: Option<&str>, name: Option<&str>) -> Result<()> {
-    let kind = kind.map(super::kind_of).transpose()?;
-    let rows: Vec<Vec<String>> = ctx
-        .events
-        .read()
-        .into_iter()
-        .filter(|e| kind.is_none_or(|k| e.kind == k) && name.is_none_or(|n| e.name == n))
-        .map(|e| vec![e.time, format!("{}/{}", e.kind.to_lowercase(), e.name), e.reason, e.message])
-        .collect();
-    print_table(&["TIME", "OBJECT", "REASON", "MESSAGE"], &rows);
-    Ok(())
 }

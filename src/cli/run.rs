@@ -1,11 +1,11 @@
-//! `reconcile` (one complete reconcile now) and `run` (the loop honoring intervals).
+//! The local store's context, and `run` (the reconcile loop honoring intervals).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use super::{CliError, Result, kind_of};
-use crate::api::{Bucket, Conditions, GitRepository, Terraform, condition_type as ct, reason};
+use super::{CliError, Result};
+use crate::api::{Bucket, Conditions, GitRepository, Terraform, condition_type as ct};
 use crate::context::Context;
 use crate::dispatch::{BackendSpec, ProcessDispatch};
 use crate::source::ArtifactStore;
@@ -42,83 +42,6 @@ pub fn local_context(dir: &Path, terraform: Option<PathBuf>, create: bool) -> Re
 
 fn hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_string()).unwrap_or_else(|_| "localhost".into())
-}
-
-/// Reasons that mean "working as intended, waiting for a person", not failure.
-fn is_waiting(reason: &str) -> bool {
-    matches!(reason, reason::PLAN_PENDING | reason::SUCCEEDED | reason::DESTROYED | reason::NO_CHANGES)
-}
-
-pub async fn reconcile_now(ctx: &LocalContext, kind: &str, name: &str, namespace: &str, with_source: bool) -> Result<()> {
-    match kind_of(kind)? {
-        "GitRepository" => {
-            ctx.store
-                .get::<GitRepository>(namespace, name)
-                .await?
-                .ok_or_else(|| CliError::Usage(format!("GitRepository {namespace}/{name} not found")))?;
-            crate::source::reconcile::reconcile(ctx, namespace, name, true).await?;
-            let repo = ctx.store.get::<GitRepository>(namespace, name).await?;
-            report("gitrepository", name, repo.and_then(|r| r.status).as_ref())
-        }
-        "Bucket" => {
-            let bucket = ctx
-                .store
-                .get::<Bucket>(namespace, name)
-                .await?
-                .ok_or_else(|| CliError::Usage(format!("Bucket {namespace}/{name} not found")))?;
-            if bucket.spec.suspend {
-                return Err(CliError::Usage(format!("bucket/{name} is suspended; resume it with `driftless resume bucket {name}`")));
-            }
-            crate::source::reconcile::reconcile_bucket(ctx, namespace, name, true).await?;
-            let bucket = ctx.store.get::<Bucket>(namespace, name).await?;
-            report("bucket", name, bucket.and_then(|b| b.status).as_ref())
-        }
-        "Terraform" => {
-            let tf = ctx
-                .store
-                .get::<Terraform>(namespace, name)
-                .await?
-                .ok_or_else(|| CliError::Usage(format!("Terraform {namespace}/{name} not found")))?;
-            if tf.spec.suspend {
-                return Err(CliError::Usage(format!("terraform/{name} is suspended; resume it with `driftless resume terraform {name}`")));
-            }
-            if with_source {
-                let source = &tf.spec.source_ref;
-                let ns = source.namespace.clone().unwrap_or_else(|| namespace.to_string());
-                match source.kind.as_str() {
-                    "GitRepository" => {
-                        eprintln!("► fetching source gitrepository/{}", source.name);
-                        crate::source::reconcile::reconcile(ctx, &ns, &source.name, true).await?;
-                    }
-                    "Bucket" => {
-                        eprintln!("► fetching source bucket/{}", source.name);
-                        crate::source::reconcile::reconcile_bucket(ctx, &ns, &source.name, true).await?;
-                    }
-                    _ => {}
-                }
-            }
-            eprintln!("► reconciling terraform/{name}");
-            crate::terraform::reconcile(ctx, namespace, name, true).await?;
-            let tf = ctx.store.get::<Terraform>(namespace, name).await?;
-            let status = tf.and_then(|t| t.status);
-            if let Some(drift) = status.as_ref().and_then(|s| s.common.drift.as_ref()).filter(|d| d.detected) {
-                eprintln!("⚠ drift: {}", drift.summary);
-            }
-            report("terraform", name, status.as_ref())
-        }
-        other => Err(CliError::Usage(format!("{other} is not reconciled"))),
-    }
-}
-
-fn report<C: Conditions>(kind: &str, name: &str, status: Option<&C>) -> Result<()> {
-    match status.and_then(|s| s.condition(ct::READY)) {
-        Some(c) if is_waiting(&c.reason) => {
-            println!("✔ {kind}/{name}: {}", c.message);
-            Ok(())
-        }
-        Some(c) => Err(CliError::Usage(format!("✗ {kind}/{name}: {}: {}", c.reason, c.message))),
-        None => Err(CliError::Usage(format!("✗ {kind}/{name}: not reconciled"))),
-    }
 }
 
 #[derive(Clone, PartialEq, Eq, Hash, Debug)]
@@ -236,34 +159,11 @@ async fn summary(ctx: &LocalContext) -> Result<()> {
     let mut failed = Vec::new();
     for t in ctx.store.list::<Terraform>().await? {
         if let Some(c) = t.status.as_ref().and_then(|s| s.condition(ct::READY))
-            && !is_waiting(&c.reason)
+            && !super::reconcile::is_waiting(&c.reason)
         {
             failed.push(format!("terraform/{}: {}: {}", t.metadata.name.unwrap_or_default(), c.reason, c.message));
         }
     }
-    super::objects::get(ctx, "terraform", None, "default", "table").await?;
+    super::objects::get(&ctx.store, "terraform", None, None, "table").await?;
     if failed.is_empty() { Ok(()) } else { Err(CliError::Usage(failed.join("\n"))) }
-}
-
-/// A Terraform's backend, connected (for `unlock` and `plan show`): its
-/// `spec.backendConfig.s3`, else the store's own.
-pub enum ObjectBackend {
-    Local(crate::backend::LocalBackend),
-    S3(crate::backend::S3Backend),
-    Kubernetes(crate::backend::SecretBackend),
-}
-
-pub async fn object_backend(ctx: &LocalContext, object: &Terraform) -> Result<ObjectBackend> {
-    let spec = crate::terraform::resolve_backend(&ctx.store, object, &ctx.backend).await.map_err(|e| match e {
-        crate::terraform::InputError::Store(e) => CliError::Store(e),
-        other => CliError::Usage(other.to_string()),
-    })?;
-    Ok(match spec {
-        BackendSpec::Local { root } => ObjectBackend::Local(crate::backend::LocalBackend::new(root)),
-        // Locks this process takes are not used: `unlock` only reads and breaks them.
-        BackendSpec::S3(location) => ObjectBackend::S3(crate::backend::S3Backend::connect(&location, ctx.run_timeout).await),
-        BackendSpec::Kubernetes { namespace } => {
-            ObjectBackend::Kubernetes(crate::backend::SecretBackend::connect(namespace, ctx.run_timeout).await?)
-        }
-    })
 }

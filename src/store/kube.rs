@@ -102,13 +102,12 @@ impl ObjectStore for KubeStore {
 
     async fn list<K: StoredObject>(&self) -> Result<Vec<K>> {
         let resource = ApiResource::erase::<K>(&());
-        let api: Api<DynamicObject> = Api::all_with(self.client.clone(), &resource);
-        let list = api.list(&Default::default()).await.map_err(|e| api_error::<K>("*", "*", e))?;
-        let mut out: Vec<K> = list.items.into_iter().map(decode).collect::<Result<_>>()?;
-        out.sort_by(|a, b| {
-            (a.meta().namespace.as_deref(), a.meta().name.as_deref()).cmp(&(b.meta().namespace.as_deref(), b.meta().name.as_deref()))
-        });
-        Ok(out)
+        list_sorted(Api::all_with(self.client.clone(), &resource), "*").await
+    }
+
+    async fn list_in<K: StoredObject>(&self, namespace: &str) -> Result<Vec<K>> {
+        let (api, _) = self.api::<K>(namespace);
+        list_sorted(api, namespace).await
     }
 
     async fn apply<K: StoredObject>(&self, object: &K) -> Result<K> {
@@ -182,6 +181,31 @@ impl ObjectStore for KubeStore {
         match api.delete(name, &DeleteParams::background()).await {
             Ok(_) => Ok(true),
             Err(e) if is_status(&e, 404) => Ok(true),
+            Err(e) => Err(api_error::<K>(namespace, name, e)),
+        }
+    }
+}
+
+/// Every object of `api`, decoded, in namespace/name order.
+async fn list_sorted<K: StoredObject>(api: Api<DynamicObject>, namespace: &str) -> Result<Vec<K>> {
+    let list = api.list(&Default::default()).await.map_err(|e| api_error::<K>(namespace, "*", e))?;
+    let mut out: Vec<K> = list.items.into_iter().map(decode).collect::<Result<_>>()?;
+    out.sort_by(|a, b| {
+        (a.meta().namespace.as_deref(), a.meta().name.as_deref()).cmp(&(b.meta().namespace.as_deref(), b.meta().name.as_deref()))
+    });
+    Ok(out)
+}
+
+impl KubeStore {
+    /// Deletes as a user does (`kubectl delete`): unlike [`ObjectStore::delete`], driftless's
+    /// finalizer stays, so the controller runs its cleanup first (a Terraform with
+    /// `destroyResourcesOnDeletion` destroys its resources). Returns false when there was no
+    /// such object.
+    pub async fn request_delete<K: StoredObject>(&self, namespace: &str, name: &str) -> Result<bool> {
+        let (api, _) = self.api::<K>(namespace);
+        match api.delete(name, &DeleteParams::background()).await {
+            Ok(_) => Ok(true),
+            Err(e) if is_status(&e, 404) => Ok(false),
             Err(e) => Err(api_error::<K>(namespace, name, e)),
         }
     }

@@ -39,6 +39,15 @@ impl<K> StoredObject for K where K: ::kube::Resource<DynamicType = ()> + Seriali
 pub trait ObjectStore: Send + Sync {
     fn get<K: StoredObject>(&self, namespace: &str, name: &str) -> impl Future<Output = Result<Option<K>>> + Send;
     fn list<K: StoredObject>(&self) -> impl Future<Output = Result<Vec<K>>> + Send;
+    /// The objects of one namespace. A cluster asks for that namespace only, so a user whose
+    /// rights end at a namespace can still list it.
+    fn list_in<K: StoredObject>(&self, namespace: &str) -> impl Future<Output = Result<Vec<K>>> + Send {
+        async move {
+            let mut all: Vec<K> = self.list().await?;
+            all.retain(|o| o.meta().namespace.as_deref().unwrap_or("default") == namespace);
+            Ok(all)
+        }
+    }
     /// Creates or updates the object's metadata and spec; status is kept. Returns it as stored.
     fn apply<K: StoredObject>(&self, object: &K) -> impl Future<Output = Result<K>> + Send;
     /// Read-modify-write under the store's lock (status writes, annotations). `mutate` may run
