@@ -37,6 +37,9 @@ pub mod reason {
     pub const PLAN_FAILED: &str = "PlanFailed";
     pub const APPLY_FAILED: &str = "ApplyFailed";
     pub const RUNNER_FAILED: &str = "RunnerFailed";
+    pub const BUILD_FAILED: &str = "BuildFailed";
+    pub const PRUNE_FAILED: &str = "PruneFailed";
+    pub const HEALTH_CHECK_FAILED: &str = "HealthCheckFailed";
     pub const RUNNER_OOM_KILLED: &str = "RunnerOOMKilled";
     pub const RUNNER_EVICTED: &str = "RunnerEvicted";
     pub const RUNNER_IMAGE_PULL_FAILED: &str = "RunnerImagePullFailed";
