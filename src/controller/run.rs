@@ -21,7 +21,7 @@ use tracing::{Instrument, info, info_span, warn};
 use super::leader::{LeaderElector, LeaseTiming};
 use super::metrics::Metrics;
 use super::probes::Readiness;
-use crate::api::{Bucket, Conditions, GitRepository, Terraform, condition_type as ct};
+use crate::api::{Bucket, Conditions, GitRepository, Kustomization, Terraform, condition_type as ct};
 use crate::context::{Context, ReconcileError, Requeue};
 use crate::dispatch::{BackendSpec, PodDispatch, PodSettings};
 use crate::source::ArtifactStore;
@@ -74,8 +74,10 @@ struct Shared {
     /// Consecutive failed reconciles per object, for the retry backoff.
     failures: Mutex<HashMap<String, u32>>,
     terraforms: Store<Terraform>,
-    /// Terraform objects to reconcile now (a dependency or source became ready).
+    kustomizations: Store<Kustomization>,
+    /// Objects to reconcile now (a dependency or source became ready).
     wake: tokio::sync::mpsc::UnboundedSender<ObjectRef<Terraform>>,
+    wake_kustomizations: tokio::sync::mpsc::UnboundedSender<ObjectRef<Kustomization>>,
     /// When each object is due again: the queue depth is the count of those overdue.
     due: Mutex<HashMap<String, Instant>>,
     metrics: Metrics,
@@ -117,28 +119,33 @@ impl Shared {
         }
         let drifted = self.terraforms.state().iter().filter(|t| t.status.as_ref().is_some_and(|s| s.is_true(ct::DRIFTED))).count();
         self.metrics.set_drifted("Terraform", drifted);
+        let drifted = self.kustomizations.state().iter().filter(|k| k.status.as_ref().is_some_and(|s| s.is_true(ct::DRIFTED))).count();
+        self.metrics.set_drifted("Kustomization", drifted);
     }
 
-    /// Terraform objects that read this source or depend on this object.
-    fn dependents(&self, kind: &str, namespace: &str, name: &str) -> Vec<ObjectRef<Terraform>> {
-        self.terraforms
-            .state()
-            .iter()
-            .filter(|t| {
-                let own = t.metadata.namespace.as_deref().unwrap_or_default();
-                let source = &t.spec.source_ref;
-                let reads = source.kind == kind && source.name == name && source.namespace.as_deref().unwrap_or(own) == namespace;
-                let depends = t.spec.depends_on.iter().any(|d| {
-                    d.kind.as_deref().unwrap_or("Terraform") == kind && d.name == name && d.namespace.as_deref().unwrap_or(own) == namespace
-                });
-                reads || depends
-            })
-            .map(|t| ObjectRef::from_obj(t.as_ref()))
-            .collect()
+    /// Wakes every object (of both kinds) that reads this source or depends on this object.
+    fn wake_dependents(&self, kind: &str, namespace: &str, name: &str) {
+        let refers = |own: &str, source: &crate::api::CrossNamespaceSourceReference, deps: &[crate::api::DependencyReference], default_kind: &str| {
+            let reads = source.kind == kind && source.name == name && source.namespace.as_deref().unwrap_or(own) == namespace;
+            let depends = deps.iter().any(|d| {
+                d.kind.as_deref().unwrap_or(default_kind) == kind && d.name == name && d.namespace.as_deref().unwrap_or(own) == namespace
+            });
+            reads || depends
+        };
+        for t in self.terraforms.state() {
+            if refers(t.metadata.namespace.as_deref().unwrap_or_default(), &t.spec.source_ref, &t.spec.depends_on, "Terraform") {
+                let _ = self.wake.send(ObjectRef::from_obj(t.as_ref()));
+            }
+        }
+        for k in self.kustomizations.state() {
+            if refers(k.metadata.namespace.as_deref().unwrap_or_default(), &k.spec.source_ref, &k.spec.depends_on, "Kustomization") {
+                let _ = self.wake_kustomizations.send(ObjectRef::from_obj(k.as_ref()));
+            }
+        }
     }
 }
 
-const KINDS: [&str; 3] = ["Terraform", "GitRepository", "Bucket"];
+const KINDS: [&str; 4] = ["Terraform", "Kustomization", "GitRepository", "Bucket"];
 
 /// The wait before retry number `failures` (1 = first): the retry interval doubled per
 /// consecutive failure, never more than the larger of the two intervals.
@@ -179,14 +186,33 @@ async fn reconcile_terraform(object: Arc<Terraform>, shared: Arc<Shared>) -> Res
         ensure_finalizer(&shared.ctx.store, object.as_ref()).await?;
         let requeue = crate::terraform::reconcile(&shared.ctx, &namespace, &name, false).await?;
         if requeue.became_ready {
-            for dependent in shared.dependents("Terraform", &namespace, &name) {
-                let _ = shared.wake.send(dependent);
-            }
+            shared.wake_dependents("Terraform", &namespace, &name);
         }
         let interval = object.spec.interval.as_std();
         Ok(requeue_action(shared.next(&key, requeue, interval)))
     }
     .instrument(info_span!("reconcile", kind = "Terraform", namespace = %namespace, name = %name))
+    .await;
+    timer.finish(&result);
+    result
+}
+
+async fn reconcile_kustomization(object: Arc<Kustomization>, shared: Arc<Shared>) -> Result<Action, ReconcileError> {
+    let namespace = object.metadata.namespace.clone().unwrap_or_default();
+    let name = object.metadata.name.clone().unwrap_or_default();
+    let key = key_of("Kustomization", &namespace, &name);
+    shared.started(&key);
+    let timer = shared.metrics.reconcile_started("Kustomization");
+    let result = async {
+        ensure_finalizer(&shared.ctx.store, object.as_ref()).await?;
+        let client = shared.ctx.store.client().clone();
+        let requeue = crate::manifests::reconcile(&shared.ctx, &client, &namespace, &name, false).await?;
+        if requeue.became_ready {
+            shared.wake_dependents("Kustomization", &namespace, &name);
+        }
+        Ok(requeue_action(shared.next(&key, requeue, object.spec.interval.as_std())))
+    }
+    .instrument(info_span!("reconcile", kind = "Kustomization", namespace = %namespace, name = %name))
     .await;
     timer.finish(&result);
     result
@@ -212,9 +238,7 @@ async fn reconcile_source<K: Source + std::fmt::Debug>(object: Arc<K>, shared: A
         let after = shared.ctx.store.get::<K>(&namespace, &name).await?;
         let artifact = after.as_ref().and_then(|o| o.source_status()).and_then(|s| s.artifact.as_ref()).map(|a| a.digest.clone());
         if requeue.became_ready || artifact != before {
-            for dependent in shared.dependents(K::KIND, &namespace, &name) {
-                let _ = shared.wake.send(dependent);
-            }
+            shared.wake_dependents(K::KIND, &namespace, &name);
         }
         Ok(requeue_action(shared.next(&key, requeue, object.interval())))
     }
@@ -320,9 +344,25 @@ pub async fn run(
     }
     let ns = options.watch_namespace.as_deref();
     let (tf_reader, tf_writer) = reflector::store();
+    let (ks_reader, ks_writer) = reflector::store();
     let (wake_tx, wake_rx) = tokio::sync::mpsc::unbounded_channel();
-    let shared =
-        Arc::new(Shared { ctx, failures: Mutex::default(), terraforms: tf_reader.clone(), wake: wake_tx, due: Mutex::default(), metrics });
+    let (wake_ks_tx, wake_ks_rx) = tokio::sync::mpsc::unbounded_channel();
+    let shared = Arc::new(Shared {
+        ctx,
+        failures: Mutex::default(),
+        terraforms: tf_reader.clone(),
+        kustomizations: ks_reader.clone(),
+        wake: wake_tx,
+        wake_kustomizations: wake_ks_tx,
+        due: Mutex::default(),
+        metrics,
+    });
+    let kustomizations = Controller::for_stream(watch_stream(api::<Kustomization>(&client, ns), ks_writer), ks_reader)
+        .with_config(config.clone())
+        .reconcile_on(tokio_stream_of(wake_ks_rx))
+        .graceful_shutdown_on(stopped(stop_rx.clone()))
+        .run(reconcile_kustomization, error_policy, shared.clone())
+        .for_each(|_| async {});
 
     let terraforms = Controller::for_stream(watch_stream(api::<Terraform>(&client, ns), tf_writer), tf_reader)
         .with_config(config.clone())
@@ -377,7 +417,7 @@ pub async fn run(
         }
     };
     readiness.set_ready();
-    tokio::join!(terraforms, gits, buckets, stopper, gauges);
+    tokio::join!(terraforms, kustomizations, gits, buckets, stopper, gauges);
     // Runner pods in flight keep running and release their own state locks; the next
     // leader adopts them. Handing the Lease over now spares it the expiry wait.
     if let Some(leadership) = leadership

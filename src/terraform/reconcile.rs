@@ -239,17 +239,32 @@ impl<S: ObjectStore, D: RunnerDispatch> Step<'_, S, D> {
         for d in &self.object.spec.depends_on {
             let namespace = d.namespace.as_deref().unwrap_or(self.namespace);
             let kind = d.kind.as_deref().unwrap_or(KIND);
-            if kind != KIND {
-                return Ok(Some(format!("dependency {kind} {namespace}/{} cannot be checked in this store", d.name)));
-            }
-            let Some(dep) = self.ctx.store.get::<Terraform>(namespace, &d.name).await? else {
-                return Ok(Some(format!("dependency Terraform {namespace}/{} not found", d.name)));
+            let found = match kind {
+                "Kustomization" => self
+                    .ctx
+                    .store
+                    .get::<crate::api::Kustomization>(namespace, &d.name)
+                    .await?
+                    .map(|o| (o.metadata.generation, o.status.map(|s| s.common).unwrap_or_default())),
+                _ => self
+                    .ctx
+                    .store
+                    .get::<Terraform>(namespace, &d.name)
+                    .await?
+                    .map(|o| (o.metadata.generation, o.status.map(|s| s.common).unwrap_or_default())),
             };
-            let status = dep.status.unwrap_or_default();
-            let current = status.common.observed_generation == dep.metadata.generation;
-            if !(current && status.is_true(ct::READY)) {
-                let why = status.condition(ct::READY).map(|c| c.message.clone()).unwrap_or_else(|| "not reconciled yet".into());
-                return Ok(Some(format!("dependency Terraform {namespace}/{} is not ready: {why}", d.name)));
+            let Some((generation, status)) = found else {
+                return Ok(Some(format!("dependency {kind} {namespace}/{} not found", d.name)));
+            };
+            let ready = status.conditions.iter().any(|c| c.type_ == ct::READY && c.status == ConditionStatus::True);
+            if !(status.observed_generation == generation && ready) {
+                let why = status
+                    .conditions
+                    .iter()
+                    .find(|c| c.type_ == ct::READY)
+                    .map(|c| c.message.clone())
+                    .unwrap_or_else(|| "not reconciled yet".into());
+                return Ok(Some(format!("dependency {kind} {namespace}/{} is not ready: {why}", d.name)));
             }
         }
         Ok(None)

@@ -1,0 +1,185 @@
+//! Kustomization on a real kube-apiserver: staged apply (a CRD and its custom resource in one
+//! source), prune, approval of a manifest change, drift from an out-of-band edit, a
+//! Kustomization depending on a Terraform, and bad inputs as clear conditions.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::time::Duration;
+
+use common::kube::{KubeWorld, condition_in, pending_plan_of, reason_of};
+use common::{MODULE, git_repository, terraform_object};
+use serde_json::Value;
+
+const LONG: Duration = Duration::from_secs(120);
+
+fn kustomization(name: &str, path: &str, extra: &str) -> String {
+    format!(
+        "apiVersion: driftless.dev/v1alpha1\nkind: Kustomization\nmetadata:\n  name: {name}\nspec:\n  sourceRef:\n    kind: GitRepository\n    name: app\n  path: {path}\n  interval: 1h\n  prune: true\n{extra}"
+    )
+}
+
+fn ready(o: &Value) -> bool {
+    condition_in(o, "Ready")["status"] == "True" && o["status"]["observedGeneration"] == o["metadata"]["generation"]
+}
+
+fn config_map(name: &str, value: &str) -> String {
+    format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\ndata:\n  key: {value}\n")
+}
+
+fn crd(group: &str) -> String {
+    format!(
+        r#"apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: widgets.{group}
+spec:
+  group: {group}
+  scope: Namespaced
+  names: {{plural: widgets, singular: widget, kind: Widget}}
+  versions:
+    - name: v1
+      served: true
+      storage: true
+      schema:
+        openAPIV3Schema:
+          type: object
+          properties:
+            spec:
+              type: object
+              x-kubernetes-preserve-unknown-fields: true
+"#
+    )
+}
+
+async fn request_reconcile(k: &KubeWorld, kind: &str, name: &str, value: &str) {
+    k.annotate(kind, name, "driftless.dev/reconcile-requested-at", value).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crd_and_its_resource_apply_in_one_pass_and_removed_objects_are_pruned() {
+    let Some(mut k) = KubeWorld::new("ks-stage").await else { return };
+    let group = format!("{}.example.com", k.ns.name);
+    let widget = format!("apiVersion: {group}/v1\nkind: Widget\nmetadata:\n  name: w1\nspec:\n  size: 3\n");
+    k.world.commit(
+        &[("deploy/crd.yaml", &crd(&group)), ("deploy/widget.yaml", &widget), ("deploy/a.yaml", &config_map("a", "one")), ("deploy/b.yaml", &config_map("b", "two"))],
+        "manifests",
+    );
+    k.apply(&git_repository("app", "main")).await;
+    k.apply(&kustomization("web", "./deploy", &format!("  targetNamespace: {}\n", k.ns.name))).await;
+    k.start_controller(&[]);
+    let ks = k.wait_for("Kustomization", "web", "Ready", LONG, ready).await;
+    let entries = ks["status"]["inventory"]["entries"].as_array().unwrap().len();
+    assert_eq!(entries, 4, "{}", ks["status"]["inventory"]);
+    assert_eq!(k.get("ConfigMap", "a").await["data"]["key"], "one");
+    assert_eq!(k.get("ConfigMap", "a").await["metadata"]["labels"]["kustomize.driftless.dev/name"], "web");
+
+    // b leaves the source: pruned; a ConfigMap the Kustomization never applied stays.
+    k.apply(&config_map("bystander", "x")).await;
+    let commit = k.world.commit_removal(&["deploy/b.yaml"], "remove b");
+    request_reconcile(&k, "GitRepository", "app", "remove-b").await;
+    k.wait_for("Kustomization", "web", "applied the removal", LONG, |o| {
+        ready(o) && o["status"]["lastAppliedRevision"].as_str().unwrap_or_default().contains(&commit)
+    })
+    .await;
+    assert!(k.get("ConfigMap", "b").await.is_null(), "b is pruned");
+    assert!(!k.get("ConfigMap", "a").await.is_null());
+    assert!(!k.get("ConfigMap", "bystander").await.is_null(), "objects it does not own are never pruned");
+
+    // Deleting the Kustomization prunes what it applied.
+    k.delete("Kustomization", "web").await;
+    k.wait_for("Kustomization", "web", "deleted", LONG, |o| o.is_null()).await;
+    assert!(k.get("ConfigMap", "a").await.is_null(), "pruned on deletion");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_manifest_change_waits_for_approval_and_drift_is_detected_then_corrected() {
+    let Some(mut k) = KubeWorld::new("ks-approve").await else { return };
+    k.world.commit(&[("deploy/a.yaml", &config_map("a", "one"))], "manifests");
+    k.apply(&git_repository("app", "main")).await;
+    let spec = format!(
+        "  targetNamespace: {}\n  approvePlan: \"\"\n  drift:\n    mode: detect\n    ignore:\n      - kind: ConfigMap\n        paths: [\"/metadata/annotations\"]\n",
+        k.ns.name
+    );
+    k.apply(&kustomization("web", "./deploy", &spec)).await;
+    k.start_controller(&[]);
+    let ks = k.wait_for("Kustomization", "web", "PlanPending", LONG, |o| pending_plan_of(o).is_some()).await;
+    let plan = pending_plan_of(&ks).unwrap();
+    assert_eq!(reason_of(&condition_in(&ks, "Ready")), "PlanPending");
+    assert_eq!(ks["status"]["plan"]["summary"]["add"], 1, "{}", ks["status"]["plan"]);
+    assert!(k.get("ConfigMap", "a").await.is_null(), "nothing applied before approval");
+
+    k.annotate("Kustomization", "web", "driftless.dev/approve-plan", &plan).await;
+    let ks = k.wait_for("Kustomization", "web", "applied", LONG, ready).await;
+    assert_eq!(ks["status"]["plan"]["approvedBy"], "annotation");
+    assert_eq!(k.get("ConfigMap", "a").await["data"]["key"], "one");
+
+    // An out-of-band edit (another field manager, as kubectl edit) is drift; an ignored
+    // field is not.
+    let patch = serde_json::json!({"data": {"key": "edited"}, "metadata": {"annotations": {"note": "by hand"}}});
+    let api: kube::Api<k8s_openapi::api::core::v1::ConfigMap> = kube::Api::namespaced(k.client(), &k.ns.name);
+    api.patch("a", &kube::api::PatchParams::default(), &kube::api::Patch::Merge(&patch)).await.unwrap();
+    request_reconcile(&k, "Kustomization", "web", "drift-1").await;
+    let ks = k.wait_for("Kustomization", "web", "Drifted", LONG, |o| condition_in(o, "Drifted")["status"] == "True").await;
+    let drift = &ks["status"]["drift"];
+    assert_eq!(drift["objects"][0]["kind"], "ConfigMap", "{drift}");
+    assert_eq!(drift["objects"][0]["fields"], serde_json::json!(["/data/key"]), "the ignored annotation is not drift: {drift}");
+    assert_eq!(k.get("ConfigMap", "a").await["data"]["key"], "edited", "detect mode reports only");
+    let correction = drift["planId"].as_str().unwrap().to_string();
+
+    k.annotate("Kustomization", "web", "driftless.dev/approve-plan", &correction).await;
+    k.wait_for("Kustomization", "web", "corrected", LONG, |o| ready(o) && condition_in(o, "Drifted")["status"] == "False").await;
+    assert_eq!(k.get("ConfigMap", "a").await["data"]["key"], "one");
+    let reasons: Vec<String> = k.events().await.iter().filter_map(|e| e["reason"].as_str().map(str::to_string)).collect();
+    for wanted in ["PlanPending", "PlanApplied", "DriftDetected", "DriftResolved"] {
+        assert!(reasons.iter().any(|r| r == wanted), "no {wanted} event in {reasons:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kustomization_waits_for_the_terraform_it_depends_on() {
+    let Some(mut k) = KubeWorld::new("ks-dep").await else { return };
+    k.world.commit(&[("main.tf", MODULE), ("deploy/a.yaml", &config_map("a", "one"))], "module and manifests");
+    k.apply(&git_repository("app", "main")).await;
+    k.apply(&kustomization("web", "./deploy", &format!("  targetNamespace: {}\n  dependsOn:\n    - kind: Terraform\n      name: infra\n", k.ns.name)))
+        .await;
+    // The Terraform waits for approval: the Kustomization must wait too.
+    k.apply(&terraform_object("infra", "app", "./", "", "", "")).await;
+    k.start_controller(&[]);
+    let tf = k.wait_for("Terraform", "infra", "PlanPending", LONG, |o| pending_plan_of(o).is_some()).await;
+    let ks = k
+        .wait_for("Kustomization", "web", "DependencyNotReady", LONG, |o| reason_of(&condition_in(o, "Ready")) == "DependencyNotReady")
+        .await;
+    assert!(condition_in(&ks, "Ready")["message"].as_str().unwrap().contains("Terraform"), "{}", ks["status"]);
+    assert!(k.get("ConfigMap", "a").await.is_null());
+    // Approving the Terraform lets the Kustomization go at once (its interval is 1h).
+    k.annotate("Terraform", "infra", "driftless.dev/approve-plan", &pending_plan_of(&tf).unwrap()).await;
+    k.wait_for("Kustomization", "web", "Ready", LONG, ready).await;
+    assert_eq!(k.get("ConfigMap", "a").await["data"]["key"], "one");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_manifests_unknown_fields_and_missing_variables_are_clear_conditions() {
+    let Some(mut k) = KubeWorld::new("ks-bad").await else { return };
+    k.world.commit(
+        &[
+            ("yaml/a.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\ndata: [unclosed\n"),
+            ("field/kustomization.yaml", "resources: [a.yaml]\nhelmCharts:\n  - name: x\n"),
+            ("field/a.yaml", &config_map("a", "one")),
+            ("vars/a.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\ndata:\n  key: ${region}\n"),
+        ],
+        "bad inputs",
+    );
+    k.apply(&git_repository("app", "main")).await;
+    let ns = format!("  targetNamespace: {}\n", k.ns.name);
+    k.apply(&kustomization("yaml", "./yaml", &ns)).await;
+    k.apply(&kustomization("field", "./field", &ns)).await;
+    k.apply(&kustomization("vars", "./vars", &format!("{ns}  postBuild:\n    substitute:\n      cluster: one\n"))).await;
+    k.start_controller(&[]);
+    for (name, needle) in [("yaml", "a.yaml"), ("field", "helmCharts"), ("vars", "region")] {
+        let o = k.wait_for("Kustomization", name, "BuildFailed", LONG, |o| reason_of(&condition_in(o, "Ready")) == "BuildFailed").await;
+        let message = condition_in(&o, "Ready")["message"].as_str().unwrap().to_string();
+        assert!(message.contains(needle), "{name}: {message}");
+    }
+    assert!(k.get("ConfigMap", "a").await.is_null(), "nothing applied from a failed build");
+}
