@@ -5,6 +5,7 @@ pub mod cli;
 pub mod context;
 pub mod controller;
 pub mod dispatch;
+pub mod manifests;
 pub mod source;
 pub mod store;
 pub mod terraform;

@@ -1,0 +1,27 @@
+//! Kubernetes manifests: the Kustomization reconciler's home.
+//!
+//! [`build`] turns a directory of an unpacked source artifact into the objects to apply, as
+//! `kustomize build` (v5.5, as in `kubectl kustomize`) would for the kustomization.yaml fields
+//! listed in docs/KUSTOMIZE.md, and refuses every other field by name.
+//!
+//! Written here because no crate builds kustomizations; each part is small and has one job
+//! (loading, patching, generating, transforming, ordering), and tests/kustomize_build.rs
+//! compares the output with the real `kubectl kustomize`, object for object.
+
+mod build;
+mod error;
+mod fieldspec;
+mod generator;
+mod kustomization;
+mod loader;
+mod nameref;
+mod patch;
+mod resource;
+mod selector;
+mod smp;
+mod transform;
+mod yaml;
+
+pub use build::{build, build_in};
+pub use error::BuildError;
+pub use yaml::to_yaml_stream;
