@@ -2,7 +2,8 @@
 //!
 //! [`build`] turns a directory of an unpacked source artifact into the objects to apply, as
 //! `kustomize build` (v5.5, as in `kubectl kustomize`) would for the kustomization.yaml fields
-//! listed in docs/KUSTOMIZE.md, and refuses every other field by name.
+//! listed in docs/KUSTOMIZE.md, and refuses every other field by name. [`substitute`] runs
+//! Flux's postBuild variable substitution on the result.
 //!
 //! Written here because no crate builds kustomizations; each part is small and has one job
 //! (loading, patching, generating, transforming, ordering), and tests/kustomize_build.rs
@@ -19,9 +20,11 @@ mod patch;
 mod resource;
 mod selector;
 mod smp;
+mod substitute;
 mod transform;
 mod yaml;
 
 pub use build::{build, build_in};
 pub use error::BuildError;
+pub use substitute::{DISABLE_KEY, SubstituteError, substitute};
 pub use yaml::to_yaml_stream;
