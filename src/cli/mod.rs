@@ -1,6 +1,7 @@
 //! The `driftless` command line: one module per command group, the same verbs for a local
 //! store and (later) a cluster.
 
+mod build;
 mod check;
 pub mod cluster;
 mod controller;
@@ -33,6 +34,8 @@ pub enum CliError {
     File { path: String, reason: String },
     #[error(transparent)]
     Cluster(#[from] cluster::ClusterError),
+    #[error(transparent)]
+    Build(#[from] build::BuildCommandError),
 }
 
 pub type Result<T, E = CliError> = std::result::Result<T, E>;
@@ -148,6 +151,8 @@ pub enum Command {
     Install(install::InstallArgs),
     /// Check a cluster before install (--pre) or the installation after it.
     Check(check::CheckArgs),
+    /// Build a kustomization (or a plain directory of manifests) and print the objects, offline.
+    Build(build::BuildArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -176,6 +181,9 @@ pub enum DriftCommand {
 pub async fn execute(cli: Cli) -> Result<()> {
     if let Command::Crds { dir } = &cli.command {
         return crds::write(dir);
+    }
+    if let Command::Build(args) = &cli.command {
+        return Ok(build::run(args)?);
     }
     match &cli.command {
         Command::Install(args) => return install::run(args, cli.kubeconfig.as_deref(), cli.context.as_deref()).await,
@@ -207,7 +215,7 @@ pub async fn execute(cli: Cli) -> Result<()> {
         Command::Drift { command: DriftCommand::Show { name, namespace } } => review::drift_show(&ctx, &name, &namespace).await,
         Command::Unlock { name, namespace, yes } => review::unlock(&ctx, &name, &namespace, yes).await,
         Command::Events { kind, name } => review::events(&ctx, kind.as_deref(), name.as_deref()),
-        Command::Crds { .. } | Command::Install(_) | Command::Check(_) | Command::Controller(_) => Ok(()),
+        Command::Crds { .. } | Command::Install(_) | Command::Check(_) | Command::Controller(_) | Command::Build(_) => Ok(()),
     }
 }
 
