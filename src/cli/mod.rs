@@ -1,6 +1,7 @@
 //! The `driftless` command line: one module per command group, the same verbs for a local
 //! store and a cluster (see [`target`] for what differs between them).
 
+mod build;
 mod check;
 pub mod cluster;
 mod controller;
@@ -39,6 +40,8 @@ pub enum CliError {
     File { path: String, reason: String },
     #[error(transparent)]
     Cluster(#[from] cluster::ClusterError),
+    #[error(transparent)]
+    Build(#[from] build::BuildCommandError),
 }
 
 pub type Result<T, E = CliError> = std::result::Result<T, E>;
@@ -169,6 +172,8 @@ pub enum Command {
     Install(install::InstallArgs),
     /// Check a cluster before install (--pre) or the installation after it.
     Check(check::CheckArgs),
+    /// Build a kustomization (or a plain directory of manifests) and print the objects, offline.
+    Build(build::BuildArgs),
 }
 
 #[derive(Subcommand, Debug)]
@@ -238,6 +243,7 @@ pub async fn execute(cli: Cli) -> Result<()> {
     let (kubeconfig, context) = (cli.kubeconfig.as_deref(), cli.context.as_deref());
     let command = match cli.command {
         Command::Crds { dir } => return crds::write(&dir),
+        Command::Build(args) => return Ok(build::run(&args)?),
         Command::Install(args) => return install::run(&args, kubeconfig, context).await,
         Command::Check(args) => return check::run(&args, kubeconfig, context).await,
         Command::Controller(args) => {
@@ -289,7 +295,7 @@ async fn verb<T: Target>(target: &T, command: Command) -> Result<()> {
         Command::Unlock { name, namespace, yes } => review::unlock(target, &name, &namespace.or_default_of(target), yes).await,
         Command::Events { kind, name, scope } => events::show(target, kind.as_deref(), name.as_deref(), scope.of(target).as_deref()).await,
         // Handled by `execute` before a target is built.
-        Command::Crds { .. } | Command::Install(_) | Command::Check(_) | Command::Controller(_) => Ok(()),
+        Command::Crds { .. } | Command::Install(_) | Command::Check(_) | Command::Controller(_) | Command::Build(_) => Ok(()),
     }
 }
 

@@ -306,7 +306,7 @@ impl<S: ObjectStore, D: RunnerDispatch> Step<'_, S, D> {
         artifact: &Artifact,
         plan_id: &str,
         digest: &str,
-        stale: Option<String>,
+        stale_approval: Option<String>,
     ) -> Result<Duration, ReconcileError> {
         let dry = match self.applier.apply_all(objects, self.object.spec.force, true).await {
             Ok(d) => d,
@@ -333,7 +333,7 @@ impl<S: ObjectStore, D: RunnerDispatch> Step<'_, S, D> {
             corrects_drift: false,
             destroy: false,
         });
-        let message = match &stale {
+        let message = match &stale_approval {
             Some(old) => format!(
                 "approval of {old} is stale: the pending plan is {plan_id} ({summary}); approve it with `driftless approve {} {plan_id}`",
                 self.name
@@ -341,7 +341,7 @@ impl<S: ObjectStore, D: RunnerDispatch> Step<'_, S, D> {
             None => format!("plan {plan_id} waits for approval ({summary}); approve with `driftless approve {} {plan_id}`", self.name),
         };
         self.set(ct::PLAN_PENDING, ConditionStatus::True, reason::PLAN_PENDING, &message);
-        self.not_ready(if stale.is_some() { reason::APPROVAL_STALE } else { reason::PLAN_PENDING }, &message);
+        self.not_ready(if stale_approval.is_some() { reason::APPROVAL_STALE } else { reason::PLAN_PENDING }, &message);
         if previous.as_deref() != Some(plan_id) {
             self.event(reason::PLAN_PENDING, Severity::Info, message, Some(plan_id.to_string()), None);
         }
