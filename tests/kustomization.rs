@@ -62,7 +62,12 @@ async fn a_crd_and_its_resource_apply_in_one_pass_and_removed_objects_are_pruned
     let group = format!("{}.example.com", k.ns.name);
     let widget = format!("apiVersion: {group}/v1\nkind: Widget\nmetadata:\n  name: w1\nspec:\n  size: 3\n");
     k.world.commit(
-        &[("deploy/crd.yaml", &crd(&group)), ("deploy/widget.yaml", &widget), ("deploy/a.yaml", &config_map("a", "one")), ("deploy/b.yaml", &config_map("b", "two"))],
+        &[
+            ("deploy/crd.yaml", &crd(&group)),
+            ("deploy/widget.yaml", &widget),
+            ("deploy/a.yaml", &config_map("a", "one")),
+            ("deploy/b.yaml", &config_map("b", "two")),
+        ],
         "manifests",
     );
     k.apply(&git_repository("app", "main")).await;
@@ -141,8 +146,12 @@ async fn a_kustomization_waits_for_the_terraform_it_depends_on() {
     let Some(mut k) = KubeWorld::new("ks-dep").await else { return };
     k.world.commit(&[("main.tf", MODULE), ("deploy/a.yaml", &config_map("a", "one"))], "module and manifests");
     k.apply(&git_repository("app", "main")).await;
-    k.apply(&kustomization("web", "./deploy", &format!("  targetNamespace: {}\n  dependsOn:\n    - kind: Terraform\n      name: infra\n", k.ns.name)))
-        .await;
+    k.apply(&kustomization(
+        "web",
+        "./deploy",
+        &format!("  targetNamespace: {}\n  dependsOn:\n    - kind: Terraform\n      name: infra\n", k.ns.name),
+    ))
+    .await;
     // The Terraform waits for approval: the Kustomization must wait too.
     k.apply(&terraform_object("infra", "app", "./", "", "", "")).await;
     k.start_controller(&[]);

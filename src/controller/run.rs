@@ -125,7 +125,10 @@ impl Shared {
 
     /// Wakes every object (of both kinds) that reads this source or depends on this object.
     fn wake_dependents(&self, kind: &str, namespace: &str, name: &str) {
-        let refers = |own: &str, source: &crate::api::CrossNamespaceSourceReference, deps: &[crate::api::DependencyReference], default_kind: &str| {
+        let refers = |own: &str,
+                      source: &crate::api::CrossNamespaceSourceReference,
+                      deps: &[crate::api::DependencyReference],
+                      default_kind: &str| {
             let reads = source.kind == kind && source.name == name && source.namespace.as_deref().unwrap_or(own) == namespace;
             let depends = deps.iter().any(|d| {
                 d.kind.as_deref().unwrap_or(default_kind) == kind && d.name == name && d.namespace.as_deref().unwrap_or(own) == namespace

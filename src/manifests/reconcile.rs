@@ -175,7 +175,10 @@ impl<S: ObjectStore, D: RunnerDispatch> Step<'_, S, D> {
 
         if applied {
             // Same revision and build: nothing to roll out; check drift when it is due.
-            let due = forced || self.drift_due();
+            // An approval of the pending correction acts at once, not on the next check.
+            let drift = self.status.common.drift.clone().unwrap_or_default();
+            let correction_approved = drift.detected && approved.is_some() && drift.plan_id == approved;
+            let due = forced || correction_approved || self.drift_due();
             if due && self.drift_mode() != DriftMode::Disabled {
                 return self.check_drift(&objects, &artifact, &plan_id).await;
             }
@@ -197,7 +200,8 @@ impl<S: ObjectStore, D: RunnerDispatch> Step<'_, S, D> {
     }
 
     fn drift_due(&self) -> bool {
-        let last = self.status.common.drift.as_ref().and_then(|d| d.last_checked_at.as_deref()).and_then(|t| t.parse::<jiff::Timestamp>().ok());
+        let last =
+            self.status.common.drift.as_ref().and_then(|d| d.last_checked_at.as_deref()).and_then(|t| t.parse::<jiff::Timestamp>().ok());
         match last {
             None => true,
             Some(t) => jiff::Timestamp::now().duration_since(t).as_secs().max(0) as u64 >= self.drift_interval().as_secs(),
@@ -246,7 +250,10 @@ impl<S: ObjectStore, D: RunnerDispatch> Step<'_, S, D> {
         for (i, r) in post.substitute_from.iter().enumerate() {
             let data = if r.kind == "Secret" {
                 match self.ctx.store.get::<Secret>(self.namespace, &r.name).await? {
-                    Some(s) => Some(secret_strings(&s).map_err(|k| format!("spec.postBuild.substituteFrom[{i}]: Secret {} key {k:?} is not text", r.name))),
+                    Some(s) => Some(
+                        secret_strings(&s)
+                            .map_err(|k| format!("spec.postBuild.substituteFrom[{i}]: Secret {} key {k:?} is not text", r.name)),
+                    ),
                     None => None,
                 }
             } else {
@@ -387,7 +394,14 @@ impl<S: ObjectStore, D: RunnerDispatch> Step<'_, S, D> {
         let at = now();
         self.status.common.plan = Some(PlanStatus {
             id: plan_id.to_string(),
-            created_at: self.status.common.plan.as_ref().filter(|p| p.id == plan_id).map(|p| p.created_at.clone()).unwrap_or_else(|| at.clone()),
+            created_at: self
+                .status
+                .common
+                .plan
+                .as_ref()
+                .filter(|p| p.id == plan_id)
+                .map(|p| p.created_at.clone())
+                .unwrap_or_else(|| at.clone()),
             source_revision: artifact.revision.clone(),
             digest: Some(digest.to_string()),
             summary,
@@ -413,7 +427,13 @@ impl<S: ObjectStore, D: RunnerDispatch> Step<'_, S, D> {
         self.set(ct::READY, ConditionStatus::True, reason::SUCCEEDED, &message);
         let drift = self.status.common.drift.clone().unwrap_or_default();
         if drift.detected {
-            self.event("DriftResolved", Severity::Info, "drift resolved: the cluster matches the source again".into(), None, drift.id.clone());
+            self.event(
+                "DriftResolved",
+                Severity::Info,
+                "drift resolved: the cluster matches the source again".into(),
+                None,
+                drift.id.clone(),
+            );
         }
         self.status.common.drift =
             Some(DriftStatus { detected: false, last_checked_at: Some(at), summary: "no drift".into(), ..Default::default() });
@@ -428,7 +448,8 @@ impl<S: ObjectStore, D: RunnerDispatch> Step<'_, S, D> {
         let mut targets: Vec<(ObjectId, String)> = if self.object.spec.wait { applied.to_vec() } else { Vec::new() };
         for h in &self.object.spec.health_checks {
             let api_version = h.api_version.clone().unwrap_or_else(|| "v1".into());
-            let (group, version) = api_version.split_once('/').map(|(g, v)| (g.to_string(), v.to_string())).unwrap_or((String::new(), api_version));
+            let (group, version) =
+                api_version.split_once('/').map(|(g, v)| (g.to_string(), v.to_string())).unwrap_or((String::new(), api_version));
             let namespace = h.namespace.clone().unwrap_or_else(|| self.namespace.to_string());
             targets.push((ObjectId { group, kind: h.kind.clone(), namespace, name: h.name.clone() }, version));
         }
@@ -479,7 +500,13 @@ impl<S: ObjectStore, D: RunnerDispatch> Step<'_, S, D> {
         let previous = self.status.common.drift.clone().unwrap_or_default();
         if drift.is_empty() {
             if previous.detected {
-                self.event("DriftResolved", Severity::Info, "drift resolved: the cluster matches the source again".into(), None, previous.id.clone());
+                self.event(
+                    "DriftResolved",
+                    Severity::Info,
+                    "drift resolved: the cluster matches the source again".into(),
+                    None,
+                    previous.id.clone(),
+                );
             }
             self.status.common.drift =
                 Some(DriftStatus { detected: false, last_checked_at: Some(at), summary: "no drift".into(), ..Default::default() });
@@ -503,7 +530,8 @@ impl<S: ObjectStore, D: RunnerDispatch> Step<'_, S, D> {
             plan_id: Some(correction.clone()),
         });
         let (approved, approver) = approval(&self.object);
-        let corrects = (self.drift_mode() == DriftMode::Correct && approver == PlanApprover::Auto) || approved.as_deref() == Some(correction.as_str());
+        let corrects =
+            (self.drift_mode() == DriftMode::Correct && approver == PlanApprover::Auto) || approved.as_deref() == Some(correction.as_str());
         if corrects {
             let digest = self.status.common.plan.as_ref().and_then(|p| p.digest.clone()).unwrap_or_default();
             let approver = if approver == PlanApprover::Auto { PlanApprover::Auto } else { approver };
@@ -571,7 +599,8 @@ fn build_with_overlay(root: &Path, spec: &crate::api::KustomizationSpec) -> Resu
     }
     let overlay_dir = root.join(".driftless-overlay");
     std::fs::create_dir_all(&overlay_dir).map_err(|e| format!("cannot write the overlay: {e}"))?;
-    std::fs::write(overlay_dir.join("resources.yaml"), super::to_yaml_stream(&objects)).map_err(|e| format!("cannot write the overlay: {e}"))?;
+    std::fs::write(overlay_dir.join("resources.yaml"), super::to_yaml_stream(&objects))
+        .map_err(|e| format!("cannot write the overlay: {e}"))?;
     overlay.insert("resources".into(), serde_json::json!(["resources.yaml"]));
     let text = serde_yaml::to_string(&Value::Object(overlay)).map_err(|e| format!("cannot write the overlay: {e}"))?;
     std::fs::write(overlay_dir.join("kustomization.yaml"), text).map_err(|e| format!("cannot write the overlay: {e}"))?;
