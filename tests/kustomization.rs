@@ -176,6 +176,7 @@ async fn bad_manifests_unknown_fields_and_missing_variables_are_clear_conditions
             ("field/kustomization.yaml", "resources: [a.yaml]\nhelmCharts:\n  - name: x\n"),
             ("field/a.yaml", &config_map("a", "one")),
             ("vars/a.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\ndata:\n  key: ${region}\n"),
+            ("good/a.yaml", &config_map("a", "one")),
         ],
         "bad inputs",
     );
@@ -184,7 +185,13 @@ async fn bad_manifests_unknown_fields_and_missing_variables_are_clear_conditions
     k.apply(&kustomization("yaml", "./yaml", &ns)).await;
     k.apply(&kustomization("field", "./field", &ns)).await;
     k.apply(&kustomization("vars", "./vars", &format!("{ns}  postBuild:\n    substitute:\n      cluster: one\n"))).await;
+    // Applies as a ServiceAccount without rights: refused by the API, never done with the
+    // controller's own rights.
+    k.apply(&kustomization("sa", "./good", &format!("{ns}  serviceAccountName: nobody\n"))).await;
     k.start_controller(&[]);
+    let o = k.wait_for("Kustomization", "sa", "ApplyFailed", LONG, |o| reason_of(&condition_in(o, "Ready")) == "ApplyFailed").await;
+    let message = condition_in(&o, "Ready")["message"].as_str().unwrap().to_string();
+    assert!(message.contains(&format!("system:serviceaccount:{}:nobody", k.ns.name)), "{message}");
     for (name, needle) in [("yaml", "a.yaml"), ("field", "helmCharts"), ("vars", "region")] {
         let o = k.wait_for("Kustomization", name, "BuildFailed", LONG, |o| reason_of(&condition_in(o, "Ready")) == "BuildFailed").await;
         let message = condition_in(&o, "Ready")["message"].as_str().unwrap().to_string();

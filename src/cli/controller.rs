@@ -54,7 +54,8 @@ pub struct ControllerArgs {
     pub identity: Option<String>,
 }
 
-pub async fn run(args: ControllerArgs, client: kube::Client, terraform: Option<PathBuf>) -> Result<()> {
+pub async fn run(args: ControllerArgs, config: kube::Config, terraform: Option<PathBuf>) -> Result<()> {
+    let client = super::cluster::connect(config.clone())?;
     let mut env = Vec::new();
     for pair in &args.runner_env {
         let Some((name, value)) = pair.split_once('=') else {
@@ -92,5 +93,5 @@ pub async fn run(args: ControllerArgs, client: kube::Client, terraform: Option<P
     };
     // State and plans in Secrets of each object's own namespace (`resolve_backend` fills it in).
     let backend = BackendSpec::Kubernetes { namespace: String::new() };
-    crate::controller::run(client, options, backend, shutdown).await.map_err(|e| CliError::Usage(e.to_string()))
+    crate::controller::run(client, Some(config), options, backend, shutdown).await.map_err(|e| CliError::Usage(e.to_string()))
 }

@@ -247,8 +247,8 @@ pub async fn execute(cli: Cli) -> Result<()> {
         Command::Install(args) => return install::run(&args, kubeconfig, context).await,
         Command::Check(args) => return check::run(&args, kubeconfig, context).await,
         Command::Controller(args) => {
-            let client = cluster::client(kubeconfig, context).await?;
-            return controller::run(*args, client, cli.terraform).await;
+            let config = cluster::config(kubeconfig, context).await?;
+            return controller::run(*args, config, cli.terraform).await;
         }
         verb => verb,
     };

@@ -61,7 +61,8 @@ pub const CONTROLLER: &[Right] = &[
     Right { group: "", resources: &["secrets"], verbs: &["get", "list", "watch", "create", "update", "patch", "delete"] },
     Right { group: "", resources: &["configmaps"], verbs: &["get", "list", "watch"] },
     Right { group: "", resources: &["pods"], verbs: &["get", "list", "watch", "create", "delete"] },
-    Right { group: "", resources: &["serviceaccounts"], verbs: &["get"] },
+    // get: a runner's account; impersonate: a Kustomization's spec.serviceAccountName applies as it.
+    Right { group: "", resources: &["serviceaccounts"], verbs: &["get", "impersonate"] },
     Right { group: "", resources: &["events"], verbs: &["create", "patch"] },
     Right { group: "events.k8s.io", resources: &["events"], verbs: &["create", "patch"] },
 ];

@@ -81,6 +81,23 @@ struct Shared {
     /// When each object is due again: the queue depth is the count of those overdue.
     due: Mutex<HashMap<String, Instant>>,
     metrics: Metrics,
+    /// The controller's own connection, for clients that impersonate a Kustomization's
+    /// `serviceAccountName` (`None`: impersonation is refused).
+    config: Option<kube::Config>,
+}
+
+impl Shared {
+    /// The client a Kustomization applies with: the controller's, or its ServiceAccount's.
+    fn client_for(&self, object: &Kustomization) -> Result<kube::Client, String> {
+        let Some(account) = &object.spec.service_account_name else { return Ok(self.ctx.store.client().clone()) };
+        let namespace = object.metadata.namespace.clone().unwrap_or_default();
+        let Some(mut config) = self.config.clone() else {
+            return Err(format!("spec.serviceAccountName {account}: this controller cannot impersonate (no kube config)"));
+        };
+        config.auth_info.impersonate = Some(format!("system:serviceaccount:{namespace}:{account}"));
+        config.auth_info.impersonate_groups = None;
+        kube::Client::try_from(config).map_err(|e| format!("spec.serviceAccountName {account}: {e}"))
+    }
 }
 
 impl Shared {
@@ -208,7 +225,33 @@ async fn reconcile_kustomization(object: Arc<Kustomization>, shared: Arc<Shared>
     let timer = shared.metrics.reconcile_started("Kustomization");
     let result = async {
         ensure_finalizer(&shared.ctx.store, object.as_ref()).await?;
-        let client = shared.ctx.store.client().clone();
+        let client = match shared.client_for(&object) {
+            Ok(c) => c,
+            // Never fall back to the controller's own rights.
+            Err(message) => {
+                warn!("{message}");
+                let generation = object.metadata.generation;
+                let now = jiff::Timestamp::now().to_string();
+                shared
+                    .ctx
+                    .store
+                    .update::<Kustomization>(&namespace, &name, |k| {
+                        let status = k.status.get_or_insert_with(Default::default);
+                        status.set_condition(
+                            ct::READY,
+                            crate::api::ConditionStatus::False,
+                            crate::api::reason::INVALID_SPEC,
+                            &message,
+                            generation,
+                            &now,
+                        );
+                    })
+                    .await?;
+                return Ok(Action::requeue(
+                    object.spec.retry_interval.as_ref().map(|d| d.as_std()).unwrap_or(object.spec.interval.as_std()),
+                ));
+            }
+        };
         let requeue = crate::manifests::reconcile(&shared.ctx, &client, &namespace, &name, false).await?;
         if requeue.became_ready {
             shared.wake_dependents("Kustomization", &namespace, &name);
@@ -271,6 +314,7 @@ where
 /// Runs the controllers until `shutdown` resolves; reconciles in flight finish first.
 pub async fn run(
     client: kube::Client,
+    kube_config: Option<kube::Config>,
     options: ControllerOptions,
     backend: BackendSpec,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
@@ -359,6 +403,7 @@ pub async fn run(
         wake_kustomizations: wake_ks_tx,
         due: Mutex::default(),
         metrics,
+        config: kube_config,
     });
     let kustomizations = Controller::for_stream(watch_stream(api::<Kustomization>(&client, ns), ks_writer), ks_reader)
         .with_config(config.clone())
