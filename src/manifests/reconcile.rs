@@ -249,13 +249,9 @@ impl<S: ObjectStore, D: RunnerDispatch> Step<'_, S, D> {
         let Some(post) = &self.object.spec.post_build else { return Ok(Ok(vars)) };
         for (i, r) in post.substitute_from.iter().enumerate() {
             let data = if r.kind == "Secret" {
-                match self.ctx.store.get::<Secret>(self.namespace, &r.name).await? {
-                    Some(s) => Some(
-                        secret_strings(&s)
-                            .map_err(|k| format!("spec.postBuild.substituteFrom[{i}]: Secret {} key {k:?} is not text", r.name)),
-                    ),
-                    None => None,
-                }
+                self.ctx.store.get::<Secret>(self.namespace, &r.name).await?.map(|s| {
+                    secret_strings(&s).map_err(|k| format!("spec.postBuild.substituteFrom[{i}]: Secret {} key {k:?} is not text", r.name))
+                })
             } else {
                 self.ctx.store.get::<ConfigMap>(self.namespace, &r.name).await?.map(|c| Ok(c.data.unwrap_or_default()))
             };
