@@ -114,7 +114,23 @@ async fn a_manifest_change_waits_for_approval_and_drift_is_detected_then_correct
     assert_eq!(ks["status"]["plan"]["summary"]["add"], 1, "{}", ks["status"]["plan"]);
     assert!(k.get("ConfigMap", "a").await.is_null(), "nothing applied before approval");
 
-    k.annotate("Kustomization", "web", "driftless.dev/approve-plan", &plan).await;
+    // The CLI shows the plan (the dry-run diff) and approves it, as for a Terraform.
+    let cli = |args: &[&str]| {
+        let out = std::process::Command::new(&k.world.tools.driftless)
+            .arg("--kubeconfig")
+            .arg(&k.kubeconfig)
+            .args(args)
+            .args(["-n", &k.ns.name])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    let shown = cli(&["plan", "show", "web"]);
+    assert!(shown.contains(&plan) && shown.contains(&format!("+ ConfigMap {}/a (create)", k.ns.name)), "{shown}");
+    let table = cli(&["get", "kustomization"]);
+    assert!(table.contains("web") && table.contains("(pending)"), "{table}");
+    cli(&["approve", "web", &plan]);
     let ks = k.wait_for("Kustomization", "web", "applied", LONG, ready).await;
     assert_eq!(ks["status"]["plan"]["approvedBy"], "annotation");
     assert_eq!(k.get("ConfigMap", "a").await["data"]["key"], "one");

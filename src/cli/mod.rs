@@ -305,8 +305,11 @@ pub(crate) fn kind_of(input: &str) -> Result<&'static str> {
         "terraform" | "terraforms" | "tf" => Ok("Terraform"),
         "gitrepository" | "gitrepositories" | "gitrepo" | "gitrepos" => Ok("GitRepository"),
         "bucket" | "buckets" => Ok("Bucket"),
+        "kustomization" | "kustomizations" | "ks" => Ok("Kustomization"),
         "secret" | "secrets" => Ok("Secret"),
         "configmap" | "configmaps" | "cm" => Ok("ConfigMap"),
-        other => Err(CliError::Usage(format!("unknown kind {other:?}; use terraform, gitrepository, bucket, secret or configmap"))),
+        other => Err(CliError::Usage(format!(
+            "unknown kind {other:?}; use terraform, kustomization, gitrepository, bucket, secret or configmap"
+        ))),
     }
 }

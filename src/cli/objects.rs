@@ -8,7 +8,7 @@ use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use serde_json::Value;
 
 use super::{CliError, Result, kind_of};
-use crate::api::{Bucket, Conditions, GitRepository, Terraform, Validate, condition_type as ct};
+use crate::api::{Bucket, Conditions, GitRepository, Kustomization, Terraform, Validate, condition_type as ct};
 use crate::cli::cluster::ClusterError;
 use crate::cli::run::LocalContext;
 use crate::store::{KubeStore, ObjectStore, StoredObject};
@@ -254,6 +254,39 @@ pub async fn get<S: ObjectStore>(store: &S, kind: &str, name: Option<&str>, name
                 .collect();
             print_table(&["NAMESPACE", "NAME", "READY", "REASON", "PLAN", "DRIFT", "MESSAGE"], &rows);
         }
+        "Kustomization" => {
+            let items: Vec<Kustomization> = select(store, name, namespace).await?;
+            if output != "table" {
+                return print_objects(&items, output);
+            }
+            let rows: Vec<Vec<String>> = items
+                .iter()
+                .map(|k| {
+                    let s = k.status.as_ref();
+                    let (ready, reason, message) = ready_cells(s);
+                    let plan = s
+                        .and_then(|s| s.common.plan.as_ref())
+                        .map(|p| if p.pending { format!("{} (pending)", p.id) } else { p.id.clone() })
+                        .unwrap_or_default();
+                    let drift = match s.and_then(|s| s.common.drift.as_ref()) {
+                        Some(d) if d.detected => "Drifted".to_string(),
+                        Some(d) if d.last_checked_at.is_some() => "None".to_string(),
+                        _ => "-".to_string(),
+                    };
+                    let suspended = if k.spec.suspend { " (suspended)" } else { "" };
+                    vec![
+                        k.metadata.namespace.clone().unwrap_or_default(),
+                        format!("{}{suspended}", k.metadata.name.clone().unwrap_or_default()),
+                        ready,
+                        reason,
+                        plan,
+                        drift,
+                        message,
+                    ]
+                })
+                .collect();
+            print_table(&["NAMESPACE", "NAME", "READY", "REASON", "PLAN", "DRIFT", "MESSAGE"], &rows);
+        }
         "GitRepository" => {
             let items: Vec<GitRepository> = select(store, name, namespace).await?;
             if output != "table" {
@@ -383,6 +416,9 @@ pub async fn set_suspend<S: ObjectStore>(store: &S, kind: &str, name: &str, name
         "Bucket" => {
             store.update::<Bucket>(namespace, name, |b| b.spec.suspend = suspend).await?;
         }
+        "Kustomization" => {
+            store.update::<Kustomization>(namespace, name, |k| k.spec.suspend = suspend).await?;
+        }
         other => return Err(CliError::Usage(format!("{other} cannot be suspended"))),
     }
     println!("{}/{name} {}", kind_of(kind)?.to_lowercase(), if suspend { "suspended" } else { "resumed" });
@@ -408,6 +444,10 @@ pub async fn delete_on_cluster(store: &KubeStore, kind: &str, namespace: &str, n
         }
         "GitRepository" => delete_and_wait::<GitRepository>(store, namespace, name, timeout).await?.map(|_| controller()),
         "Bucket" => delete_and_wait::<Bucket>(store, namespace, name, timeout).await?.map(|_| controller()),
+        "Kustomization" => delete_and_wait::<Kustomization>(store, namespace, name, timeout).await?.map(|k| {
+            let (_, reason, message) = ready_cells(k.status.as_ref());
+            format!("{reason}: {message}")
+        }),
         "Secret" => delete_and_wait::<Secret>(store, namespace, name, timeout).await?.map(|_| controller()),
         _ => delete_and_wait::<ConfigMap>(store, namespace, name, timeout).await?.map(|_| controller()),
     };

@@ -11,7 +11,9 @@ use std::time::{Duration, Instant};
 use super::cluster::ClusterError;
 use super::run::LocalContext;
 use super::{CliError, Result};
-use crate::api::{Bucket, Condition, ConditionStatus, DriftStatus, GitRepository, Terraform, annotation, condition_type as ct, reason};
+use crate::api::{
+    Bucket, Condition, ConditionStatus, DriftStatus, GitRepository, Kustomization, Terraform, annotation, condition_type as ct, reason,
+};
 use crate::source::reconcile::Source;
 use crate::store::{ObjectStore, StoredObject};
 
@@ -48,6 +50,26 @@ impl<K: Source> Reconciled for K {
 
 impl Reconciled for Terraform {
     const KIND: &'static str = crate::terraform::KIND;
+
+    fn suspended(&self) -> bool {
+        self.spec.suspend
+    }
+
+    fn handled_at(&self) -> Option<&str> {
+        self.status.as_ref().and_then(|s| s.common.last_handled_reconcile_at.as_deref())
+    }
+
+    fn conditions(&self) -> &[Condition] {
+        self.status.as_ref().map(|s| s.common.conditions.as_slice()).unwrap_or_default()
+    }
+
+    fn drift(&self) -> Option<&DriftStatus> {
+        self.status.as_ref().and_then(|s| s.common.drift.as_ref())
+    }
+}
+
+impl Reconciled for Kustomization {
+    const KIND: &'static str = crate::manifests::reconcile::KIND;
 
     fn suspended(&self) -> bool {
         self.spec.suspend
@@ -176,6 +198,20 @@ pub async fn on_cluster<S: ObjectStore>(
                 }
             }
             report(&request::<Terraform, _>(store, namespace, name, &deadline).await?)
+        }
+        "Kustomization" => {
+            let ks = existing::<Kustomization, _>(store, namespace, name).await?;
+            refuse_suspended(&ks)?;
+            if with_source {
+                let source = &ks.spec.source_ref;
+                let ns = source.namespace.clone().unwrap_or_else(|| namespace.to_string());
+                match source.kind.as_str() {
+                    "GitRepository" => report(&request::<GitRepository, _>(store, &ns, &source.name, &deadline).await?)?,
+                    "Bucket" => report(&request::<Bucket, _>(store, &ns, &source.name, &deadline).await?)?,
+                    _ => {}
+                }
+            }
+            report(&request::<Kustomization, _>(store, namespace, name, &deadline).await?)
         }
         other => Err(CliError::Usage(format!("{other} is not reconciled"))),
     }

@@ -22,7 +22,38 @@ fn object_key(namespace: &str, name: &str) -> ObjectKey {
     ObjectKey { kind: KIND.into(), namespace: namespace.into(), name: name.into() }
 }
 
+/// The pending (or last) plan of a Kustomization: its readable rendering from the Secret the
+/// reconciler wrote beside it.
+async fn kustomization_plan_show<S: ObjectStore>(store: &S, ks: crate::api::Kustomization, name: &str, namespace: &str) -> Result<()> {
+    let plan = ks
+        .status
+        .and_then(|s| s.common.plan)
+        .ok_or_else(|| CliError::Usage(format!("kustomization/{name} has no plan yet; run `driftless reconcile kustomization {name}`")))?;
+    println!("Plan {} ({})", plan.id, if plan.pending { "pending approval" } else { "applied" });
+    println!("  revision: {}", plan.source_revision);
+    println!("  created:  {}\n", plan.created_at);
+    let secret = store.get::<k8s_openapi::api::core::v1::Secret>(namespace, &crate::manifests::reconcile::plan_secret_name(name)).await?;
+    let rendering = secret
+        .filter(|s| s.metadata.annotations.as_ref().and_then(|a| a.get("driftless.dev/plan-id")) == Some(&plan.id))
+        .and_then(|s| s.data)
+        .and_then(|mut d| d.remove("rendering"))
+        .map(|b| String::from_utf8_lossy(&b.0).to_string());
+    match rendering {
+        Some(text) => print!("{text}"),
+        None => println!("Plan: {}.", plan.summary),
+    }
+    if plan.pending {
+        println!("\nApprove with: driftless approve {name} {}", plan.id);
+    }
+    Ok(())
+}
+
 pub async fn plan_show<T: Target>(target: &T, name: &str, namespace: &str) -> Result<()> {
+    if target.store().get::<Terraform>(namespace, name).await?.is_none()
+        && let Some(ks) = target.store().get::<crate::api::Kustomization>(namespace, name).await?
+    {
+        return kustomization_plan_show(target.store(), ks, name, namespace).await;
+    }
     let tf = terraform(target.store(), namespace, name).await?;
     let backend = object_backend(target, &tf).await?;
     let plan = tf
@@ -64,6 +95,30 @@ pub async fn plan_show<T: Target>(target: &T, name: &str, namespace: &str) -> Re
 }
 
 pub async fn approve<T: Target>(target: &T, name: &str, plan_id: Option<&str>, namespace: &str) -> Result<()> {
+    if target.store().get::<Terraform>(namespace, name).await?.is_none()
+        && let Some(ks) = target.store().get::<crate::api::Kustomization>(namespace, name).await?
+    {
+        let pending = ks.status.and_then(|s| s.common.plan).filter(|p| p.pending);
+        let Some(pending) = pending else {
+            return Err(CliError::Usage(format!("kustomization/{name} has no plan waiting for approval")));
+        };
+        let id = plan_id.unwrap_or(&pending.id).to_string();
+        if id != pending.id {
+            return Err(CliError::Usage(format!(
+                "{id} is not the pending plan of kustomization/{name}; the pending plan is {} ({}); review it with `driftless plan show {name}`",
+                pending.id, pending.summary
+            )));
+        }
+        let value = id.clone();
+        target
+            .store()
+            .update::<crate::api::Kustomization>(namespace, name, move |k| {
+                k.metadata.annotations.get_or_insert_with(Default::default).insert(annotation::APPROVE_PLAN.into(), value.clone());
+            })
+            .await?;
+        println!("approved plan {id} of kustomization/{name} ({}); {}", pending.summary, target.after_approval(name));
+        return Ok(());
+    }
     let tf = terraform(target.store(), namespace, name).await?;
     let pending = tf.status.and_then(|s| s.common.plan).filter(|p| p.pending);
     let Some(pending) = pending else {

@@ -323,6 +323,12 @@ impl<S: ObjectStore, D: RunnerDispatch> Step<'_, S, D> {
             destroy: if self.object.spec.prune { stale(&old, &new_refs).len() as u32 } else { 0 },
         };
         let previous = self.status.common.plan.as_ref().filter(|p| p.pending).map(|p| p.id.clone());
+        let pruned: Vec<ResourceRef> = if self.object.spec.prune { stale(&old, &new_refs) } else { Vec::new() };
+        let rendering = render_plan(&dry, &pruned, summary);
+        let stored_in = match self.store_rendering(plan_id, rendering).await {
+            Ok(place) => place,
+            Err(e) => return self.fail(reason::PLAN_FAILED, format!("cannot store the plan rendering: {e}")).await,
+        };
         self.status.common.plan = Some(PlanStatus {
             id: plan_id.to_string(),
             created_at: now(),
@@ -332,7 +338,7 @@ impl<S: ObjectStore, D: RunnerDispatch> Step<'_, S, D> {
             pending: true,
             approved_by: None,
             applied_at: None,
-            stored_in: format!("dry run of {} objects", objects.len()),
+            stored_in,
             corrects_drift: false,
             destroy: false,
         });
@@ -350,6 +356,40 @@ impl<S: ObjectStore, D: RunnerDispatch> Step<'_, S, D> {
         }
         self.save().await?;
         Ok(self.interval())
+    }
+
+    /// Keeps what a reviewer reads (`driftless plan show`) in a Secret beside the object: a
+    /// diff of Secrets is itself secret.
+    async fn store_rendering(&self, plan_id: &str, rendering: String) -> Result<String, crate::store::StoreError> {
+        let name = plan_secret_name(self.name);
+        let secret = Secret {
+            metadata: k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta {
+                name: Some(name.clone()),
+                namespace: Some(self.namespace.to_string()),
+                annotations: Some(
+                    [
+                        ("driftless.dev/owner".to_string(), format!("{KIND}/{}", self.name)),
+                        ("driftless.dev/plan-id".to_string(), plan_id.to_string()),
+                    ]
+                    .into(),
+                ),
+                owner_references: self.object.metadata.uid.clone().map(|uid| {
+                    vec![k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference {
+                        api_version: "driftless.dev/v1alpha1".into(),
+                        kind: KIND.into(),
+                        name: self.name.to_string(),
+                        uid,
+                        ..Default::default()
+                    }]
+                }),
+                ..Default::default()
+            },
+            type_: Some("driftless.dev/plan".into()),
+            data: Some([("rendering".to_string(), k8s_openapi::ByteString(rendering.into_bytes()))].into()),
+            ..Default::default()
+        };
+        self.ctx.store.apply(&secret).await?;
+        Ok(format!("secret/{}/{name}", self.namespace))
     }
 
     async fn apply(
@@ -601,4 +641,36 @@ fn build_with_overlay(root: &Path, spec: &crate::api::KustomizationSpec) -> Resu
     let text = serde_yaml::to_string(&Value::Object(overlay)).map_err(|e| format!("cannot write the overlay: {e}"))?;
     std::fs::write(overlay_dir.join("kustomization.yaml"), text).map_err(|e| format!("cannot write the overlay: {e}"))?;
     super::build_in(root, &overlay_dir).map_err(|e| format!("spec overlay (targetNamespace, namePrefix, patches, images): {e}"))
+}
+
+/// The Secret holding the readable plan of a Kustomization.
+pub fn plan_secret_name(kustomization: &str) -> String {
+    format!("{kustomization}-plan")
+}
+
+/// The readable plan: one line per object (`+` create, `~` change with the changed fields,
+/// `-` prune); field values are left out (they may be secret).
+pub fn render_plan(dry: &[super::apply::Applied], pruned: &[ResourceRef], summary: PlanSummary) -> String {
+    let mut out = String::new();
+    for a in dry {
+        match a.action {
+            Action::Created => out.push_str(&format!("  + {} (create)\n", a.id.display())),
+            Action::Configured => {
+                out.push_str(&format!("  ~ {} (change)\n", a.id.display()));
+                if let Some(live) = &a.live {
+                    for field in super::diff::changed_fields(live, &a.result) {
+                        out.push_str(&format!("      {field}\n"));
+                    }
+                }
+            }
+            Action::Unchanged => {}
+        }
+    }
+    for r in pruned {
+        if let Some(id) = ObjectId::parse(r) {
+            out.push_str(&format!("  - {} (prune)\n", id.display()));
+        }
+    }
+    out.push_str(&format!("\nPlan: {summary}.\n"));
+    out
 }
