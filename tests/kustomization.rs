@@ -215,3 +215,31 @@ async fn bad_manifests_unknown_fields_and_missing_variables_are_clear_conditions
     }
     assert!(k.get("ConfigMap", "a").await.is_null(), "nothing applied from a failed build");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_local_store_applies_kustomizations_to_the_current_kube_context_or_says_there_is_none() {
+    let Some(mut k) = KubeWorld::new("ks-local").await else { return };
+    k.world.commit(&[("deploy/a.yaml", &config_map("a", "one"))], "manifests");
+    let objects = format!(
+        "{}---\n{}",
+        git_repository("app", "main"),
+        kustomization("web", "./deploy", &format!("  targetNamespace: {}\n", k.ns.name))
+    );
+
+    // No kube context: the object says so, the loop goes on.
+    k.world.extra_env.push(("KUBECONFIG".into(), k.world.path().join("missing-kubeconfig").display().to_string()));
+    k.world.apply(&objects).ok();
+    k.world.driftless(&["run", "--once"]);
+    let ks = k.world.get("kustomization", "web");
+    let ready = condition_in(&ks, "Ready");
+    assert_eq!(reason_of(&ready), "ClusterUnavailable", "{ks}");
+    assert!(ready["message"].as_str().unwrap().contains("missing-kubeconfig"), "{ready}");
+
+    // With the kube context of the cluster: applied there, status in the local store.
+    k.world.extra_env.clear();
+    k.world.extra_env.push(("KUBECONFIG".into(), k.kubeconfig.display().to_string()));
+    k.world.driftless(&["reconcile", "kustomization", "web"]).ok();
+    let ks = k.world.get("kustomization", "web");
+    assert_eq!(condition_in(&ks, "Ready")["status"], "True", "{ks}");
+    assert_eq!(k.get("ConfigMap", "a").await["data"]["key"], "one");
+}

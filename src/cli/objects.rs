@@ -81,6 +81,7 @@ pub async fn apply<S: ObjectStore>(target: &S, paths: &[PathBuf], namespace: &st
         Git(Box<GitRepository>),
         Bucket(Box<Bucket>),
         Tf(Box<Terraform>),
+        Ks(Box<Kustomization>),
         Secret(Secret),
         ConfigMap(ConfigMap),
     }
@@ -103,6 +104,10 @@ pub async fn apply<S: ObjectStore>(target: &S, paths: &[PathBuf], namespace: &st
                 o.validate().map_err(|e| CliError::File { path: origin.clone(), reason: e.to_string() })?;
                 Ok(Decoded::Tf(Box::new(o)))
             }),
+            ("driftless.dev/v1alpha1", "Kustomization") => decode::<Kustomization>(doc, origin).and_then(|o| {
+                o.validate().map_err(|e| CliError::File { path: origin.clone(), reason: e.to_string() })?;
+                Ok(Decoded::Ks(Box::new(o)))
+            }),
             ("v1", "Secret") => decode::<Secret>(doc, origin).map(|mut s| {
                 // As the API server does: stringData is folded into data on write.
                 if let Some(strings) = s.string_data.take() {
@@ -123,7 +128,7 @@ pub async fn apply<S: ObjectStore>(target: &S, paths: &[PathBuf], namespace: &st
             (v, k) => Err(CliError::File {
                 path: origin.clone(),
                 reason: format!(
-                    "unsupported object {name} (apiVersion={v:?} kind={k:?}); driftless applies driftless.dev/v1alpha1 GitRepository, Bucket and Terraform, and v1 Secret and ConfigMap"
+                    "unsupported object {name} (apiVersion={v:?} kind={k:?}); driftless applies driftless.dev/v1alpha1 GitRepository, Bucket, Terraform and Kustomization, and v1 Secret and ConfigMap"
                 ),
             }),
         };
@@ -140,6 +145,7 @@ pub async fn apply<S: ObjectStore>(target: &S, paths: &[PathBuf], namespace: &st
             Decoded::Git(o) => store(target, *o, namespace).await?,
             Decoded::Bucket(o) => store(target, *o, namespace).await?,
             Decoded::Tf(o) => store(target, *o, namespace).await?,
+            Decoded::Ks(o) => store(target, *o, namespace).await?,
             Decoded::Secret(o) => store(target, o, namespace).await?,
             Decoded::ConfigMap(o) => store(target, o, namespace).await?,
         };

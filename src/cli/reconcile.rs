@@ -166,6 +166,19 @@ pub async fn here(ctx: &LocalContext, kind: &str, namespace: &str, name: &str, w
             crate::terraform::reconcile(ctx, namespace, name, true).await?;
             report(&existing::<Terraform, _>(&ctx.store, namespace, name).await?)
         }
+        "Kustomization" => {
+            let ks = existing::<Kustomization, _>(&ctx.store, namespace, name).await?;
+            refuse_suspended(&ks)?;
+            let client = super::run::kube_client().await?;
+            if with_source && ks.spec.source_ref.kind == "GitRepository" {
+                let ns = ks.spec.source_ref.namespace.clone().unwrap_or_else(|| namespace.to_string());
+                eprintln!("► fetching source gitrepository/{}", ks.spec.source_ref.name);
+                crate::source::reconcile::reconcile(ctx, &ns, &ks.spec.source_ref.name, true).await?;
+            }
+            eprintln!("► reconciling kustomization/{name}");
+            crate::manifests::reconcile(ctx, &client, namespace, name, true).await?;
+            report(&existing::<Kustomization, _>(&ctx.store, namespace, name).await?)
+        }
         other => Err(CliError::Usage(format!("{other} is not reconciled"))),
     }
 }

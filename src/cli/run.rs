@@ -58,7 +58,7 @@ impl Key {
     }
 
     fn is_source(&self) -> bool {
-        self.kind != "Terraform"
+        matches!(self.kind, "GitRepository" | "Bucket")
     }
 }
 
@@ -79,12 +79,14 @@ pub async fn run_loop(ctx: &LocalContext, once: bool) -> Result<()> {
         let repos = ctx.store.list::<GitRepository>().await?;
         let buckets = ctx.store.list::<Bucket>().await?;
         let tfs = ctx.store.list::<Terraform>().await?;
+        let kss = ctx.store.list::<crate::api::Kustomization>().await?;
         let mut live = Vec::new();
         for (key, fp) in repos
             .iter()
             .map(|r| (Key::of("GitRepository", r), fingerprint(r) + &r.spec.suspend.to_string()))
             .chain(buckets.iter().map(|b| (Key::of("Bucket", b), fingerprint(b) + &b.spec.suspend.to_string())))
             .chain(tfs.iter().map(|t| (Key::of("Terraform", t), fingerprint(t) + &t.spec.suspend.to_string())))
+            .chain(kss.iter().map(|k| (Key::of("Kustomization", k), fingerprint(k) + &k.spec.suspend.to_string())))
         {
             if seen.get(&key) != Some(&fp) {
                 due.insert(key.clone(), now);
@@ -102,6 +104,11 @@ pub async fn run_loop(ctx: &LocalContext, once: bool) -> Result<()> {
             let outcome = match key.kind {
                 "GitRepository" => crate::source::reconcile::reconcile(ctx, &key.namespace, &key.name, false).await,
                 "Bucket" => crate::source::reconcile::reconcile_bucket(ctx, &key.namespace, &key.name, false).await,
+                "Kustomization" => match kube_client().await {
+                    Ok(client) => crate::manifests::reconcile(ctx, &client, &key.namespace, &key.name, false).await,
+                    // Said on the object (and the loop goes on with the other objects).
+                    Err(e) => no_cluster(ctx, &key.namespace, &key.name, &e.to_string()).await,
+                },
                 _ => crate::terraform::reconcile(ctx, &key.namespace, &key.name, false).await,
             };
             let requeue = match outcome {
@@ -127,6 +134,23 @@ pub async fn run_loop(ctx: &LocalContext, once: bool) -> Result<()> {
                     };
                     if watches {
                         due.insert(Key::of("Terraform", t), Instant::now());
+                    }
+                }
+                for k in &kss {
+                    let own = k.metadata.namespace.clone().unwrap_or_else(|| "default".into());
+                    let watches = if key.is_source() {
+                        k.spec.source_ref.kind == key.kind
+                            && k.spec.source_ref.name == key.name
+                            && k.spec.source_ref.namespace.clone().unwrap_or_else(|| own.clone()) == key.namespace
+                    } else {
+                        k.spec.depends_on.iter().any(|d| {
+                            d.kind.as_deref().unwrap_or("Kustomization") == key.kind
+                                && d.name == key.name
+                                && d.namespace.clone().unwrap_or_else(|| own.clone()) == key.namespace
+                        })
+                    };
+                    if watches {
+                        due.insert(Key::of("Kustomization", k), Instant::now());
                     }
                 }
             }
@@ -166,4 +190,36 @@ async fn summary(ctx: &LocalContext) -> Result<()> {
     }
     super::objects::get(&ctx.store, "terraform", None, None, "table").await?;
     if failed.is_empty() { Ok(()) } else { Err(CliError::Usage(failed.join("\n"))) }
+}
+
+async fn no_cluster(
+    ctx: &LocalContext,
+    namespace: &str,
+    name: &str,
+    message: &str,
+) -> Result<crate::context::Requeue, crate::context::ReconcileError> {
+    use crate::api::Conditions;
+    let now = jiff::Timestamp::now().to_string();
+    ctx.store
+        .update::<crate::api::Kustomization>(namespace, name, |k| {
+            let generation = k.metadata.generation;
+            let status = k.status.get_or_insert_with(Default::default);
+            status.set_condition(
+                crate::api::condition_type::READY,
+                crate::api::ConditionStatus::False,
+                "ClusterUnavailable",
+                message,
+                generation,
+                &now,
+            );
+        })
+        .await?;
+    Ok(crate::context::Requeue { after: Duration::from_secs(30), became_ready: false, failing: true })
+}
+
+/// The cluster a local store's Kustomizations are applied to: the current kube context.
+pub(crate) async fn kube_client() -> Result<kube::Client> {
+    super::cluster::client(None, None)
+        .await
+        .map_err(|e| CliError::Usage(format!("a Kustomization applies manifests to a cluster, and there is none to use: {e}")))
 }
