@@ -243,3 +243,23 @@ async fn a_local_store_applies_kustomizations_to_the_current_kube_context_or_say
     assert_eq!(condition_in(&ks, "Ready")["status"], "True", "{ks}");
     assert_eq!(k.get("ConfigMap", "a").await["data"]["key"], "one");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wait_reports_ready_when_a_deployment_rolls_out_and_names_a_failed_job() {
+    let Some(mut k) = KubeWorld::new("ks-health").await else { return };
+    let deployment = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  replicas: 1\n  selector:\n    matchLabels: {app: web}\n  template:\n    metadata:\n      labels: {app: web}\n    spec:\n      containers:\n        - name: web\n          image: web:1\n";
+    let job = "apiVersion: batch/v1\nkind: Job\nmetadata:\n  name: migrate\nspec:\n  backoffLimit: 0\n  template:\n    spec:\n      restartPolicy: Never\n      containers:\n        - name: migrate\n          image: migrate:1\n          command: [\"false\"]\n";
+    k.world.commit(&[("app/deployment.yaml", deployment), ("job/job.yaml", job)], "workloads");
+    k.apply(&git_repository("app", "main")).await;
+    let ns = format!("  targetNamespace: {}\n  wait: true\n  timeout: 90s\n", k.ns.name);
+    k.apply(&kustomization("app", "./app", &ns)).await;
+    k.apply(&kustomization("job", "./job", &ns)).await;
+    k.start_controller(&[]);
+    // The fake kubelet runs the Deployment's pod (simulated: no command) until it is Available.
+    k.wait_for("Kustomization", "app", "Ready once rolled out", LONG, ready).await;
+    let o = k
+        .wait_for("Kustomization", "job", "HealthCheckFailed", LONG, |o| reason_of(&condition_in(o, "Ready")) == "HealthCheckFailed")
+        .await;
+    let message = condition_in(&o, "Ready")["message"].as_str().unwrap().to_string();
+    assert!(message.contains(&format!("Job {}/migrate", k.ns.name)), "{message}");
+}
