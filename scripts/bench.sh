@@ -1,8 +1,34 @@
 #!/usr/bin/env bash
 # Benchmarks: builds release binaries, installs the tools, prints figures and ratios.
+#
+#   scripts/bench.sh              terraform and s3 benchmarks (as before)
+#   scripts/bench.sh controller   the controller on the testkit cluster (also builds the
+#                                 control plane); scale it with DRIFTLESS_BENCH_REAL,
+#                                 DRIFTLESS_BENCH_NOOP, DRIFTLESS_BENCH_CONCURRENT (see
+#                                 benches/controller.rs and docs/BENCHMARKS.md)
+#   scripts/bench.sh all          all three
 set -euo pipefail
 cd "$(dirname "$0")/.."
+what="${1:-default}"
+case "$what" in
+    default | terraform | s3 | controller | all) ;;
+    *)
+        echo "usage: $0 [terraform|s3|controller|all]" >&2
+        exit 2
+        ;;
+esac
 scripts/setup-tools.sh
+if [[ "$what" == controller || "$what" == all ]]; then
+    scripts/build-control-plane.sh
+fi
+# Every binary of the workspace: the runner and the testkit's noop-runner sit next to the
+# `driftless` binary the benchmarks start.
 cargo build --release --workspace --bins
-cargo bench --bench terraform
-cargo bench --bench s3
+case "$what" in
+    default) benches=(terraform s3) ;;
+    all) benches=(terraform s3 controller) ;;
+    *) benches=("$what") ;;
+esac
+for bench in "${benches[@]}"; do
+    cargo bench --bench "$bench"
+done

@@ -621,6 +621,17 @@ impl TestCluster {
         }
     }
 
+    /// The process id of each running component (`etcd`, `kube-apiserver`,
+    /// `kube-controller-manager`), so a benchmark can read their CPU time and memory from
+    /// `/proc` and tell the control plane's share of a run from the controller's.
+    pub fn component_pids(&self) -> Vec<(&str, u32)> {
+        [&self.etcd, &self.apiserver, &self.controller_manager]
+            .into_iter()
+            .flatten()
+            .filter_map(|p| p.pgid().map(|pid| (p.name(), pid)))
+            .collect()
+    }
+
     /// Whether every component still runs; an error names the one that exited.
     pub fn check_health(&mut self) -> Result<()> {
         self.check_alive()

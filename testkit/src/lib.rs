@@ -5,6 +5,7 @@
 
 pub mod certs;
 pub mod cluster;
+pub mod install;
 pub mod kubelet;
 pub mod process;
 pub mod proxy;
@@ -12,6 +13,7 @@ pub mod shared;
 pub mod tools;
 
 pub use cluster::{ADMIN, ALICE, ClusterAccess, ClusterError, ClusterOptions, TestCluster, User};
+pub use install::{FIELD_MANAGER, InstallError, apply_value, install_crds, install_runner_rbac};
 pub use kubelet::{FakeKubelet, KubeletOptions, NodeLoss};
 pub use proxy::{ApiFault, FaultProxy, FaultRule, Verb};
 pub use shared::{SharedCluster, TestNamespace, create_namespace, shared_cluster, shared_cluster_or_skip, start_cluster_or_skip};

@@ -3,6 +3,7 @@
 //! tests. It serves a certificate from the cluster's CA, so clients built from
 //! [`FaultProxy::access`] trust it exactly as they trust the apiserver.
 
+use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -199,6 +200,8 @@ struct ProxyState {
     drop_watches: watch::Sender<u64>,
     open_watches: AtomicUsize,
     requests: AtomicU64,
+    /// Requests per verb and resource (see [`FaultProxy::request_counts`]).
+    tally: Mutex<BTreeMap<String, u64>>,
     injected: AtomicU64,
     client: HttpClient<hyper_rustls::HttpsConnector<HttpConnector>, Incoming>,
 }
@@ -263,6 +266,7 @@ impl FaultProxy {
             drop_watches,
             open_watches: AtomicUsize::new(0),
             requests: AtomicU64::new(0),
+            tally: Mutex::default(),
             injected: AtomicU64::new(0),
             client,
         });
@@ -319,6 +323,15 @@ impl FaultProxy {
     /// Requests seen so far.
     pub fn requests(&self) -> u64 {
         self.state.requests.load(Ordering::SeqCst)
+    }
+
+    /// Requests seen so far per verb and resource, keyed `"<verb> <resource>[/<subresource>]"`
+    /// in lower case (`"patch terraforms/status"`, `"watch pods"`; paths that name no
+    /// resource, such as discovery, count as `"get (no resource)"`). Why: a client's API
+    /// calls per unit of work (a reconcile, a run) are what a benchmark behind this proxy
+    /// wants to see, and the apiserver's own metrics do not say which client sent what.
+    pub fn request_counts(&self) -> BTreeMap<String, u64> {
+        self.state.tally.lock().map(|t| t.clone()).unwrap_or_default()
     }
 
     /// Faults injected so far (status answers and dropped watches; not latency).
@@ -399,6 +412,15 @@ const HOP_BY_HOP: [&str; 8] = ["connection", "keep-alive", "proxy-connection", "
 async fn handle(state: Arc<ProxyState>, req: Request<Incoming>) -> Result<Response<ProxyBody>, Infallible> {
     state.requests.fetch_add(1, Ordering::SeqCst);
     let info = RequestInfo::parse(req.method(), req.uri().path(), req.uri().query());
+    if let Ok(mut tally) = state.tally.lock() {
+        let verb = format!("{:?}", info.verb).to_lowercase();
+        let key = match (&info.resource, &info.subresource) {
+            (Some(r), Some(sub)) => format!("{verb} {r}/{sub}"),
+            (Some(r), None) => format!("{verb} {r}"),
+            (None, _) => format!("{verb} (no resource)"),
+        };
+        *tally.entry(key).or_default() += 1;
+    }
     let (latency, fault) = {
         let mut latency = Duration::ZERO;
         let mut fault = None;

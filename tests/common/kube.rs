@@ -7,7 +7,6 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, ApiResource, DynamicObject, Patch, PatchParams};
 use serde_json::Value;
 
@@ -49,25 +48,7 @@ fn free_port() -> u16 {
 
 /// Installs (server-side applies) the CRDs of `crds/` and waits until they are Established.
 pub async fn install_crds(client: &kube::Client) {
-    let api: Api<CustomResourceDefinition> = Api::all(client.clone());
-    let dir = super::repo_root().join("crds");
-    let mut names = Vec::new();
-    for entry in std::fs::read_dir(&dir).unwrap() {
-        let path = entry.unwrap().path();
-        if path.extension().is_some_and(|e| e == "yaml") {
-            let crd: CustomResourceDefinition = serde_yaml::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
-            let name = crd.metadata.name.clone().unwrap();
-            api.patch(&name, &PatchParams::apply("driftless-tests").force(), &Patch::Apply(&crd)).await.unwrap();
-            names.push(name);
-        }
-    }
-    for name in names {
-        let established = kube::runtime::wait::conditions::is_crd_established();
-        tokio::time::timeout(Duration::from_secs(30), kube::runtime::wait::await_condition(api.clone(), &name, established))
-            .await
-            .expect("CRD established")
-            .unwrap();
-    }
+    testkit::install_crds(client, &super::repo_root().join("crds")).await.unwrap();
 }
 
 impl KubeWorld {
@@ -87,20 +68,7 @@ impl KubeWorld {
     /// The runner ServiceAccount of this namespace with the role `driftless install` gives
     /// it, taken from the real install manifests: runner pods get exactly those rights.
     async fn install_runner_rbac(&self) {
-        let out =
-            Command::new(&self.world.tools.driftless).args(["install", "--export", "--runner-namespaces", &self.ns.name]).output().unwrap();
-        assert!(out.status.success(), "install --export: {}", String::from_utf8_lossy(&out.stderr));
-        let text = String::from_utf8(out.stdout).unwrap();
-        for doc in serde_yaml::Deserializer::from_str(&text) {
-            let value: Value = serde::Deserialize::deserialize(doc).unwrap();
-            let kind = value["kind"].as_str().unwrap_or_default();
-            let name = value["metadata"]["name"].as_str().unwrap_or_default();
-            let namespace = value["metadata"]["namespace"].as_str();
-            let wanted = (kind == "ClusterRole" && name == "driftless-runner") || namespace == Some(self.ns.name.as_str());
-            if wanted {
-                apply_value(&self.client(), &value).await;
-            }
-        }
+        testkit::install_runner_rbac(&self.client(), &self.world.tools.driftless, &self.ns.name).await.unwrap();
     }
 
     pub fn client(&self) -> kube::Client {
@@ -244,17 +212,7 @@ impl KubeWorld {
 
 /// Server-side applies one object of any kind (found by discovery).
 pub async fn apply_value(client: &kube::Client, value: &Value) {
-    let api_version = value["apiVersion"].as_str().unwrap();
-    let kind = value["kind"].as_str().unwrap();
-    let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
-    let gvk = kube::api::GroupVersionKind::gvk(group, version, kind);
-    let (resource, caps) = kube::discovery::pinned_kind(client, &gvk).await.unwrap();
-    let api: Api<DynamicObject> = match (caps.scope, value["metadata"]["namespace"].as_str()) {
-        (kube::discovery::Scope::Namespaced, Some(ns)) => Api::namespaced_with(client.clone(), ns, &resource),
-        _ => Api::all_with(client.clone(), &resource),
-    };
-    let name = value["metadata"]["name"].as_str().unwrap();
-    api.patch(name, &PatchParams::apply("driftless-tests").force(), &Patch::Apply(value)).await.unwrap();
+    testkit::apply_value(client, value).await.unwrap();
 }
 
 pub fn reason_of(condition: &Value) -> &str {
