@@ -265,3 +265,33 @@ async fn wait_reports_ready_when_a_deployment_rolls_out_and_names_a_failed_job()
     let message = condition_in(&o, "Ready")["message"].as_str().unwrap().to_string();
     assert!(message.contains(&format!("Job {}/migrate", k.ns.name)), "{message}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn correct_mode_restores_an_edit_and_force_recreates_an_immutable_object() {
+    let Some(mut k) = KubeWorld::new("ks-correct").await else { return };
+    let immutable = |v: &str| format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: frozen\nimmutable: true\ndata:\n  key: {v}\n");
+    k.world.commit(&[("deploy/a.yaml", &config_map("a", "one")), ("deploy/frozen.yaml", &immutable("one"))], "manifests");
+    k.apply(&git_repository("app", "main")).await;
+    k.apply(&kustomization("web", "./deploy", &format!("  targetNamespace: {}\n  force: true\n  drift:\n    mode: correct\n", k.ns.name)))
+        .await;
+    k.start_controller(&[]);
+    k.wait_for("Kustomization", "web", "Ready", LONG, ready).await;
+
+    let patch = serde_json::json!({"data": {"key": "edited"}});
+    let api: kube::Api<k8s_openapi::api::core::v1::ConfigMap> = kube::Api::namespaced(k.client(), &k.ns.name);
+    api.patch("a", &kube::api::PatchParams::default(), &kube::api::Patch::Merge(&patch)).await.unwrap();
+    request_reconcile(&k, "Kustomization", "web", "check-1").await;
+    k.wait_for("Kustomization", "web", "checked", LONG, |o| ready(o) && o["status"]["lastHandledReconcileAt"] == "check-1").await;
+    assert_eq!(k.get("ConfigMap", "a").await["data"]["key"], "one", "correct mode re-applies the source");
+    let events: Vec<String> = k.events().await.iter().filter_map(|e| e["reason"].as_str().map(str::to_string)).collect();
+    assert!(events.iter().any(|r| r == "DriftDetected"), "the drift is still reported: {events:?}");
+
+    // An immutable field changed in Git: with spec.force the object is recreated.
+    let commit = k.world.commit(&[("deploy/frozen.yaml", &immutable("two"))], "change an immutable ConfigMap");
+    request_reconcile(&k, "GitRepository", "app", "immutable").await;
+    k.wait_for("Kustomization", "web", "applied the change", LONG, |o| {
+        ready(o) && o["status"]["lastAppliedRevision"].as_str().unwrap_or_default().contains(&commit)
+    })
+    .await;
+    assert_eq!(k.get("ConfigMap", "frozen").await["data"]["key"], "two");
+}
