@@ -295,3 +295,23 @@ async fn correct_mode_restores_an_edit_and_force_recreates_an_immutable_object()
     .await;
     assert_eq!(k.get("ConfigMap", "frozen").await["data"]["key"], "two");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_terraform_waits_for_the_kustomization_it_depends_on() {
+    let Some(mut k) = KubeWorld::new("tf-dep").await else { return };
+    k.world.commit(&[("main.tf", MODULE), ("deploy/a.yaml", &config_map("a", "one"))], "module and manifests");
+    k.apply(&git_repository("app", "main")).await;
+    // The Kustomization waits for approval; the Terraform that depends on it must wait too.
+    k.apply(&kustomization("web", "./deploy", &format!("  targetNamespace: {}\n  approvePlan: \"\"\n", k.ns.name))).await;
+    k.apply(&terraform_object("infra", "app", "./", "auto", "", "  dependsOn:\n    - kind: Kustomization\n      name: web\n")).await;
+    k.start_controller(&[]);
+    let ks = k.wait_for("Kustomization", "web", "PlanPending", LONG, |o| pending_plan_of(o).is_some()).await;
+    let tf = k
+        .wait_for("Terraform", "infra", "DependencyNotReady", LONG, |o| reason_of(&condition_in(o, "Ready")) == "DependencyNotReady")
+        .await;
+    assert!(condition_in(&tf, "Ready")["message"].as_str().unwrap().contains("Kustomization"), "{}", tf["status"]);
+    assert!(!k.world.managed("main.txt").exists());
+    k.annotate("Kustomization", "web", "driftless.dev/approve-plan", &pending_plan_of(&ks).unwrap()).await;
+    k.wait_for("Terraform", "infra", "Ready", LONG, ready).await;
+    assert_eq!(std::fs::read_to_string(k.world.managed("main.txt")).unwrap(), "hello");
+}
