@@ -206,6 +206,14 @@ async fn bad_manifests_unknown_fields_and_missing_variables_are_clear_conditions
     // Applies as a ServiceAccount without rights: refused by the API, never done with the
     // controller's own rights.
     k.apply(&kustomization("sa", "./good", &format!("{ns}  serviceAccountName: nobody\n"))).await;
+    // The same manifests with the variable from a ConfigMap (postBuild.substituteFrom).
+    k.apply("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: region-vars\ndata:\n  region: eu-west-1\n").await;
+    k.apply(&kustomization(
+        "varsok",
+        "./vars",
+        &format!("{ns}  namePrefix: ok-\n  postBuild:\n    substituteFrom:\n      - kind: ConfigMap\n        name: region-vars\n"),
+    ))
+    .await;
     k.start_controller(&[]);
     let o = k.wait_for("Kustomization", "sa", "ApplyFailed", LONG, |o| reason_of(&condition_in(o, "Ready")) == "ApplyFailed").await;
     let message = condition_in(&o, "Ready")["message"].as_str().unwrap().to_string();
@@ -216,6 +224,8 @@ async fn bad_manifests_unknown_fields_and_missing_variables_are_clear_conditions
         assert!(message.contains(needle), "{name}: {message}");
     }
     assert!(k.get("ConfigMap", "a").await.is_null(), "nothing applied from a failed build");
+    k.wait_for("Kustomization", "varsok", "Ready", LONG, ready).await;
+    assert_eq!(k.get("ConfigMap", "ok-a").await["data"]["key"], "eu-west-1");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
