@@ -42,3 +42,43 @@ pub enum ReconcileError {
     #[error(transparent)]
     Store(#[from] crate::store::StoreError),
 }
+
+/// Why the first of `dependencies` is not Ready for its current generation, or `None` when
+/// all are: the one dependency rule of every kind (a Terraform or a Kustomization may depend
+/// on either). `default_kind` is the kind of an entry that names none: the depending kind.
+pub async fn unready_dependency<S: crate::store::ObjectStore>(
+    store: &S,
+    namespace: &str,
+    dependencies: &[crate::api::DependencyReference],
+    default_kind: &str,
+) -> Result<Option<String>, ReconcileError> {
+    use crate::api::{ConditionStatus, Kustomization, Terraform, condition_type as ct};
+    for d in dependencies {
+        let namespace = d.namespace.as_deref().unwrap_or(namespace);
+        let kind = d.kind.as_deref().unwrap_or(default_kind);
+        let found = match kind {
+            "Kustomization" => store
+                .get::<Kustomization>(namespace, &d.name)
+                .await?
+                .map(|o| (o.metadata.generation, o.status.map(|s| s.common).unwrap_or_default())),
+            _ => store
+                .get::<Terraform>(namespace, &d.name)
+                .await?
+                .map(|o| (o.metadata.generation, o.status.map(|s| s.common).unwrap_or_default())),
+        };
+        let Some((generation, status)) = found else {
+            return Ok(Some(format!("dependency {kind} {namespace}/{} not found", d.name)));
+        };
+        let ready = status.conditions.iter().any(|c| c.type_ == ct::READY && c.status == ConditionStatus::True);
+        if !(status.observed_generation == generation && ready) {
+            let why = status
+                .conditions
+                .iter()
+                .find(|c| c.type_ == ct::READY)
+                .map(|c| c.message.clone())
+                .unwrap_or_else(|| "not reconciled yet".into());
+            return Ok(Some(format!("dependency {kind} {namespace}/{} is not ready: {why}", d.name)));
+        }
+    }
+    Ok(None)
+}

@@ -179,6 +179,36 @@ pub(crate) fn print_table(header: &[&str], rows: &[Vec<String>]) {
     }
 }
 
+/// A row of `get terraform` / `get kustomization`: both kinds share the status model.
+fn reconciled_row<C: Conditions>(
+    meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+    status: Option<&C>,
+    common: impl Fn(&C) -> &crate::api::ObjectStatus,
+    suspend: bool,
+) -> Vec<String> {
+    let (ready, reason, message) = ready_cells(status);
+    let common = status.map(common);
+    let plan = common
+        .and_then(|s| s.plan.as_ref())
+        .map(|p| if p.pending { format!("{} (pending)", p.id) } else { p.id.clone() })
+        .unwrap_or_default();
+    let drift = match common.and_then(|s| s.drift.as_ref()) {
+        Some(d) if d.detected => "Drifted".to_string(),
+        Some(d) if d.last_checked_at.is_some() => "None".to_string(),
+        _ => "-".to_string(),
+    };
+    let suspended = if suspend { " (suspended)" } else { "" };
+    vec![
+        meta.namespace.clone().unwrap_or_default(),
+        format!("{}{suspended}", meta.name.clone().unwrap_or_default()),
+        ready,
+        reason,
+        plan,
+        drift,
+        message,
+    ]
+}
+
 fn ready_cells<C: Conditions>(status: Option<&C>) -> (String, String, String) {
     match status.and_then(|s| s.condition(ct::READY)) {
         Some(c) => (format!("{:?}", c.status), c.reason.clone(), c.message.clone()),
@@ -232,32 +262,8 @@ pub async fn get<S: ObjectStore>(store: &S, kind: &str, name: Option<&str>, name
             if output != "table" {
                 return print_objects(&items, output);
             }
-            let rows: Vec<Vec<String>> = items
-                .iter()
-                .map(|t| {
-                    let s = t.status.as_ref();
-                    let (ready, reason, message) = ready_cells(s);
-                    let plan = s
-                        .and_then(|s| s.common.plan.as_ref())
-                        .map(|p| if p.pending { format!("{} (pending)", p.id) } else { p.id.clone() })
-                        .unwrap_or_default();
-                    let drift = match s.and_then(|s| s.common.drift.as_ref()) {
-                        Some(d) if d.detected => "Drifted".to_string(),
-                        Some(d) if d.last_checked_at.is_some() => "None".to_string(),
-                        _ => "-".to_string(),
-                    };
-                    let suspended = if t.spec.suspend { " (suspended)" } else { "" };
-                    vec![
-                        t.metadata.namespace.clone().unwrap_or_default(),
-                        format!("{}{suspended}", t.metadata.name.clone().unwrap_or_default()),
-                        ready,
-                        reason,
-                        plan,
-                        drift,
-                        message,
-                    ]
-                })
-                .collect();
+            let rows: Vec<Vec<String>> =
+                items.iter().map(|t| reconciled_row(&t.metadata, t.status.as_ref(), |s| &s.common, t.spec.suspend)).collect();
             print_table(&["NAMESPACE", "NAME", "READY", "REASON", "PLAN", "DRIFT", "MESSAGE"], &rows);
         }
         "Kustomization" => {
@@ -265,32 +271,8 @@ pub async fn get<S: ObjectStore>(store: &S, kind: &str, name: Option<&str>, name
             if output != "table" {
                 return print_objects(&items, output);
             }
-            let rows: Vec<Vec<String>> = items
-                .iter()
-                .map(|k| {
-                    let s = k.status.as_ref();
-                    let (ready, reason, message) = ready_cells(s);
-                    let plan = s
-                        .and_then(|s| s.common.plan.as_ref())
-                        .map(|p| if p.pending { format!("{} (pending)", p.id) } else { p.id.clone() })
-                        .unwrap_or_default();
-                    let drift = match s.and_then(|s| s.common.drift.as_ref()) {
-                        Some(d) if d.detected => "Drifted".to_string(),
-                        Some(d) if d.last_checked_at.is_some() => "None".to_string(),
-                        _ => "-".to_string(),
-                    };
-                    let suspended = if k.spec.suspend { " (suspended)" } else { "" };
-                    vec![
-                        k.metadata.namespace.clone().unwrap_or_default(),
-                        format!("{}{suspended}", k.metadata.name.clone().unwrap_or_default()),
-                        ready,
-                        reason,
-                        plan,
-                        drift,
-                        message,
-                    ]
-                })
-                .collect();
+            let rows: Vec<Vec<String>> =
+                items.iter().map(|k| reconciled_row(&k.metadata, k.status.as_ref(), |s| &s.common, k.spec.suspend)).collect();
             print_table(&["NAMESPACE", "NAME", "READY", "REASON", "PLAN", "DRIFT", "MESSAGE"], &rows);
         }
         "GitRepository" => {

@@ -21,7 +21,7 @@ use super::diff::drift_of;
 use super::inventory::{ObjectId, stale};
 use crate::api::{
     Artifact, ConditionStatus, Conditions, DriftMode, DriftObject, DriftStatus, Kustomization, KustomizationStatus, PlanApprover,
-    PlanStatus, PlanSummary, ResourceInventory, ResourceRef, Terraform, Validate, annotation, condition_type as ct, reason,
+    PlanStatus, PlanSummary, ResourceInventory, ResourceRef, Validate, annotation, condition_type as ct, reason,
 };
 use crate::context::{Context, ReconcileError, Requeue};
 use crate::dispatch::RunnerDispatch;
@@ -216,31 +216,7 @@ impl<S: ObjectStore, D: RunnerDispatch> Step<'_, S, D> {
     }
 
     async fn unready_dependency(&self) -> Result<Option<String>, ReconcileError> {
-        for d in &self.object.spec.depends_on {
-            let namespace = d.namespace.as_deref().unwrap_or(self.namespace);
-            let kind = d.kind.as_deref().unwrap_or(KIND);
-            let (generation, status) = match kind {
-                "Terraform" => match self.ctx.store.get::<Terraform>(namespace, &d.name).await? {
-                    Some(o) => (o.metadata.generation, o.status.map(|s| s.common).unwrap_or_default()),
-                    None => return Ok(Some(format!("dependency Terraform {namespace}/{} not found", d.name))),
-                },
-                _ => match self.ctx.store.get::<Kustomization>(namespace, &d.name).await? {
-                    Some(o) => (o.metadata.generation, o.status.map(|s| s.common).unwrap_or_default()),
-                    None => return Ok(Some(format!("dependency Kustomization {namespace}/{} not found", d.name))),
-                },
-            };
-            let ready = status.conditions.iter().any(|c| c.type_ == ct::READY && c.status == ConditionStatus::True);
-            if !(ready && status.observed_generation == generation) {
-                let why = status
-                    .conditions
-                    .iter()
-                    .find(|c| c.type_ == ct::READY)
-                    .map(|c| c.message.clone())
-                    .unwrap_or_else(|| "not reconciled yet".into());
-                return Ok(Some(format!("dependency {kind} {namespace}/{} is not ready: {why}", d.name)));
-            }
-        }
-        Ok(None)
+        crate::context::unready_dependency(&self.ctx.store, self.namespace, &self.object.spec.depends_on, KIND).await
     }
 
     /// The variables of `postBuild`: ConfigMaps and Secrets in order, then the spec's own.

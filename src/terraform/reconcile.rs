@@ -236,38 +236,7 @@ impl<S: ObjectStore, D: RunnerDispatch> Step<'_, S, D> {
     }
 
     async fn unready_dependency(&self) -> Result<Option<String>, ReconcileError> {
-        for d in &self.object.spec.depends_on {
-            let namespace = d.namespace.as_deref().unwrap_or(self.namespace);
-            let kind = d.kind.as_deref().unwrap_or(KIND);
-            let found = match kind {
-                "Kustomization" => self
-                    .ctx
-                    .store
-                    .get::<crate::api::Kustomization>(namespace, &d.name)
-                    .await?
-                    .map(|o| (o.metadata.generation, o.status.map(|s| s.common).unwrap_or_default())),
-                _ => self
-                    .ctx
-                    .store
-                    .get::<Terraform>(namespace, &d.name)
-                    .await?
-                    .map(|o| (o.metadata.generation, o.status.map(|s| s.common).unwrap_or_default())),
-            };
-            let Some((generation, status)) = found else {
-                return Ok(Some(format!("dependency {kind} {namespace}/{} not found", d.name)));
-            };
-            let ready = status.conditions.iter().any(|c| c.type_ == ct::READY && c.status == ConditionStatus::True);
-            if !(status.observed_generation == generation && ready) {
-                let why = status
-                    .conditions
-                    .iter()
-                    .find(|c| c.type_ == ct::READY)
-                    .map(|c| c.message.clone())
-                    .unwrap_or_else(|| "not reconciled yet".into());
-                return Ok(Some(format!("dependency {kind} {namespace}/{} is not ready: {why}", d.name)));
-            }
-        }
-        Ok(None)
+        crate::context::unready_dependency(&self.ctx.store, self.namespace, &self.object.spec.depends_on, KIND).await
     }
 
     #[allow(clippy::too_many_arguments)]
