@@ -5,6 +5,7 @@ mod bucket;
 mod duration;
 mod gitrepository;
 mod kustomization;
+mod notification;
 mod status;
 mod terraform;
 mod validation;
@@ -18,8 +19,12 @@ pub use kustomization::{
     CommonMetadata, HealthCheckReference, Kustomization, KustomizationSpec, KustomizationStatus, KustomizeImage, KustomizePatch,
     ManifestDriftSpec, ManifestIgnoreRule, PatchSelector, PostBuild, ResourceInventory, ResourceRef, SubstituteReference,
 };
+pub use notification::{
+    Alert, AlertSpec, EventSourceReference, NotificationStatus, PROVIDER_TYPES, Provider, ProviderSpec, RECEIVER_TYPES, Receiver,
+    ReceiverSpec, ReceiverStatus,
+};
 pub use status::{
-    Condition, ConditionStatus, Conditions, DriftObject, DriftStatus, LockStatus, ObjectStatus, PlanApprover, PlanStatus, PlanSummary,
+    Acknowledgement, HISTORY_LIMIT, HistoryEntry, history_action, Condition, ConditionStatus, Conditions, DriftObject, DriftStatus, LockStatus, ObjectStatus, PlanApprover, PlanStatus, PlanSummary,
     condition_type, reason,
 };
 pub use terraform::{
@@ -39,10 +44,23 @@ pub mod annotation {
     pub const APPROVE_PLAN: &str = "driftless.dev/approve-plan";
     /// Any new value requests an immediate reconcile (as Flux's `reconcile.fluxcd.io/requestedAt`).
     pub const RECONCILE_REQUESTED_AT: &str = "driftless.dev/reconcile-requested-at";
+    /// Acknowledges the drift whose id is the value: its alerts stop until it changes.
+    pub const ACKNOWLEDGE_DRIFT: &str = "driftless.dev/acknowledge-drift";
+    /// Who set the approval or acknowledgement (the CLI and the review page write it), for
+    /// the object's history.
+    pub const ACTED_BY: &str = "driftless.dev/acted-by";
 }
 
 /// Every CRD this crate defines, for `driftless crds`.
 pub fn crds() -> Vec<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition> {
     use kube::CustomResourceExt;
-    vec![Bucket::crd(), GitRepository::crd(), Kustomization::crd(), Terraform::crd()]
+    vec![
+        Alert::crd(),
+        Bucket::crd(),
+        GitRepository::crd(),
+        Kustomization::crd(),
+        Provider::crd(),
+        Receiver::crd(),
+        Terraform::crd(),
+    ]
 }

@@ -173,6 +173,55 @@ pub struct DriftStatus {
     /// The corrective plan, approvable by this id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub plan_id: Option<String>,
+    /// Set while the current drift is acknowledged: its alerts stop; a changed drift (a new
+    /// id) alerts again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acknowledged: Option<Acknowledgement>,
+}
+
+/// Who acknowledged which drift, and when.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Acknowledgement {
+    pub drift_id: String,
+    #[serde(default)]
+    pub by: String,
+    #[serde(default)]
+    pub at: String,
+}
+
+/// One entry of an object's history: a plan made or applied, a drift check, an approval or
+/// an acknowledgement. The last [`HISTORY_LIMIT`] are kept, newest last, so the review page
+/// shows them after the cluster's Events have expired.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct HistoryEntry {
+    pub time: String,
+    /// `Planned`, `Applied`, `DriftChecked`, `Approved`, `Acknowledged`, `Failed`.
+    pub action: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub plan_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drift_id: Option<String>,
+    /// Who approved or acknowledged (a user name, `spec`, or `auto`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub by: Option<String>,
+    /// Summary: plan counts, drift summary, or the error reason.
+    #[serde(default)]
+    pub message: String,
+}
+
+/// How many history entries an object keeps.
+pub const HISTORY_LIMIT: usize = 20;
+
+/// History actions.
+pub mod history_action {
+    pub const PLANNED: &str = "Planned";
+    pub const APPLIED: &str = "Applied";
+    pub const DRIFT_CHECKED: &str = "DriftChecked";
+    pub const APPROVED: &str = "Approved";
+    pub const ACKNOWLEDGED: &str = "Acknowledged";
+    pub const FAILED: &str = "Failed";
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
@@ -202,6 +251,20 @@ pub struct ObjectStatus {
     pub plan: Option<PlanStatus>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub drift: Option<DriftStatus>,
+    /// The last plans, drift checks, approvals and acknowledgements, newest last.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub history: Vec<HistoryEntry>,
+}
+
+impl ObjectStatus {
+    /// Appends a history entry, dropping the oldest beyond [`HISTORY_LIMIT`].
+    pub fn record(&mut self, entry: HistoryEntry) {
+        self.history.push(entry);
+        if self.history.len() > HISTORY_LIMIT {
+            let excess = self.history.len() - HISTORY_LIMIT;
+            self.history.drain(..excess);
+        }
+    }
 }
 
 /// Conditions as a set keyed by type, with Kubernetes' transition-time rule.

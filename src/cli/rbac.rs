@@ -64,7 +64,15 @@ pub const CONTROLLER: &[Right] = &[
     // get: a runner's account; impersonate: a Kustomization's spec.serviceAccountName applies as it.
     Right { group: "", resources: &["serviceaccounts"], verbs: &["get", "impersonate"] },
     Right { group: "", resources: &["events"], verbs: &["create", "patch"] },
-    Right { group: "events.k8s.io", resources: &["events"], verbs: &["create", "patch"] },
+    // list: `driftless events` and the review page's history read them back.
+    Right { group: "events.k8s.io", resources: &["events"], verbs: &["create", "patch", "get", "list", "watch"] },
+    // Alerts read their Providers; Receivers read their Secrets (above) and are given a path.
+    Right { group: GROUP, resources: &["providers", "alerts", "receivers"], verbs: &["get", "list", "watch"] },
+    Right { group: GROUP, resources: &["providers/status", "alerts/status", "receivers/status"], verbs: &["get", "patch", "update"] },
+    // The review page: who a bearer token belongs to, and whether that user may patch the
+    // object an action touches (the page grants nothing RBAC does not).
+    Right { group: "authentication.k8s.io", resources: &["tokenreviews"], verbs: &["create"] },
+    Right { group: "authorization.k8s.io", resources: &["subjectaccessreviews"], verbs: &["create"] },
 ];
 
 /// The controller's rights in its own namespace only (a Role): the leader-election Lease

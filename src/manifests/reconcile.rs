@@ -540,6 +540,7 @@ impl<S: ObjectStore, D: RunnerDispatch> Step<'_, S, D> {
             summary: summary.clone(),
             objects: drift,
             plan_id: Some(correction.clone()),
+            acknowledged: None,
         });
         let (approved, approver) = approval(&self.object);
         let corrects =

@@ -533,6 +533,7 @@ impl<S: ObjectStore, D: RunnerDispatch> Step<'_, S, D> {
             summary: summary.clone(),
             objects: drift.to_vec(),
             plan_id: plan_id.map(str::to_string),
+            acknowledged: None,
         });
         let approve = plan_id.map(|p| format!("; approve the correction with `driftless approve {} {p}`", self.name)).unwrap_or_default();
         self.set(ct::DRIFTED, ConditionStatus::True, reason::DRIFT_DETECTED, &format!("{summary}{approve}"));
