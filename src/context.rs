@@ -82,3 +82,20 @@ pub async fn unready_dependency<S: crate::store::ObjectStore>(
     }
     Ok(None)
 }
+
+/// Who let a plan through, for the object's history: the user named by
+/// `driftless.dev/acted-by` when it was approved by annotation (the CLI and the review page
+/// set it), else `spec` or `auto`.
+pub fn approver_name(
+    approver: Option<crate::api::PlanApprover>,
+    meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+) -> String {
+    use crate::api::PlanApprover;
+    match approver {
+        Some(PlanApprover::Annotation) => {
+            meta.annotations.as_ref().and_then(|a| a.get(crate::api::annotation::ACTED_BY)).cloned().unwrap_or_else(|| "annotation".into())
+        }
+        Some(PlanApprover::Spec) => "spec".into(),
+        Some(PlanApprover::Auto) | None => "auto".into(),
+    }
+}

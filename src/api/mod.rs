@@ -24,8 +24,8 @@ pub use notification::{
     ReceiverSpec, ReceiverStatus,
 };
 pub use status::{
-    Acknowledgement, HISTORY_LIMIT, HistoryEntry, history_action, Condition, ConditionStatus, Conditions, DriftObject, DriftStatus, LockStatus, ObjectStatus, PlanApprover, PlanStatus, PlanSummary,
-    condition_type, reason,
+    Acknowledgement, Condition, ConditionStatus, Conditions, DRIFT_CHECKED, DriftObject, DriftStatus, HISTORY_LIMIT, HistoryEntry,
+    LockStatus, ObjectStatus, PlanApprover, PlanStatus, PlanSummary, condition_type, reason,
 };
 pub use terraform::{
     BackendConfig, CrossNamespaceSourceReference, DependencyReference, DriftIgnoreRule, DriftMode, DriftSpec, RunnerPodTemplate,
@@ -54,13 +54,5 @@ pub mod annotation {
 /// Every CRD this crate defines, for `driftless crds`.
 pub fn crds() -> Vec<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition> {
     use kube::CustomResourceExt;
-    vec![
-        Alert::crd(),
-        Bucket::crd(),
-        GitRepository::crd(),
-        Kustomization::crd(),
-        Provider::crd(),
-        Receiver::crd(),
-        Terraform::crd(),
-    ]
+    vec![Alert::crd(), Bucket::crd(), GitRepository::crd(), Kustomization::crd(), Provider::crd(), Receiver::crd(), Terraform::crd()]
 }

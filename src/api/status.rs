@@ -197,7 +197,8 @@ pub struct Acknowledgement {
 #[serde(rename_all = "camelCase")]
 pub struct HistoryEntry {
     pub time: String,
-    /// `Planned`, `Applied`, `DriftChecked`, `Approved`, `Acknowledged`, `Failed`.
+    /// An event reason (`PlanPending`, `PlanApplied`, `DriftDetected`, `DriftResolved`,
+    /// `DriftAcknowledged`, `ApprovalStale`, `ReconciliationFailed`, ...) or `DriftChecked`.
     pub action: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub plan_id: Option<String>,
@@ -214,15 +215,9 @@ pub struct HistoryEntry {
 /// How many history entries an object keeps.
 pub const HISTORY_LIMIT: usize = 20;
 
-/// History actions.
-pub mod history_action {
-    pub const PLANNED: &str = "Planned";
-    pub const APPLIED: &str = "Applied";
-    pub const DRIFT_CHECKED: &str = "DriftChecked";
-    pub const APPROVED: &str = "Approved";
-    pub const ACKNOWLEDGED: &str = "Acknowledged";
-    pub const FAILED: &str = "Failed";
-}
+/// The history action of a drift check (every other entry is named by its event's reason:
+/// `PlanPending`, `PlanApplied`, `DriftDetected`, `DriftAcknowledged`, ...).
+pub const DRIFT_CHECKED: &str = "DriftChecked";
 
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
@@ -257,8 +252,16 @@ pub struct ObjectStatus {
 }
 
 impl ObjectStatus {
-    /// Appends a history entry, dropping the oldest beyond [`HISTORY_LIMIT`].
+    /// Appends a history entry, dropping the oldest beyond [`HISTORY_LIMIT`]. An entry equal
+    /// to the last but for its time (the same drift checked again, the same failure retried)
+    /// only moves the last one's time, so repeats do not push plans and approvals out.
     pub fn record(&mut self, entry: HistoryEntry) {
+        if let Some(last) = self.history.last_mut()
+            && (HistoryEntry { time: entry.time.clone(), ..last.clone() }) == entry
+        {
+            last.time = entry.time;
+            return;
+        }
         self.history.push(entry);
         if self.history.len() > HISTORY_LIMIT {
             let excess = self.history.len() - HISTORY_LIMIT;

@@ -49,6 +49,12 @@ pub struct ControllerArgs {
     /// Watch objects of this namespace only (default: every namespace).
     #[arg(long)]
     pub watch_namespace: Option<String>,
+    /// Serve Receivers' webhooks here (e.g. 0.0.0.0:9292); not served when unset.
+    #[arg(long)]
+    pub receiver_addr: Option<SocketAddr>,
+    /// The review page's external URL, linked from every alert.
+    #[arg(long, env = "DRIFTLESS_REVIEW_URL")]
+    pub review_url: Option<String>,
     /// This instance's name (lock holder, events, leader identity).
     #[arg(long, env = "POD_NAME")]
     pub identity: Option<String>,
@@ -69,6 +75,8 @@ pub async fn run(args: ControllerArgs, config: kube::Config, terraform: Option<P
     let options = ControllerOptions {
         concurrent: args.concurrent.max(1),
         metrics_addr: args.metrics_addr,
+        receiver_addr: args.receiver_addr,
+        review_url: args.review_url,
         artifact_addr: args.artifact_addr,
         artifact_url: args.artifact_url,
         storage_path: args.storage_path,

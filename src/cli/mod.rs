@@ -8,6 +8,7 @@ mod controller;
 mod crds;
 mod events;
 mod install;
+mod notify;
 mod objects;
 mod rbac;
 mod reconcile;
@@ -112,6 +113,9 @@ pub enum Command {
         /// Reconcile everything that is due once, then exit.
         #[arg(long)]
         once: bool,
+        /// Serve Receivers' webhooks on this address (e.g. 127.0.0.1:9292).
+        #[arg(long)]
+        receiver_addr: Option<std::net::SocketAddr>,
     },
     /// Plans: `plan show NAME`.
     Plan {
@@ -125,7 +129,12 @@ pub enum Command {
         #[command(flatten)]
         namespace: Namespace,
     },
-    /// Drift: `drift list`, `drift show NAME`.
+    /// Alerts: `notify test PROVIDER` sends a test event through a Provider.
+    Notify {
+        #[command(subcommand)]
+        command: NotifyCommand,
+    },
+    /// Drift: `drift list`, `drift show NAME`, `drift ack NAME [DRIFT_ID]`.
     Drift {
         #[command(subcommand)]
         command: DriftCommand,
@@ -187,7 +196,25 @@ pub enum PlanCommand {
 }
 
 #[derive(Subcommand, Debug)]
+pub enum NotifyCommand {
+    /// Send a test event through a Provider now, and say whether it arrived.
+    Test {
+        provider: String,
+        #[command(flatten)]
+        namespace: Namespace,
+    },
+}
+
+#[derive(Subcommand, Debug)]
 pub enum DriftCommand {
+    /// Acknowledge the current drift of an object (its exact id; defaults to the current one):
+    /// its alerts stop until the drift changes.
+    Ack {
+        name: String,
+        drift_id: Option<String>,
+        #[command(flatten)]
+        namespace: Namespace,
+    },
     /// Every object with its drift state.
     List {
         #[command(flatten)]
@@ -255,7 +282,16 @@ pub async fn execute(cli: Cli) -> Result<()> {
     match &cli.store {
         Some(dir) => {
             let creates = matches!(command, Command::Apply { .. });
-            verb(&local_context(dir, cli.terraform.clone(), creates)?, command).await
+            let ctx = local_context(dir, cli.terraform.clone(), creates)?;
+            let mut outcome = verb(&ctx, command).await;
+            // Locally nothing else keeps the notification kinds' status: a Receiver's webhook
+            // path is there as soon as it is applied.
+            if creates && outcome.is_ok() {
+                outcome = crate::notify::objects::refresh(&ctx.store).await.map_err(CliError::from);
+            }
+            // A status a command just wrote may match an Alert: its delivery is not lost on exit.
+            ctx.events.flush(Duration::from_secs(60)).await;
+            outcome
         }
         None => verb(&ClusterTarget::new(cluster::client(kubeconfig, context).await?), command).await,
     }
@@ -281,7 +317,7 @@ async fn verb<T: Target>(target: &T, command: Command) -> Result<()> {
         Command::Reconcile { kind, name, namespace, with_source, timeout } => {
             target.reconcile(kind_of(&kind)?, &namespace.or_default_of(target), &name, with_source, timeout).await
         }
-        Command::Run { once } => target.run_loop(once).await,
+        Command::Run { once, receiver_addr } => target.run_loop(once, receiver_addr).await,
         Command::Plan { command: PlanCommand::Show { name, namespace } } => {
             review::plan_show(target, &name, &namespace.or_default_of(target)).await
         }
@@ -291,6 +327,12 @@ async fn verb<T: Target>(target: &T, command: Command) -> Result<()> {
         Command::Drift { command: DriftCommand::List { scope } } => review::drift_list(store, scope.of(target).as_deref()).await,
         Command::Drift { command: DriftCommand::Show { name, namespace } } => {
             review::drift_show(store, &name, &namespace.or_default_of(target)).await
+        }
+        Command::Drift { command: DriftCommand::Ack { name, drift_id, namespace } } => {
+            review::drift_ack(target, &name, drift_id.as_deref(), &namespace.or_default_of(target)).await
+        }
+        Command::Notify { command: NotifyCommand::Test { provider, namespace } } => {
+            notify::test(store, &provider, &namespace.or_default_of(target)).await
         }
         Command::Unlock { name, namespace, yes } => review::unlock(target, &name, &namespace.or_default_of(target), yes).await,
         Command::Events { kind, name, scope } => events::show(target, kind.as_deref(), name.as_deref(), scope.of(target).as_deref()).await,
@@ -308,8 +350,11 @@ pub(crate) fn kind_of(input: &str) -> Result<&'static str> {
         "kustomization" | "kustomizations" | "ks" => Ok("Kustomization"),
         "secret" | "secrets" => Ok("Secret"),
         "configmap" | "configmaps" | "cm" => Ok("ConfigMap"),
+        "provider" | "providers" => Ok("Provider"),
+        "alert" | "alerts" => Ok("Alert"),
+        "receiver" | "receivers" => Ok("Receiver"),
         other => Err(CliError::Usage(format!(
-            "unknown kind {other:?}; use terraform, kustomization, gitrepository, bucket, secret or configmap"
+            "unknown kind {other:?}; use terraform, kustomization, gitrepository, bucket, provider, alert, receiver, secret or configmap"
         ))),
     }
 }

@@ -8,7 +8,7 @@ use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use serde_json::Value;
 
 use super::{CliError, Result, kind_of};
-use crate::api::{Bucket, Conditions, GitRepository, Kustomization, Terraform, Validate, condition_type as ct};
+use crate::api::{Alert, Bucket, Conditions, GitRepository, Kustomization, Provider, Receiver, Terraform, Validate, condition_type as ct};
 use crate::cli::cluster::ClusterError;
 use crate::cli::run::LocalContext;
 use crate::store::{KubeStore, ObjectStore, StoredObject};
@@ -82,6 +82,9 @@ pub async fn apply<S: ObjectStore>(target: &S, paths: &[PathBuf], namespace: &st
         Bucket(Box<Bucket>),
         Tf(Box<Terraform>),
         Ks(Box<Kustomization>),
+        Provider(Box<Provider>),
+        Alert(Box<Alert>),
+        Receiver(Box<Receiver>),
         Secret(Secret),
         ConfigMap(ConfigMap),
     }
@@ -108,6 +111,10 @@ pub async fn apply<S: ObjectStore>(target: &S, paths: &[PathBuf], namespace: &st
                 o.validate().map_err(|e| CliError::File { path: origin.clone(), reason: e.to_string() })?;
                 Ok(Decoded::Ks(Box::new(o)))
             }),
+            // Checked by their status (`driftless get providers|alerts|receivers`), as Flux does.
+            ("driftless.dev/v1alpha1", "Provider") => decode::<Provider>(doc, origin).map(|o| Decoded::Provider(Box::new(o))),
+            ("driftless.dev/v1alpha1", "Alert") => decode::<Alert>(doc, origin).map(|o| Decoded::Alert(Box::new(o))),
+            ("driftless.dev/v1alpha1", "Receiver") => decode::<Receiver>(doc, origin).map(|o| Decoded::Receiver(Box::new(o))),
             ("v1", "Secret") => decode::<Secret>(doc, origin).map(|mut s| {
                 // As the API server does: stringData is folded into data on write.
                 if let Some(strings) = s.string_data.take() {
@@ -128,7 +135,7 @@ pub async fn apply<S: ObjectStore>(target: &S, paths: &[PathBuf], namespace: &st
             (v, k) => Err(CliError::File {
                 path: origin.clone(),
                 reason: format!(
-                    "unsupported object {name} (apiVersion={v:?} kind={k:?}); driftless applies driftless.dev/v1alpha1 GitRepository, Bucket, Terraform and Kustomization, and v1 Secret and ConfigMap"
+                    "unsupported object {name} (apiVersion={v:?} kind={k:?}); driftless applies driftless.dev/v1alpha1 GitRepository, Bucket, Terraform, Kustomization, Provider, Alert and Receiver, and v1 Secret and ConfigMap"
                 ),
             }),
         };
@@ -146,6 +153,9 @@ pub async fn apply<S: ObjectStore>(target: &S, paths: &[PathBuf], namespace: &st
             Decoded::Bucket(o) => store(target, *o, namespace).await?,
             Decoded::Tf(o) => store(target, *o, namespace).await?,
             Decoded::Ks(o) => store(target, *o, namespace).await?,
+            Decoded::Provider(o) => store(target, *o, namespace).await?,
+            Decoded::Alert(o) => store(target, *o, namespace).await?,
+            Decoded::Receiver(o) => store(target, *o, namespace).await?,
             Decoded::Secret(o) => store(target, o, namespace).await?,
             Decoded::ConfigMap(o) => store(target, o, namespace).await?,
         };
@@ -207,6 +217,11 @@ fn reconciled_row<C: Conditions>(
         drift,
         message,
     ]
+}
+
+fn namespaced_name(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta, suspended: bool) -> String {
+    let suspended = if suspended { " (suspended)" } else { "" };
+    format!("{}/{}{suspended}", meta.namespace.clone().unwrap_or_default(), meta.name.clone().unwrap_or_default())
 }
 
 fn ready_cells<C: Conditions>(status: Option<&C>) -> (String, String, String) {
@@ -321,6 +336,59 @@ pub async fn get<S: ObjectStore>(store: &S, kind: &str, name: Option<&str>, name
                 })
                 .collect();
             print_table(&["NAMESPACE", "NAME", "BUCKET", "READY", "REVISION", "MESSAGE"], &rows);
+        }
+        "Provider" => {
+            let items: Vec<Provider> = select(store, name, namespace).await?;
+            if output != "table" {
+                return print_objects(&items, output);
+            }
+            let rows: Vec<Vec<String>> = items
+                .iter()
+                .map(|p| {
+                    let (ready, _, message) = ready_cells(p.status.as_ref());
+                    let last = p.status.as_ref().and_then(|s| s.last_delivered_at.clone()).unwrap_or_default();
+                    vec![namespaced_name(&p.metadata, p.spec.suspend), p.spec.type_.clone(), ready, last, message]
+                })
+                .collect();
+            print_table(&["NAMESPACE/NAME", "TYPE", "READY", "LAST DELIVERY", "MESSAGE"], &rows);
+        }
+        "Alert" => {
+            let items: Vec<Alert> = select(store, name, namespace).await?;
+            if output != "table" {
+                return print_objects(&items, output);
+            }
+            let rows: Vec<Vec<String>> = items
+                .iter()
+                .map(|a| {
+                    let (ready, _, message) = ready_cells(a.status.as_ref());
+                    let sources: Vec<String> = a.spec.event_sources.iter().map(|s| format!("{}/{}", s.kind, s.name)).collect();
+                    vec![
+                        namespaced_name(&a.metadata, a.spec.suspend),
+                        a.spec.provider_ref.name.clone(),
+                        a.spec.event_severity.clone().unwrap_or_else(|| "info".into()),
+                        sources.join(","),
+                        ready,
+                        message,
+                    ]
+                })
+                .collect();
+            print_table(&["NAMESPACE/NAME", "PROVIDER", "SEVERITY", "SOURCES", "READY", "MESSAGE"], &rows);
+        }
+        "Receiver" => {
+            let items: Vec<Receiver> = select(store, name, namespace).await?;
+            if output != "table" {
+                return print_objects(&items, output);
+            }
+            let rows: Vec<Vec<String>> = items
+                .iter()
+                .map(|r| {
+                    let s = r.status.as_ref();
+                    let (ready, _, message) = ready_cells(s);
+                    let path = s.and_then(|s| s.webhook_path.clone()).unwrap_or_default();
+                    vec![namespaced_name(&r.metadata, r.spec.suspend), r.spec.type_.clone(), ready, path, message]
+                })
+                .collect();
+            print_table(&["NAMESPACE/NAME", "TYPE", "READY", "PATH", "MESSAGE"], &rows);
         }
         "Secret" => {
             let items: Vec<Secret> = select(store, name, namespace).await?;

@@ -109,13 +109,8 @@ pub async fn approve<T: Target>(target: &T, name: &str, plan_id: Option<&str>, n
                 pending.id, pending.summary
             )));
         }
-        let value = id.clone();
-        target
-            .store()
-            .update::<crate::api::Kustomization>(namespace, name, move |k| {
-                k.metadata.annotations.get_or_insert_with(Default::default).insert(annotation::APPROVE_PLAN.into(), value.clone());
-            })
-            .await?;
+        let marks = [(annotation::APPROVE_PLAN, id.clone()), (annotation::ACTED_BY, target.actor().await)];
+        target.store().update::<crate::api::Kustomization>(namespace, name, |k| annotate(&mut k.metadata, &marks)).await?;
         println!("approved plan {id} of kustomization/{name} ({}); {}", pending.summary, target.after_approval(name));
         return Ok(());
     }
@@ -132,14 +127,48 @@ pub async fn approve<T: Target>(target: &T, name: &str, plan_id: Option<&str>, n
         )));
     }
     let id = id.to_string();
-    let value = id.clone();
-    target
-        .store()
-        .update::<Terraform>(namespace, name, move |t| {
-            t.metadata.annotations.get_or_insert_with(Default::default).insert(annotation::APPROVE_PLAN.into(), value.clone());
-        })
-        .await?;
+    let marks = [(annotation::APPROVE_PLAN, id.clone()), (annotation::ACTED_BY, target.actor().await)];
+    target.store().update::<Terraform>(namespace, name, |t| annotate(&mut t.metadata, &marks)).await?;
     println!("approved plan {id} of terraform/{name} ({}); {}", pending.summary, target.after_approval(name));
+    Ok(())
+}
+
+/// Sets annotations: how a reviewer's decision reaches whoever reconciles.
+pub(crate) fn annotate(meta: &mut k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta, marks: &[(&str, String)]) {
+    let annotations = meta.annotations.get_or_insert_with(Default::default);
+    for (key, value) in marks {
+        annotations.insert((*key).to_string(), value.clone());
+    }
+}
+
+/// `drift ack NAME [DRIFT_ID]`: acknowledges the current drift of a Terraform or a
+/// Kustomization (the exact id; defaults to the current one). Its alerts stop; a drift that
+/// changes gets a new id and alerts again.
+pub async fn drift_ack<T: Target>(target: &T, name: &str, drift_id: Option<&str>, namespace: &str) -> Result<()> {
+    let store = target.store();
+    let (kind, drift) = match store.get::<Terraform>(namespace, name).await? {
+        Some(t) => ("terraform", t.status.and_then(|s| s.common.drift)),
+        None => match store.get::<crate::api::Kustomization>(namespace, name).await? {
+            Some(k) => ("kustomization", k.status.and_then(|s| s.common.drift)),
+            None => return Err(CliError::Usage(format!("no Terraform or Kustomization {namespace}/{name}"))),
+        },
+    };
+    let current = drift.filter(|d| d.detected).and_then(|d| d.id.map(|id| (id, d.summary)));
+    let Some((current, summary)) = current else {
+        return Err(CliError::Usage(format!("{kind}/{name} has no drift to acknowledge")));
+    };
+    let id = drift_id.unwrap_or(&current).to_string();
+    if id != current {
+        return Err(CliError::Usage(format!(
+            "{id} is not the current drift of {kind}/{name}; the current drift is {current} ({summary}); see `driftless drift show {name}`"
+        )));
+    }
+    let marks = [(annotation::ACKNOWLEDGE_DRIFT, id.clone()), (annotation::ACTED_BY, target.actor().await)];
+    match kind {
+        "terraform" => store.update::<Terraform>(namespace, name, |t| annotate(&mut t.metadata, &marks)).await.map(|_| ())?,
+        _ => store.update::<crate::api::Kustomization>(namespace, name, |k| annotate(&mut k.metadata, &marks)).await.map(|_| ())?,
+    }
+    println!("acknowledged drift {id} of {kind}/{name} ({summary}); its alerts stop, a changed drift alerts again");
     Ok(())
 }
 

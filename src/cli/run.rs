@@ -31,13 +31,27 @@ pub fn local_context(dir: &Path, terraform: Option<PathBuf>, create: bool) -> Re
         backend: BackendSpec::Local { root: store.backend_dir() },
         artifacts: ArtifactStore::new(store.artifacts_dir()),
         git_cache: store.cache_dir().join("git"),
-        events: EventLog::new(store.events_path()),
+        events: local_events(&store),
         dispatch: ProcessDispatch::locate()?,
         terraform_path: terraform,
         identity: format!("driftless@{}/{}", hostname(), std::process::id()),
         run_timeout: Duration::from_secs(30 * 60),
         store,
     })
+}
+
+/// The store's event log; every event also goes to the Alerts, when a runtime is there to
+/// deliver them (every CLI command has one).
+fn local_events(store: &LocalStore) -> EventLog {
+    let log = EventLog::new(store.events_path());
+    if tokio::runtime::Handle::try_current().is_err() {
+        return log;
+    }
+    let settings = crate::notify::NotifierSettings {
+        review_url: std::env::var("DRIFTLESS_REVIEW_URL").ok().filter(|u| !u.is_empty()),
+        ..Default::default()
+    };
+    log.with_notifier(crate::notify::Notifier::start(store.clone(), settings))
 }
 
 fn hostname() -> String {
@@ -70,12 +84,29 @@ fn fingerprint<K: kube::Resource>(o: &K) -> String {
 
 /// The reconcile loop of the local store. Sources first, then Terraforms; an object that
 /// becomes Ready makes its dependents due immediately.
-pub async fn run_loop(ctx: &LocalContext, once: bool) -> Result<()> {
+pub async fn run_loop(ctx: &LocalContext, once: bool, receiver_addr: Option<std::net::SocketAddr>) -> Result<()> {
+    if let Some(addr) = receiver_addr {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|e| CliError::Usage(format!("--receiver-addr {addr}: cannot listen: {e}")))?;
+        let router = crate::notify::receiver::router(ctx.store.clone());
+        tokio::spawn(async move {
+            if let Err(e) = axum::serve(listener, router).await {
+                tracing::error!("receiver server: {e}");
+            }
+        });
+        eprintln!("receiver webhooks on http://{addr}/hook/...");
+    }
     let mut due: HashMap<Key, Instant> = HashMap::new();
     let mut seen: HashMap<Key, String> = HashMap::new();
     let mut passes = 0u32;
     loop {
         let now = Instant::now();
+        if passes.is_multiple_of(10)
+            && let Err(e) = crate::notify::objects::refresh(&ctx.store).await
+        {
+            tracing::warn!("cannot refresh the status of Providers, Alerts and Receivers: {e}");
+        }
         let repos = ctx.store.list::<GitRepository>().await?;
         let buckets = ctx.store.list::<Bucket>().await?;
         let tfs = ctx.store.list::<Terraform>().await?;

@@ -38,6 +38,10 @@ pub(crate) trait Target {
     fn client(&self) -> Option<&Client>;
     /// What happens after `approve`, for its message.
     fn after_approval(&self, name: &str) -> String;
+    /// Who runs this command, recorded with approvals and acknowledgements
+    /// (`driftless.dev/acted-by`): the login locally, the API's view of the kube context's
+    /// user on a cluster (as `kubectl auth whoami`).
+    async fn actor(&self) -> String;
     /// One complete reconcile now, waiting for its outcome (at most `timeout` for a cluster's
     /// controller to report it).
     async fn reconcile(&self, kind: &'static str, namespace: &str, name: &str, with_source: bool, timeout: Duration) -> Result<()>;
@@ -47,7 +51,7 @@ pub(crate) trait Target {
     /// The events about driftless objects, of one namespace or (`None`) of all.
     async fn events(&self, namespace: Option<&str>) -> Result<Vec<Event>>;
     /// The reconcile loop honoring intervals.
-    async fn run_loop(&self, once: bool) -> Result<()>;
+    async fn run_loop(&self, once: bool, receiver_addr: Option<std::net::SocketAddr>) -> Result<()>;
 }
 
 impl Target for LocalContext {
@@ -73,6 +77,10 @@ impl Target for LocalContext {
         format!("it is applied on the next reconcile (`driftless reconcile terraform {name}` or a running `driftless run`)")
     }
 
+    async fn actor(&self) -> String {
+        std::env::var("USER").or_else(|_| std::env::var("LOGNAME")).unwrap_or_else(|_| "local user".into())
+    }
+
     async fn reconcile(&self, kind: &'static str, namespace: &str, name: &str, with_source: bool, _: Duration) -> Result<()> {
         super::reconcile::here(self, kind, namespace, name, with_source).await
     }
@@ -87,8 +95,8 @@ impl Target for LocalContext {
         Ok(events)
     }
 
-    async fn run_loop(&self, once: bool) -> Result<()> {
-        super::run::run_loop(self, once).await
+    async fn run_loop(&self, once: bool, receiver_addr: Option<std::net::SocketAddr>) -> Result<()> {
+        super::run::run_loop(self, once, receiver_addr).await
     }
 }
 
@@ -130,6 +138,19 @@ impl Target for ClusterTarget {
         format!("the controller applies it now; follow it with `driftless get terraform {name}`")
     }
 
+    async fn actor(&self) -> String {
+        use k8s_openapi::api::authentication::v1::SelfSubjectReview;
+        let api: kube::Api<SelfSubjectReview> = kube::Api::all(self.client.clone());
+        let review = SelfSubjectReview { metadata: Default::default(), status: None };
+        match api.create(&Default::default(), &review).await {
+            Ok(r) => r.status.and_then(|s| s.user_info).and_then(|u| u.username).unwrap_or_else(|| "unknown".into()),
+            Err(e) => {
+                tracing::debug!("cannot ask the API who this is: {e}");
+                "unknown".into()
+            }
+        }
+    }
+
     async fn reconcile(&self, kind: &'static str, namespace: &str, name: &str, with_source: bool, timeout: Duration) -> Result<()> {
         super::reconcile::on_cluster(&self.store, kind, namespace, name, with_source, timeout).await
     }
@@ -142,7 +163,7 @@ impl Target for ClusterTarget {
         super::events::on_cluster(&self.client, namespace).await
     }
 
-    async fn run_loop(&self, _: bool) -> Result<()> {
+    async fn run_loop(&self, _: bool, _: Option<std::net::SocketAddr>) -> Result<()> {
         Err(CliError::Usage(
             "`driftless run` is the reconcile loop of a local store (--store DIR); on a cluster the controller reconciles: \
              start it with `driftless controller` or install it with `driftless install`"

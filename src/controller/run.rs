@@ -49,6 +49,10 @@ pub struct ControllerOptions {
     pub run_timeout: Duration,
     /// Watch only this namespace (Flux's `--watch-all-namespaces=false`); `None`: all.
     pub watch_namespace: Option<String>,
+    /// Where Receivers' webhooks are served; `None`: not served.
+    pub receiver_addr: Option<SocketAddr>,
+    /// The review page's external URL, linked from every alert.
+    pub review_url: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -341,8 +345,19 @@ pub async fn run(
     };
     let server = tokio::spawn(crate::source::server::serve(listener, artifacts.clone(), store.clone(), stopped(servers_stop_rx.clone())));
     info!(addr = %options.artifact_addr, url = %options.artifact_url, "artifact server listening");
-    let probes = tokio::spawn(super::probes::serve(probe_listener, metrics.clone(), readiness.clone(), stopped(servers_stop_rx)));
+    let probes = tokio::spawn(super::probes::serve(probe_listener, metrics.clone(), readiness.clone(), stopped(servers_stop_rx.clone())));
     info!(addr = %options.metrics_addr, "metrics and probes listening");
+    if let Some(addr) = options.receiver_addr {
+        let listener = tokio::net::TcpListener::bind(addr).await.map_err(|source| ControllerError::Listen { addr, source })?;
+        let router = crate::notify::receiver::router(store.clone());
+        let stop = stopped(servers_stop_rx);
+        tokio::spawn(async move {
+            if let Err(e) = axum::serve(listener, router).with_graceful_shutdown(stop).await {
+                tracing::error!("receiver server: {e}");
+            }
+        });
+        info!(%addr, "receiver webhooks listening");
+    }
 
     // A standby stays not-ready: the artifact Service then routes runners to the leader,
     // the only replica with artifacts.
@@ -367,6 +382,9 @@ pub async fn run(
         info!(identity = %options.identity, "leading");
     }
     let lost = leadership.as_ref().map(|l| l.lost());
+    // Providers, Alerts and Receivers have no reconcile of their own: their status (and a
+    // Receiver's webhook path) is brought up to date on a short period, by the leader only.
+    let notification_status = tokio::spawn(notification_status_loop(store.clone(), stopped(stop_rx.clone())));
 
     let ctx = Context {
         store: store.clone(),
@@ -374,7 +392,12 @@ pub async fn run(
         backend,
         artifacts,
         git_cache: options.storage_path.join("git"),
-        events: EventLog::kubernetes(client.clone(), "driftless-controller", &options.identity),
+        events: EventLog::kubernetes(client.clone(), "driftless-controller", &options.identity).with_notifier(
+            crate::notify::Notifier::start(
+                store.clone(),
+                crate::notify::NotifierSettings { review_url: options.review_url.clone(), ..Default::default() },
+            ),
+        ),
         terraform_path: options.terraform_path.clone(),
         identity: options.identity.clone(),
         run_timeout: options.run_timeout,
@@ -466,6 +489,9 @@ pub async fn run(
     };
     readiness.set_ready();
     tokio::join!(terraforms, kustomizations, gits, buckets, stopper, gauges);
+    // Alerts of the last reconciles go out before the process does.
+    shared.ctx.events.flush(Duration::from_secs(10)).await;
+    let _ = notification_status.await;
     // Runner pods in flight keep running and release their own state locks; the next
     // leader adopts them. Handing the Lease over now spares it the expiry wait.
     if let Some(leadership) = leadership
@@ -478,6 +504,22 @@ pub async fn run(
     let _ = tokio::join!(server, probes);
     info!("controller stopped");
     if was_lost.load(std::sync::atomic::Ordering::SeqCst) { Err(ControllerError::LeadershipLost) } else { Ok(()) }
+}
+
+/// How often the notification kinds' status is refreshed.
+const NOTIFICATION_STATUS_PERIOD: Duration = Duration::from_secs(10);
+
+async fn notification_status_loop(store: KubeStore, stop: impl std::future::Future<Output = ()>) {
+    let mut stop = std::pin::pin!(stop);
+    loop {
+        if let Err(e) = crate::notify::objects::refresh(&store).await {
+            tracing::warn!("cannot refresh the status of Providers, Alerts and Receivers: {e}");
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(NOTIFICATION_STATUS_PERIOD) => {}
+            _ = &mut stop => return,
+        }
+    }
 }
 
 /// The wake-up channel as the stream `reconcile_on` takes.

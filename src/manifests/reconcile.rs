@@ -20,13 +20,13 @@ use super::apply::{Action, Applier};
 use super::diff::drift_of;
 use super::inventory::{ObjectId, stale};
 use crate::api::{
-    Artifact, ConditionStatus, Conditions, DriftMode, DriftObject, DriftStatus, Kustomization, KustomizationStatus, PlanApprover,
-    PlanStatus, PlanSummary, ResourceInventory, ResourceRef, Validate, annotation, condition_type as ct, reason,
+    Artifact, ConditionStatus, Conditions, DriftMode, DriftObject, Kustomization, KustomizationStatus, PlanApprover, PlanStatus,
+    PlanSummary, ResourceInventory, ResourceRef, Validate, annotation, condition_type as ct, reason,
 };
 use crate::context::{Context, ReconcileError, Requeue};
 use crate::dispatch::RunnerDispatch;
 use crate::store::{Event, ObjectStore, Severity};
-use crate::terraform::{PlanId, drift_id, secret_strings, summarize_drift as summarize};
+use crate::terraform::{PlanId, drift_id, secret_strings};
 
 pub const KIND: &str = "Kustomization";
 
@@ -92,8 +92,9 @@ impl<S: ObjectStore, D: RunnerDispatch> Step<'_, S, D> {
         self.set(ct::READY, ConditionStatus::False, why, message);
     }
 
-    fn event(&self, reason: &str, severity: Severity, message: String, plan_id: Option<String>, drift_id: Option<String>) {
-        self.ctx.events.emit(&Event {
+    /// Emits an event and keeps it in the object's history.
+    fn event(&mut self, reason: &str, severity: Severity, message: String, plan_id: Option<String>, drift_id: Option<String>) {
+        let event = Event {
             time: now(),
             kind: KIND.into(),
             namespace: self.namespace.into(),
@@ -104,7 +105,50 @@ impl<S: ObjectStore, D: RunnerDispatch> Step<'_, S, D> {
             revision: self.status.common.last_attempted_revision.clone(),
             plan_id,
             drift_id,
-        });
+        };
+        let by = (reason == reason::PLAN_APPLIED)
+            .then(|| crate::context::approver_name(self.status.common.plan.as_ref().and_then(|p| p.approved_by), &self.object.metadata));
+        self.status.common.record(event.history_entry(by));
+        self.ctx.events.emit(&event);
+    }
+
+    /// Folds what a drift check (or an apply, which leaves no drift) found into status and
+    /// events; `checked` puts the check in the history.
+    fn record_drift(&mut self, found: &[DriftObject], correction: Option<&str>, checked: bool) {
+        let at = now();
+        let finding = crate::drift::Finding {
+            objects: found,
+            correction,
+            corrected: false,
+            resolved_message: "drift resolved: the cluster matches the source again",
+        };
+        let ack = crate::drift::AckRequest::from_annotations(self.object.metadata.annotations.as_ref());
+        let (status, notices) = crate::drift::observe(self.status.common.drift.as_ref(), &finding, ack.as_ref(), &at);
+        if checked {
+            self.status.common.record(crate::drift::checked(&status, &at));
+        }
+        let detected = status.detected.then(|| (status.summary.clone(), status.acknowledged.clone()));
+        self.status.common.drift = Some(status);
+        for n in notices {
+            self.event(n.reason, n.severity, n.message, n.plan_id, n.drift_id);
+        }
+        match detected {
+            None => self.set(ct::DRIFTED, ConditionStatus::False, reason::NO_DRIFT, "no drift detected"),
+            Some((summary, acknowledged)) => {
+                let approve =
+                    correction.map(|p| format!("; approve the correction with `driftless approve {} {p}`", self.name)).unwrap_or_default();
+                let ack = acknowledged.map(|a| format!(" (acknowledged by {})", a.by)).unwrap_or_default();
+                self.set(ct::DRIFTED, ConditionStatus::True, reason::DRIFT_DETECTED, &format!("{summary}{ack}{approve}"));
+            }
+        }
+    }
+
+    /// Records an acknowledgement set since the last check; true when status changed.
+    fn acknowledge_drift(&mut self) -> bool {
+        let ack = crate::drift::AckRequest::from_annotations(self.object.metadata.annotations.as_ref());
+        let Some(n) = crate::drift::acknowledge(self.status.common.drift.as_mut(), ack.as_ref(), &now()) else { return false };
+        self.event(n.reason, n.severity, n.message, n.plan_id, n.drift_id);
+        true
     }
 
     async fn save(&mut self) -> Result<(), ReconcileError> {
@@ -156,6 +200,9 @@ impl<S: ObjectStore, D: RunnerDispatch> Step<'_, S, D> {
             return Ok(self.interval());
         }
         self.status.remove_condition(ct::STALLED);
+        if self.acknowledge_drift() {
+            self.save().await?;
+        }
         let artifact = match self.source_artifact().await? {
             Ok(a) => a,
             Err(m) => return self.fail(reason::SOURCE_NOT_READY, m).await,
@@ -437,19 +484,7 @@ impl<S: ObjectStore, D: RunnerDispatch> Step<'_, S, D> {
         }
         self.status.remove_condition(ct::RECONCILING);
         self.set(ct::READY, ConditionStatus::True, reason::SUCCEEDED, &message);
-        let drift = self.status.common.drift.clone().unwrap_or_default();
-        if drift.detected {
-            self.event(
-                "DriftResolved",
-                Severity::Info,
-                "drift resolved: the cluster matches the source again".into(),
-                None,
-                drift.id.clone(),
-            );
-        }
-        self.status.common.drift =
-            Some(DriftStatus { detected: false, last_checked_at: Some(at), summary: "no drift".into(), ..Default::default() });
-        self.set(ct::DRIFTED, ConditionStatus::False, reason::NO_DRIFT, "no drift detected");
+        self.record_drift(&[], None, false);
         self.save().await?;
         Ok(self.interval().min(self.drift_interval()))
     }
@@ -508,40 +543,13 @@ impl<S: ObjectStore, D: RunnerDispatch> Step<'_, S, D> {
                 drift.push(d);
             }
         }
-        let at = now();
-        let previous = self.status.common.drift.clone().unwrap_or_default();
         if drift.is_empty() {
-            if previous.detected {
-                self.event(
-                    "DriftResolved",
-                    Severity::Info,
-                    "drift resolved: the cluster matches the source again".into(),
-                    None,
-                    previous.id.clone(),
-                );
-            }
-            self.status.common.drift =
-                Some(DriftStatus { detected: false, last_checked_at: Some(at), summary: "no drift".into(), ..Default::default() });
-            self.set(ct::DRIFTED, ConditionStatus::False, reason::NO_DRIFT, "no drift detected");
+            self.record_drift(&[], None, true);
             self.save().await?;
             return Ok(self.interval().min(self.drift_interval()));
         }
-        let id = drift_id(&drift);
-        let summary = summarize(&drift);
-        let correction = PlanId::new(&artifact.revision, plan_id, Some(&id)).to_string();
-        if previous.id.as_deref() != Some(id.as_str()) {
-            self.event(reason::DRIFT_DETECTED, Severity::Error, summary.clone(), Some(correction.clone()), Some(id.clone()));
-        }
-        self.status.common.drift = Some(DriftStatus {
-            detected: true,
-            detected_at: if previous.id.as_deref() == Some(id.as_str()) { previous.detected_at.clone() } else { Some(at.clone()) },
-            id: Some(id),
-            last_checked_at: Some(at),
-            summary: summary.clone(),
-            objects: drift,
-            plan_id: Some(correction.clone()),
-            acknowledged: None,
-        });
+        let correction = PlanId::new(&artifact.revision, plan_id, Some(&drift_id(&drift))).to_string();
+        self.record_drift(&drift, Some(&correction), true);
         let (approved, approver) = approval(&self.object);
         let corrects =
             (self.drift_mode() == DriftMode::Correct && approver == PlanApprover::Auto) || approved.as_deref() == Some(correction.as_str());
@@ -550,12 +558,6 @@ impl<S: ObjectStore, D: RunnerDispatch> Step<'_, S, D> {
             let approver = if approver == PlanApprover::Auto { PlanApprover::Auto } else { approver };
             return self.apply(objects, artifact, &correction, &digest, approver, true).await;
         }
-        self.set(
-            ct::DRIFTED,
-            ConditionStatus::True,
-            reason::DRIFT_DETECTED,
-            &format!("{summary}; approve the correction with `driftless approve {} {correction}`", self.name),
-        );
         self.save().await?;
         Ok(self.interval().min(self.drift_interval()))
     }

@@ -32,10 +32,26 @@ pub struct Event {
     pub drift_id: Option<String>,
 }
 
+impl Event {
+    /// The object's history entry for this event; `by` names who approved an applied plan.
+    pub fn history_entry(&self, by: Option<String>) -> crate::api::HistoryEntry {
+        crate::api::HistoryEntry {
+            time: self.time.clone(),
+            action: self.reason.clone(),
+            plan_id: self.plan_id.clone(),
+            drift_id: self.drift_id.clone(),
+            by,
+            message: self.message.clone(),
+        }
+    }
+}
+
 /// Where events go: the local store's log file, or Kubernetes Events on a cluster.
 #[derive(Clone, Debug)]
 pub struct EventLog {
     sink: Sink,
+    /// Alerts: every event also goes to the notifier, when one runs.
+    notifier: Option<crate::notify::Notifier>,
 }
 
 #[derive(Clone, Debug)]
@@ -48,7 +64,7 @@ enum Sink {
 
 impl EventLog {
     pub fn new(path: impl Into<PathBuf>) -> Self {
-        Self { sink: Sink::File(path.into()) }
+        Self { sink: Sink::File(path.into()), notifier: None }
     }
 
     /// Events published as Kubernetes Events (events.k8s.io) regarding the object, reported
@@ -93,7 +109,21 @@ impl EventLog {
                 }
             }
         });
-        Self { sink: Sink::Kubernetes(tx) }
+        Self { sink: Sink::Kubernetes(tx), notifier: None }
+    }
+
+    /// Sends every event to Alerts through `notifier` too.
+    pub fn with_notifier(mut self, notifier: crate::notify::Notifier) -> Self {
+        self.notifier = Some(notifier);
+        self
+    }
+
+    /// Waits (at most `limit`) for the alerts of the events emitted so far to be delivered;
+    /// a short-lived command calls it before it exits.
+    pub async fn flush(&self, limit: std::time::Duration) {
+        if let Some(n) = &self.notifier {
+            n.flush(limit).await;
+        }
     }
 
     /// Records one event; an event that cannot be written is logged, never fatal to a reconcile.
@@ -102,6 +132,9 @@ impl EventLog {
             kind = %event.kind, namespace = %event.namespace, name = %event.name,
             reason = %event.reason, "{}", event.message
         );
+        if let Some(n) = &self.notifier {
+            n.send(event);
+        }
         let path = match &self.sink {
             Sink::File(path) => path,
             Sink::Kubernetes(tx) => {

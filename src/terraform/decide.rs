@@ -66,8 +66,10 @@ pub fn decide(o: &Observed<'_>) -> Next {
     if status.last_inputs_digest.as_deref() != Some(o.inputs_digest) {
         return Next::Plan { destroy };
     }
+    let every = drift_interval(object);
+    let drift_due = o.forced || o.since_drift_check.is_none_or(|since| since >= every);
     if let Some(plan) = status.common.plan.as_ref().filter(|p| p.pending) {
-        return match approval(object) {
+        let next = match approval(object) {
             Some((id, PlanApprover::Auto)) if id == "auto" => {
                 if auto_applies(object, plan.corrects_drift) {
                     Next::Apply { plan_id: plan.id.clone(), digest: plan.digest.clone(), approved_by: PlanApprover::Auto }
@@ -80,11 +82,17 @@ pub fn decide(o: &Observed<'_>) -> Next {
             Some((id, _)) => Next::Wait { plan_id: plan.id.clone(), stale: Some(id) },
             None => Next::Wait { plan_id: plan.id.clone(), stale: None },
         };
+        // A correction waiting for approval does not stop the checks: the drift may have
+        // changed (a new correction, a new alert) or gone (nothing left to approve).
+        let waiting = matches!(next, Next::Wait { .. });
+        if waiting && plan.corrects_drift && drift_due && drift_mode(object) != DriftMode::Disabled && !destroy {
+            return Next::DriftCheck;
+        }
+        return next;
     }
     if drift_mode(object) == DriftMode::Disabled || destroy {
         return if o.forced { Next::Plan { destroy } } else { Next::Idle { after: object.spec.interval.as_std() } };
     }
-    let every = drift_interval(object);
     match o.since_drift_check {
         _ if o.forced => Next::DriftCheck,
         None => Next::DriftCheck,
@@ -134,6 +142,22 @@ mod tests {
         let s = t.status.get_or_insert_with(Default::default);
         s.last_inputs_digest = Some("in-1".into());
         s.common.plan = Some(PlanStatus { id: id.into(), pending: true, corrects_drift, ..Default::default() });
+    }
+
+    #[test]
+    fn a_pending_correction_is_checked_again_when_a_check_is_due() {
+        let mut t = tf(None);
+        t.spec.drift =
+            Some(crate::api::DriftSpec { mode: DriftMode::Detect, interval: Some(ApiDuration::parse("1m").unwrap()), ignore: vec![] });
+        pending(&mut t, "plan-fix", true);
+        let at = |t: &Terraform, secs, forced| {
+            decide(&Observed { object: t, inputs_digest: "in-1", forced, since_drift_check: Some(Duration::from_secs(secs)) })
+        };
+        assert!(matches!(at(&t, 1, false), Next::Wait { .. }), "not due: wait");
+        assert_eq!(at(&t, 120, false), Next::DriftCheck, "due: check again");
+        assert_eq!(at(&t, 1, true), Next::DriftCheck, "forced: check now");
+        pending(&mut t, "plan-new-revision", false);
+        assert!(matches!(at(&t, 120, false), Next::Wait { .. }), "a plan of a new revision just waits");
     }
 
     fn observe(t: &Terraform) -> Next {

@@ -10,12 +10,11 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use tracing::{info, instrument, warn};
 
 use super::decide::{Next, Observed, auto_applies, decide, drift_mode};
-use super::drift::{filter_drift, summarize};
-use super::drift_id;
+use super::drift::filter_drift;
 use super::inputs::{inputs_digest, resolve_backend, resolve_variables, state_name};
 use crate::api::{
-    Artifact, ConditionStatus, Conditions, DriftMode, DriftObject, DriftStatus, LockStatus, PlanApprover, PlanStatus, Terraform,
-    TerraformStatus, Validate, annotation, condition_type as ct, reason,
+    Artifact, ConditionStatus, Conditions, DriftMode, DriftObject, LockStatus, PlanApprover, PlanStatus, Terraform, TerraformStatus,
+    Validate, annotation, condition_type as ct, reason,
 };
 use crate::context::{Context, ReconcileError, Requeue};
 use crate::dispatch::{BackendSpec, ObjectKey, Operation, Outcome, RunErrorKind, RunResult, RunSpec, RunnerDispatch};
@@ -100,8 +99,9 @@ impl<S: ObjectStore, D: RunnerDispatch> Step<'_, S, D> {
         self.set(ct::READY, ConditionStatus::False, reason, message);
     }
 
-    fn event(&self, reason: &str, severity: Severity, message: String, plan_id: Option<String>, drift_id: Option<String>) {
-        self.ctx.events.emit(&Event {
+    /// Emits an event and keeps it in the object's history.
+    fn event(&mut self, reason: &str, severity: Severity, message: String, plan_id: Option<String>, drift_id: Option<String>) {
+        let event = Event {
             time: now(),
             kind: KIND.into(),
             namespace: self.namespace.into(),
@@ -112,7 +112,11 @@ impl<S: ObjectStore, D: RunnerDispatch> Step<'_, S, D> {
             revision: self.status.common.last_attempted_revision.clone(),
             plan_id,
             drift_id,
-        });
+        };
+        let by = (reason == reason::PLAN_APPLIED)
+            .then(|| crate::context::approver_name(self.status.common.plan.as_ref().and_then(|p| p.approved_by), &self.object.metadata));
+        self.status.common.record(event.history_entry(by));
+        self.ctx.events.emit(&event);
     }
 
     async fn save(&mut self) -> Result<(), ReconcileError> {
@@ -140,6 +144,9 @@ impl<S: ObjectStore, D: RunnerDispatch> Step<'_, S, D> {
             return Ok(interval);
         }
         self.status.remove_condition(ct::STALLED);
+        if self.acknowledge_drift() {
+            self.save().await?;
+        }
 
         let artifact = match self.source_artifact().await? {
             Ok(a) => a,
@@ -383,7 +390,7 @@ impl<S: ObjectStore, D: RunnerDispatch> Step<'_, S, D> {
                 .collect();
         }
         let only_ignored_drift = corrects_drift && drift.is_empty();
-        self.record_drift(&drift, result.plan_id.as_deref(), &at, result.outcome == Outcome::Applied);
+        self.record_drift(&drift, result.plan_id.as_deref(), &at, result.outcome == Outcome::Applied, corrects_drift);
 
         match result.outcome {
             Outcome::NoChanges => self.no_changes(revision, inputs, op),
@@ -491,52 +498,43 @@ impl<S: ObjectStore, D: RunnerDispatch> Step<'_, S, D> {
     }
 
     /// Sets `status.drift`; events fire once per distinct drift and once when it clears.
-    fn record_drift(&mut self, drift: &[DriftObject], plan_id: Option<&str>, at: &str, corrected: bool) {
-        let previous = self.status.common.drift.clone().unwrap_or_default();
-        if drift.is_empty() || corrected {
-            if previous.detected {
-                let message = if corrected && !drift.is_empty() {
-                    format!("drift corrected: {}", summarize(drift))
-                } else {
-                    "drift resolved: infrastructure matches the source again".to_string()
-                };
-                self.event("DriftResolved", Severity::Info, message, None, previous.id.clone());
-            }
-            if corrected && !drift.is_empty() && previous.id.as_deref() != Some(drift_id(drift).as_str()) {
-                self.event(
-                    reason::DRIFT_DETECTED,
-                    Severity::Error,
-                    format!("{}; corrected automatically", summarize(drift)),
-                    plan_id.map(str::to_string),
-                    Some(drift_id(drift)),
-                );
-            }
-            self.status.common.drift = Some(DriftStatus {
-                detected: false,
-                last_checked_at: Some(at.to_string()),
-                summary: if corrected && !drift.is_empty() { format!("corrected: {}", summarize(drift)) } else { "no drift".into() },
-                ..Default::default()
-            });
-            self.set(ct::DRIFTED, ConditionStatus::False, reason::NO_DRIFT, "no drift detected");
-            return;
+    /// `checked`: this run was a drift check (it goes into the history; drift a plan of a new
+    /// revision happens to see does not).
+    fn record_drift(&mut self, drift: &[DriftObject], plan_id: Option<&str>, at: &str, corrected: bool, checked: bool) {
+        let finding = crate::drift::Finding {
+            objects: drift,
+            correction: plan_id,
+            corrected,
+            resolved_message: "drift resolved: infrastructure matches the source again",
+        };
+        let ack = crate::drift::AckRequest::from_annotations(self.object.metadata.annotations.as_ref());
+        let (status, notices) = crate::drift::observe(self.status.common.drift.as_ref(), &finding, ack.as_ref(), at);
+        if checked {
+            self.status.common.record(crate::drift::checked(&status, at));
         }
-        let id = drift_id(drift);
-        let summary = summarize(drift);
-        if previous.id.as_deref() != Some(id.as_str()) {
-            self.event(reason::DRIFT_DETECTED, Severity::Error, summary.clone(), plan_id.map(str::to_string), Some(id.clone()));
+        let detected = status.detected.then(|| (status.summary.clone(), status.acknowledged.clone()));
+        self.status.common.drift = Some(status);
+        for n in notices {
+            self.event(n.reason, n.severity, n.message, n.plan_id, n.drift_id);
         }
-        self.status.common.drift = Some(DriftStatus {
-            detected: true,
-            detected_at: if previous.id.as_deref() == Some(id.as_str()) { previous.detected_at.clone() } else { Some(at.to_string()) },
-            id: Some(id),
-            last_checked_at: Some(at.to_string()),
-            summary: summary.clone(),
-            objects: drift.to_vec(),
-            plan_id: plan_id.map(str::to_string),
-            acknowledged: None,
-        });
-        let approve = plan_id.map(|p| format!("; approve the correction with `driftless approve {} {p}`", self.name)).unwrap_or_default();
-        self.set(ct::DRIFTED, ConditionStatus::True, reason::DRIFT_DETECTED, &format!("{summary}{approve}"));
+        match detected {
+            None => self.set(ct::DRIFTED, ConditionStatus::False, reason::NO_DRIFT, "no drift detected"),
+            Some((summary, acknowledged)) => {
+                let approve =
+                    plan_id.map(|p| format!("; approve the correction with `driftless approve {} {p}`", self.name)).unwrap_or_default();
+                let ack = acknowledged.map(|a| format!(" (acknowledged by {})", a.by)).unwrap_or_default();
+                self.set(ct::DRIFTED, ConditionStatus::True, reason::DRIFT_DETECTED, &format!("{summary}{ack}{approve}"));
+            }
+        }
+    }
+
+    /// Records an acknowledgement set since the last check (the annotation names the current
+    /// drift id); true when status changed.
+    fn acknowledge_drift(&mut self) -> bool {
+        let ack = crate::drift::AckRequest::from_annotations(self.object.metadata.annotations.as_ref());
+        let Some(n) = crate::drift::acknowledge(self.status.common.drift.as_mut(), ack.as_ref(), &now()) else { return false };
+        self.event(n.reason, n.severity, n.message, n.plan_id, n.drift_id);
+        true
     }
 
     async fn write_outputs(&mut self, result: &RunResult) -> Result<(), ReconcileError> {
