@@ -6,7 +6,9 @@
 //! is an optimistic read-modify-write (retried on conflict), writing status through the
 //! status subresource and metadata/spec through the object, so status never bumps the
 //! generation; `delete` of an object that carries driftless's finalizer also drops the
-//! finalizer, so "delete" means "let it go" whether or not the API kept it for us.
+//! finalizer, so "delete" means "let it go" whether or not the API kept it for us; of an
+//! object already being deleted it only drops the finalizer (no DELETE: the controller may
+//! not delete users' objects, and the API server completes the deletion they asked for).
 
 use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, Patch, PatchParams, PostParams};
 use serde_json::Value;
@@ -177,6 +179,12 @@ impl ObjectStore for KubeStore {
         };
         if current.metadata.finalizers.as_ref().is_some_and(|f| f.iter().any(|f| f == FINALIZER)) {
             remove_finalizer(&api, &current).await.map_err(|e| api_error::<K>(namespace, name, e))?;
+        }
+        // Already being deleted (a user deleted it and the controller is finalizing): with
+        // our finalizer gone the API server completes that deletion. A second DELETE would
+        // need a right the controller does not hold on users' objects (a 403).
+        if current.metadata.deletion_timestamp.is_some() {
+            return Ok(true);
         }
         match api.delete(name, &DeleteParams::background()).await {
             Ok(_) => Ok(true),

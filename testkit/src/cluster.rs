@@ -216,6 +216,15 @@ impl ClusterAccess {
         self.tokens.insert(user.to_owned(), token.to_owned());
     }
 
+    /// The same access with one more token user: for an identity the cluster did not
+    /// create, such as a ServiceAccount token from the TokenRequest API, so that
+    /// [`Self::client_for`] and [`Self::write_kubeconfig`] work for it as for `admin`.
+    pub fn with_token_user(&self, user: &str, token: &str) -> Self {
+        let mut access = self.clone();
+        access.set_token_user(user, token);
+        access
+    }
+
     /// A `kube::Config` for `user`.
     pub fn config_for(&self, user: &str) -> Result<Config> {
         let token = self.token(user)?;

@@ -268,4 +268,83 @@ impl KubeWorld {
         stream.read_to_string(&mut text).unwrap();
         text.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default()
     }
+
+    /// Starts `driftless controller` as its own ServiceAccount, holding exactly the rights
+    /// `driftless install` gives it: runs the real `driftless install` (as admin: the CRDs,
+    /// the controller namespace [`CONTROLLER_NAMESPACE`] with its ServiceAccount, ClusterRole,
+    /// leader-election Role and bindings, and this namespace as a runner namespace; no
+    /// controller replicas), asks the TokenRequest API for a token of that ServiceAccount,
+    /// and starts the controller with a kubeconfig holding only that token. The flags are
+    /// those of [`Self::start_controller`], except that the leader-election Lease is in the
+    /// controller namespace, the only one where its Role lets it hold Leases.
+    ///
+    /// Returns the controller's index and a client with the same token (to show what the
+    /// controller may not do). The ClusterRoleBinding and the Lease are cluster-wide, so
+    /// use this once per test binary.
+    pub async fn start_controller_as_service_account(&mut self, extra: &[&str]) -> (usize, kube::Client) {
+        use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
+        use k8s_openapi::api::core::v1::ServiceAccount;
+
+        let mut install = Command::new(&self.world.tools.driftless);
+        install.arg("--kubeconfig").arg(&self.kubeconfig).args([
+            "install",
+            "--namespace",
+            CONTROLLER_NAMESPACE,
+            "--runner-namespaces",
+            &self.ns.name,
+            "--replicas",
+            "0",
+        ]);
+        self.world.env(&mut install);
+        let out = tokio::process::Command::from(install).output().await.unwrap();
+        let output = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert!(out.status.success(), "driftless install failed:\n{output}");
+
+        let accounts: Api<ServiceAccount> = Api::namespaced(self.client(), CONTROLLER_NAMESPACE);
+        let request = TokenRequest {
+            // No audiences: the API server's own; an hour outlasts any test.
+            spec: Some(TokenRequestSpec { audiences: None, expiration_seconds: Some(3600), ..Default::default() }),
+            ..Default::default()
+        };
+        let answer = accounts.create_token_request(CONTROLLER_ACCOUNT, &Default::default(), &request).await.unwrap();
+        let token = answer.status.and_then(|s| s.token).expect("a TokenRequest answer holds a token");
+        let user = format!("system:serviceaccount:{CONTROLLER_NAMESPACE}:{CONTROLLER_ACCOUNT}");
+        let access = testkit::shared_cluster().await.unwrap().access().with_token_user(&user, &token);
+        let index = self.controllers.len();
+        let kubeconfig = self.world.path().join(format!("controller-{index}.kubeconfig"));
+        access.write_kubeconfig(&kubeconfig, &user).unwrap();
+
+        let log = self.world.path().join(format!("controller-{index}.log"));
+        let metrics = format!("127.0.0.1:{}", free_port());
+        let artifacts = format!("127.0.0.1:{}", free_port());
+        let storage = self.world.path().join(format!("controller-{index}"));
+        let mut cmd = Command::new(&self.world.tools.driftless);
+        cmd.arg("--terraform")
+            .arg(&self.world.terraform)
+            .arg("controller")
+            .arg(format!("--watch-namespace={}", self.ns.name))
+            .arg(format!("--metrics-addr={metrics}"))
+            .arg(format!("--artifact-addr={artifacts}"))
+            .arg(format!("--artifact-url=http://{artifacts}"))
+            .arg(format!("--storage-path={}", storage.display()))
+            .arg(format!("--runner-command={}", self.world.tools.runner.display()))
+            .arg(format!("--runner-env=TF_CLI_CONFIG_FILE={}", self.world.tools.cli_config.display()))
+            .arg("--runner-env=TMPDIR=/tmp")
+            .arg(format!("--leader-election-namespace={CONTROLLER_NAMESPACE}"))
+            .arg(format!("--identity=controller-{index}"))
+            .args(extra);
+        self.world.env(&mut cmd);
+        cmd.env("KUBECONFIG", &kubeconfig).env("DRIFTLESS_LOG", "info,kube=warn").env_remove("RUST_LOG");
+        let file = std::fs::File::create(&log).unwrap();
+        cmd.stdout(Stdio::from(file.try_clone().unwrap())).stderr(Stdio::from(file));
+        let child = cmd.spawn().unwrap();
+        self.controllers.push(ControllerProcess { child, log, metrics_addr: metrics, artifact_addr: artifacts });
+        (index, access.client_for(&user).unwrap())
+    }
 }
+
+/// The namespace `driftless install` puts the controller in, for
+/// [`KubeWorld::start_controller_as_service_account`].
+pub const CONTROLLER_NAMESPACE: &str = "driftless-system";
+/// The controller's ServiceAccount made by `driftless install`.
+pub const CONTROLLER_ACCOUNT: &str = "driftless-controller";
