@@ -8,6 +8,7 @@ pub mod dispatch;
 pub mod drift;
 pub mod manifests;
 pub mod notify;
+pub mod review;
 pub mod source;
 pub mod store;
 pub mod terraform;

@@ -38,10 +38,7 @@ pub(crate) trait Target {
     fn client(&self) -> Option<&Client>;
     /// What happens after `approve`, for its message.
     fn after_approval(&self, name: &str) -> String;
-    /// Who runs this command, recorded with approvals and acknowledgements
-    /// (`driftless.dev/acted-by`): the login locally, the API's view of the kube context's
-    /// user on a cluster (as `kubectl auth whoami`).
-    async fn actor(&self) -> String;
+
     /// One complete reconcile now, waiting for its outcome (at most `timeout` for a cluster's
     /// controller to report it).
     async fn reconcile(&self, kind: &'static str, namespace: &str, name: &str, with_source: bool, timeout: Duration) -> Result<()>;
@@ -75,10 +72,6 @@ impl Target for LocalContext {
 
     fn after_approval(&self, name: &str) -> String {
         format!("it is applied on the next reconcile (`driftless reconcile terraform {name}` or a running `driftless run`)")
-    }
-
-    async fn actor(&self) -> String {
-        std::env::var("USER").or_else(|_| std::env::var("LOGNAME")).unwrap_or_else(|_| "local user".into())
     }
 
     async fn reconcile(&self, kind: &'static str, namespace: &str, name: &str, with_source: bool, _: Duration) -> Result<()> {
@@ -136,19 +129,6 @@ impl Target for ClusterTarget {
 
     fn after_approval(&self, name: &str) -> String {
         format!("the controller applies it now; follow it with `driftless get terraform {name}`")
-    }
-
-    async fn actor(&self) -> String {
-        use k8s_openapi::api::authentication::v1::SelfSubjectReview;
-        let api: kube::Api<SelfSubjectReview> = kube::Api::all(self.client.clone());
-        let review = SelfSubjectReview { metadata: Default::default(), status: None };
-        match api.create(&Default::default(), &review).await {
-            Ok(r) => r.status.and_then(|s| s.user_info).and_then(|u| u.username).unwrap_or_else(|| "unknown".into()),
-            Err(e) => {
-                tracing::debug!("cannot ask the API who this is: {e}");
-                "unknown".into()
-            }
-        }
     }
 
     async fn reconcile(&self, kind: &'static str, namespace: &str, name: &str, with_source: bool, timeout: Duration) -> Result<()> {

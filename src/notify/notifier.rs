@@ -180,9 +180,14 @@ async fn route<S: ObjectStore>(
     Ok(out)
 }
 
-/// The object's page on the review page.
+/// The object's page on the review page (only Terraform and Kustomization have one; the
+/// link of a source's event is the overview).
 pub fn review_link(base: &str, event: &Event) -> String {
-    format!("{}/objects/{}/{}/{}", base.trim_end_matches('/'), event.kind.to_lowercase(), event.namespace, event.name)
+    let path = match crate::review::Kind::parse(&event.kind) {
+        Some(kind) => crate::review::object_path(kind, &event.namespace, &event.name),
+        None => "/".to_string(),
+    };
+    format!("{}{path}", base.trim_end_matches('/'))
 }
 
 async fn object_labels<S: ObjectStore>(store: &S, event: &Event) -> Result<BTreeMap<String, String>, StoreError> {
