@@ -6,6 +6,7 @@ pub mod context;
 pub mod controller;
 pub mod dispatch;
 pub mod manifests;
+pub mod review;
 pub mod source;
 pub mod store;
 pub mod terraform;

@@ -52,10 +52,18 @@ pub struct ControllerArgs {
     /// This instance's name (lock holder, events, leader identity).
     #[arg(long, env = "POD_NAME")]
     pub identity: Option<String>,
+    /// Serve the review page here (e.g. 0.0.0.0:9443 behind a TLS Service): users log in with
+    /// a Kubernetes token and act with their own RBAC rights. Off unless given.
+    #[arg(long)]
+    pub review_addr: Option<SocketAddr>,
 }
 
 pub async fn run(args: ControllerArgs, config: kube::Config, terraform: Option<PathBuf>) -> Result<()> {
     let client = super::cluster::connect(config.clone())?;
+    let review = match args.review_addr {
+        Some(addr) => Some(super::review::cluster_page(client.clone(), addr).await?),
+        None => None,
+    };
     let mut env = Vec::new();
     for pair in &args.runner_env {
         let Some((name, value)) = pair.split_once('=') else {
@@ -93,5 +101,9 @@ pub async fn run(args: ControllerArgs, config: kube::Config, terraform: Option<P
     };
     // State and plans in Secrets of each object's own namespace (`resolve_backend` fills it in).
     let backend = BackendSpec::Kubernetes { namespace: String::new() };
-    crate::controller::run(client, Some(config), options, backend, shutdown).await.map_err(|e| CliError::Usage(e.to_string()))
+    let result = crate::controller::run(client, Some(config), options, backend, shutdown).await;
+    if let Some(page) = review {
+        page.abort();
+    }
+    result.map_err(|e| CliError::Usage(e.to_string()))
 }

@@ -42,6 +42,18 @@ pub enum CliError {
     Cluster(#[from] cluster::ClusterError),
     #[error(transparent)]
     Build(#[from] build::BuildCommandError),
+    #[error(transparent)]
+    Review(#[from] crate::review::ReviewError),
+    /// A command that does not exist where it was run (exit status 2).
+    #[error("{0}")]
+    NotHere(String),
+}
+
+impl CliError {
+    /// The process exit status: 2 for a command that does not apply here, else 1.
+    pub fn exit_code(&self) -> u8 {
+        if matches!(self, CliError::NotHere(_)) { 2 } else { 1 }
+    }
 }
 
 pub type Result<T, E = CliError> = std::result::Result<T, E>;
@@ -174,6 +186,12 @@ pub enum Command {
     Check(check::CheckArgs),
     /// Build a kustomization (or a plain directory of manifests) and print the objects, offline.
     Build(build::BuildArgs),
+    /// Serve the review page of a local store (prints a one-time login link first).
+    Review {
+        /// Loopback address to listen on (default: a free port).
+        #[arg(long, default_value = "127.0.0.1:0")]
+        listen: std::net::SocketAddr,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -250,6 +268,16 @@ pub async fn execute(cli: Cli) -> Result<()> {
             let config = cluster::config(kubeconfig, context).await?;
             return controller::run(*args, config, cli.terraform).await;
         }
+        Command::Review { listen } => {
+            let Some(dir) = &cli.store else {
+                return Err(CliError::NotHere(
+                    "on a cluster the controller serves the review page: start it with `driftless controller --review-addr ADDR`; \
+                     `driftless review` serves a local store (--store DIR)"
+                        .into(),
+                ));
+            };
+            return review::page(local_context(dir, cli.terraform, false)?, listen).await;
+        }
         verb => verb,
     };
     match &cli.store {
@@ -295,7 +323,12 @@ async fn verb<T: Target>(target: &T, command: Command) -> Result<()> {
         Command::Unlock { name, namespace, yes } => review::unlock(target, &name, &namespace.or_default_of(target), yes).await,
         Command::Events { kind, name, scope } => events::show(target, kind.as_deref(), name.as_deref(), scope.of(target).as_deref()).await,
         // Handled by `execute` before a target is built.
-        Command::Crds { .. } | Command::Install(_) | Command::Check(_) | Command::Controller(_) | Command::Build(_) => Ok(()),
+        Command::Crds { .. }
+        | Command::Install(_)
+        | Command::Check(_)
+        | Command::Controller(_)
+        | Command::Build(_)
+        | Command::Review { .. } => Ok(()),
     }
 }
 

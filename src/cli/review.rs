@@ -1,17 +1,25 @@
-//! What a reviewer runs: plan show, approve, drift list/show, unlock. The same on a local
-//! store and on a cluster: each reads the object's status, and its backend where the plan
-//! or the lock lives. Approving only sets `driftless.dev/approve-plan`; whoever reconciles
-//! (`driftless run`, `reconcile`, the controller) applies the plan.
+//! What a reviewer runs: plan show, approve, drift list/show, unlock, and the review page's
+//! two hosts (a local store, a cluster). The same on a local store and on a cluster: each
+//! reads the object's status, and its backend where the plan or the lock lives. Approving
+//! only sets `driftless.dev/approve-plan`; whoever reconciles (`driftless run`, `reconcile`,
+//! the controller) applies the plan.
 
 use std::io::{BufRead, IsTerminal, Write};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::mpsc;
 
 use super::objects::print_table;
-use super::target::{ObjectBackend, Target, object_backend};
+use super::run::LocalContext;
+use super::target::{ClusterTarget, ObjectBackend, Target, object_backend};
 use super::{CliError, Result};
 use crate::api::{Terraform, annotation};
 use crate::backend::{PlanStore, StateKey, StateStore};
 use crate::dispatch::ObjectKey;
-use crate::store::ObjectStore;
+use crate::review::{Kind, PlanRendering};
+use crate::store::{ObjectStore, annotate};
 use crate::terraform::{KIND, state_name};
 
 async fn terraform<S: ObjectStore>(store: &S, namespace: &str, name: &str) -> Result<Terraform> {
@@ -22,50 +30,62 @@ fn object_key(namespace: &str, name: &str) -> ObjectKey {
     ObjectKey { kind: KIND.into(), namespace: namespace.into(), name: name.into() }
 }
 
-/// The pending (or last) plan of a Kustomization: its readable rendering from the Secret the
-/// reconciler wrote beside it.
-async fn kustomization_plan_show<S: ObjectStore>(store: &S, ks: crate::api::Kustomization, name: &str, namespace: &str) -> Result<()> {
-    let plan = ks
-        .status
-        .and_then(|s| s.common.plan)
-        .ok_or_else(|| CliError::Usage(format!("kustomization/{name} has no plan yet; run `driftless reconcile kustomization {name}`")))?;
-    println!("Plan {} ({})", plan.id, if plan.pending { "pending approval" } else { "applied" });
-    println!("  revision: {}", plan.source_revision);
-    println!("  created:  {}\n", plan.created_at);
-    let secret = store.get::<k8s_openapi::api::core::v1::Secret>(namespace, &crate::manifests::reconcile::plan_secret_name(name)).await?;
-    let rendering = secret
-        .filter(|s| s.metadata.annotations.as_ref().and_then(|a| a.get("driftless.dev/plan-id")) == Some(&plan.id))
-        .and_then(|s| s.data)
-        .and_then(|mut d| d.remove("rendering"))
-        .map(|b| String::from_utf8_lossy(&b.0).to_string());
-    match rendering {
-        Some(text) => print!("{text}"),
-        None => println!("Plan: {}.", plan.summary),
+/// The readable rendering of plan `plan_id` of an object, as its reconciler stored it: a
+/// Terraform's from its backend (beside the saved plan), a Kustomization's from the
+/// `<name>-plan` Secret. The one reader of renderings, for `plan show` and the review page.
+///
+/// # Errors
+/// When the object is missing or its backend cannot be connected; a backend that connects
+/// but fails to read is [`PlanRendering::Unreadable`], so the caller can still show the rest.
+pub(crate) async fn plan_rendering<T: Target>(target: &T, kind: Kind, namespace: &str, name: &str, plan_id: &str) -> Result<PlanRendering> {
+    match kind {
+        Kind::Kustomization => {
+            let secret_name = crate::manifests::reconcile::plan_secret_name(name);
+            let secret = target.store().get::<k8s_openapi::api::core::v1::Secret>(namespace, &secret_name).await?;
+            let rendering = secret
+                .filter(|s| {
+                    s.metadata.annotations.as_ref().and_then(|a| a.get("driftless.dev/plan-id")).map(String::as_str) == Some(plan_id)
+                })
+                .and_then(|s| s.data)
+                .and_then(|mut d| d.remove("rendering"))
+                .map(|b| String::from_utf8_lossy(&b.0).to_string());
+            Ok(rendering.map_or(PlanRendering::Missing, PlanRendering::Text))
+        }
+        Kind::Terraform => {
+            let tf = terraform(target.store(), namespace, name).await?;
+            let key = object_key(namespace, name);
+            let meta = match object_backend(target, &tf).await? {
+                ObjectBackend::Local(b) => b.plan_meta(&key, plan_id).await,
+                ObjectBackend::S3(b) => b.plan_meta(&key, plan_id).await,
+                ObjectBackend::Kubernetes(b) => b.plan_meta(&key, plan_id).await,
+            };
+            Ok(match meta {
+                Ok(Some(m)) => PlanRendering::Text(m.rendering),
+                Ok(None) => PlanRendering::Missing,
+                Err(e) => PlanRendering::Unreadable(e.to_string()),
+            })
+        }
     }
-    if plan.pending {
-        println!("\nApprove with: driftless approve {name} {}", plan.id);
+}
+
+/// A Terraform of that name, else a Kustomization of that name (the reviewer's verbs take
+/// a bare name), with its status.
+async fn reviewed<S: ObjectStore>(store: &S, namespace: &str, name: &str) -> Result<(Kind, crate::api::ObjectStatus)> {
+    if let Some(tf) = store.get::<Terraform>(namespace, name).await? {
+        return Ok((Kind::Terraform, tf.status.map(|s| s.common).unwrap_or_default()));
     }
-    Ok(())
+    if let Some(ks) = store.get::<crate::api::Kustomization>(namespace, name).await? {
+        return Ok((Kind::Kustomization, ks.status.map(|s| s.common).unwrap_or_default()));
+    }
+    Err(CliError::Usage(format!("Terraform {namespace}/{name} not found")))
 }
 
 pub async fn plan_show<T: Target>(target: &T, name: &str, namespace: &str) -> Result<()> {
-    if target.store().get::<Terraform>(namespace, name).await?.is_none()
-        && let Some(ks) = target.store().get::<crate::api::Kustomization>(namespace, name).await?
-    {
-        return kustomization_plan_show(target.store(), ks, name, namespace).await;
-    }
-    let tf = terraform(target.store(), namespace, name).await?;
-    let backend = object_backend(target, &tf).await?;
-    let plan = tf
-        .status
-        .and_then(|s| s.common.plan)
-        .ok_or_else(|| CliError::Usage(format!("terraform/{name} has no plan yet; run `driftless reconcile terraform {name}`")))?;
-    let key = object_key(namespace, name);
-    let meta = match &backend {
-        ObjectBackend::Local(b) => b.plan_meta(&key, &plan.id).await,
-        ObjectBackend::S3(b) => b.plan_meta(&key, &plan.id).await,
-        ObjectBackend::Kubernetes(b) => b.plan_meta(&key, &plan.id).await,
-    };
+    let (kind, status) = reviewed(target.store(), namespace, name).await?;
+    let shown = kind.segment();
+    let plan =
+        status.plan.ok_or_else(|| CliError::Usage(format!("{shown}/{name} has no plan yet; run `driftless reconcile {shown} {name}`")))?;
+    let rendering = plan_rendering(target, kind, namespace, name, &plan.id).await?;
     let state = if plan.pending {
         "pending approval"
     } else if plan.applied_at.is_some() {
@@ -76,17 +96,20 @@ pub async fn plan_show<T: Target>(target: &T, name: &str, namespace: &str) -> Re
     println!("Plan {} ({state})", plan.id);
     println!("  revision: {}", plan.source_revision);
     println!("  created:  {}", plan.created_at);
-    if let Some(d) = &plan.digest {
-        println!("  digest:   {d}");
-    }
-    if plan.corrects_drift {
-        println!("  corrects drift");
+    if kind == Kind::Terraform {
+        if let Some(d) = &plan.digest {
+            println!("  digest:   {d}");
+        }
+        if plan.corrects_drift {
+            println!("  corrects drift");
+        }
     }
     println!();
-    match meta {
-        Ok(Some(m)) => print!("{}", m.rendering),
-        Ok(None) => println!("(the saved plan is no longer in the backend)\n\nPlan: {}.", plan.summary),
-        Err(e) => println!("(the saved plan cannot be read: {e})\n\nPlan: {}.", plan.summary),
+    match rendering {
+        PlanRendering::Text(text) => print!("{text}"),
+        PlanRendering::Missing if kind == Kind::Kustomization => println!("Plan: {}.", plan.summary),
+        PlanRendering::Missing => println!("(the saved plan is no longer in the backend)\n\nPlan: {}.", plan.summary),
+        PlanRendering::Unreadable(e) => println!("(the saved plan cannot be read: {e})\n\nPlan: {}.", plan.summary),
     }
     if plan.pending {
         println!("\nApprove with: driftless approve {name} {}", plan.id);
@@ -95,52 +118,44 @@ pub async fn plan_show<T: Target>(target: &T, name: &str, namespace: &str) -> Re
 }
 
 pub async fn approve<T: Target>(target: &T, name: &str, plan_id: Option<&str>, namespace: &str) -> Result<()> {
-    if target.store().get::<Terraform>(namespace, name).await?.is_none()
-        && let Some(ks) = target.store().get::<crate::api::Kustomization>(namespace, name).await?
-    {
-        let pending = ks.status.and_then(|s| s.common.plan).filter(|p| p.pending);
-        let Some(pending) = pending else {
-            return Err(CliError::Usage(format!("kustomization/{name} has no plan waiting for approval")));
-        };
-        let id = plan_id.unwrap_or(&pending.id).to_string();
-        if id != pending.id {
-            return Err(CliError::Usage(format!(
-                "{id} is not the pending plan of kustomization/{name}; the pending plan is {} ({}); review it with `driftless plan show {name}`",
-                pending.id, pending.summary
-            )));
-        }
-        let value = id.clone();
-        target
-            .store()
-            .update::<crate::api::Kustomization>(namespace, name, move |k| {
-                k.metadata.annotations.get_or_insert_with(Default::default).insert(annotation::APPROVE_PLAN.into(), value.clone());
-            })
-            .await?;
-        println!("approved plan {id} of kustomization/{name} ({}); {}", pending.summary, target.after_approval(name));
-        return Ok(());
-    }
-    let tf = terraform(target.store(), namespace, name).await?;
-    let pending = tf.status.and_then(|s| s.common.plan).filter(|p| p.pending);
-    let Some(pending) = pending else {
-        return Err(CliError::Usage(format!("terraform/{name} has no plan waiting for approval")));
+    let (kind, status) = reviewed(target.store(), namespace, name).await?;
+    let shown = kind.segment();
+    let Some(pending) = status.plan.filter(|p| p.pending) else {
+        return Err(CliError::Usage(format!("{shown}/{name} has no plan waiting for approval")));
     };
     let id = plan_id.unwrap_or(&pending.id);
     if id != pending.id {
         return Err(CliError::Usage(format!(
-            "{id} is not the pending plan of terraform/{name}; the pending plan is {} ({}); review it with `driftless plan show {name}`",
+            "{id} is not the pending plan of {shown}/{name}; the pending plan is {} ({}); review it with `driftless plan show {name}`",
             pending.id, pending.summary
         )));
     }
-    let id = id.to_string();
-    let value = id.clone();
-    target
-        .store()
-        .update::<Terraform>(namespace, name, move |t| {
-            t.metadata.annotations.get_or_insert_with(Default::default).insert(annotation::APPROVE_PLAN.into(), value.clone());
-        })
-        .await?;
-    println!("approved plan {id} of terraform/{name} ({}); {}", pending.summary, target.after_approval(name));
+    // Who approved, for the object's history; a stale name from an earlier approval is removed.
+    let by = actor(target).await;
+    let changes = [(annotation::APPROVE_PLAN, Some(id)), (annotation::ACTED_BY, by.as_deref())];
+    match kind {
+        Kind::Terraform => annotate::<Terraform, _>(target.store(), namespace, name, &changes).await.map(drop)?,
+        Kind::Kustomization => annotate::<crate::api::Kustomization, _>(target.store(), namespace, name, &changes).await.map(drop)?,
+    }
+    println!("approved plan {id} of {shown}/{name} ({}); {}", pending.summary, target.after_approval(name));
     Ok(())
+}
+
+/// Who this CLI acts as: the cluster's name for its credentials (a SelfSubjectReview), or
+/// the login name on a local store. `None` when the cluster will not say.
+async fn actor<T: Target>(target: &T) -> Option<String> {
+    use k8s_openapi::api::authentication::v1::SelfSubjectReview;
+    let Some(client) = target.client() else {
+        return std::env::var("USER").ok().filter(|u| !u.is_empty());
+    };
+    let api: kube::Api<SelfSubjectReview> = kube::Api::all(client.clone());
+    match api.create(&kube::api::PostParams::default(), &SelfSubjectReview::default()).await {
+        Ok(review) => review.status.and_then(|s| s.user_info).and_then(|u| u.username).filter(|u| !u.is_empty()),
+        Err(e) => {
+            tracing::debug!("SelfSubjectReview failed, approving without a name: {}", crate::store::kube::describe(&e));
+            None
+        }
+    }
 }
 
 /// The drift state of every Terraform of `namespace` (`None`: of all namespaces).
@@ -246,4 +261,102 @@ async fn break_lock<B: StateStore>(backend: &B, key: &StateKey, name: &str, yes:
         }
     }
     Ok(backend.force_unlock(key).await?.or(Some(held)))
+}
+
+/// The review page's host on a local store: this process reconciles what a reviewer acted
+/// on, one object at a time in the order asked (nothing else reconciles a local store
+/// unless `driftless run` is running, and two runs of one object would race for its lock).
+struct LocalHost {
+    ctx: Arc<LocalContext>,
+    queue: mpsc::UnboundedSender<(Kind, String, String)>,
+}
+
+impl LocalHost {
+    fn start(ctx: LocalContext) -> Arc<Self> {
+        let ctx = Arc::new(ctx);
+        let (queue, mut requests) = mpsc::unbounded_channel::<(Kind, String, String)>();
+        let worker = ctx.clone();
+        tokio::spawn(async move {
+            while let Some(first) = requests.recv().await {
+                // Requests that piled up meanwhile: each object once.
+                let mut batch = vec![first];
+                while let Ok(more) = requests.try_recv() {
+                    if !batch.contains(&more) {
+                        batch.push(more);
+                    }
+                }
+                for (kind, namespace, name) in batch {
+                    if let Err(e) = worker.reconcile(kind.as_str(), &namespace, &name, false, Duration::ZERO).await {
+                        tracing::warn!("reconcile of {kind} {namespace}/{name} after a review action: {e}");
+                    }
+                }
+            }
+        });
+        Arc::new(Self { ctx, queue })
+    }
+}
+
+impl crate::review::Host for LocalHost {
+    type Store = crate::store::LocalStore;
+
+    fn store(&self) -> &Self::Store {
+        &self.ctx.store
+    }
+
+    async fn plan_rendering(&self, kind: Kind, namespace: &str, name: &str, plan_id: &str) -> PlanRendering {
+        plan_rendering(&*self.ctx, kind, namespace, name, plan_id).await.unwrap_or_else(|e| PlanRendering::Unreadable(e.to_string()))
+    }
+
+    fn after_action(&self, kind: Kind, namespace: &str, name: &str) {
+        // The worker lives as long as the server; a send fails only while shutting down.
+        let _ = self.queue.send((kind, namespace.to_string(), name.to_string()));
+    }
+}
+
+/// The review page's host on a cluster: the controller reconciles on the annotations.
+pub(crate) struct ClusterHost(ClusterTarget);
+
+impl crate::review::Host for ClusterHost {
+    type Store = crate::store::KubeStore;
+
+    fn store(&self) -> &Self::Store {
+        Target::store(&self.0)
+    }
+
+    async fn plan_rendering(&self, kind: Kind, namespace: &str, name: &str, plan_id: &str) -> PlanRendering {
+        plan_rendering(&self.0, kind, namespace, name, plan_id).await.unwrap_or_else(|e| PlanRendering::Unreadable(e.to_string()))
+    }
+
+    fn after_action(&self, _: Kind, _: &str, _: &str) {}
+}
+
+/// `driftless --store DIR review`: serves the page on a loopback address until Ctrl-C. The
+/// first line of stdout is the one-time login link (scripts and tests read it).
+pub(crate) async fn page(ctx: LocalContext, listen: SocketAddr) -> Result<()> {
+    let listener = crate::review::bind_local(listen).await?;
+    let addr = listener.local_addr().map_err(|e| CliError::Usage(format!("review page: {e}")))?;
+    let token = crate::review::login_token()?;
+    println!("{}", crate::review::login_url(addr, &token));
+    let _ = std::io::stdout().flush();
+    eprintln!("review page on http://{addr}/ (open the link above; it works once); Ctrl-C stops it");
+    let host = LocalHost::start(ctx);
+    let stop = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    crate::review::serve(listener, host, crate::review::Access::Local { token }, stop).await?;
+    Ok(())
+}
+
+/// `driftless controller --review-addr ADDR`: binds the cluster's review page and serves it
+/// in the background (every replica can: it reads and writes through the API). Bound before
+/// the controller starts, so a taken port is an error at once.
+pub(crate) async fn cluster_page(client: kube::Client, addr: SocketAddr) -> Result<tokio::task::JoinHandle<()>> {
+    let listener = tokio::net::TcpListener::bind(addr).await.map_err(|source| crate::review::ReviewError::Listen { addr, source })?;
+    let host = Arc::new(ClusterHost(ClusterTarget::new(client.clone())));
+    tracing::info!("review page on http://{addr}/");
+    Ok(tokio::spawn(async move {
+        if let Err(e) = crate::review::serve(listener, host, crate::review::Access::Cluster(client), std::future::pending()).await {
+            tracing::error!("{e}");
+        }
+    }))
 }

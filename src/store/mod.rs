@@ -60,3 +60,32 @@ pub trait ObjectStore: Send + Sync {
     ) -> impl Future<Output = Result<K>> + Send;
     fn delete<K: StoredObject>(&self, namespace: &str, name: &str) -> impl Future<Output = Result<bool>> + Send;
 }
+
+/// Sets (`Some`) or removes (`None`) annotations of one object in a single read-modify-write:
+/// how the CLI and the review page ask for an approval, an acknowledgement or a reconcile,
+/// so the reconcilers see one kind of request whoever made it. Returns the object as stored.
+///
+/// # Errors
+/// [`StoreError::NotFound`] when there is no such object; the store's own errors otherwise.
+pub async fn annotate<K: StoredObject, S: ObjectStore>(
+    store: &S,
+    namespace: &str,
+    name: &str,
+    changes: &[(&str, Option<&str>)],
+) -> Result<K> {
+    store
+        .update::<K>(namespace, name, |o| {
+            let annotations = o.meta_mut().annotations.get_or_insert_with(Default::default);
+            for (key, value) in changes {
+                match value {
+                    Some(v) => {
+                        annotations.insert((*key).to_string(), (*v).to_string());
+                    }
+                    None => {
+                        annotations.remove(*key);
+                    }
+                }
+            }
+        })
+        .await
+}
