@@ -178,7 +178,7 @@ fn a_reviewer_logs_in_once_reviews_the_pending_plan_and_approves_it() {
     for (name, value) in [
         ("content-security-policy", "default-src 'self'"),
         ("x-frame-options", "DENY"),
-        ("referrer-policy", "no-referrer"),
+        ("referrer-policy", "same-origin"),
         ("cache-control", "no-store"),
     ] {
         assert_eq!(overview.header(name), Some(value), "{name}");

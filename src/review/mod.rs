@@ -13,8 +13,9 @@
 //! (they carry field paths and masked values only; no Secret but a plan's rendering is
 //! read); an approval names the exact plan id the reviewer saw and is refused (409) when
 //! that plan is no longer the one waiting; every response carries a `default-src 'self'`
-//! CSP, `X-Frame-Options: DENY`, `Referrer-Policy: no-referrer` and `Cache-Control:
-//! no-store`.
+//! CSP, `X-Frame-Options: DENY`, `Referrer-Policy: same-origin` and `Cache-Control:
+//! no-store`. (Not `no-referrer`: under it a browser sends `Origin: null` even with a
+//! same-origin form, and the origin check would refuse every click.)
 
 mod actions;
 mod auth;
@@ -175,7 +176,9 @@ async fn around<H: Host>(AxumState(app): AxumState<Arc<App<H>>>, request: Reques
     for (name, value) in [
         (header::CONTENT_SECURITY_POLICY, "default-src 'self'"),
         (header::X_FRAME_OPTIONS, "DENY"),
-        (header::REFERRER_POLICY, "no-referrer"),
+        // Same-origin requests keep their Origin (the CSRF check needs it); other sites
+        // still get neither a Referer nor an Origin of this page.
+        (header::REFERRER_POLICY, "same-origin"),
         (header::CACHE_CONTROL, "no-store"),
         (header::X_CONTENT_TYPE_OPTIONS, "nosniff"),
     ] {

@@ -19,6 +19,7 @@ pub fn tools_dir() -> PathBuf {
 pub mod http;
 pub mod kube;
 pub mod s3;
+pub mod webdriver;
 
 /// A tool the test needs is missing: fail on CI, skip with a reason elsewhere.
 pub fn missing<T>(what: &str) -> Option<T> {
