@@ -266,11 +266,9 @@ fn a_reviewer_logs_in_once_reviews_the_pending_plan_and_approves_it() {
     assert!(everything.contains(&plan));
 }
 
-/// The history names the approval's author and the applied plan. It needs the reconcilers
-/// to record `status.history` (event reasons as actions, the approver from
-/// `driftless.dev/acted-by`), which this branch does not have yet.
+/// The history names the approval's author and the applied plan (the reconcilers record
+/// `status.history`, the approver from `driftless.dev/acted-by`).
 #[test]
-#[ignore = "needs the reconcilers to record status.history"]
 fn the_history_shows_the_plan_and_who_approved_its_apply() {
     let Some((w, plan)) = world_with_pending_plan() else { return };
     let mut r = Review::start(&w);
