@@ -84,6 +84,18 @@ async fn list<S: ObjectStore>(store: &S) -> Result<Vec<Object>, StoreError> {
     Ok(objects)
 }
 
+/// [`list`] on a blocking thread: a local store reads and parses its files inside its async
+/// methods, which would otherwise hold a runtime worker (and the requests queued on it) for
+/// the whole list.
+async fn list_aside<H: Host>(app: &Arc<App<H>>) -> Result<Vec<Object>, StoreError> {
+    let app = app.clone();
+    let runtime = tokio::runtime::Handle::current();
+    match tokio::task::spawn_blocking(move || runtime.block_on(list(app.host.store()))).await {
+        Ok(listed) => listed,
+        Err(e) => Err(StoreError::Io { path: "the object list".into(), source: std::io::Error::other(e.to_string()) }),
+    }
+}
+
 /// The objects to show now (before the caller's rights are applied).
 pub(crate) async fn objects<H: Host>(app: &Arc<App<H>>) -> Result<Arc<Vec<Object>>, Problem> {
     let snapshots = &app.snapshots;
@@ -97,7 +109,7 @@ pub(crate) async fn objects<H: Host>(app: &Arc<App<H>>) -> Result<Arc<Vec<Object
     if let Some(objects) = ready {
         return Ok(objects);
     }
-    let objects = Arc::new(list(app.host.store()).await.map_err(Problem::store)?);
+    let objects = Arc::new(list_aside(app).await.map_err(Problem::store)?);
     snapshots.keep(objects.clone(), generation);
     Ok(objects)
 }
@@ -118,7 +130,7 @@ fn watch<H: Host>(app: &Arc<App<H>>) {
                 return;
             }
             let generation = snapshots.latest().generation;
-            match list(app.host.store()).await {
+            match list_aside(&app).await {
                 Ok(objects) => snapshots.keep(Arc::new(objects), generation),
                 Err(e) => tracing::warn!("review page: refreshing the object list: {e}"),
             }
