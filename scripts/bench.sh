@@ -6,14 +6,17 @@
 #                                 control plane); scale it with DRIFTLESS_BENCH_REAL,
 #                                 DRIFTLESS_BENCH_NOOP, DRIFTLESS_BENCH_CONCURRENT (see
 #                                 benches/controller.rs and docs/BENCHMARKS.md)
-#   scripts/bench.sh all          all three
+#   scripts/bench.sh review       the review page's overview over 1,000 objects of a local
+#                                 store (benches/review.rs)
+#   scripts/bench.sh notify       alert fan-out of 1,000 drift events (benches/notify.rs)
+#   scripts/bench.sh all          all five
 set -euo pipefail
 cd "$(dirname "$0")/.."
 what="${1:-default}"
 case "$what" in
-    default | terraform | s3 | controller | all) ;;
+    default | terraform | s3 | controller | review | notify | all) ;;
     *)
-        echo "usage: $0 [terraform|s3|controller|all]" >&2
+        echo "usage: $0 [terraform|s3|controller|review|notify|all]" >&2
         exit 2
         ;;
 esac
@@ -26,7 +29,7 @@ fi
 cargo build --release --workspace --bins
 case "$what" in
     default) benches=(terraform s3) ;;
-    all) benches=(terraform s3 controller) ;;
+    all) benches=(terraform s3 controller review notify) ;;
     *) benches=("$what") ;;
 esac
 for bench in "${benches[@]}"; do

@@ -64,6 +64,7 @@ async fn set<S: ObjectStore>(store: &S, object: &Object, changes: &[(&str, Optio
 /// The action was done: tell the host, keep the message for the next page, go back there.
 fn done<H: Host>(app: &App<H>, caller: &Caller, object: &Object, text: String) -> Response {
     tracing::info!(kind = %object.kind, namespace = %object.namespace, name = %object.name, user = %caller.user.name, "{text}");
+    app.snapshots.invalidate();
     app.host.after_action(object.kind, &object.namespace, &object.name);
     app.auth.set_flash(caller, Flash { ok: true, text });
     Redirect::to(&object_path(object.kind, &object.namespace, &object.name)).into_response()

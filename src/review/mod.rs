@@ -22,6 +22,7 @@ mod auth;
 mod html;
 mod model;
 mod pages;
+mod snapshot;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -111,6 +112,7 @@ pub fn login_url(addr: SocketAddr, token: &str) -> String {
 pub(crate) struct App<H> {
     host: Arc<H>,
     auth: auth::Auth,
+    snapshots: snapshot::Snapshots,
 }
 
 /// The routes, without a listener.
@@ -119,7 +121,7 @@ pub fn router<H: Host>(host: Arc<H>, access: Access) -> Router {
         Access::Local { token } => auth::Auth::local(token),
         Access::Cluster(client) => auth::Auth::cluster(client),
     };
-    let app = Arc::new(App { host, auth });
+    let app = Arc::new(App { host, auth, snapshots: snapshot::Snapshots::default() });
     Router::new()
         .route("/", get(pages::overview::<H>))
         .route("/api/objects", get(pages::api_objects::<H>))

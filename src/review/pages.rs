@@ -38,13 +38,10 @@ pub(crate) async fn load<S: ObjectStore>(store: &S, kind: Kind, namespace: &str,
     })
 }
 
-/// Every object the caller may list, in kind, namespace, name order.
-async fn visible<H: Host>(app: &App<H>, caller: &Caller) -> Result<Vec<Object>, Problem> {
-    let store = app.host.store();
-    let (terraforms, kustomizations) = tokio::join!(store.list::<Terraform>(), store.list::<Kustomization>());
-    let mut objects: Vec<Object> = terraforms.map_err(Problem::store)?.into_iter().map(Object::from).collect();
-    objects.extend(kustomizations.map_err(Problem::store)?.into_iter().map(Object::from));
-    let scopes: BTreeSet<(Kind, String)> = objects.iter().map(|o| (o.kind, o.namespace.clone())).collect();
+/// The rows of every object the caller may list, in kind, namespace, name order.
+async fn visible<H: Host>(app: &Arc<App<H>>, caller: &Caller) -> Result<Vec<Row>, Problem> {
+    let objects = super::snapshot::objects(app).await?;
+    let scopes: BTreeSet<(Kind, &str)> = objects.iter().map(|o| (o.kind, o.namespace.as_str())).collect();
     let answers = futures::future::join_all(scopes.iter().map(|(kind, ns)| app.auth.allowed(caller, "list", *kind, ns, None))).await;
     let mut denied = BTreeSet::new();
     for (scope, answer) in scopes.into_iter().zip(answers) {
@@ -52,11 +49,7 @@ async fn visible<H: Host>(app: &App<H>, caller: &Caller) -> Result<Vec<Object>, 
             denied.insert(scope);
         }
     }
-    if !denied.is_empty() {
-        objects.retain(|o| !denied.contains(&(o.kind, o.namespace.clone())));
-    }
-    objects.sort_by(|a, b| (a.kind, &a.namespace, &a.name).cmp(&(b.kind, &b.namespace, &b.name)));
-    Ok(objects)
+    Ok(objects.iter().filter(|o| !denied.contains(&(o.kind, o.namespace.as_str()))).map(Object::row).collect())
 }
 
 fn filters(uri: &Uri) -> Result<Filters, Problem> {
@@ -66,18 +59,19 @@ fn filters(uri: &Uri) -> Result<Filters, Problem> {
 /// `GET /`: the overview.
 pub(crate) async fn overview<H: Host>(AxumState(app): AxumState<Arc<App<H>>>, caller: Caller, uri: Uri) -> Result<Response, Problem> {
     let filters = filters(&uri)?;
-    let objects = visible(&app, &caller).await?;
-    let namespaces: BTreeSet<&str> = objects.iter().map(|o| o.namespace.as_str()).collect();
-    let rows: Vec<Row> = objects.iter().map(Object::row).filter(|r| filters.matches(r)).collect();
-    let body = overview_body(&rows, &filters, &namespaces.into_iter().collect::<Vec<_>>(), uri.query().unwrap_or_default());
+    let mut rows = visible(&app, &caller).await?;
+    let namespaces: BTreeSet<String> = rows.iter().map(|r| r.namespace.clone()).collect();
+    rows.retain(|r| filters.matches(r));
+    let namespaces: Vec<&str> = namespaces.iter().map(String::as_str).collect();
+    let body = overview_body(&rows, &filters, &namespaces, uri.query().unwrap_or_default());
     Ok(Html(page("Objects", Some((&caller.user.name, caller.csrf.as_deref())), &body)).into_response())
 }
 
 /// `GET /api/objects`: the overview's rows as a JSON list, same filters.
 pub(crate) async fn api_objects<H: Host>(AxumState(app): AxumState<Arc<App<H>>>, caller: Caller, uri: Uri) -> Result<Response, Problem> {
     let filters = filters(&uri).map_err(Problem::json)?;
-    let objects = visible(&app, &caller).await.map_err(Problem::json)?;
-    let rows: Vec<Row> = objects.iter().map(Object::row).filter(|r| filters.matches(r)).collect();
+    let mut rows = visible(&app, &caller).await.map_err(Problem::json)?;
+    rows.retain(|r| filters.matches(r));
     let body = serde_json::to_string(&rows).map_err(|e| Problem::internal(e).json())?;
     Ok(([(header::CONTENT_TYPE, "application/json")], body).into_response())
 }
