@@ -123,6 +123,37 @@ pub fn observe(previous: Option<&DriftStatus>, found: &Finding<'_>, ack: Option<
     (status, notices)
 }
 
+/// Folds a check's finding into an object's status: `status.drift`, the history entry of a
+/// check (`checked`), and the Drifted condition naming how to approve the correction of
+/// `name`. Returns the events to emit; the one place both kinds record drift.
+pub fn record(
+    status: &mut crate::api::ObjectStatus,
+    finding: &Finding<'_>,
+    meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+    at: &str,
+    checked: bool,
+) -> Vec<DriftNotice> {
+    use crate::api::{ConditionStatus, Conditions, condition_type as ct};
+    let ack = AckRequest::from_annotations(meta.annotations.as_ref());
+    let (drift, notices) = observe(status.drift.as_ref(), finding, ack.as_ref(), at);
+    if checked {
+        status.record(self::checked(&drift, at));
+    }
+    let generation = meta.generation;
+    if drift.detected {
+        let name = meta.name.as_deref().unwrap_or_default();
+        let approve =
+            finding.correction.map(|p| format!("; approve the correction with `driftless approve {name} {p}`")).unwrap_or_default();
+        let acknowledged = drift.acknowledged.as_ref().map(|a| format!(" (acknowledged by {})", a.by)).unwrap_or_default();
+        let message = format!("{}{acknowledged}{approve}", drift.summary);
+        status.set_condition(ct::DRIFTED, ConditionStatus::True, reason::DRIFT_DETECTED, &message, generation, at);
+    } else {
+        status.set_condition(ct::DRIFTED, ConditionStatus::False, reason::NO_DRIFT, "no drift detected", generation, at);
+    }
+    status.drift = Some(drift);
+    notices
+}
+
 /// The history entry of a drift check that ended in `status`.
 pub fn checked(status: &DriftStatus, at: &str) -> crate::api::HistoryEntry {
     crate::api::HistoryEntry {

@@ -507,24 +507,8 @@ impl<S: ObjectStore, D: RunnerDispatch> Step<'_, S, D> {
             corrected,
             resolved_message: "drift resolved: infrastructure matches the source again",
         };
-        let ack = crate::drift::AckRequest::from_annotations(self.object.metadata.annotations.as_ref());
-        let (status, notices) = crate::drift::observe(self.status.common.drift.as_ref(), &finding, ack.as_ref(), at);
-        if checked {
-            self.status.common.record(crate::drift::checked(&status, at));
-        }
-        let detected = status.detected.then(|| (status.summary.clone(), status.acknowledged.clone()));
-        self.status.common.drift = Some(status);
-        for n in notices {
+        for n in crate::drift::record(&mut self.status.common, &finding, &self.object.metadata, at, checked) {
             self.event(n.reason, n.severity, n.message, n.plan_id, n.drift_id);
-        }
-        match detected {
-            None => self.set(ct::DRIFTED, ConditionStatus::False, reason::NO_DRIFT, "no drift detected"),
-            Some((summary, acknowledged)) => {
-                let approve =
-                    plan_id.map(|p| format!("; approve the correction with `driftless approve {} {p}`", self.name)).unwrap_or_default();
-                let ack = acknowledged.map(|a| format!(" (acknowledged by {})", a.by)).unwrap_or_default();
-                self.set(ct::DRIFTED, ConditionStatus::True, reason::DRIFT_DETECTED, &format!("{summary}{ack}{approve}"));
-            }
         }
     }
 
