@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use driftless::api::{DriftObject, DriftStatus};
 use driftless::drift::{Finding, observe};
-use driftless::notify::{Notification, Notifier, NotifierSettings, RetryPolicy, deliver};
+use driftless::notify::{HttpClients, Notification, Notifier, NotifierSettings, RetryPolicy, deliver};
 use driftless::store::{Event, EventLog, LocalStore, ObjectStore};
 
 fn objects_yaml(address: &str) -> String {
@@ -105,6 +105,7 @@ async fn main() {
     // Baseline: the same number of deliveries, sequential, straight through `deliver`.
     let provider = store.get::<driftless::api::Provider>("default", "ops").await.unwrap().unwrap();
     let endpoint = driftless::notify::notifier::endpoint(&store, &provider).await.unwrap().unwrap();
+    let clients = HttpClients::default();
     let before = received.load(Ordering::SeqCst);
     let base_start = Instant::now();
     for i in 0..n {
@@ -121,7 +122,7 @@ async fn main() {
             drift_id: None,
         };
         let notification = Notification { event, metadata: Default::default(), summary: None, review_url: None };
-        deliver(&endpoint, &notification, &RetryPolicy::default()).await.unwrap();
+        deliver(&clients, &endpoint, &notification, &RetryPolicy::default()).await.unwrap();
     }
     let baseline = base_start.elapsed();
     let baseline_sent = received.load(Ordering::SeqCst) - before;

@@ -8,7 +8,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use driftless::notify::{Delivery, DeliveryError, Endpoint, Notification, ProviderKind, RetryPolicy, deliver};
+use driftless::notify::{Delivery, DeliveryError, Endpoint, HttpClients, Notification, ProviderKind, RetryPolicy, deliver};
 use driftless::store::{Event, Severity};
 use hmac::{Hmac, Mac};
 use serde_json::Value;
@@ -225,7 +225,7 @@ async fn generic_posts_flux_shaped_event_json_with_metadata_and_extra_headers() 
     let mut e = endpoint(ProviderKind::Generic, server.url("/hooks/driftless"));
     e.headers.insert("X-Tenant".into(), "blue".into());
 
-    let delivered = deliver(&e, &notification(Severity::Info, "PlanPending"), &fast(3)).await.unwrap();
+    let delivered = deliver(&HttpClients::default(), &e, &notification(Severity::Info, "PlanPending"), &fast(3)).await.unwrap();
     assert_eq!(delivered, Delivery { attempts: 1, skipped: None });
 
     let r = server.only_request();
@@ -259,7 +259,7 @@ async fn generic_hmac_signature_matches_an_hmac_of_the_received_body() {
     let mut e = endpoint(ProviderKind::GenericHmac, server.url("/hook"));
     e.token = Some(TOKEN.into());
 
-    deliver(&e, &notification(Severity::Error, "ApplyFailed"), &fast(1)).await.unwrap();
+    deliver(&HttpClients::default(), &e, &notification(Severity::Error, "ApplyFailed"), &fast(1)).await.unwrap();
 
     let r = server.only_request();
     let mut mac = Hmac::<Sha256>::new_from_slice(TOKEN.as_bytes()).unwrap();
@@ -274,7 +274,7 @@ async fn generic_hmac_without_a_token_fails_before_anything_is_sent() {
     let server = Server::start(vec![]).await;
     let e = endpoint(ProviderKind::GenericHmac, server.url(HOOK_PATH));
 
-    let err = deliver(&e, &notification(Severity::Info, "PlanApplied"), &fast(3)).await.unwrap_err();
+    let err = deliver(&HttpClients::default(), &e, &notification(Severity::Info, "PlanApplied"), &fast(3)).await.unwrap_err();
 
     assert!(matches!(err, DeliveryError::Payload(_)), "{err:?}");
     let text = err.to_string();
@@ -291,7 +291,7 @@ async fn slack_gets_channel_user_and_a_coloured_attachment_with_fields() {
     e.username = Some("terraform-bot".into());
     e.token = Some(TOKEN.into());
 
-    deliver(&e, &notification(Severity::Error, "ApplyFailed"), &fast(1)).await.unwrap();
+    deliver(&HttpClients::default(), &e, &notification(Severity::Error, "ApplyFailed"), &fast(1)).await.unwrap();
 
     let r = server.only_request();
     assert_eq!(r.path, HOOK_PATH);
@@ -318,7 +318,14 @@ async fn slack_gets_channel_user_and_a_coloured_attachment_with_fields() {
     assert_eq!(a["fields"][0]["title"], "summary", "the summary comes first");
 
     let info = Server::start(vec![]).await;
-    deliver(&endpoint(ProviderKind::Slack, info.url("/hook")), &notification(Severity::Info, "PlanApplied"), &fast(1)).await.unwrap();
+    deliver(
+        &HttpClients::default(),
+        &endpoint(ProviderKind::Slack, info.url("/hook")),
+        &notification(Severity::Info, "PlanApplied"),
+        &fast(1),
+    )
+    .await
+    .unwrap();
     let b = info.only_request().json();
     assert_eq!(b["attachments"][0]["color"], "good");
     assert_eq!(b["username"], "driftless");
@@ -331,7 +338,7 @@ async fn slack_api_error_in_a_200_answer_is_a_failure_without_retry() {
     let mut e = endpoint(ProviderKind::Slack, server.url("/api/chat.postMessage"));
     e.token = Some(TOKEN.into());
 
-    let err = deliver(&e, &notification(Severity::Info, "PlanApplied"), &fast(3)).await.unwrap_err();
+    let err = deliver(&HttpClients::default(), &e, &notification(Severity::Info, "PlanApplied"), &fast(3)).await.unwrap_err();
 
     assert!(matches!(err, DeliveryError::Rejected { status: 200, .. }), "{err:?}");
     assert!(err.to_string().contains("channel_not_found"), "{err}");
@@ -343,7 +350,7 @@ async fn msteams_gets_an_adaptive_card_message() {
     let server = Server::start(vec![Reply::status(202)]).await;
     let e = endpoint(ProviderKind::MsTeams, server.url("/workflows/abc/triggers/manual/paths/invoke?sig=querysecret"));
 
-    deliver(&e, &notification(Severity::Error, "DriftDetected"), &fast(1)).await.unwrap();
+    deliver(&HttpClients::default(), &e, &notification(Severity::Error, "DriftDetected"), &fast(1)).await.unwrap();
 
     let r = server.only_request();
     assert_eq!(r.path, "/workflows/abc/triggers/manual/paths/invoke?sig=querysecret");
@@ -371,7 +378,7 @@ async fn discord_gets_its_native_webhook_json_with_an_embed() {
     let server = Server::start(vec![Reply::status(204)]).await;
     let e = endpoint(ProviderKind::Discord, server.url("/api/webhooks/123/hookpathsecret"));
 
-    deliver(&e, &notification(Severity::Error, "ApplyFailed"), &fast(1)).await.unwrap();
+    deliver(&HttpClients::default(), &e, &notification(Severity::Error, "ApplyFailed"), &fast(1)).await.unwrap();
 
     let b = server.only_request().json();
     assert_eq!(b["username"], "driftless");
@@ -398,7 +405,7 @@ async fn github_sets_a_commit_status_on_the_revisions_commit() {
         (Severity::Error, "ApplyFailed", "failure"),
         (Severity::Info, "PlanApplied", "success"),
     ] {
-        deliver(&e, &notification(severity, reason), &fast(1)).await.unwrap();
+        deliver(&HttpClients::default(), &e, &notification(severity, reason), &fast(1)).await.unwrap();
         let r = server.seen().pop().unwrap();
         assert_eq!(r.method, "POST");
         assert_eq!(r.path, format!("/api/v3/repos/acme/infra/statuses/{SHA}"));
@@ -406,7 +413,7 @@ async fn github_sets_a_commit_status_on_the_revisions_commit() {
         assert_eq!(r.header("accept"), Some("application/vnd.github+json"));
         let b = r.json();
         assert_eq!(b["state"], state, "{reason}");
-        assert_eq!(b["context"], "driftless/terraform/network");
+        assert_eq!(b["context"], "driftless/terraform/infra/network");
         assert_eq!(b["target_url"], REVIEW);
         assert!(b["description"].as_str().unwrap().chars().count() <= 140);
     }
@@ -421,7 +428,7 @@ async fn github_event_without_a_commit_revision_is_skipped() {
 
     for revision in [None, Some("sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef")] {
         let n = Notification::new(event(Severity::Info, "PlanApplied", revision));
-        let delivered = deliver(&e, &n, &fast(3)).await.unwrap();
+        let delivered = deliver(&HttpClients::default(), &e, &n, &fast(3)).await.unwrap();
         assert_eq!(delivered.attempts, 0);
         assert!(delivered.skipped.as_deref().unwrap().contains("commit"), "{delivered:?}");
     }
@@ -433,7 +440,7 @@ async fn server_errors_are_retried_until_delivered() {
     let server = Server::start(vec![Reply::status(500), Reply::status(503), Reply::ok()]).await;
     let e = endpoint(ProviderKind::Generic, server.url("/hook"));
 
-    let delivered = deliver(&e, &notification(Severity::Info, "PlanApplied"), &fast(4)).await.unwrap();
+    let delivered = deliver(&HttpClients::default(), &e, &notification(Severity::Info, "PlanApplied"), &fast(4)).await.unwrap();
 
     assert_eq!(delivered, Delivery { attempts: 3, skipped: None });
     let seen = server.seen();
@@ -446,7 +453,7 @@ async fn rate_limited_answers_are_retried() {
     let server = Server::start(vec![Reply::status(429).header("retry-after", "0"), Reply::ok()]).await;
     let e = endpoint(ProviderKind::Discord, server.url("/api/webhooks/1/x"));
 
-    let delivered = deliver(&e, &notification(Severity::Info, "PlanApplied"), &fast(3)).await.unwrap();
+    let delivered = deliver(&HttpClients::default(), &e, &notification(Severity::Info, "PlanApplied"), &fast(3)).await.unwrap();
 
     assert_eq!(delivered.attempts, 2);
 }
@@ -456,7 +463,7 @@ async fn server_errors_give_up_after_the_policys_attempts() {
     let server = Server::start(vec![Reply::status(502); 5]).await;
     let e = endpoint(ProviderKind::Generic, server.url(HOOK_PATH));
 
-    let err = deliver(&e, &notification(Severity::Info, "PlanApplied"), &fast(3)).await.unwrap_err();
+    let err = deliver(&HttpClients::default(), &e, &notification(Severity::Info, "PlanApplied"), &fast(3)).await.unwrap_err();
 
     assert!(matches!(err, DeliveryError::Unavailable { status: 502, attempts: 3, .. }), "{err:?}");
     assert_eq!(server.seen().len(), 3);
@@ -472,7 +479,7 @@ async fn client_errors_are_not_retried_and_their_text_hides_path_and_token() {
     e.token = Some(TOKEN.into());
     e.headers.insert("X-Api-Key".into(), "headersecret".into());
 
-    let err = deliver(&e, &notification(Severity::Info, "PlanApplied"), &fast(4)).await.unwrap_err();
+    let err = deliver(&HttpClients::default(), &e, &notification(Severity::Info, "PlanApplied"), &fast(4)).await.unwrap_err();
 
     assert!(matches!(err, DeliveryError::Rejected { status: 400, .. }), "{err:?}");
     assert_eq!(server.seen().len(), 1, "a 400 is not retried");
@@ -490,7 +497,7 @@ async fn a_slow_endpoint_times_out_on_every_attempt() {
     e.token = Some(TOKEN.into());
 
     let started = Instant::now();
-    let err = deliver(&e, &notification(Severity::Info, "PlanApplied"), &fast(2)).await.unwrap_err();
+    let err = deliver(&HttpClients::default(), &e, &notification(Severity::Info, "PlanApplied"), &fast(2)).await.unwrap_err();
     let took = started.elapsed();
 
     assert!(matches!(err, DeliveryError::Timeout { attempts: 2, .. }), "{err:?}");
@@ -510,7 +517,7 @@ async fn an_unreachable_endpoint_is_retried_and_named_by_its_origin_only() {
     let mut e = endpoint(ProviderKind::Discord, format!("http://{addr}{HOOK_PATH}"));
     e.token = Some(TOKEN.into());
 
-    let err = deliver(&e, &notification(Severity::Info, "PlanApplied"), &fast(3)).await.unwrap_err();
+    let err = deliver(&HttpClients::default(), &e, &notification(Severity::Info, "PlanApplied"), &fast(3)).await.unwrap_err();
 
     assert!(matches!(err, DeliveryError::Unreachable { attempts: 3, .. }), "{err:?}");
     let text = err.to_string();
@@ -540,14 +547,16 @@ async fn https_endpoints_trust_the_providers_ca_and_refuse_unknown_ones_without_
 
     let mut trusted = endpoint(ProviderKind::Generic, server.url("/hook"));
     trusted.ca_pem = Some(ca.cert_pem());
-    let delivered = deliver(&trusted, &notification(Severity::Info, "PlanApplied"), &fast(3)).await.unwrap();
+    let delivered = deliver(&HttpClients::default(), &trusted, &notification(Severity::Info, "PlanApplied"), &fast(3)).await.unwrap();
     assert_eq!(delivered.attempts, 1);
     assert_eq!(server.only_request().json()["reason"], "PlanApplied");
 
     let mut untrusted = endpoint(ProviderKind::Generic, server.url(HOOK_PATH));
     untrusted.token = Some(TOKEN.into());
     let started = Instant::now();
-    let err = deliver(&untrusted, &notification(Severity::Info, "PlanApplied"), &RetryPolicy::default()).await.unwrap_err();
+    let err = deliver(&HttpClients::default(), &untrusted, &notification(Severity::Info, "PlanApplied"), &RetryPolicy::default())
+        .await
+        .unwrap_err();
     // The system's roots do not know the test CA; a machine without any roots fails earlier.
     assert!(matches!(err, DeliveryError::Tls { .. } | DeliveryError::TlsSetup { .. }), "{err:?}");
     assert!(started.elapsed() < Duration::from_secs(1), "a certificate failure is not retried");
@@ -558,6 +567,6 @@ async fn https_endpoints_trust_the_providers_ca_and_refuse_unknown_ones_without_
 
     let mut bad_ca = trusted.clone();
     bad_ca.ca_pem = Some("not a certificate".into());
-    let err = deliver(&bad_ca, &notification(Severity::Info, "PlanApplied"), &fast(1)).await.unwrap_err();
+    let err = deliver(&HttpClients::default(), &bad_ca, &notification(Severity::Info, "PlanApplied"), &fast(1)).await.unwrap_err();
     assert!(matches!(err, DeliveryError::TlsSetup { .. }) && err.to_string().contains("ca.crt"), "{err:?}");
 }

@@ -4,7 +4,7 @@
 use super::{CliError, Result};
 use crate::api::Provider;
 use crate::notify::notifier::endpoint;
-use crate::notify::{Notification, RetryPolicy, deliver};
+use crate::notify::{HttpClients, Notification, RetryPolicy, deliver};
 use crate::store::{Event, ObjectStore, Severity};
 
 pub async fn test<S: ObjectStore>(store: &S, name: &str, namespace: &str) -> Result<()> {
@@ -26,7 +26,7 @@ pub async fn test<S: ObjectStore>(store: &S, name: &str, namespace: &str) -> Res
         drift_id: None,
     };
     let notification = Notification { event, metadata: Default::default(), summary: None, review_url: None };
-    let outcome = deliver(&endpoint, &notification, &RetryPolicy::default()).await;
+    let outcome = deliver(&HttpClients::default(), &endpoint, &notification, &RetryPolicy::default()).await;
     let recorded = outcome.as_ref().map(|_| ()).map_err(|e| e.to_string());
     crate::notify::objects::record_delivery(store, namespace, name, recorded).await?;
     match outcome {

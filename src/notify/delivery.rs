@@ -15,7 +15,8 @@
 //! [`DeliveryError`] says what happened and what to check; [`DeliveryError::metric_label`]
 //! names its kind for metrics.
 
-use std::sync::{Arc, OnceLock};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -113,12 +114,17 @@ impl DeliveryError {
     }
 }
 
-/// Delivers `n` to `endpoint`, retrying as `policy` says.
+/// Delivers `n` to `endpoint` with one of `clients`, retrying as `policy` says.
 ///
 /// # Errors
 /// The last attempt's [`DeliveryError`] once no attempt is left or the failure cannot pass
 /// by itself; a Provider that cannot work as configured fails before any attempt.
-pub async fn deliver(endpoint: &Endpoint, n: &Notification, policy: &RetryPolicy) -> Result<Delivery, DeliveryError> {
+pub async fn deliver(
+    clients: &HttpClients,
+    endpoint: &Endpoint,
+    n: &Notification,
+    policy: &RetryPolicy,
+) -> Result<Delivery, DeliveryError> {
     let request = match prepare(endpoint, n)? {
         Prepared::Send(request) => request,
         Prepared::Skip(why) => {
@@ -128,7 +134,7 @@ pub async fn deliver(endpoint: &Endpoint, n: &Notification, policy: &RetryPolicy
     };
     let target = origin(&request.url);
     let scrub = Scrubber::new(endpoint, &request);
-    let client = client(endpoint, &request.url, &target)?;
+    let client = clients.client(endpoint, &request.url, &target)?;
     let body = Bytes::from(request.body.clone());
     let attempts = policy.attempts.max(1);
     let object = n.object();
@@ -323,7 +329,44 @@ fn native_roots() -> &'static [CertificateDer<'static>] {
     })
 }
 
-fn client(endpoint: &Endpoint, url: &str, target: &str) -> Result<HttpClient, DeliveryError> {
+/// How many clients (one per trusted-CA set) a [`HttpClients`] keeps.
+const CLIENTS_KEPT: usize = 64;
+
+/// The HTTP clients deliveries share, one per scheme and trusted CA. Building a client
+/// parses the system's roots into a TLS config, and a kept client keeps its connections
+/// open, so a burst of alerts to one service reuses them instead of paying a TCP and TLS
+/// handshake per alert. Connections belong to the runtime that opened them: keep one
+/// `HttpClients` per runtime (the notifier owns one; a one-shot command makes its own).
+#[derive(Clone, Default)]
+pub struct HttpClients {
+    kept: Arc<Mutex<HashMap<ClientKey, HttpClient>>>,
+}
+
+/// Whether the URL is `https`, and the Provider's CA (PEM), if any.
+type ClientKey = (bool, Option<String>);
+
+impl HttpClients {
+    fn client(&self, endpoint: &Endpoint, url: &str, target: &str) -> Result<HttpClient, DeliveryError> {
+        let key = (url.starts_with("https:"), endpoint.ca_pem.clone().filter(|p| !p.trim().is_empty()));
+        if let Some(kept) = self.kept.lock().unwrap_or_else(PoisonError::into_inner).get(&key) {
+            return Ok(kept.clone());
+        }
+        let built = build_client(endpoint, url, target)?;
+        let mut kept = self.kept.lock().unwrap_or_else(PoisonError::into_inner);
+        if kept.len() < CLIENTS_KEPT {
+            kept.insert(key, built.clone());
+        }
+        Ok(built)
+    }
+}
+
+impl std::fmt::Debug for HttpClients {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpClients").finish_non_exhaustive()
+    }
+}
+
+fn build_client(endpoint: &Endpoint, url: &str, target: &str) -> Result<HttpClient, DeliveryError> {
     let setup = |problem: String| DeliveryError::TlsSetup { endpoint: target.to_string(), problem };
     let mut roots = rustls::RootCertStore::empty();
     if url.starts_with("https:") {

@@ -14,6 +14,6 @@ pub mod objects;
 pub mod payload;
 pub mod receiver;
 
-pub use delivery::{Delivery, DeliveryError, RetryPolicy, deliver};
+pub use delivery::{Delivery, DeliveryError, HttpClients, RetryPolicy, deliver};
 pub use notifier::{Notifier, NotifierSettings};
 pub use payload::{Endpoint, Notification, OutgoingRequest, PayloadError, Prepared, ProviderKind, UnknownProviderType, prepare};

@@ -15,14 +15,15 @@ use tokio::task::JoinSet;
 use tracing::Instrument;
 
 use super::alerts::AlertRules;
-use super::delivery::{RetryPolicy, deliver};
+use super::delivery::{HttpClients, RetryPolicy, deliver};
 use super::payload::{DEFAULT_TIMEOUT, Endpoint, Notification};
 use crate::api::{Alert, Bucket, GitRepository, Kustomization, Provider, Terraform};
 use crate::store::{Event, ObjectStore, StoreError};
 
 /// How many deliveries run at once.
 const PARALLEL_DELIVERIES: usize = 32;
-/// How long the Alerts and Providers read for one event are reused for the next.
+/// How long the Alerts, Providers and endpoints (with their Secrets) read for one event are
+/// reused for the next: a burst of events costs one read, and an edit shows within this.
 const OBJECTS_TTL: Duration = Duration::from_secs(2);
 
 /// What the notifier is told.
@@ -69,11 +70,12 @@ impl Notifier {
     }
 }
 
-/// Alerts and Providers as read a moment ago.
+/// Alerts and Providers as read a moment ago, and the endpoints resolved from them since.
 struct Objects {
     read_at: Instant,
     alerts: Vec<(Alert, AlertRules)>,
-    providers: BTreeMap<(String, String), Provider>,
+    providers: BTreeMap<ProviderKey, Provider>,
+    endpoints: BTreeMap<ProviderKey, Result<Endpoint, String>>,
 }
 
 async fn read_objects<S: ObjectStore>(store: &S) -> Result<Objects, StoreError> {
@@ -90,7 +92,7 @@ async fn read_objects<S: ObjectStore>(store: &S) -> Result<Objects, StoreError> 
         .into_iter()
         .map(|p| ((p.metadata.namespace.clone().unwrap_or_else(|| "default".into()), p.metadata.name.clone().unwrap_or_default()), p))
         .collect();
-    Ok(Objects { read_at: Instant::now(), alerts, providers })
+    Ok(Objects { read_at: Instant::now(), alerts, providers, endpoints: BTreeMap::new() })
 }
 
 async fn run<S: ObjectStore + Clone + 'static>(store: S, settings: NotifierSettings, mut rx: mpsc::UnboundedReceiver<Message>) {
@@ -98,6 +100,7 @@ async fn run<S: ObjectStore + Clone + 'static>(store: S, settings: NotifierSetti
     let mut running: JoinSet<()> = JoinSet::new();
     let mut objects: Option<Objects> = None;
     let ledger = Ledger::default();
+    let clients = HttpClients::default();
     while let Some(message) = rx.recv().await {
         let event = match message {
             Message::Event(e) => e,
@@ -117,7 +120,7 @@ async fn run<S: ObjectStore + Clone + 'static>(store: S, settings: NotifierSetti
                 }
             };
         }
-        let Some(current) = &objects else { continue };
+        let Some(current) = &mut objects else { continue };
         let notifications = match route(&store, current, &event, &settings).await {
             Ok(n) => n,
             Err(e) => {
@@ -126,12 +129,13 @@ async fn run<S: ObjectStore + Clone + 'static>(store: S, settings: NotifierSetti
             }
         };
         for (provider, endpoint, notification) in notifications {
-            let (store, limit, policy, ledger) = (store.clone(), limit.clone(), settings.retry.clone(), ledger.clone());
+            let (store, limit, policy, ledger, clients) =
+                (store.clone(), limit.clone(), settings.retry.clone(), ledger.clone(), clients.clone());
             let span = tracing::info_span!("deliver", provider = %format!("{}/{}", provider.0, provider.1), reason = %event.reason);
             running.spawn(
                 async move {
                     let Ok(_permit) = limit.acquire_owned().await else { return };
-                    send(&store, &ledger, provider, endpoint, notification, &policy).await;
+                    send(&store, &ledger, &clients, provider, endpoint, notification, &policy).await;
                 }
                 .instrument(span),
             );
@@ -143,13 +147,14 @@ async fn run<S: ObjectStore + Clone + 'static>(store: S, settings: NotifierSetti
 /// The Providers (namespace, name) an event goes to, each with its endpoint and payload.
 async fn route<S: ObjectStore>(
     store: &S,
-    objects: &Objects,
+    objects: &mut Objects,
     event: &Event,
     settings: &NotifierSettings,
 ) -> Result<Vec<((String, String), Endpoint, Notification)>, StoreError> {
     let mut labels: Option<BTreeMap<String, String>> = None;
     let mut out = Vec::new();
-    for (alert, rules) in &objects.alerts {
+    let Objects { alerts, providers, endpoints, .. } = objects;
+    for (alert, rules) in alerts.iter() {
         if rules.needs_labels(event) && labels.is_none() {
             labels = Some(object_labels(store, event).await?);
         }
@@ -158,17 +163,23 @@ async fn route<S: ObjectStore>(
         }
         let namespace = alert.metadata.namespace.clone().unwrap_or_else(|| "default".into());
         let key = (namespace.clone(), alert.spec.provider_ref.name.clone());
-        let Some(provider) = objects.providers.get(&key) else { continue };
+        let Some(provider) = providers.get(&key) else { continue };
         if provider.spec.suspend {
             continue;
         }
-        let endpoint = match endpoint(store, provider).await? {
-            Ok(e) => e,
-            Err(message) => {
-                super::objects::record_delivery(store, &key.0, &key.1, Err(message)).await?;
-                continue;
+        let endpoint = match endpoints.get(&key) {
+            Some(resolved) => resolved.clone(),
+            None => {
+                let resolved = endpoint(store, provider).await?;
+                if let Err(message) = &resolved {
+                    // Recorded once per read of the objects, not once per event.
+                    super::objects::record_delivery(store, &key.0, &key.1, Err(message.clone())).await?;
+                }
+                endpoints.insert(key.clone(), resolved.clone());
+                resolved
             }
         };
+        let Ok(endpoint) = endpoint else { continue };
         let notification = Notification {
             event: event.clone(),
             metadata: alert.spec.event_metadata.clone(),
@@ -277,12 +288,13 @@ impl Ledger {
 async fn send<S: ObjectStore>(
     store: &S,
     ledger: &Ledger,
+    clients: &HttpClients,
     provider: (String, String),
     endpoint: Endpoint,
     notification: Notification,
     policy: &RetryPolicy,
 ) {
-    let outcome = match deliver(&endpoint, &notification, policy).await {
+    let outcome = match deliver(clients, &endpoint, &notification, policy).await {
         Ok(d) => {
             tracing::debug!(attempts = d.attempts, "delivered");
             Ok(())

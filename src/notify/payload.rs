@@ -675,7 +675,9 @@ fn github_status(n: &Notification) -> Value {
     let description = if first_line.is_empty() { e.reason.as_str() } else { first_line };
     let mut status = json!({
         "state": github_state(n),
-        "context": format!("{REPORTING_CONTROLLER}/{}/{}", e.kind.to_ascii_lowercase(), e.name),
+        // The namespace too: two objects of one name in two namespaces, reconciling the same
+        // commit, must not overwrite each other's status.
+        "context": format!("{REPORTING_CONTROLLER}/{}/{}/{}", e.kind.to_ascii_lowercase(), e.namespace, e.name),
         "description": truncate(description, GITHUB_DESCRIPTION_LIMIT),
     });
     if let Some(url) = &n.review_url {
@@ -811,7 +813,7 @@ mod tests {
         endpoint.token = Some("t".into());
         let b = body(&send(&endpoint, &n));
         assert_eq!(b["description"].as_str().unwrap().chars().count(), 140);
-        assert_eq!(b["context"], "driftless/terraform/network");
+        assert_eq!(b["context"], "driftless/terraform/infra/network");
     }
 
     #[test]
