@@ -86,6 +86,12 @@ async fn export_prints_every_object_with_a_restricted_security_context() {
     let service = find(&docs, "Service", Some(NS), "driftless-artifacts");
     assert_eq!(service["spec"]["ports"][0]["port"], 9090);
     assert_eq!(service["spec"]["ports"][0]["targetPort"], "http-artifacts");
+    // Webhooks and the review page come in through their own Services (for an Ingress).
+    for (name, target) in [("driftless-webhook-receiver", "http-webhook"), ("driftless-review", "http-review")] {
+        let service = find(&docs, "Service", Some(NS), name);
+        assert_eq!(service["spec"]["ports"][0]["port"], 80);
+        assert_eq!(service["spec"]["ports"][0]["targetPort"], target);
+    }
 
     let deployment = find(&docs, "Deployment", Some(NS), "driftless-controller");
     assert_eq!(deployment["spec"]["selector"]["matchLabels"]["app.kubernetes.io/name"], "driftless");
@@ -103,9 +109,18 @@ async fn export_prints_every_object_with_a_restricted_security_context() {
         "--runner-image=example/driftless-runner:1",
         "--leader-election-namespace=driftless-system",
         "--storage-path=/data",
+        "--receiver-addr=0.0.0.0:9292",
+        "--review-addr=0.0.0.0:9393",
     ] {
         assert!(args.contains(&arg), "{arg} in {args:?}");
     }
+    let ports: Vec<(&str, i64)> = container["ports"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| (p["name"].as_str().unwrap(), p["containerPort"].as_i64().unwrap()))
+        .collect();
+    assert_eq!(ports, [("http-metrics", 8080), ("http-artifacts", 9090), ("http-webhook", 9292), ("http-review", 9393)]);
     let sc = &container["securityContext"];
     assert_eq!(sc["runAsNonRoot"], true);
     assert_eq!(sc["runAsUser"], 65532);
@@ -119,6 +134,15 @@ async fn export_prints_every_object_with_a_restricted_security_context() {
     assert_eq!(container["readinessProbe"]["httpGet"]["path"], "/readyz");
     let env: Vec<&str> = container["env"].as_array().unwrap().iter().filter_map(|e| e["name"].as_str()).collect();
     assert_eq!(env, ["POD_NAME", "POD_NAMESPACE"]);
+
+    // With its external URL, the review page is linked from every alert.
+    let out = driftless(home.path(), &["install", "--export", "--review-url", "https://driftless.example.com"]).await;
+    assert!(out.status.success(), "{}", stderr(&out));
+    let docs = documents(&stdout(&out));
+    let container = &find(&docs, "Deployment", Some(NS), "driftless-controller")["spec"]["template"]["spec"]["containers"][0];
+    let review_url =
+        container["env"].as_array().unwrap().iter().find(|e| e["name"] == "DRIFTLESS_REVIEW_URL").expect("DRIFTLESS_REVIEW_URL set");
+    assert_eq!(review_url["value"], "https://driftless.example.com");
 }
 
 #[tokio::test]

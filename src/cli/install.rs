@@ -35,6 +35,10 @@ pub const RUNNER: &str = "driftless-runner";
 pub const LEADER_ELECTION: &str = "driftless-leader-election";
 /// The Service runner pods fetch artifacts from.
 pub const ARTIFACTS_SERVICE: &str = "driftless-artifacts";
+/// The Service of the webhook receiver (`Receiver` objects), for an Ingress to expose.
+pub const RECEIVER_SERVICE: &str = "driftless-webhook-receiver";
+/// The Service of the review page, for an Ingress (or `kubectl port-forward`) to expose.
+pub const REVIEW_SERVICE: &str = "driftless-review";
 /// Field manager of every server-side apply by `install`.
 pub const FIELD_MANAGER: &str = "driftless";
 /// The label that selects the controller's pods (Deployment selector and Service).
@@ -43,6 +47,8 @@ pub const NAME_LABEL: (&str, &str) = ("app.kubernetes.io/name", "driftless");
 const DEFAULT_IMAGE: &str = concat!("driftless:", env!("CARGO_PKG_VERSION"));
 const METRICS_PORT: i32 = 8080;
 const ARTIFACTS_PORT: i32 = 9090;
+const RECEIVER_PORT: i32 = 9292;
+const REVIEW_PORT: i32 = 9393;
 /// Non-root user of the images (see the Dockerfile's `USER`).
 const RUN_AS: i64 = 65532;
 /// How long `install` waits for the API server to serve the CRDs.
@@ -108,6 +114,19 @@ pub struct InstallArgs {
     /// Controller replicas (one leads, the others wait on the Lease).
     #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(i32).range(0..))]
     pub replicas: i32,
+    /// The review page's external URL (where its Service is exposed), linked from every
+    /// alert; without it alerts carry no link.
+    #[arg(long)]
+    pub review_url: Option<String>,
+}
+
+/// What runs: the controller's images, replicas and settings.
+#[derive(Debug, Clone)]
+pub struct Workload<'a> {
+    pub image: &'a str,
+    pub runner_image: &'a str,
+    pub replicas: i32,
+    pub review_url: Option<&'a str>,
 }
 
 /// One object to install, type-erased so that one loop can print or apply every kind.
@@ -153,7 +172,7 @@ pub fn runner_image_for(image: &str) -> String {
     }
 }
 
-pub fn manifests(placement: &Placement, image: &str, runner_image: &str, replicas: i32) -> Result<Vec<Manifest>, ClusterError> {
+pub fn manifests(placement: &Placement, workload: &Workload<'_>) -> Result<Vec<Manifest>, ClusterError> {
     let ns = placement.namespace.as_str();
     let mut out = Vec::new();
     for crd in crate::api::crds() {
@@ -190,8 +209,10 @@ pub fn manifests(placement: &Placement, image: &str, runner_image: &str, replica
             subjects: Some(vec![service_account_subject(RUNNER, runner_ns)]),
         })?);
     }
-    out.push(Manifest::of(&artifacts_service(ns))?);
-    out.push(Manifest::of(&deployment(ns, image, runner_image, replicas))?);
+    out.push(Manifest::of(&service(ARTIFACTS_SERVICE, ns, "http-artifacts", ARTIFACTS_PORT))?);
+    out.push(Manifest::of(&service(RECEIVER_SERVICE, ns, "http-webhook", 80))?);
+    out.push(Manifest::of(&service(REVIEW_SERVICE, ns, "http-review", 80))?);
+    out.push(Manifest::of(&deployment(ns, workload))?);
     Ok(out)
 }
 
@@ -213,7 +234,9 @@ pub fn to_yaml(manifests: &[Manifest]) -> Result<String, ClusterError> {
 pub async fn run(args: &InstallArgs, kubeconfig: Option<&Path>, context: Option<&str>) -> super::Result<()> {
     let placement = args.placement.validated()?;
     let runner_image = args.runner_image.clone().unwrap_or_else(|| runner_image_for(&args.image));
-    let manifests = manifests(&placement, &args.image, &runner_image, args.replicas)?;
+    let workload =
+        Workload { image: &args.image, runner_image: &runner_image, replicas: args.replicas, review_url: args.review_url.as_deref() };
+    let manifests = manifests(&placement, &workload)?;
     if args.export {
         print!("{}", to_yaml(&manifests)?);
         return Ok(());
@@ -310,16 +333,17 @@ fn selector_labels() -> BTreeMap<String, String> {
     BTreeMap::from([(NAME_LABEL.0.to_owned(), NAME_LABEL.1.to_owned())])
 }
 
-/// Runner pods fetch artifacts by URL from the controller through this Service.
-fn artifacts_service(ns: &str) -> Service {
+/// A Service in front of the controller's named container port: runner pods fetch
+/// artifacts through one, webhooks and review page users come in through the others.
+fn service(name: &str, ns: &str, port_name: &str, port: i32) -> Service {
     Service {
-        metadata: meta(ARTIFACTS_SERVICE, Some(ns)),
+        metadata: meta(name, Some(ns)),
         spec: Some(ServiceSpec {
             selector: Some(selector_labels()),
             ports: Some(vec![ServicePort {
-                name: Some("http-artifacts".into()),
-                port: ARTIFACTS_PORT,
-                target_port: Some(IntOrString::String("http-artifacts".into())),
+                name: Some(port_name.into()),
+                port,
+                target_port: Some(IntOrString::String(port_name.into())),
                 protocol: Some("TCP".into()),
                 ..ServicePort::default()
             }]),
@@ -329,12 +353,12 @@ fn artifacts_service(ns: &str) -> Service {
     }
 }
 
-fn deployment(ns: &str, image: &str, runner_image: &str, replicas: i32) -> Deployment {
+fn deployment(ns: &str, workload: &Workload<'_>) -> Deployment {
     let pod_labels = labels(&[NAME_LABEL]);
     Deployment {
         metadata: ObjectMeta { labels: Some(pod_labels.clone()), ..meta(CONTROLLER, Some(ns)) },
         spec: DeploymentSpec {
-            replicas: Some(replicas),
+            replicas: Some(workload.replicas),
             selector: LabelSelector { match_labels: Some(selector_labels()), ..LabelSelector::default() },
             template: PodTemplateSpec {
                 metadata: Some(ObjectMeta { labels: Some(pod_labels), ..ObjectMeta::default() }),
@@ -350,7 +374,7 @@ fn deployment(ns: &str, image: &str, runner_image: &str, replicas: i32) -> Deplo
                         seccomp_profile: Some(runtime_default_seccomp()),
                         ..PodSecurityContext::default()
                     }),
-                    containers: vec![manager_container(ns, image, runner_image)],
+                    containers: vec![manager_container(ns, workload)],
                     volumes: Some(vec![empty_dir("data"), empty_dir("tmp")]),
                     ..PodSpec::default()
                 }),
@@ -361,7 +385,7 @@ fn deployment(ns: &str, image: &str, runner_image: &str, replicas: i32) -> Deplo
     }
 }
 
-fn manager_container(ns: &str, image: &str, runner_image: &str) -> Container {
+fn manager_container(ns: &str, workload: &Workload<'_>) -> Container {
     let args = [
         "controller".to_owned(),
         "--concurrent=4".to_owned(),
@@ -369,18 +393,29 @@ fn manager_container(ns: &str, image: &str, runner_image: &str) -> Container {
         format!("--artifact-addr=0.0.0.0:{ARTIFACTS_PORT}"),
         format!("--artifact-url=http://{ARTIFACTS_SERVICE}.{ns}.svc.cluster.local:{ARTIFACTS_PORT}"),
         "--storage-path=/data".to_owned(),
-        format!("--runner-image={runner_image}"),
+        format!("--runner-image={}", workload.runner_image),
         format!("--leader-election-namespace={ns}"),
+        format!("--receiver-addr=0.0.0.0:{RECEIVER_PORT}"),
+        format!("--review-addr=0.0.0.0:{REVIEW_PORT}"),
     ];
+    let mut env = vec![field_env("POD_NAME", "metadata.name"), field_env("POD_NAMESPACE", "metadata.namespace")];
+    if let Some(url) = workload.review_url {
+        env.push(EnvVar { name: "DRIFTLESS_REVIEW_URL".into(), value: Some(url.into()), ..EnvVar::default() });
+    }
     let quantities = |cpu: &str, memory: &str| {
         BTreeMap::from([("cpu".to_owned(), Quantity(cpu.into())), ("memory".to_owned(), Quantity(memory.into()))])
     };
     Container {
         name: "manager".into(),
-        image: Some(image.into()),
+        image: Some(workload.image.into()),
         args: Some(args.into()),
-        env: Some(vec![field_env("POD_NAME", "metadata.name"), field_env("POD_NAMESPACE", "metadata.namespace")]),
-        ports: Some(vec![port("http-metrics", METRICS_PORT), port("http-artifacts", ARTIFACTS_PORT)]),
+        env: Some(env),
+        ports: Some(vec![
+            port("http-metrics", METRICS_PORT),
+            port("http-artifacts", ARTIFACTS_PORT),
+            port("http-webhook", RECEIVER_PORT),
+            port("http-review", REVIEW_PORT),
+        ]),
         liveness_probe: Some(http_probe("/healthz")),
         readiness_probe: Some(http_probe("/readyz")),
         resources: Some(ResourceRequirements {
@@ -448,14 +483,18 @@ mod tests {
         Placement { namespace: "driftless-system".into(), runner_namespaces: runner_namespaces.iter().map(|s| (*s).to_owned()).collect() }
     }
 
+    fn workload(review_url: Option<&str>) -> Workload<'_> {
+        Workload { image: "img:1", runner_image: "img-runner:1", replicas: 2, review_url }
+    }
+
     #[test]
     fn the_deployment_selects_its_own_pods_and_the_service_selects_them_too() {
-        let d = deployment("ns", "img:1", "img-runner:1", 2);
+        let d = deployment("ns", &workload(None));
         let spec = d.spec;
         let selector = spec.selector.match_labels.unwrap();
         let pod_labels = spec.template.metadata.unwrap().labels.unwrap();
         assert!(selector.iter().all(|(k, v)| pod_labels.get(k) == Some(v)));
-        let service = artifacts_service("ns").spec.unwrap().selector.unwrap();
+        let service = service(ARTIFACTS_SERVICE, "ns", "http-artifacts", ARTIFACTS_PORT).spec.unwrap().selector.unwrap();
         assert_eq!(service, selector);
         let args = spec.template.spec.unwrap().containers[0].args.clone().unwrap();
         assert!(args.contains(&"--artifact-url=http://driftless-artifacts.ns.svc.cluster.local:9090".to_owned()));
@@ -466,7 +505,7 @@ mod tests {
 
     #[test]
     fn every_runner_namespace_gets_a_service_account_and_a_role_binding() {
-        let all = manifests(&placement(&["a", "b"]), "img", "img-runner", 1).unwrap();
+        let all = manifests(&placement(&["a", "b"]), &workload(None)).unwrap();
         for ns in ["a", "b"] {
             for kind in ["ServiceAccount", "RoleBinding"] {
                 assert!(all.iter().any(|m| m.describe() == format!("{kind} {ns}/{RUNNER}")), "{kind} in {ns}");
@@ -474,6 +513,27 @@ mod tests {
         }
         let yaml = to_yaml(&all).unwrap();
         assert_eq!(yaml.matches("---\n").count(), all.len());
+    }
+
+    /// Every Service must reach a port the container declares and the controller serves,
+    /// or an Ingress in front of it answers 503 with nothing in the controller's log.
+    #[test]
+    fn every_service_targets_a_port_the_controller_listens_on() {
+        let all = manifests(&placement(&["a"]), &workload(Some("https://review.example"))).unwrap();
+        let container = deployment("ns", &workload(Some("https://review.example"))).spec.template.spec.unwrap().containers.remove(0);
+        let args = container.args.unwrap();
+        let ports = container.ports.unwrap();
+        let services: Vec<_> = all.iter().filter(|m| m.object.types.as_ref().is_some_and(|t| t.kind == "Service")).collect();
+        assert_eq!(services.len(), 3);
+        for s in services {
+            let target = s.object.data["spec"]["ports"][0]["targetPort"].as_str().unwrap().to_owned();
+            let declared =
+                ports.iter().find(|p| p.name.as_deref() == Some(target.as_str())).unwrap_or_else(|| panic!("{target} not declared"));
+            let listened = args.iter().any(|a| a.ends_with(&format!("-addr=0.0.0.0:{}", declared.container_port)));
+            assert!(listened, "no --*-addr flag serves {target} ({})", declared.container_port);
+        }
+        let env = container.env.unwrap();
+        assert!(env.iter().any(|e| e.name == "DRIFTLESS_REVIEW_URL" && e.value.as_deref() == Some("https://review.example")));
     }
 
     #[test]
