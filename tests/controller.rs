@@ -30,7 +30,7 @@ async fn plan_waits_for_approval_by_annotation_then_applies_and_corrects_drift_o
     k.apply(&secret("app-token", "token", TOKEN)).await;
     k.apply(&git_repository("app", "main")).await;
     k.apply(&terraform_object("app", "app", "./", "", "", spec)).await;
-    k.start_controller(&[]);
+    k.start_controller(&["--review-url", "https://review.example/"]);
 
     let tf = k.wait_for("Terraform", "app", "a pending plan", LONG, |o| pending_plan_of(o).is_some()).await;
     let plan = pending_plan_of(&tf).unwrap();
@@ -65,6 +65,11 @@ async fn plan_waits_for_approval_by_annotation_then_applies_and_corrects_drift_o
     let reasons: Vec<&str> = events.iter().filter_map(|e| e["reason"].as_str()).collect();
     for wanted in ["PlanPending", "PlanApplied", "DriftDetected"] {
         assert!(reasons.contains(&wanted), "no {wanted} event in {reasons:?}");
+    }
+    let link = format!("; review: https://review.example/objects/terraform/{}/app", k.ns.name);
+    for event in events.iter().filter(|e| e["regarding"]["kind"] == "Terraform") {
+        let note = event["note"].as_str().unwrap_or_default();
+        assert!(note.ends_with(&link), "the event links the object's review page: {note}");
     }
     let all_events = serde_json::to_string(&events).unwrap();
     assert!(!all_events.contains(TOKEN), "a secret reached an event");

@@ -392,7 +392,7 @@ pub async fn run(
         backend,
         artifacts,
         git_cache: options.storage_path.join("git"),
-        events: EventLog::kubernetes(client.clone(), "driftless-controller", &options.identity).with_notifier(
+        events: EventLog::kubernetes(client.clone(), "driftless-controller", &options.identity, options.review_url.clone()).with_notifier(
             crate::notify::Notifier::start(
                 store.clone(),
                 crate::notify::NotifierSettings { review_url: options.review_url.clone(), ..Default::default() },

@@ -32,6 +32,17 @@ pub struct Event {
     pub drift_id: Option<String>,
 }
 
+/// What a reconciler says about its object: becomes one [`Event`] (and history entry) once
+/// the object, time and revision are added (see [`crate::context::Context::announce`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Notice {
+    pub reason: &'static str,
+    pub severity: Severity,
+    pub message: String,
+    pub plan_id: Option<String>,
+    pub drift_id: Option<String>,
+}
+
 impl Event {
     /// The object's history entry for this event; `by` names who approved an applied plan.
     pub fn history_entry(&self, by: Option<String>) -> crate::api::HistoryEntry {
@@ -45,6 +56,9 @@ impl Event {
         }
     }
 }
+
+/// The longest note the events API accepts.
+const NOTE_LIMIT: usize = 1000;
 
 /// Where events go: the local store's log file, or Kubernetes Events on a cluster.
 #[derive(Clone, Debug)]
@@ -68,8 +82,10 @@ impl EventLog {
     }
 
     /// Events published as Kubernetes Events (events.k8s.io) regarding the object, reported
-    /// by `controller` from `instance` (the pod name).
-    pub fn kubernetes(client: kube::Client, controller: &str, instance: &str) -> Self {
+    /// by `controller` from `instance` (the pod name). With `review_url` (the review page's
+    /// external URL) each note ends with the object's review link, so `kubectl events`
+    /// leads where an alert does.
+    pub fn kubernetes(client: kube::Client, controller: &str, instance: &str, review_url: Option<String>) -> Self {
         use kube::runtime::events::{Event as KubeEvent, EventType, Recorder, Reporter};
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Event>();
         let reporter = Reporter { controller: controller.to_string(), instance: Some(instance.to_string()) };
@@ -89,11 +105,14 @@ impl EventLog {
                 {
                     note.push_str(&format!(" (plan {id})"));
                 }
-                // The API refuses notes over 1 kB.
-                if note.len() > 1000 {
-                    let cut = (0..=1000).rev().find(|i| note.is_char_boundary(*i)).unwrap_or(0);
+                let link = review_url.as_deref().map(|base| format!("; review: {}", crate::notify::notifier::review_link(base, &event)));
+                // The API refuses notes over 1 kB; the message gives way, not the link.
+                let room = NOTE_LIMIT.saturating_sub(link.as_ref().map_or(0, String::len));
+                if note.len() > room {
+                    let cut = (0..=room).rev().find(|i| note.is_char_boundary(*i)).unwrap_or(0);
                     note.truncate(cut);
                 }
+                note.push_str(link.as_deref().unwrap_or_default());
                 let kube_event = KubeEvent {
                     type_: match event.severity {
                         Severity::Info => EventType::Normal,
