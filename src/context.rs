@@ -6,7 +6,10 @@ use std::time::Duration;
 
 use crate::dispatch::BackendSpec;
 use crate::source::ArtifactStore;
-use crate::store::EventLog;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+
+use crate::api::{ObjectStatus, reason};
+use crate::store::{Event, EventLog, Notice};
 
 pub struct Context<S, D> {
     pub store: S,
@@ -23,6 +26,29 @@ pub struct Context<S, D> {
     pub identity: String,
     /// Deadline of one runner.
     pub run_timeout: Duration,
+}
+
+impl<S, D> Context<S, D> {
+    /// Emits `notice` as an event about the object `kind` `namespace/name` and keeps it in
+    /// the object's `status.history`, so the review page shows what alerts said; a
+    /// `PlanApplied` entry names who approved the plan.
+    pub fn announce(&self, kind: &str, meta: &ObjectMeta, status: &mut ObjectStatus, at: String, notice: Notice) {
+        let event = Event {
+            time: at,
+            kind: kind.into(),
+            namespace: meta.namespace.clone().unwrap_or_else(|| "default".into()),
+            name: meta.name.clone().unwrap_or_default(),
+            reason: notice.reason.into(),
+            severity: notice.severity,
+            message: notice.message,
+            revision: status.last_attempted_revision.clone(),
+            plan_id: notice.plan_id,
+            drift_id: notice.drift_id,
+        };
+        let by = (notice.reason == reason::PLAN_APPLIED).then(|| approver_name(status.plan.as_ref().and_then(|p| p.approved_by), meta));
+        status.record(event.history_entry(by));
+        self.events.emit(&event);
+    }
 }
 
 /// When a reconcile wants to run again, and whether it changed readiness (dependents of

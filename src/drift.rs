@@ -6,23 +6,13 @@
 //! Pure functions: the reconcilers feed them what they found and emit what they return.
 
 use crate::api::{Acknowledgement, DriftObject, DriftStatus, annotation, reason};
-use crate::store::Severity;
+use crate::store::{Notice, Severity};
 use crate::terraform::{drift_id, summarize_drift};
 
 /// Reason of the event a first acknowledgement emits.
 pub const DRIFT_ACKNOWLEDGED: &str = "DriftAcknowledged";
 /// Reason of the event a cleared drift emits.
 pub const DRIFT_RESOLVED: &str = "DriftResolved";
-
-/// An event the reconciler should emit.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DriftNotice {
-    pub reason: &'static str,
-    pub severity: Severity,
-    pub message: String,
-    pub drift_id: Option<String>,
-    pub plan_id: Option<String>,
-}
 
 /// An acknowledgement asked for on the object: `driftless.dev/acknowledge-drift` names a drift
 /// id, `driftless.dev/acted-by` who set it.
@@ -57,7 +47,7 @@ pub struct Finding<'a> {
 }
 
 /// The new drift status and the events to emit, given the previous status.
-pub fn observe(previous: Option<&DriftStatus>, found: &Finding<'_>, ack: Option<&AckRequest>, at: &str) -> (DriftStatus, Vec<DriftNotice>) {
+pub fn observe(previous: Option<&DriftStatus>, found: &Finding<'_>, ack: Option<&AckRequest>, at: &str) -> (DriftStatus, Vec<Notice>) {
     let previous = previous.cloned().unwrap_or_default();
     let mut notices = Vec::new();
     let id = (!found.objects.is_empty()).then(|| drift_id(found.objects));
@@ -69,7 +59,7 @@ pub fn observe(previous: Option<&DriftStatus>, found: &Finding<'_>, ack: Option<
             } else {
                 found.resolved_message.to_string()
             };
-            notices.push(DriftNotice {
+            notices.push(Notice {
                 reason: DRIFT_RESOLVED,
                 severity: Severity::Info,
                 message,
@@ -81,7 +71,7 @@ pub fn observe(previous: Option<&DriftStatus>, found: &Finding<'_>, ack: Option<
             && previous.id.as_ref() != Some(id)
             && !acknowledged(id)
         {
-            notices.push(DriftNotice {
+            notices.push(Notice {
                 reason: reason::DRIFT_DETECTED,
                 severity: Severity::Error,
                 message: format!("{}; corrected automatically", summarize_drift(found.objects)),
@@ -97,7 +87,7 @@ pub fn observe(previous: Option<&DriftStatus>, found: &Finding<'_>, ack: Option<
     let summary = summarize_drift(found.objects);
     let same = previous.id.as_deref() == Some(id.as_str());
     if !same && !acknowledged(&id) {
-        notices.push(DriftNotice {
+        notices.push(Notice {
             reason: reason::DRIFT_DETECTED,
             severity: Severity::Error,
             message: summary.clone(),
@@ -132,7 +122,7 @@ pub fn record(
     meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
     at: &str,
     checked: bool,
-) -> Vec<DriftNotice> {
+) -> Vec<Notice> {
     use crate::api::{ConditionStatus, Conditions, condition_type as ct};
     let ack = AckRequest::from_annotations(meta.annotations.as_ref());
     let (drift, notices) = observe(status.drift.as_ref(), finding, ack.as_ref(), at);
@@ -168,7 +158,7 @@ pub fn checked(status: &DriftStatus, at: &str) -> crate::api::HistoryEntry {
 /// Records an acknowledgement of the current drift between checks (the annotation was just
 /// set); returns the event to emit the first time. An annotation naming another drift id
 /// changes nothing: acknowledging is always of one exact drift.
-pub fn acknowledge(drift: Option<&mut DriftStatus>, ack: Option<&AckRequest>, at: &str) -> Option<DriftNotice> {
+pub fn acknowledge(drift: Option<&mut DriftStatus>, ack: Option<&AckRequest>, at: &str) -> Option<Notice> {
     let (drift, ack) = (drift?, ack?);
     if !drift.detected || drift.id.as_deref() != Some(ack.drift_id.as_str()) {
         return None;
@@ -177,7 +167,7 @@ pub fn acknowledge(drift: Option<&mut DriftStatus>, ack: Option<&AckRequest>, at
         return None;
     }
     drift.acknowledged = Some(Acknowledgement { drift_id: ack.drift_id.clone(), by: ack.by.clone(), at: at.to_string() });
-    Some(DriftNotice {
+    Some(Notice {
         reason: DRIFT_ACKNOWLEDGED,
         severity: Severity::Info,
         message: format!("drift {} acknowledged by {}: {}", ack.drift_id, ack.by, drift.summary),

@@ -18,7 +18,7 @@ use crate::api::{
 };
 use crate::context::{Context, ReconcileError, Requeue};
 use crate::dispatch::{BackendSpec, ObjectKey, Operation, Outcome, RunErrorKind, RunResult, RunSpec, RunnerDispatch};
-use crate::store::{Event, ObjectStore, Severity};
+use crate::store::{Notice, ObjectStore, Severity};
 
 pub const KIND: &str = "Terraform";
 
@@ -100,23 +100,12 @@ impl<S: ObjectStore, D: RunnerDispatch> Step<'_, S, D> {
     }
 
     /// Emits an event and keeps it in the object's history.
-    fn event(&mut self, reason: &str, severity: Severity, message: String, plan_id: Option<String>, drift_id: Option<String>) {
-        let event = Event {
-            time: now(),
-            kind: KIND.into(),
-            namespace: self.namespace.into(),
-            name: self.name.into(),
-            reason: reason.into(),
-            severity,
-            message,
-            revision: self.status.common.last_attempted_revision.clone(),
-            plan_id,
-            drift_id,
-        };
-        let by = (reason == reason::PLAN_APPLIED)
-            .then(|| crate::context::approver_name(self.status.common.plan.as_ref().and_then(|p| p.approved_by), &self.object.metadata));
-        self.status.common.record(event.history_entry(by));
-        self.ctx.events.emit(&event);
+    fn event(&mut self, reason: &'static str, severity: Severity, message: String, plan_id: Option<String>, drift_id: Option<String>) {
+        self.notice(Notice { reason, severity, message, plan_id, drift_id });
+    }
+
+    fn notice(&mut self, notice: Notice) {
+        self.ctx.announce(KIND, &self.object.metadata, &mut self.status.common, now(), notice);
     }
 
     async fn save(&mut self) -> Result<(), ReconcileError> {
@@ -508,7 +497,7 @@ impl<S: ObjectStore, D: RunnerDispatch> Step<'_, S, D> {
             resolved_message: "drift resolved: infrastructure matches the source again",
         };
         for n in crate::drift::record(&mut self.status.common, &finding, &self.object.metadata, at, checked) {
-            self.event(n.reason, n.severity, n.message, n.plan_id, n.drift_id);
+            self.notice(n);
         }
     }
 
@@ -517,7 +506,7 @@ impl<S: ObjectStore, D: RunnerDispatch> Step<'_, S, D> {
     fn acknowledge_drift(&mut self) -> bool {
         let ack = crate::drift::AckRequest::from_annotations(self.object.metadata.annotations.as_ref());
         let Some(n) = crate::drift::acknowledge(self.status.common.drift.as_mut(), ack.as_ref(), &now()) else { return false };
-        self.event(n.reason, n.severity, n.message, n.plan_id, n.drift_id);
+        self.notice(n);
         true
     }
 
