@@ -6,9 +6,12 @@
 //!
 //! Reported: the time from the first check to the last delivery, per event, and, as the
 //! baseline measured in the same process, the same number of requests sent one after the
-//! other straight through `deliver` (no matching, no routing): the ratio is what the
-//! notifier's own work costs. Target: fan-out of 1,000 drift events under 1 s, excluding the
-//! receiver's own time (which is near zero here). Figures are printed, never asserted.
+//! other straight through `deliver` (no matching, no routing, no parallelism): the ratio
+//! says whether matching and routing cost more than running deliveries side by side saves.
+//! A second baseline sends them with a new HTTP client each (as before clients were kept),
+//! which shows what reusing connections saves. Target: fan-out of 1,000 drift events under
+//! 1 s, excluding the receiver's own time (near zero here). Figures are printed, never
+//! asserted.
 //! Run with `cargo bench --bench notify` (`DRIFTLESS_BENCH_OBJECTS` scales it).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -46,6 +49,23 @@ async fn endpoint() -> (String, Arc<AtomicUsize>) {
     let address = format!("http://{}/hook", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     (address, count)
+}
+
+/// A notification for a direct delivery (the baselines).
+fn direct(i: usize) -> Notification {
+    let event = Event {
+        time: "t".into(),
+        kind: "Terraform".into(),
+        namespace: "default".into(),
+        name: format!("tf-{i}"),
+        reason: "DriftDetected".into(),
+        severity: driftless::store::Severity::Error,
+        message: "m".into(),
+        revision: None,
+        plan_id: None,
+        drift_id: None,
+    };
+    Notification { event, metadata: Default::default(), summary: None, review_url: None }
 }
 
 #[tokio::main]
@@ -109,23 +129,18 @@ async fn main() {
     let before = received.load(Ordering::SeqCst);
     let base_start = Instant::now();
     for i in 0..n {
-        let event = Event {
-            time: "t".into(),
-            kind: "Terraform".into(),
-            namespace: "default".into(),
-            name: format!("tf-{i}"),
-            reason: "DriftDetected".into(),
-            severity: driftless::store::Severity::Error,
-            message: "m".into(),
-            revision: None,
-            plan_id: None,
-            drift_id: None,
-        };
-        let notification = Notification { event, metadata: Default::default(), summary: None, review_url: None };
-        deliver(&clients, &endpoint, &notification, &RetryPolicy::default()).await.unwrap();
+        deliver(&clients, &endpoint, &direct(i), &RetryPolicy::default()).await.unwrap();
     }
     let baseline = base_start.elapsed();
     let baseline_sent = received.load(Ordering::SeqCst) - before;
+
+    // The same, with a new HTTP client per delivery (a TCP connection each): what keeping
+    // clients saves.
+    let fresh_start = Instant::now();
+    for i in 0..n {
+        deliver(&HttpClients::default(), &endpoint, &direct(i), &RetryPolicy::default()).await.unwrap();
+    }
+    let fresh = fresh_start.elapsed();
 
     println!("alert fan-out: {n} objects x 5 checks of the same drift");
     println!("  events emitted:        {emitted} (repeats suppressed: {})", n * 5 - emitted);
@@ -137,5 +152,10 @@ async fn main() {
     );
     println!("  baseline, sequential:  {:.3} s for {baseline_sent} direct deliveries", baseline.as_secs_f64());
     println!("  ratio fan-out/baseline: {:.2}", fan_out.as_secs_f64() / baseline.as_secs_f64());
+    println!(
+        "  sequential, a new client per delivery: {:.3} s (ratio to kept clients: {:.2})",
+        fresh.as_secs_f64(),
+        fresh.as_secs_f64() / baseline.as_secs_f64()
+    );
     println!("  target: < 1 s for 1,000 drift events: {}", if fan_out < Duration::from_secs(1) { "met" } else { "NOT met" });
 }
