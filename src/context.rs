@@ -4,11 +4,11 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::dispatch::BackendSpec;
-use crate::source::ArtifactStore;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 use crate::api::{ObjectStatus, reason};
+use crate::dispatch::BackendSpec;
+use crate::source::ArtifactStore;
 use crate::store::{Event, EventLog, Notice};
 
 pub struct Context<S, D> {
@@ -29,8 +29,8 @@ pub struct Context<S, D> {
 }
 
 impl<S, D> Context<S, D> {
-    /// Emits `notice` as an event about the object `kind` `namespace/name` and keeps it in
-    /// the object's `status.history`, so the review page shows what alerts said; a
+    /// Emits `notice` as an event about the `kind` object that `meta` names, and keeps it
+    /// in the object's `status.history`, so the review page shows what alerts said; a
     /// `PlanApplied` entry names who approved the plan.
     pub fn announce(&self, kind: &str, meta: &ObjectMeta, status: &mut ObjectStatus, at: String, notice: Notice) {
         let event = Event {
