@@ -231,3 +231,15 @@ spec:
 ";
     refused(bucket, &["Bucket", "modules", "spec.provider", "gcp", "generic", "spec.endpoint", "spec.insecure: true"]);
 }
+
+#[test]
+fn a_review_url_that_links_nowhere_is_refused_naming_the_flag() {
+    let cli = Cli::new();
+    for args in [&["install", "--export", "--review-url", "driftless.example.com"][..], &["controller", "--review-url", "/review"]] {
+        let run = cli.run(args).fails();
+        assert!(run.stderr.contains("--review-url"), "{args:?}: {}", run.stderr);
+        assert!(run.stderr.contains("absolute http(s) URL"), "{args:?}: {}", run.stderr);
+    }
+    let run = cli.run(&["install", "--export", "--review-url", "https://driftless.example.com"]).ok();
+    assert!(run.stdout.contains("value: https://driftless.example.com"), "{}", run.stderr);
+}

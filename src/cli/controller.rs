@@ -53,7 +53,7 @@ pub struct ControllerArgs {
     #[arg(long)]
     pub receiver_addr: Option<SocketAddr>,
     /// The review page's external URL, linked from every alert.
-    #[arg(long, env = "DRIFTLESS_REVIEW_URL")]
+    #[arg(long, env = "DRIFTLESS_REVIEW_URL", value_parser = super::parse_review_url)]
     pub review_url: Option<String>,
     /// This instance's name (lock holder, events, leader identity).
     #[arg(long, env = "POD_NAME")]

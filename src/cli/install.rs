@@ -116,7 +116,7 @@ pub struct InstallArgs {
     pub replicas: i32,
     /// The review page's external URL (where its Service is exposed), linked from every
     /// alert; without it alerts carry no link.
-    #[arg(long)]
+    #[arg(long, value_parser = super::parse_review_url)]
     pub review_url: Option<String>,
 }
 

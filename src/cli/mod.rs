@@ -282,6 +282,18 @@ fn parse_timeout(text: &str) -> Result<Duration, String> {
     crate::api::Duration::parse(text).map(|d| d.as_std())
 }
 
+/// The review page's external URL (`--review-url`): an absolute http(s) URL, since every
+/// alert and event links from it and a relative or schemeless one would lead nowhere.
+pub(crate) fn parse_review_url(text: &str) -> Result<String, String> {
+    let text = text.trim();
+    let uri: hyper::Uri =
+        text.parse().map_err(|e| format!("not a URL ({e}); give the page's address, e.g. https://driftless.example.com"))?;
+    match (uri.scheme_str(), uri.authority()) {
+        (Some("http" | "https"), Some(_)) => Ok(text.to_string()),
+        _ => Err("give an absolute http(s) URL, e.g. https://driftless.example.com".into()),
+    }
+}
+
 /// Runs a parsed command line: the commands about the installation itself first, then the
 /// object verbs on a local store (`--store`) or on the cluster of the kube context.
 pub async fn execute(cli: Cli) -> Result<()> {

@@ -48,7 +48,13 @@ fn local_events(store: &LocalStore) -> EventLog {
         return log;
     }
     let settings = crate::notify::NotifierSettings {
-        review_url: std::env::var("DRIFTLESS_REVIEW_URL").ok().filter(|u| !u.is_empty()),
+        review_url: std::env::var("DRIFTLESS_REVIEW_URL").ok().filter(|u| !u.is_empty()).and_then(|u| match super::parse_review_url(&u) {
+            Ok(url) => Some(url),
+            Err(e) => {
+                tracing::warn!("DRIFTLESS_REVIEW_URL is ignored, alerts carry no review link: {e}");
+                None
+            }
+        }),
         ..Default::default()
     };
     log.with_notifier(crate::notify::Notifier::start(store.clone(), settings))
