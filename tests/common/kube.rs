@@ -3,7 +3,7 @@
 //! dispatching real runner pods (the fake kubelet runs them as local processes).
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -77,6 +77,12 @@ impl KubeWorld {
 
     /// Starts `driftless controller` watching this namespace; its log goes to a file.
     pub fn start_controller(&mut self, extra: &[&str]) -> usize {
+        let (kubeconfig, lease_namespace) = (self.kubeconfig.clone(), self.ns.name.clone());
+        self.spawn_controller(&kubeconfig, &lease_namespace, extra)
+    }
+
+    /// Starts the controller as the user of `kubeconfig`, its Lease in `lease_namespace`.
+    fn spawn_controller(&mut self, kubeconfig: &Path, lease_namespace: &str, extra: &[&str]) -> usize {
         let index = self.controllers.len();
         let log = self.world.path().join(format!("controller-{index}.log"));
         let metrics = format!("127.0.0.1:{}", free_port());
@@ -96,11 +102,11 @@ impl KubeWorld {
             // The fake kubelet's pod directories are deep: providers' plugin sockets under
             // them would exceed the 108-byte unix socket path limit.
             .arg("--runner-env=TMPDIR=/tmp")
-            .arg(format!("--leader-election-namespace={}", self.ns.name))
+            .arg(format!("--leader-election-namespace={lease_namespace}"))
             .arg(format!("--identity=controller-{index}"))
             .args(extra);
         self.world.env(&mut cmd);
-        cmd.env("KUBECONFIG", &self.kubeconfig).env("DRIFTLESS_LOG", "info,kube=warn").env_remove("RUST_LOG");
+        cmd.env("KUBECONFIG", kubeconfig).env("DRIFTLESS_LOG", "info,kube=warn").env_remove("RUST_LOG");
         let file = std::fs::File::create(&log).unwrap();
         cmd.stdout(Stdio::from(file.try_clone().unwrap())).stderr(Stdio::from(file));
         let child = cmd.spawn().unwrap();
@@ -310,35 +316,10 @@ impl KubeWorld {
         let token = answer.status.and_then(|s| s.token).expect("a TokenRequest answer holds a token");
         let user = format!("system:serviceaccount:{CONTROLLER_NAMESPACE}:{CONTROLLER_ACCOUNT}");
         let access = testkit::shared_cluster().await.unwrap().access().with_token_user(&user, &token);
-        let index = self.controllers.len();
-        let kubeconfig = self.world.path().join(format!("controller-{index}.kubeconfig"));
+        let kubeconfig = self.world.path().join(format!("controller-{}.kubeconfig", self.controllers.len()));
         access.write_kubeconfig(&kubeconfig, &user).unwrap();
 
-        let log = self.world.path().join(format!("controller-{index}.log"));
-        let metrics = format!("127.0.0.1:{}", free_port());
-        let artifacts = format!("127.0.0.1:{}", free_port());
-        let storage = self.world.path().join(format!("controller-{index}"));
-        let mut cmd = Command::new(&self.world.tools.driftless);
-        cmd.arg("--terraform")
-            .arg(&self.world.terraform)
-            .arg("controller")
-            .arg(format!("--watch-namespace={}", self.ns.name))
-            .arg(format!("--metrics-addr={metrics}"))
-            .arg(format!("--artifact-addr={artifacts}"))
-            .arg(format!("--artifact-url=http://{artifacts}"))
-            .arg(format!("--storage-path={}", storage.display()))
-            .arg(format!("--runner-command={}", self.world.tools.runner.display()))
-            .arg(format!("--runner-env=TF_CLI_CONFIG_FILE={}", self.world.tools.cli_config.display()))
-            .arg("--runner-env=TMPDIR=/tmp")
-            .arg(format!("--leader-election-namespace={CONTROLLER_NAMESPACE}"))
-            .arg(format!("--identity=controller-{index}"))
-            .args(extra);
-        self.world.env(&mut cmd);
-        cmd.env("KUBECONFIG", &kubeconfig).env("DRIFTLESS_LOG", "info,kube=warn").env_remove("RUST_LOG");
-        let file = std::fs::File::create(&log).unwrap();
-        cmd.stdout(Stdio::from(file.try_clone().unwrap())).stderr(Stdio::from(file));
-        let child = cmd.spawn().unwrap();
-        self.controllers.push(ControllerProcess { child, log, metrics_addr: metrics, artifact_addr: artifacts });
+        let index = self.spawn_controller(&kubeconfig, CONTROLLER_NAMESPACE, extra);
         (index, access.client_for(&user).unwrap())
     }
 }
