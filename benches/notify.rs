@@ -82,10 +82,10 @@ async fn main() {
             _ => drop(store.apply(&serde_json::from_value::<driftless::api::Alert>(value).unwrap()).await.unwrap()),
         }
     }
-    let events = EventLog::new(dir.path().join("events.jsonl")).with_notifier(Notifier::start(
+    let events = EventLog::new(dir.path().join("events.jsonl")).with_tap(std::sync::Arc::new(Notifier::start(
         store.clone(),
         NotifierSettings { review_url: Some("http://127.0.0.1:1".into()), ..Default::default() },
-    ));
+    )));
 
     let drift = [DriftObject {
         kind: "null_resource".into(),

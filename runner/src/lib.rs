@@ -10,9 +10,11 @@ pub mod terraform;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use driftless::backend::{BackendError, LocalBackend, PlanMeta, PlanStore, S3Backend, SecretBackend, StateKey, StateStore, sha256_digest};
-use driftless::dispatch::{BackendSpec, Operation, Outcome, RunErrorKind, RunResult, RunSpec};
-use driftless::terraform::{PlanId, drift_id};
+use driftless_core::backend::{
+    BackendError, LocalBackend, PlanMeta, PlanStore, S3Backend, SecretBackend, StateKey, StateStore, sha256_digest,
+};
+use driftless_core::contract::{BackendSpec, Operation, Outcome, RunErrorKind, RunResult, RunSpec};
+use driftless_core::ids::{PlanId, drift_id};
 
 use plan_json::{REDACTED, StreamSummary};
 use state_server::StateServer;
@@ -286,7 +288,7 @@ impl<'a> Run<'a> {
             None
         };
         let raw_drift = show.as_ref().map(|s| s.drift()).unwrap_or_default();
-        let drift = driftless::terraform::filter_drift(raw_drift.clone(), &spec.drift_ignore);
+        let drift = driftless_core::drift::filter_drift(raw_drift.clone(), &spec.drift_ignore);
         let summary = show.as_ref().map(|s| s.summary()).unwrap_or(stream.summary);
         let mut result = RunResult {
             outcome: Outcome::NoChanges,
@@ -418,11 +420,11 @@ fn tf_failure(e: TerraformError) -> Failure {
 async fn unpack_artifact(url: &str, digest: &str, dest: &Path) -> Result<(), String> {
     if let Some(path) = url.strip_prefix("file://") {
         let file = std::fs::File::open(path).map_err(|e| format!("cannot open: {e}"))?;
-        return driftless::source::unpack_verified(std::io::BufReader::new(file), digest, dest).map_err(|e| e.to_string());
+        return driftless_core::artifact::unpack_verified(std::io::BufReader::new(file), digest, dest).map_err(|e| e.to_string());
     }
     if url.starts_with("http://") {
         let bytes = pod::download(url).await?;
-        return driftless::source::unpack_verified(&bytes[..], digest, dest).map_err(|e| e.to_string());
+        return driftless_core::artifact::unpack_verified(&bytes[..], digest, dest).map_err(|e| e.to_string());
     }
     Err(format!("unsupported artifact URL scheme in {url}"))
 }
@@ -447,10 +449,10 @@ fn render_stream(stream: &StreamSummary) -> String {
     out
 }
 
-fn parse_output_json(text: &str) -> Vec<driftless::dispatch::Output> {
+fn parse_output_json(text: &str) -> Vec<driftless_core::contract::Output> {
     let Ok(serde_json::Value::Object(map)) = serde_json::from_str::<serde_json::Value>(text) else { return Vec::new() };
     map.into_iter()
-        .map(|(name, o)| driftless::dispatch::Output {
+        .map(|(name, o)| driftless_core::contract::Output {
             name,
             sensitive: o.get("sensitive").and_then(serde_json::Value::as_bool).unwrap_or(false),
             value: o.get("value").cloned().unwrap_or(serde_json::Value::Null),

@@ -6,8 +6,9 @@
 
 use std::collections::BTreeSet;
 
-use driftless::api::{DriftObject, PlanSummary};
-use driftless::dispatch::{Output, PlannedResource};
+use driftless_core::contract::{Output, PlannedResource};
+use driftless_core::drift::DriftObject;
+use driftless_core::plan::PlanSummary;
 use serde::Deserialize;
 use serde_json::Value;
 

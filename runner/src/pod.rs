@@ -10,7 +10,8 @@ use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 
-use driftless::dispatch::RunResult;
+use driftless_core::contract::RunResult;
+use driftless_core::names::label;
 
 /// The key of the result in its Secret.
 pub const RESULT_KEY: &str = "result.json";
@@ -51,7 +52,7 @@ pub async fn write_result(pod: &PodIdentity, secret_name: &str, result: &RunResu
         metadata: ObjectMeta {
             name: Some(secret_name.to_string()),
             namespace: Some(pod.namespace.clone()),
-            labels: Some([("app.kubernetes.io/managed-by".to_string(), "driftless".to_string())].into()),
+            labels: Some([(label::MANAGED_BY.to_string(), label::MANAGED_BY_VALUE.to_string())].into()),
             owner_references: Some(vec![OwnerReference {
                 api_version: "v1".into(),
                 kind: "Pod".into(),
@@ -61,7 +62,7 @@ pub async fn write_result(pod: &PodIdentity, secret_name: &str, result: &RunResu
             }]),
             ..Default::default()
         },
-        type_: Some("driftless.dev/run-result".into()),
+        type_: Some(driftless_core::names::secret_type::RUN_RESULT.into()),
         data: Some([(RESULT_KEY.to_string(), ByteString(json))].into()),
         ..Default::default()
     };
@@ -72,7 +73,7 @@ pub async fn write_result(pod: &PodIdentity, secret_name: &str, result: &RunResu
         match api.create(&Default::default(), &secret).await {
             Ok(_) => return Ok(()),
             Err(kube::Error::Api(s)) if s.code == 409 => return Ok(()),
-            Err(e) => last = driftless::store::kube::describe(&e),
+            Err(e) => last = driftless_core::error::describe(&e),
         }
         tokio::time::sleep(std::time::Duration::from_millis(500 * (attempt + 1))).await;
     }

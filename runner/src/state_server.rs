@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use axum::body::{Body, Bytes};
 use axum::http::{Request, StatusCode};
 use axum::response::{IntoResponse, Response};
-use driftless::backend::{BackendError, LockInfo, StateKey, StateStore};
+use driftless_core::backend::{BackendError, LockInfo, StateKey, StateStore};
 
 struct Shared<S> {
     store: S,

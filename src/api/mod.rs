@@ -4,8 +4,10 @@
 mod bucket;
 mod duration;
 mod gitrepository;
+mod kind;
 mod kustomization;
 mod notification;
+mod reconciled;
 mod status;
 mod terraform;
 mod validation;
@@ -15,6 +17,7 @@ pub use duration::Duration;
 pub use gitrepository::{
     Artifact, GitRepository, GitRepositoryRef, GitRepositorySpec, GitRepositoryStatus, LocalObjectReference, SourceStatus,
 };
+pub use kind::{Kind, object_path, path_segment, review_link};
 pub use kustomization::{
     CommonMetadata, HealthCheckReference, Kustomization, KustomizationSpec, KustomizationStatus, KustomizeImage, KustomizePatch,
     ManifestDriftSpec, ManifestIgnoreRule, PatchSelector, PostBuild, ResourceInventory, ResourceRef, SubstituteReference,
@@ -23,6 +26,7 @@ pub use notification::{
     Alert, AlertSpec, EventSourceReference, NotificationStatus, PROVIDER_TYPES, Provider, ProviderSpec, RECEIVER_TYPES, Receiver,
     ReceiverSpec, ReceiverStatus,
 };
+pub use reconciled::{Reconciled, StatusModel};
 pub use status::{
     Acknowledgement, Condition, ConditionStatus, Conditions, DRIFT_CHECKED, DriftObject, DriftStatus, HISTORY_LIMIT, HistoryEntry,
     LockStatus, ObjectStatus, PlanApprover, PlanStatus, PlanSummary, condition_type, reason,
@@ -39,17 +43,7 @@ pub const GROUP: &str = "driftless.dev";
 pub const VERSION: &str = "v1alpha1";
 
 /// Annotations a user sets to steer a reconcile without editing the spec in Git.
-pub mod annotation {
-    /// Approves the pending plan whose id is the value; avoids an approve-in-Git commit loop.
-    pub const APPROVE_PLAN: &str = "driftless.dev/approve-plan";
-    /// Any new value requests an immediate reconcile (as Flux's `reconcile.fluxcd.io/requestedAt`).
-    pub const RECONCILE_REQUESTED_AT: &str = "driftless.dev/reconcile-requested-at";
-    /// Acknowledges the drift whose id is the value: its alerts stop until it changes.
-    pub const ACKNOWLEDGE_DRIFT: &str = "driftless.dev/acknowledge-drift";
-    /// Who set the approval or acknowledgement (the CLI and the review page write it), for
-    /// the object's history.
-    pub const ACTED_BY: &str = "driftless.dev/acted-by";
-}
+pub use driftless_core::names::annotation;
 
 /// Every CRD this crate defines, for `driftless crds`.
 pub fn crds() -> Vec<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition> {

@@ -4,6 +4,9 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+pub use driftless_core::drift::DriftObject;
+pub use driftless_core::plan::PlanSummary;
+
 /// Condition types, as Flux names them plus driftless's plan and drift conditions.
 pub mod condition_type {
     pub const READY: &str = "Ready";
@@ -82,27 +85,6 @@ pub struct Condition {
     pub observed_generation: Option<i64>,
 }
 
-/// Add/change/destroy counts of a plan.
-#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct PlanSummary {
-    pub add: u32,
-    pub change: u32,
-    pub destroy: u32,
-}
-
-impl PlanSummary {
-    pub fn is_empty(&self) -> bool {
-        self.add == 0 && self.change == 0 && self.destroy == 0
-    }
-}
-
-impl std::fmt::Display for PlanSummary {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} to add, {} to change, {} to destroy", self.add, self.change, self.destroy)
-    }
-}
-
 /// Who let a plan through: the spec (`approvePlan: <id>`), the annotation, or `auto`.
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
@@ -138,21 +120,6 @@ pub struct PlanStatus {
     /// A destroy plan (`spec.destroy` or deletion).
     #[serde(default)]
     pub destroy: bool,
-}
-
-/// One drifted object: a Terraform resource address or a Kubernetes object.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct DriftObject {
-    /// Terraform resource type, or Kubernetes kind.
-    pub kind: String,
-    /// Terraform resource address, or `namespace/name`.
-    pub name: String,
-    /// What happened outside driftless: `update`, `delete` or `create`.
-    pub action: String,
-    /// Changed attribute paths (values are never recorded: they may be secret).
-    #[serde(default)]
-    pub fields: Vec<String>,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
@@ -246,6 +213,9 @@ pub struct ObjectStatus {
     pub plan: Option<PlanStatus>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub drift: Option<DriftStatus>,
+    /// The last plan applied, so an approval naming it reads as spent, not stale.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_applied_plan: Option<String>,
     /// The last plans, drift checks, approvals and acknowledgements, newest last.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub history: Vec<HistoryEntry>,

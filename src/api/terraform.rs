@@ -5,6 +5,8 @@ use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+pub use driftless_core::drift::DriftIgnoreRule;
+
 use super::{Condition, Duration, LockStatus, ObjectStatus, status::Conditions};
 
 /// A Terraform module at a path of a source artifact, planned and applied by runner
@@ -204,16 +206,6 @@ pub struct DriftSpec {
     pub ignore: Vec<DriftIgnoreRule>,
 }
 
-/// Drift to leave alone: resources matching `address` (glob), and only `attributes` of them
-/// when given.
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
-#[serde(rename_all = "camelCase")]
-pub struct DriftIgnoreRule {
-    pub address: String,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub attributes: Vec<String>,
-}
-
 /// The runner pod's shape on a cluster (stored and validated now, used by the pod dispatcher).
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
@@ -262,9 +254,6 @@ pub struct TerraformStatus {
     /// Digest of the inputs the last plan was made from (source, spec, resolved variables).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_inputs_digest: Option<String>,
-    /// The last plan applied, so an approval naming it reads as spent, not stale.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub last_applied_plan: Option<String>,
 }
 
 impl Conditions for TerraformStatus {

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::io::Write as _;
 use std::path::PathBuf;
 
-use crate::manifests::{self, BuildError, SubstituteError};
+use crate::kustomize::{self as manifests, BuildError, SubstituteError};
 
 #[derive(clap::Args, Debug)]
 pub struct BuildArgs {

@@ -297,7 +297,7 @@ async fn wait_established(client: &Client, timeout: Duration) -> Result<(), Clus
 
 fn labels(extra: &[(&str, &str)]) -> BTreeMap<String, String> {
     let mut labels: BTreeMap<String, String> =
-        [("app.kubernetes.io/part-of", "driftless"), ("app.kubernetes.io/managed-by", FIELD_MANAGER)]
+        [(driftless_core::names::label::PART_OF, "driftless"), (driftless_core::names::label::MANAGED_BY, FIELD_MANAGER)]
             .into_iter()
             .chain(extra.iter().copied())
             .map(|(k, v)| (k.to_owned(), v.to_owned()))

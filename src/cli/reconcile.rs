@@ -69,7 +69,7 @@ impl Reconciled for Terraform {
 }
 
 impl Reconciled for Kustomization {
-    const KIND: &'static str = crate::manifests::reconcile::KIND;
+    const KIND: &'static str = crate::kustomization::reconcile::KIND;
 
     fn suspended(&self) -> bool {
         self.spec.suspend
@@ -176,7 +176,7 @@ pub async fn here(ctx: &LocalContext, kind: &str, namespace: &str, name: &str, w
                 crate::source::reconcile::reconcile(ctx, &ns, &ks.spec.source_ref.name, true).await?;
             }
             eprintln!("► reconciling kustomization/{name}");
-            crate::manifests::reconcile(ctx, &client, namespace, name, true).await?;
+            crate::kustomization::reconcile(ctx, &client, namespace, name, true).await?;
             report(&existing::<Kustomization, _>(&ctx.store, namespace, name).await?)
         }
         other => Err(CliError::Usage(format!("{other} is not reconciled"))),

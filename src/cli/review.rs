@@ -40,12 +40,10 @@ fn object_key(namespace: &str, name: &str) -> ObjectKey {
 pub(crate) async fn plan_rendering<T: Target>(target: &T, kind: Kind, namespace: &str, name: &str, plan_id: &str) -> Result<PlanRendering> {
     match kind {
         Kind::Kustomization => {
-            let secret_name = crate::manifests::reconcile::plan_secret_name(name);
+            let secret_name = crate::kustomization::reconcile::plan_secret_name(name);
             let secret = target.store().get::<k8s_openapi::api::core::v1::Secret>(namespace, &secret_name).await?;
             let rendering = secret
-                .filter(|s| {
-                    s.metadata.annotations.as_ref().and_then(|a| a.get("driftless.dev/plan-id")).map(String::as_str) == Some(plan_id)
-                })
+                .filter(|s| s.metadata.annotations.as_ref().and_then(|a| a.get(annotation::PLAN_ID)).map(String::as_str) == Some(plan_id))
                 .and_then(|s| s.data)
                 .and_then(|mut d| d.remove("rendering"))
                 .map(|b| String::from_utf8_lossy(&b.0).to_string());

@@ -57,7 +57,7 @@ fn local_events(store: &LocalStore) -> EventLog {
         }),
         ..Default::default()
     };
-    log.with_notifier(crate::notify::Notifier::start(store.clone(), settings))
+    log.with_tap(std::sync::Arc::new(crate::notify::Notifier::start(store.clone(), settings)))
 }
 
 fn hostname() -> String {
@@ -142,7 +142,7 @@ pub async fn run_loop(ctx: &LocalContext, once: bool, receiver_addr: Option<std:
                 "GitRepository" => crate::source::reconcile::reconcile(ctx, &key.namespace, &key.name, false).await,
                 "Bucket" => crate::source::reconcile::reconcile_bucket(ctx, &key.namespace, &key.name, false).await,
                 "Kustomization" => match kube_client().await {
-                    Ok(client) => crate::manifests::reconcile(ctx, &client, &key.namespace, &key.name, false).await,
+                    Ok(client) => crate::kustomization::reconcile(ctx, &client, &key.namespace, &key.name, false).await,
                     // Said on the object (and the loop goes on with the other objects).
                     Err(e) => no_cluster(ctx, &key.namespace, &key.name, &e.to_string()).await,
                 },

@@ -99,6 +99,28 @@ impl From<Outcome> for RunOutcome {
     }
 }
 
+impl RunOutcome {
+    /// How a dispatched run ended, in the metric's words.
+    pub fn of(outcome: &Result<crate::dispatch::RunResult, crate::dispatch::DispatchError>) -> Self {
+        use crate::dispatch::{DispatchError, RunErrorKind};
+        match outcome {
+            Ok(r) => RunOutcome::from(r.outcome),
+            Err(DispatchError::RunnerEnded { kind: RunErrorKind::RunnerOomKilled, .. }) => RunOutcome::OomKilled,
+            Err(DispatchError::RunnerEnded { kind: RunErrorKind::RunnerEvicted, .. }) => RunOutcome::Evicted,
+            Err(DispatchError::RunnerEnded { kind: RunErrorKind::RunnerDeadline, .. }) => RunOutcome::DeadlineExceeded,
+            Err(DispatchError::RunnerEnded { kind: RunErrorKind::RunnerLost, .. }) => RunOutcome::Lost,
+            Err(_) => RunOutcome::Failed,
+        }
+    }
+}
+
+/// Counts every run by operation and outcome (`driftless_runs_total`).
+impl crate::dispatch::RunObserver for Metrics {
+    fn run_finished(&self, spec: &crate::dispatch::RunSpec, outcome: &Result<crate::dispatch::RunResult, crate::dispatch::DispatchError>) {
+        Metrics::run_finished(self, &spec.object.kind, spec.operation, RunOutcome::of(outcome));
+    }
+}
+
 /// The `operation` label of a run (the RunSpec's own spelling).
 pub fn operation_label(operation: Operation) -> &'static str {
     match operation {

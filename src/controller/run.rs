@@ -256,7 +256,7 @@ async fn reconcile_kustomization(object: Arc<Kustomization>, shared: Arc<Shared>
                 ));
             }
         };
-        let requeue = crate::manifests::reconcile(&shared.ctx, &client, &namespace, &name, false).await?;
+        let requeue = crate::kustomization::reconcile(&shared.ctx, &client, &namespace, &name, false).await?;
         if requeue.became_ready {
             shared.wake_dependents("Kustomization", &namespace, &name);
         }
@@ -388,15 +388,15 @@ pub async fn run(
 
     let ctx = Context {
         store: store.clone(),
-        dispatch: PodDispatch::new(client.clone(), options.runner.clone()).with_metrics(metrics.clone()),
+        dispatch: PodDispatch::new(client.clone(), options.runner.clone()).with_observer(Arc::new(metrics.clone())),
         backend,
         artifacts,
         git_cache: options.storage_path.join("git"),
-        events: EventLog::kubernetes(client.clone(), "driftless-controller", &options.identity, options.review_url.clone()).with_notifier(
-            crate::notify::Notifier::start(
+        events: EventLog::kubernetes(client.clone(), "driftless-controller", &options.identity, options.review_url.clone()).with_tap(
+            Arc::new(crate::notify::Notifier::start(
                 store.clone(),
                 crate::notify::NotifierSettings { review_url: options.review_url.clone(), ..Default::default() },
-            ),
+            )),
         ),
         terraform_path: options.terraform_path.clone(),
         identity: options.identity.clone(),
@@ -551,7 +551,7 @@ mod tests {
         let before = user_change(&t);
         t.status = Some(Default::default());
         assert_eq!(user_change(&t), before, "status");
-        t.metadata.annotations = Some([("driftless.dev/approve-plan".to_string(), "plan-x".to_string())].into());
+        t.metadata.annotations = Some([(crate::api::annotation::APPROVE_PLAN.to_string(), "plan-x".to_string())].into());
         assert_ne!(user_change(&t), before, "approval annotation");
         let annotated = user_change(&t);
         t.metadata.generation = Some(2);

@@ -1,11 +1,10 @@
 //! How a run executes: a `RunnerDispatch` hands a `RunSpec` to a runner and waits for its
 //! `RunResult`. Local mode runs `driftless-runner` as a child process; a cluster runs a pod.
 
-mod contract;
 mod pod;
 mod process;
 
-pub use contract::{
+pub use driftless_core::contract::{
     BackendSpec, ObjectKey, Operation, Outcome, Output, PlannedResource, RunError, RunErrorKind, RunResult, RunSpec, RunVariable,
 };
 pub use pod::{PodDispatch, PodSettings};
@@ -39,6 +38,12 @@ impl DispatchError {
             other => RunResult::failed(RunErrorKind::Internal, other.to_string()),
         }
     }
+}
+
+/// Told how each run ended: what a dispatcher reports to whoever counts runs (the
+/// controller's metrics), handed in so that dispatch imports nothing above it.
+pub trait RunObserver: Send + Sync {
+    fn run_finished(&self, spec: &RunSpec, outcome: &Result<RunResult, DispatchError>);
 }
 
 pub trait RunnerDispatch: Send + Sync {

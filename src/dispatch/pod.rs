@@ -27,7 +27,7 @@ use kube::api::{Api, DeleteParams, ListParams, PostParams};
 use kube::runtime::wait::await_condition;
 use sha2::{Digest, Sha256};
 
-use super::{DispatchError, RunErrorKind, RunResult, RunSpec, RunnerDispatch};
+use super::{DispatchError, RunErrorKind, RunObserver, RunResult, RunSpec, RunnerDispatch};
 use crate::api::Terraform;
 use crate::store::kube::describe;
 
@@ -38,10 +38,9 @@ const SPEC_KEY: &str = "runspec.json";
 /// for the runner and terraform.
 const WORK_DIR: &str = "/var/lib/driftless-runner";
 const RESULT_KEY: &str = "result.json";
-const LABEL_MANAGED_BY: &str = "app.kubernetes.io/managed-by";
-const LABEL_KIND: &str = "driftless.dev/kind";
-const LABEL_NAME: &str = "driftless.dev/name";
-const LABEL_RUN_DIGEST: &str = "driftless.dev/run-digest";
+use driftless_core::names::label::{
+    KIND as LABEL_KIND, MANAGED_BY as LABEL_MANAGED_BY, NAME as LABEL_NAME, RUN_DIGEST as LABEL_RUN_DIGEST,
+};
 /// How long a pod may wait for an image or a node before the run is given up.
 const START_DEADLINE: Duration = Duration::from_secs(300);
 
@@ -75,32 +74,24 @@ impl Default for PodSettings {
 pub struct PodDispatch {
     client: kube::Client,
     settings: PodSettings,
-    metrics: Option<crate::controller::metrics::Metrics>,
+    observer: Option<std::sync::Arc<dyn RunObserver>>,
 }
 
 impl PodDispatch {
     pub fn new(client: kube::Client, settings: PodSettings) -> Self {
-        Self { client, settings, metrics: None }
+        Self { client, settings, observer: None }
     }
 
-    /// Counts every run by operation and outcome (`driftless_runs_total`).
-    pub fn with_metrics(mut self, metrics: crate::controller::metrics::Metrics) -> Self {
-        self.metrics = Some(metrics);
+    /// Tells `observer` how every run ended (the controller counts them in its metrics).
+    pub fn with_observer(mut self, observer: std::sync::Arc<dyn RunObserver>) -> Self {
+        self.observer = Some(observer);
         self
     }
 
     fn count(&self, spec: &RunSpec, outcome: &Result<RunResult, DispatchError>) {
-        use crate::controller::metrics::RunOutcome;
-        let Some(metrics) = &self.metrics else { return };
-        let label = match outcome {
-            Ok(r) => RunOutcome::from(r.outcome),
-            Err(DispatchError::RunnerEnded { kind: RunErrorKind::RunnerOomKilled, .. }) => RunOutcome::OomKilled,
-            Err(DispatchError::RunnerEnded { kind: RunErrorKind::RunnerEvicted, .. }) => RunOutcome::Evicted,
-            Err(DispatchError::RunnerEnded { kind: RunErrorKind::RunnerDeadline, .. }) => RunOutcome::DeadlineExceeded,
-            Err(DispatchError::RunnerEnded { kind: RunErrorKind::RunnerLost, .. }) => RunOutcome::Lost,
-            Err(_) => RunOutcome::Failed,
-        };
-        metrics.run_finished(&spec.object.kind, spec.operation, label);
+        if let Some(observer) = &self.observer {
+            observer.run_finished(spec, outcome);
+        }
     }
 }
 
@@ -261,7 +252,7 @@ impl PodDispatch {
                 }),
                 ..Default::default()
             },
-            type_: Some("driftless.dev/run-spec".into()),
+            type_: Some(driftless_core::names::secret_type::RUN_SPEC.into()),
             data: Some([(key.to_string(), ByteString(value))].into()),
             ..Default::default()
         }

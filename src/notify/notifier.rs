@@ -17,7 +17,7 @@ use tracing::Instrument;
 use super::alerts::AlertRules;
 use super::delivery::{HttpClients, RetryPolicy, deliver};
 use super::payload::{DEFAULT_TIMEOUT, Endpoint, Notification};
-use crate::api::{Alert, Bucket, GitRepository, Kustomization, Provider, Terraform};
+use crate::api::{Alert, Provider};
 use crate::store::{Event, ObjectStore, StoreError};
 
 /// How many deliveries run at once.
@@ -67,6 +67,16 @@ impl Notifier {
         if self.tx.send(Message::Flush(done)).is_ok() {
             let _ = tokio::time::timeout(limit, wait).await;
         }
+    }
+}
+
+impl crate::store::EventTap for Notifier {
+    fn send(&self, event: &Event) {
+        Notifier::send(self, event);
+    }
+
+    fn flush(&self, limit: Duration) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + '_>> {
+        Box::pin(Notifier::flush(self, limit))
     }
 }
 
@@ -191,24 +201,16 @@ async fn route<S: ObjectStore>(
     Ok(out)
 }
 
-/// The object's page on the review page (only Terraform and Kustomization have one; the
-/// link of a source's event is the overview).
+/// The object's page on the review page (the link of a source's event is the overview).
 pub fn review_link(base: &str, event: &Event) -> String {
-    let path = match crate::review::Kind::parse(&event.kind) {
-        Some(kind) => crate::review::object_path(kind, &event.namespace, &event.name),
-        None => "/".to_string(),
-    };
-    format!("{}{path}", base.trim_end_matches('/'))
+    crate::api::review_link(base, &event.kind, &event.namespace, &event.name)
 }
 
 async fn object_labels<S: ObjectStore>(store: &S, event: &Event) -> Result<BTreeMap<String, String>, StoreError> {
     let (ns, name) = (event.namespace.as_str(), event.name.as_str());
-    let meta = match event.kind.as_str() {
-        "Terraform" => store.get::<Terraform>(ns, name).await?.map(|o| o.metadata),
-        "Kustomization" => store.get::<Kustomization>(ns, name).await?.map(|o| o.metadata),
-        "GitRepository" => store.get::<GitRepository>(ns, name).await?.map(|o| o.metadata),
-        "Bucket" => store.get::<Bucket>(ns, name).await?.map(|o| o.metadata),
-        _ => None,
+    let meta = match crate::api::Kind::from_api(&event.kind) {
+        Some(kind) => crate::with_kind!(kind, K => store.get::<K>(ns, name).await?.map(|o| kube::Resource::meta(&o).clone())),
+        None => None,
     };
     Ok(meta.and_then(|m| m.labels).unwrap_or_default())
 }

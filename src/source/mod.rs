@@ -5,7 +5,7 @@
 //! [`bucket`] lists and downloads an S3-compatible bucket; [`artifact`] turns a tree into a
 //! deterministic tar.gz and unpacks one safely; [`reconcile`] is the one reconciler of both.
 
-pub mod artifact;
+pub use driftless_core::artifact;
 pub mod bucket;
 pub mod git;
 

@@ -60,12 +60,20 @@ impl Event {
 /// The longest note the events API accepts.
 const NOTE_LIMIT: usize = 1000;
 
+/// Hears every event besides the sink: the notifier, which turns them into alerts. Handed
+/// to the [`EventLog`] from above, so the store imports nothing of who listens.
+pub trait EventTap: Send + Sync + std::fmt::Debug {
+    fn send(&self, event: &Event);
+    /// Waits (at most `limit`) until what was sent so far has been handled.
+    fn flush(&self, limit: std::time::Duration) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send + '_>>;
+}
+
 /// Where events go: the local store's log file, or Kubernetes Events on a cluster.
 #[derive(Clone, Debug)]
 pub struct EventLog {
     sink: Sink,
     /// Alerts: every event also goes to the notifier, when one runs.
-    notifier: Option<crate::notify::Notifier>,
+    tap: Option<std::sync::Arc<dyn EventTap>>,
 }
 
 #[derive(Clone, Debug)]
@@ -78,7 +86,7 @@ enum Sink {
 
 impl EventLog {
     pub fn new(path: impl Into<PathBuf>) -> Self {
-        Self { sink: Sink::File(path.into()), notifier: None }
+        Self { sink: Sink::File(path.into()), tap: None }
     }
 
     /// Events published as Kubernetes Events (events.k8s.io) regarding the object, reported
@@ -105,7 +113,9 @@ impl EventLog {
                 {
                     note.push_str(&format!(" (plan {id})"));
                 }
-                let link = review_url.as_deref().map(|base| format!("; review: {}", crate::notify::notifier::review_link(base, &event)));
+                let link = review_url
+                    .as_deref()
+                    .map(|base| format!("; review: {}", crate::api::review_link(base, &event.kind, &event.namespace, &event.name)));
                 // The API refuses notes over 1 kB; the message gives way, not the link.
                 let room = NOTE_LIMIT.saturating_sub(link.as_ref().map_or(0, String::len));
                 if note.len() > room {
@@ -128,20 +138,20 @@ impl EventLog {
                 }
             }
         });
-        Self { sink: Sink::Kubernetes(tx), notifier: None }
+        Self { sink: Sink::Kubernetes(tx), tap: None }
     }
 
-    /// Sends every event to Alerts through `notifier` too.
-    pub fn with_notifier(mut self, notifier: crate::notify::Notifier) -> Self {
-        self.notifier = Some(notifier);
+    /// Sends every event to `tap` too (the notifier, for Alerts).
+    pub fn with_tap(mut self, tap: std::sync::Arc<dyn EventTap>) -> Self {
+        self.tap = Some(tap);
         self
     }
 
     /// Waits (at most `limit`) for the alerts of the events emitted so far to be delivered;
     /// a short-lived command calls it before it exits.
     pub async fn flush(&self, limit: std::time::Duration) {
-        if let Some(n) = &self.notifier {
-            n.flush(limit).await;
+        if let Some(tap) = &self.tap {
+            tap.flush(limit).await;
         }
     }
 
@@ -151,8 +161,8 @@ impl EventLog {
             kind = %event.kind, namespace = %event.namespace, name = %event.name,
             reason = %event.reason, "{}", event.message
         );
-        if let Some(n) = &self.notifier {
-            n.send(event);
+        if let Some(tap) = &self.tap {
+            tap.send(event);
         }
         let path = match &self.sink {
             Sink::File(path) => path,
@@ -178,10 +188,10 @@ impl EventLog {
     }
 }
 
-/// The apiVersion of a kind driftless emits events about.
+/// The apiVersion of a kind driftless emits events about (its own kinds; core ones are `v1`).
 fn api_version_of(kind: &str) -> &'static str {
-    match kind {
-        "Secret" | "ConfigMap" | "Pod" => "v1",
-        _ => "driftless.dev/v1alpha1",
+    match crate::api::Kind::from_api(kind) {
+        Some(_) => "driftless.dev/v1alpha1",
+        None => "v1",
     }
 }

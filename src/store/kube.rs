@@ -18,7 +18,7 @@ use super::{ObjectStore, Result, StoreError, StoredObject};
 /// The field manager of everything driftless writes.
 pub const FIELD_MANAGER: &str = "driftless";
 /// Held on Terraform (and source) objects so deletion waits for their cleanup.
-pub const FINALIZER: &str = "driftless.dev/finalizer";
+pub use driftless_core::names::FINALIZER;
 
 /// How many times a conflicting `update` is retried before giving up.
 const CONFLICT_RETRIES: usize = 8;
@@ -51,13 +51,7 @@ fn api_error<K: StoredObject>(namespace: &str, name: &str, e: kube::Error) -> St
     StoreError::Api { kind: kind::<K>(), namespace: namespace.to_string(), name: name.to_string(), reason: describe(&e) }
 }
 
-/// A kube error in one line, without the request body (which could hold Secret data).
-pub fn describe(e: &kube::Error) -> String {
-    match e {
-        kube::Error::Api(s) => format!("{} ({})", s.message, s.code),
-        other => other.to_string(),
-    }
-}
+pub use driftless_core::error::describe;
 
 fn is_status(e: &kube::Error, code: u16) -> bool {
     matches!(e, kube::Error::Api(s) if s.code == code)

@@ -11,7 +11,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 pub use self::kube::KubeStore;
-pub use events::{Event, EventLog, Notice, Severity};
+pub use events::{Event, EventLog, EventTap, Notice, Severity};
 pub use local::LocalStore;
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;

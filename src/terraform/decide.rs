@@ -103,7 +103,7 @@ pub fn decide(o: &Observed<'_>) -> Next {
 
 /// An approval naming the plan already applied is spent, not stale.
 fn was_applied(status: &crate::api::TerraformStatus, id: &str) -> bool {
-    status.last_applied_plan.as_deref() == Some(id)
+    status.common.last_applied_plan.as_deref() == Some(id)
 }
 
 #[cfg(test)]
@@ -199,7 +199,7 @@ mod tests {
     fn an_approval_already_applied_is_not_reported_stale() {
         let mut t = tf(Some("plan-old-1"));
         pending(&mut t, "plan-new-2", false);
-        t.status.as_mut().unwrap().last_applied_plan = Some("plan-old-1".into());
+        t.status.as_mut().unwrap().common.last_applied_plan = Some("plan-old-1".into());
         assert_eq!(observe(&t), Next::Wait { plan_id: "plan-new-2".into(), stale: None });
     }
 

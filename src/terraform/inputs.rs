@@ -83,15 +83,7 @@ fn missing(index: usize, r: &crate::api::VarsReference, namespace: &str) -> Inpu
     InputError::MissingVarsSource { index, kind: r.kind.clone(), namespace: namespace.to_string(), name: r.name.clone() }
 }
 
-/// A Secret's values as text (`data` decoded, `stringData` merged over it).
-pub fn secret_strings(secret: &Secret) -> Result<BTreeMap<String, String>, String> {
-    let mut out = BTreeMap::new();
-    for (k, v) in secret.data.clone().unwrap_or_default() {
-        out.insert(k.clone(), String::from_utf8(v.0).map_err(|_| k)?);
-    }
-    out.extend(secret.string_data.clone().unwrap_or_default());
-    Ok(out)
-}
+pub use driftless_core::secret::secret_strings;
 
 /// Where an object's state and plans live: `spec.backendConfig.s3` (with the credentials of
 /// its Secret resolved here, so the runner needs no access to the object store), else the

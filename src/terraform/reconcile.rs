@@ -10,7 +10,6 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use tracing::{info, instrument, warn};
 
 use super::decide::{Next, Observed, auto_applies, decide, drift_mode};
-use super::drift::filter_drift;
 use super::inputs::{inputs_digest, resolve_backend, resolve_variables, state_name};
 use crate::api::{
     Artifact, ConditionStatus, Conditions, DriftMode, DriftObject, LockStatus, PlanApprover, PlanStatus, Terraform, TerraformStatus,
@@ -19,6 +18,7 @@ use crate::api::{
 use crate::context::{Context, ReconcileError, Requeue};
 use crate::dispatch::{BackendSpec, ObjectKey, Operation, Outcome, RunErrorKind, RunResult, RunSpec, RunnerDispatch};
 use crate::store::{Notice, ObjectStore, Severity};
+use driftless_core::drift::filter_drift;
 
 pub const KIND: &str = "Terraform";
 
@@ -277,7 +277,7 @@ impl<S: ObjectStore, D: RunnerDispatch> Step<'_, S, D> {
     /// in the run that makes it (a re-plan of the same inputs keeps its approval).
     fn standing_approval(&self) -> Option<String> {
         crate::terraform::approval(&self.object)
-            .filter(|(id, by)| *by != PlanApprover::Auto && self.status.last_applied_plan.as_deref() != Some(id.as_str()))
+            .filter(|(id, by)| *by != PlanApprover::Auto && self.status.common.last_applied_plan.as_deref() != Some(id.as_str()))
             .map(|(id, _)| id)
     }
 
@@ -402,7 +402,9 @@ impl<S: ObjectStore, D: RunnerDispatch> Step<'_, S, D> {
                 });
                 self.status.last_inputs_digest = Some(inputs.to_string());
                 let stale = crate::terraform::approval(&self.object)
-                    .filter(|(a, by)| *by != PlanApprover::Auto && a != &id && self.status.last_applied_plan.as_deref() != Some(a.as_str()))
+                    .filter(|(a, by)| {
+                        *by != PlanApprover::Auto && a != &id && self.status.common.last_applied_plan.as_deref() != Some(a.as_str())
+                    })
                     .map(|(a, _)| a);
                 self.wait_for_approval(&id, stale);
                 if previous.as_deref() != Some(id.as_str()) {
@@ -450,7 +452,7 @@ impl<S: ObjectStore, D: RunnerDispatch> Step<'_, S, D> {
                 if op != Operation::Apply {
                     self.status.last_inputs_digest = Some(inputs.to_string());
                 }
-                self.status.last_applied_plan = Some(id.clone());
+                self.status.common.last_applied_plan = Some(id.clone());
                 self.status.common.last_applied_revision = Some(revision.to_string());
                 self.status.remove_condition(ct::PLAN_PENDING);
                 self.write_outputs(&result).await?;
@@ -552,7 +554,7 @@ impl<S: ObjectStore, D: RunnerDispatch> Step<'_, S, D> {
                         .annotations
                         .clone()
                         .into_iter()
-                        .chain([("driftless.dev/owner".to_string(), format!("{KIND}/{}", self.name))])
+                        .chain([(annotation::OWNER.to_string(), format!("{KIND}/{}", self.name))])
                         .collect(),
                 ),
                 ..Default::default()
@@ -588,7 +590,7 @@ impl<S: ObjectStore, D: RunnerDispatch> Step<'_, S, D> {
 
     /// Deletion: destroy the resources first when asked to, then let the object go.
     async fn finalize(&mut self) -> Result<Duration, ReconcileError> {
-        if self.object.spec.destroy_resources_on_deletion && self.status.last_applied_plan.is_some() {
+        if self.object.spec.destroy_resources_on_deletion && self.status.common.last_applied_plan.is_some() {
             let artifact = match self.source_artifact().await? {
                 Ok(a) => a,
                 Err(message) => {

@@ -13,7 +13,7 @@
 //!
 //! The RunSpec and RunResult are handled as JSON, not as driftless's types: testkit sits
 //! below driftless in the dependency graph. The benchmark checks that the plan id matches
-//! `driftless::terraform::PlanId`.
+//! `driftless_core::PlanId`.
 
 use std::process::ExitCode;
 use std::time::Instant;
@@ -62,7 +62,7 @@ fn parse_args() -> Result<Args, String> {
 
 /// The plan id `driftless-runner` gives a plan of these inputs (no drift):
 /// `plan-<7 alphanumerics of the revision's last part>-<10 hex of sha256(inputs digest)>`,
-/// as `driftless::terraform::PlanId::new` computes it.
+/// as `driftless_core::PlanId::new` computes it.
 fn plan_id(source_revision: &str, inputs_digest: &str) -> String {
     let hex = source_revision.rsplit(':').next().unwrap_or(source_revision);
     let short: String = hex.chars().filter(char::is_ascii_alphanumeric).take(7).collect();

@@ -21,9 +21,8 @@ use super::inventory::{ObjectId, stage_of_kind};
 use crate::api::ResourceRef;
 use crate::store::kube::{FIELD_MANAGER, describe};
 
-pub const OWNER_NAME_LABEL: &str = "kustomize.driftless.dev/name";
-pub const OWNER_NAMESPACE_LABEL: &str = "kustomize.driftless.dev/namespace";
-pub const PRUNE_ANNOTATION: &str = "driftless.dev/prune";
+pub use driftless_core::names::annotation::PRUNE as PRUNE_ANNOTATION;
+pub use driftless_core::names::label::{KUSTOMIZATION_NAME as OWNER_NAME_LABEL, KUSTOMIZATION_NAMESPACE as OWNER_NAMESPACE_LABEL};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApplyError {

@@ -52,19 +52,17 @@ use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
 
 use super::{BackendError, LockInfo, PlanMeta, PlanStore, Result, StateKey, StateStore, sha256_digest};
-use crate::dispatch::ObjectKey;
+use crate::error::chain;
+use crate::key::ObjectKey;
 
-const MANAGED_BY_LABEL: &str = "app.kubernetes.io/managed-by";
-const MANAGED_BY: &str = "driftless";
-const KIND_LABEL: &str = "driftless.dev/kind";
-const NAME_LABEL: &str = "driftless.dev/name";
-const STATE_LABEL: &str = "driftless.dev/state";
-const PLAN_LABEL: &str = "driftless.dev/plan";
-/// `meta` or `chunk`: prune deletes metas first, so no meta outlives its chunks.
-const PART_LABEL: &str = "driftless.dev/plan-part";
-const LOCK_INFO_ANNOTATION: &str = "driftless.dev/lock-info";
-/// On a chunk: its index, checked on read (a chunk of another plan is corrupt data).
-const CHUNK_ANNOTATION: &str = "driftless.dev/chunk";
+// `PART_LABEL` is `meta` or `chunk`: prune deletes metas first, so no meta outlives its
+// chunks. `CHUNK_ANNOTATION` on a chunk is its index, checked on read (a chunk of another
+// plan is corrupt data).
+use crate::names::annotation::{CHUNK as CHUNK_ANNOTATION, LOCK_INFO as LOCK_INFO_ANNOTATION};
+use crate::names::label::{
+    KIND as KIND_LABEL, MANAGED_BY as MANAGED_BY_LABEL, MANAGED_BY_VALUE as MANAGED_BY, NAME as NAME_LABEL, PLAN as PLAN_LABEL,
+    PLAN_PART as PART_LABEL, STATE as STATE_LABEL,
+};
 
 /// The state's key in its Secret, as terraform's `kubernetes` backend names it.
 const STATE_DATA: &str = "tfstate";
@@ -703,19 +701,6 @@ fn status(err: &::kube::Error) -> Option<u16> {
         ::kube::Error::Api(s) => Some(s.code),
         _ => None,
     }
-}
-
-fn chain(err: &dyn std::error::Error) -> String {
-    let mut parts = vec![err.to_string()];
-    let mut source = err.source();
-    while let Some(s) = source {
-        let text = s.to_string();
-        if !parts.iter().any(|p| p.contains(&text)) {
-            parts.push(text);
-        }
-        source = s.source();
-    }
-    parts.join(": ")
 }
 
 #[cfg(test)]

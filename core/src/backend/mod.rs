@@ -13,7 +13,8 @@ pub use self::kube::SecretBackend;
 pub use local::LocalBackend;
 pub use s3::{S3Backend, S3Connection, S3Credentials, S3Location};
 
-use crate::dispatch::ObjectKey;
+pub use crate::ids::sha256_digest;
+use crate::key::ObjectKey;
 
 pub type Result<T, E = BackendError> = std::result::Result<T, E>;
 
@@ -134,10 +135,4 @@ pub trait PlanStore: Send + Sync + 'static {
     fn plan_meta(&self, object: &ObjectKey, id: &str) -> impl Future<Output = Result<Option<PlanMeta>>> + Send;
     /// Removes every plan but `keep` (superseded plans).
     fn prune_plans(&self, object: &ObjectKey, keep: &[&str]) -> impl Future<Output = Result<()>> + Send;
-}
-
-/// `sha256:<hex>` of bytes: the one digest format of artifacts and plans.
-pub fn sha256_digest(bytes: &[u8]) -> String {
-    use sha2::Digest;
-    format!("sha256:{}", hex::encode(sha2::Sha256::digest(bytes)))
 }

@@ -1,9 +1,9 @@
-//! Plan and drift identities. Pure functions: the same inputs always give the same id, so
+//! Plan, drift and content identities. Pure functions: the same inputs always give the same id, so
 //! a re-plan with nothing changed keeps an approval valid, and one drift keeps one id.
 
 use sha2::{Digest, Sha256};
 
-use crate::api::DriftObject;
+use crate::drift::DriftObject;
 
 /// `plan-<revision short>-<10 hex of sha256(inputs [+ drift])>`.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -38,6 +38,11 @@ impl std::fmt::Display for PlanId {
 pub fn revision_short(revision: &str) -> String {
     let hex = revision.rsplit(':').next().unwrap_or(revision);
     hex.chars().filter(char::is_ascii_alphanumeric).take(7).collect()
+}
+
+/// `sha256:<hex>` of bytes: the one digest format of artifacts, plans and builds.
+pub fn sha256_digest(bytes: &[u8]) -> String {
+    format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
 }
 
 /// A drift's identity: a digest of its sorted entries.

@@ -5,7 +5,9 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use crate::api::{DriftObject, PlanSummary};
+use crate::drift::{DriftIgnoreRule, DriftObject};
+pub use crate::key::ObjectKey;
+use crate::plan::PlanSummary;
 
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
 #[serde(rename_all = "kebab-case")]
@@ -19,20 +21,6 @@ pub enum Operation {
     DriftCheck,
     /// A destroy plan (spec.destroy or deletion with destroyResourcesOnDeletion).
     DestroyPlan,
-}
-
-/// Which object a run belongs to; keys state, plans and lock holders.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ObjectKey {
-    pub kind: String,
-    pub namespace: String,
-    pub name: String,
-}
-
-impl std::fmt::Display for ObjectKey {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}/{}/{}", self.kind, self.namespace, self.name)
-    }
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
@@ -117,7 +105,7 @@ pub struct RunSpec {
     /// `spec.drift.ignore`: drift matching these rules is not reported, and a drift check
     /// whose drift is all ignored applies nothing.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub drift_ignore: Vec<crate::api::DriftIgnoreRule>,
+    pub drift_ignore: Vec<DriftIgnoreRule>,
     /// Render the plan for review (`show -json`): off the auto-apply path, where nobody reads it.
     #[serde(default)]
     pub render_plan: bool,

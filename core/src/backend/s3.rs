@@ -43,7 +43,8 @@ use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
 use super::{BackendError, LockInfo, PlanMeta, PlanStore, Result, StateKey, StateStore, sha256_digest};
-use crate::dispatch::ObjectKey;
+use crate::error::chain;
+use crate::key::ObjectKey;
 
 /// Object metadata key carrying a plan's `sha256:<hex>` digest (`x-amz-meta-sha256`).
 const DIGEST_METADATA: &str = "sha256";
@@ -228,19 +229,6 @@ where
 /// The HTTP status of a failed request (HEAD answers carry no error code, only a status).
 fn status_of<E>(err: &SdkError<E, HttpResponse>) -> Option<u16> {
     err.raw_response().map(|r| r.status().as_u16())
-}
-
-fn chain(err: &dyn std::error::Error) -> String {
-    let mut parts = vec![err.to_string()];
-    let mut source = err.source();
-    while let Some(s) = source {
-        let text = s.to_string();
-        if !parts.iter().any(|p| p.contains(&text)) {
-            parts.push(text);
-        }
-        source = s.source();
-    }
-    parts.join(": ")
 }
 
 /// The S3 StateStore and PlanStore.
@@ -675,7 +663,7 @@ impl PlanStore for S3Backend {
             .body(ByteStream::from(plan.to_vec()));
         // The digest doubles as S3's upload checksum: a body corrupted on the way is refused
         // by the server, and the SDK need not hash the plan a second time.
-        if let Ok(hex) = crate::source::parse_digest(&meta.digest)
+        if let Ok(hex) = crate::artifact::parse_digest(&meta.digest)
             && let Ok(raw) = hex::decode(hex)
         {
             use base64::Engine;

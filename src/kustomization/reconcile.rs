@@ -288,7 +288,7 @@ impl<S: ObjectStore, D: RunnerDispatch> Step<'_, S, D> {
             Ok(Err(m)) => return Ok(Err((reason::BUILD_FAILED, m))),
             Err(e) => return Ok(Err((reason::BUILD_FAILED, format!("build worker failed: {e}")))),
         };
-        let objects = match super::substitute(objects, &vars) {
+        let objects = match crate::kustomize::substitute(objects, &vars) {
             Ok(o) => o,
             Err(e) => return Ok(Err((reason::BUILD_FAILED, format!("postBuild: {e}")))),
         };
@@ -364,8 +364,8 @@ impl<S: ObjectStore, D: RunnerDispatch> Step<'_, S, D> {
                 namespace: Some(self.namespace.to_string()),
                 annotations: Some(
                     [
-                        ("driftless.dev/owner".to_string(), format!("{KIND}/{}", self.name)),
-                        ("driftless.dev/plan-id".to_string(), plan_id.to_string()),
+                        (annotation::OWNER.to_string(), format!("{KIND}/{}", self.name)),
+                        (annotation::PLAN_ID.to_string(), plan_id.to_string()),
                     ]
                     .into(),
                 ),
@@ -380,7 +380,7 @@ impl<S: ObjectStore, D: RunnerDispatch> Step<'_, S, D> {
                 }),
                 ..Default::default()
             },
-            type_: Some("driftless.dev/plan".into()),
+            type_: Some(driftless_core::names::secret_type::PLAN.into()),
             data: Some([("rendering".to_string(), k8s_openapi::ByteString(rendering.into_bytes()))].into()),
             ..Default::default()
         };
@@ -557,7 +557,7 @@ fn build_with_overlay(root: &Path, spec: &crate::api::KustomizationSpec) -> Resu
     if !dir.is_dir() {
         return Err(format!("spec.path {:?} is not a directory in the source artifact", spec.path.as_deref().unwrap_or("./")));
     }
-    let objects = super::build_in(root, &dir).map_err(|e| e.to_string())?;
+    let objects = crate::kustomize::build_in(root, &dir).map_err(|e| e.to_string())?;
     let mut overlay = serde_json::Map::new();
     if let Some(ns) = &spec.target_namespace {
         overlay.insert("namespace".into(), Value::String(ns.clone()));
@@ -587,12 +587,12 @@ fn build_with_overlay(root: &Path, spec: &crate::api::KustomizationSpec) -> Resu
     }
     let overlay_dir = root.join(".driftless-overlay");
     std::fs::create_dir_all(&overlay_dir).map_err(|e| format!("cannot write the overlay: {e}"))?;
-    std::fs::write(overlay_dir.join("resources.yaml"), super::to_yaml_stream(&objects))
+    std::fs::write(overlay_dir.join("resources.yaml"), crate::kustomize::to_yaml_stream(&objects))
         .map_err(|e| format!("cannot write the overlay: {e}"))?;
     overlay.insert("resources".into(), serde_json::json!(["resources.yaml"]));
     let text = serde_yaml::to_string(&Value::Object(overlay)).map_err(|e| format!("cannot write the overlay: {e}"))?;
     std::fs::write(overlay_dir.join("kustomization.yaml"), text).map_err(|e| format!("cannot write the overlay: {e}"))?;
-    super::build_in(root, &overlay_dir).map_err(|e| format!("spec overlay (targetNamespace, namePrefix, patches, images): {e}"))
+    crate::kustomize::build_in(root, &overlay_dir).map_err(|e| format!("spec overlay (targetNamespace, namePrefix, patches, images): {e}"))
 }
 
 /// The Secret holding the readable plan of a Kustomization.

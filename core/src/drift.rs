@@ -1,7 +1,34 @@
-//! Applies `spec.drift.ignore` to drift entries: whole resources by address glob, or only
-//! some of their attributes.
+//! Drift entries, the rules that leave some alone (`spec.drift.ignore`: whole resources by
+//! address glob, or only some of their attributes), and their one-line summary. Shared by the
+//! runner (which filters what terraform reports) and the reconcilers (which record it).
 
-use crate::api::{DriftIgnoreRule, DriftObject};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// One drifted object: a Terraform resource address or a Kubernetes object.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DriftObject {
+    /// Terraform resource type, or Kubernetes kind.
+    pub kind: String,
+    /// Terraform resource address, or `namespace/name`.
+    pub name: String,
+    /// What happened outside driftless: `update`, `delete` or `create`.
+    pub action: String,
+    /// Changed attribute paths (values are never recorded: they may be secret).
+    #[serde(default)]
+    pub fields: Vec<String>,
+}
+
+/// Drift to leave alone: resources matching `address` (glob), and only `attributes` of them
+/// when given.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DriftIgnoreRule {
+    pub address: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attributes: Vec<String>,
+}
 
 pub fn filter_drift(objects: Vec<DriftObject>, rules: &[DriftIgnoreRule]) -> Vec<DriftObject> {
     let compiled: Vec<(globset::GlobMatcher, &DriftIgnoreRule)> =

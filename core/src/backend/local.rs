@@ -8,7 +8,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use super::{BackendError, LockInfo, PlanMeta, PlanStore, Result, StateKey, StateStore, sha256_digest};
-use crate::dispatch::ObjectKey;
+use crate::key::ObjectKey;
 
 #[derive(Clone, Debug)]
 pub struct LocalBackend {
