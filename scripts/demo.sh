@@ -9,7 +9,8 @@ cd "$repo"
 
 step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
-step "setup: terraform, providers and protoc into .tools/, then build"
+step "setup: system packages, terraform, providers and protoc into .tools/, then build"
+scripts/system-packages.sh demo
 scripts/setup-tools.sh --with-drifttest
 cargo build --quiet --bins -p driftless -p driftless-runner
 

@@ -1,10 +1,20 @@
 #!/usr/bin/env bash
-# The whole test suite: installs the test tools (terraform, providers, protoc, moto) into
-# .tools/, builds the test control plane (kube-apiserver, kube-controller-manager, etcd) from
-# Go modules, builds every binary the end-to-end tests run, then runs all tests.
+# The whole test suite, from a fresh machine: installs (as root with apt) or checks the
+# Debian packages the tests use, installs the test tools (terraform, providers, protoc, moto)
+# into .tools/, builds the test control plane (kube-apiserver, kube-controller-manager, etcd)
+# from Go modules, checks formatting and lints, builds every binary the end-to-end tests
+# run, then runs all tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+step() { printf 'test.sh: %s\n' "$*" >&2; }
+start=$(date +%s)
+scripts/system-packages.sh test
 scripts/setup-tools.sh --with-drifttest
 scripts/build-control-plane.sh
+step "format and lints"
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets --quiet -- -D warnings
+step "build"
 cargo build --workspace --bins
+step "tests (setup and build took $(($(date +%s) - start)) s)"
 cargo test --workspace --no-fail-fast "$@"
