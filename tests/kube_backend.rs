@@ -1,6 +1,6 @@
 //! The Kubernetes backend against a real kube-apiserver (the testkit's shared cluster, a
-//! namespace per test): state in a gzip Secret, Lease locks under contention and expiry,
-//! chunked plans and their digests, pruning, a client without rights, and the real
+//! namespace per test): state in a gzip Secret, locks as Leases, chunked plans and their
+//! digests, pruning, a client without rights, and the real
 //! `driftless-runner` planning and applying with real terraform.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -121,105 +121,30 @@ async fn state_round_trips_gzip_compressed_in_one_labelled_secret() {
     assert_eq!(b.get(&key).await.unwrap(), None);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn of_eight_racing_lockers_exactly_one_wins_each_round() {
-    let Some(cluster) = testkit::shared_cluster_or_skip().await else { return };
-    let ns = cluster.namespace("kube-race").await.unwrap();
-    for round in 0..5 {
-        let key = state_key(&ns.name, &format!("race{round}"));
-        let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(8));
-        let mut tasks = Vec::new();
-        for i in 0..8 {
-            // One client each: eight independent runners.
-            let backend = SecretBackend::new(cluster.admin_client().unwrap(), ns.name.clone(), TTL);
-            let (key, barrier) = (key.clone(), barrier.clone());
-            tasks.push(tokio::spawn(async move {
-                barrier.wait().await;
-                (i, backend.lock(&key, &lock_info(&format!("r{i}"))).await)
-            }));
-        }
-        let mut winners = Vec::new();
-        let mut holders = Vec::new();
-        for t in tasks {
-            match t.await.unwrap() {
-                (i, Ok(())) => winners.push(i),
-                (_, Err(BackendError::Locked { holder, .. })) => holders.push(holder.id.clone()),
-                (_, Err(e)) => panic!("unexpected error: {e}"),
-            }
-        }
-        assert_eq!(winners.len(), 1, "round {round}: exactly one runner takes the lock: {winners:?}");
-        let winner = format!("r{}", winners[0]);
-        assert_eq!(holders.len(), 7);
-        assert!(holders.iter().all(|h| *h == winner), "round {round}: every loser is told the holder: {holders:?}");
-
-        let b = SecretBackend::new(ns.client.clone(), ns.name.clone(), TTL);
-        let lease = ns.api::<Lease>().get(&lock_lease_name(&key)).await.unwrap();
-        let spec = lease.spec.unwrap();
-        assert_eq!(spec.holder_identity.as_deref(), Some(winner.as_str()));
-        assert_eq!(spec.lease_duration_seconds, Some(600));
-        let annotated: LockInfo = serde_json::from_str(&lease.metadata.annotations.unwrap()["driftless.dev/lock-info"]).unwrap();
-        assert_eq!(annotated.who, format!("runner-{winner}"));
-
-        let loser = format!("r{}", (winners[0] + 1) % 8);
-        assert!(matches!(b.put(&key, b"{\"serial\":1}", Some(&loser)).await, Err(BackendError::LockMismatch { .. })));
-        b.put(&key, b"{\"serial\":2}", Some(&winner)).await.unwrap();
-        assert!(matches!(b.unlock(&key, &loser).await, Err(BackendError::LockMismatch { .. })), "a loser cannot release it");
-        b.unlock(&key, &winner).await.unwrap();
-        assert_eq!(b.get(&key).await.unwrap().unwrap(), b"{\"serial\":2}", "nothing lost");
-        assert!(b.lock_info(&key).await.unwrap().is_none());
-        assert!(ns.api::<Lease>().get_opt(&lock_lease_name(&key)).await.unwrap().is_none(), "the Lease is gone");
-    }
-}
+// Races, expiry, takeover and forced unlocks are the contract every backend keeps:
+// tests/backend_contract.rs. What is the Secret backend's own is how a lock looks.
 
 #[tokio::test]
-async fn an_expired_lease_is_taken_over_and_a_live_one_is_not() {
-    let Some((ns, live)) = setup("kube-expiry").await else { return };
+async fn a_lock_is_a_lease_naming_its_holder_and_an_expired_one_is_replaced_in_place() {
+    let Some((ns, b)) = setup("kube-lease").await else { return };
     let key = state_key(&ns.name, "app");
-    // A runner that died holding a lock with a short lifetime.
+    b.lock(&key, &lock_info("r1")).await.unwrap();
+    let lease = ns.api::<Lease>().get(&lock_lease_name(&key)).await.unwrap();
+    let spec = lease.spec.clone().unwrap();
+    assert_eq!(spec.holder_identity.as_deref(), Some("r1"));
+    assert_eq!(spec.lease_duration_seconds, Some(600));
+    let annotated: LockInfo = serde_json::from_str(&lease.metadata.annotations.unwrap()["driftless.dev/lock-info"]).unwrap();
+    assert_eq!((annotated.who.as_str(), annotated.operation.as_str()), ("runner-r1", "OperationTypeApply"));
+    b.unlock(&key, "r1").await.unwrap();
+    assert!(ns.api::<Lease>().get_opt(&lock_lease_name(&key)).await.unwrap().is_none(), "released: the Lease is gone");
+
     let dead = SecretBackend::new(ns.client.clone(), ns.name.clone(), Duration::from_secs(1));
     dead.lock(&key, &lock_info("dead")).await.unwrap();
-    match live.lock(&key, &lock_info("early")).await {
-        Err(BackendError::Locked { holder, .. }) => {
-            assert_eq!((holder.id.as_str(), holder.who.as_str()), ("dead", "runner-dead"));
-            assert!(holder.expires.is_some());
-        }
-        other => panic!("not before it expires: {other:?}"),
-    }
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    let held = live.lock_info(&key).await.unwrap().unwrap();
-    let expires: jiff::Timestamp = held.expires.as_deref().unwrap().parse().unwrap();
-    assert!(expires <= jiff::Timestamp::now(), "lock_info shows the expiry, so `driftless unlock` breaks it at once");
-
-    live.lock(&key, &lock_info("live")).await.expect("an expired lock is taken over");
-    assert_eq!(live.lock_info(&key).await.unwrap().unwrap().id, "live");
+    b.lock(&key, &lock_info("live")).await.expect("an expired lock is taken over");
     let spec = ns.api::<Lease>().get(&lock_lease_name(&key)).await.unwrap().spec.unwrap();
-    assert_eq!(spec.lease_transitions, Some(1));
-    assert_eq!(spec.lease_duration_seconds, Some(600));
-    assert!(matches!(dead.put(&key, b"{}", Some("dead")).await, Err(BackendError::LockMismatch { .. })), "the old holder cannot write");
-    assert!(matches!(dead.lock(&key, &lock_info("again")).await, Err(BackendError::Locked { .. })));
-}
-
-#[tokio::test]
-async fn a_put_with_a_wrong_lock_id_is_refused_and_force_unlock_returns_the_holder() {
-    let Some((ns, b)) = setup("kube-force").await else { return };
-    let key = state_key(&ns.name, "app");
-    b.put(&key, b"{\"serial\":1}", None).await.unwrap();
-    assert!(matches!(b.put(&key, b"{\"serial\":9}", Some("nobody")).await, Err(BackendError::LockMismatch { .. })), "no lock held");
-
-    b.lock(&key, &lock_info("stuck")).await.unwrap();
-    let err = b.put(&key, b"{\"serial\":9}", Some("other")).await.unwrap_err();
-    assert!(matches!(err, BackendError::LockMismatch { .. }), "{err}");
-    assert_eq!(b.get(&key).await.unwrap().unwrap(), b"{\"serial\":1}", "the refused write changed nothing");
-
-    let broken = b.force_unlock(&key).await.unwrap().expect("the broken lock");
-    assert_eq!((broken.id.as_str(), broken.who.as_str(), broken.operation.as_str()), ("stuck", "runner-stuck", "OperationTypeApply"));
-    assert!(b.lock_info(&key).await.unwrap().is_none());
-    assert_eq!(b.force_unlock(&key).await.unwrap(), None, "nothing left to break");
-    assert!(matches!(b.put(&key, b"{\"serial\":2}", Some("stuck")).await, Err(BackendError::LockMismatch { .. })));
-    b.lock(&key, &lock_info("next")).await.unwrap();
-    b.put(&key, b"{\"serial\":2}", Some("next")).await.unwrap();
-    b.unlock(&key, "next").await.unwrap();
-    assert_eq!(b.get(&key).await.unwrap().unwrap(), b"{\"serial\":2}");
+    assert_eq!(spec.lease_transitions, Some(1), "taken over by a replace of the same Lease");
+    assert_eq!((spec.holder_identity.as_deref(), spec.lease_duration_seconds), (Some("live"), Some(600)));
 }
 
 #[tokio::test]

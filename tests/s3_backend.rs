@@ -1,6 +1,7 @@
 //! The S3 backend against a real S3-compatible server (moto, started on 127.0.0.1): state
-//! and plans through real terraform, lock contention, lock expiry and `driftless unlock`, a
-//! tampered plan, wrong credentials, a missing bucket, and a server restart mid-run.
+//! and plans through real terraform, lock expiry and `driftless unlock`, a tampered plan,
+//! wrong credentials, a missing bucket, and a server restart mid-run (lock races are in
+//! tests/backend_contract.rs, the contract every backend keeps).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -98,50 +99,7 @@ fn state_and_plans_round_trip_through_s3_with_real_terraform() {
     assert!(w.pending_plan("app").is_none());
 }
 
-#[test]
-fn of_eight_runners_racing_for_the_lock_exactly_one_wins() {
-    let Some(moto) = Moto::start() else { return };
-    let rt = rt();
-    rt.block_on(async {
-        let c = s3::client(&moto.endpoint()).await;
-        s3::create_bucket(&c, BUCKET).await;
-        for round in 0..5 {
-            let key = state_key(&format!("race{round}"));
-            let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(8));
-            let mut tasks = Vec::new();
-            for i in 0..8 {
-                // One client each: eight independent runners.
-                let backend = S3Backend::connect(&moto.location(BUCKET, "race"), Duration::from_secs(600)).await;
-                let (key, barrier) = (key.clone(), barrier.clone());
-                tasks.push(tokio::spawn(async move {
-                    barrier.wait().await;
-                    (i, backend.lock(&key, &lock_info(&format!("r{i}"))).await)
-                }));
-            }
-            let mut winners = Vec::new();
-            let mut holders = Vec::new();
-            for t in tasks {
-                match t.await.unwrap() {
-                    (i, Ok(())) => winners.push(i),
-                    (_, Err(BackendError::Locked { holder, .. })) => holders.push(holder.id.clone()),
-                    (_, Err(e)) => panic!("unexpected error: {e}"),
-                }
-            }
-            assert_eq!(winners.len(), 1, "round {round}: exactly one runner takes the lock: {winners:?}");
-            let winner = format!("r{}", winners[0]);
-            assert!(holders.iter().all(|h| *h == winner), "round {round}: every loser is told the holder: {holders:?}");
-
-            let b = S3Backend::connect(&moto.location(BUCKET, "race"), Duration::from_secs(600)).await;
-            let loser = format!("r{}", (winners[0] + 1) % 8);
-            assert!(matches!(b.put(&key, b"{\"serial\":1}", Some(&loser)).await, Err(BackendError::LockMismatch { .. })));
-            b.put(&key, b"{\"serial\":2}", Some(&winner)).await.unwrap();
-            assert!(matches!(b.unlock(&key, &loser).await, Err(BackendError::Locked { .. })), "a loser cannot release it");
-            b.unlock(&key, &winner).await.unwrap();
-            assert_eq!(b.get(&key).await.unwrap().unwrap(), b"{\"serial\":2}", "nothing lost");
-            assert!(b.lock_info(&key).await.unwrap().is_none());
-        }
-    });
-}
+// Lock races are the contract every backend keeps: tests/backend_contract.rs.
 
 #[test]
 fn an_expired_lock_is_taken_over_and_driftless_unlock_breaks_a_stuck_one() {

@@ -24,7 +24,7 @@ const PLAN_FILE: &str = "driftless.tfplan";
 const TFVARS_FILE: &str = "zz_driftless.auto.tfvars.json";
 /// What terraform writes when it cannot save state to the backend after changing resources.
 const ERRORED_STATE: &str = "errored.tfstate";
-/// How long an S3 lock outlives the runner's own deadline: past it, the runner was killed
+/// How long a lock outlives the runner's own deadline: past it, the runner was killed
 /// (the dispatcher kills it 30 s after the deadline) and the lock may be taken over.
 const LOCK_TTL_MARGIN: Duration = Duration::from_secs(10 * 60);
 
@@ -32,7 +32,8 @@ const LOCK_TTL_MARGIN: Duration = Duration::from_secs(10 * 60);
 pub async fn run(spec: RunSpec) -> RunResult {
     match &spec.backend {
         BackendSpec::Local { root } => {
-            let store = LocalBackend::new(root);
+            let ttl = Duration::from_secs(spec.timeout_seconds.max(1)) + LOCK_TTL_MARGIN;
+            let store = LocalBackend::new(root).with_lock_ttl(ttl);
             Run::new(&spec).execute(store).await
         }
         BackendSpec::S3(location) => {

@@ -1,8 +1,16 @@
 //! Files on the local disk: the backend of `driftless --store DIR`.
 //!
-//! Guarantees: a state write is atomic (temp file + rename) and the previous state is kept
-//! as `.backup`; a lock is one file created with `create_new`, so two runners on one
-//! machine cannot both hold it.
+//! # Guarantees
+//! - A state write is atomic (temp file + rename) and the previous state is kept as
+//!   `.backup`.
+//! - A lock is one file, created whole and at once (written to a temp file, then hard-linked
+//!   into place, which fails when the name exists), so two runners on one machine cannot both
+//!   hold it and a reader never sees half a lock.
+//! - A lock taken with a lifetime ([`LocalBackend::with_lock_ttl`], what runners use) carries
+//!   its expiry; past it, its runner is known dead and the next `lock` takes it over (of
+//!   racing takers one wins: the expired file is renamed away, which only one rename does).
+//! - A lock file that cannot be read (a crash of an older version mid-write) counts as a held
+//!   lock with an unknown holder, so `driftless unlock` shows and breaks it.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -13,6 +21,8 @@ use crate::key::ObjectKey;
 #[derive(Clone, Debug)]
 pub struct LocalBackend {
     root: PathBuf,
+    /// How long locks taken here count; `None`: until released or broken.
+    lock_ttl: Option<std::time::Duration>,
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> BackendError + '_ {
@@ -40,7 +50,14 @@ pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
 
 impl LocalBackend {
     pub fn new(root: impl Into<PathBuf>) -> Self {
-        Self { root: root.into() }
+        Self { root: root.into(), lock_ttl: None }
+    }
+
+    /// Locks taken through this backend expire after `ttl` (the runner's deadline plus a
+    /// margin), so a runner killed holding one does not block the state for good.
+    pub fn with_lock_ttl(mut self, ttl: std::time::Duration) -> Self {
+        self.lock_ttl = Some(ttl);
+        self
     }
 
     fn object_dir(&self, area: &str, object: &ObjectKey) -> PathBuf {
@@ -53,12 +70,43 @@ impl LocalBackend {
 
     fn read_lock(&self, key: &StateKey) -> Result<Option<LockInfo>> {
         let path = self.state_path(key, "lock");
-        match read_optional(&path)? {
-            None => Ok(None),
-            Some(bytes) => serde_json::from_slice(&bytes)
-                .map(Some)
-                .map_err(|e| BackendError::Corrupt { what: format!("lock of {key}"), reason: e.to_string() }),
+        Ok(read_optional(&path)?.map(|bytes| parse_lock(&bytes)))
+    }
+
+    /// Creates the lock file whole, or fails with `AlreadyExists`.
+    fn create_lock(&self, path: &Path, body: &[u8]) -> std::io::Result<()> {
+        let dir = path.parent().unwrap_or(Path::new("."));
+        let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
+        tmp.write_all(body)?;
+        tmp.as_file().sync_all()?;
+        std::fs::hard_link(tmp.path(), path)
+    }
+
+    /// Moves an expired lock (`held`) out of the way; false when another taker was first.
+    fn take_over(&self, key: &StateKey, held: &LockInfo) -> Result<bool> {
+        let path = self.state_path(key, "lock");
+        let aside = path.with_extension(format!("lock.expired-{}", std::process::id()));
+        match std::fs::rename(&path, &aside) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+            Err(e) => return Err(io(&path)(e)),
         }
+        let moved = read_optional(&aside)?.map(|b| parse_lock(&b));
+        if moved.as_ref().map(|m| &m.id) != Some(&held.id) {
+            // Another taker replaced the expired lock between our read and our rename: put
+            // its live lock back (unless a third one is there already) and let it win.
+            let _ = std::fs::hard_link(&aside, &path);
+            let _ = std::fs::remove_file(&aside);
+            return Ok(false);
+        }
+        tracing::warn!(
+            "state lock {} of {key} held by {} expired at {}; taking it over",
+            held.id,
+            held.who,
+            held.expires.as_deref().unwrap_or("?")
+        );
+        std::fs::remove_file(&aside).map_err(io(&aside))?;
+        Ok(true)
     }
 }
 
@@ -95,18 +143,29 @@ impl StateStore for LocalBackend {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(io(dir))?;
         }
-        let body = serde_json::to_vec(info).map_err(|e| BackendError::Corrupt { what: "lock info".into(), reason: e.to_string() })?;
-        match std::fs::OpenOptions::new().write(true).create_new(true).open(&path) {
-            Ok(mut f) => {
-                f.write_all(&body).map_err(io(&path))?;
-                f.sync_all().map_err(io(&path))
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                let holder = self.read_lock(key)?.unwrap_or_default();
-                Err(BackendError::Locked { key: key.to_string(), holder: Box::new(holder) })
-            }
-            Err(e) => Err(io(&path)(e)),
+        let mut info = info.clone();
+        if let Some(ttl) = self.lock_ttl {
+            let ttl = jiff::SignedDuration::try_from(ttl).unwrap_or(jiff::SignedDuration::from_hours(1));
+            info.expires = jiff::Timestamp::now().checked_add(ttl).ok().map(|t| t.to_string());
         }
+        let body = serde_json::to_vec(&info).map_err(|e| BackendError::Corrupt { what: "lock info".into(), reason: e.to_string() })?;
+        // A few rounds: the holder may release, or an expired lock be taken over, meanwhile.
+        for _ in 0..4 {
+            match self.create_lock(&path, &body) {
+                Ok(()) => return Ok(()),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(io(&path)(e)),
+            }
+            match self.read_lock(key)? {
+                None => continue,
+                Some(held) if super::is_expired(&held) => {
+                    self.take_over(key, &held)?;
+                }
+                Some(held) => return Err(BackendError::Locked { key: key.to_string(), holder: Box::new(held) }),
+            }
+        }
+        let holder = self.read_lock(key)?.unwrap_or_default();
+        Err(BackendError::Locked { key: key.to_string(), holder: Box::new(holder) })
     }
 
     async fn unlock(&self, key: &StateKey, id: &str) -> Result<()> {
@@ -132,6 +191,11 @@ impl StateStore for LocalBackend {
         }
         Ok(held)
     }
+}
+
+/// A lock file's info; an unreadable one is a lock held by someone unknown.
+fn parse_lock(bytes: &[u8]) -> LockInfo {
+    serde_json::from_slice(bytes).unwrap_or_else(|_| LockInfo { who: "unknown (unreadable lock file)".into(), ..Default::default() })
 }
 
 impl PlanStore for LocalBackend {

@@ -79,6 +79,11 @@ pub struct LockInfo {
     pub expires: Option<String>,
 }
 
+/// Whether a lock's expiry has passed (a lock without one never expires).
+pub fn is_expired(info: &LockInfo) -> bool {
+    info.expires.as_deref().and_then(|e| e.parse::<jiff::Timestamp>().ok()).is_some_and(|t| t <= jiff::Timestamp::now())
+}
+
 /// One state: an object's workspace (plus suffix).
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct StateKey {

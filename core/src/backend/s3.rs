@@ -42,7 +42,7 @@ use aws_sdk_s3::primitives::ByteStream;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
-use super::{BackendError, LockInfo, PlanMeta, PlanStore, Result, StateKey, StateStore, sha256_digest};
+use super::{BackendError, LockInfo, PlanMeta, PlanStore, Result, StateKey, StateStore, is_expired, sha256_digest};
 use crate::error::chain;
 use crate::key::ObjectKey;
 
@@ -494,10 +494,6 @@ fn state_serial(state: &[u8]) -> Option<u64> {
     let rest = rest.trim_start().strip_prefix(':')?.trim_start();
     let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
     digits.parse().ok()
-}
-
-fn is_expired(info: &LockInfo) -> bool {
-    info.expires.as_deref().and_then(|e| e.parse::<jiff::Timestamp>().ok()).is_some_and(|t| t <= jiff::Timestamp::now())
 }
 
 impl StateStore for S3Backend {
