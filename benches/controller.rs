@@ -432,7 +432,7 @@ impl Measured {
             self.polls as f64 * self.poll_cost,
             self.cpu_of("kube-apiserver")
         );
-        println!("  plan id as driftless::terraform::PlanId computes it: {}", if self.plan_id_checked { "yes" } else { "NOT CHECKED" });
+        println!("  plan id as driftless_core::PlanId computes it: {}", if self.plan_id_checked { "yes" } else { "NOT CHECKED" });
         let top = |m: Vec<(String, f64)>, what: &str| {
             let mut m = m;
             m.sort_by(|a, b| b.1.total_cmp(&a.1));
@@ -707,7 +707,7 @@ async fn run_scenario(tools: &Tools, settings: &Settings, runner: Runner, object
     // would measure a different path from the real runner's.
     if let Some(t) = last.iter().find(|t| is_ready(t)) {
         let s = t.status.as_ref().expect("a Ready object has a status");
-        let expected = driftless::terraform::PlanId::new(
+        let expected = driftless_core::PlanId::new(
             s.common.last_applied_revision.as_deref().unwrap_or_default(),
             s.last_inputs_digest.as_deref().unwrap_or_default(),
             None,

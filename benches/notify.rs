@@ -20,8 +20,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use driftless::api::{DriftObject, DriftStatus};
-use driftless::drift::{Finding, observe};
 use driftless::notify::{HttpClients, Notification, Notifier, NotifierSettings, RetryPolicy, deliver};
+use driftless::reconcile::drift::{Finding, observe};
 use driftless::store::{Event, EventLog, LocalStore, ObjectStore};
 
 fn objects_yaml(address: &str) -> String {

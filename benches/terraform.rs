@@ -10,8 +10,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use driftless::context::Context;
+use driftless::api::{GitRepository, Terraform};
 use driftless::dispatch::{BackendSpec, ProcessDispatch};
+use driftless::reconcile::{Clusters, Context};
 use driftless::source::ArtifactStore;
 use driftless::store::{EventLog, LocalStore, ObjectStore};
 
@@ -125,6 +126,7 @@ fn world(tf: &Path) -> World {
         terraform_path: Some(tf.to_path_buf()),
         identity: "bench".into(),
         run_timeout: Duration::from_secs(600),
+        clusters: Clusters::lazy(|| async { Err("the benchmark applies no manifests".to_string()) }),
         store,
     };
     let rt = tokio::runtime::Runtime::new().unwrap();
@@ -133,7 +135,7 @@ fn world(tf: &Path) -> World {
         ctx.store.apply(&g).await.unwrap();
         let t: driftless::api::Terraform = serde_yaml::from_str(tfobj).unwrap();
         ctx.store.apply(&t).await.unwrap();
-        driftless::source::reconcile::reconcile(&ctx, "default", "bench", true).await.unwrap();
+        driftless::reconcile::object::<GitRepository, _, _>(&ctx, "default", "bench", true).await.unwrap();
     });
     World { _dir: dir, ctx }
 }
@@ -154,15 +156,15 @@ fn main() {
         bare_times.push(bare(&tf, &rc));
         let w = world(&tf);
         let start = Instant::now();
-        rt.block_on(driftless::terraform::reconcile(&w.ctx, "default", "bench", false)).unwrap();
+        rt.block_on(driftless::reconcile::object::<Terraform, _, _>(&w.ctx, "default", "bench", false)).unwrap();
         driftless_times.push(start.elapsed());
         let tfobj = rt.block_on(w.ctx.store.get::<driftless::api::Terraform>("default", "bench")).unwrap().unwrap();
         let ready = tfobj.status.as_ref().and_then(|s| s.common.conditions.iter().find(|c| c.type_ == "Ready")).unwrap();
         assert_eq!(ready.reason, "Succeeded", "{}", ready.message);
         for _ in 0..10 {
             let start = Instant::now();
-            rt.block_on(driftless::source::reconcile::reconcile(&w.ctx, "default", "bench", false)).unwrap();
-            rt.block_on(driftless::terraform::reconcile(&w.ctx, "default", "bench", false)).unwrap();
+            rt.block_on(driftless::reconcile::object::<GitRepository, _, _>(&w.ctx, "default", "bench", false)).unwrap();
+            rt.block_on(driftless::reconcile::object::<Terraform, _, _>(&w.ctx, "default", "bench", false)).unwrap();
             no_change.push(start.elapsed());
         }
     }

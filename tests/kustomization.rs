@@ -150,9 +150,19 @@ async fn a_manifest_change_waits_for_approval_and_drift_is_detected_then_correct
     assert_eq!(k.get("ConfigMap", "a").await["data"]["key"], "edited", "detect mode reports only");
     let correction = drift["planId"].as_str().unwrap().to_string();
 
-    k.annotate("Kustomization", "web", "driftless.dev/approve-plan", &correction).await;
+    // The correction is approved as a pending plan is: `driftless approve` (no id: the one
+    // waiting) sets the very annotation the review page sets.
+    let approved = cli(&["approve", "web"]);
+    assert!(approved.contains(&correction), "{approved}");
     k.wait_for("Kustomization", "web", "corrected", LONG, |o| ready(o) && condition_in(o, "Drifted")["status"] == "False").await;
     assert_eq!(k.get("ConfigMap", "a").await["data"]["key"], "one");
+    // The corrected build is still the applied one: the next reconcile is Ready, with no new
+    // plan and no stale approval (the approval named the correction, now spent).
+    request_reconcile(&k, "Kustomization", "web", "after-correction").await;
+    let ks =
+        k.wait_for("Kustomization", "web", "reconciled again", LONG, |o| o["status"]["lastHandledReconcileAt"] == "after-correction").await;
+    assert_eq!(reason_of(&condition_in(&ks, "Ready")), "Succeeded", "{}", ks["status"]);
+    assert!(pending_plan_of(&ks).is_none(), "{}", ks["status"]["plan"]);
     let reasons: Vec<String> = k.events().await.iter().filter_map(|e| e["reason"].as_str().map(str::to_string)).collect();
     for wanted in ["PlanPending", "PlanApplied", "DriftDetected", "DriftResolved"] {
         assert!(reasons.iter().any(|r| r == wanted), "no {wanted} event in {reasons:?}");

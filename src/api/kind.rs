@@ -115,6 +115,26 @@ impl std::fmt::Display for Kind {
     }
 }
 
+/// One object of the API: the key of schedules, wake-ups and CLI verbs.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ObjectRef {
+    pub kind: Kind,
+    pub namespace: String,
+    pub name: String,
+}
+
+impl ObjectRef {
+    pub fn new(kind: Kind, namespace: impl Into<String>, name: impl Into<String>) -> Self {
+        Self { kind, namespace: namespace.into(), name: name.into() }
+    }
+}
+
+impl std::fmt::Display for ObjectRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}/{}", self.kind, self.namespace, self.name)
+    }
+}
+
 /// The page of an object on the review page (`/objects/terraform/<ns>/<name>`) under `base`;
 /// kinds without a page of their own link to the overview. Events, alerts and the page
 /// itself build links with this one function.

@@ -17,7 +17,7 @@ pub use duration::Duration;
 pub use gitrepository::{
     Artifact, GitRepository, GitRepositoryRef, GitRepositorySpec, GitRepositoryStatus, LocalObjectReference, SourceStatus,
 };
-pub use kind::{Kind, object_path, path_segment, review_link};
+pub use kind::{Kind, ObjectRef, object_path, path_segment, review_link};
 pub use kustomization::{
     CommonMetadata, HealthCheckReference, Kustomization, KustomizationSpec, KustomizationStatus, KustomizeImage, KustomizePatch,
     ManifestDriftSpec, ManifestIgnoreRule, PatchSelector, PostBuild, ResourceInventory, ResourceRef, SubstituteReference,

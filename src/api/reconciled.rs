@@ -8,7 +8,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::{
-    Bucket, Conditions, CrossNamespaceSourceReference, DependencyReference, DriftMode, GitRepository, Kind, Kustomization,
+    Artifact, Bucket, Conditions, CrossNamespaceSourceReference, DependencyReference, DriftMode, GitRepository, Kind, Kustomization,
     KustomizationStatus, ObjectStatus, SourceStatus, Terraform, TerraformStatus, Validate,
 };
 
@@ -23,6 +23,15 @@ pub trait StatusModel: Conditions + Clone + Default + PartialEq + Serialize + De
     /// Plan, drift and history; `None` for kinds that do not plan (sources).
     fn common(&self) -> Option<&ObjectStatus>;
     fn common_mut(&mut self) -> Option<&mut ObjectStatus>;
+    /// The artifact a source kind produced, for the objects that read it.
+    fn artifact(&self) -> Option<&Artifact> {
+        None
+    }
+    /// The revision events about the object name: the artifact's (sources), or the one
+    /// last attempted.
+    fn revision(&self) -> Option<&str> {
+        self.common().and_then(|c| c.last_attempted_revision.as_deref())
+    }
 }
 
 /// A kind the reconcile core reconciles.
@@ -65,12 +74,21 @@ pub trait Reconciled:
         self.interval()
     }
 
+    /// What its deletion does first, for the person deleting it (`destroying its resources`).
+    fn cleanup_on_deletion(&self) -> Option<&'static str> {
+        None
+    }
+
     /// The object's namespace (`default` when it names none, as in a local store).
     fn namespace_or_default(&self) -> String {
         self.meta().namespace.clone().unwrap_or_else(|| "default".into())
     }
     fn name_or_empty(&self) -> String {
         self.meta().name.clone().unwrap_or_default()
+    }
+    /// This object as a schedule and the CLI name it.
+    fn reference(&self) -> super::ObjectRef {
+        super::ObjectRef::new(Self::KIND, self.namespace_or_default(), self.name_or_empty())
     }
     /// The common status, empty when the object was never reconciled.
     fn common_status(&self) -> ObjectStatus {
@@ -96,6 +114,12 @@ impl StatusModel for SourceStatus {
     }
     fn common_mut(&mut self) -> Option<&mut ObjectStatus> {
         None
+    }
+    fn artifact(&self) -> Option<&Artifact> {
+        self.artifact.as_ref()
+    }
+    fn revision(&self) -> Option<&str> {
+        self.artifact.as_ref().map(|a| a.revision.as_str())
     }
 }
 
@@ -203,6 +227,9 @@ impl Reconciled for Terraform {
     fn drift_mode(&self) -> DriftMode {
         self.spec.drift.as_ref().map(|d| d.mode).unwrap_or_default()
     }
+    fn cleanup_on_deletion(&self) -> Option<&'static str> {
+        self.spec.destroy_resources_on_deletion.then_some("destroying its resources")
+    }
     fn drift_interval(&self) -> Duration {
         self.spec.drift.as_ref().and_then(|d| d.interval.as_ref()).map_or_else(|| self.interval(), |d| d.as_std())
     }
@@ -242,6 +269,9 @@ impl Reconciled for Kustomization {
     }
     fn drift_mode(&self) -> DriftMode {
         self.spec.drift.as_ref().and_then(|d| d.mode).unwrap_or(DriftMode::Detect)
+    }
+    fn cleanup_on_deletion(&self) -> Option<&'static str> {
+        self.spec.prune.then_some("pruning what it applied")
     }
     fn drift_interval(&self) -> Duration {
         self.spec.drift.as_ref().and_then(|d| d.interval.as_ref()).map_or_else(|| self.interval(), |d| d.as_std())

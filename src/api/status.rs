@@ -58,6 +58,12 @@ pub mod reason {
     pub const BACKEND_FAILED: &str = "BackendFailed";
     pub const ARTIFACT_FAILED: &str = "ArtifactFailed";
     pub const SUSPENDED: &str = "Suspended";
+    /// The event of a source that stored a new revision.
+    pub const NEW_ARTIFACT: &str = "NewArtifact";
+    /// The event of a reconcile that failed.
+    pub const RECONCILIATION_FAILED: &str = "ReconciliationFailed";
+    /// A local store has no cluster to apply manifests to.
+    pub const CLUSTER_UNAVAILABLE: &str = "ClusterUnavailable";
     pub const DESTROYED: &str = "Destroyed";
 }
 

@@ -21,7 +21,7 @@ pub async fn show<T: Target>(target: &T, kind: Option<&str>, name: Option<&str>,
         .events(namespace)
         .await?
         .into_iter()
-        .filter(|e| kind.is_none_or(|k| e.kind == k) && name.is_none_or(|n| e.name == n))
+        .filter(|e| kind.is_none_or(|k| e.kind == k.as_str()) && name.is_none_or(|n| e.name == n))
         .map(|e| {
             let object = format!("{}/{}", e.kind.to_lowercase(), e.name);
             let mut row = vec![e.time, object, e.reason, e.message];

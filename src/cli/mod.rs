@@ -36,7 +36,7 @@ pub enum CliError {
     #[error(transparent)]
     Dispatch(#[from] crate::dispatch::DispatchError),
     #[error(transparent)]
-    Reconcile(#[from] crate::context::ReconcileError),
+    Reconcile(#[from] crate::reconcile::ReconcileError),
     #[error("{path}: {reason}")]
     File { path: String, reason: String },
     #[error(transparent)]
@@ -355,7 +355,7 @@ async fn verb<T: Target>(target: &T, command: Command) -> Result<()> {
             objects::set_suspend(store, &kind, &name, &namespace.or_default_of(target), false).await
         }
         Command::Reconcile { kind, name, namespace, with_source, timeout } => {
-            target.reconcile(kind_of(&kind)?, &namespace.or_default_of(target), &name, with_source, timeout).await
+            target.reconcile(kind_of(&kind)?.reconciled()?, &namespace.or_default_of(target), &name, with_source, timeout).await
         }
         Command::Run { once, receiver_addr } => target.run_loop(once, receiver_addr).await,
         Command::Plan { command: PlanCommand::Show { name, namespace } } => {
@@ -386,20 +386,62 @@ async fn verb<T: Target>(target: &T, command: Command) -> Result<()> {
     }
 }
 
-/// Canonical kind names from what a user types (`tf`, `terraforms`, `gitrepo`, ...).
-pub(crate) fn kind_of(input: &str) -> Result<&'static str> {
+/// A kind the object verbs take: one of the API's, or a core kind the CLI also reads and
+/// writes beside them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum CliKind {
+    Api(crate::api::Kind),
+    Secret,
+    ConfigMap,
+}
+
+impl CliKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CliKind::Api(k) => k.as_str(),
+            CliKind::Secret => "Secret",
+            CliKind::ConfigMap => "ConfigMap",
+        }
+    }
+
+    /// The lower-case name the CLI prints (`terraform`, `secret`).
+    pub fn segment(self) -> &'static str {
+        match self {
+            CliKind::Api(k) => k.segment(),
+            CliKind::Secret => "secret",
+            CliKind::ConfigMap => "configmap",
+        }
+    }
+
+    /// The kind, when the reconcile core reconciles it; else the error a verb that needs one
+    /// gives.
+    pub fn reconciled(self) -> Result<crate::api::Kind> {
+        match self {
+            CliKind::Api(k) if k.is_reconciled() => Ok(k),
+            other => {
+                Err(CliError::Usage(format!("{other} is not reconciled; reconcile a terraform, kustomization, gitrepository or bucket")))
+            }
+        }
+    }
+}
+
+impl std::fmt::Display for CliKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The kind a user typed (`tf`, `terraforms`, `gitrepo`, `cm`, ...).
+pub(crate) fn kind_of(input: &str) -> Result<CliKind> {
+    if let Some(k) = crate::api::Kind::from_user(input) {
+        return Ok(CliKind::Api(k));
+    }
     match input.to_ascii_lowercase().as_str() {
-        "terraform" | "terraforms" | "tf" => Ok("Terraform"),
-        "gitrepository" | "gitrepositories" | "gitrepo" | "gitrepos" => Ok("GitRepository"),
-        "bucket" | "buckets" => Ok("Bucket"),
-        "kustomization" | "kustomizations" | "ks" => Ok("Kustomization"),
-        "secret" | "secrets" => Ok("Secret"),
-        "configmap" | "configmaps" | "cm" => Ok("ConfigMap"),
-        "provider" | "providers" => Ok("Provider"),
-        "alert" | "alerts" => Ok("Alert"),
-        "receiver" | "receivers" => Ok("Receiver"),
-        other => Err(CliError::Usage(format!(
-            "unknown kind {other:?}; use terraform, kustomization, gitrepository, bucket, provider, alert, receiver, secret or configmap"
-        ))),
+        "secret" | "secrets" => Ok(CliKind::Secret),
+        "configmap" | "configmaps" | "cm" => Ok(CliKind::ConfigMap),
+        other => {
+            let kinds: Vec<&str> = crate::api::Kind::ALL.iter().map(|k| k.segment()).collect();
+            Err(CliError::Usage(format!("unknown kind {other:?}; use {}, secret or configmap", kinds.join(", "))))
+        }
     }
 }

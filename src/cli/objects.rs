@@ -1,5 +1,7 @@
 //! apply, get, delete, suspend/resume: plain object reads and writes, the same on a local
 //! store and on a cluster, except `delete` (see [`delete_here`] and [`delete_on_cluster`]).
+//! Every verb is written once, generic over the kind, and reaches a kind's type through
+//! [`with_kind!`](crate::with_kind).
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -7,8 +9,11 @@ use std::time::{Duration, Instant};
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use serde_json::Value;
 
-use super::{CliError, Result, kind_of};
-use crate::api::{Alert, Bucket, Conditions, GitRepository, Kustomization, Provider, Receiver, Terraform, Validate, condition_type as ct};
+use super::{CliError, CliKind, Result, kind_of};
+use crate::api::{
+    Alert, Bucket, Conditions, GitRepository, Kind, Kustomization, Provider, Receiver, Reconciled, StatusModel, Terraform, Validate,
+    condition_type as ct,
+};
 use crate::cli::cluster::ClusterError;
 use crate::cli::run::LocalContext;
 use crate::store::{KubeStore, ObjectStore, StoredObject};
@@ -40,6 +45,25 @@ fn decode<K: StoredObject>(doc: &Value, origin: &str) -> Result<K> {
     })
 }
 
+/// Decodes and validates an object of the API.
+fn checked<K: StoredObject + Validate>(doc: &Value, origin: &str) -> Result<K> {
+    let object = decode::<K>(doc, origin)?;
+    object.validate().map_err(|e| CliError::File { path: origin.into(), reason: e.to_string() })?;
+    Ok(object)
+}
+
+/// A Secret as the API server stores it: `stringData` folded into `data`.
+fn secret(doc: &Value, origin: &str) -> Result<Secret> {
+    let mut s = decode::<Secret>(doc, origin)?;
+    if let Some(strings) = s.string_data.take() {
+        let data = s.data.get_or_insert_with(Default::default);
+        for (k, v) in strings {
+            data.insert(k, k8s_openapi::ByteString(v.into_bytes()));
+        }
+    }
+    Ok(s)
+}
+
 /// Stores one object (in `namespace` unless it names its own); says what changed.
 async fn store<K: StoredObject, S: ObjectStore>(store: &S, mut object: K, namespace: &str) -> Result<String> {
     let meta = object.meta_mut();
@@ -53,6 +77,37 @@ async fn store<K: StoredObject, S: ObjectStore>(store: &S, mut object: K, namesp
         Some(_) => "configured",
     };
     Ok(format!("{}/{name} {verb}", K::kind(&()).to_lowercase()))
+}
+
+/// What a document is, at the YAML boundary: a kind of the API, a core kind, or an error.
+fn kind_of_document(doc: &Value, origin: &str) -> Result<CliKind> {
+    let api_version = doc.get("apiVersion").and_then(Value::as_str).unwrap_or_default();
+    let kind = doc.get("kind").and_then(Value::as_str).unwrap_or_default();
+    let name = doc.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("<unnamed>");
+    let ours = format!("{}/{}", crate::api::GROUP, crate::api::VERSION);
+    if api_version == ours
+        && let Some(k) = Kind::from_api(kind)
+    {
+        return Ok(CliKind::Api(k));
+    }
+    match (api_version, kind) {
+        ("v1", "Secret") => Ok(CliKind::Secret),
+        ("v1", "ConfigMap") => Ok(CliKind::ConfigMap),
+        (v, k) if v.contains("fluxcd.io") => Err(CliError::File {
+            path: origin.into(),
+            reason: format!("{k} {name} has apiVersion {v}; driftless reads the same fields as {ours} — change the apiVersion"),
+        }),
+        (v, k) => {
+            let kinds: Vec<&str> = Kind::ALL.iter().map(|k| k.as_str()).collect();
+            Err(CliError::File {
+                path: origin.into(),
+                reason: format!(
+                    "unsupported object {name} (apiVersion={v:?} kind={k:?}); driftless applies {ours} {}, and v1 Secret and ConfigMap",
+                    kinds.join(", ")
+                ),
+            })
+        }
+    }
 }
 
 /// `apply -f`: every document is decoded and validated before anything is stored; on a
@@ -77,87 +132,30 @@ pub async fn apply<S: ObjectStore>(target: &S, paths: &[PathBuf], namespace: &st
         }
     }
     // Decode and validate everything before storing anything: a bad file changes nothing.
-    enum Decoded {
-        Git(Box<GitRepository>),
-        Bucket(Box<Bucket>),
-        Tf(Box<Terraform>),
-        Ks(Box<Kustomization>),
-        Provider(Box<Provider>),
-        Alert(Box<Alert>),
-        Receiver(Box<Receiver>),
-        Secret(Secret),
-        ConfigMap(ConfigMap),
-    }
     let mut decoded = Vec::new();
     let mut problems = Vec::new();
     for (origin, doc) in &docs {
-        let api_version = doc.get("apiVersion").and_then(Value::as_str).unwrap_or_default();
-        let kind = doc.get("kind").and_then(Value::as_str).unwrap_or_default();
-        let name = doc.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("<unnamed>");
-        let item = match (api_version, kind) {
-            ("driftless.dev/v1alpha1", "GitRepository") => decode::<GitRepository>(doc, origin).and_then(|o| {
-                o.validate().map_err(|e| CliError::File { path: origin.clone(), reason: e.to_string() })?;
-                Ok(Decoded::Git(Box::new(o)))
-            }),
-            ("driftless.dev/v1alpha1", "Bucket") => decode::<Bucket>(doc, origin).and_then(|o| {
-                o.validate().map_err(|e| CliError::File { path: origin.clone(), reason: e.to_string() })?;
-                Ok(Decoded::Bucket(Box::new(o)))
-            }),
-            ("driftless.dev/v1alpha1", "Terraform") => decode::<Terraform>(doc, origin).and_then(|o| {
-                o.validate().map_err(|e| CliError::File { path: origin.clone(), reason: e.to_string() })?;
-                Ok(Decoded::Tf(Box::new(o)))
-            }),
-            ("driftless.dev/v1alpha1", "Kustomization") => decode::<Kustomization>(doc, origin).and_then(|o| {
-                o.validate().map_err(|e| CliError::File { path: origin.clone(), reason: e.to_string() })?;
-                Ok(Decoded::Ks(Box::new(o)))
-            }),
-            // Checked by their status (`driftless get providers|alerts|receivers`), as Flux does.
-            ("driftless.dev/v1alpha1", "Provider") => decode::<Provider>(doc, origin).map(|o| Decoded::Provider(Box::new(o))),
-            ("driftless.dev/v1alpha1", "Alert") => decode::<Alert>(doc, origin).map(|o| Decoded::Alert(Box::new(o))),
-            ("driftless.dev/v1alpha1", "Receiver") => decode::<Receiver>(doc, origin).map(|o| Decoded::Receiver(Box::new(o))),
-            ("v1", "Secret") => decode::<Secret>(doc, origin).map(|mut s| {
-                // As the API server does: stringData is folded into data on write.
-                if let Some(strings) = s.string_data.take() {
-                    let data = s.data.get_or_insert_with(Default::default);
-                    for (k, v) in strings {
-                        data.insert(k, k8s_openapi::ByteString(v.into_bytes()));
-                    }
-                }
-                Decoded::Secret(s)
-            }),
-            ("v1", "ConfigMap") => decode::<ConfigMap>(doc, origin).map(Decoded::ConfigMap),
-            (v, k) if v.contains("fluxcd.io") => Err(CliError::File {
-                path: origin.clone(),
-                reason: format!(
-                    "{k} {name} has apiVersion {v}; driftless reads the same fields as driftless.dev/v1alpha1 — change the apiVersion"
-                ),
-            }),
-            (v, k) => Err(CliError::File {
-                path: origin.clone(),
-                reason: format!(
-                    "unsupported object {name} (apiVersion={v:?} kind={k:?}); driftless applies driftless.dev/v1alpha1 GitRepository, Bucket, Terraform, Kustomization, Provider, Alert and Receiver, and v1 Secret and ConfigMap"
-                ),
-            }),
-        };
-        match item {
-            Ok(i) => decoded.push(i),
+        let valid = kind_of_document(doc, origin).and_then(|kind| {
+            match kind {
+                CliKind::Api(k) => crate::with_kind!(k, K => checked::<K>(doc, origin).map(drop)),
+                CliKind::Secret => secret(doc, origin).map(drop),
+                CliKind::ConfigMap => decode::<ConfigMap>(doc, origin).map(drop),
+            }
+            .map(|()| kind)
+        });
+        match valid {
+            Ok(kind) => decoded.push((kind, origin, doc)),
             Err(e) => problems.push(e.to_string()),
         }
     }
     if !problems.is_empty() {
         return Err(CliError::Usage(format!("nothing applied:\n  {}", problems.join("\n  "))));
     }
-    for item in decoded {
-        let line = match item {
-            Decoded::Git(o) => store(target, *o, namespace).await?,
-            Decoded::Bucket(o) => store(target, *o, namespace).await?,
-            Decoded::Tf(o) => store(target, *o, namespace).await?,
-            Decoded::Ks(o) => store(target, *o, namespace).await?,
-            Decoded::Provider(o) => store(target, *o, namespace).await?,
-            Decoded::Alert(o) => store(target, *o, namespace).await?,
-            Decoded::Receiver(o) => store(target, *o, namespace).await?,
-            Decoded::Secret(o) => store(target, o, namespace).await?,
-            Decoded::ConfigMap(o) => store(target, o, namespace).await?,
+    for (kind, origin, doc) in decoded {
+        let line = match kind {
+            CliKind::Api(k) => crate::with_kind!(k, K => store(target, checked::<K>(doc, origin)?, namespace).await?),
+            CliKind::Secret => store(target, secret(doc, origin)?, namespace).await?,
+            CliKind::ConfigMap => store(target, decode::<ConfigMap>(doc, origin)?, namespace).await?,
         };
         println!("{line}");
     }
@@ -189,34 +187,117 @@ pub(crate) fn print_table(header: &[&str], rows: &[Vec<String>]) {
     }
 }
 
-/// A row of `get terraform` / `get kustomization`: both kinds share the status model.
-fn reconciled_row<C: Conditions>(
-    meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
-    status: Option<&C>,
-    common: impl Fn(&C) -> &crate::api::ObjectStatus,
-    suspend: bool,
-) -> Vec<String> {
-    let (ready, reason, message) = ready_cells(status);
-    let common = status.map(common);
-    let plan = common
-        .and_then(|s| s.plan.as_ref())
-        .map(|p| if p.pending { format!("{} (pending)", p.id) } else { p.id.clone() })
-        .unwrap_or_default();
-    let drift = match common.and_then(|s| s.drift.as_ref()) {
+/// How `get` shows a kind as a table.
+trait Listing: StoredObject {
+    const HEADER: &'static [&'static str];
+    fn row(&self) -> Vec<String>;
+}
+
+const PLANNED_HEADER: &[&str] = &["NAMESPACE", "NAME", "READY", "REASON", "PLAN", "DRIFT", "MESSAGE"];
+
+/// A row of a kind that plans (Terraform, Kustomization): they share the status model.
+fn planned_row<K: Reconciled>(o: &K) -> Vec<String> {
+    let (ready, reason, message) = ready_cells(o.status());
+    let common = o.common_status();
+    let plan = common.plan.as_ref().map(|p| if p.pending { format!("{} (pending)", p.id) } else { p.id.clone() }).unwrap_or_default();
+    let drift = match common.drift.as_ref() {
         Some(d) if d.detected => "Drifted".to_string(),
         Some(d) if d.last_checked_at.is_some() => "None".to_string(),
         _ => "-".to_string(),
     };
-    let suspended = if suspend { " (suspended)" } else { "" };
-    vec![
-        meta.namespace.clone().unwrap_or_default(),
-        format!("{}{suspended}", meta.name.clone().unwrap_or_default()),
-        ready,
-        reason,
-        plan,
-        drift,
-        message,
-    ]
+    let suspended = if o.suspended() { " (suspended)" } else { "" };
+    vec![o.namespace_or_default(), format!("{}{suspended}", o.name_or_empty()), ready, reason, plan, drift, message]
+}
+
+/// A row of a source: where it reads from, and the revision it serves.
+fn source_row<K: Reconciled>(o: &K, from: String) -> Vec<String> {
+    let (ready, _, message) = ready_cells(o.status());
+    let revision = o.status().and_then(|s| s.artifact()).map(|a| a.revision.clone()).unwrap_or_default();
+    let suspended = if o.suspended() { " (suspended)" } else { "" };
+    vec![o.namespace_or_default(), format!("{}{suspended}", o.name_or_empty()), from, ready, revision, message]
+}
+
+impl Listing for Terraform {
+    const HEADER: &'static [&'static str] = PLANNED_HEADER;
+    fn row(&self) -> Vec<String> {
+        planned_row(self)
+    }
+}
+
+impl Listing for Kustomization {
+    const HEADER: &'static [&'static str] = PLANNED_HEADER;
+    fn row(&self) -> Vec<String> {
+        planned_row(self)
+    }
+}
+
+impl Listing for GitRepository {
+    const HEADER: &'static [&'static str] = &["NAMESPACE", "NAME", "URL", "READY", "REVISION", "MESSAGE"];
+    fn row(&self) -> Vec<String> {
+        source_row(self, self.spec.url.clone())
+    }
+}
+
+impl Listing for Bucket {
+    const HEADER: &'static [&'static str] = &["NAMESPACE", "NAME", "BUCKET", "READY", "REVISION", "MESSAGE"];
+    fn row(&self) -> Vec<String> {
+        source_row(self, format!("{}/{}", self.spec.endpoint, self.spec.bucket_name))
+    }
+}
+
+impl Listing for Provider {
+    const HEADER: &'static [&'static str] = &["NAMESPACE/NAME", "TYPE", "READY", "LAST DELIVERY", "MESSAGE"];
+    fn row(&self) -> Vec<String> {
+        let (ready, _, message) = ready_cells(self.status.as_ref());
+        let last = self.status.as_ref().and_then(|s| s.last_delivered_at.clone()).unwrap_or_default();
+        vec![namespaced_name(&self.metadata, self.spec.suspend), self.spec.type_.clone(), ready, last, message]
+    }
+}
+
+impl Listing for Alert {
+    const HEADER: &'static [&'static str] = &["NAMESPACE/NAME", "PROVIDER", "SEVERITY", "SOURCES", "READY", "MESSAGE"];
+    fn row(&self) -> Vec<String> {
+        let (ready, _, message) = ready_cells(self.status.as_ref());
+        let sources: Vec<String> = self.spec.event_sources.iter().map(|s| format!("{}/{}", s.kind, s.name)).collect();
+        vec![
+            namespaced_name(&self.metadata, self.spec.suspend),
+            self.spec.provider_ref.name.clone(),
+            self.spec.event_severity.clone().unwrap_or_else(|| "info".into()),
+            sources.join(","),
+            ready,
+            message,
+        ]
+    }
+}
+
+impl Listing for Receiver {
+    const HEADER: &'static [&'static str] = &["NAMESPACE/NAME", "TYPE", "READY", "PATH", "MESSAGE"];
+    fn row(&self) -> Vec<String> {
+        let s = self.status.as_ref();
+        let (ready, _, message) = ready_cells(s);
+        let path = s.and_then(|s| s.webhook_path.clone()).unwrap_or_default();
+        vec![namespaced_name(&self.metadata, self.spec.suspend), self.spec.type_.clone(), ready, path, message]
+    }
+}
+
+/// As kubectl: a Secret's values only on explicit request (-o json|yaml), base64-encoded.
+impl Listing for Secret {
+    const HEADER: &'static [&'static str] = &["NAMESPACE", "NAME", "KEYS"];
+    fn row(&self) -> Vec<String> {
+        let keys: Vec<String> = self.data.as_ref().map(|d| d.keys().cloned().collect()).unwrap_or_default();
+        vec![self.metadata.namespace.clone().unwrap_or_default(), self.metadata.name.clone().unwrap_or_default(), keys.join(",")]
+    }
+}
+
+impl Listing for ConfigMap {
+    const HEADER: &'static [&'static str] = &["NAMESPACE", "NAME", "DATA"];
+    fn row(&self) -> Vec<String> {
+        vec![
+            self.metadata.namespace.clone().unwrap_or_default(),
+            self.metadata.name.clone().unwrap_or_default(),
+            self.data.as_ref().map(|d| d.len()).unwrap_or(0).to_string(),
+        ]
+    }
 }
 
 fn namespaced_name(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta, suspended: bool) -> String {
@@ -258,254 +339,104 @@ fn print_objects<K: StoredObject>(objects: &[K], output: &str) -> Result<()> {
     Ok(())
 }
 
-/// `get KIND [NAME]` in `namespace`, or (`None`, `-A`) in every namespace.
-pub async fn get<S: ObjectStore>(store: &S, kind: &str, name: Option<&str>, namespace: Option<&str>, output: &str) -> Result<()> {
-    async fn select<K: StoredObject, S: ObjectStore>(store: &S, name: Option<&str>, namespace: Option<&str>) -> Result<Vec<K>> {
-        match (name, namespace) {
-            (Some(n), Some(ns)) => match store.get::<K>(ns, n).await? {
-                Some(o) => Ok(vec![o]),
-                None => Err(CliError::Usage(format!("{} {ns}/{n} not found", K::kind(&())))),
-            },
-            (Some(_), None) => Err(CliError::Usage("an object is named within one namespace: pass -n NAMESPACE instead of -A".into())),
-            (None, Some(ns)) => Ok(store.list_in::<K>(ns).await?),
-            (None, None) => Ok(store.list::<K>().await?),
-        }
+async fn list<K: Listing, S: ObjectStore>(store: &S, name: Option<&str>, namespace: Option<&str>, output: &str) -> Result<()> {
+    let items: Vec<K> = match (name, namespace) {
+        (Some(n), Some(ns)) => match store.get::<K>(ns, n).await? {
+            Some(o) => vec![o],
+            None => return Err(CliError::Usage(format!("{} {ns}/{n} not found", K::kind(&())))),
+        },
+        (Some(_), None) => return Err(CliError::Usage("an object is named within one namespace: pass -n NAMESPACE instead of -A".into())),
+        (None, Some(ns)) => store.list_in::<K>(ns).await?,
+        (None, None) => store.list::<K>().await?,
+    };
+    if output != "table" {
+        return print_objects(&items, output);
     }
-    match kind_of(kind)? {
-        "Terraform" => {
-            let items: Vec<Terraform> = select(store, name, namespace).await?;
-            if output != "table" {
-                return print_objects(&items, output);
-            }
-            let rows: Vec<Vec<String>> =
-                items.iter().map(|t| reconciled_row(&t.metadata, t.status.as_ref(), |s| &s.common, t.spec.suspend)).collect();
-            print_table(&["NAMESPACE", "NAME", "READY", "REASON", "PLAN", "DRIFT", "MESSAGE"], &rows);
-        }
-        "Kustomization" => {
-            let items: Vec<Kustomization> = select(store, name, namespace).await?;
-            if output != "table" {
-                return print_objects(&items, output);
-            }
-            let rows: Vec<Vec<String>> =
-                items.iter().map(|k| reconciled_row(&k.metadata, k.status.as_ref(), |s| &s.common, k.spec.suspend)).collect();
-            print_table(&["NAMESPACE", "NAME", "READY", "REASON", "PLAN", "DRIFT", "MESSAGE"], &rows);
-        }
-        "GitRepository" => {
-            let items: Vec<GitRepository> = select(store, name, namespace).await?;
-            if output != "table" {
-                return print_objects(&items, output);
-            }
-            let rows: Vec<Vec<String>> = items
-                .iter()
-                .map(|g| {
-                    let s = g.status.as_ref();
-                    let (ready, _, message) = ready_cells(s);
-                    let revision = s.and_then(|s| s.artifact.as_ref()).map(|a| a.revision.clone()).unwrap_or_default();
-                    vec![
-                        g.metadata.namespace.clone().unwrap_or_default(),
-                        g.metadata.name.clone().unwrap_or_default(),
-                        g.spec.url.clone(),
-                        ready,
-                        revision,
-                        message,
-                    ]
-                })
-                .collect();
-            print_table(&["NAMESPACE", "NAME", "URL", "READY", "REVISION", "MESSAGE"], &rows);
-        }
-        "Bucket" => {
-            let items: Vec<Bucket> = select(store, name, namespace).await?;
-            if output != "table" {
-                return print_objects(&items, output);
-            }
-            let rows: Vec<Vec<String>> = items
-                .iter()
-                .map(|b| {
-                    let s = b.status.as_ref();
-                    let (ready, _, message) = ready_cells(s);
-                    let revision = s.and_then(|s| s.artifact.as_ref()).map(|a| a.revision.clone()).unwrap_or_default();
-                    let suspended = if b.spec.suspend { " (suspended)" } else { "" };
-                    vec![
-                        b.metadata.namespace.clone().unwrap_or_default(),
-                        format!("{}{suspended}", b.metadata.name.clone().unwrap_or_default()),
-                        format!("{}/{}", b.spec.endpoint, b.spec.bucket_name),
-                        ready,
-                        revision,
-                        message,
-                    ]
-                })
-                .collect();
-            print_table(&["NAMESPACE", "NAME", "BUCKET", "READY", "REVISION", "MESSAGE"], &rows);
-        }
-        "Provider" => {
-            let items: Vec<Provider> = select(store, name, namespace).await?;
-            if output != "table" {
-                return print_objects(&items, output);
-            }
-            let rows: Vec<Vec<String>> = items
-                .iter()
-                .map(|p| {
-                    let (ready, _, message) = ready_cells(p.status.as_ref());
-                    let last = p.status.as_ref().and_then(|s| s.last_delivered_at.clone()).unwrap_or_default();
-                    vec![namespaced_name(&p.metadata, p.spec.suspend), p.spec.type_.clone(), ready, last, message]
-                })
-                .collect();
-            print_table(&["NAMESPACE/NAME", "TYPE", "READY", "LAST DELIVERY", "MESSAGE"], &rows);
-        }
-        "Alert" => {
-            let items: Vec<Alert> = select(store, name, namespace).await?;
-            if output != "table" {
-                return print_objects(&items, output);
-            }
-            let rows: Vec<Vec<String>> = items
-                .iter()
-                .map(|a| {
-                    let (ready, _, message) = ready_cells(a.status.as_ref());
-                    let sources: Vec<String> = a.spec.event_sources.iter().map(|s| format!("{}/{}", s.kind, s.name)).collect();
-                    vec![
-                        namespaced_name(&a.metadata, a.spec.suspend),
-                        a.spec.provider_ref.name.clone(),
-                        a.spec.event_severity.clone().unwrap_or_else(|| "info".into()),
-                        sources.join(","),
-                        ready,
-                        message,
-                    ]
-                })
-                .collect();
-            print_table(&["NAMESPACE/NAME", "PROVIDER", "SEVERITY", "SOURCES", "READY", "MESSAGE"], &rows);
-        }
-        "Receiver" => {
-            let items: Vec<Receiver> = select(store, name, namespace).await?;
-            if output != "table" {
-                return print_objects(&items, output);
-            }
-            let rows: Vec<Vec<String>> = items
-                .iter()
-                .map(|r| {
-                    let s = r.status.as_ref();
-                    let (ready, _, message) = ready_cells(s);
-                    let path = s.and_then(|s| s.webhook_path.clone()).unwrap_or_default();
-                    vec![namespaced_name(&r.metadata, r.spec.suspend), r.spec.type_.clone(), ready, path, message]
-                })
-                .collect();
-            print_table(&["NAMESPACE/NAME", "TYPE", "READY", "PATH", "MESSAGE"], &rows);
-        }
-        "Secret" => {
-            let items: Vec<Secret> = select(store, name, namespace).await?;
-            // As kubectl: values only on explicit request (-o json|yaml), base64-encoded.
-            if output != "table" {
-                return print_objects(&items, output);
-            }
-            let rows: Vec<Vec<String>> = items
-                .iter()
-                .map(|s| {
-                    let keys: Vec<String> = s.data.as_ref().map(|d| d.keys().cloned().collect()).unwrap_or_default();
-                    vec![s.metadata.namespace.clone().unwrap_or_default(), s.metadata.name.clone().unwrap_or_default(), keys.join(",")]
-                })
-                .collect();
-            print_table(&["NAMESPACE", "NAME", "KEYS"], &rows);
-        }
-        _ => {
-            let items: Vec<ConfigMap> = select(store, name, namespace).await?;
-            if output != "table" {
-                return print_objects(&items, output);
-            }
-            let rows: Vec<Vec<String>> = items
-                .iter()
-                .map(|c| {
-                    vec![
-                        c.metadata.namespace.clone().unwrap_or_default(),
-                        c.metadata.name.clone().unwrap_or_default(),
-                        c.data.as_ref().map(|d| d.len()).unwrap_or(0).to_string(),
-                    ]
-                })
-                .collect();
-            print_table(&["NAMESPACE", "NAME", "DATA"], &rows);
-        }
-    }
+    let rows: Vec<Vec<String>> = items.iter().map(Listing::row).collect();
+    print_table(K::HEADER, &rows);
     Ok(())
 }
 
-/// `delete` on a local store: a Terraform's deletion is reconciled here and now (its
-/// resources are destroyed first when it asks for that).
-pub async fn delete_here(ctx: &LocalContext, kind: &str, namespace: &str, name: &str) -> Result<()> {
-    let gone = match kind_of(kind)? {
-        "Terraform" => {
-            let marked = ctx
-                .store
-                .update::<Terraform>(namespace, name, |t| {
-                    t.metadata.deletion_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(jiff::Timestamp::now()));
-                })
-                .await?;
-            if marked.spec.destroy_resources_on_deletion {
-                println!("terraform/{name}: destroying its resources before deletion");
-            }
-            crate::terraform::reconcile(ctx, namespace, name, true).await?;
-            match ctx.store.get::<Terraform>(namespace, name).await? {
-                None => true,
-                Some(t) => {
-                    let (_, reason, message) = ready_cells(t.status.as_ref());
-                    return Err(CliError::Usage(format!("terraform/{name} kept: {reason}: {message}")));
-                }
-            }
+/// `get KIND [NAME]` in `namespace`, or (`None`, `-A`) in every namespace.
+pub async fn get<S: ObjectStore>(store: &S, kind: &str, name: Option<&str>, namespace: Option<&str>, output: &str) -> Result<()> {
+    match kind_of(kind)? {
+        CliKind::Api(k) => crate::with_kind!(k, K => list::<K, S>(store, name, namespace, output).await),
+        CliKind::Secret => list::<Secret, S>(store, name, namespace, output).await,
+        CliKind::ConfigMap => list::<ConfigMap, S>(store, name, namespace, output).await,
+    }
+}
+
+/// `delete` on a local store: a reconciled object's deletion is reconciled here and now (a
+/// Terraform destroys its resources first when it asks for that, a Kustomization prunes).
+pub async fn delete_here(ctx: &LocalContext, kind: CliKind, namespace: &str, name: &str) -> Result<()> {
+    let gone = match kind {
+        CliKind::Api(k) if k.is_reconciled() => {
+            crate::with_reconciled_kind!(k, K => delete_reconciled::<K>(ctx, namespace, name).await?, _ => false)
         }
-        "GitRepository" => ctx.store.delete::<GitRepository>(namespace, name).await?,
-        "Bucket" => ctx.store.delete::<Bucket>(namespace, name).await?,
-        "Secret" => ctx.store.delete::<Secret>(namespace, name).await?,
-        _ => ctx.store.delete::<ConfigMap>(namespace, name).await?,
+        CliKind::Api(k) => crate::with_kind!(k, K => ctx.store.delete::<K>(namespace, name).await?),
+        CliKind::Secret => ctx.store.delete::<Secret>(namespace, name).await?,
+        CliKind::ConfigMap => ctx.store.delete::<ConfigMap>(namespace, name).await?,
     };
     if !gone {
-        return Err(CliError::Usage(format!("{} {namespace}/{name} not found", kind_of(kind)?)));
+        return Err(CliError::Usage(format!("{kind} {namespace}/{name} not found")));
     }
-    println!("{}/{name} deleted", kind_of(kind)?.to_lowercase());
+    println!("{}/{name} deleted", kind.segment());
     Ok(())
+}
+
+/// Marks the object deleted and runs its cleanup; true when it is gone.
+async fn delete_reconciled<K: crate::reconcile::Reconcile>(ctx: &LocalContext, namespace: &str, name: &str) -> Result<bool> {
+    if ctx.store.get::<K>(namespace, name).await?.is_none() {
+        return Ok(false);
+    }
+    let marked = ctx
+        .store
+        .update::<K>(namespace, name, |o| {
+            o.meta_mut().deletion_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(jiff::Timestamp::now()));
+        })
+        .await?;
+    if let Some(cleanup) = marked.cleanup_on_deletion() {
+        println!("{}/{name}: {cleanup} before deletion", K::KIND.segment());
+    }
+    crate::reconcile::object::<K, _, _>(ctx, namespace, name, true).await?;
+    match ctx.store.get::<K>(namespace, name).await? {
+        None => Ok(true),
+        Some(o) => {
+            let (_, reason, message) = ready_cells(o.status());
+            Err(CliError::Usage(format!("{}/{name} kept: {reason}: {message}", K::KIND.segment())))
+        }
+    }
 }
 
 pub async fn set_suspend<S: ObjectStore>(store: &S, kind: &str, name: &str, namespace: &str, suspend: bool) -> Result<()> {
-    match kind_of(kind)? {
-        "Terraform" => {
-            store.update::<Terraform>(namespace, name, |t| t.spec.suspend = suspend).await?;
-        }
-        "GitRepository" => {
-            store.update::<GitRepository>(namespace, name, |g| g.spec.suspend = suspend).await?;
-        }
-        "Bucket" => {
-            store.update::<Bucket>(namespace, name, |b| b.spec.suspend = suspend).await?;
-        }
-        "Kustomization" => {
-            store.update::<Kustomization>(namespace, name, |k| k.spec.suspend = suspend).await?;
-        }
+    let kind = match kind_of(kind)? {
+        CliKind::Api(k) if k.is_reconciled() => k,
         other => return Err(CliError::Usage(format!("{other} cannot be suspended"))),
-    }
-    println!("{}/{name} {}", kind_of(kind)?.to_lowercase(), if suspend { "suspended" } else { "resumed" });
+    };
+    crate::with_reconciled_kind!(kind, K => store.update::<K>(namespace, name, |o| o.set_suspended(suspend)).await.map(drop)?, _ => ());
+    println!("{}/{name} {}", kind.segment(), if suspend { "suspended" } else { "resumed" });
     Ok(())
 }
 
 /// `delete` on a cluster, as `kubectl delete --wait`: the API deletes the object once the
 /// controller has finished its cleanup (driftless's finalizer), so this waits for it to be
 /// gone, at most `timeout`.
-pub async fn delete_on_cluster(store: &KubeStore, kind: &str, namespace: &str, name: &str, timeout: Duration) -> Result<()> {
-    let kind = kind_of(kind)?;
-    let shown = format!("{}/{name}", kind.to_lowercase());
+pub async fn delete_on_cluster(store: &KubeStore, kind: CliKind, namespace: &str, name: &str, timeout: Duration) -> Result<()> {
+    let shown = format!("{}/{name}", kind.segment());
     let controller = || "is the controller running? (`driftless check`)".to_string();
     let left = match kind {
-        "Terraform" => {
-            if store.get::<Terraform>(namespace, name).await?.is_some_and(|t| t.spec.destroy_resources_on_deletion) {
-                eprintln!("► {shown}: the controller destroys its resources before deletion");
+        CliKind::Api(k) if k.is_reconciled() => crate::with_reconciled_kind!(k, K => {
+            if let Some(cleanup) = store.get::<K>(namespace, name).await?.and_then(|o| o.cleanup_on_deletion()) {
+                eprintln!("► {shown}: {cleanup} before deletion (the controller does it)");
             }
-            delete_and_wait::<Terraform>(store, namespace, name, timeout).await?.map(|tf| {
-                let (_, reason, message) = ready_cells(tf.status.as_ref());
-                format!("{reason}: {message}")
+            delete_and_wait::<K>(store, namespace, name, timeout).await?.map(|o| {
+                let (_, reason, message) = ready_cells(o.status());
+                if reason.is_empty() { controller() } else { format!("{reason}: {message}") }
             })
-        }
-        "GitRepository" => delete_and_wait::<GitRepository>(store, namespace, name, timeout).await?.map(|_| controller()),
-        "Bucket" => delete_and_wait::<Bucket>(store, namespace, name, timeout).await?.map(|_| controller()),
-        "Kustomization" => delete_and_wait::<Kustomization>(store, namespace, name, timeout).await?.map(|k| {
-            let (_, reason, message) = ready_cells(k.status.as_ref());
-            format!("{reason}: {message}")
-        }),
-        "Secret" => delete_and_wait::<Secret>(store, namespace, name, timeout).await?.map(|_| controller()),
-        _ => delete_and_wait::<ConfigMap>(store, namespace, name, timeout).await?.map(|_| controller()),
+        }, _ => None),
+        CliKind::Api(k) => crate::with_kind!(k, K => delete_and_wait::<K>(store, namespace, name, timeout).await?.map(|_| controller())),
+        CliKind::Secret => delete_and_wait::<Secret>(store, namespace, name, timeout).await?.map(|_| controller()),
+        CliKind::ConfigMap => delete_and_wait::<ConfigMap>(store, namespace, name, timeout).await?.map(|_| controller()),
     };
     if let Some(why) = left {
         let after = humantime::format_duration(timeout);

@@ -134,6 +134,21 @@ mod tests {
     }
 
     #[test]
+    fn every_kind_of_the_api_is_in_the_controllers_role() {
+        let all = accesses(CONTROLLER);
+        let has = |resource: &str, sub: Option<&str>, verb: &str| {
+            all.iter().any(|a| a.group == GROUP && a.resource == resource && a.subresource == sub && a.verb == verb)
+        };
+        for kind in crate::api::Kind::ALL {
+            assert!(has(kind.plural(), None, "watch"), "{kind}: watch");
+            assert!(has(kind.plural(), Some("status"), "patch"), "{kind}: status");
+        }
+        for kind in crate::api::Kind::RECONCILED {
+            assert!(has(kind.plural(), Some("finalizers"), "update"), "{kind}: finalizers");
+        }
+    }
+
+    #[test]
     fn the_controller_may_not_delete_driftless_objects_nor_touch_rbac() {
         let all = accesses(CONTROLLER);
         assert!(!all.iter().any(|a| a.group == GROUP && a.verb == "delete"));

@@ -11,89 +11,19 @@ use std::time::{Duration, Instant};
 use super::cluster::ClusterError;
 use super::run::LocalContext;
 use super::{CliError, Result};
-use crate::api::{
-    Bucket, Condition, ConditionStatus, DriftStatus, GitRepository, Kustomization, Terraform, annotation, condition_type as ct, reason,
-};
-use crate::source::reconcile::Source;
-use crate::store::{ObjectStore, StoredObject};
+use crate::api::{Condition, ConditionStatus, Conditions, Kind, Reconciled, StatusModel, annotation, condition_type as ct, reason};
+use crate::reconcile::Reconcile;
+use crate::store::ObjectStore;
 
 /// How often a cluster object is read while waiting: the controller's work takes seconds.
 const POLL: Duration = Duration::from_millis(500);
 
-/// What `reconcile` reads of a kind it reconciles.
-pub(crate) trait Reconciled: StoredObject {
-    const KIND: &'static str;
-    fn suspended(&self) -> bool;
-    /// `status.lastHandledReconcileAt`: the last reconcile request the controller handled.
-    fn handled_at(&self) -> Option<&str>;
-    fn conditions(&self) -> &[Condition];
-    fn drift(&self) -> Option<&DriftStatus> {
-        None
-    }
-}
-
-impl<K: Source> Reconciled for K {
-    const KIND: &'static str = <K as Source>::KIND;
-
-    fn suspended(&self) -> bool {
-        Source::suspended(self)
-    }
-
-    fn handled_at(&self) -> Option<&str> {
-        self.source_status().and_then(|s| s.last_handled_reconcile_at.as_deref())
-    }
-
-    fn conditions(&self) -> &[Condition] {
-        self.source_status().map(|s| s.conditions.as_slice()).unwrap_or_default()
-    }
-}
-
-impl Reconciled for Terraform {
-    const KIND: &'static str = crate::terraform::KIND;
-
-    fn suspended(&self) -> bool {
-        self.spec.suspend
-    }
-
-    fn handled_at(&self) -> Option<&str> {
-        self.status.as_ref().and_then(|s| s.common.last_handled_reconcile_at.as_deref())
-    }
-
-    fn conditions(&self) -> &[Condition] {
-        self.status.as_ref().map(|s| s.common.conditions.as_slice()).unwrap_or_default()
-    }
-
-    fn drift(&self) -> Option<&DriftStatus> {
-        self.status.as_ref().and_then(|s| s.common.drift.as_ref())
-    }
-}
-
-impl Reconciled for Kustomization {
-    const KIND: &'static str = crate::kustomization::reconcile::KIND;
-
-    fn suspended(&self) -> bool {
-        self.spec.suspend
-    }
-
-    fn handled_at(&self) -> Option<&str> {
-        self.status.as_ref().and_then(|s| s.common.last_handled_reconcile_at.as_deref())
-    }
-
-    fn conditions(&self) -> &[Condition] {
-        self.status.as_ref().map(|s| s.common.conditions.as_slice()).unwrap_or_default()
-    }
-
-    fn drift(&self) -> Option<&DriftStatus> {
-        self.status.as_ref().and_then(|s| s.common.drift.as_ref())
-    }
-}
-
-fn condition<'a, K: Reconciled>(object: &'a K, type_: &str) -> Option<&'a Condition> {
-    object.conditions().iter().find(|c| c.type_ == type_)
+fn condition<K: Reconciled>(object: &K, type_: &str) -> Option<Condition> {
+    object.status().and_then(|s| s.condition(type_)).cloned()
 }
 
 fn name_of<K: Reconciled>(object: &K) -> String {
-    format!("{}/{}", K::KIND.to_lowercase(), object.meta().name.as_deref().unwrap_or_default())
+    format!("{}/{}", K::KIND.segment(), object.meta().name.as_deref().unwrap_or_default())
 }
 
 /// Reasons that mean "working as intended, waiting for a person", not failure.
@@ -105,7 +35,7 @@ pub(crate) fn is_waiting(reason: &str) -> bool {
 /// person, as PlanPending is) is an error.
 pub(crate) fn report<K: Reconciled>(object: &K) -> Result<()> {
     let shown = name_of(object);
-    if let Some(drift) = object.drift().filter(|d| d.detected) {
+    if let Some(drift) = object.common_status().drift.filter(|d| d.detected) {
         eprintln!("⚠ drift: {}", drift.summary);
     }
     match condition(object, ct::READY) {
@@ -126,108 +56,67 @@ fn refuse_suspended<K: Reconciled>(object: &K) -> Result<()> {
     if !object.suspended() {
         return Ok(());
     }
-    let kind = K::KIND.to_lowercase();
+    let kind = K::KIND.segment();
     let name = object.meta().name.clone().unwrap_or_default();
     Err(CliError::Usage(format!("{kind}/{name} is suspended; resume it with `driftless resume {kind} {name}`")))
 }
 
-/// Reconciles in this process (local store).
-pub async fn here(ctx: &LocalContext, kind: &str, namespace: &str, name: &str, with_source: bool) -> Result<()> {
-    match kind {
-        "GitRepository" => {
-            existing::<GitRepository, _>(&ctx.store, namespace, name).await?;
-            crate::source::reconcile::reconcile(ctx, namespace, name, true).await?;
-            report(&existing::<GitRepository, _>(&ctx.store, namespace, name).await?)
-        }
-        "Bucket" => {
-            refuse_suspended(&existing::<Bucket, _>(&ctx.store, namespace, name).await?)?;
-            crate::source::reconcile::reconcile_bucket(ctx, namespace, name, true).await?;
-            report(&existing::<Bucket, _>(&ctx.store, namespace, name).await?)
-        }
-        "Terraform" => {
-            let tf = existing::<Terraform, _>(&ctx.store, namespace, name).await?;
-            refuse_suspended(&tf)?;
-            if with_source {
-                let source = &tf.spec.source_ref;
-                let ns = source.namespace.clone().unwrap_or_else(|| namespace.to_string());
-                match source.kind.as_str() {
-                    "GitRepository" => {
-                        eprintln!("► fetching source gitrepository/{}", source.name);
-                        crate::source::reconcile::reconcile(ctx, &ns, &source.name, true).await?;
-                    }
-                    "Bucket" => {
-                        eprintln!("► fetching source bucket/{}", source.name);
-                        crate::source::reconcile::reconcile_bucket(ctx, &ns, &source.name, true).await?;
-                    }
-                    _ => {}
-                }
-            }
-            eprintln!("► reconciling terraform/{name}");
-            crate::terraform::reconcile(ctx, namespace, name, true).await?;
-            report(&existing::<Terraform, _>(&ctx.store, namespace, name).await?)
-        }
-        "Kustomization" => {
-            let ks = existing::<Kustomization, _>(&ctx.store, namespace, name).await?;
-            refuse_suspended(&ks)?;
-            let client = super::run::kube_client().await?;
-            if with_source && ks.spec.source_ref.kind == "GitRepository" {
-                let ns = ks.spec.source_ref.namespace.clone().unwrap_or_else(|| namespace.to_string());
-                eprintln!("► fetching source gitrepository/{}", ks.spec.source_ref.name);
-                crate::source::reconcile::reconcile(ctx, &ns, &ks.spec.source_ref.name, true).await?;
-            }
-            eprintln!("► reconciling kustomization/{name}");
-            crate::kustomization::reconcile(ctx, &client, namespace, name, true).await?;
-            report(&existing::<Kustomization, _>(&ctx.store, namespace, name).await?)
-        }
-        other => Err(CliError::Usage(format!("{other} is not reconciled"))),
+/// Reconciles in this process (local store), the source first with `with_source`.
+pub async fn here(ctx: &LocalContext, kind: Kind, namespace: &str, name: &str, with_source: bool) -> Result<()> {
+    crate::with_reconciled_kind!(kind, K => here_typed::<K>(ctx, namespace, name, with_source).await,
+        _ => Err(CliError::Usage(format!("{kind} is not reconciled"))))
+}
+
+async fn here_typed<K: Reconcile>(ctx: &LocalContext, namespace: &str, name: &str, with_source: bool) -> Result<()> {
+    let object = existing::<K, _>(&ctx.store, namespace, name).await?;
+    refuse_suspended(&object)?;
+    if with_source && let Some((kind, ns, source)) = source_of(&object, namespace) {
+        eprintln!("► fetching source {}/{source}", kind.segment());
+        crate::reconcile::reconcile(ctx, kind, &ns, &source, true).await?;
     }
+    if !K::KIND.is_source() {
+        eprintln!("► reconciling {}/{name}", K::KIND.segment());
+    }
+    crate::reconcile::object::<K, _, _>(ctx, namespace, name, true).await?;
+    report(&existing::<K, _>(&ctx.store, namespace, name).await?)
+}
+
+/// The source an object reads: its kind, namespace and name.
+fn source_of<K: Reconciled>(object: &K, namespace: &str) -> Option<(Kind, String, String)> {
+    let source = object.source_ref()?;
+    let kind = Kind::from_api(&source.kind).filter(|k| k.is_source())?;
+    Some((kind, source.namespace.clone().unwrap_or_else(|| namespace.to_string()), source.name.clone()))
 }
 
 /// Asks the controller (cluster) and waits for its answer, the source first with
 /// `with_source`. The whole command gives up after `timeout`.
 pub async fn on_cluster<S: ObjectStore>(
     store: &S,
-    kind: &str,
+    kind: Kind,
     namespace: &str,
     name: &str,
     with_source: bool,
     timeout: Duration,
 ) -> Result<()> {
     let deadline = Deadline { at: Instant::now() + timeout, timeout };
-    match kind {
-        "GitRepository" => report(&request::<GitRepository, _>(store, namespace, name, &deadline).await?),
-        "Bucket" => report(&request::<Bucket, _>(store, namespace, name, &deadline).await?),
-        "Terraform" => {
-            let tf = existing::<Terraform, _>(store, namespace, name).await?;
-            refuse_suspended(&tf)?;
-            if with_source {
-                let source = &tf.spec.source_ref;
-                let ns = source.namespace.clone().unwrap_or_else(|| namespace.to_string());
-                // As flux: a source that fails stops here, its error is the useful one.
-                match source.kind.as_str() {
-                    "GitRepository" => report(&request::<GitRepository, _>(store, &ns, &source.name, &deadline).await?)?,
-                    "Bucket" => report(&request::<Bucket, _>(store, &ns, &source.name, &deadline).await?)?,
-                    _ => {}
-                }
-            }
-            report(&request::<Terraform, _>(store, namespace, name, &deadline).await?)
-        }
-        "Kustomization" => {
-            let ks = existing::<Kustomization, _>(store, namespace, name).await?;
-            refuse_suspended(&ks)?;
-            if with_source {
-                let source = &ks.spec.source_ref;
-                let ns = source.namespace.clone().unwrap_or_else(|| namespace.to_string());
-                match source.kind.as_str() {
-                    "GitRepository" => report(&request::<GitRepository, _>(store, &ns, &source.name, &deadline).await?)?,
-                    "Bucket" => report(&request::<Bucket, _>(store, &ns, &source.name, &deadline).await?)?,
-                    _ => {}
-                }
-            }
-            report(&request::<Kustomization, _>(store, namespace, name, &deadline).await?)
-        }
-        other => Err(CliError::Usage(format!("{other} is not reconciled"))),
+    crate::with_reconciled_kind!(kind, K => on_cluster_typed::<K, S>(store, namespace, name, with_source, &deadline).await,
+        _ => Err(CliError::Usage(format!("{kind} is not reconciled"))))
+}
+
+async fn on_cluster_typed<K: Reconciled, S: ObjectStore>(
+    store: &S,
+    namespace: &str,
+    name: &str,
+    with_source: bool,
+    deadline: &Deadline,
+) -> Result<()> {
+    let object = existing::<K, _>(store, namespace, name).await?;
+    refuse_suspended(&object)?;
+    // As flux: a source that fails stops here, its error is the useful one.
+    if with_source && let Some((kind, ns, source)) = source_of(&object, namespace) {
+        crate::with_reconciled_kind!(kind, Src => report(&request::<Src, _>(store, &ns, &source, deadline).await?)?, _ => {});
     }
+    report(&request::<K, _>(store, namespace, name, deadline).await?)
 }
 
 struct Deadline {
@@ -238,7 +127,7 @@ struct Deadline {
 /// Whether the controller has finished handling the request made at `requested_at`.
 fn handled<K: Reconciled>(object: &K, requested_at: &str) -> bool {
     let reconciling = condition(object, ct::RECONCILING).is_some_and(|c| c.status == ConditionStatus::True);
-    object.handled_at() == Some(requested_at) && !reconciling
+    object.status().and_then(|s| s.last_handled_reconcile_at()) == Some(requested_at) && !reconciling
 }
 
 /// Requests a reconcile of one object and waits until the controller has handled it.
@@ -280,8 +169,8 @@ async fn request<K: Reconciled, S: ObjectStore>(store: &S, namespace: &str, name
 mod tests {
     use super::*;
 
-    fn terraform(handled_at: Option<&str>, reconciling: Option<ConditionStatus>) -> Terraform {
-        let mut tf: Terraform = serde_json::from_value(serde_json::json!({
+    fn terraform(handled_at: Option<&str>, reconciling: Option<ConditionStatus>) -> crate::api::Terraform {
+        let mut tf: crate::api::Terraform = serde_json::from_value(serde_json::json!({
             "apiVersion": "driftless.dev/v1alpha1", "kind": "Terraform",
             "metadata": { "name": "app", "namespace": "default" },
             "spec": { "sourceRef": { "kind": "GitRepository", "name": "app" }, "path": "./", "interval": "1h" }

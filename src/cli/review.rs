@@ -15,10 +15,12 @@ use super::objects::print_table;
 use super::run::LocalContext;
 use super::target::{ClusterTarget, ObjectBackend, Target, object_backend};
 use super::{CliError, Result};
+use crate::api::{Kind, Reconciled};
 use crate::api::{Terraform, annotation};
 use crate::backend::{PlanStore, StateKey, StateStore};
 use crate::dispatch::ObjectKey;
-use crate::review::{Kind, PlanRendering};
+use crate::reconcile::approval::{self, Refusal};
+use crate::review::PlanRendering;
 use crate::store::{ObjectStore, annotate};
 use crate::terraform::{KIND, state_name};
 
@@ -38,17 +40,9 @@ fn object_key(namespace: &str, name: &str) -> ObjectKey {
 /// When the object is missing or its backend cannot be connected; a backend that connects
 /// but fails to read is [`PlanRendering::Unreadable`], so the caller can still show the rest.
 pub(crate) async fn plan_rendering<T: Target>(target: &T, kind: Kind, namespace: &str, name: &str, plan_id: &str) -> Result<PlanRendering> {
+    // A Terraform's plan lives in its state backend; every other kind keeps its rendering in
+    // the `<name>-plan` Secret beside it.
     match kind {
-        Kind::Kustomization => {
-            let secret_name = crate::kustomization::reconcile::plan_secret_name(name);
-            let secret = target.store().get::<k8s_openapi::api::core::v1::Secret>(namespace, &secret_name).await?;
-            let rendering = secret
-                .filter(|s| s.metadata.annotations.as_ref().and_then(|a| a.get(annotation::PLAN_ID)).map(String::as_str) == Some(plan_id))
-                .and_then(|s| s.data)
-                .and_then(|mut d| d.remove("rendering"))
-                .map(|b| String::from_utf8_lossy(&b.0).to_string());
-            Ok(rendering.map_or(PlanRendering::Missing, PlanRendering::Text))
-        }
         Kind::Terraform => {
             let tf = terraform(target.store(), namespace, name).await?;
             let key = object_key(namespace, name);
@@ -63,19 +57,38 @@ pub(crate) async fn plan_rendering<T: Target>(target: &T, kind: Kind, namespace:
                 Err(e) => PlanRendering::Unreadable(e.to_string()),
             })
         }
+        _ => {
+            let secret_name = crate::kustomization::plan::plan_secret_name(name);
+            let secret = target.store().get::<k8s_openapi::api::core::v1::Secret>(namespace, &secret_name).await?;
+            let rendering = secret.and_then(|s| crate::kustomization::plan::rendering_of(s, plan_id));
+            Ok(rendering.map_or(PlanRendering::Missing, PlanRendering::Text))
+        }
     }
 }
 
-/// A Terraform of that name, else a Kustomization of that name (the reviewer's verbs take
-/// a bare name), with its status.
+/// The object of a planned kind with that name, the first kind first (a Terraform, else a
+/// Kustomization: the reviewer's verbs take a bare name), with its status.
 async fn reviewed<S: ObjectStore>(store: &S, namespace: &str, name: &str) -> Result<(Kind, crate::api::ObjectStatus)> {
-    if let Some(tf) = store.get::<Terraform>(namespace, name).await? {
-        return Ok((Kind::Terraform, tf.status.map(|s| s.common).unwrap_or_default()));
+    for kind in Kind::PLANNED {
+        let found = crate::with_reconciled_kind!(kind, K => store.get::<K>(namespace, name).await?.map(|o| o.common_status()), _ => None);
+        if let Some(status) = found {
+            return Ok((kind, status));
+        }
     }
-    if let Some(ks) = store.get::<crate::api::Kustomization>(namespace, name).await? {
-        return Ok((Kind::Kustomization, ks.status.map(|s| s.common).unwrap_or_default()));
-    }
-    Err(CliError::Usage(format!("Terraform {namespace}/{name} not found")))
+    let kinds: Vec<&str> = Kind::PLANNED.iter().map(|k| k.as_str()).collect();
+    Err(CliError::Usage(format!("no {} named {namespace}/{name}", kinds.join(" or "))))
+}
+
+/// Sets annotations on the planned object `kind namespace/name`.
+async fn annotate_planned<S: ObjectStore>(
+    store: &S,
+    kind: Kind,
+    namespace: &str,
+    name: &str,
+    changes: &[(&str, Option<&str>)],
+) -> Result<()> {
+    crate::with_reconciled_kind!(kind, K => annotate::<K, _>(store, namespace, name, changes).await.map(drop)?, _ => ());
+    Ok(())
 }
 
 pub async fn plan_show<T: Target>(target: &T, name: &str, namespace: &str) -> Result<()> {
@@ -118,25 +131,33 @@ pub async fn plan_show<T: Target>(target: &T, name: &str, namespace: &str) -> Re
 pub async fn approve<T: Target>(target: &T, name: &str, plan_id: Option<&str>, namespace: &str) -> Result<()> {
     let (kind, status) = reviewed(target.store(), namespace, name).await?;
     let shown = kind.segment();
-    let Some(pending) = status.plan.filter(|p| p.pending) else {
-        return Err(CliError::Usage(format!("{shown}/{name} has no plan waiting for approval")));
+    // The one approval rule: the pending plan, else the correction of the drift detected now.
+    let id = match approval::approve(&status, plan_id) {
+        Ok(id) => id.to_string(),
+        Err(Refusal::NothingToApprove) => return Err(CliError::Usage(format!("{shown}/{name} has no plan waiting for approval"))),
+        Err(Refusal::NotCurrent { asked, current }) => {
+            return Err(CliError::Usage(format!(
+                "{asked} is not the plan of {shown}/{name} waiting for approval; that is {current} ({}); review it with `driftless plan show {name}`",
+                waiting_summary(&status, &current)
+            )));
+        }
     };
-    let id = plan_id.unwrap_or(&pending.id);
-    if id != pending.id {
-        return Err(CliError::Usage(format!(
-            "{id} is not the pending plan of {shown}/{name}; the pending plan is {} ({}); review it with `driftless plan show {name}`",
-            pending.id, pending.summary
-        )));
-    }
     // Who approved, for the object's history; a stale name from an earlier approval is removed.
     let by = actor(target).await;
-    let changes = [(annotation::APPROVE_PLAN, Some(id)), (annotation::ACTED_BY, by.as_deref())];
-    match kind {
-        Kind::Terraform => annotate::<Terraform, _>(target.store(), namespace, name, &changes).await.map(drop)?,
-        Kind::Kustomization => annotate::<crate::api::Kustomization, _>(target.store(), namespace, name, &changes).await.map(drop)?,
-    }
-    println!("approved plan {id} of {shown}/{name} ({}); {}", pending.summary, target.after_approval(name));
+    let changes = [(annotation::APPROVE_PLAN, Some(id.as_str())), (annotation::ACTED_BY, by.as_deref())];
+    annotate_planned(target.store(), kind, namespace, name, &changes).await?;
+    println!("approved plan {id} of {shown}/{name} ({}); {}", waiting_summary(&status, &id), target.after_approval(kind, name));
     Ok(())
+}
+
+/// What the plan `id` waiting for approval changes: the pending plan's counts, or the
+/// summary of the drift it corrects.
+fn waiting_summary(status: &crate::api::ObjectStatus, id: &str) -> String {
+    match (&status.plan, &status.drift) {
+        (Some(p), _) if p.pending && p.id == id => p.summary.to_string(),
+        (_, Some(d)) if d.plan_id.as_deref() == Some(id) => format!("corrects drift: {}", d.summary),
+        _ => String::new(),
+    }
 }
 
 /// Who this CLI acts as: the cluster's name for its credentials (a SelfSubjectReview), or
@@ -174,10 +195,7 @@ pub async fn drift_ack<T: Target>(target: &T, name: &str, drift_id: Option<&str>
     }
     let by = actor(target).await;
     let changes = [(annotation::ACKNOWLEDGE_DRIFT, Some(id)), (annotation::ACTED_BY, by.as_deref())];
-    match kind {
-        Kind::Terraform => annotate::<Terraform, _>(target.store(), namespace, name, &changes).await.map(drop)?,
-        Kind::Kustomization => annotate::<crate::api::Kustomization, _>(target.store(), namespace, name, &changes).await.map(drop)?,
-    }
+    annotate_planned(target.store(), kind, namespace, name, &changes).await?;
     println!("acknowledged drift {id} of {shown}/{name} ({summary}); its alerts stop, a changed drift alerts again");
     Ok(())
 }
@@ -310,7 +328,7 @@ impl LocalHost {
                     }
                 }
                 for (kind, namespace, name) in batch {
-                    if let Err(e) = worker.reconcile(kind.as_str(), &namespace, &name, false, Duration::ZERO).await {
+                    if let Err(e) = worker.reconcile(kind, &namespace, &name, false, Duration::ZERO).await {
                         tracing::warn!("reconcile of {kind} {namespace}/{name} after a review action: {e}");
                     }
                 }

@@ -1,13 +1,15 @@
 //! The local store's context, and `run` (the reconcile loop honoring intervals).
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use super::{CliError, Result};
-use crate::api::{Bucket, Conditions, GitRepository, Terraform, condition_type as ct};
-use crate::context::Context;
+use crate::api::{Conditions, Kind, Reconciled, Terraform, condition_type as ct};
 use crate::dispatch::{BackendSpec, ProcessDispatch};
+use crate::reconcile::schedule::dependents;
+use crate::reconcile::{Clusters, Context, Refs, Requeue, Schedule};
 use crate::source::ArtifactStore;
 use crate::store::{EventLog, LocalStore, ObjectStore};
 
@@ -36,6 +38,8 @@ pub fn local_context(dir: &Path, terraform: Option<PathBuf>, create: bool) -> Re
         terraform_path: terraform,
         identity: format!("driftless@{}/{}", hostname(), std::process::id()),
         run_timeout: Duration::from_secs(30 * 60),
+        // Kustomizations apply to the current kube context, found when first needed.
+        clusters: Clusters::lazy(|| async { super::cluster::config(None, None).await.map_err(|e| e.to_string()) }),
         store,
     })
 }
@@ -64,32 +68,36 @@ fn hostname() -> String {
     std::fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_string()).unwrap_or_else(|_| "localhost".into())
 }
 
-#[derive(Clone, PartialEq, Eq, Hash, Debug)]
-struct Key {
-    /// `GitRepository`, `Bucket` or `Terraform`.
-    kind: &'static str,
-    namespace: String,
-    name: String,
+/// What the loop needs of each object: whom its changes wake, what a user changed, and its
+/// interval.
+struct Listed {
+    refs: Refs,
+    fingerprint: String,
+    interval: Duration,
 }
 
-impl Key {
-    fn of<K: kube::Resource>(kind: &'static str, o: &K) -> Self {
-        Key { kind, namespace: ns(o), name: o.meta().name.clone().unwrap_or_default() }
-    }
-
-    fn is_source(&self) -> bool {
-        matches!(self.kind, "GitRepository" | "Bucket")
-    }
-}
-
-/// What makes an object due at once when a user changes it.
-fn fingerprint<K: kube::Resource>(o: &K) -> String {
+/// What makes an object due at once when a user changes it (the local loop's watch).
+fn fingerprint<K: Reconciled>(o: &K) -> String {
     let m = o.meta();
-    format!("{:?}|{:?}|{:?}", m.generation, m.annotations, m.deletion_timestamp)
+    format!("{:?}|{:?}|{:?}|{}", m.generation, m.annotations, m.deletion_timestamp, o.suspended())
 }
 
-/// The reconcile loop of the local store. Sources first, then Terraforms; an object that
-/// becomes Ready makes its dependents due immediately.
+/// Every reconciled object of the store.
+async fn list_all(ctx: &LocalContext) -> Result<Vec<Listed>> {
+    let mut out = Vec::new();
+    for kind in Kind::RECONCILED {
+        crate::with_reconciled_kind!(kind, K => {
+            for o in ctx.store.list::<K>().await? {
+                out.push(Listed { refs: Refs::of(&o), fingerprint: fingerprint(&o), interval: o.interval() });
+            }
+        }, _ => {});
+    }
+    Ok(out)
+}
+
+/// The reconcile loop of the local store: a thin driver of the one scheduler. Sources run
+/// before the objects that read them; an object that becomes Ready (or a source with a new
+/// artifact) makes its dependents due at once; failures back off as on a cluster.
 pub async fn run_loop(ctx: &LocalContext, once: bool, receiver_addr: Option<std::net::SocketAddr>) -> Result<()> {
     if let Some(addr) = receiver_addr {
         let listener = tokio::net::TcpListener::bind(addr)
@@ -103,8 +111,7 @@ pub async fn run_loop(ctx: &LocalContext, once: bool, receiver_addr: Option<std:
         });
         eprintln!("receiver webhooks on http://{addr}/hook/...");
     }
-    let mut due: HashMap<Key, Instant> = HashMap::new();
-    let mut seen: HashMap<Key, String> = HashMap::new();
+    let mut schedule = Schedule::default();
     let mut passes = 0u32;
     loop {
         let now = Instant::now();
@@ -113,87 +120,30 @@ pub async fn run_loop(ctx: &LocalContext, once: bool, receiver_addr: Option<std:
         {
             tracing::warn!("cannot refresh the status of Providers, Alerts and Receivers: {e}");
         }
-        let repos = ctx.store.list::<GitRepository>().await?;
-        let buckets = ctx.store.list::<Bucket>().await?;
-        let tfs = ctx.store.list::<Terraform>().await?;
-        let kss = ctx.store.list::<crate::api::Kustomization>().await?;
-        let mut live = Vec::new();
-        for (key, fp) in repos
-            .iter()
-            .map(|r| (Key::of("GitRepository", r), fingerprint(r) + &r.spec.suspend.to_string()))
-            .chain(buckets.iter().map(|b| (Key::of("Bucket", b), fingerprint(b) + &b.spec.suspend.to_string())))
-            .chain(tfs.iter().map(|t| (Key::of("Terraform", t), fingerprint(t) + &t.spec.suspend.to_string())))
-            .chain(kss.iter().map(|k| (Key::of("Kustomization", k), fingerprint(k) + &k.spec.suspend.to_string())))
-        {
-            if seen.get(&key) != Some(&fp) {
-                due.insert(key.clone(), now);
-                seen.insert(key.clone(), fp);
-            }
-            live.push(key);
+        let objects = list_all(ctx).await?;
+        for o in &objects {
+            schedule.observe(&o.refs.object, o.fingerprint.clone(), now);
         }
-        due.retain(|k, _| live.contains(k));
-        seen.retain(|k, _| live.contains(k));
-
-        let mut ready_now: Vec<Key> = due.iter().filter(|(_, at)| **at <= now).map(|(k, _)| k.clone()).collect();
-        // Sources before the objects that read them.
-        ready_now.sort_by_key(|k| (!k.is_source(), k.kind, k.namespace.clone(), k.name.clone()));
-        for key in &ready_now {
-            let outcome = match key.kind {
-                "GitRepository" => crate::source::reconcile::reconcile(ctx, &key.namespace, &key.name, false).await,
-                "Bucket" => crate::source::reconcile::reconcile_bucket(ctx, &key.namespace, &key.name, false).await,
-                "Kustomization" => match kube_client().await {
-                    Ok(client) => crate::kustomization::reconcile(ctx, &client, &key.namespace, &key.name, false).await,
-                    // Said on the object (and the loop goes on with the other objects).
-                    Err(e) => no_cluster(ctx, &key.namespace, &key.name, &e.to_string()).await,
-                },
-                _ => crate::terraform::reconcile(ctx, &key.namespace, &key.name, false).await,
-            };
-            let requeue = match outcome {
+        schedule.retain(|key| objects.iter().any(|o| &o.refs.object == key));
+        for key in schedule.due(now) {
+            schedule.started(&key);
+            let requeue = match crate::reconcile::reconcile(ctx, key.kind, &key.namespace, &key.name, false).await {
                 Ok(r) => r,
                 Err(e) => {
-                    tracing::error!(namespace = %key.namespace, name = %key.name, "reconcile failed: {e}");
-                    crate::context::Requeue { after: Duration::from_secs(30), became_ready: false, failing: true }
+                    tracing::error!(kind = %key.kind, namespace = %key.namespace, name = %key.name, "reconcile failed: {e}");
+                    Requeue { after: Some(Duration::from_secs(30)), wake_dependents: false, failing: true }
                 }
             };
-            due.insert(key.clone(), Instant::now() + requeue.after.min(Duration::from_secs(24 * 3600)));
-            // A new artifact or a newly Ready dependency: the objects that wait on it go now.
-            if key.is_source() || requeue.became_ready {
-                for t in &tfs {
-                    let watches = if key.is_source() {
-                        t.spec.source_ref.kind == key.kind
-                            && t.spec.source_ref.name == key.name
-                            && t.spec.source_ref.namespace.clone().unwrap_or_else(|| ns(t)) == key.namespace
-                    } else {
-                        t.spec
-                            .depends_on
-                            .iter()
-                            .any(|d| d.name == key.name && d.namespace.clone().unwrap_or_else(|| ns(t)) == key.namespace)
-                    };
-                    if watches {
-                        due.insert(Key::of("Terraform", t), Instant::now());
-                    }
-                }
-                for k in &kss {
-                    let own = k.metadata.namespace.clone().unwrap_or_else(|| "default".into());
-                    let watches = if key.is_source() {
-                        k.spec.source_ref.kind == key.kind
-                            && k.spec.source_ref.name == key.name
-                            && k.spec.source_ref.namespace.clone().unwrap_or_else(|| own.clone()) == key.namespace
-                    } else {
-                        k.spec.depends_on.iter().any(|d| {
-                            d.kind.as_deref().unwrap_or("Kustomization") == key.kind
-                                && d.name == key.name
-                                && d.namespace.clone().unwrap_or_else(|| own.clone()) == key.namespace
-                        })
-                    };
-                    if watches {
-                        due.insert(Key::of("Kustomization", k), Instant::now());
-                    }
+            let interval = objects.iter().find(|o| o.refs.object == key).map_or(Duration::from_secs(60), |o| o.interval);
+            schedule.finished(&key, &requeue, interval, Instant::now());
+            if requeue.wake_dependents {
+                for d in dependents(&key, objects.iter().map(|o| &o.refs)) {
+                    schedule.wake(&d, Instant::now());
                 }
             }
         }
         passes += 1;
-        let next = due.values().min().copied();
+        let next = schedule.next();
         if once {
             let pending_now = next.is_some_and(|n| n <= Instant::now());
             if !pending_now || passes > 50 {
@@ -212,10 +162,6 @@ pub async fn run_loop(ctx: &LocalContext, once: bool, receiver_addr: Option<std:
     }
 }
 
-fn ns<K: kube::Resource>(o: &K) -> String {
-    o.meta().namespace.clone().unwrap_or_else(|| "default".into())
-}
-
 async fn summary(ctx: &LocalContext) -> Result<()> {
     let mut failed = Vec::new();
     for t in ctx.store.list::<Terraform>().await? {
@@ -227,36 +173,4 @@ async fn summary(ctx: &LocalContext) -> Result<()> {
     }
     super::objects::get(&ctx.store, "terraform", None, None, "table").await?;
     if failed.is_empty() { Ok(()) } else { Err(CliError::Usage(failed.join("\n"))) }
-}
-
-async fn no_cluster(
-    ctx: &LocalContext,
-    namespace: &str,
-    name: &str,
-    message: &str,
-) -> Result<crate::context::Requeue, crate::context::ReconcileError> {
-    use crate::api::Conditions;
-    let now = jiff::Timestamp::now().to_string();
-    ctx.store
-        .update::<crate::api::Kustomization>(namespace, name, |k| {
-            let generation = k.metadata.generation;
-            let status = k.status.get_or_insert_with(Default::default);
-            status.set_condition(
-                crate::api::condition_type::READY,
-                crate::api::ConditionStatus::False,
-                "ClusterUnavailable",
-                message,
-                generation,
-                &now,
-            );
-        })
-        .await?;
-    Ok(crate::context::Requeue { after: Duration::from_secs(30), became_ready: false, failing: true })
-}
-
-/// The cluster a local store's Kustomizations are applied to: the current kube context.
-pub(crate) async fn kube_client() -> Result<kube::Client> {
-    super::cluster::client(None, None)
-        .await
-        .map_err(|e| CliError::Usage(format!("a Kustomization applies manifests to a cluster, and there is none to use: {e}")))
 }

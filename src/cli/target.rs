@@ -37,14 +37,14 @@ pub(crate) trait Target {
     /// `--kubeconfig`/`--context` are honored for Secrets and Leases too.
     fn client(&self) -> Option<&Client>;
     /// What happens after `approve`, for its message.
-    fn after_approval(&self, name: &str) -> String;
+    fn after_approval(&self, kind: crate::api::Kind, name: &str) -> String;
 
     /// One complete reconcile now, waiting for its outcome (at most `timeout` for a cluster's
     /// controller to report it).
-    async fn reconcile(&self, kind: &'static str, namespace: &str, name: &str, with_source: bool, timeout: Duration) -> Result<()>;
+    async fn reconcile(&self, kind: crate::api::Kind, namespace: &str, name: &str, with_source: bool, timeout: Duration) -> Result<()>;
     /// Deletes an object after its cleanup (a Terraform destroys its resources first when
     /// asked to), waiting at most `timeout` for a cluster's controller.
-    async fn delete(&self, kind: &'static str, namespace: &str, name: &str, timeout: Duration) -> Result<()>;
+    async fn delete(&self, kind: super::CliKind, namespace: &str, name: &str, timeout: Duration) -> Result<()>;
     /// The events about driftless objects, of one namespace or (`None`) of all.
     async fn events(&self, namespace: Option<&str>) -> Result<Vec<Event>>;
     /// The reconcile loop honoring intervals.
@@ -70,15 +70,15 @@ impl Target for LocalContext {
         None
     }
 
-    fn after_approval(&self, name: &str) -> String {
-        format!("it is applied on the next reconcile (`driftless reconcile terraform {name}` or a running `driftless run`)")
+    fn after_approval(&self, kind: crate::api::Kind, name: &str) -> String {
+        format!("it is applied on the next reconcile (`driftless reconcile {} {name}` or a running `driftless run`)", kind.segment())
     }
 
-    async fn reconcile(&self, kind: &'static str, namespace: &str, name: &str, with_source: bool, _: Duration) -> Result<()> {
+    async fn reconcile(&self, kind: crate::api::Kind, namespace: &str, name: &str, with_source: bool, _: Duration) -> Result<()> {
         super::reconcile::here(self, kind, namespace, name, with_source).await
     }
 
-    async fn delete(&self, kind: &'static str, namespace: &str, name: &str, _: Duration) -> Result<()> {
+    async fn delete(&self, kind: super::CliKind, namespace: &str, name: &str, _: Duration) -> Result<()> {
         super::objects::delete_here(self, kind, namespace, name).await
     }
 
@@ -127,15 +127,15 @@ impl Target for ClusterTarget {
         Some(&self.client)
     }
 
-    fn after_approval(&self, name: &str) -> String {
-        format!("the controller applies it now; follow it with `driftless get terraform {name}`")
+    fn after_approval(&self, kind: crate::api::Kind, name: &str) -> String {
+        format!("the controller applies it now; follow it with `driftless get {} {name}`", kind.segment())
     }
 
-    async fn reconcile(&self, kind: &'static str, namespace: &str, name: &str, with_source: bool, timeout: Duration) -> Result<()> {
+    async fn reconcile(&self, kind: crate::api::Kind, namespace: &str, name: &str, with_source: bool, timeout: Duration) -> Result<()> {
         super::reconcile::on_cluster(&self.store, kind, namespace, name, with_source, timeout).await
     }
 
-    async fn delete(&self, kind: &'static str, namespace: &str, name: &str, timeout: Duration) -> Result<()> {
+    async fn delete(&self, kind: super::CliKind, namespace: &str, name: &str, timeout: Duration) -> Result<()> {
         super::objects::delete_on_cluster(&self.store, kind, namespace, name, timeout).await
     }
 

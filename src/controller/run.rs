@@ -5,29 +5,29 @@
 //! finalizers, backoff, the artifact server, and dependents woken as soon as their
 //! dependency becomes Ready (not on their interval).
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use futures::StreamExt;
 use kube::Api;
 use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
-use kube::runtime::reflector::{self, ObjectRef, Store};
+use kube::runtime::reflector::{self, ObjectRef as KubeRef};
 use kube::runtime::{WatchStreamExt, watcher};
+use tokio::time::Instant;
 use tracing::{Instrument, info, info_span, warn};
 
 use super::leader::{LeaderElector, LeaseTiming};
 use super::metrics::Metrics;
 use super::probes::Readiness;
-use crate::api::{Bucket, Conditions, GitRepository, Kustomization, Terraform, condition_type as ct};
-use crate::context::{Context, ReconcileError, Requeue};
+use crate::api::{Conditions, Kind, ObjectRef, condition_type as ct};
 use crate::dispatch::{BackendSpec, PodDispatch, PodSettings};
+use crate::reconcile::schedule::dependents;
+use crate::reconcile::{Clusters, Context, Reconcile, ReconcileError, Refs, Schedule};
 use crate::source::ArtifactStore;
-use crate::source::reconcile::Source;
-use crate::store::kube::ensure_finalizer;
-use crate::store::{EventLog, KubeStore, ObjectStore};
+use crate::store::{EventLog, KubeStore};
 
 /// Everything `driftless controller` is told on its command line.
 #[derive(Clone, Debug)]
@@ -72,118 +72,53 @@ pub enum ControllerError {
 /// The leader election Lease: one per controller namespace.
 const LEASE_NAME: &str = "driftless-controller-leader";
 
+/// What the controller sees of one reconciled kind, whatever its type: the objects' references
+/// (for waking dependents), how many drift, and the channel that wakes one.
+struct KindView {
+    kind: Kind,
+    refs: Box<dyn Fn() -> Vec<Refs> + Send + Sync>,
+    drifted: Box<dyn Fn() -> usize + Send + Sync>,
+    wake: tokio::sync::mpsc::UnboundedSender<(String, String)>,
+}
+
 /// What every reconcile of this controller shares.
 struct Shared {
     ctx: Context<KubeStore, PodDispatch>,
-    /// Consecutive failed reconciles per object, for the retry backoff.
-    failures: Mutex<HashMap<String, u32>>,
-    terraforms: Store<Terraform>,
-    kustomizations: Store<Kustomization>,
-    /// Objects to reconcile now (a dependency or source became ready).
-    wake: tokio::sync::mpsc::UnboundedSender<ObjectRef<Terraform>>,
-    wake_kustomizations: tokio::sync::mpsc::UnboundedSender<ObjectRef<Kustomization>>,
-    /// When each object is due again: the queue depth is the count of those overdue.
-    due: Mutex<HashMap<String, Instant>>,
+    /// Due times and failure counts: the one scheduler's backoff, and the queue depth.
+    schedule: Mutex<Schedule>,
+    views: Vec<KindView>,
     metrics: Metrics,
-    /// The controller's own connection, for clients that impersonate a Kustomization's
-    /// `serviceAccountName` (`None`: impersonation is refused).
-    config: Option<kube::Config>,
 }
 
 impl Shared {
-    /// The client a Kustomization applies with: the controller's, or its ServiceAccount's.
-    fn client_for(&self, object: &Kustomization) -> Result<kube::Client, String> {
-        let Some(account) = &object.spec.service_account_name else { return Ok(self.ctx.store.client().clone()) };
-        let namespace = object.metadata.namespace.clone().unwrap_or_default();
-        let Some(mut config) = self.config.clone() else {
-            return Err(format!("spec.serviceAccountName {account}: this controller cannot impersonate (no kube config)"));
-        };
-        config.auth_info.impersonate = Some(format!("system:serviceaccount:{namespace}:{account}"));
-        config.auth_info.impersonate_groups = None;
-        kube::Client::try_from(config).map_err(|e| format!("spec.serviceAccountName {account}: {e}"))
-    }
-}
-
-impl Shared {
-    /// The delay before the next attempt: `after` (the interval) on success; on failure
-    /// the retry interval, doubled per consecutive failure up to the larger interval.
-    fn next(&self, key: &str, requeue: Requeue, interval: Duration) -> Duration {
-        let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
-        let after = if requeue.failing {
-            let n = failures.entry(key.to_string()).and_modify(|n| *n += 1).or_insert(1);
-            retry_delay(*n, requeue.after, interval)
-        } else {
-            failures.remove(key);
-            requeue.after
-        };
-        if after != Duration::MAX {
-            self.due.lock().unwrap_or_else(|e| e.into_inner()).insert(key.to_string(), Instant::now() + after);
-        }
-        after
-    }
-
-    fn started(&self, key: &str) {
-        self.due.lock().unwrap_or_else(|e| e.into_inner()).remove(key);
-    }
-
-    /// Objects of a kind whose time has come but that no worker has taken yet.
-    fn overdue(&self, kind: &str) -> usize {
-        let now = Instant::now();
-        let prefix = format!("{kind}/");
-        self.due.lock().unwrap_or_else(|e| e.into_inner()).iter().filter(|(k, t)| k.starts_with(&prefix) && **t <= now).count()
+    fn schedule(&self) -> std::sync::MutexGuard<'_, Schedule> {
+        self.schedule.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Refreshes the gauges the reconciles do not update themselves.
     fn update_gauges(&self) {
-        for kind in KINDS {
-            self.metrics.set_queue_depth(kind, self.overdue(kind));
-        }
-        let drifted = self.terraforms.state().iter().filter(|t| t.status.as_ref().is_some_and(|s| s.is_true(ct::DRIFTED))).count();
-        self.metrics.set_drifted("Terraform", drifted);
-        let drifted = self.kustomizations.state().iter().filter(|k| k.status.as_ref().is_some_and(|s| s.is_true(ct::DRIFTED))).count();
-        self.metrics.set_drifted("Kustomization", drifted);
-    }
-
-    /// Wakes every object (of both kinds) that reads this source or depends on this object.
-    fn wake_dependents(&self, kind: &str, namespace: &str, name: &str) {
-        let refers = |own: &str,
-                      source: &crate::api::CrossNamespaceSourceReference,
-                      deps: &[crate::api::DependencyReference],
-                      default_kind: &str| {
-            let reads = source.kind == kind && source.name == name && source.namespace.as_deref().unwrap_or(own) == namespace;
-            let depends = deps.iter().any(|d| {
-                d.kind.as_deref().unwrap_or(default_kind) == kind && d.name == name && d.namespace.as_deref().unwrap_or(own) == namespace
-            });
-            reads || depends
-        };
-        for t in self.terraforms.state() {
-            if refers(t.metadata.namespace.as_deref().unwrap_or_default(), &t.spec.source_ref, &t.spec.depends_on, "Terraform") {
-                let _ = self.wake.send(ObjectRef::from_obj(t.as_ref()));
+        let now = Instant::now();
+        for view in &self.views {
+            self.metrics.set_queue_depth(view.kind.as_str(), self.schedule().overdue(view.kind, now));
+            if view.kind.is_planned() {
+                self.metrics.set_drifted(view.kind.as_str(), (view.drifted)());
             }
         }
-        for k in self.kustomizations.state() {
-            if refers(k.metadata.namespace.as_deref().unwrap_or_default(), &k.spec.source_ref, &k.spec.depends_on, "Kustomization") {
-                let _ = self.wake_kustomizations.send(ObjectRef::from_obj(k.as_ref()));
+    }
+
+    /// Wakes every object, of every kind, that reads this source or depends on this object.
+    fn wake_dependents(&self, changed: &ObjectRef) {
+        let all: Vec<Refs> = self.views.iter().flat_map(|v| (v.refs)()).collect();
+        for d in dependents(changed, &all) {
+            if let Some(view) = self.views.iter().find(|v| v.kind == d.kind) {
+                let _ = view.wake.send((d.namespace, d.name));
             }
         }
     }
 }
 
-const KINDS: [&str; 4] = ["Terraform", "Kustomization", "GitRepository", "Bucket"];
-
-/// The wait before retry number `failures` (1 = first): the retry interval doubled per
-/// consecutive failure, never more than the larger of the two intervals.
-fn retry_delay(failures: u32, retry: Duration, interval: Duration) -> Duration {
-    let cap = interval.max(retry);
-    retry.saturating_mul(1u32 << failures.saturating_sub(1).min(16)).min(cap)
-}
-
-fn key_of(kind: &str, namespace: &str, name: &str) -> String {
-    format!("{kind}/{namespace}/{name}")
-}
-
-fn requeue_action(after: Duration) -> Action {
-    if after == Duration::MAX { Action::await_change() } else { Action::requeue(after) }
+fn requeue_action(after: Option<Duration>) -> Action {
+    after.map_or_else(Action::await_change, Action::requeue)
 }
 
 /// Reconciles are triggered by what a user changes (generation: spec; annotations: approve,
@@ -200,99 +135,20 @@ fn user_change<K: kube::Resource>(object: &K) -> Option<u64> {
     Some(h.finish())
 }
 
-async fn reconcile_terraform(object: Arc<Terraform>, shared: Arc<Shared>) -> Result<Action, ReconcileError> {
-    let namespace = object.metadata.namespace.clone().unwrap_or_default();
-    let name = object.metadata.name.clone().unwrap_or_default();
-    let key = key_of("Terraform", &namespace, &name);
-    shared.started(&key);
-    let timer = shared.metrics.reconcile_started("Terraform");
+/// One reconcile of a `K` object: the reconcile core's sequence, then the scheduler's
+/// delay, and dependents woken when it became Ready or has a new artifact.
+async fn reconcile_object<K: Reconcile>(object: Arc<K>, shared: Arc<Shared>) -> Result<Action, ReconcileError> {
+    let key = object.reference();
+    shared.schedule().started(&key);
+    let timer = shared.metrics.reconcile_started(K::KIND.as_str());
     let result = async {
-        ensure_finalizer(&shared.ctx.store, object.as_ref()).await?;
-        let requeue = crate::terraform::reconcile(&shared.ctx, &namespace, &name, false).await?;
-        if requeue.became_ready {
-            shared.wake_dependents("Terraform", &namespace, &name);
+        let requeue = crate::reconcile::object::<K, _, _>(&shared.ctx, &key.namespace, &key.name, false).await?;
+        if requeue.wake_dependents {
+            shared.wake_dependents(&key);
         }
-        let interval = object.spec.interval.as_std();
-        Ok(requeue_action(shared.next(&key, requeue, interval)))
+        Ok(requeue_action(shared.schedule().finished(&key, &requeue, object.interval(), Instant::now())))
     }
-    .instrument(info_span!("reconcile", kind = "Terraform", namespace = %namespace, name = %name))
-    .await;
-    timer.finish(&result);
-    result
-}
-
-async fn reconcile_kustomization(object: Arc<Kustomization>, shared: Arc<Shared>) -> Result<Action, ReconcileError> {
-    let namespace = object.metadata.namespace.clone().unwrap_or_default();
-    let name = object.metadata.name.clone().unwrap_or_default();
-    let key = key_of("Kustomization", &namespace, &name);
-    shared.started(&key);
-    let timer = shared.metrics.reconcile_started("Kustomization");
-    let result = async {
-        ensure_finalizer(&shared.ctx.store, object.as_ref()).await?;
-        let client = match shared.client_for(&object) {
-            Ok(c) => c,
-            // Never fall back to the controller's own rights.
-            Err(message) => {
-                warn!("{message}");
-                let generation = object.metadata.generation;
-                let now = jiff::Timestamp::now().to_string();
-                shared
-                    .ctx
-                    .store
-                    .update::<Kustomization>(&namespace, &name, |k| {
-                        let status = k.status.get_or_insert_with(Default::default);
-                        status.set_condition(
-                            ct::READY,
-                            crate::api::ConditionStatus::False,
-                            crate::api::reason::INVALID_SPEC,
-                            &message,
-                            generation,
-                            &now,
-                        );
-                    })
-                    .await?;
-                return Ok(Action::requeue(
-                    object.spec.retry_interval.as_ref().map(|d| d.as_std()).unwrap_or(object.spec.interval.as_std()),
-                ));
-            }
-        };
-        let requeue = crate::kustomization::reconcile(&shared.ctx, &client, &namespace, &name, false).await?;
-        if requeue.became_ready {
-            shared.wake_dependents("Kustomization", &namespace, &name);
-        }
-        Ok(requeue_action(shared.next(&key, requeue, object.spec.interval.as_std())))
-    }
-    .instrument(info_span!("reconcile", kind = "Kustomization", namespace = %namespace, name = %name))
-    .await;
-    timer.finish(&result);
-    result
-}
-
-async fn reconcile_source<K: Source + std::fmt::Debug>(object: Arc<K>, shared: Arc<Shared>) -> Result<Action, ReconcileError> {
-    let namespace = object.meta().namespace.clone().unwrap_or_default();
-    let name = object.meta().name.clone().unwrap_or_default();
-    let key = key_of(K::KIND, &namespace, &name);
-    shared.started(&key);
-    let timer = shared.metrics.reconcile_started(K::KIND);
-    let result = async {
-        if object.meta().deletion_timestamp.is_some() {
-            if let Err(e) = shared.ctx.artifacts.remove_object(K::KIND, &namespace, &name) {
-                warn!("cannot remove the artifacts of a deleted source: {e}");
-            }
-            shared.ctx.store.delete::<K>(&namespace, &name).await?;
-            return Ok(Action::await_change());
-        }
-        ensure_finalizer(&shared.ctx.store, object.as_ref()).await?;
-        let before = object.source_status().and_then(|s| s.artifact.as_ref()).map(|a| a.digest.clone());
-        let requeue = crate::source::reconcile::reconcile_source::<K, _, _>(&shared.ctx, &namespace, &name, false).await?;
-        let after = shared.ctx.store.get::<K>(&namespace, &name).await?;
-        let artifact = after.as_ref().and_then(|o| o.source_status()).and_then(|s| s.artifact.as_ref()).map(|a| a.digest.clone());
-        if requeue.became_ready || artifact != before {
-            shared.wake_dependents(K::KIND, &namespace, &name);
-        }
-        Ok(requeue_action(shared.next(&key, requeue, object.interval())))
-    }
-    .instrument(info_span!("reconcile", kind = K::KIND, namespace = %namespace, name = %name))
+    .instrument(info_span!("reconcile", kind = %K::KIND, namespace = %key.namespace, name = %key.name))
     .await;
     timer.finish(&result);
     result
@@ -302,6 +158,46 @@ async fn reconcile_source<K: Source + std::fmt::Debug>(object: Arc<K>, shared: A
 fn error_policy<K>(_object: Arc<K>, error: &ReconcileError, _shared: Arc<Shared>) -> Action {
     warn!("reconcile failed: {error}");
     Action::requeue(Duration::from_secs(5))
+}
+
+type Starter = Box<dyn FnOnce(Arc<Shared>) -> Pin<Box<dyn std::future::Future<Output = ()> + Send>> + Send>;
+
+/// The controller of kind `K`: its view for the others, and what starts it once every
+/// kind's view exists (dependents of one kind are objects of another).
+fn controller_for<K>(
+    client: &kube::Client,
+    namespace: Option<&str>,
+    config: ControllerConfig,
+    stop: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+) -> (KindView, Starter)
+where
+    K: Reconcile + kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>,
+{
+    let api: Api<K> = match namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    };
+    let (reader, writer) = reflector::store::<K>();
+    let (wake, wake_rx) = tokio::sync::mpsc::unbounded_channel::<(String, String)>();
+    let (refs_reader, drift_reader) = (reader.clone(), reader.clone());
+    let view = KindView {
+        kind: K::KIND,
+        refs: Box::new(move || refs_reader.state().iter().map(|o| Refs::of(o.as_ref())).collect()),
+        drifted: Box::new(move || drift_reader.state().iter().filter(|o| o.status().is_some_and(|s| s.is_true(ct::DRIFTED))).count()),
+        wake,
+    };
+    let starter: Starter = Box::new(move |shared: Arc<Shared>| {
+        let wakes = tokio_stream_of(wake_rx).map(|(ns, name)| KubeRef::<K>::new(&name).within(&ns));
+        Box::pin(
+            Controller::for_stream(watch_stream(api, writer), reader)
+                .with_config(config)
+                .reconcile_on(wakes)
+                .graceful_shutdown_on(stop)
+                .run(reconcile_object::<K>, error_policy, shared)
+                .for_each(|_| async {}),
+        )
+    });
+    (view, starter)
 }
 
 fn watch_stream<K>(api: Api<K>, writer: reflector::store::Writer<K>) -> impl futures::Stream<Item = Result<K, watcher::Error>> + Send
@@ -324,8 +220,8 @@ pub async fn run(
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) -> Result<(), ControllerError> {
     let metrics = Metrics::new();
-    for kind in KINDS {
-        metrics.init_kind(kind);
+    for kind in Kind::RECONCILED {
+        metrics.init_kind(kind.as_str());
     }
     let readiness = Readiness::new();
     let probe_listener = tokio::net::TcpListener::bind(options.metrics_addr)
@@ -401,58 +297,21 @@ pub async fn run(
         terraform_path: options.terraform_path.clone(),
         identity: options.identity.clone(),
         run_timeout: options.run_timeout,
+        clusters: Clusters::connected(client.clone(), kube_config),
     };
     let config = ControllerConfig::default().concurrency(options.concurrent);
-    fn api<K>(client: &kube::Client, namespace: Option<&str>) -> Api<K>
-    where
-        K: kube::Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>,
-    {
-        match namespace {
-            Some(ns) => Api::namespaced(client.clone(), ns),
-            None => Api::all(client.clone()),
-        }
-    }
     let ns = options.watch_namespace.as_deref();
-    let (tf_reader, tf_writer) = reflector::store();
-    let (ks_reader, ks_writer) = reflector::store();
-    let (wake_tx, wake_rx) = tokio::sync::mpsc::unbounded_channel();
-    let (wake_ks_tx, wake_ks_rx) = tokio::sync::mpsc::unbounded_channel();
-    let shared = Arc::new(Shared {
-        ctx,
-        failures: Mutex::default(),
-        terraforms: tf_reader.clone(),
-        kustomizations: ks_reader.clone(),
-        wake: wake_tx,
-        wake_kustomizations: wake_ks_tx,
-        due: Mutex::default(),
-        metrics,
-        config: kube_config,
-    });
-    let kustomizations = Controller::for_stream(watch_stream(api::<Kustomization>(&client, ns), ks_writer), ks_reader)
-        .with_config(config.clone())
-        .reconcile_on(tokio_stream_of(wake_ks_rx))
-        .graceful_shutdown_on(stopped(stop_rx.clone()))
-        .run(reconcile_kustomization, error_policy, shared.clone())
-        .for_each(|_| async {});
-
-    let terraforms = Controller::for_stream(watch_stream(api::<Terraform>(&client, ns), tf_writer), tf_reader)
-        .with_config(config.clone())
-        .reconcile_on(tokio_stream_of(wake_rx))
-        .graceful_shutdown_on(stopped(stop_rx.clone()))
-        .run(reconcile_terraform, error_policy, shared.clone())
-        .for_each(|_| async {});
-    let (git_reader, git_writer) = reflector::store();
-    let gits = Controller::for_stream(watch_stream(api::<GitRepository>(&client, ns), git_writer), git_reader)
-        .with_config(config.clone())
-        .graceful_shutdown_on(stopped(stop_rx.clone()))
-        .run(reconcile_source::<GitRepository>, error_policy, shared.clone())
-        .for_each(|_| async {});
-    let (bucket_reader, bucket_writer) = reflector::store();
-    let buckets = Controller::for_stream(watch_stream(api::<Bucket>(&client, ns), bucket_writer), bucket_reader)
-        .with_config(config)
-        .graceful_shutdown_on(stopped(stop_rx.clone()))
-        .run(reconcile_source::<Bucket>, error_policy, shared.clone())
-        .for_each(|_| async {});
+    let mut views = Vec::new();
+    let mut starters = Vec::new();
+    for kind in Kind::RECONCILED {
+        crate::with_reconciled_kind!(kind, K => {
+            let (view, starter) = controller_for::<K>(&client, ns, config.clone(), stopped(stop_rx.clone()));
+            views.push(view);
+            starters.push(starter);
+        }, _ => {});
+    }
+    let shared = Arc::new(Shared { ctx, schedule: Mutex::default(), views, metrics });
+    let controllers = futures::future::join_all(starters.into_iter().map(|start| start(shared.clone())));
 
     let gauges = {
         let shared = shared.clone();
@@ -488,7 +347,7 @@ pub async fn run(
         }
     };
     readiness.set_ready();
-    tokio::join!(terraforms, kustomizations, gits, buckets, stopper, gauges);
+    tokio::join!(controllers, stopper, gauges);
     // Alerts of the last reconciles go out before the process does.
     shared.ctx.events.flush(Duration::from_secs(10)).await;
     let _ = notification_status.await;
@@ -532,17 +391,8 @@ mod tests {
     use super::*;
 
     #[test]
-    fn retries_back_off_exponentially_up_to_the_interval() {
-        let (retry, interval) = (Duration::from_secs(30), Duration::from_secs(600));
-        let delays: Vec<u64> = (1..=7).map(|n| retry_delay(n, retry, interval).as_secs()).collect();
-        assert_eq!(delays, vec![30, 60, 120, 240, 480, 600, 600]);
-        assert_eq!(retry_delay(1000, retry, interval), interval, "no overflow after many failures");
-        assert_eq!(retry_delay(3, Duration::from_secs(900), Duration::from_secs(60)), Duration::from_secs(900), "retry above interval");
-    }
-
-    #[test]
     fn status_writes_do_not_trigger_reconciles_but_user_changes_do() {
-        let mut t: Terraform = serde_json::from_value(serde_json::json!({
+        let mut t: crate::api::Terraform = serde_json::from_value(serde_json::json!({
             "apiVersion": "driftless.dev/v1alpha1", "kind": "Terraform",
             "metadata": { "name": "a", "namespace": "n", "generation": 1 },
             "spec": { "sourceRef": { "kind": "GitRepository", "name": "s" }, "interval": "1h" }

@@ -172,8 +172,8 @@ impl PodDispatch {
                 annotations,
                 owner_references: object.metadata.uid.clone().map(|uid| {
                     vec![OwnerReference {
-                        api_version: "driftless.dev/v1alpha1".into(),
-                        kind: "Terraform".into(),
+                        api_version: format!("{}/{}", crate::api::GROUP, crate::api::VERSION),
+                        kind: spec.object.kind.clone(),
                         name: spec.object.name.clone(),
                         uid,
                         ..Default::default()

@@ -17,12 +17,11 @@ use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind,
 use kube::discovery::Scope;
 use serde_json::Value;
 
-use super::inventory::{ObjectId, stage_of_kind};
+use super::inventory::{ObjectId, may_prune, stage_of_kind};
 use crate::api::ResourceRef;
 use crate::store::kube::{FIELD_MANAGER, describe};
 
-pub use driftless_core::names::annotation::PRUNE as PRUNE_ANNOTATION;
-pub use driftless_core::names::label::{KUSTOMIZATION_NAME as OWNER_NAME_LABEL, KUSTOMIZATION_NAMESPACE as OWNER_NAMESPACE_LABEL};
+use driftless_core::names::label::{KUSTOMIZATION_NAME as OWNER_NAME_LABEL, KUSTOMIZATION_NAMESPACE as OWNER_NAMESPACE_LABEL};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApplyError {
@@ -200,14 +199,8 @@ impl Applier {
                 continue;
             };
             let labels = live.metadata.labels.clone().unwrap_or_default();
-            let ours = labels.get(OWNER_NAME_LABEL) == Some(&self.owner.1) && labels.get(OWNER_NAMESPACE_LABEL) == Some(&self.owner.0);
-            let disabled = live.metadata.annotations.as_ref().and_then(|a| a.get(PRUNE_ANNOTATION)).is_some_and(|v| v == "disabled");
-            if !ours {
-                kept.push(format!("{} (not applied by this Kustomization)", id.display()));
-                continue;
-            }
-            if disabled {
-                kept.push(format!("{} ({PRUNE_ANNOTATION}: disabled)", id.display()));
+            if let Err(why) = may_prune(&labels, live.metadata.annotations.as_ref(), (&self.owner.0, &self.owner.1)) {
+                kept.push(format!("{} ({why})", id.display()));
                 continue;
             }
             match api.delete(&id.name, &DeleteParams::background()).await {

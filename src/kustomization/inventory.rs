@@ -69,6 +69,43 @@ pub fn stale(old: &[ResourceRef], new: &[ResourceRef]) -> Vec<ResourceRef> {
     out
 }
 
+/// Why an object of the prune set is kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kept {
+    /// It does not carry this Kustomization's labels: another owner applied it.
+    NotOurs,
+    /// Its owner asked for it to stay (`driftless.dev/prune: disabled`).
+    Disabled,
+}
+
+impl std::fmt::Display for Kept {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Kept::NotOurs => f.write_str("not applied by this Kustomization"),
+            Kept::Disabled => write!(f, "{}: disabled", driftless_core::names::annotation::PRUNE),
+        }
+    }
+}
+
+/// Whether a live object, by its labels and annotations, may be pruned by the Kustomization
+/// `owner` (namespace, name): only what it applied itself, and never what is marked to stay.
+pub fn may_prune(
+    labels: &std::collections::BTreeMap<String, String>,
+    annotations: Option<&std::collections::BTreeMap<String, String>>,
+    owner: (&str, &str),
+) -> Result<(), Kept> {
+    use driftless_core::names::{annotation, label};
+    let ours = labels.get(label::KUSTOMIZATION_NAME).map(String::as_str) == Some(owner.1)
+        && labels.get(label::KUSTOMIZATION_NAMESPACE).map(String::as_str) == Some(owner.0);
+    if !ours {
+        return Err(Kept::NotOurs);
+    }
+    if annotations.and_then(|a| a.get(annotation::PRUNE)).is_some_and(|v| v == "disabled") {
+        return Err(Kept::Disabled);
+    }
+    Ok(())
+}
+
 /// Apply stage of a kind: cluster definitions first (CRDs, Namespaces), then the rest.
 pub fn stage_of_kind(kind: &str) -> u8 {
     match kind {
@@ -94,6 +131,20 @@ mod tests {
         let (id, _) = ObjectId::of(&ns).expect("id");
         assert_eq!(id.to_ref("v1").id, "_prod__Namespace");
         assert_eq!(ObjectId::parse(&id.to_ref("v1")), Some(id));
+    }
+
+    #[test]
+    fn only_objects_this_kustomization_applied_are_pruned_and_never_those_marked_to_stay() {
+        use driftless_core::names::{annotation, label};
+        let labels = |ns: &str, name: &str| -> std::collections::BTreeMap<String, String> {
+            [(label::KUSTOMIZATION_NAMESPACE.to_string(), ns.to_string()), (label::KUSTOMIZATION_NAME.to_string(), name.to_string())].into()
+        };
+        assert_eq!(may_prune(&labels("team", "apps"), None, ("team", "apps")), Ok(()));
+        assert_eq!(may_prune(&labels("team", "other"), None, ("team", "apps")), Err(Kept::NotOurs));
+        assert_eq!(may_prune(&labels("other", "apps"), None, ("team", "apps")), Err(Kept::NotOurs), "same name, other namespace");
+        assert_eq!(may_prune(&Default::default(), None, ("team", "apps")), Err(Kept::NotOurs));
+        let stay = [(annotation::PRUNE.to_string(), "disabled".to_string())].into();
+        assert_eq!(may_prune(&labels("team", "apps"), Some(&stay), ("team", "apps")), Err(Kept::Disabled));
     }
 
     #[test]

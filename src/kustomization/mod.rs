@@ -1,13 +1,19 @@
 //! The Kustomization kind: build the source's manifests (with [`crate::kustomize`]), plan
 //! them as a server-side dry run, apply in stages, keep an inventory and prune, check health
-//! and drift. Decisions (what to do next, what a result means for status, what to prune,
-//! what drifted, what is healthy) are pure functions; [`apply`] is the only part that talks
-//! to the cluster.
+//! and drift. Decisions are pure functions: [`decide`] (what to do next), [`record`] (what
+//! a dry run, an apply or a check means for status), [`inventory`] (what to prune, and
+//! whether an object may be), [`diff`] (what drifted), [`health`] (what is healthy).
+//! [`apply`] is the only part that talks to the cluster; [`reconcile`] is the thin sequence
+//! of the kind's own steps after the reconcile core's.
 
 pub mod apply;
+mod build;
+pub mod decide;
 pub mod diff;
 pub mod health;
 pub mod inventory;
+pub mod plan;
 pub mod reconcile;
+pub mod record;
 
-pub use reconcile::reconcile;
+pub use reconcile::KIND;

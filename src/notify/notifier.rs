@@ -228,7 +228,7 @@ pub async fn endpoint<S: ObjectStore>(store: &S, provider: &Provider) -> Result<
     if let Some(r) = &spec.secret_ref {
         match store.get::<Secret>(&namespace, &r.name).await? {
             None => return Ok(Err(format!("spec.secretRef: Secret {namespace}/{} not found", r.name))),
-            Some(s) => match crate::terraform::secret_strings(&s) {
+            Some(s) => match driftless_core::secret::secret_strings(&s) {
                 Ok(data) => secret = data,
                 Err(key) => return Ok(Err(format!("spec.secretRef: Secret {namespace}/{} key {key:?} is not text", r.name))),
             },
@@ -245,7 +245,7 @@ pub async fn endpoint<S: ObjectStore>(store: &S, provider: &Provider) -> Result<
         None => None,
         Some(r) => match store.get::<Secret>(&namespace, &r.name).await? {
             None => return Ok(Err(format!("spec.certSecretRef: Secret {namespace}/{} not found", r.name))),
-            Some(s) => crate::terraform::secret_strings(&s).ok().and_then(|mut d| d.remove("ca.crt")),
+            Some(s) => driftless_core::secret::secret_strings(&s).ok().and_then(|mut d| d.remove("ca.crt")),
         },
     };
     let Some(address) = secret.get("address").cloned().or_else(|| spec.address.clone()).filter(|a| !a.trim().is_empty()) else {

@@ -154,7 +154,7 @@ async fn check_provider<S: ObjectStore>(store: &S, provider: &Provider) -> Resul
         None => None,
         Some(r) => match store.get::<Secret>(&namespace, &r.name).await? {
             None => return Ok(Err((SECRET_NOT_FOUND, format!("spec.secretRef: Secret {namespace}/{} not found", r.name)))),
-            Some(s) => Some(crate::terraform::secret_strings(&s).unwrap_or_default()),
+            Some(s) => Some(driftless_core::secret::secret_strings(&s).unwrap_or_default()),
         },
     };
     let has = |key: &str| secret.as_ref().is_some_and(|s| s.get(key).is_some_and(|v| !v.trim().is_empty()));

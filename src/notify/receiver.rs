@@ -6,8 +6,6 @@
 //! verified as its service signs it (HMAC of the body, or GitLab's shared token); a bad
 //! signature gets 401, an unknown path 404, a body over 1 MiB 413, and none triggers anything.
 
-use std::collections::BTreeMap;
-
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Path, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -16,7 +14,7 @@ use hmac::{Hmac, Mac};
 use k8s_openapi::api::core::v1::Secret;
 use sha2::{Digest, Sha256, Sha512};
 
-use crate::api::{Bucket, EventSourceReference, GitRepository, Kustomization, Receiver, Terraform, annotation};
+use crate::api::{EventSourceReference, Receiver, annotation};
 use crate::store::{ObjectStore, StoreError};
 
 /// The largest body a Receiver reads; services send far less.
@@ -115,7 +113,7 @@ pub async fn receiver_token<S: ObjectStore>(store: &S, receiver: &Receiver) -> R
     let Some(secret) = store.get::<Secret>(namespace, name).await? else {
         return Ok(Err(format!("spec.secretRef: Secret {namespace}/{name} not found; create it with a `token` key")));
     };
-    let Ok(data) = crate::terraform::secret_strings(&secret) else {
+    let Ok(data) = driftless_core::secret::secret_strings(&secret) else {
         return Ok(Err(format!("spec.secretRef: Secret {namespace}/{name} holds a value that is not text")));
     };
     Ok(match data.get("token").map(|t| t.trim()) {
@@ -135,23 +133,11 @@ pub async fn request_reconcile<S: ObjectStore>(
     let mut touched = Vec::new();
     for r in refs {
         let namespace = r.namespace.as_deref().unwrap_or(default_namespace);
-        let names = match r.kind.as_str() {
-            "GitRepository" => selected::<S, GitRepository>(store, namespace, r).await?,
-            "Bucket" => selected::<S, Bucket>(store, namespace, r).await?,
-            "Terraform" => selected::<S, Terraform>(store, namespace, r).await?,
-            "Kustomization" => selected::<S, Kustomization>(store, namespace, r).await?,
-            _ => continue,
-        };
+        let Some(kind) = crate::api::Kind::from_api(&r.kind).filter(|k| k.is_reconciled()) else { continue };
+        let names = crate::with_reconciled_kind!(kind, K => selected::<S, K>(store, namespace, r).await?, _ => Vec::new());
         for name in names {
-            let set = |meta: &mut k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta| {
-                meta.annotations.get_or_insert_with(BTreeMap::new).insert(annotation::RECONCILE_REQUESTED_AT.into(), at.clone());
-            };
-            match r.kind.as_str() {
-                "GitRepository" => store.update::<GitRepository>(namespace, &name, |o| set(&mut o.metadata)).await.map(|_| ())?,
-                "Bucket" => store.update::<Bucket>(namespace, &name, |o| set(&mut o.metadata)).await.map(|_| ())?,
-                "Terraform" => store.update::<Terraform>(namespace, &name, |o| set(&mut o.metadata)).await.map(|_| ())?,
-                _ => store.update::<Kustomization>(namespace, &name, |o| set(&mut o.metadata)).await.map(|_| ())?,
-            }
+            let changes = [(annotation::RECONCILE_REQUESTED_AT, Some(at.as_str()))];
+            crate::with_reconciled_kind!(kind, K => crate::store::annotate::<K, S>(store, namespace, &name, &changes).await.map(drop)?, _ => ());
             touched.push(format!("{}/{namespace}/{name}", r.kind));
         }
     }

@@ -1,15 +1,14 @@
-//! What every reconciler shares: where objects live, how runs execute, where state and
-//! plans go, and where events are sent.
+//! What every reconcile shares: where objects live, how runs execute, where state and plans
+//! go, where events are sent, and which cluster manifests are applied to.
 
+use std::future::Future;
 use std::path::PathBuf;
+use std::pin::Pin;
 use std::time::Duration;
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-
-use crate::api::{ObjectStatus, reason};
 use crate::dispatch::BackendSpec;
 use crate::source::ArtifactStore;
-use crate::store::{Event, EventLog, Notice};
+use crate::store::EventLog;
 
 pub struct Context<S, D> {
     pub store: S,
@@ -26,102 +25,83 @@ pub struct Context<S, D> {
     pub identity: String,
     /// Deadline of one runner.
     pub run_timeout: Duration,
+    /// The cluster Kustomizations apply to.
+    pub clusters: Clusters,
 }
 
-impl<S, D> Context<S, D> {
-    /// Emits `notice` as an event about the `kind` object that `meta` names, and keeps it
-    /// in the object's `status.history`, so the review page shows what alerts said; a
-    /// `PlanApplied` entry names who approved the plan.
-    pub fn announce(&self, kind: &str, meta: &ObjectMeta, status: &mut ObjectStatus, at: String, notice: Notice) {
-        let event = Event {
-            time: at,
-            kind: kind.into(),
-            namespace: meta.namespace.clone().unwrap_or_else(|| "default".into()),
-            name: meta.name.clone().unwrap_or_default(),
-            reason: notice.reason.into(),
-            severity: notice.severity,
-            message: notice.message,
-            revision: status.last_attempted_revision.clone(),
-            plan_id: notice.plan_id,
-            drift_id: notice.drift_id,
+type LoadConfig = Box<dyn Fn() -> Pin<Box<dyn Future<Output = Result<kube::Config, String>> + Send>> + Send + Sync>;
+
+/// The cluster manifests are applied to, and with whose rights: the controller's own
+/// cluster, or (local store) the current kube context, connected on first use so that a
+/// local store without Kustomizations needs no cluster at all.
+pub struct Clusters {
+    load: LoadConfig,
+    config: tokio::sync::OnceCell<kube::Config>,
+    client: tokio::sync::OnceCell<kube::Client>,
+}
+
+/// Why no client could be had for an object: the condition reason and message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NoClient {
+    pub reason: &'static str,
+    pub message: String,
+}
+
+impl Clusters {
+    /// A cluster already connected (the controller): `config` is what impersonation starts
+    /// from; without it a ServiceAccount cannot be impersonated.
+    pub fn connected(client: kube::Client, config: Option<kube::Config>) -> Self {
+        let loaded = config.clone();
+        let clusters = Self {
+            load: Box::new(move || {
+                let config = loaded.clone();
+                Box::pin(async move { config.ok_or_else(|| "this controller has no kube config to impersonate with".to_string()) })
+            }),
+            config: tokio::sync::OnceCell::new(),
+            client: tokio::sync::OnceCell::new_with(Some(client)),
         };
-        let by = (notice.reason == reason::PLAN_APPLIED).then(|| approver_name(status.plan.as_ref().and_then(|p| p.approved_by), meta));
-        status.record(event.history_entry(by));
-        self.events.emit(&event);
-    }
-}
-
-/// When a reconcile wants to run again, and whether it changed readiness (dependents of
-/// an object that just became Ready are reconciled at once, not on their interval).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Requeue {
-    pub after: Duration,
-    pub became_ready: bool,
-    /// The object is not Ready after this reconcile (the controller backs off retries).
-    pub failing: bool,
-}
-
-/// Why a reconcile could not even record its outcome (the object store failed). Everything
-/// else a reconcile meets becomes a condition on the object, not an error.
-#[derive(Debug, thiserror::Error)]
-pub enum ReconcileError {
-    #[error(transparent)]
-    Store(#[from] crate::store::StoreError),
-}
-
-/// Why the first of `dependencies` is not Ready for its current generation, or `None` when
-/// all are: the one dependency rule of every kind (a Terraform or a Kustomization may depend
-/// on either). `default_kind` is the kind of an entry that names none: the depending kind.
-pub async fn unready_dependency<S: crate::store::ObjectStore>(
-    store: &S,
-    namespace: &str,
-    dependencies: &[crate::api::DependencyReference],
-    default_kind: &str,
-) -> Result<Option<String>, ReconcileError> {
-    use crate::api::{ConditionStatus, Kustomization, Terraform, condition_type as ct};
-    for d in dependencies {
-        let namespace = d.namespace.as_deref().unwrap_or(namespace);
-        let kind = d.kind.as_deref().unwrap_or(default_kind);
-        let found = match kind {
-            "Kustomization" => store
-                .get::<Kustomization>(namespace, &d.name)
-                .await?
-                .map(|o| (o.metadata.generation, o.status.map(|s| s.common).unwrap_or_default())),
-            _ => store
-                .get::<Terraform>(namespace, &d.name)
-                .await?
-                .map(|o| (o.metadata.generation, o.status.map(|s| s.common).unwrap_or_default())),
-        };
-        let Some((generation, status)) = found else {
-            return Ok(Some(format!("dependency {kind} {namespace}/{} not found", d.name)));
-        };
-        let ready = status.conditions.iter().any(|c| c.type_ == ct::READY && c.status == ConditionStatus::True);
-        if !(status.observed_generation == generation && ready) {
-            let why = status
-                .conditions
-                .iter()
-                .find(|c| c.type_ == ct::READY)
-                .map(|c| c.message.clone())
-                .unwrap_or_else(|| "not reconciled yet".into());
-            return Ok(Some(format!("dependency {kind} {namespace}/{} is not ready: {why}", d.name)));
+        if let Some(config) = config {
+            let _ = clusters.config.set(config);
         }
+        clusters
     }
-    Ok(None)
-}
 
-/// Who let a plan through, for the object's history: the user named by
-/// `driftless.dev/acted-by` when it was approved by annotation (the CLI and the review page
-/// set it), else `spec` or `auto`.
-pub fn approver_name(
-    approver: Option<crate::api::PlanApprover>,
-    meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
-) -> String {
-    use crate::api::PlanApprover;
-    match approver {
-        Some(PlanApprover::Annotation) => {
-            meta.annotations.as_ref().and_then(|a| a.get(crate::api::annotation::ACTED_BY)).cloned().unwrap_or_else(|| "annotation".into())
-        }
-        Some(PlanApprover::Spec) => "spec".into(),
-        Some(PlanApprover::Auto) | None => "auto".into(),
+    /// A cluster found when first needed, by `load` (the kube context of a local store).
+    /// A failure is not kept: the next reconcile tries again.
+    pub fn lazy<F, Fut>(load: F) -> Self
+    where
+        F: Fn() -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<kube::Config, String>> + Send + 'static,
+    {
+        Self { load: Box::new(move || Box::pin(load())), config: tokio::sync::OnceCell::new(), client: tokio::sync::OnceCell::new() }
+    }
+
+    async fn config(&self) -> Result<&kube::Config, NoClient> {
+        self.config.get_or_try_init(|| (self.load)()).await.map_err(|message| NoClient {
+            reason: crate::api::reason::CLUSTER_UNAVAILABLE,
+            message: format!("a Kustomization applies manifests to a cluster, and there is none to use: {message}"),
+        })
+    }
+
+    /// The client an object in `namespace` applies with: the cluster's own, or its
+    /// `serviceAccountName` impersonated. Never the cluster's own rights when an account is
+    /// named and cannot be impersonated.
+    pub async fn client_for(&self, namespace: &str, account: Option<&str>) -> Result<kube::Client, NoClient> {
+        let Some(account) = account else {
+            if let Some(client) = self.client.get() {
+                return Ok(client.clone());
+            }
+            let config = self.config().await?.clone();
+            let client = kube::Client::try_from(config).map_err(|e| NoClient {
+                reason: crate::api::reason::CLUSTER_UNAVAILABLE,
+                message: format!("cannot connect to the cluster of the kube context: {e}"),
+            })?;
+            return Ok(self.client.get_or_init(|| async { client }).await.clone());
+        };
+        let invalid = |message: String| NoClient { reason: crate::api::reason::INVALID_SPEC, message };
+        let mut config = self.config().await.map_err(|e| invalid(format!("spec.serviceAccountName {account}: {}", e.message)))?.clone();
+        config.auth_info.impersonate = Some(format!("system:serviceaccount:{namespace}:{account}"));
+        config.auth_info.impersonate_groups = None;
+        kube::Client::try_from(config).map_err(|e| invalid(format!("spec.serviceAccountName {account}: {e}")))
     }
 }

@@ -7,7 +7,8 @@
 
 use crate::api::{Acknowledgement, DriftObject, DriftStatus, annotation, reason};
 use crate::store::{Notice, Severity};
-use crate::terraform::{drift_id, summarize_drift};
+use driftless_core::drift::summarize as summarize_drift;
+use driftless_core::ids::drift_id;
 
 /// Reason of the event a first acknowledgement emits.
 pub const DRIFT_ACKNOWLEDGED: &str = "DriftAcknowledged";

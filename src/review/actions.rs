@@ -15,10 +15,10 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Redirect, Response};
 
 use super::auth::{Caller, Flash};
-use super::model::{Kind, Object};
+use super::model::Object;
 use super::pages::{kind_of, load, not_found_object, object_response};
 use super::{App, Host, Problem, object_path};
-use crate::api::{Kustomization, Terraform, annotation};
+use crate::api::annotation;
 use crate::store::{ObjectStore, StoreError, annotate};
 
 type Target = Path<(String, String, String)>;
@@ -40,9 +40,9 @@ async fn prepare<H: Host>(
             format!(
                 "{} may not patch {}.{} {name} in namespace {namespace}; acting on it needs a Role granting patch on {}; nothing was changed",
                 caller.user.name,
-                kind.resource(),
+                kind.plural(),
                 crate::api::GROUP,
-                kind.resource()
+                kind.plural()
             ),
         ));
     }
@@ -55,10 +55,7 @@ async fn prepare<H: Host>(
 
 /// Sets annotations on the object, whichever kind it is.
 async fn set<S: ObjectStore>(store: &S, object: &Object, changes: &[(&str, Option<&str>)]) -> Result<(), StoreError> {
-    match object.kind {
-        Kind::Terraform => annotate::<Terraform, _>(store, &object.namespace, &object.name, changes).await.map(drop),
-        Kind::Kustomization => annotate::<Kustomization, _>(store, &object.namespace, &object.name, changes).await.map(drop),
-    }
+    crate::with_reconciled_kind!(object.kind, K => annotate::<K, _>(store, &object.namespace, &object.name, changes).await.map(drop), _ => Ok(()))
 }
 
 /// The action was done: tell the host, keep the message for the next page, go back there.
@@ -88,7 +85,7 @@ pub(crate) async fn approve<H: Host>(
     let (object, form) = prepare(&app, &caller, &headers, target, &body).await?;
     let wanted = form.get("plan_id").map(|s| s.trim()).unwrap_or_default();
     let current = object.approvable_plan();
-    if wanted.is_empty() || current != Some(wanted) {
+    if wanted.is_empty() || crate::reconcile::approval::approve(&object.status, Some(wanted)).is_err() {
         let now = match current {
             Some(id) => format!("the plan waiting now is {id}; review it before approving"),
             None => "no plan waits for approval now".to_string(),

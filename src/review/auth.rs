@@ -338,7 +338,7 @@ impl Auth {
                 extra: (!user.extra.is_empty()).then(|| user.extra.clone()),
                 resource_attributes: Some(ResourceAttributes {
                     group: Some(crate::api::GROUP.into()),
-                    resource: Some(kind.resource().into()),
+                    resource: Some(kind.plural().into()),
                     verb: Some(verb.into()),
                     namespace: Some(namespace.into()),
                     name: name.map(str::to_string),

@@ -21,12 +21,6 @@ pub fn escape(text: &str) -> String {
     out
 }
 
-/// A path segment percent-encoded for a URL (names are DNS labels, but a URL is built from
-/// whatever the store holds).
-pub fn segment(text: &str) -> String {
-    form_urlencoded::byte_serialize(text.as_bytes()).collect::<String>().replace('+', "%20")
-}
-
 /// `<option>`s of a filter `<select>`: an empty "any" option, then `values`, the chosen one
 /// selected.
 pub fn options(any: &str, values: &[&str], chosen: Option<&str>) -> String {
@@ -75,6 +69,6 @@ mod tests {
         let select = options("any", &["a\"b"], Some("a\"b"));
         assert!(select.contains("value=\"a&quot;b\" selected"), "{select}");
         assert!(page("<t>", Some(("<u>", Some("c\""))), "").contains("&lt;u&gt;"));
-        assert_eq!(segment("a b/c"), "a%20b%2Fc");
+        assert_eq!(crate::api::path_segment("a b/c"), "a%20b%2Fc");
     }
 }

@@ -100,7 +100,7 @@ pub fn login_token() -> Result<String, ReviewError> {
 
 /// The page of one object, relative to the server's base URL: what events and alerts link to.
 pub fn object_path(kind: Kind, namespace: &str, name: &str) -> String {
-    format!("/objects/{}/{}/{}", kind.segment(), html::segment(namespace), html::segment(name))
+    crate::api::object_path(kind, namespace, name)
 }
 
 /// The local login link for a server bound to `addr`.

@@ -6,52 +6,14 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::api::{ConditionStatus, Conditions, Kustomization, ObjectStatus, Terraform, condition_type as ct};
+use crate::api::{ConditionStatus, Conditions, ObjectStatus, Reconciled, condition_type as ct};
 
-/// The kinds the review page shows: the two that plan, apply and drift.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
-pub enum Kind {
-    Terraform,
-    Kustomization,
-}
+/// The kinds the page shows are those that plan, apply and drift ([`Kind::PLANNED`]).
+pub use crate::api::Kind;
 
-impl Kind {
-    pub const ALL: [Kind; 2] = [Kind::Terraform, Kind::Kustomization];
-
-    /// The API kind (`Terraform`).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Kind::Terraform => "Terraform",
-            Kind::Kustomization => "Kustomization",
-        }
-    }
-
-    /// The segment of review URLs (`terraform`).
-    pub fn segment(self) -> &'static str {
-        match self {
-            Kind::Terraform => "terraform",
-            Kind::Kustomization => "kustomization",
-        }
-    }
-
-    /// The API resource RBAC names (`terraforms`).
-    pub fn resource(self) -> &'static str {
-        match self {
-            Kind::Terraform => "terraforms",
-            Kind::Kustomization => "kustomizations",
-        }
-    }
-
-    /// From a URL segment or a filter value, in any case (`terraform`, `Terraform`).
-    pub fn parse(text: &str) -> Option<Kind> {
-        Kind::ALL.into_iter().find(|k| k.segment().eq_ignore_ascii_case(text))
-    }
-}
-
-impl std::fmt::Display for Kind {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
+/// The planned kind a URL segment or filter value names, in any case (`terraform`).
+pub fn planned_kind(text: &str) -> Option<Kind> {
+    Kind::from_user(text).filter(|k| k.is_planned())
 }
 
 /// The one state word of an object, in the order it is decided: what needs a person first.
@@ -121,28 +83,16 @@ pub struct Object {
     pub status: ObjectStatus,
 }
 
-impl From<Terraform> for Object {
-    fn from(t: Terraform) -> Self {
+impl Object {
+    /// An object of a planned kind, reduced to what the page reads.
+    pub fn of<K: Reconciled>(o: K) -> Self {
         Object {
-            kind: Kind::Terraform,
-            namespace: t.metadata.namespace.unwrap_or_else(|| "default".into()),
-            name: t.metadata.name.unwrap_or_default(),
-            suspended: t.spec.suspend,
-            annotations: t.metadata.annotations.unwrap_or_default(),
-            status: t.status.map(|s| s.common).unwrap_or_default(),
-        }
-    }
-}
-
-impl From<Kustomization> for Object {
-    fn from(k: Kustomization) -> Self {
-        Object {
-            kind: Kind::Kustomization,
-            namespace: k.metadata.namespace.unwrap_or_else(|| "default".into()),
-            name: k.metadata.name.unwrap_or_default(),
-            suspended: k.spec.suspend,
-            annotations: k.metadata.annotations.unwrap_or_default(),
-            status: k.status.map(|s| s.common).unwrap_or_default(),
+            kind: K::KIND,
+            namespace: o.namespace_or_default(),
+            name: o.name_or_empty(),
+            suspended: o.suspended(),
+            status: o.common_status(),
+            annotations: o.meta().annotations.clone().unwrap_or_default(),
         }
     }
 }
@@ -155,9 +105,7 @@ impl Object {
     /// The plan a reviewer may approve now: the pending plan, else the correction of a
     /// detected drift. Approving any other id is refused.
     pub fn approvable_plan(&self) -> Option<&str> {
-        let pending = self.status.plan.as_ref().filter(|p| p.pending).map(|p| p.id.as_str());
-        let correction = self.status.drift.as_ref().filter(|d| d.detected).and_then(|d| d.plan_id.as_deref());
-        pending.or(correction)
+        crate::reconcile::approval::approvable(&self.status)
     }
 
     /// The id of the drift detected now.
@@ -232,7 +180,7 @@ impl Filters {
                 "namespace" => filters.namespace = Some(value.into_owned()),
                 "kind" => {
                     filters.kind =
-                        Some(Kind::parse(&value).ok_or_else(|| format!("unknown kind {value:?}: use Terraform or Kustomization"))?)
+                        Some(planned_kind(&value).ok_or_else(|| format!("unknown kind {value:?}: use Terraform or Kustomization"))?)
                 }
                 "state" => {
                     let known = State::ALL.map(State::as_str).join(", ");

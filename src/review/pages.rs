@@ -21,7 +21,6 @@ use super::auth::{Caller, Flash, same_origin};
 use super::html::{csrf_input, escape, options, page};
 use super::model::{Filters, Kind, Object, Row, State};
 use super::{App, Host, PlanRendering, Problem, object_path};
-use crate::api::{Kustomization, Terraform};
 use crate::store::{ObjectStore, StoreError};
 
 const CSS: &str = include_str!("assets/review.css");
@@ -30,12 +29,9 @@ const JS: &str = include_str!("assets/review.js");
 /// How many history entries an object page shows, newest first.
 const HISTORY_SHOWN: usize = 20;
 
-/// One object of either kind, `None` when absent.
+/// One object of a planned kind, `None` when absent.
 pub(crate) async fn load<S: ObjectStore>(store: &S, kind: Kind, namespace: &str, name: &str) -> Result<Option<Object>, StoreError> {
-    Ok(match kind {
-        Kind::Terraform => store.get::<Terraform>(namespace, name).await?.map(Object::from),
-        Kind::Kustomization => store.get::<Kustomization>(namespace, name).await?.map(Object::from),
-    })
+    Ok(crate::with_reconciled_kind!(kind, K => store.get::<K>(namespace, name).await?.map(Object::of), _ => None))
 }
 
 /// The rows of every object the caller may list, in kind, namespace, name order.
@@ -79,7 +75,7 @@ pub(crate) async fn api_objects<H: Host>(AxumState(app): AxumState<Arc<App<H>>>,
 /// The overview's `<main>`: filters and the table. `query` is the filter query the script
 /// polls with.
 pub(crate) fn overview_body(rows: &[Row], filters: &Filters, namespaces: &[&str], query: &str) -> String {
-    let kinds: Vec<&str> = Kind::ALL.iter().map(|k| k.as_str()).collect();
+    let kinds: Vec<&str> = Kind::PLANNED.iter().map(|k| k.as_str()).collect();
     let states: Vec<&str> = State::ALL.iter().map(|s| s.as_str()).collect();
     let mut out = String::with_capacity(600 + rows.len() * 600);
     let _ = write!(
@@ -144,7 +140,7 @@ pub(crate) async fn object<H: Host>(
 }
 
 pub(crate) fn kind_of(segment: &str) -> Result<Kind, Problem> {
-    Kind::parse(segment)
+    super::model::planned_kind(segment)
         .ok_or_else(|| Problem::new(StatusCode::NOT_FOUND, format!("no such kind {segment:?}: use terraform or kustomization")))
 }
 
@@ -163,7 +159,7 @@ pub(crate) async fn may_view<H: Host>(app: &App<H>, caller: &Caller, kind: Kind,
         format!(
             "{} may not list {}.{} in namespace {namespace}; viewing needs a Role granting list on them",
             caller.user.name,
-            kind.resource(),
+            kind.plural(),
             crate::api::GROUP
         ),
     ))

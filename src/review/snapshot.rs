@@ -19,7 +19,6 @@ use std::time::{Duration, Instant};
 
 use super::model::Object;
 use super::{App, Host, Problem};
-use crate::api::{Kustomization, Terraform};
 use crate::store::{ObjectStore, StoreError};
 
 /// How often a watched snapshot is listed again.
@@ -75,11 +74,12 @@ impl Snapshots {
     }
 }
 
-/// Every Terraform and Kustomization of the store, sorted by kind, namespace and name.
+/// Every object of the planned kinds, sorted by kind, namespace and name.
 async fn list<S: ObjectStore>(store: &S) -> Result<Vec<Object>, StoreError> {
-    let (terraforms, kustomizations) = tokio::join!(store.list::<Terraform>(), store.list::<Kustomization>());
-    let mut objects: Vec<Object> = terraforms?.into_iter().map(Object::from).collect();
-    objects.extend(kustomizations?.into_iter().map(Object::from));
+    let mut objects: Vec<Object> = Vec::new();
+    for kind in crate::api::Kind::PLANNED {
+        crate::with_reconciled_kind!(kind, K => objects.extend(store.list::<K>().await?.into_iter().map(Object::of)), _ => {});
+    }
     objects.sort_by(|a, b| (a.kind, &a.namespace, &a.name).cmp(&(b.kind, &b.namespace, &b.name)));
     Ok(objects)
 }

@@ -24,7 +24,7 @@ use super::artifact::{ArtifactError, ArtifactStore};
 use crate::api::{Artifact, BucketSpec};
 use crate::backend::s3::{S3Connection, S3Credentials, S3Failure, classify, connect};
 
-pub const KIND: &str = "Bucket";
+pub const KIND: &str = crate::api::Kind::Bucket.as_str();
 
 /// Flux's default timeout of one bucket operation.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);

@@ -15,5 +15,5 @@ pub use artifact::{ArtifactError, ArtifactStore, StoredArtifact, parse_digest, u
 pub use bucket::{BucketError, BucketSource, Listing};
 /// The Git source the GitRepository reconciler drives, with its auth and outcomes.
 pub use git::{ArtifactOutcome, Checkout, FetchOutcome, GitAuth, GitError, GitReference, GitSource, Resolved};
-pub mod reconcile;
+
 pub mod server;

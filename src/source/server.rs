@@ -20,7 +20,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use super::ArtifactStore;
-use crate::api::{Bucket, GitRepository};
+use crate::api::{Kind, Reconciled, StatusModel};
 use crate::store::ObjectStore;
 
 pub const DIGEST_HEADER: &str = "x-artifact-digest";
@@ -59,13 +59,12 @@ async fn artifact<S: ObjectStore + Clone + 'static>(
     let Some(hex) = file.strip_suffix(".tar.gz").filter(|h| super::parse_digest(h).is_ok()) else {
         return not_found("not an artifact path");
     };
-    let status = match kind.as_str() {
-        "GitRepository" => shared.store.get::<GitRepository>(&namespace, &name).await.map(|o| o.map(|o| o.status)),
-        "Bucket" => shared.store.get::<Bucket>(&namespace, &name).await.map(|o| o.map(|o| o.status)),
-        _ => return not_found("unknown source kind"),
+    let Some(source) = Kind::from_api(&kind).filter(|k| k.is_source()) else {
+        return not_found("unknown source kind");
     };
-    let status = match status {
-        Ok(Some(status)) => status.unwrap_or_default(),
+    let status = crate::with_reconciled_kind!(source, K => shared.store.get::<K>(&namespace, &name).await.map(|o| o.map(|o| o.status().and_then(|s| s.artifact()).cloned())), _ => Ok(None));
+    let current = match status {
+        Ok(Some(artifact)) => artifact,
         Ok(None) => return not_found(&format!("{kind} {namespace}/{name} does not exist")),
         Err(e) => {
             tracing::warn!("artifact server cannot read {kind} {namespace}/{name}: {e}");
@@ -87,7 +86,7 @@ async fn artifact<S: ObjectStore + Clone + 'static>(
     if let Ok(v) = HeaderValue::from_str(&format!("sha256:{hex}")) {
         headers.insert(DIGEST_HEADER, v);
     }
-    if let Some(revision) = status.artifact.as_ref().filter(|a| a.path == path).map(|a| a.revision.clone())
+    if let Some(revision) = current.as_ref().filter(|a| a.path == path).map(|a| a.revision.clone())
         && let Ok(v) = HeaderValue::from_str(&revision)
     {
         headers.insert(REVISION_HEADER, v);

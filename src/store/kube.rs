@@ -186,6 +186,10 @@ impl ObjectStore for KubeStore {
             Err(e) => Err(api_error::<K>(namespace, name, e)),
         }
     }
+
+    async fn ensure_finalizer<K: StoredObject>(&self, object: &K) -> Result<()> {
+        ensure_finalizer(self, object).await
+    }
 }
 
 /// Every object of `api`, decoded, in namespace/name order.

@@ -59,6 +59,12 @@ pub trait ObjectStore: Send + Sync {
         mutate: impl FnMut(&mut K) + Send,
     ) -> impl Future<Output = Result<K>> + Send;
     fn delete<K: StoredObject>(&self, namespace: &str, name: &str) -> impl Future<Output = Result<bool>> + Send;
+    /// Makes deletion of `object` wait for its cleanup (a cluster's finalizer). A local store
+    /// deletes through the reconciler, so it needs none.
+    fn ensure_finalizer<K: StoredObject>(&self, object: &K) -> impl Future<Output = Result<()>> + Send {
+        let _ = object;
+        async { Ok(()) }
+    }
 }
 
 /// Sets (`Some`) or removes (`None`) annotations of one object in a single read-modify-write:

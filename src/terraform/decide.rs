@@ -1,9 +1,11 @@
 //! What a Terraform reconcile does next, decided from data alone (no I/O), so every
-//! transition of the approval and drift model is unit-tested.
+//! transition of the approval and drift model is unit-tested. Approval itself is the one rule
+//! of [`crate::reconcile::approval`].
 
 use std::time::Duration;
 
-use crate::api::{DriftMode, PlanApprover, Terraform};
+use crate::api::{DriftMode, PlanApprover, Reconciled, Terraform};
+use crate::reconcile::approval::{self, Approval, Candidate, Verdict};
 
 /// What the reconciler knows at decision time.
 #[derive(Debug, Clone)]
@@ -31,32 +33,11 @@ pub enum Next {
     Idle { after: Duration },
 }
 
-/// The approval the user gave, from the annotation (wins: it is the newer intent) or spec.
-pub fn approval(object: &Terraform) -> Option<(String, PlanApprover)> {
-    let annotation =
-        object.metadata.annotations.as_ref().and_then(|a| a.get(crate::api::annotation::APPROVE_PLAN)).filter(|v| !v.trim().is_empty());
-    if let Some(id) = annotation {
-        return Some((id.trim().to_string(), PlanApprover::Annotation));
-    }
-    match object.spec.approve_plan.as_deref().map(str::trim) {
-        None | Some("") => None,
-        Some("auto") => Some(("auto".into(), PlanApprover::Auto)),
-        Some(id) => Some((id.to_string(), PlanApprover::Spec)),
-    }
-}
-
-pub fn drift_mode(object: &Terraform) -> DriftMode {
-    object.spec.drift.as_ref().map(|d| d.mode).unwrap_or_default()
-}
-
-pub fn drift_interval(object: &Terraform) -> Duration {
-    object.spec.drift.as_ref().and_then(|d| d.interval.as_ref()).map(|d| d.as_std()).unwrap_or(object.spec.interval.as_std())
-}
-
-/// Whether a fresh plan may be applied right away, in the same run (`auto`).
+/// Whether a plan about to be made may be applied in the run that makes it (`auto`).
 pub fn auto_applies(object: &Terraform, corrects_drift: bool) -> bool {
-    let auto = object.spec.approve_plan.as_deref().map(str::trim) == Some("auto");
-    auto && (!corrects_drift || drift_mode(object) == DriftMode::Correct)
+    let approval = approval::of(object);
+    approval == Approval::Auto
+        && matches!(approval::judge(&approval, Candidate { id: "", corrects_drift }, object.drift_mode(), None), Verdict::Apply { .. })
 }
 
 pub fn decide(o: &Observed<'_>) -> Next {
@@ -66,31 +47,24 @@ pub fn decide(o: &Observed<'_>) -> Next {
     if status.last_inputs_digest.as_deref() != Some(o.inputs_digest) {
         return Next::Plan { destroy };
     }
-    let every = drift_interval(object);
+    let every = object.drift_interval();
     let drift_due = o.forced || o.since_drift_check.is_none_or(|since| since >= every);
     if let Some(plan) = status.common.plan.as_ref().filter(|p| p.pending) {
-        let next = match approval(object) {
-            Some((id, PlanApprover::Auto)) if id == "auto" => {
-                if auto_applies(object, plan.corrects_drift) {
-                    Next::Apply { plan_id: plan.id.clone(), digest: plan.digest.clone(), approved_by: PlanApprover::Auto }
-                } else {
-                    Next::Wait { plan_id: plan.id.clone(), stale: None }
-                }
-            }
-            Some((id, by)) if id == plan.id => Next::Apply { plan_id: plan.id.clone(), digest: plan.digest.clone(), approved_by: by },
-            Some((id, _)) if was_applied(&status, &id) => Next::Wait { plan_id: plan.id.clone(), stale: None },
-            Some((id, _)) => Next::Wait { plan_id: plan.id.clone(), stale: Some(id) },
-            None => Next::Wait { plan_id: plan.id.clone(), stale: None },
+        let candidate = Candidate { id: &plan.id, corrects_drift: plan.corrects_drift };
+        let spent = status.common.last_applied_plan.as_deref();
+        let next = match approval::judge(&approval::of(object), candidate, object.drift_mode(), spent) {
+            Verdict::Apply { by } => Next::Apply { plan_id: plan.id.clone(), digest: plan.digest.clone(), approved_by: by },
+            Verdict::Wait { stale } => Next::Wait { plan_id: plan.id.clone(), stale },
         };
         // A correction waiting for approval does not stop the checks: the drift may have
         // changed (a new correction, a new alert) or gone (nothing left to approve).
         let waiting = matches!(next, Next::Wait { .. });
-        if waiting && plan.corrects_drift && drift_due && drift_mode(object) != DriftMode::Disabled && !destroy {
+        if waiting && plan.corrects_drift && drift_due && object.drift_mode() != DriftMode::Disabled && !destroy {
             return Next::DriftCheck;
         }
         return next;
     }
-    if drift_mode(object) == DriftMode::Disabled || destroy {
+    if object.drift_mode() == DriftMode::Disabled || destroy {
         return if o.forced { Next::Plan { destroy } } else { Next::Idle { after: object.spec.interval.as_std() } };
     }
     match o.since_drift_check {
@@ -99,11 +73,6 @@ pub fn decide(o: &Observed<'_>) -> Next {
         Some(since) if since >= every => Next::DriftCheck,
         Some(since) => Next::Idle { after: (every - since).min(object.spec.interval.as_std()) },
     }
-}
-
-/// An approval naming the plan already applied is spent, not stale.
-fn was_applied(status: &crate::api::TerraformStatus, id: &str) -> bool {
-    status.common.last_applied_plan.as_deref() == Some(id)
 }
 
 #[cfg(test)]

@@ -83,7 +83,7 @@ fn missing(index: usize, r: &crate::api::VarsReference, namespace: &str) -> Inpu
     InputError::MissingVarsSource { index, kind: r.kind.clone(), namespace: namespace.to_string(), name: r.name.clone() }
 }
 
-pub use driftless_core::secret::secret_strings;
+use driftless_core::secret::secret_strings;
 
 /// Where an object's state and plans live: `spec.backendConfig.s3` (with the credentials of
 /// its Secret resolved here, so the runner needs no access to the object store), else the

@@ -1,14 +1,15 @@
-//! The Terraform reconciler: plan ids, approval, drift and outputs, as pure decisions plus a
-//! thin sequence of steps.
+//! The Terraform kind: a module at a path of a source artifact, planned and applied by runner
+//! processes or pods. Its decisions are pure ([`decide`]: what to do next; [`record`]: what a
+//! run's result means for status; [`outputs::select`]); [`reconcile`] is the thin sequence of
+//! its own steps after the reconcile core's.
 
-pub use driftless_core::ids::{PlanId, drift_id, revision_short};
 mod decide;
-
-pub use decide::{Next, Observed, approval, auto_applies, decide, drift_interval, drift_mode};
 mod inputs;
-
-pub use driftless_core::drift::{filter_drift, summarize as summarize_drift};
-pub use inputs::{InputError, inputs_digest, resolve_backend, resolve_variables, secret_strings, state_name};
+pub mod outputs;
 mod reconcile;
+mod record;
 
-pub use reconcile::{KIND, reconcile};
+pub use decide::{Next, Observed, auto_applies, decide};
+pub use inputs::{InputError, inputs_digest, resolve_backend, resolve_variables, state_name};
+pub use reconcile::KIND;
+pub use record::{Facts, Recorded, failure_reason, record, wait_for_approval};

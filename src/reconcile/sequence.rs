@@ -1,0 +1,279 @@
+//! The one reconcile sequence, in Flux's order, for every reconciled kind:
+//!
+//! finalizer (a deleted object is cleaned up, then let go; a live one gets the finalizer)
+//! -> suspend -> requested-at (a new `reconcile-requested-at` forces a complete reconcile)
+//! -> validate (`Stalled` on an invalid spec) -> acknowledge (a drift acknowledgement set
+//! since the last check) -> source (its artifact) -> dependencies (Ready at their
+//! generation) -> the kind's own work -> status and requeue.
+//!
+//! A kind supplies only its work and its cleanup ([`Reconcile`]); every status write, event
+//! and failure report goes through [`Run`], so they look the same for every kind.
+
+use std::future::Future;
+use std::time::Duration;
+
+use tracing::{info, instrument};
+
+use super::context::Context;
+use super::schedule::Requeue;
+use super::{ReconcileError, references};
+use crate::api::{Artifact, ConditionStatus, Conditions, PlanApprover, Reconciled, StatusModel, annotation, condition_type as ct, reason};
+use crate::dispatch::{ObjectKey, RunnerDispatch};
+use crate::store::{Event, Notice, ObjectStore, Severity};
+
+/// A kind's own steps.
+pub trait Reconcile: Reconciled {
+    /// The kind's work once the shared steps passed: `artifact` is the source's (kinds with
+    /// a `sourceRef`), `forced` says a person asked for a complete reconcile now. Everything
+    /// it meets becomes status through `run`; an error is only for a store that failed.
+    fn work<S: ObjectStore, D: RunnerDispatch>(
+        run: &mut Run<'_, Self, S, D>,
+        artifact: Option<Artifact>,
+        forced: bool,
+    ) -> impl Future<Output = Result<Done, ReconcileError>> + Send;
+
+    /// Cleanup before a deleted object goes (destroy, prune, artifacts): `None` when it may
+    /// go now, `Some(retry)` when it must stay (its status says why).
+    fn finalize<S: ObjectStore, D: RunnerDispatch>(
+        run: &mut Run<'_, Self, S, D>,
+    ) -> impl Future<Output = Result<Option<Duration>, ReconcileError>> + Send {
+        let _ = run;
+        async { Ok(None) }
+    }
+}
+
+/// What a kind's work asks for next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Done {
+    /// When to come back.
+    pub after: Duration,
+    /// A new artifact (or output) the objects reading this one should see now.
+    pub new_artifact: bool,
+}
+
+impl Done {
+    pub fn after(after: Duration) -> Self {
+        Self { after, new_artifact: false }
+    }
+}
+
+fn now() -> String {
+    jiff::Timestamp::now().to_string()
+}
+
+/// One reconcile of one object: the object as read, the status being built, and the steps
+/// every kind shares to report through it.
+pub struct Run<'a, K: Reconciled, S, D> {
+    pub ctx: &'a Context<S, D>,
+    pub object: K,
+    pub status: K::Status,
+    pub namespace: String,
+    pub name: String,
+    /// The status as stored: a save that would change nothing is not written.
+    saved: Option<K::Status>,
+}
+
+impl<K: Reconciled, S: ObjectStore, D: RunnerDispatch> Run<'_, K, S, D> {
+    pub fn generation(&self) -> Option<i64> {
+        self.object.meta().generation
+    }
+
+    /// The key state, plans and runs are filed under.
+    pub fn key(&self) -> ObjectKey {
+        ObjectKey { kind: K::KIND.as_str().into(), namespace: self.namespace.clone(), name: self.name.clone() }
+    }
+
+    pub fn interval(&self) -> Duration {
+        self.object.interval()
+    }
+
+    pub fn retry(&self) -> Duration {
+        self.object.retry_interval()
+    }
+
+    /// Sets a condition at this generation.
+    pub fn set(&mut self, type_: &str, status: ConditionStatus, reason: &str, message: &str) {
+        let generation = self.generation();
+        self.status.set_condition(type_, status, reason, message, generation, &now());
+    }
+
+    pub fn not_ready(&mut self, reason: &str, message: &str) {
+        self.set(ct::READY, ConditionStatus::False, reason, message);
+    }
+
+    /// Emits `notice` as an event about this object and keeps it in `status.history` (kinds
+    /// that plan), so the review page shows what alerts said; a `PlanApplied` entry names
+    /// who approved the plan.
+    pub fn notice(&mut self, notice: Notice) {
+        let event = Event {
+            time: now(),
+            kind: K::KIND.as_str().into(),
+            namespace: self.namespace.clone(),
+            name: self.name.clone(),
+            reason: notice.reason.into(),
+            severity: notice.severity,
+            message: notice.message,
+            revision: self.status.revision().map(str::to_string),
+            plan_id: notice.plan_id,
+            drift_id: notice.drift_id,
+        };
+        let meta = self.object.meta().clone();
+        if let Some(common) = self.status.common_mut() {
+            let by =
+                (notice.reason == reason::PLAN_APPLIED).then(|| approver_name(common.plan.as_ref().and_then(|p| p.approved_by), &meta));
+            common.record(event.history_entry(by));
+        }
+        self.ctx.events.emit(&event);
+    }
+
+    pub fn event(&mut self, reason: &'static str, severity: Severity, message: String, plan_id: Option<String>, drift_id: Option<String>) {
+        self.notice(Notice { reason, severity, message, plan_id, drift_id });
+    }
+
+    /// Writes the status (with the generation it describes), unless it is what is stored.
+    pub async fn save(&mut self) -> Result<(), ReconcileError> {
+        self.status.set_observed_generation(self.generation());
+        if self.saved.as_ref() == Some(&self.status) {
+            return Ok(());
+        }
+        let status = self.status.clone();
+        self.ctx.store.update::<K>(&self.namespace, &self.name, move |o| *o.status_mut() = Some(status.clone())).await?;
+        self.saved = Some(self.status.clone());
+        Ok(())
+    }
+
+    /// Reports a failure: Ready False with `why`, one `ReconciliationFailed` event per
+    /// distinct failure (a retry of the same one stays quiet), no longer Reconciling.
+    pub fn report_failure(&mut self, why: &'static str, message: &str) {
+        self.status.remove_condition(ct::RECONCILING);
+        let already = self.status.condition(ct::READY).is_some_and(|c| c.reason == why && c.message == message);
+        self.not_ready(why, message);
+        if !already {
+            self.event(reason::RECONCILIATION_FAILED, Severity::Error, format!("{why}: {message}"), None, None);
+        }
+    }
+
+    /// Fails this reconcile: reports it, saves, and comes back after the retry interval.
+    pub async fn fail(&mut self, why: &'static str, message: impl Into<String>) -> Result<Done, ReconcileError> {
+        self.report_failure(why, &message.into());
+        self.save().await?;
+        Ok(Done::after(self.retry()))
+    }
+
+    /// Records a drift acknowledgement asked for since the last check (the annotation names
+    /// the current drift id); true when status changed.
+    fn acknowledge_drift(&mut self) -> bool {
+        let ack = super::drift::AckRequest::from_annotations(self.object.meta().annotations.as_ref());
+        let Some(common) = self.status.common_mut() else { return false };
+        let Some(n) = super::drift::acknowledge(common.drift.as_mut(), ack.as_ref(), &now()) else { return false };
+        self.notice(n);
+        true
+    }
+
+    /// The requeue after `done`, saving what is not saved yet.
+    async fn finish(&mut self, was_ready: bool, done: Done) -> Result<Requeue, ReconcileError> {
+        self.save().await?;
+        let ready = self.status.is_true(ct::READY);
+        let failing = !ready && !self.status.is_true(ct::PLAN_PENDING) && !self.object.suspended();
+        Ok(Requeue { after: Some(done.after), wake_dependents: (!was_ready && ready) || done.new_artifact, failing })
+    }
+}
+
+/// Who let a plan through, for the object's history: the user named by
+/// `driftless.dev/acted-by` when it was approved by annotation (the CLI and the review page
+/// set it), else `spec` or `auto`.
+pub fn approver_name(approver: Option<PlanApprover>, meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> String {
+    match approver {
+        Some(PlanApprover::Annotation) => {
+            meta.annotations.as_ref().and_then(|a| a.get(annotation::ACTED_BY)).cloned().unwrap_or_else(|| "annotation".into())
+        }
+        Some(PlanApprover::Spec) => "spec".into(),
+        Some(PlanApprover::Auto) | None => "auto".into(),
+    }
+}
+
+/// Reconciles the `K` object `namespace/name`. `forced`: a person asked for a complete
+/// reconcile now (it also reconciles a suspended object).
+#[instrument(skip(ctx), fields(kind = %K::KIND))]
+pub async fn reconcile<K: Reconcile, S: ObjectStore, D: RunnerDispatch>(
+    ctx: &Context<S, D>,
+    namespace: &str,
+    name: &str,
+    forced: bool,
+) -> Result<Requeue, ReconcileError> {
+    let Some(object) = ctx.store.get::<K>(namespace, name).await? else {
+        return Ok(Requeue::GONE);
+    };
+    let saved = object.status().cloned();
+    let status = saved.clone().unwrap_or_default();
+    let was_ready = status.is_true(ct::READY);
+    let mut run = Run { ctx, object, status, namespace: namespace.to_string(), name: name.to_string(), saved };
+
+    // Finalizer.
+    if run.object.meta().deletion_timestamp.is_some() {
+        return match K::finalize(&mut run).await? {
+            None => {
+                ctx.store.delete::<K>(namespace, name).await?;
+                info!("deleted");
+                Ok(Requeue::GONE)
+            }
+            Some(retry) => {
+                run.save().await?;
+                Ok(Requeue { after: Some(retry), wake_dependents: false, failing: true })
+            }
+        };
+    }
+    ctx.store.ensure_finalizer(&run.object).await?;
+
+    // Suspend.
+    if run.object.suspended() && !forced {
+        info!("suspended; nothing done");
+        return Ok(Requeue { after: Some(run.interval()), wake_dependents: false, failing: false });
+    }
+
+    // Requested-at: recorded before validation, so `driftless reconcile` on a cluster hears
+    // back about an invalid object too.
+    let requested = run.object.meta().annotations.as_ref().and_then(|a| a.get(annotation::RECONCILE_REQUESTED_AT)).cloned();
+    let forced = forced || (requested.is_some() && requested.as_deref() != run.status.last_handled_reconcile_at());
+    if requested.is_some() {
+        run.status.set_last_handled_reconcile_at(requested);
+    }
+
+    // Validate.
+    if let Err(e) = run.object.validate() {
+        let message = e.to_string();
+        run.set(ct::STALLED, ConditionStatus::True, reason::INVALID_SPEC, &message);
+        run.report_failure(reason::INVALID_SPEC, &message);
+        let after = run.interval();
+        return run.finish(was_ready, Done::after(after)).await;
+    }
+    run.status.remove_condition(ct::STALLED);
+
+    // Acknowledge.
+    if run.acknowledge_drift() {
+        run.save().await?;
+    }
+
+    // Source.
+    let artifact = match run.object.source_ref().cloned() {
+        None => None,
+        Some(reference) => match references::source_artifact(&ctx.store, &reference, namespace, |a| ctx.artifacts.exists(&a.path)).await? {
+            Ok(artifact) => Some(artifact),
+            Err(message) => {
+                let done = run.fail(reason::SOURCE_NOT_READY, message).await?;
+                return run.finish(was_ready, done).await;
+            }
+        },
+    };
+
+    // Dependencies.
+    let dependencies = run.object.depends_on().to_vec();
+    if let Some(message) = references::unready_dependency(&ctx.store, namespace, &dependencies, K::KIND).await? {
+        let done = run.fail(reason::DEPENDENCY_NOT_READY, message).await?;
+        return run.finish(was_ready, done).await;
+    }
+
+    // The kind's work.
+    let done = K::work(&mut run, artifact, forced).await?;
+    run.finish(was_ready, done).await
+}

@@ -1,0 +1,99 @@
+//! `spec.writeOutputsToSecret`: which outputs go under which keys (pure), and the one write.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::ByteString;
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+
+use crate::api::{ConditionStatus, Kind, Terraform, WriteOutputsToSecret, annotation, condition_type as ct, reason};
+use crate::dispatch::{Output, RunnerDispatch};
+use crate::reconcile::Run;
+use crate::store::ObjectStore;
+
+/// The Secret's data for `target`: every output (or the ones it names, `name` or
+/// `name:key`) as text, and the names it asks for that the module does not have.
+pub fn select(target: &WriteOutputsToSecret, outputs: &[Output]) -> (BTreeMap<String, ByteString>, Vec<String>) {
+    let wanted: Vec<(String, String)> = if target.outputs.is_empty() {
+        outputs.iter().map(|o| (o.name.clone(), o.name.clone())).collect()
+    } else {
+        target
+            .outputs
+            .iter()
+            .map(|o| match o.split_once(':') {
+                Some((name, key)) => (name.to_string(), key.to_string()),
+                None => (o.clone(), o.clone()),
+            })
+            .collect()
+    };
+    let mut data = BTreeMap::new();
+    let mut missing = Vec::new();
+    for (name, key) in wanted {
+        match outputs.iter().find(|o| o.name == name) {
+            Some(o) => {
+                let text = match &o.value {
+                    serde_json::Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                };
+                data.insert(key, ByteString(text.into_bytes()));
+            }
+            None => missing.push(name),
+        }
+    }
+    (data, missing)
+}
+
+/// Writes the outputs Secret and says how it went in the `OutputsWritten` condition.
+pub async fn write<S: ObjectStore, D: RunnerDispatch>(run: &mut Run<'_, Terraform, S, D>, outputs: &[Output]) {
+    let Some(target) = run.object.spec.write_outputs_to_secret.clone() else { return };
+    let (data, missing) = select(&target, outputs);
+    let owner = format!("{}/{}", Kind::Terraform, run.name);
+    let secret = Secret {
+        metadata: ObjectMeta {
+            name: Some(target.name.clone()),
+            namespace: Some(run.namespace.clone()),
+            labels: Some(target.labels.clone()),
+            annotations: Some(target.annotations.clone().into_iter().chain([(annotation::OWNER.to_string(), owner)]).collect()),
+            ..Default::default()
+        },
+        type_: Some("Opaque".into()),
+        data: Some(data),
+        ..Default::default()
+    };
+    match run.ctx.store.apply(&secret).await {
+        Ok(_) if missing.is_empty() => {
+            run.set(ct::OUTPUTS_WRITTEN, ConditionStatus::True, reason::SUCCEEDED, &format!("outputs written to Secret {}", target.name));
+        }
+        Ok(_) => {
+            let m = format!("outputs {} named in spec.writeOutputsToSecret.outputs do not exist", missing.join(", "));
+            run.set(ct::OUTPUTS_WRITTEN, ConditionStatus::False, reason::OUTPUTS_WRITE_FAILED, &m);
+        }
+        Err(e) => {
+            let m = format!("cannot write Secret {}: {e}", target.name);
+            run.set(ct::OUTPUTS_WRITTEN, ConditionStatus::False, reason::OUTPUTS_WRITE_FAILED, &m);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn output(name: &str, value: serde_json::Value) -> Output {
+        Output { name: name.into(), value, sensitive: false }
+    }
+
+    #[test]
+    fn outputs_are_written_as_text_under_the_keys_asked_for() {
+        let outputs = [output("endpoint", serde_json::json!("10.0.0.1")), output("ports", serde_json::json!([80, 443]))];
+        let (data, missing) = select(&WriteOutputsToSecret { name: "out".into(), ..Default::default() }, &outputs);
+        assert_eq!(data.get("endpoint").map(|b| b.0.as_slice()), Some(&b"10.0.0.1"[..]));
+        assert_eq!(data.get("ports").map(|b| b.0.as_slice()), Some(&b"[80,443]"[..]));
+        assert!(missing.is_empty());
+        let target =
+            WriteOutputsToSecret { name: "out".into(), outputs: vec!["endpoint:host".into(), "nope".into()], ..Default::default() };
+        let (data, missing) = select(&target, &outputs);
+        assert_eq!(data.keys().collect::<Vec<_>>(), vec!["host"]);
+        assert_eq!(missing, vec!["nope".to_string()]);
+    }
+}
