@@ -149,6 +149,10 @@ async fn a_manifest_change_waits_for_approval_and_drift_is_detected_then_correct
     assert_eq!(drift["objects"][0]["fields"], serde_json::json!(["/data/key"]), "the ignored annotation is not drift: {drift}");
     assert_eq!(k.get("ConfigMap", "a").await["data"]["key"], "edited", "detect mode reports only");
     let correction = drift["planId"].as_str().unwrap().to_string();
+    let shown = cli(&["drift", "show", "web"]);
+    assert!(shown.contains("kustomization/web: drift") && shown.contains(&correction), "{shown}");
+    let listed = cli(&["drift", "list"]);
+    assert!(listed.contains("Kustomization") && listed.contains("Drifted"), "{listed}");
 
     // The correction is approved as a pending plan is: `driftless approve` (no id: the one
     // waiting) sets the very annotation the review page sets.

@@ -200,16 +200,20 @@ pub async fn drift_ack<T: Target>(target: &T, name: &str, drift_id: Option<&str>
     Ok(())
 }
 
-/// The drift state of every Terraform of `namespace` (`None`: of all namespaces).
+/// The drift state of every object that drifts (Terraforms, Kustomizations) in `namespace`
+/// (`None`: in all namespaces).
 pub async fn drift_list<S: ObjectStore>(store: &S, namespace: Option<&str>) -> Result<()> {
-    let objects = match namespace {
-        Some(ns) => store.list_in::<Terraform>(ns).await?,
-        None => store.list::<Terraform>().await?,
-    };
-    let rows: Vec<Vec<String>> = objects
-        .into_iter()
-        .map(|t| {
-            let d = t.status.and_then(|s| s.common.drift).unwrap_or_default();
+    let mut rows: Vec<Vec<String>> = Vec::new();
+    for kind in Kind::PLANNED {
+        let listed: Vec<(String, String, crate::api::ObjectStatus)> = crate::with_reconciled_kind!(kind, K => {
+            let objects = match namespace {
+                Some(ns) => store.list_in::<K>(ns).await?,
+                None => store.list::<K>().await?,
+            };
+            objects.into_iter().map(|o| (o.namespace_or_default(), o.name_or_empty(), o.common_status())).collect()
+        }, _ => Vec::new());
+        for (ns, name, status) in listed {
+            let d = status.drift.unwrap_or_default();
             let state = if d.detected {
                 "Drifted"
             } else if d.last_checked_at.is_some() {
@@ -217,32 +221,33 @@ pub async fn drift_list<S: ObjectStore>(store: &S, namespace: Option<&str>) -> R
             } else {
                 "Unchecked"
             };
-            vec![
-                KIND.to_string(),
-                t.metadata.namespace.unwrap_or_default(),
-                t.metadata.name.unwrap_or_default(),
+            rows.push(vec![
+                kind.as_str().to_string(),
+                ns,
+                name,
                 state.to_string(),
                 d.last_checked_at.unwrap_or_default(),
                 d.plan_id.unwrap_or_default(),
                 d.summary,
-            ]
-        })
-        .collect();
+            ]);
+        }
+    }
     print_table(&["KIND", "NAMESPACE", "NAME", "DRIFT", "LAST CHECK", "CORRECTION PLAN", "SUMMARY"], &rows);
     Ok(())
 }
 
 pub async fn drift_show<S: ObjectStore>(store: &S, name: &str, namespace: &str) -> Result<()> {
-    let tf = terraform(store, namespace, name).await?;
-    let d = tf.status.and_then(|s| s.common.drift).unwrap_or_default();
+    let (kind, status) = reviewed(store, namespace, name).await?;
+    let shown = format!("{}/{name}", kind.segment());
+    let d = status.drift.unwrap_or_default();
     if !d.detected {
         match d.last_checked_at {
-            Some(at) => println!("terraform/{name}: no drift (last checked {at}); {}", d.summary),
-            None => println!("terraform/{name}: not checked for drift yet"),
+            Some(at) => println!("{shown}: no drift (last checked {at}); {}", d.summary),
+            None => println!("{shown}: not checked for drift yet"),
         }
         return Ok(());
     }
-    println!("terraform/{name}: drift {} detected {}", d.id.unwrap_or_default(), d.detected_at.unwrap_or_default());
+    println!("{shown}: drift {} detected {}", d.id.unwrap_or_default(), d.detected_at.unwrap_or_default());
     println!("  {}", d.summary);
     for o in &d.objects {
         let fields = if o.fields.is_empty() { String::new() } else { format!(": {}", o.fields.join(", ")) };
