@@ -1,0 +1,284 @@
+//! Ref resolution: which commit a spec's `ref` (branch, tag, semver range or commit) means,
+//! worked out from the remote's advertised refs without downloading objects.
+//!
+//! This is what lets an unchanged revision cost one ref listing and nothing more. Semver
+//! ranges are read as Flux (Masterminds semver) writes them and matched against the tags
+//! leniently, as Flux does (a leading `v`, a missing minor or patch).
+
+use std::collections::HashMap;
+use std::fmt;
+
+use git2::{Oid, Repository};
+use semver::{Version, VersionReq};
+
+use super::fetch::{CallContext, Stage};
+use super::{DEFAULT_BRANCH, GitError, GitSource, Resolved, Result};
+use crate::api::GitRepositoryRef;
+
+/// A refspec that matches nothing: connecting with it lists the remote's refs and downloads nothing.
+const LIST_ONLY_REFSPEC: &str = "refs/driftless/list-only:refs/driftless/list-only";
+
+/// Which revision to fetch, with Flux's precedence applied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GitReference {
+    Branch(String),
+    Tag(String),
+    /// A semver range over the tags; the highest matching tag wins.
+    Semver(String),
+    /// A full commit SHA, optionally required to be on `branch`.
+    Commit {
+        sha: String,
+        branch: Option<String>,
+    },
+}
+
+impl GitReference {
+    /// From a spec's `ref`: commit, then semver, then tag, then branch; `master` when empty.
+    pub fn from_spec(reference: Option<&GitRepositoryRef>) -> Result<Self> {
+        let r = reference.cloned().unwrap_or_default();
+        let non_empty = |v: Option<String>| v.filter(|s| !s.trim().is_empty());
+        if let Some(sha) = non_empty(r.commit) {
+            let sha = sha.trim().to_ascii_lowercase();
+            if Oid::from_str(&sha).is_err() || sha.len() != 40 {
+                return Err(GitError::InvalidRef(format!("commit {sha:?} is not a full 40-hex SHA-1")));
+            }
+            return Ok(GitReference::Commit { sha, branch: non_empty(r.branch) });
+        }
+        if let Some(range) = non_empty(r.semver) {
+            parse_semver_range(&range)?;
+            return Ok(GitReference::Semver(range));
+        }
+        if let Some(tag) = non_empty(r.tag) {
+            return Ok(GitReference::Tag(tag));
+        }
+        Ok(GitReference::Branch(non_empty(r.branch).unwrap_or_else(|| DEFAULT_BRANCH.to_string())))
+    }
+}
+
+impl fmt::Display for GitReference {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            GitReference::Branch(b) => write!(f, "branch {b:?}"),
+            GitReference::Tag(t) => write!(f, "tag {t:?}"),
+            GitReference::Semver(r) => write!(f, "semver range {r:?}"),
+            GitReference::Commit { sha, branch: None } => write!(f, "commit {sha}"),
+            GitReference::Commit { sha, branch: Some(b) } => write!(f, "commit {sha} on branch {b:?}"),
+        }
+    }
+}
+
+impl GitSource {
+    /// List the remote's refs and resolve the wanted revision, downloading no objects.
+    /// (A bare commit pin is resolved without contacting the remote.)
+    pub fn resolve(&self) -> Result<Resolved> {
+        self.with_deadline(|this, deadline| {
+            let repo = this.open_cache()?;
+            let ctx = CallContext::new(deadline);
+            this.resolve_in(&repo, &ctx)
+        })
+    }
+
+    pub(super) fn resolve_in(&self, repo: &Repository, ctx: &CallContext) -> Result<Resolved> {
+        let url = self.display_url();
+        let (refname, label) = match &self.reference {
+            GitReference::Commit { sha, branch: None } => {
+                let tip = Oid::from_str(sha).ok();
+                return Ok(Resolved { refname: None, label: None, commit: Some(sha.clone()), tip });
+            }
+            GitReference::Branch(b) | GitReference::Commit { branch: Some(b), .. } => (format!("refs/heads/{b}"), b.clone()),
+            GitReference::Tag(t) => (format!("refs/tags/{t}"), t.clone()),
+            GitReference::Semver(range) => {
+                let refs = self.list_remote(repo, ctx)?;
+                let tag = highest_matching_tag(range, refs.keys().map(String::as_str))?
+                    .ok_or_else(|| GitError::NoSemverMatch { range: range.clone(), url: url.clone() })?;
+                return Ok(resolved_from(repo, &refs, format!("refs/tags/{tag}"), tag, &self.reference));
+            }
+        };
+        let refs = self.list_remote(repo, ctx)?;
+        if !refs.contains_key(&refname) {
+            return Err(match &self.reference {
+                GitReference::Tag(tag) => GitError::TagNotFound { tag: tag.clone(), url },
+                _ => GitError::BranchNotFound { branch: label, url },
+            });
+        }
+        Ok(resolved_from(repo, &refs, refname, label, &self.reference))
+    }
+
+    /// List the remote's refs: `(name, oid)`; annotated tags also appear as `name^{}` (peeled).
+    fn list_remote(&self, repo: &Repository, ctx: &CallContext) -> Result<HashMap<String, Oid>> {
+        let mut remote = repo.remote_anonymous(&self.url).map_err(|e| self.map_error(e, ctx, Stage::Connect))?;
+        let mut opts = self.fetch_options(ctx);
+        remote.download(&[LIST_ONLY_REFSPEC], Some(&mut opts)).map_err(|e| self.map_error(e, ctx, Stage::Connect))?;
+        let refs = remote
+            .list()
+            .map_err(|e| self.map_error(e, ctx, Stage::Connect))?
+            .iter()
+            .map(|head| (head.name().to_string(), head.oid()))
+            .collect();
+        let _ = remote.disconnect();
+        Ok(refs)
+    }
+
+    /// `sha` when it is `tip` or an ancestor of it (so on the branch), once `tip` is fetched.
+    pub(super) fn commit_on_branch(&self, repo: &Repository, sha: &str, branch: &str, tip: Oid) -> Result<Oid> {
+        let oid = Oid::from_str(sha).map_err(|e| GitError::InvalidRef(e.message().to_string()))?;
+        let not_on_branch = || GitError::CommitNotOnBranch { commit: sha.to_string(), branch: branch.to_string(), url: self.display_url() };
+        if repo.find_commit(oid).is_err() {
+            return Err(not_on_branch());
+        }
+        if tip == oid || repo.graph_descendant_of(tip, oid).unwrap_or(false) { Ok(oid) } else { Err(not_on_branch()) }
+    }
+}
+
+fn resolved_from(repo: &Repository, refs: &HashMap<String, Oid>, refname: String, label: String, reference: &GitReference) -> Resolved {
+    let advertised = refs.get(&refname).copied();
+    let peeled = refs.get(&format!("{refname}^{{}}")).copied();
+    let tip = match (peeled, advertised) {
+        (Some(peeled), _) => Some(peeled),
+        // A tag advertised without a peel: a lightweight tag (a commit) or an annotated tag
+        // the server did not peel. The cache may know which; if not, the fetch will tell.
+        (None, Some(oid)) if matches!(reference, GitReference::Tag(_) | GitReference::Semver(_)) => {
+            repo.find_object(oid, None).and_then(|o| o.peel_to_commit()).ok().map(|c| c.id())
+        }
+        (None, advertised) => advertised,
+    };
+    let commit = match reference {
+        GitReference::Commit { sha, .. } => Some(sha.clone()),
+        _ => tip.map(|o| o.to_string()),
+    };
+    Resolved { refname: Some(refname), label: Some(label), commit, tip }
+}
+
+/// Parse a semver range as Flux (Masterminds semver) writes it into `semver` requirements:
+/// `||` alternatives; comparators separated by spaces or commas; `a - b` ranges; a bare
+/// version means exactly that version; versions may carry a leading `v`.
+pub fn parse_semver_range(range: &str) -> Result<Vec<VersionReq>> {
+    let invalid = |reason: String| GitError::InvalidSemver { range: range.to_string(), reason };
+    let mut alternatives = Vec::new();
+    for alternative in range.split("||") {
+        let tokens: Vec<&str> = alternative.split([' ', ',', '\t']).filter(|t| !t.is_empty()).collect();
+        if tokens.is_empty() {
+            return Err(invalid("empty constraint".into()));
+        }
+        let mut comparators = Vec::new();
+        let mut i = 0;
+        while i < tokens.len() {
+            let mut token = tokens[i].to_string();
+            if token.chars().all(|c| "=<>~^!".contains(c)) {
+                let next = tokens.get(i + 1).ok_or_else(|| invalid(format!("{token:?} without a version")))?;
+                token.push_str(next);
+                i += 1;
+            }
+            if tokens.get(i + 1) == Some(&"-") {
+                let upper = tokens.get(i + 2).ok_or_else(|| invalid("a range `a - b` without its upper bound".into()))?;
+                comparators.push(format!(">={}", strip_v(&token)));
+                comparators.push(format!("<={}", strip_v(upper)));
+                i += 3;
+                continue;
+            }
+            comparators.push(comparator(&token).map_err(invalid)?);
+            i += 1;
+        }
+        let joined = comparators.join(", ");
+        alternatives.push(VersionReq::parse(&joined).map_err(|e| invalid(e.to_string()))?);
+    }
+    Ok(alternatives)
+}
+
+fn strip_v(version: &str) -> &str {
+    version.strip_prefix(['v', 'V']).unwrap_or(version)
+}
+
+fn comparator(token: &str) -> std::result::Result<String, String> {
+    let split = token.find(|c: char| !"=<>~^!".contains(c)).unwrap_or(token.len());
+    let (op, version) = token.split_at(split);
+    let version = strip_v(version);
+    if op == "!=" {
+        return Err("`!=` is not supported".into());
+    }
+    let wildcard = version.split('.').any(|part| matches!(part, "*" | "x" | "X"));
+    Ok(if op.is_empty() && !wildcard { format!("={version}") } else { format!("{op}{version}") })
+}
+
+/// Parse a tag as a version, leniently as Flux does: a leading `v`, missing minor/patch.
+pub fn parse_tag_version(tag: &str) -> Option<Version> {
+    let version = strip_v(tag);
+    if let Ok(v) = Version::parse(version) {
+        return Some(v);
+    }
+    let core_end = version.find(['-', '+']).unwrap_or(version.len());
+    let (core, rest) = version.split_at(core_end);
+    let parts = core.split('.').count();
+    if !(1..=2).contains(&parts) || !core.split('.').all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit())) {
+        return None;
+    }
+    let padded = format!("{core}{}{rest}", ".0".repeat(3 - parts));
+    Version::parse(&padded).ok()
+}
+
+/// The highest tag (name without `refs/tags/`) matching `range` among advertised ref names.
+pub fn highest_matching_tag<'a>(range: &str, refnames: impl Iterator<Item = &'a str>) -> Result<Option<String>> {
+    let reqs = parse_semver_range(range)?;
+    let best = refnames
+        .filter_map(|name| name.strip_prefix("refs/tags/"))
+        .filter(|tag| !tag.ends_with("^{}"))
+        .filter_map(|tag| parse_tag_version(tag).map(|v| (v, tag)))
+        .filter(|(v, _)| reqs.iter().any(|r| r.matches(v)))
+        .max_by(|(va, ta), (vb, tb)| va.cmp(vb).then_with(|| tb.cmp(ta)));
+    Ok(best.map(|(_, tag)| tag.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tags(names: &[&str]) -> Vec<String> {
+        names.iter().map(|n| format!("refs/tags/{n}")).collect()
+    }
+
+    fn highest(range: &str, names: &[&str]) -> Option<String> {
+        let refs = tags(names);
+        highest_matching_tag(range, refs.iter().map(String::as_str)).expect("range")
+    }
+
+    #[test]
+    fn semver_picks_the_highest_matching_tag_with_or_without_v() {
+        let names = ["v1.0.0", "1.2.0", "v1.10.0", "v2.0.0", "v1.11.0-rc.1", "latest", "v1.3"];
+        assert_eq!(highest(">=1.0.0 <2.0.0", &names).as_deref(), Some("v1.10.0"));
+        assert_eq!(highest(">=1.0.0, <2.0.0", &names).as_deref(), Some("v1.10.0"));
+        assert_eq!(highest("~1.2", &names).as_deref(), Some("1.2.0"));
+        assert_eq!(highest("1.3", &names).as_deref(), Some("v1.3"));
+        assert_eq!(highest("^v2", &names).as_deref(), Some("v2.0.0"));
+        assert_eq!(highest("1.0 - 1.2", &names).as_deref(), Some("1.2.0"));
+        assert_eq!(highest("<1.0.0 || >=2.0.0", &names).as_deref(), Some("v2.0.0"));
+        assert_eq!(highest("1.2.x", &names).as_deref(), Some("1.2.0"));
+        assert_eq!(highest(">= 3", &names), None);
+        assert_eq!(highest("*", &names).as_deref(), Some("v2.0.0"));
+    }
+
+    #[test]
+    fn invalid_semver_ranges_are_refused_with_the_range_named() {
+        for range in ["", ">=", "!=1.0.0", "foo", "1.0 -"] {
+            let err = parse_semver_range(range).expect_err(range);
+            assert!(err.to_string().contains(&format!("{range:?}")), "{err}");
+        }
+    }
+
+    #[test]
+    fn ref_precedence_is_commit_semver_tag_branch() {
+        let sha = "0123456789abcdef0123456789abcdef01234567";
+        let all =
+            GitRepositoryRef { branch: Some("main".into()), tag: Some("v1".into()), semver: Some(">=1".into()), commit: Some(sha.into()) };
+        assert_eq!(
+            GitReference::from_spec(Some(&all)).expect("ref"),
+            GitReference::Commit { sha: sha.into(), branch: Some("main".into()) }
+        );
+        let no_commit = GitRepositoryRef { commit: None, ..all.clone() };
+        assert_eq!(GitReference::from_spec(Some(&no_commit)).expect("ref"), GitReference::Semver(">=1".into()));
+        let tag = GitRepositoryRef { semver: None, ..no_commit.clone() };
+        assert_eq!(GitReference::from_spec(Some(&tag)).expect("ref"), GitReference::Tag("v1".into()));
+        assert_eq!(GitReference::from_spec(None).expect("ref"), GitReference::Branch("master".into()));
+        let short = GitRepositoryRef { commit: Some("abc123".into()), ..Default::default() };
+        assert!(matches!(GitReference::from_spec(Some(&short)), Err(GitError::InvalidRef(_))));
+    }
+}
