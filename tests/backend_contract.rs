@@ -8,47 +8,17 @@
 
 mod common;
 
+use common::backend::{lock_info, object, plan_meta, state_key};
+
 use std::future::Future;
 use std::time::Duration;
 
-use driftless::backend::{
-    BackendError, LocalBackend, LockInfo, PlanMeta, PlanStore, S3Backend, SecretBackend, StateKey, StateStore, sha256_digest,
-};
-use driftless::dispatch::ObjectKey;
+use driftless::backend::{BackendError, LocalBackend, PlanMeta, PlanStore, S3Backend, SecretBackend, StateStore};
 
 /// A long lifetime: these locks must not expire during a test.
 const LIVE: Duration = Duration::from_secs(600);
 /// A short one: the lock of a runner that died.
 const DYING: Duration = Duration::from_secs(1);
-
-fn object(namespace: &str, name: &str) -> ObjectKey {
-    ObjectKey { kind: "Terraform".into(), namespace: namespace.into(), name: name.into() }
-}
-
-fn state_key(namespace: &str, name: &str) -> StateKey {
-    StateKey { object: object(namespace, name), state_name: "default".into() }
-}
-
-fn lock_info(id: &str) -> LockInfo {
-    LockInfo {
-        id: id.into(),
-        operation: "OperationTypeApply".into(),
-        who: format!("runner-{id}"),
-        created: jiff::Timestamp::now().to_string(),
-        ..Default::default()
-    }
-}
-
-fn plan_meta(id: &str, plan: &[u8]) -> PlanMeta {
-    PlanMeta {
-        id: id.into(),
-        digest: sha256_digest(plan),
-        created_at: jiff::Timestamp::now().to_string(),
-        source_revision: "main@sha1:abc".into(),
-        rendering: format!("rendering of {id}"),
-        state_address: None,
-    }
-}
 
 /// Makes a backend whose locks live `ttl`; each call is an independent runner (its own
 /// client or handle).

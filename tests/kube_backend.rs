@@ -6,13 +6,15 @@
 
 mod common;
 
+use common::backend::{lock_info, object, plan_meta, state_key};
+
 use std::io::Read;
 use std::process::Stdio;
 use std::time::Duration;
 
 use driftless::backend::kube::{lock_lease_name, plan_chunk_secret_name, plan_meta_secret_name, state_secret_name};
-use driftless::backend::{BackendError, LockInfo, PlanMeta, PlanStore, SecretBackend, StateKey, StateStore, sha256_digest};
-use driftless::dispatch::{BackendSpec, ObjectKey, Operation, Outcome, RunResult, RunSpec, RunVariable};
+use driftless::backend::{BackendError, LockInfo, PlanStore, SecretBackend, StateStore};
+use driftless::dispatch::{BackendSpec, Operation, Outcome, RunResult, RunSpec, RunVariable};
 use k8s_openapi::ByteString;
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::Secret;
@@ -21,35 +23,6 @@ use testkit::TestNamespace;
 use tokio::io::AsyncWriteExt;
 
 const TTL: Duration = Duration::from_secs(600);
-
-fn object(namespace: &str, name: &str) -> ObjectKey {
-    ObjectKey { kind: "Terraform".into(), namespace: namespace.into(), name: name.into() }
-}
-
-fn state_key(namespace: &str, name: &str) -> StateKey {
-    StateKey { object: object(namespace, name), state_name: "default".into() }
-}
-
-fn lock_info(id: &str) -> LockInfo {
-    LockInfo {
-        id: id.into(),
-        operation: "OperationTypeApply".into(),
-        who: format!("runner-{id}"),
-        created: jiff::Timestamp::now().to_string(),
-        ..Default::default()
-    }
-}
-
-fn plan_meta(id: &str, plan: &[u8]) -> PlanMeta {
-    PlanMeta {
-        id: id.into(),
-        digest: sha256_digest(plan),
-        created_at: jiff::Timestamp::now().to_string(),
-        source_revision: "main@sha1:abc".into(),
-        rendering: format!("rendering of {id}"),
-        state_address: None,
-    }
-}
 
 /// A test namespace and a backend in it, or `None` when the control plane is not built.
 async fn setup(prefix: &str) -> Option<(TestNamespace, SecretBackend)> {

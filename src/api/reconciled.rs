@@ -151,47 +151,34 @@ macro_rules! planned_status {
 planned_status!(TerraformStatus);
 planned_status!(KustomizationStatus);
 
-impl Reconciled for GitRepository {
-    const KIND: Kind = Kind::GitRepository;
-    type Status = SourceStatus;
+/// A source kind: a spec with `interval` and `suspend`, a [`SourceStatus`].
+macro_rules! source_kind {
+    ($type:ty, $kind:expr) => {
+        impl Reconciled for $type {
+            const KIND: Kind = $kind;
+            type Status = SourceStatus;
 
-    fn status(&self) -> Option<&SourceStatus> {
-        self.status.as_ref()
-    }
-    fn status_mut(&mut self) -> &mut Option<SourceStatus> {
-        &mut self.status
-    }
-    fn suspended(&self) -> bool {
-        self.spec.suspend
-    }
-    fn set_suspended(&mut self, suspended: bool) {
-        self.spec.suspend = suspended;
-    }
-    fn interval(&self) -> Duration {
-        self.spec.interval.as_std()
-    }
+            fn status(&self) -> Option<&SourceStatus> {
+                self.status.as_ref()
+            }
+            fn status_mut(&mut self) -> &mut Option<SourceStatus> {
+                &mut self.status
+            }
+            fn suspended(&self) -> bool {
+                self.spec.suspend
+            }
+            fn set_suspended(&mut self, suspended: bool) {
+                self.spec.suspend = suspended;
+            }
+            fn interval(&self) -> Duration {
+                self.spec.interval.as_std()
+            }
+        }
+    };
 }
 
-impl Reconciled for Bucket {
-    const KIND: Kind = Kind::Bucket;
-    type Status = SourceStatus;
-
-    fn status(&self) -> Option<&SourceStatus> {
-        self.status.as_ref()
-    }
-    fn status_mut(&mut self) -> &mut Option<SourceStatus> {
-        &mut self.status
-    }
-    fn suspended(&self) -> bool {
-        self.spec.suspend
-    }
-    fn set_suspended(&mut self, suspended: bool) {
-        self.spec.suspend = suspended;
-    }
-    fn interval(&self) -> Duration {
-        self.spec.interval.as_std()
-    }
-}
+source_kind!(GitRepository, Kind::GitRepository);
+source_kind!(Bucket, Kind::Bucket);
 
 impl Reconciled for Terraform {
     const KIND: Kind = Kind::Terraform;

@@ -1,29 +1,19 @@
 //! Bucket: list an S3-compatible bucket (or a prefix of it) and download it into an
 //! artifact when the listing changed.
 
-use std::time::Duration;
-
-use super::{FetchResult, record, remove_artifacts, reusable, secret_data};
+use super::{Fetch, FetchResult, secret_data};
 use crate::api::{Artifact, Bucket, reason};
 use crate::dispatch::RunnerDispatch;
-use crate::reconcile::{Done, Reconcile, ReconcileError, Run};
+use crate::reconcile::{ReconcileError, Run};
 use crate::source::BucketSource;
 use crate::store::ObjectStore;
 
-impl Reconcile for Bucket {
-    async fn work<S: ObjectStore, D: RunnerDispatch>(
-        run: &mut Run<'_, Self, S, D>,
-        _: Option<Artifact>,
-        _: bool,
-    ) -> Result<Done, ReconcileError> {
-        let last = reusable(run);
-        let outcome = fetch(run, last).await?;
-        Ok(record(run, outcome))
-    }
-
-    async fn finalize<S: ObjectStore, D: RunnerDispatch>(run: &mut Run<'_, Self, S, D>) -> Result<Option<Duration>, ReconcileError> {
-        remove_artifacts(run);
-        Ok(None)
+impl Fetch for Bucket {
+    async fn fetch<S: ObjectStore, D: RunnerDispatch>(
+        run: &Run<'_, Self, S, D>,
+        last: Option<Artifact>,
+    ) -> Result<FetchResult, ReconcileError> {
+        fetch(run, last).await
     }
 }
 

@@ -4,27 +4,19 @@ use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
-use super::{FetchResult, record, remove_artifacts, reusable, secret_data};
+use super::{Fetch, FetchResult, secret_data};
 use crate::api::{Artifact, GitRepository, Kind, reason};
 use crate::dispatch::RunnerDispatch;
-use crate::reconcile::{Done, Reconcile, ReconcileError, Run};
+use crate::reconcile::{ReconcileError, Run};
 use crate::source::{GitAuth, GitSource};
 use crate::store::ObjectStore;
 
-impl Reconcile for GitRepository {
-    async fn work<S: ObjectStore, D: RunnerDispatch>(
-        run: &mut Run<'_, Self, S, D>,
-        _: Option<Artifact>,
-        _: bool,
-    ) -> Result<Done, ReconcileError> {
-        let last = reusable(run);
-        let outcome = fetch(run, last).await?;
-        Ok(record(run, outcome))
-    }
-
-    async fn finalize<S: ObjectStore, D: RunnerDispatch>(run: &mut Run<'_, Self, S, D>) -> Result<Option<Duration>, ReconcileError> {
-        remove_artifacts(run);
-        Ok(None)
+impl Fetch for GitRepository {
+    async fn fetch<S: ObjectStore, D: RunnerDispatch>(
+        run: &Run<'_, Self, S, D>,
+        last: Option<Artifact>,
+    ) -> Result<FetchResult, ReconcileError> {
+        fetch(run, last).await
     }
 }
 

@@ -9,12 +9,42 @@ use k8s_openapi::api::core::v1::Secret;
 
 use crate::api::{Artifact, ConditionStatus, Conditions, Reconciled, SourceStatus, condition_type as ct, reason};
 use crate::dispatch::RunnerDispatch;
-use crate::reconcile::{Done, ReconcileError, Run};
+use crate::reconcile::{Done, Reconcile, ReconcileError, Run};
 use crate::source::ArtifactOutcome;
 use crate::store::{ObjectStore, Severity};
 
 /// What a fetch returns: the outcome, or the condition reason and message of its failure.
 pub type FetchResult = Result<ArtifactOutcome, (&'static str, String)>;
+
+/// What a source kind does itself: fetch its wanted revision. Storing only a changed
+/// revision is the fetcher's job; `last` is the artifact it may keep.
+pub trait Fetch: Reconciled<Status = SourceStatus> {
+    fn fetch<S: ObjectStore, D: RunnerDispatch>(
+        run: &Run<'_, Self, S, D>,
+        last: Option<Artifact>,
+    ) -> impl std::future::Future<Output = Result<FetchResult, ReconcileError>> + Send;
+}
+
+/// Every source kind reconciles alike: fetch, publish the artifact, and take its artifacts
+/// with it when deleted.
+impl<K: Fetch> Reconcile for K {
+    async fn work<S: ObjectStore, D: RunnerDispatch>(
+        run: &mut Run<'_, Self, S, D>,
+        _: Option<Artifact>,
+        _: bool,
+    ) -> Result<Done, ReconcileError> {
+        let last = reusable(run);
+        let outcome = K::fetch(run, last).await?;
+        Ok(record(run, outcome))
+    }
+
+    async fn finalize<S: ObjectStore, D: RunnerDispatch>(
+        run: &mut Run<'_, Self, S, D>,
+    ) -> Result<Option<std::time::Duration>, ReconcileError> {
+        remove_artifacts(run);
+        Ok(None)
+    }
+}
 
 /// The artifact a fetch may keep: the current one while the spec is unchanged (a changed ref,
 /// prefix or ignore must rebuild it even at the same revision).

@@ -16,6 +16,7 @@ pub fn tools_dir() -> PathBuf {
     std::env::var_os("DRIFTLESS_TOOLS").map(PathBuf::from).unwrap_or_else(|| repo_root().join(".tools"))
 }
 
+pub mod backend;
 pub mod http;
 pub mod kube;
 pub mod s3;

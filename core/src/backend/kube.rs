@@ -599,16 +599,7 @@ impl PlanStore for SecretBackend {
                 secret.data.and_then(|mut d| d.remove(CHUNK_DATA)).ok_or_else(|| corrupt(format!("Secret {name} has no plan data")))?;
             bytes.extend_from_slice(&chunk.0);
         }
-        let actual = sha256_digest(&bytes);
-        if let Some(expected) = [meta.digest.as_str(), digest.as_str()].into_iter().find(|d| *d != actual) {
-            return Err(BackendError::PlanDigestMismatch {
-                object: object.to_string(),
-                id: id.to_string(),
-                expected: expected.to_string(),
-                actual,
-            });
-        }
-        Ok((meta, bytes))
+        super::verified_plan(object, id, meta, bytes, &[digest.as_str()])
     }
 
     async fn plan_meta(&self, object: &ObjectKey, id: &str) -> Result<Option<PlanMeta>> {

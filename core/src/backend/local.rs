@@ -15,7 +15,7 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use super::{BackendError, LockInfo, PlanMeta, PlanStore, Result, StateKey, StateStore, sha256_digest};
+use super::{BackendError, LockInfo, PlanMeta, PlanStore, Result, StateKey, StateStore};
 use crate::key::ObjectKey;
 
 #[derive(Clone, Debug)]
@@ -212,11 +212,7 @@ impl PlanStore for LocalBackend {
         let meta = self.plan_meta(object, id).await?.ok_or_else(not_found)?;
         let path = self.object_dir("plans", object).join(format!("{id}.tfplan"));
         let bytes = read_optional(&path)?.ok_or_else(not_found)?;
-        let actual = sha256_digest(&bytes);
-        if actual != meta.digest {
-            return Err(BackendError::PlanDigestMismatch { object: object.to_string(), id: id.to_string(), expected: meta.digest, actual });
-        }
-        Ok((meta, bytes))
+        super::verified_plan(object, id, meta, bytes, &[])
     }
 
     async fn plan_meta(&self, object: &ObjectKey, id: &str) -> Result<Option<PlanMeta>> {
@@ -250,6 +246,7 @@ impl PlanStore for LocalBackend {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sha256_digest;
 
     fn key() -> StateKey {
         StateKey {

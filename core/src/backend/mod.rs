@@ -79,6 +79,23 @@ pub struct LockInfo {
     pub expires: Option<String>,
 }
 
+/// The plan `id` of `object`, if its bytes hash to every digest recorded for it (its meta's,
+/// and the store's own where it keeps one); else [`BackendError::PlanDigestMismatch`]. Every
+/// backend's `get_plan` ends here, so none returns a plan that is not the one recorded.
+pub(crate) fn verified_plan(object: &ObjectKey, id: &str, meta: PlanMeta, bytes: Vec<u8>, stored: &[&str]) -> Result<(PlanMeta, Vec<u8>)> {
+    let actual = sha256_digest(&bytes);
+    let recorded = std::iter::once(meta.digest.as_str()).chain(stored.iter().copied());
+    if let Some(expected) = recorded.into_iter().find(|d| *d != actual) {
+        return Err(BackendError::PlanDigestMismatch {
+            object: object.to_string(),
+            id: id.to_string(),
+            expected: expected.to_string(),
+            actual,
+        });
+    }
+    Ok((meta, bytes))
+}
+
 /// Whether a lock's expiry has passed (a lock without one never expires).
 pub fn is_expired(info: &LockInfo) -> bool {
     info.expires.as_deref().and_then(|e| e.parse::<jiff::Timestamp>().ok()).is_some_and(|t| t <= jiff::Timestamp::now())

@@ -42,7 +42,7 @@ use aws_sdk_s3::primitives::ByteStream;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
-use super::{BackendError, LockInfo, PlanMeta, PlanStore, Result, StateKey, StateStore, is_expired, sha256_digest};
+use super::{BackendError, LockInfo, PlanMeta, PlanStore, Result, StateKey, StateStore, is_expired};
 use crate::error::chain;
 use crate::key::ObjectKey;
 
@@ -685,17 +685,8 @@ impl PlanStore for S3Backend {
         let not_found = || BackendError::PlanNotFound { object: object.to_string(), id: id.to_string() };
         let meta = self.plan_meta(object, id).await?.ok_or_else(not_found)?;
         let (bytes, _, stored_digest) = self.read("read plan", &self.location.plan_key(object, id)).await?.ok_or_else(not_found)?;
-        let actual = sha256_digest(&bytes);
-        let recorded = [Some(meta.digest.as_str()), stored_digest.as_deref()];
-        if let Some(expected) = recorded.into_iter().flatten().find(|d| *d != actual) {
-            return Err(BackendError::PlanDigestMismatch {
-                object: object.to_string(),
-                id: id.to_string(),
-                expected: expected.to_string(),
-                actual,
-            });
-        }
-        Ok((meta, bytes))
+        let stored: Vec<&str> = stored_digest.as_deref().into_iter().collect();
+        super::verified_plan(object, id, meta, bytes, &stored)
     }
 
     async fn plan_meta(&self, object: &ObjectKey, id: &str) -> Result<Option<PlanMeta>> {
