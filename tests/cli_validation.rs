@@ -106,6 +106,20 @@ fn a_duration_that_is_not_one_is_refused_with_its_field() {
 }
 
 #[test]
+fn a_duration_the_api_server_would_refuse_is_refused_locally_too() {
+    // humantime reads "5 minutes"; the CRD's pattern does not, so neither does a local store.
+    refused(&TERRAFORM.replace("interval: 1h", "interval: 5 minutes"), &["Terraform", "spec.interval", "\"5 minutes\"", "ms, s, m, h"]);
+}
+
+#[test]
+fn a_duration_longer_than_a_year_is_refused_naming_the_bound() {
+    refused(
+        &TERRAFORM.replace("interval: 1h", "interval: 3000000000000000h"),
+        &["Terraform/default/app", "spec.interval", "longer than a year", "8784h"],
+    );
+}
+
+#[test]
 fn a_source_kind_that_is_not_a_source_is_refused() {
     refused(
         &TERRAFORM.replace("kind: GitRepository", "kind: HelmRepository"),

@@ -257,6 +257,11 @@ async fn bad_objects_get_clear_errors_and_conditions() {
     assert!(err.to_string().contains("sourceRef"), "{err}");
 
     k.apply(&git_repository("app", "main")).await;
+    // An interval the CRD's pattern accepts but no clock can hold (Flux CVE-2022-39272):
+    // the object is Stalled, the controller keeps serving every other object.
+    let huge = git_repository("huge", "main").replace("interval: 1h", "interval: 3000000000000000h");
+    assert!(huge.contains("3000000000000000h"), "{huge}");
+    k.apply(&huge).await;
     k.apply(&terraform_object("nosource", "nope", "./", "auto", "x", "")).await;
     k.apply(&terraform_object("novars", "app", "./", "auto", "y", "  varsFrom:\n    - kind: Secret\n      name: missing-vars\n")).await;
     k.start_controller(&[]);
@@ -267,6 +272,12 @@ async fn bad_objects_get_clear_errors_and_conditions() {
         k.wait_for("Terraform", "novars", "VariablesNotFound", LONG, |o| reason_of(&condition_in(o, "Ready")) == "VariablesNotFound").await;
     let m = condition_in(&o, "Ready")["message"].as_str().unwrap().to_string();
     assert!(m.contains("missing-vars"), "{m}");
+    let o = k.wait_for("GitRepository", "huge", "Stalled", LONG, |o| condition_in(o, "Stalled")["status"] == "True").await;
+    let m = condition_in(&o, "Stalled")["message"].as_str().unwrap().to_string();
+    assert!(m.contains("spec.interval") && m.contains("longer than a year"), "{m}");
+    assert_eq!(reason_of(&condition_in(&o, "Ready")), "InvalidSpec");
+    let app = k.wait_for("GitRepository", "app", "Ready", LONG, ready).await;
+    assert!(app["status"]["artifact"]["revision"].is_string(), "the other source is served: {}", app["status"]);
     assert!(k.list("Pod").await.is_empty(), "no runner is started for an object that cannot run");
 }
 

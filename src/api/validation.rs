@@ -52,6 +52,17 @@ impl Errors {
         Err(ValidationError { object, errors: self.0 })
     }
 
+    /// A duration the spec holds: at most a year (larger ones would be a timer that never
+    /// comes, or overflow a clock), and positive when it is an interval.
+    fn duration(&mut self, field: &str, value: Option<&super::Duration>, interval: bool) {
+        let Some(d) = value else { return };
+        if let Err(why) = d.within_bounds() {
+            self.add(field, why);
+        } else if interval && d.as_std().is_zero() {
+            self.add(field, "must be greater than zero");
+        }
+    }
+
     fn check_name(&mut self, meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) {
         match meta.name.as_deref() {
             None | Some("") => self.add("metadata.name", "required"),
@@ -121,6 +132,8 @@ impl Validate for GitRepository {
                 }
             }
         }
+        e.duration("spec.interval", Some(&self.spec.interval), true);
+        e.duration("spec.timeout", self.spec.timeout.as_ref(), false);
         e.finish("GitRepository", &self.metadata)
     }
 }
@@ -177,9 +190,8 @@ impl Validate for Bucket {
                 }
             }
         }
-        if spec.interval.as_std().is_zero() {
-            e.add("spec.interval", "must be greater than zero");
-        }
+        e.duration("spec.interval", Some(&spec.interval), true);
+        e.duration("spec.timeout", spec.timeout.as_ref(), false);
         e.finish("Bucket", &self.metadata)
     }
 }
@@ -268,9 +280,9 @@ impl Validate for Terraform {
                 }
             }
         }
-        if spec.interval.as_std().is_zero() {
-            e.add("spec.interval", "must be greater than zero");
-        }
+        e.duration("spec.interval", Some(&spec.interval), true);
+        e.duration("spec.retryInterval", spec.retry_interval.as_ref(), true);
+        e.duration("spec.drift.interval", spec.drift.as_ref().and_then(|d| d.interval.as_ref()), true);
         e.finish("Terraform", &self.metadata)
     }
 }
@@ -312,9 +324,10 @@ impl Validate for super::Kustomization {
                 e.add(&format!("spec.postBuild.substituteFrom[{i}].kind"), format!("{:?} must be Secret or ConfigMap", r.kind));
             }
         }
-        if spec.interval.as_std().is_zero() {
-            e.add("spec.interval", "must be greater than zero");
-        }
+        e.duration("spec.interval", Some(&spec.interval), true);
+        e.duration("spec.retryInterval", spec.retry_interval.as_ref(), true);
+        e.duration("spec.timeout", spec.timeout.as_ref(), false);
+        e.duration("spec.drift.interval", spec.drift.as_ref().and_then(|d| d.interval.as_ref()), true);
         e.finish("Kustomization", &self.metadata)
     }
 }

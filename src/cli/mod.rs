@@ -279,7 +279,9 @@ impl Scope {
 }
 
 fn parse_timeout(text: &str) -> Result<Duration, String> {
-    crate::api::Duration::parse(text).map(|d| d.as_std())
+    let d = crate::api::Duration::parse(text)?;
+    d.within_bounds()?;
+    Ok(d.as_std())
 }
 
 /// The review page's external URL (`--review-url`): an absolute http(s) URL, since every
