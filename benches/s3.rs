@@ -121,6 +121,7 @@ fn main() {
                     secret_access_key: "bench-secret".into(),
                     session_token: None,
                 }),
+                anonymous: false,
             },
         };
         // One client for both sides: the same connection pool, the same SDK settings.

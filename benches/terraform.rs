@@ -127,6 +127,7 @@ fn world(tf: &Path) -> World {
         identity: "bench".into(),
         run_timeout: Duration::from_secs(600),
         clusters: Clusters::lazy(|| async { Err("the benchmark applies no manifests".to_string()) }),
+        tenancy: driftless::api::Tenancy::LOCAL,
         store,
     };
     let rt = tokio::runtime::Runtime::new().unwrap();

@@ -263,8 +263,13 @@ async fn bad_objects_get_clear_errors_and_conditions() {
     assert!(huge.contains("3000000000000000h"), "{huge}");
     k.apply(&huge).await;
     k.apply(&terraform_object("nosource", "nope", "./", "auto", "x", "")).await;
+    // Another tenant's source, with cross-namespace references refused (as install runs it).
+    let other =
+        terraform_object("crossns", "app", "./", "auto", "z", "").replace("    name: app\n", "    name: app\n    namespace: tenant-a\n");
+    assert!(other.contains("namespace: tenant-a"), "{other}");
+    k.apply(&other).await;
     k.apply(&terraform_object("novars", "app", "./", "auto", "y", "  varsFrom:\n    - kind: Secret\n      name: missing-vars\n")).await;
-    k.start_controller(&[]);
+    k.start_controller(&["--no-cross-namespace-refs"]);
     let o = k.wait_for("Terraform", "nosource", "SourceNotReady", LONG, |o| reason_of(&condition_in(o, "Ready")) == "SourceNotReady").await;
     let m = condition_in(&o, "Ready")["message"].as_str().unwrap().to_string();
     assert!(m.contains("GitRepository") && m.contains("nope") && m.contains("not found"), "{m}");
@@ -272,6 +277,10 @@ async fn bad_objects_get_clear_errors_and_conditions() {
         k.wait_for("Terraform", "novars", "VariablesNotFound", LONG, |o| reason_of(&condition_in(o, "Ready")) == "VariablesNotFound").await;
     let m = condition_in(&o, "Ready")["message"].as_str().unwrap().to_string();
     assert!(m.contains("missing-vars"), "{m}");
+    let o = k.wait_for("Terraform", "crossns", "AccessDenied", LONG, |o| condition_in(o, "Stalled")["status"] == "True").await;
+    assert_eq!(reason_of(&condition_in(&o, "Stalled")), "AccessDenied");
+    let m = condition_in(&o, "Ready")["message"].as_str().unwrap().to_string();
+    assert!(m.contains("spec.sourceRef") && m.contains("tenant-a") && m.contains("--no-cross-namespace-refs"), "{m}");
     let o = k.wait_for("GitRepository", "huge", "Stalled", LONG, |o| condition_in(o, "Stalled")["status"] == "True").await;
     let m = condition_in(&o, "Stalled")["message"].as_str().unwrap().to_string();
     assert!(m.contains("spec.interval") && m.contains("longer than a year"), "{m}");

@@ -9,6 +9,7 @@ mod kustomization;
 mod notification;
 mod reconciled;
 mod status;
+mod tenancy;
 mod terraform;
 mod validation;
 
@@ -31,6 +32,7 @@ pub use status::{
     Acknowledgement, Condition, ConditionStatus, Conditions, DRIFT_CHECKED, DriftObject, DriftStatus, HISTORY_LIMIT, HistoryEntry,
     LockStatus, ObjectStatus, PlanApprover, PlanStatus, PlanSummary, condition_type, reason,
 };
+pub use tenancy::{Tenancy, cross_namespace_refusal};
 pub use terraform::{
     BackendConfig, CrossNamespaceSourceReference, DependencyReference, DriftIgnoreRule, DriftMode, DriftSpec, RunnerPodTemplate,
     S3BackendConfig, Terraform, TerraformSpec, TerraformStatus, Variable, VarsReference, WriteOutputsToSecret,

@@ -74,6 +74,25 @@ pub trait Reconciled:
         self.interval()
     }
 
+    /// Why the cluster owner's rules refuse this object, if they do: a reference to another
+    /// namespace under `--no-cross-namespace-refs`, a URL or credentials it may not use.
+    fn refused_by(&self, tenancy: &super::Tenancy) -> Option<String> {
+        super::cross_namespace_refusal(tenancy, &self.namespace_or_default(), self.references())
+    }
+
+    /// Every reference to another object: the field and the namespace it names (`None`: the
+    /// object's own).
+    fn references(&self) -> Vec<(String, Option<&str>)> {
+        let mut refs: Vec<(String, Option<&str>)> = Vec::new();
+        if let Some(s) = self.source_ref() {
+            refs.push(("spec.sourceRef".into(), s.namespace.as_deref()));
+        }
+        for (i, d) in self.depends_on().iter().enumerate() {
+            refs.push((format!("spec.dependsOn[{i}]"), d.namespace.as_deref()));
+        }
+        refs
+    }
+
     /// What its deletion does first, for the person deleting it (`destroying its resources`).
     fn cleanup_on_deletion(&self) -> Option<&'static str> {
         None
@@ -153,7 +172,7 @@ planned_status!(KustomizationStatus);
 
 /// A source kind: a spec with `interval` and `suspend`, a [`SourceStatus`].
 macro_rules! source_kind {
-    ($type:ty, $kind:expr) => {
+    ($type:ty, $kind:expr, { $($own:tt)* }) => {
         impl Reconciled for $type {
             const KIND: Kind = $kind;
             type Status = SourceStatus;
@@ -173,12 +192,24 @@ macro_rules! source_kind {
             fn interval(&self) -> Duration {
                 self.spec.interval.as_std()
             }
+            $($own)*
         }
     };
 }
 
-source_kind!(GitRepository, Kind::GitRepository);
-source_kind!(Bucket, Kind::Bucket);
+source_kind!(GitRepository, Kind::GitRepository, {
+    /// `file://` reads the controller's own disk: a local store's business, not a tenant's.
+    fn refused_by(&self, tenancy: &super::Tenancy) -> Option<String> {
+        if !tenancy.file_urls && self.spec.url.starts_with("file://") {
+            return Some(
+                "spec.url: file:// URLs read the controller's own disk and are refused on a cluster; use https://, ssh:// or http:// (the cluster owner may allow them with --allow-file-urls)"
+                    .into(),
+            );
+        }
+        None
+    }
+});
+source_kind!(Bucket, Kind::Bucket, {});
 
 impl Reconciled for Terraform {
     const KIND: Kind = Kind::Terraform;
@@ -260,7 +291,58 @@ impl Reconciled for Kustomization {
     fn cleanup_on_deletion(&self) -> Option<&'static str> {
         self.spec.prune.then_some("pruning what it applied")
     }
+    fn references(&self) -> Vec<(String, Option<&str>)> {
+        let mut refs = vec![("spec.sourceRef".to_string(), self.spec.source_ref.namespace.as_deref())];
+        refs.extend(self.spec.depends_on.iter().enumerate().map(|(i, d)| (format!("spec.dependsOn[{i}]"), d.namespace.as_deref())));
+        refs.extend(self.spec.health_checks.iter().enumerate().map(|(i, h)| (format!("spec.healthChecks[{i}]"), h.namespace.as_deref())));
+        refs
+    }
     fn drift_interval(&self) -> Duration {
         self.spec.drift.as_ref().and_then(|d| d.interval.as_ref()).map_or_else(|| self.interval(), |d| d.as_std())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::Tenancy;
+
+    const LOCKED: Tenancy = Tenancy { cross_namespace_refs: false, file_urls: false, ambient_credentials: false };
+
+    fn object<K: serde::de::DeserializeOwned>(kind: &str, spec: serde_json::Value) -> K {
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": "driftless.dev/v1alpha1", "kind": kind,
+            "metadata": { "name": "x", "namespace": "team-b" },
+            "spec": spec,
+        }))
+        .expect("object")
+    }
+
+    #[test]
+    fn a_file_url_is_refused_on_a_locked_down_cluster_only() {
+        let g: GitRepository = object("GitRepository", serde_json::json!({ "url": "file:///etc", "interval": "1m" }));
+        assert!(g.refused_by(&LOCKED).is_some_and(|m| m.contains("spec.url") && m.contains("--allow-file-urls")));
+        assert_eq!(g.refused_by(&Tenancy::LOCAL), None);
+        let g: GitRepository = object("GitRepository", serde_json::json!({ "url": "https://example.com/r.git", "interval": "1m" }));
+        assert_eq!(g.refused_by(&LOCKED), None);
+    }
+
+    #[test]
+    fn every_reference_of_a_kustomization_is_checked_for_its_namespace() {
+        let k: Kustomization = object(
+            "Kustomization",
+            serde_json::json!({
+                "sourceRef": { "kind": "GitRepository", "name": "repo" }, "interval": "1m", "prune": true,
+                "dependsOn": [ { "name": "infra", "namespace": "team-b" } ],
+                "healthChecks": [ { "kind": "Deployment", "name": "db", "namespace": "team-a" } ],
+            }),
+        );
+        let refused = k.refused_by(&LOCKED).expect("refused");
+        assert!(refused.starts_with("spec.healthChecks[0]") && refused.contains("team-a"), "{refused}");
+        let t: Terraform = object(
+            "Terraform",
+            serde_json::json!({ "sourceRef": { "kind": "GitRepository", "name": "repo", "namespace": "flux-system" }, "interval": "1m" }),
+        );
+        assert!(t.refused_by(&LOCKED).is_some_and(|m| m.starts_with("spec.sourceRef") && m.contains("flux-system")));
     }
 }

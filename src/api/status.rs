@@ -62,6 +62,8 @@ pub mod reason {
     pub const NEW_ARTIFACT: &str = "NewArtifact";
     /// The event of a reconcile that failed.
     pub const RECONCILIATION_FAILED: &str = "ReconciliationFailed";
+    /// A reference or a URL the cluster owner does not allow (`--no-cross-namespace-refs`, ...).
+    pub const ACCESS_DENIED: &str = "AccessDenied";
     /// A local store has no cluster to apply manifests to.
     pub const CLUSTER_UNAVAILABLE: &str = "ClusterUnavailable";
     pub const DESTROYED: &str = "Destroyed";

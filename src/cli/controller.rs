@@ -58,6 +58,23 @@ pub struct ControllerArgs {
     /// This instance's name (lock holder, events, leader identity).
     #[arg(long, env = "POD_NAME")]
     pub identity: Option<String>,
+    /// Refuse references to objects of other namespaces (sourceRef, dependsOn, healthChecks,
+    /// an Alert's eventSources, a Receiver's resources), as Flux's flag of the same name:
+    /// tenant B's runner never reads tenant A's artifact. `driftless install` sets it.
+    #[arg(long)]
+    pub no_cross_namespace_refs: bool,
+    /// Apply a Kustomization that names no serviceAccountName as this ServiceAccount of its
+    /// own namespace (Flux's flag of the same name), instead of with the controller's rights.
+    #[arg(long)]
+    pub default_service_account: Option<String>,
+    /// Accept `file://` GitRepository URLs, which read the controller's own disk (tests and
+    /// single-user clusters only).
+    #[arg(long)]
+    pub allow_file_urls: bool,
+    /// Let a Bucket without secretRef use the controller's own cloud credentials (the
+    /// standard AWS chain); without this it reads the bucket anonymously.
+    #[arg(long)]
+    pub allow_ambient_credentials: bool,
     /// Serve the review page here (e.g. 0.0.0.0:9443 behind a TLS Service): users log in with
     /// a Kubernetes token and act with their own RBAC rights. Off unless given.
     #[arg(long)]
@@ -99,6 +116,12 @@ pub async fn run(args: ControllerArgs, config: kube::Config, terraform: Option<P
         leader_election_namespace: (!args.no_leader_election).then_some(args.leader_election_namespace),
         run_timeout: args.run_timeout,
         watch_namespace: args.watch_namespace,
+        tenancy: crate::api::Tenancy {
+            cross_namespace_refs: !args.no_cross_namespace_refs,
+            file_urls: args.allow_file_urls,
+            ambient_credentials: args.allow_ambient_credentials,
+        },
+        default_service_account: args.default_service_account.filter(|a| !a.is_empty()),
     };
     let shutdown = async {
         let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();

@@ -118,6 +118,15 @@ pub struct InstallArgs {
     /// alert; without it alerts carry no link.
     #[arg(long, value_parser = super::parse_review_url)]
     pub review_url: Option<String>,
+    /// Let objects refer to objects of other namespaces (sourceRef, dependsOn, ...). Off by
+    /// default: the controller runs with `--no-cross-namespace-refs`, so one tenant's objects
+    /// never read another's.
+    #[arg(long)]
+    pub allow_cross_namespace_refs: bool,
+    /// Kustomizations that name no serviceAccountName apply as this ServiceAccount of their
+    /// own namespace (`--default-service-account`), never with the controller's rights.
+    #[arg(long)]
+    pub default_service_account: Option<String>,
 }
 
 /// What runs: the controller's images, replicas and settings.
@@ -127,6 +136,8 @@ pub struct Workload<'a> {
     pub runner_image: &'a str,
     pub replicas: i32,
     pub review_url: Option<&'a str>,
+    pub allow_cross_namespace_refs: bool,
+    pub default_service_account: Option<&'a str>,
 }
 
 /// One object to install, type-erased so that one loop can print or apply every kind.
@@ -234,8 +245,14 @@ pub fn to_yaml(manifests: &[Manifest]) -> Result<String, ClusterError> {
 pub async fn run(args: &InstallArgs, kubeconfig: Option<&Path>, context: Option<&str>) -> super::Result<()> {
     let placement = args.placement.validated()?;
     let runner_image = args.runner_image.clone().unwrap_or_else(|| runner_image_for(&args.image));
-    let workload =
-        Workload { image: &args.image, runner_image: &runner_image, replicas: args.replicas, review_url: args.review_url.as_deref() };
+    let workload = Workload {
+        image: &args.image,
+        runner_image: &runner_image,
+        replicas: args.replicas,
+        review_url: args.review_url.as_deref(),
+        allow_cross_namespace_refs: args.allow_cross_namespace_refs,
+        default_service_account: args.default_service_account.as_deref(),
+    };
     let manifests = manifests(&placement, &workload)?;
     if args.export {
         print!("{}", to_yaml(&manifests)?);
@@ -386,7 +403,7 @@ fn deployment(ns: &str, workload: &Workload<'_>) -> Deployment {
 }
 
 fn manager_container(ns: &str, workload: &Workload<'_>) -> Container {
-    let args = [
+    let mut args = vec![
         "controller".to_owned(),
         "--concurrent=4".to_owned(),
         format!("--metrics-addr=0.0.0.0:{METRICS_PORT}"),
@@ -398,6 +415,12 @@ fn manager_container(ns: &str, workload: &Workload<'_>) -> Container {
         format!("--receiver-addr=0.0.0.0:{RECEIVER_PORT}"),
         format!("--review-addr=0.0.0.0:{REVIEW_PORT}"),
     ];
+    if !workload.allow_cross_namespace_refs {
+        args.push("--no-cross-namespace-refs".to_owned());
+    }
+    if let Some(account) = workload.default_service_account {
+        args.push(format!("--default-service-account={account}"));
+    }
     let mut env = vec![field_env("POD_NAME", "metadata.name"), field_env("POD_NAMESPACE", "metadata.namespace")];
     if let Some(url) = workload.review_url {
         env.push(EnvVar { name: "DRIFTLESS_REVIEW_URL".into(), value: Some(url.into()), ..EnvVar::default() });
@@ -408,7 +431,7 @@ fn manager_container(ns: &str, workload: &Workload<'_>) -> Container {
     Container {
         name: "manager".into(),
         image: Some(workload.image.into()),
-        args: Some(args.into()),
+        args: Some(args),
         env: Some(env),
         ports: Some(vec![
             port("http-metrics", METRICS_PORT),
@@ -484,7 +507,14 @@ mod tests {
     }
 
     fn workload(review_url: Option<&str>) -> Workload<'_> {
-        Workload { image: "img:1", runner_image: "img-runner:1", replicas: 2, review_url }
+        Workload {
+            image: "img:1",
+            runner_image: "img-runner:1",
+            replicas: 2,
+            review_url,
+            allow_cross_namespace_refs: false,
+            default_service_account: None,
+        }
     }
 
     #[test]
@@ -499,6 +529,12 @@ mod tests {
         let args = spec.template.spec.unwrap().containers[0].args.clone().unwrap();
         assert!(args.contains(&"--artifact-url=http://driftless-artifacts.ns.svc.cluster.local:9090".to_owned()));
         assert!(args.contains(&"--runner-image=img-runner:1".to_owned()));
+        assert!(args.contains(&"--no-cross-namespace-refs".to_owned()), "cross-namespace references are refused by default");
+        assert!(!args.iter().any(|a| a.starts_with("--allow-")), "nothing is allowed beyond the defaults: {args:?}");
+        let open = Workload { allow_cross_namespace_refs: true, default_service_account: Some("default"), ..workload(None) };
+        let args = deployment("ns", &open).spec.template.spec.unwrap().containers[0].args.clone().unwrap();
+        assert!(!args.contains(&"--no-cross-namespace-refs".to_owned()));
+        assert!(args.contains(&"--default-service-account=default".to_owned()));
         assert_eq!(runner_image_for("driftless:0.1.0"), "driftless-runner:0.1.0");
         assert_eq!(runner_image_for("registry.local:5000/driftless"), "registry.local:5000/driftless-runner");
     }

@@ -329,7 +329,7 @@ pub async fn execute(cli: Cli) -> Result<()> {
             // Locally nothing else keeps the notification kinds' status: a Receiver's webhook
             // path is there as soon as it is applied.
             if creates && outcome.is_ok() {
-                outcome = crate::notify::objects::refresh(&ctx.store).await.map_err(CliError::from);
+                outcome = crate::notify::objects::refresh(&ctx.store, &ctx.tenancy).await.map_err(CliError::from);
             }
             // A status a command just wrote may match an Alert: its delivery is not lost on exit.
             ctx.events.flush(Duration::from_secs(60)).await;

@@ -40,6 +40,8 @@ pub fn local_context(dir: &Path, terraform: Option<PathBuf>, create: bool) -> Re
         run_timeout: Duration::from_secs(30 * 60),
         // Kustomizations apply to the current kube context, found when first needed.
         clusters: Clusters::lazy(|| async { super::cluster::config(None, None).await.map_err(|e| e.to_string()) }),
+        // One user's store: every reference and URL allowed.
+        tenancy: crate::api::Tenancy::LOCAL,
         store,
     })
 }
@@ -103,7 +105,7 @@ pub async fn run_loop(ctx: &LocalContext, once: bool, receiver_addr: Option<std:
         let listener = tokio::net::TcpListener::bind(addr)
             .await
             .map_err(|e| CliError::Usage(format!("--receiver-addr {addr}: cannot listen: {e}")))?;
-        let router = crate::notify::receiver::router(ctx.store.clone());
+        let router = crate::notify::receiver::router(ctx.store.clone(), ctx.tenancy);
         tokio::spawn(async move {
             if let Err(e) = axum::serve(listener, router).await {
                 tracing::error!("receiver server: {e}");
@@ -116,7 +118,7 @@ pub async fn run_loop(ctx: &LocalContext, once: bool, receiver_addr: Option<std:
     loop {
         let now = Instant::now();
         if passes.is_multiple_of(10)
-            && let Err(e) = crate::notify::objects::refresh(&ctx.store).await
+            && let Err(e) = crate::notify::objects::refresh(&ctx.store, &ctx.tenancy).await
         {
             tracing::warn!("cannot refresh the status of Providers, Alerts and Receivers: {e}");
         }

@@ -53,6 +53,10 @@ pub struct ControllerOptions {
     pub receiver_addr: Option<SocketAddr>,
     /// The review page's external URL, linked from every alert.
     pub review_url: Option<String>,
+    /// What objects may refer to and use (the lockdown flags).
+    pub tenancy: crate::api::Tenancy,
+    /// The ServiceAccount a Kustomization without `serviceAccountName` applies as.
+    pub default_service_account: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -245,7 +249,7 @@ pub async fn run(
     info!(addr = %options.metrics_addr, "metrics and probes listening");
     if let Some(addr) = options.receiver_addr {
         let listener = tokio::net::TcpListener::bind(addr).await.map_err(|source| ControllerError::Listen { addr, source })?;
-        let router = crate::notify::receiver::router(store.clone());
+        let router = crate::notify::receiver::router(store.clone(), options.tenancy);
         let stop = stopped(servers_stop_rx);
         tokio::spawn(async move {
             if let Err(e) = axum::serve(listener, router).with_graceful_shutdown(stop).await {
@@ -280,7 +284,7 @@ pub async fn run(
     let lost = leadership.as_ref().map(|l| l.lost());
     // Providers, Alerts and Receivers have no reconcile of their own: their status (and a
     // Receiver's webhook path) is brought up to date on a short period, by the leader only.
-    let notification_status = tokio::spawn(notification_status_loop(store.clone(), stopped(stop_rx.clone())));
+    let notification_status = tokio::spawn(notification_status_loop(store.clone(), options.tenancy, stopped(stop_rx.clone())));
 
     let ctx = Context {
         store: store.clone(),
@@ -291,13 +295,18 @@ pub async fn run(
         events: EventLog::kubernetes(client.clone(), "driftless-controller", &options.identity, options.review_url.clone()).with_tap(
             Arc::new(crate::notify::Notifier::start(
                 store.clone(),
-                crate::notify::NotifierSettings { review_url: options.review_url.clone(), ..Default::default() },
+                crate::notify::NotifierSettings {
+                    review_url: options.review_url.clone(),
+                    no_cross_namespace_refs: !options.tenancy.cross_namespace_refs,
+                    ..Default::default()
+                },
             )),
         ),
         terraform_path: options.terraform_path.clone(),
         identity: options.identity.clone(),
         run_timeout: options.run_timeout,
-        clusters: Clusters::connected(client.clone(), kube_config),
+        clusters: Clusters::connected(client.clone(), kube_config).with_default_account(options.default_service_account.clone()),
+        tenancy: options.tenancy,
     };
     let config = ControllerConfig::default().concurrency(options.concurrent);
     let ns = options.watch_namespace.as_deref();
@@ -368,10 +377,10 @@ pub async fn run(
 /// How often the notification kinds' status is refreshed.
 const NOTIFICATION_STATUS_PERIOD: Duration = Duration::from_secs(10);
 
-async fn notification_status_loop(store: KubeStore, stop: impl std::future::Future<Output = ()>) {
+async fn notification_status_loop(store: KubeStore, tenancy: crate::api::Tenancy, stop: impl std::future::Future<Output = ()>) {
     let mut stop = std::pin::pin!(stop);
     loop {
-        if let Err(e) = crate::notify::objects::refresh(&store).await {
+        if let Err(e) = crate::notify::objects::refresh(&store, &tenancy).await {
             tracing::warn!("cannot refresh the status of Providers, Alerts and Receivers: {e}");
         }
         tokio::select! {

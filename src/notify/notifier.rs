@@ -47,6 +47,8 @@ pub struct NotifierSettings {
     /// Base URL of the review page, for the link in every alert (`--review-url`).
     pub review_url: Option<String>,
     pub retry: RetryPolicy,
+    /// `--no-cross-namespace-refs`: an Alert naming another namespace's objects hears nothing.
+    pub no_cross_namespace_refs: bool,
 }
 
 impl Notifier {
@@ -88,12 +90,14 @@ struct Objects {
     endpoints: BTreeMap<ProviderKey, Result<Endpoint, String>>,
 }
 
-async fn read_objects<S: ObjectStore>(store: &S) -> Result<Objects, StoreError> {
+async fn read_objects<S: ObjectStore>(store: &S, tenancy: &crate::api::Tenancy) -> Result<Objects, StoreError> {
     let alerts = store
         .list::<Alert>()
         .await?
         .into_iter()
         .filter(|a| !a.spec.suspend)
+        // Refused Alerts say why in their status (notify::objects) and deliver nothing.
+        .filter(|a| super::objects::alert_refusal(a, tenancy).is_none())
         .filter_map(|a| AlertRules::new(&a).ok().map(|rules| (a, rules)))
         .collect();
     let providers = store
@@ -106,6 +110,7 @@ async fn read_objects<S: ObjectStore>(store: &S) -> Result<Objects, StoreError> 
 }
 
 async fn run<S: ObjectStore + Clone + 'static>(store: S, settings: NotifierSettings, mut rx: mpsc::UnboundedReceiver<Message>) {
+    let tenancy = crate::api::Tenancy { cross_namespace_refs: !settings.no_cross_namespace_refs, ..crate::api::Tenancy::LOCAL };
     let limit = Arc::new(Semaphore::new(PARALLEL_DELIVERIES));
     let mut running: JoinSet<()> = JoinSet::new();
     let mut objects: Option<Objects> = None;
@@ -122,7 +127,7 @@ async fn run<S: ObjectStore + Clone + 'static>(store: S, settings: NotifierSetti
         };
         while running.try_join_next().is_some() {}
         if objects.as_ref().is_none_or(|o| o.read_at.elapsed() > OBJECTS_TTL) {
-            objects = match read_objects(&store).await {
+            objects = match read_objects(&store, &tenancy).await {
                 Ok(o) => Some(o),
                 Err(e) => {
                     tracing::warn!(reason = %event.reason, "cannot read Alerts and Providers; event not sent: {e}");

@@ -7,8 +7,8 @@ use k8s_openapi::api::core::v1::Secret;
 use super::alerts::AlertRules;
 use super::receiver::{receiver_token, webhook_path};
 use crate::api::{
-    Alert, ConditionStatus, Conditions, NotificationStatus, PROVIDER_TYPES, Provider, RECEIVER_TYPES, Receiver, ReceiverStatus,
-    condition_type as ct, reason,
+    Alert, ConditionStatus, Conditions, NotificationStatus, PROVIDER_TYPES, Provider, RECEIVER_TYPES, Receiver, ReceiverStatus, Tenancy,
+    condition_type as ct, cross_namespace_refusal, reason,
 };
 use crate::store::{ObjectStore, StoreError};
 
@@ -33,7 +33,7 @@ fn name_of<K: kube::Resource>(o: &K) -> String {
 
 /// Brings every Provider, Alert and Receiver's status up to date with its spec; writes only
 /// what changed.
-pub async fn refresh<S: ObjectStore>(store: &S) -> Result<(), StoreError> {
+pub async fn refresh<S: ObjectStore>(store: &S, tenancy: &Tenancy) -> Result<(), StoreError> {
     for provider in store.list::<Provider>().await? {
         let verdict = check_provider(store, &provider).await?;
         let mut status = provider.status.clone().unwrap_or_default();
@@ -53,6 +53,7 @@ pub async fn refresh<S: ObjectStore>(store: &S) -> Result<(), StoreError> {
         let mut status = alert.status.clone().unwrap_or_default();
         let verdict = match AlertRules::new(&alert) {
             Err(e) => Err((reason::INVALID_SPEC, e.to_string())),
+            Ok(_) if let Some(refused) = alert_refusal(&alert, tenancy) => Err((reason::ACCESS_DENIED, refused)),
             Ok(_) => match store.get::<Provider>(&namespace, &alert.spec.provider_ref.name).await? {
                 None => {
                     Err((PROVIDER_NOT_FOUND, format!("spec.providerRef: Provider {namespace}/{} not found", alert.spec.provider_ref.name)))
@@ -79,6 +80,9 @@ pub async fn refresh<S: ObjectStore>(store: &S) -> Result<(), StoreError> {
             let message = "spec.resources: name at least one source to reconcile";
             set_receiver(&mut status, false, reason::INVALID_SPEC, message, receiver.metadata.generation);
             status.webhook_path = None;
+        } else if let Some(refused) = receiver_refusal(&receiver, tenancy) {
+            set_receiver(&mut status, false, reason::ACCESS_DENIED, &refused, receiver.metadata.generation);
+            status.webhook_path = None;
         } else {
             match receiver_token(store, &receiver).await? {
                 Err(message) => {
@@ -98,6 +102,18 @@ pub async fn refresh<S: ObjectStore>(store: &S) -> Result<(), StoreError> {
         }
     }
     Ok(())
+}
+
+/// Why the cluster owner refuses an Alert: an event source in another namespace.
+pub fn alert_refusal(alert: &Alert, tenancy: &Tenancy) -> Option<String> {
+    let refs = alert.spec.event_sources.iter().enumerate().map(|(i, s)| (format!("spec.eventSources[{i}]"), s.namespace.as_deref()));
+    cross_namespace_refusal(tenancy, &namespace_of(alert), refs)
+}
+
+/// Why the cluster owner refuses a Receiver: a resource in another namespace.
+pub fn receiver_refusal(receiver: &Receiver, tenancy: &Tenancy) -> Option<String> {
+    let refs = receiver.spec.resources.iter().enumerate().map(|(i, s)| (format!("spec.resources[{i}]"), s.namespace.as_deref()));
+    cross_namespace_refusal(tenancy, &namespace_of(receiver), refs)
 }
 
 fn set(status: &mut NotificationStatus, ready: bool, why: &str, message: &str, generation: Option<i64>) {

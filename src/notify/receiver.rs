@@ -165,12 +165,22 @@ async fn selected<S: ObjectStore, K: crate::store::StoredObject>(
 }
 
 /// The webhook routes, served by the controller (`--receiver-addr`) and by `driftless run`.
-pub fn router<S: ObjectStore + Clone + 'static>(store: S) -> axum::Router {
-    axum::Router::new().route("/hook/{digest}", axum::routing::post(hook::<S>)).layer(DefaultBodyLimit::max(MAX_BODY)).with_state(store)
+pub fn router<S: ObjectStore + Clone + 'static>(store: S, tenancy: crate::api::Tenancy) -> axum::Router {
+    axum::Router::new()
+        .route("/hook/{digest}", axum::routing::post(hook::<S>))
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .with_state(Hooks { store, tenancy })
+}
+
+/// What a webhook handler reads: the objects, and what the cluster owner allows.
+#[derive(Clone)]
+struct Hooks<S> {
+    store: S,
+    tenancy: crate::api::Tenancy,
 }
 
 async fn hook<S: ObjectStore + Clone + 'static>(
-    State(store): State<S>,
+    State(Hooks { store, tenancy }): State<Hooks<S>>,
     Path(digest): Path<String>,
     headers: HeaderMap,
     body: Bytes,
@@ -194,6 +204,10 @@ async fn hook<S: ObjectStore + Clone + 'static>(
         }
         Ok(Verdict::Ignore(event)) => {
             (StatusCode::OK, format!("event {event:?} is not in spec.events; nothing requested\n")).into_response()
+        }
+        Ok(Verdict::Trigger) if let Some(refused) = super::objects::receiver_refusal(&receiver, &tenancy) => {
+            tracing::warn!(%namespace, %name, "receiver refused by the cluster's rules: {refused}");
+            (StatusCode::FORBIDDEN, format!("{refused}\n")).into_response()
         }
         Ok(Verdict::Trigger) => match request_reconcile(&store, &namespace, &receiver.spec.resources).await {
             Ok(touched) => {

@@ -27,6 +27,8 @@ pub struct Context<S, D> {
     pub run_timeout: Duration,
     /// The cluster Kustomizations apply to.
     pub clusters: Clusters,
+    /// What the cluster owner allows objects to refer to and use.
+    pub tenancy: crate::api::Tenancy,
 }
 
 type LoadConfig = Box<dyn Fn() -> Pin<Box<dyn Future<Output = Result<kube::Config, String>> + Send>> + Send + Sync>;
@@ -36,6 +38,8 @@ type LoadConfig = Box<dyn Fn() -> Pin<Box<dyn Future<Output = Result<kube::Confi
 /// local store without Kustomizations needs no cluster at all.
 pub struct Clusters {
     load: LoadConfig,
+    /// The ServiceAccount an object that names none applies as (`--default-service-account`).
+    default_account: Option<String>,
     config: tokio::sync::OnceCell<kube::Config>,
     client: tokio::sync::OnceCell<kube::Client>,
 }
@@ -59,6 +63,7 @@ impl Clusters {
             }),
             config: tokio::sync::OnceCell::new(),
             client: tokio::sync::OnceCell::new_with(Some(client)),
+            default_account: None,
         };
         if let Some(config) = config {
             let _ = clusters.config.set(config);
@@ -73,7 +78,19 @@ impl Clusters {
         F: Fn() -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<kube::Config, String>> + Send + 'static,
     {
-        Self { load: Box::new(move || Box::pin(load())), config: tokio::sync::OnceCell::new(), client: tokio::sync::OnceCell::new() }
+        Self {
+            load: Box::new(move || Box::pin(load())),
+            config: tokio::sync::OnceCell::new(),
+            client: tokio::sync::OnceCell::new(),
+            default_account: None,
+        }
+    }
+
+    /// Objects that name no ServiceAccount apply as `account` of their own namespace, not
+    /// with this cluster's own rights (Flux's `--default-service-account`).
+    pub fn with_default_account(mut self, account: Option<String>) -> Self {
+        self.default_account = account;
+        self
     }
 
     async fn config(&self) -> Result<&kube::Config, NoClient> {
@@ -87,7 +104,7 @@ impl Clusters {
     /// `serviceAccountName` impersonated. Never the cluster's own rights when an account is
     /// named and cannot be impersonated.
     pub async fn client_for(&self, namespace: &str, account: Option<&str>) -> Result<kube::Client, NoClient> {
-        let Some(account) = account else {
+        let Some(account) = account.or(self.default_account.as_deref()) else {
             if let Some(client) = self.client.get() {
                 return Ok(client.clone());
             }

@@ -2,7 +2,8 @@
 //!
 //! finalizer (a deleted object is cleaned up, then let go; a live one gets the finalizer)
 //! -> suspend -> requested-at (a new `reconcile-requested-at` forces a complete reconcile)
-//! -> validate (`Stalled` on an invalid spec) -> acknowledge (a drift acknowledgement set
+//! -> validate (`Stalled` on an invalid spec, or on a reference the cluster owner refuses)
+//! -> acknowledge (a drift acknowledgement set
 //! since the last check) -> source (its artifact) -> dependencies (Ready at their
 //! generation) -> the kind's own work -> status and requeue.
 //!
@@ -244,6 +245,13 @@ pub async fn reconcile<K: Reconcile, S: ObjectStore, D: RunnerDispatch>(
         let message = e.to_string();
         run.set(ct::STALLED, ConditionStatus::True, reason::INVALID_SPEC, &message);
         run.report_failure(reason::INVALID_SPEC, &message);
+        let after = run.interval();
+        return run.finish(was_ready, Done::after(after)).await;
+    }
+    // Tenancy: what the cluster owner refuses is as final as an invalid spec.
+    if let Some(message) = run.object.refused_by(&ctx.tenancy) {
+        run.set(ct::STALLED, ConditionStatus::True, reason::ACCESS_DENIED, &message);
+        run.report_failure(reason::ACCESS_DENIED, &message);
         let after = run.interval();
         return run.finish(was_ready, Done::after(after)).await;
     }

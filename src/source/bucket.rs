@@ -109,7 +109,9 @@ pub struct BucketSource {
 
 impl BucketSource {
     /// A source for a Bucket's spec; `credentials` from its `secretRef`, else the standard chain.
-    pub async fn connect(spec: &BucketSpec, credentials: Option<S3Credentials>) -> Self {
+    /// A source for `spec`; without `credentials`, `anonymous` reads the bucket unsigned
+    /// instead of with the standard AWS chain (the controller's own identity).
+    pub async fn connect(spec: &BucketSpec, credentials: Option<S3Credentials>, anonymous: bool) -> Self {
         let endpoint = endpoint_url(&spec.endpoint, spec.insecure);
         let connection = S3Connection {
             region: spec.region.clone(),
@@ -118,6 +120,7 @@ impl BucketSource {
             // for bucket names with dots. AWS accepts it for every bucket.
             force_path_style: true,
             credentials,
+            anonymous,
         };
         Self {
             client: connect(&connection).await,

@@ -34,7 +34,10 @@ async fn fetch<S: ObjectStore, D: RunnerDispatch>(
             }
         }
     };
-    let source = BucketSource::connect(spec, credentials).await;
+    // Never the controller's own cloud identity for a tenant's Bucket, unless the cluster
+    // owner allows it: without a secretRef the bucket is read anonymously.
+    let anonymous = credentials.is_none() && !run.ctx.tenancy.ambient_credentials;
+    let source = BucketSource::connect(spec, credentials, anonymous).await;
     Ok(source
         .fetch_artifact(&run.ctx.artifacts, &run.namespace, &run.name, spec.ignore.as_deref(), last.as_ref())
         .await

@@ -117,6 +117,7 @@ pub async fn resolve_backend<S: ObjectStore>(store: &S, object: &Terraform, defa
             endpoint: s3.endpoint.clone(),
             force_path_style: s3.force_path_style,
             credentials,
+            anonymous: false,
         },
     }))
 }

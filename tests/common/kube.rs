@@ -104,6 +104,9 @@ impl KubeWorld {
             .arg("--runner-env=TMPDIR=/tmp")
             .arg(format!("--leader-election-namespace={lease_namespace}"))
             .arg(format!("--identity=controller-{index}"))
+            // The tests' repositories are on this machine's disk (file://), which a cluster
+            // refuses unless its owner allows it.
+            .arg("--allow-file-urls")
             .args(extra);
         self.world.env(&mut cmd);
         cmd.env("KUBECONFIG", kubeconfig).env("DRIFTLESS_LOG", "info,kube=warn").env_remove("RUST_LOG");

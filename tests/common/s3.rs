@@ -136,6 +136,7 @@ pub fn location(endpoint: &str, bucket: &str, prefix: &str) -> S3Location {
                 secret_access_key: SECRET_KEY.into(),
                 session_token: None,
             }),
+            anonymous: false,
         },
     }
 }

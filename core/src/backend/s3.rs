@@ -114,6 +114,10 @@ pub struct S3Connection {
     pub force_path_style: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub credentials: Option<S3Credentials>,
+    /// Without credentials, sign nothing (public buckets) instead of using the standard
+    /// chain: what a tenant's Bucket gets unless the cluster owner allows ambient credentials.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub anonymous: bool,
 }
 
 /// Where a Terraform's state and plans live in S3: what `BackendSpec::S3` carries.
@@ -168,6 +172,8 @@ pub async fn connect(connection: &S3Connection) -> Client {
             None,
             "driftless-secret",
         ));
+    } else if connection.anonymous {
+        loader = loader.no_credentials();
     }
     let shared = loader.load().await;
     let mut config = aws_sdk_s3::config::Builder::from(&shared)
