@@ -141,3 +141,25 @@ async fn the_controller_reconciles_with_only_the_rights_install_gives_its_servic
         assert!(reasons.iter().any(|r| r == wanted), "no {wanted} event in {reasons:?}");
     }
 }
+
+/// A tenant's commit asks for a privileged Pod in `kube-system`, and its Kustomization names
+/// no ServiceAccount: it applies with the controller's own identity, which `install` lets
+/// write Pods and Secrets in runner namespaces only, so the API refuses it and the condition
+/// says whose rights fell short and what to do.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_service_account_a_kustomization_cannot_reach_outside_what_install_grants() {
+    let Some(mut k) = KubeWorld::new("lp-tenant").await else { return };
+    let pod = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: escalate\n  namespace: kube-system\nspec:\n  containers:\n    - name: shell\n      image: busybox\n      securityContext:\n        privileged: true\n";
+    k.world.commit(&[("deploy/pod.yaml", pod)], "a privileged pod in kube-system");
+    k.apply(&git_repository("app", "main")).await;
+    k.apply("apiVersion: driftless.dev/v1alpha1\nkind: Kustomization\nmetadata:\n  name: tenant\nspec:\n  sourceRef:\n    kind: GitRepository\n    name: app\n  path: ./deploy\n  interval: 1h\n  prune: true\n").await;
+    // No election: another test of this binary may lead in the same namespace.
+    let _ = k.start_controller_as_service_account(&["--no-leader-election"]).await;
+    let ks = k.wait_for("Kustomization", "tenant", "refused", LONG, |o| reason_of(&condition_in(o, "Ready")) == "ApplyFailed").await;
+    let message = condition_in(&ks, "Ready")["message"].as_str().unwrap().to_string();
+    for needle in ["Pod kube-system/escalate", "forbidden", "the controller's own identity", "spec.serviceAccountName"] {
+        assert!(message.contains(needle), "{needle:?} not in {message:?}");
+    }
+    let pods: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(k.client(), "kube-system");
+    assert!(pods.get_opt("escalate").await.unwrap().is_none(), "nothing was created in kube-system");
+}

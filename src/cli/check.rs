@@ -239,6 +239,7 @@ async fn service_accounts(client: &Client, placement: &Placement) -> Vec<Line> {
         .into_iter()
         .map(|a| (a, None))
         .chain(rbac::accesses(rbac::LEADER_ELECTION).into_iter().map(|a| (a, Some(ns))))
+        .chain(placement.runner_namespaces.iter().flat_map(|r| rbac::accesses(rbac::RUNS).into_iter().map(move |a| (a, Some(r.as_str())))))
         .collect();
     let mut lines = service_account(client, ns, CONTROLLER, &controller, format!("run `driftless install --namespace {ns}`")).await;
     for runner_ns in &placement.runner_namespaces {

@@ -33,6 +33,8 @@ pub const CONTROLLER: &str = "driftless-controller";
 pub const RUNNER: &str = "driftless-runner";
 /// The namespaced Role (and binding) for the leader-election Lease.
 pub const LEADER_ELECTION: &str = "driftless-leader-election";
+/// The ClusterRole of the controller's rights in runner namespaces (bound there only).
+pub const RUNS: &str = "driftless-controller-runs";
 /// The Service runner pods fetch artifacts from.
 pub const ARTIFACTS_SERVICE: &str = "driftless-artifacts";
 /// The Service of the webhook receiver (`Receiver` objects), for an Ingress to expose.
@@ -212,7 +214,17 @@ pub fn manifests(placement: &Placement, workload: &Workload<'_>) -> Result<Vec<M
         rules: Some(rbac::policy_rules(rbac::RUNNER)),
         ..ClusterRole::default()
     })?);
+    out.push(Manifest::of(&ClusterRole {
+        metadata: meta(RUNS, None),
+        rules: Some(rbac::policy_rules(rbac::RUNS)),
+        ..ClusterRole::default()
+    })?);
     for runner_ns in &placement.runner_namespaces {
+        out.push(Manifest::of(&RoleBinding {
+            metadata: meta(RUNS, Some(runner_ns)),
+            role_ref: role_ref("ClusterRole", RUNS),
+            subjects: Some(vec![service_account_subject(CONTROLLER, ns)]),
+        })?);
         out.push(Manifest::of(&ServiceAccount { metadata: meta(RUNNER, Some(runner_ns)), ..ServiceAccount::default() })?);
         out.push(Manifest::of(&RoleBinding {
             metadata: meta(RUNNER, Some(runner_ns)),

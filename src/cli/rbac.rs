@@ -58,9 +58,11 @@ pub const CONTROLLER: &[Right] = &[
         resources: &["gitrepositories/finalizers", "buckets/finalizers", "terraforms/finalizers", "kustomizations/finalizers"],
         verbs: &["update"],
     },
-    Right { group: "", resources: &["secrets"], verbs: &["get", "list", "watch", "create", "update", "patch", "delete"] },
+    // Reading what objects reference (variables, credentials) anywhere; writing Secrets and
+    // starting pods only where runners run (RUNS, per runner namespace).
+    Right { group: "", resources: &["secrets"], verbs: &["get", "list", "watch"] },
     Right { group: "", resources: &["configmaps"], verbs: &["get", "list", "watch"] },
-    Right { group: "", resources: &["pods"], verbs: &["get", "list", "watch", "create", "delete"] },
+    Right { group: "", resources: &["pods"], verbs: &["get", "list", "watch"] },
     // get: a runner's account; impersonate: a Kustomization's spec.serviceAccountName applies as it.
     Right { group: "", resources: &["serviceaccounts"], verbs: &["get", "impersonate"] },
     Right { group: "", resources: &["events"], verbs: &["create", "patch"] },
@@ -73,6 +75,15 @@ pub const CONTROLLER: &[Right] = &[
     // object an action touches (the page grants nothing RBAC does not).
     Right { group: "authentication.k8s.io", resources: &["tokenreviews"], verbs: &["create"] },
     Right { group: "authorization.k8s.io", resources: &["subjectaccessreviews"], verbs: &["create"] },
+];
+
+/// The controller's rights in each runner namespace only (a ClusterRole bound there by a
+/// RoleBinding): it writes outputs, RunSpecs and plan renderings as Secrets and starts and
+/// deletes runner pods there, and nowhere else. A Kustomization that applies with the
+/// controller's own identity can therefore create no Pod or Secret in `kube-system`.
+pub const RUNS: &[Right] = &[
+    Right { group: "", resources: &["secrets"], verbs: &["create", "update", "patch", "delete"] },
+    Right { group: "", resources: &["pods"], verbs: &["create", "delete"] },
 ];
 
 /// The controller's rights in its own namespace only (a Role): the leader-election Lease
@@ -127,7 +138,7 @@ mod tests {
     fn accesses_split_subresources_and_name_every_verb() {
         let all = accesses(CONTROLLER);
         assert!(all.contains(&Access { group: GROUP, resource: "terraforms", subresource: Some("status"), verb: "patch" }));
-        assert!(all.contains(&Access { group: "", resource: "pods", subresource: None, verb: "create" }));
+        assert!(accesses(RUNS).contains(&Access { group: "", resource: "pods", subresource: None, verb: "create" }));
         assert_eq!(all.iter().filter(|a| a.subresource == Some("finalizers")).count(), 4);
         let shown = Access { group: GROUP, resource: "terraforms", subresource: Some("status"), verb: "update" }.to_string();
         assert_eq!(shown, "update terraforms/status.driftless.dev");
@@ -154,5 +165,10 @@ mod tests {
         assert!(!all.iter().any(|a| a.group == GROUP && a.verb == "delete"));
         assert!(!all.iter().any(|a| a.group == "rbac.authorization.k8s.io" || a.resource == "namespaces"));
         assert!(!all.iter().any(|a| a.resource == "leases"), "leases only through the namespaced leader-election Role");
+        let writes = |a: &&Access| matches!(a.verb, "create" | "update" | "patch" | "delete");
+        assert!(
+            !all.iter().filter(writes).any(|a| a.resource == "pods" || a.resource == "secrets"),
+            "pods and Secrets are written only in runner namespaces (RUNS)"
+        );
     }
 }

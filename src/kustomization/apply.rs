@@ -29,9 +29,16 @@ pub enum ApplyError {
     UnknownKind { object: String, detail: String },
     #[error("{object}: {detail}")]
     Refused { object: String, detail: String },
+    /// The identity this Kustomization applies with may not do this (a 403).
+    #[error(
+        "{object}: {detail}; this Kustomization applies as {identity}, which may not do that: give spec.serviceAccountName a ServiceAccount with the rights its manifests need"
+    )]
+    Forbidden { object: String, detail: String, identity: String },
     #[error("CustomResourceDefinition {name} was not established within {seconds}s")]
     CrdNotEstablished { name: String, seconds: u64 },
-    #[error("manifest without apiVersion, kind or metadata.name: {0}")]
+    /// A manifest without its identity; only the fields it has are named, never its body
+    /// (a Secret's substituted values would leak into status and alerts).
+    #[error("a manifest without {0}: every object needs apiVersion, kind and metadata.name")]
     Incomplete(String),
 }
 
@@ -54,16 +61,38 @@ pub enum Action {
     Unchanged,
 }
 
+/// Which identifying fields a manifest lacks.
+fn missing_identity(object: &Value) -> String {
+    let mut missing = Vec::new();
+    for (pointer, field) in [("/apiVersion", "apiVersion"), ("/kind", "kind"), ("/metadata/name", "metadata.name")] {
+        if object.pointer(pointer).and_then(Value::as_str).is_none_or(str::is_empty) {
+            missing.push(field);
+        }
+    }
+    missing.join(", ")
+}
+
 /// The objects of a Kustomization (`namespace/name`) on one cluster.
 pub struct Applier {
     client: kube::Client,
+    identity: String,
     owner: (String, String),
     resources: Mutex<HashMap<GroupVersionKind, (ApiResource, Scope)>>,
 }
 
 impl Applier {
-    pub fn new(client: kube::Client, owner_namespace: &str, owner_name: &str) -> Self {
-        Self { client, owner: (owner_namespace.to_string(), owner_name.to_string()), resources: Mutex::default() }
+    /// Applies with `client`, whose identity is `identity` (for messages: `ServiceAccount
+    /// team/deployer`, or the controller's own).
+    pub fn new(client: kube::Client, identity: String, owner_namespace: &str, owner_name: &str) -> Self {
+        Self { client, identity, owner: (owner_namespace.to_string(), owner_name.to_string()), resources: Mutex::default() }
+    }
+
+    /// The error of a refused request; a 403 says whose rights fell short.
+    fn refused(&self, object: String, e: &kube::Error) -> ApplyError {
+        match e {
+            kube::Error::Api(s) if s.code == 403 => ApplyError::Forbidden { object, detail: describe(e), identity: self.identity.clone() },
+            _ => ApplyError::Refused { object, detail: describe(e) },
+        }
     }
 
     async fn api(&self, id: &ObjectId, version: &str) -> Result<Api<DynamicObject>, ApplyError> {
@@ -116,29 +145,29 @@ impl Applier {
     }
 
     async fn apply_one(&self, object: &Value, force: bool, dry_run: bool) -> Result<Applied, ApplyError> {
-        let (id, version) = ObjectId::of(object).ok_or_else(|| ApplyError::Incomplete(object.to_string().chars().take(120).collect()))?;
+        let (id, version) = ObjectId::of(object).ok_or_else(|| ApplyError::Incomplete(missing_identity(object)))?;
         let api = self.api(&id, &version).await?;
-        let live = api.get_opt(&id.name).await.map_err(|e| ApplyError::Refused { object: id.display(), detail: describe(&e) })?;
+        let live = api.get_opt(&id.name).await.map_err(|e| self.refused(id.display(), &e))?;
         let mut params = PatchParams::apply(FIELD_MANAGER).force();
         params.dry_run = dry_run;
         let result = match api.patch(&id.name, &params, &Patch::Apply(object)).await {
             Ok(r) => r,
             Err(kube::Error::Api(s)) if force && s.code == 422 && s.message.contains("immutable") && !dry_run => {
                 tracing::info!(object = %id.display(), "recreating: an immutable field changed and spec.force is set");
-                api.delete(&id.name, &DeleteParams::foreground())
-                    .await
-                    .map_err(|e| ApplyError::Refused { object: id.display(), detail: describe(&e) })?;
+                api.delete(&id.name, &DeleteParams::foreground()).await.map_err(|e| self.refused(id.display(), &e))?;
                 self.wait_gone(&api, &id.name).await;
-                api.patch(&id.name, &params, &Patch::Apply(object))
-                    .await
-                    .map_err(|e| ApplyError::Refused { object: id.display(), detail: describe(&e) })?
+                api.patch(&id.name, &params, &Patch::Apply(object)).await.map_err(|e| self.refused(id.display(), &e))?
             }
             Err(e) => {
-                let mut detail = describe(&e);
-                if detail.contains("immutable") {
-                    detail.push_str("; set spec.force: true to recreate it");
-                }
-                return Err(ApplyError::Refused { object: id.display(), detail });
+                return Err(match self.refused(id.display(), &e) {
+                    ApplyError::Refused { object, mut detail } => {
+                        if detail.contains("immutable") {
+                            detail.push_str("; set spec.force: true to recreate it");
+                        }
+                        ApplyError::Refused { object, detail }
+                    }
+                    other => other,
+                });
             }
         };
         let action = match &live {
@@ -194,8 +223,7 @@ impl Applier {
                 Err(ApplyError::UnknownKind { .. }) => continue,
                 Err(e) => return Err(e),
             };
-            let Some(live) = api.get_opt(&id.name).await.map_err(|e| ApplyError::Refused { object: id.display(), detail: describe(&e) })?
-            else {
+            let Some(live) = api.get_opt(&id.name).await.map_err(|e| self.refused(id.display(), &e))? else {
                 continue;
             };
             let labels = live.metadata.labels.clone().unwrap_or_default();
@@ -206,7 +234,7 @@ impl Applier {
             match api.delete(&id.name, &DeleteParams::background()).await {
                 Ok(_) => deleted.push(id.display()),
                 Err(kube::Error::Api(s)) if s.code == 404 => {}
-                Err(e) => return Err(ApplyError::Refused { object: id.display(), detail: describe(&e) }),
+                Err(e) => return Err(self.refused(id.display(), &e)),
             }
         }
         Ok((deleted, kept))
@@ -215,7 +243,7 @@ impl Applier {
     /// The live object of an inventory entry.
     pub async fn live(&self, id: &ObjectId, version: &str) -> Result<Option<Value>, ApplyError> {
         let api = self.api(id, version).await?;
-        let live = api.get_opt(&id.name).await.map_err(|e| ApplyError::Refused { object: id.display(), detail: describe(&e) })?;
+        let live = api.get_opt(&id.name).await.map_err(|e| self.refused(id.display(), &e))?;
         Ok(live.map(|l| serde_json::to_value(l).unwrap_or_default()))
     }
 }

@@ -114,7 +114,7 @@ impl Reconcile for Kustomization {
 async fn applier<S: ObjectStore, D: RunnerDispatch>(run: &Run<'_, Kustomization, S, D>) -> Result<Applier, (&'static str, String)> {
     let account = run.object.spec.service_account_name.as_deref();
     match run.ctx.clusters.client_for(&run.namespace, account).await {
-        Ok(client) => Ok(Applier::new(client, &run.namespace, &run.name)),
+        Ok((client, identity)) => Ok(Applier::new(client, identity, &run.namespace, &run.name)),
         Err(e) => {
             tracing::warn!("{}", e.message);
             Err((e.reason, e.message))

@@ -40,6 +40,8 @@ pub struct Clusters {
     load: LoadConfig,
     /// The ServiceAccount an object that names none applies as (`--default-service-account`).
     default_account: Option<String>,
+    /// Who the cluster's own client is, for messages.
+    own_identity: &'static str,
     config: tokio::sync::OnceCell<kube::Config>,
     client: tokio::sync::OnceCell<kube::Client>,
 }
@@ -64,6 +66,7 @@ impl Clusters {
             config: tokio::sync::OnceCell::new(),
             client: tokio::sync::OnceCell::new_with(Some(client)),
             default_account: None,
+            own_identity: "the controller's own identity",
         };
         if let Some(config) = config {
             let _ = clusters.config.set(config);
@@ -83,6 +86,7 @@ impl Clusters {
             config: tokio::sync::OnceCell::new(),
             client: tokio::sync::OnceCell::new(),
             default_account: None,
+            own_identity: "the user of the current kube context",
         }
     }
 
@@ -100,25 +104,27 @@ impl Clusters {
         })
     }
 
-    /// The client an object in `namespace` applies with: the cluster's own, or its
-    /// `serviceAccountName` impersonated. Never the cluster's own rights when an account is
-    /// named and cannot be impersonated.
-    pub async fn client_for(&self, namespace: &str, account: Option<&str>) -> Result<kube::Client, NoClient> {
+    /// The client an object in `namespace` applies with, and who that is: its
+    /// `serviceAccountName` (else the default account) impersonated, or the cluster's own.
+    /// Never the cluster's own rights when an account is named and cannot be impersonated.
+    pub async fn client_for(&self, namespace: &str, account: Option<&str>) -> Result<(kube::Client, String), NoClient> {
         let Some(account) = account.or(self.default_account.as_deref()) else {
+            let identity = self.own_identity.to_string();
             if let Some(client) = self.client.get() {
-                return Ok(client.clone());
+                return Ok((client.clone(), identity));
             }
             let config = self.config().await?.clone();
             let client = kube::Client::try_from(config).map_err(|e| NoClient {
                 reason: crate::api::reason::CLUSTER_UNAVAILABLE,
                 message: format!("cannot connect to the cluster of the kube context: {e}"),
             })?;
-            return Ok(self.client.get_or_init(|| async { client }).await.clone());
+            return Ok((self.client.get_or_init(|| async { client }).await.clone(), identity));
         };
         let invalid = |message: String| NoClient { reason: crate::api::reason::INVALID_SPEC, message };
         let mut config = self.config().await.map_err(|e| invalid(format!("spec.serviceAccountName {account}: {}", e.message)))?.clone();
         config.auth_info.impersonate = Some(format!("system:serviceaccount:{namespace}:{account}"));
         config.auth_info.impersonate_groups = None;
-        kube::Client::try_from(config).map_err(|e| invalid(format!("spec.serviceAccountName {account}: {e}")))
+        let client = kube::Client::try_from(config).map_err(|e| invalid(format!("spec.serviceAccountName {account}: {e}")))?;
+        Ok((client, format!("ServiceAccount {namespace}/{account}")))
     }
 }
