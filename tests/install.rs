@@ -297,7 +297,10 @@ async fn install_on_a_fresh_cluster_then_check_passes_and_the_rights_are_least_p
     assert!(sa_may(&client, controller, "create", "", "pods", Some("default")).await, "control: runner pods in a runner namespace");
     assert!(!sa_may(&client, controller, "create", "", "pods", Some("kube-system")).await, "no pods outside runner namespaces");
     assert!(!sa_may(&client, controller, "create", "", "pods", None).await, "no pods cluster-wide");
-    assert!(sa_may(&client, controller, "update", "", "secrets", Some("default")).await, "control: outputs and plans in a runner namespace");
+    assert!(
+        sa_may(&client, controller, "update", "", "secrets", Some("default")).await,
+        "control: outputs and plans in a runner namespace"
+    );
     assert!(!sa_may(&client, controller, "create", "", "secrets", Some("kube-system")).await, "no Secret writes outside runner namespaces");
     assert!(sa_may(&client, controller, "get", "", "secrets", Some("kube-system")).await, "control: references are read anywhere");
     assert!(sa_may(&client, controller, "update", "coordination.k8s.io", "leases", Some(NS)).await, "control: its own Lease");

@@ -13,7 +13,7 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use driftless::backend::kube::{lock_lease_name, plan_chunk_secret_name, plan_meta_secret_name, state_secret_name};
-use driftless::backend::{BackendError, LockInfo, PlanStore, SecretBackend, StateStore};
+use driftless::backend::{BackendError, LockInfo, PlanStore, SecretBackend, StateKey, StateStore};
 use driftless::dispatch::{BackendSpec, Operation, Outcome, RunResult, RunSpec, RunVariable};
 use k8s_openapi::ByteString;
 use k8s_openapi::api::coordination::v1::Lease;
@@ -30,6 +30,13 @@ async fn setup(prefix: &str) -> Option<(TestNamespace, SecretBackend)> {
     let ns = cluster.namespace(prefix).await.unwrap();
     let backend = SecretBackend::new(ns.client.clone(), ns.name.clone(), TTL);
     Some((ns, backend))
+}
+
+fn gzip(bytes: &[u8]) -> Vec<u8> {
+    use std::io::Write;
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    encoder.write_all(bytes).unwrap();
+    encoder.finish().unwrap()
 }
 
 fn gunzip(bytes: &[u8]) -> Vec<u8> {
@@ -118,6 +125,31 @@ async fn a_lock_is_a_lease_naming_its_holder_and_an_expired_one_is_replaced_in_p
     let spec = ns.api::<Lease>().get(&lock_lease_name(&key)).await.unwrap().spec.unwrap();
     assert_eq!(spec.lease_transitions, Some(1), "taken over by a replace of the same Lease");
     assert_eq!((spec.holder_identity.as_deref(), spec.lease_duration_seconds), (Some("live"), Some(600)));
+}
+
+/// `tfstate-<workspace>-<name>` is one name for Terraform `a-b` workspace `c` and Terraform
+/// `b` workspace `c-a`: the second never reads or overwrites the first's state.
+#[tokio::test]
+async fn a_state_secret_of_another_object_is_neither_read_nor_overwritten() {
+    let Some((ns, b)) = setup("kube-foreign").await else { return };
+    let owner = StateKey { object: object(&ns.name, "a-b"), state_name: "c".into() };
+    let other = StateKey { object: object(&ns.name, "b"), state_name: "c-a".into() };
+    assert_eq!(state_secret_name(&owner), state_secret_name(&other), "the names collide");
+    b.put(&owner, b"{\"serial\":1}", None).await.unwrap();
+    let err = b.get(&other).await.expect_err("another object's state is refused");
+    assert!(matches!(err, BackendError::Foreign { .. }) && err.to_string().contains("Terraform a-b"), "{err}");
+    assert!(matches!(b.put(&other, b"{\"serial\":9}", None).await, Err(BackendError::Foreign { .. })));
+    assert_eq!(b.get(&owner).await.unwrap().unwrap(), b"{\"serial\":1}", "the owner's state is untouched");
+
+    // A state Secret without driftless's labels (as tofu-controller writes it) is adopted.
+    let unlabelled = Secret {
+        metadata: kube::api::ObjectMeta { name: Some("tfstate-default-migrated".into()), ..Default::default() },
+        data: Some([("tfstate".to_string(), ByteString(gzip(b"{\"serial\":7}")))].into()),
+        ..Default::default()
+    };
+    ns.api::<Secret>().create(&PostParams::default(), &unlabelled).await.unwrap();
+    let migrated = state_key(&ns.name, "migrated");
+    assert_eq!(b.get(&migrated).await.unwrap().unwrap(), b"{\"serial\":7}");
 }
 
 #[tokio::test]

@@ -124,6 +124,29 @@ fn deleting_a_terraform_with_destroy_on_deletion_destroys_its_resources_and_outp
     assert_eq!(w.events_with_reason("app", "Destroyed").len(), 1);
 }
 
+/// `writeOutputsToSecret` naming a Secret the Terraform did not write (a user's, or another
+/// Terraform's state) neither overwrites it nor deletes it with the Terraform.
+#[test]
+fn outputs_never_overwrite_or_delete_a_secret_the_terraform_did_not_write() {
+    let Some(w) = World::new() else { return };
+    w.commit(&[("main.tf", MODULE)], "module");
+    w.apply("apiVersion: v1\nkind: Secret\nmetadata:\n  name: precious\nstringData:\n  key: mine\n").ok();
+    w.apply(&objects("app", "./", "auto", "  destroyResourcesOnDeletion: true\n  writeOutputsToSecret:\n    name: precious\n")).ok();
+    w.driftless(&["run", "--once"]).ok();
+    assert!(w.managed("main.txt").exists(), "the apply itself goes ahead");
+    let condition = w.condition("app", "OutputsWritten");
+    assert_eq!(condition["status"], "False", "{condition}");
+    assert_eq!(condition["reason"], "OutputsWriteFailed");
+    assert!(condition["message"].as_str().unwrap().contains("was not written by this Terraform"), "{condition}");
+    let secret = w.get("secret", "precious");
+    assert_eq!(secret["data"]["key"], "bWluZQ==", "unchanged: {secret}");
+    assert!(secret["data"]["path"].is_null(), "no output written into it");
+
+    w.driftless(&["delete", "terraform", "app"]).ok();
+    assert!(!w.managed("main.txt").exists());
+    assert_eq!(w.get("secret", "precious")["data"]["key"], "bWluZQ==", "not deleted with the Terraform");
+}
+
 #[test]
 fn deleting_a_terraform_without_destroy_on_deletion_leaves_its_resources() {
     let Some(w) = World::new() else { return };

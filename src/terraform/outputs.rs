@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 
 use crate::api::{ConditionStatus, Kind, Terraform, WriteOutputsToSecret, annotation, condition_type as ct, reason};
 use crate::dispatch::{Output, RunnerDispatch};
@@ -43,17 +43,61 @@ pub fn select(target: &WriteOutputsToSecret, outputs: &[Output]) -> (BTreeMap<St
     (data, missing)
 }
 
-/// Writes the outputs Secret and says how it went in the `OutputsWritten` condition.
+/// The owner annotation of the Secrets a Terraform writes.
+fn owner_of(object: &Terraform) -> String {
+    format!("{}/{}", Kind::Terraform, object.metadata.name.as_deref().unwrap_or_default())
+}
+
+/// Whether `secret` is this Terraform's outputs Secret: it carries its owner annotation or
+/// an ownerReference to it. Any other Secret of that name is not ours to write or delete
+/// (it may be another Terraform's state, or a user's).
+pub fn owned_by(secret: &Secret, object: &Terraform) -> bool {
+    let annotated = secret.metadata.annotations.as_ref().and_then(|a| a.get(annotation::OWNER)).is_some_and(|o| *o == owner_of(object));
+    let referenced =
+        object.metadata.uid.as_ref().is_some_and(|uid| {
+            secret.metadata.owner_references.iter().flatten().any(|r| r.kind == Kind::Terraform.as_str() && r.uid == *uid)
+        });
+    annotated || referenced
+}
+
+/// Writes the outputs Secret and says how it went in the `OutputsWritten` condition. A
+/// Secret of that name that this Terraform did not write is left alone.
 pub async fn write<S: ObjectStore, D: RunnerDispatch>(run: &mut Run<'_, Terraform, S, D>, outputs: &[Output]) {
     let Some(target) = run.object.spec.write_outputs_to_secret.clone() else { return };
+    match run.ctx.store.get::<Secret>(&run.namespace, &target.name).await {
+        Ok(Some(existing)) if !owned_by(&existing, &run.object) => {
+            let m = format!(
+                "Secret {} exists and was not written by this Terraform; it is left alone: choose another spec.writeOutputsToSecret.name, or delete that Secret if it is yours to replace",
+                target.name
+            );
+            run.set(ct::OUTPUTS_WRITTEN, ConditionStatus::False, reason::OUTPUTS_WRITE_FAILED, &m);
+            return;
+        }
+        Ok(_) => {}
+        Err(e) => {
+            let m = format!("cannot read Secret {}: {e}", target.name);
+            run.set(ct::OUTPUTS_WRITTEN, ConditionStatus::False, reason::OUTPUTS_WRITE_FAILED, &m);
+            return;
+        }
+    }
     let (data, missing) = select(&target, outputs);
-    let owner = format!("{}/{}", Kind::Terraform, run.name);
+    let owner = owner_of(&run.object);
+    let owner_references = run.object.metadata.uid.clone().map(|uid| {
+        vec![OwnerReference {
+            api_version: format!("{}/{}", crate::api::GROUP, crate::api::VERSION),
+            kind: Kind::Terraform.as_str().into(),
+            name: run.name.clone(),
+            uid,
+            ..Default::default()
+        }]
+    });
     let secret = Secret {
         metadata: ObjectMeta {
             name: Some(target.name.clone()),
             namespace: Some(run.namespace.clone()),
             labels: Some(target.labels.clone()),
             annotations: Some(target.annotations.clone().into_iter().chain([(annotation::OWNER.to_string(), owner)]).collect()),
+            owner_references,
             ..Default::default()
         },
         type_: Some("Opaque".into()),
@@ -81,6 +125,30 @@ mod tests {
 
     fn output(name: &str, value: serde_json::Value) -> Output {
         Output { name: name.into(), value, sensitive: false }
+    }
+
+    #[test]
+    fn only_a_secret_this_terraform_wrote_is_its_own() {
+        let tf: Terraform = serde_json::from_value(serde_json::json!({
+            "apiVersion": "driftless.dev/v1alpha1", "kind": "Terraform",
+            "metadata": { "name": "app", "namespace": "team", "uid": "u-1" },
+            "spec": { "sourceRef": { "kind": "GitRepository", "name": "repo" }, "interval": "1h" }
+        }))
+        .expect("terraform");
+        let with = |annotations: &[(&str, &str)], owner_uid: Option<&str>| Secret {
+            metadata: ObjectMeta {
+                annotations: Some(annotations.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()),
+                owner_references: owner_uid.map(|uid| {
+                    vec![OwnerReference { kind: "Terraform".into(), uid: uid.into(), name: "app".into(), ..Default::default() }]
+                }),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        assert!(owned_by(&with(&[(annotation::OWNER, "Terraform/app")], None), &tf), "written by it (annotation)");
+        assert!(owned_by(&with(&[], Some("u-1")), &tf), "owned by it (ownerReference)");
+        assert!(!owned_by(&with(&[], None), &tf), "a user's Secret");
+        assert!(!owned_by(&with(&[(annotation::OWNER, "Terraform/other")], Some("u-2")), &tf), "another Terraform's");
     }
 
     #[test]

@@ -206,8 +206,16 @@ impl Reconcile for Terraform {
             let message = format!("resources destroyed on deletion ({})", result.summary);
             run.event(reason::DESTROYED, Severity::Info, message, result.plan_id, None);
         }
-        if let Some(target) = &run.object.spec.write_outputs_to_secret {
-            run.ctx.store.delete::<Secret>(&run.namespace, &target.name).await?;
+        // Only the outputs Secret this Terraform wrote goes with it; a Secret of that name
+        // that is not its own stays.
+        if let Some(target) = &run.object.spec.write_outputs_to_secret
+            && let Some(existing) = run.ctx.store.get::<Secret>(&run.namespace, &target.name).await?
+        {
+            if super::outputs::owned_by(&existing, &run.object) {
+                run.ctx.store.delete::<Secret>(&run.namespace, &target.name).await?;
+            } else {
+                tracing::warn!(secret = %target.name, "not deleting a Secret this Terraform did not write");
+            }
         }
         info!("finalized");
         Ok(None)

@@ -226,9 +226,17 @@ impl SecretBackend {
 
     // ---- state ----
 
+    /// The state Secret of `key`; one labelled as another object's state is refused, never
+    /// read or overwritten (two objects' names can map to one Secret name). A Secret without
+    /// driftless's labels (tofu-controller's, terraform's own backend's) is adopted: the next
+    /// write labels it.
     async fn read_state_secret(&self, key: &StateKey) -> Result<Option<Secret>> {
         let name = state_secret_name(key);
-        self.secrets().get_opt(&name).await.map_err(|e| self.error("read state", "get", SECRETS, &name, e))
+        let secret = self.secrets().get_opt(&name).await.map_err(|e| self.error("read state", "get", SECRETS, &name, e))?;
+        if let Some(owner) = secret.as_ref().and_then(|s| foreign_owner(s.metadata.labels.as_ref(), key)) {
+            return Err(BackendError::Foreign { what: format!("Secret {}/{name}", self.namespace), key: key.to_string(), owner });
+        }
+        Ok(secret)
     }
 
     /// The state a Secret holds.
@@ -668,6 +676,16 @@ fn object_name(wanted: &str) -> String {
 
 /// A valid label value (alphanumerics, `-`, `_` and `.`, starting and ending alphanumeric, at
 /// most 63 characters).
+/// Who else a state Secret's labels say it belongs to, if not to `key`.
+fn foreign_owner(labels: Option<&BTreeMap<String, String>>, key: &StateKey) -> Option<String> {
+    let labels = labels?;
+    let (kind, name, state) = (labels.get(KIND_LABEL)?, labels.get(NAME_LABEL)?, labels.get(STATE_LABEL));
+    let ours = *kind == label_value(&key.object.kind)
+        && *name == label_value(&key.object.name)
+        && state.is_none_or(|s| *s == label_value(&key.state_name));
+    (!ours).then(|| format!("{kind} {name} (state {})", state.map_or("?", String::as_str)))
+}
+
 fn label_value(wanted: &str) -> String {
     let mapped: String = wanted.chars().map(|c| if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') { c } else { '-' }).collect();
     let cleaned = mapped.trim_matches(|c: char| !c.is_ascii_alphanumeric()).to_string();
@@ -721,6 +739,25 @@ mod tests {
         assert!(long.len() <= 253 && long.starts_with("tfstate-default-xxx"), "{long}");
         assert_ne!(long, state_secret_name(&key("default", &"x".repeat(301))));
         assert_eq!(object_name("a.-b..c-"), format!("a.b.c-{}", short_hash("a.-b..c-")));
+    }
+
+    #[test]
+    fn a_state_secret_labelled_for_another_object_is_foreign_and_an_unlabelled_one_is_adopted() {
+        let key =
+            StateKey { object: ObjectKey { kind: "Terraform".into(), namespace: "ns".into(), name: "a-b".into() }, state_name: "c".into() };
+        let labels = |name: &str, state: &str| -> BTreeMap<String, String> {
+            [
+                (KIND_LABEL.to_string(), "Terraform".to_string()),
+                (NAME_LABEL.to_string(), name.to_string()),
+                (STATE_LABEL.to_string(), state.to_string()),
+            ]
+            .into()
+        };
+        assert_eq!(foreign_owner(Some(&labels("a-b", "c")), &key), None);
+        // tfstate-c-a-b is also the Secret of Terraform "b" with workspace "c-a".
+        assert_eq!(foreign_owner(Some(&labels("b", "c-a")), &key).as_deref(), Some("Terraform b (state c-a)"));
+        assert_eq!(foreign_owner(None, &key), None, "a Secret written by tofu-controller carries none of our labels");
+        assert_eq!(foreign_owner(Some(&BTreeMap::new()), &key), None);
     }
 
     #[test]

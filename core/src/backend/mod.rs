@@ -46,6 +46,12 @@ pub enum BackendError {
     Forbidden { verb: &'static str, resource: &'static str, namespace: String, detail: String },
     #[error("backend {op} of {key} failed: {detail}")]
     Remote { op: &'static str, key: String, detail: String },
+    /// The place of this state belongs to another object (two objects' names map to one
+    /// Secret name): it is neither read nor written.
+    #[error(
+        "{what}, where the state of {key} would live, belongs to {owner}; rename the workspace or set backendConfig.secretSuffix so the two do not share it"
+    )]
+    Foreign { what: String, key: String, owner: String },
 }
 
 impl BackendError {
