@@ -935,10 +935,13 @@ fn an_ssh_key_from_memory_fetches_over_ssh_with_known_hosts_checked() {
     assert_eq!(revision, format!("main@sha1:{sha}"));
     assert_eq!(unpacked(&env, &artifact).1["modules/net/vars.tf"], "variable \"cidr\" {}\n");
 
-    // Without known_hosts any host key is accepted.
+    // Without known_hosts the host key cannot be checked: refused, as Flux refuses it.
     let env = Env::new();
     let source = env.source(&sshd.url(&path), Some(&branch("main"))).with_auth(Some(ssh_auth(&private, None))).expect("auth");
-    assert!(fetch(&env, &source, None, None).is_ok());
+    let err = fetch(&env, &source, None, None).expect_err("no known_hosts, no fetch");
+    assert!(matches!(err, GitError::NoKnownHosts { .. }), "{err}");
+    assert!(err.to_string().contains("known_hosts") && err.to_string().contains("ssh-keyscan"), "{err}");
+    assert_eq!(err.reason(), "AuthenticationFailed");
 }
 
 #[test]

@@ -147,8 +147,9 @@ impl CallContext {
         Err(git2::Error::from_str("no usable credentials"))
     }
 
-    /// libgit2's certificate callback: an ssh host key must be in `known_hosts` when that is
-    /// given; anything else (https certificates) is left to libgit2's own check.
+    /// libgit2's certificate callback: an ssh host key must be in `known_hosts`, which is
+    /// required, as Flux requires it (without it any server could pose as the repository);
+    /// anything else (https certificates) is left to libgit2's own check.
     pub(super) fn check_certificate(
         &self,
         known_hosts: Option<&str>,
@@ -160,7 +161,8 @@ impl CallContext {
             return Ok(CertificateCheckStatus::CertificatePassthrough);
         };
         let Some(known_hosts) = known_hosts else {
-            return Ok(CertificateCheckStatus::CertificateOk);
+            self.fail(Failure::NoKnownHosts(host_label(host, port)));
+            return Err(git2::Error::from_str("no known_hosts to check the host key against"));
         };
         let key = hostkey.hostkey().zip(hostkey.hostkey_type());
         let known = key.is_some_and(|(raw, kind)| host_key_known(known_hosts, host, port, kind.name(), raw));

@@ -188,6 +188,7 @@ impl GitSource {
                 return GitError::AuthFailed { url, detail: "the server rejected the credentials".into() };
             }
             Some(Failure::HostKey(host)) => return GitError::HostKeyRejected { host, url },
+            Some(Failure::NoKnownHosts(host)) => return GitError::NoKnownHosts { host, url },
             None => {}
         }
         if Instant::now() >= ctx.deadline {
@@ -222,6 +223,8 @@ pub(super) enum Failure {
     NoCredentials,
     Rejected,
     HostKey(String),
+    /// An ssh server's host key with no known_hosts to check it against.
+    NoKnownHosts(String),
 }
 
 /// State shared by the callbacks of one operation.

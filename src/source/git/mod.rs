@@ -24,11 +24,11 @@
 //!   `Authorization: Bearer` on every request). Basic auth over plain `http://` is allowed here
 //!   (Flux asks for `insecure: true` for that); the tests rely on it.
 //! - ssh: `identity` (a private key, PEM or OpenSSH format) read from memory, `password` as
-//!   its passphrase, the user from the URL (else `username`, else `git`). When `known_hosts` is
-//!   given, the server's host key must match one of its entries (plain host patterns, `[host]:port`
-//!   for ports other than 22, `*`/`?` wildcards and `!` negations, `@revoked`); hashed host names
-//!   (`|1|...`) and `@cert-authority` lines are not understood and never match. Without
-//!   `known_hosts` any host key is accepted.
+//!   its passphrase, the user from the URL (else `username`, else `git`). `known_hosts` is
+//!   required, as in Flux: the server's host key must match one of its entries (plain host
+//!   patterns, `[host]:port` for ports other than 22, `*`/`?` wildcards and `!` negations,
+//!   `@revoked`); hashed host names (`|1|...`) and `@cert-authority` lines are not understood
+//!   and never match. Without `known_hosts` the fetch is refused (`NoKnownHosts`).
 //! - https certificates are checked by libgit2 against the system's CAs. No proxy is used.
 //!
 //! # Layout
@@ -82,6 +82,10 @@ pub enum GitError {
     AuthFailed { url: String, detail: String },
     #[error("host key of {host} does not match known_hosts; refusing to fetch {url}")]
     HostKeyRejected { host: String, url: String },
+    #[error(
+        "the host key of {host} cannot be checked: spec.secretRef has no known_hosts; add the server's key (e.g. the output of `ssh-keyscan {host}`) as known_hosts, as Flux requires, before fetching {url}"
+    )]
+    NoKnownHosts { host: String, url: String },
     #[error("cannot reach {url}: {detail}")]
     Unreachable { url: String, detail: String },
     #[error("fetching {reference} from {url} timed out after {}", humantime::format_duration(*.after))]
@@ -101,7 +105,9 @@ impl GitError {
     pub fn reason(&self) -> &'static str {
         match self {
             GitError::InvalidRef(_) | GitError::InvalidSemver { .. } => "InvalidSpec",
-            GitError::InvalidAuth(_) | GitError::AuthFailed { .. } | GitError::HostKeyRejected { .. } => "AuthenticationFailed",
+            GitError::InvalidAuth(_) | GitError::AuthFailed { .. } | GitError::HostKeyRejected { .. } | GitError::NoKnownHosts { .. } => {
+                "AuthenticationFailed"
+            }
             GitError::Cache { .. } | GitError::Artifact(_) => "StorageOperationFailed",
             _ => "GitOperationFailed",
         }
