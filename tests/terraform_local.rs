@@ -111,3 +111,31 @@ fn an_out_of_band_change_is_detected_once_and_corrected_after_approval() {
     assert_eq!(w.condition("app", "Drifted")["status"], "False");
     assert_eq!(w.events_with_reason("app", "DriftResolved").len(), 1);
 }
+
+/// A Secret's value that is a multi-line key with quotes in it, fed to a variable that the
+/// module does not mark sensitive: it reaches the plan rendering only masked, in none of the
+/// forms it takes there (as written, JSON-escaped, line by line, base64).
+#[test]
+fn a_multi_line_secret_with_quotes_never_reaches_the_plan_rendering_in_any_encoding() {
+    let Some(w) = World::new() else { return };
+    w.commit(&[("main.tf", MODULE)], "module");
+    let terraform = objects("app", "./", "", "  varsFrom:\n    - kind: Secret\n      name: app-key\n");
+    let terraform = terraform.replace("    - name: content\n      value: hello\n", "");
+    assert!(!terraform.contains("value: hello"), "{terraform}");
+    w.apply(&terraform).ok();
+    let key_line = "MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC7";
+    let secret = "apiVersion: v1\nkind: Secret\nmetadata:\n  name: app-key\nstringData:\n  content: |\n    -----BEGIN PRIVATE KEY-----\n    MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC7\n    say \"hello\" to C:\\keys\n    -----END PRIVATE KEY-----\n";
+    w.apply(secret).ok();
+    w.driftless(&["run", "--once"]).ok();
+    assert!(w.pending_plan("app").is_some(), "{}", w.get("terraform", "app")["status"]);
+
+    let value = "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC7\nsay \"hello\" to C:\\keys\n-----END PRIVATE KEY-----\n";
+    let escaped = serde_json::to_string(value).unwrap();
+    let escaped = &escaped[1..escaped.len() - 1];
+    let shown = w.driftless(&["plan", "show", "app"]).ok().all();
+    assert!(shown.contains("drifttest_file.main"), "{shown}");
+    let everywhere = format!("{shown}{}", w.store_text_outside_secrets_and_state());
+    for form in [value, escaped, key_line, r#"say \"hello\" to C:\\keys"#, "say \"hello\" to C:\\keys"] {
+        assert!(!everywhere.contains(form), "{form:?} leaked:\n{shown}");
+    }
+}

@@ -15,6 +15,7 @@ pub mod ids;
 pub mod key;
 pub mod names;
 pub mod plan;
+pub mod scrub;
 pub mod secret;
 
 pub use ids::{PlanId, drift_id, revision_short, sha256_digest};

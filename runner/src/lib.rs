@@ -16,6 +16,7 @@ use driftless_core::backend::{
 use driftless_core::contract::{BackendSpec, Operation, Outcome, RunErrorKind, RunResult, RunSpec};
 use driftless_core::ids::{PlanId, drift_id};
 
+use driftless_core::scrub::Scrubber;
 use plan_json::{REDACTED, StreamSummary};
 use state_server::StateServer;
 use terraform::{Terraform, TerraformError};
@@ -70,15 +71,17 @@ struct Run<'a> {
     started: Instant,
     timings: Vec<(String, u64)>,
     /// Values that must never appear in an error or rendering.
-    secrets: Vec<String>,
+    /// Every sensitive variable and backend credential, in every form it can take in text.
+    secrets: Scrubber,
 }
 
 type Failure = (RunErrorKind, String, Vec<String>);
 
 impl<'a> Run<'a> {
     fn new(spec: &'a RunSpec) -> Self {
-        let secrets =
-            spec.variables.iter().filter(|v| v.sensitive).flat_map(|v| secret_strings(&v.value)).chain(spec.backend.secrets()).collect();
+        let secrets = Scrubber::new(
+            spec.variables.iter().filter(|v| v.sensitive).flat_map(|v| secret_strings(&v.value)).chain(spec.backend.secrets()),
+        );
         Self { spec, started: Instant::now(), timings: Vec::new(), secrets }
     }
 
@@ -87,7 +90,7 @@ impl<'a> Run<'a> {
     }
 
     fn scrub(&self, text: &str) -> String {
-        self.secrets.iter().fold(text.to_string(), |acc, s| acc.replace(s.as_str(), REDACTED))
+        self.secrets.scrub_with(text, REDACTED)
     }
 
     async fn execute<S: StateStore + PlanStore + Clone>(mut self, store: S) -> RunResult {

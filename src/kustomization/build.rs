@@ -13,14 +13,16 @@ use crate::reconcile::ReconcileError;
 use crate::source::ArtifactStore;
 use crate::store::ObjectStore;
 
-/// The variables of `postBuild`: ConfigMaps and Secrets in order, then the spec's own.
+/// The variables of `postBuild`: ConfigMaps and Secrets in order, then the spec's own; and
+/// the values that came from Secrets, which no message may show.
 pub async fn variables<S: ObjectStore>(
     store: &S,
     object: &Kustomization,
-) -> Result<Result<BTreeMap<String, String>, String>, ReconcileError> {
+) -> Result<Result<(BTreeMap<String, String>, Vec<String>), String>, ReconcileError> {
     let namespace = object.metadata.namespace.as_deref().unwrap_or("default");
     let mut vars = BTreeMap::new();
-    let Some(post) = &object.spec.post_build else { return Ok(Ok(vars)) };
+    let mut secret_values = Vec::new();
+    let Some(post) = &object.spec.post_build else { return Ok(Ok((vars, secret_values))) };
     for (i, r) in post.substitute_from.iter().enumerate() {
         let data = if r.kind == "Secret" {
             store.get::<Secret>(namespace, &r.name).await?.map(|s| {
@@ -31,7 +33,12 @@ pub async fn variables<S: ObjectStore>(
             store.get::<ConfigMap>(namespace, &r.name).await?.map(|c| Ok(c.data.unwrap_or_default()))
         };
         match data {
-            Some(Ok(d)) => vars.extend(d),
+            Some(Ok(d)) => {
+                if r.kind == "Secret" {
+                    secret_values.extend(d.values().cloned());
+                }
+                vars.extend(d);
+            }
             Some(Err(m)) => return Ok(Err(m)),
             None if r.optional => {}
             None => {
@@ -43,7 +50,30 @@ pub async fn variables<S: ObjectStore>(
         }
     }
     vars.extend(post.substitute.clone());
-    Ok(Ok(vars))
+    Ok(Ok((vars, secret_values)))
+}
+
+/// What a build makes: the objects, and every secret value in them or behind them (the
+/// Secret-sourced variables, the values of the Secrets it applies), which errors, status and
+/// alerts must never show.
+pub struct Built {
+    pub objects: Vec<Value>,
+    pub secrets: Vec<String>,
+}
+
+/// The values of the Secrets among `objects` (`data` decoded, and `stringData`).
+fn secret_values(objects: &[Value]) -> Vec<String> {
+    use base64::Engine;
+    let mut out = Vec::new();
+    for o in objects.iter().filter(|o| o["kind"] == "Secret" && o["apiVersion"] == "v1") {
+        for v in o["data"].as_object().into_iter().flat_map(|m| m.values()).filter_map(Value::as_str) {
+            if let Ok(bytes) = base64::engine::general_purpose::STANDARD.decode(v) {
+                out.push(String::from_utf8_lossy(&bytes).to_string());
+            }
+        }
+        out.extend(o["stringData"].as_object().into_iter().flat_map(|m| m.values()).filter_map(Value::as_str).map(str::to_string));
+    }
+    out
 }
 
 /// Unpacks the artifact and builds it, with the spec's overlay and substitutions; `Err` is
@@ -53,8 +83,8 @@ pub async fn build<S: ObjectStore>(
     artifacts: &ArtifactStore,
     object: &Kustomization,
     artifact: &Artifact,
-) -> Result<Result<Vec<Value>, (&'static str, String)>, ReconcileError> {
-    let vars = match variables(store, object).await? {
+) -> Result<Result<Built, (&'static str, String)>, ReconcileError> {
+    let (vars, mut secrets) = match variables(store, object).await? {
         Ok(v) => v,
         Err(m) => return Ok(Err((reason::VARIABLES_NOT_FOUND, m))),
     };
@@ -73,7 +103,15 @@ pub async fn build<S: ObjectStore>(
         Ok(Err(m)) => return Ok(Err((reason::BUILD_FAILED, m))),
         Err(e) => return Ok(Err((reason::BUILD_FAILED, format!("build worker failed: {e}")))),
     };
-    Ok(crate::kustomize::substitute(objects, &vars).map_err(|e| (reason::BUILD_FAILED, format!("postBuild: {e}"))))
+    let objects = match crate::kustomize::substitute(objects, &vars) {
+        Ok(o) => o,
+        Err(e) => {
+            let message = driftless_core::scrub::Scrubber::new(&secrets).scrub(&format!("postBuild: {e}"));
+            return Ok(Err((reason::BUILD_FAILED, message)));
+        }
+    };
+    secrets.extend(secret_values(&objects));
+    Ok(Ok(Built { objects, secrets }))
 }
 
 /// Builds `spec.path` inside the unpacked artifact at `root`, then applies the spec's own

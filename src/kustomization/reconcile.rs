@@ -58,10 +58,14 @@ impl Reconcile for Kustomization {
             Err((why, message)) => return run.fail(why, message).await,
         };
         run.status.common.last_attempted_revision = Some(artifact.revision.clone());
-        let mut objects = match super::build::build(&run.ctx.store, &run.ctx.artifacts, &run.object, &artifact).await? {
-            Ok(o) => o,
-            Err((why, message)) => return run.fail(why, message).await,
-        };
+        let super::build::Built { mut objects, secrets } =
+            match super::build::build(&run.ctx.store, &run.ctx.artifacts, &run.object, &artifact).await? {
+                Ok(b) => b,
+                Err((why, message)) => return run.fail(why, message).await,
+            };
+        // The API server may echo a value back in an error (an invalid Secret, say): every
+        // message of this reconcile goes through the scrubber of the build's secrets.
+        run.scrub_with(driftless_core::scrub::Scrubber::new(&secrets));
         for o in &mut objects {
             applier.label(o);
         }

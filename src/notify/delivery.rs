@@ -400,9 +400,10 @@ fn build_client(endpoint: &Endpoint, url: &str, target: &str) -> Result<HttpClie
     Ok(Client::builder(TokioExecutor::new()).build(connector))
 }
 
-/// Removes an endpoint's secrets from text that came from the network.
+/// Removes an endpoint's secrets from text that came from the network: the webhook URL and
+/// its parts, the token and header values, in every form (core's scrubber).
 struct Scrubber {
-    secrets: Vec<String>,
+    secrets: driftless_core::scrub::Scrubber,
 }
 
 impl Scrubber {
@@ -421,21 +422,11 @@ impl Scrubber {
         }
         secrets.extend(endpoint.token.iter().cloned());
         secrets.extend(endpoint.headers.values().cloned());
-        secrets.retain(|s| s.len() >= 3);
-        // Longest first, so a secret's parts do not break its whole.
-        secrets.sort_by_key(|s| std::cmp::Reverse(s.len()));
-        secrets.dedup();
-        Self { secrets }
+        Self { secrets: driftless_core::scrub::Scrubber::new(secrets) }
     }
 
     fn clean(&self, text: &str) -> String {
-        let mut text = text.to_string();
-        for secret in &self.secrets {
-            if text.contains(secret.as_str()) {
-                text = text.replace(secret.as_str(), "<redacted>");
-            }
-        }
-        text
+        self.secrets.scrub_with(text, "<redacted>")
     }
 }
 

@@ -72,6 +72,8 @@ pub struct Run<'a, K: Reconciled, S, D> {
     pub name: String,
     /// The status as stored: a save that would change nothing is not written.
     saved: Option<K::Status>,
+    /// Secret values this reconcile met (a build's Secrets): no condition or event shows them.
+    scrubber: driftless_core::scrub::Scrubber,
 }
 
 impl<K: Reconciled, S: ObjectStore, D: RunnerDispatch> Run<'_, K, S, D> {
@@ -95,7 +97,13 @@ impl<K: Reconciled, S: ObjectStore, D: RunnerDispatch> Run<'_, K, S, D> {
     /// Sets a condition at this generation.
     pub fn set(&mut self, type_: &str, status: ConditionStatus, reason: &str, message: &str) {
         let generation = self.generation();
-        self.status.set_condition(type_, status, reason, message, generation, &now());
+        let message = self.scrubber.scrub(message);
+        self.status.set_condition(type_, status, reason, &message, generation, &now());
+    }
+
+    /// From now on, every condition and event of this reconcile is scrubbed of `secrets`.
+    pub fn scrub_with(&mut self, secrets: driftless_core::scrub::Scrubber) {
+        self.scrubber = secrets;
     }
 
     pub fn not_ready(&mut self, reason: &str, message: &str) {
@@ -113,7 +121,7 @@ impl<K: Reconciled, S: ObjectStore, D: RunnerDispatch> Run<'_, K, S, D> {
             name: self.name.clone(),
             reason: notice.reason.into(),
             severity: notice.severity,
-            message: notice.message,
+            message: self.scrubber.scrub(&notice.message),
             revision: self.status.revision().map(str::to_string),
             plan_id: notice.plan_id,
             drift_id: notice.drift_id,
@@ -147,7 +155,8 @@ impl<K: Reconciled, S: ObjectStore, D: RunnerDispatch> Run<'_, K, S, D> {
     /// distinct failure (a retry of the same one stays quiet), no longer Reconciling.
     pub fn report_failure(&mut self, why: &'static str, message: &str) {
         self.status.remove_condition(ct::RECONCILING);
-        let already = self.status.condition(ct::READY).is_some_and(|c| c.reason == why && c.message == message);
+        let message = &self.scrubber.scrub(message);
+        let already = self.status.condition(ct::READY).is_some_and(|c| c.reason == why && c.message == *message);
         self.not_ready(why, message);
         if !already {
             self.event(reason::RECONCILIATION_FAILED, Severity::Error, format!("{why}: {message}"), None, None);
@@ -208,7 +217,8 @@ pub async fn reconcile<K: Reconcile, S: ObjectStore, D: RunnerDispatch>(
     let saved = object.status().cloned();
     let status = saved.clone().unwrap_or_default();
     let was_ready = status.is_true(ct::READY);
-    let mut run = Run { ctx, object, status, namespace: namespace.to_string(), name: name.to_string(), saved };
+    let scrubber = driftless_core::scrub::Scrubber::default();
+    let mut run = Run { ctx, object, status, namespace: namespace.to_string(), name: name.to_string(), saved, scrubber };
 
     // Finalizer.
     if run.object.meta().deletion_timestamp.is_some() {

@@ -245,7 +245,7 @@ pub struct S3Backend {
     /// How long a lock is valid; longer than the runner's own deadline.
     lock_ttl: Duration,
     /// Credential strings scrubbed from every message.
-    secrets: Arc<Vec<String>>,
+    secrets: Arc<crate::scrub::Scrubber>,
     /// History copies still running.
     pending: Arc<tokio::sync::Mutex<Vec<tokio::task::JoinHandle<Result<()>>>>>,
     /// State objects this backend wrote last (their history copy is pending or done): the
@@ -273,7 +273,7 @@ impl S3Backend {
             client,
             location: Arc::new(location),
             lock_ttl,
-            secrets: Arc::new(secrets),
+            secrets: Arc::new(crate::scrub::Scrubber::new(secrets)),
             pending: Arc::default(),
             written: Arc::default(),
         }
@@ -311,7 +311,7 @@ impl S3Backend {
     }
 
     fn scrub(&self, text: String) -> String {
-        self.secrets.iter().fold(text, |acc, s| acc.replace(s.as_str(), "<redacted>"))
+        self.secrets.scrub_with(&text, "<redacted>")
     }
 
     fn bucket_missing(&self) -> BackendError {

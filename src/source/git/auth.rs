@@ -85,14 +85,9 @@ impl GitAuth {
 impl GitSource {
     /// Remove every secret (and the raw URL, which may carry a password) from a message.
     pub(super) fn scrub(&self, message: &str) -> String {
-        let mut out = message.replace(&self.url, &self.display_url());
+        let out = message.replace(&self.url, &self.display_url());
         let url_password = url_password(&self.url);
-        for secret in self.auth.iter().flat_map(GitAuth::secrets).chain(url_password.as_deref()) {
-            if !secret.is_empty() {
-                out = out.replace(secret, "***");
-            }
-        }
-        out
+        driftless_core::scrub::Scrubber::credentials(self.auth.iter().flat_map(GitAuth::secrets).chain(url_password.as_deref())).scrub(&out)
     }
 }
 
