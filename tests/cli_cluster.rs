@@ -103,7 +103,11 @@ async fn reconcile_plan_show_and_approve_drive_the_controller_from_the_cli() {
             condition_in(o, "Ready")["status"] == "True" && o["status"]["observedGeneration"] == o["metadata"]["generation"]
         })
         .await;
-    assert_eq!(tf["metadata"]["annotations"]["driftless.dev/approve-plan"], plan.as_str());
+    // The approval bound the stored plan shown (its digest) and was spent by the apply: the
+    // annotation is gone, the status keeps what was spent.
+    assert!(tf["metadata"]["annotations"]["driftless.dev/approve-plan"].is_null(), "{}", tf["metadata"]);
+    let spent = tf["status"]["spentApproval"].as_str().unwrap_or_default();
+    assert!(spent.starts_with(&format!("{plan}@sha256:")), "{spent}");
     assert_eq!(tf["metadata"]["generation"], 1, "requests and approvals are annotations, not spec changes");
     assert_eq!(
         (tf["status"]["plan"]["id"].as_str(), tf["status"]["plan"]["approvedBy"].as_str()),

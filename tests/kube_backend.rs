@@ -363,7 +363,6 @@ async fn the_real_runner_plans_and_applies_with_state_in_a_secret() {
         plan_id: plan.and_then(|p| p.plan_id.clone()),
         plan_digest: plan.and_then(|p| p.plan_digest.clone()),
         apply_after_plan: false,
-        approved_plan: None,
         drift_ignore: Vec::new(),
         render_plan: true,
         terraform_path: Some(tools.terraform.clone()),

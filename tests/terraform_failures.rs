@@ -225,8 +225,11 @@ fn a_stuck_lock_is_reported_with_its_holder_and_cleared_by_unlock() {
     assert_ne!(w.condition("app", "StateLocked")["status"], "True");
 }
 
+/// An approval is spent by one apply attempt: after a failed apply the plan is made again
+/// (same inputs, same id, another stored plan), and that plan waits for a new approval; it
+/// is never applied under the approval of the plan that failed.
 #[test]
-fn an_approved_plan_that_failed_to_apply_is_applied_by_the_next_run_after_the_fix() {
+fn after_a_failed_apply_the_new_plan_waits_for_approval() {
     let Some(mut w) = World::new() else { return };
     w.commit(&[("main.tf", MODULE)], "module");
     w.apply(&objects("app", "./", "", "")).ok();
@@ -239,9 +242,20 @@ fn an_approved_plan_that_failed_to_apply_is_applied_by_the_next_run_after_the_fi
     assert!(w.condition("app", "Ready")["message"].as_str().unwrap_or_default().contains("drifttest: simulated apply failure"));
     assert!(state_addresses(&state_json(&w, "app")).contains(&"null_resource.marker".to_string()));
 
-    // The cause is gone; the inputs are unchanged, so the approval of this plan id stands.
+    let tf = w.get("terraform", "app");
+    assert!(tf["metadata"]["annotations"]["driftless.dev/approve-plan"].is_null(), "the approval was spent: {}", tf["metadata"]);
+
+    // The cause is gone; the plan is made again and waits: nobody reviewed it yet.
     w.extra_env.clear();
     w.driftless(&["run", "--once"]).ok();
+    assert_eq!(w.ready_reason("app"), "PlanPending", "{}", w.condition("app", "Ready"));
+    assert_eq!(w.pending_plan("app").as_deref(), Some(plan.as_str()), "same inputs, same id");
+    assert!(!w.managed("main.txt").exists(), "nothing applied without a new approval");
+
+    // Approving it again (bound to the new stored plan) applies it.
+    let approved = w.driftless(&["approve", "app"]).ok();
+    assert!(approved.stdout.contains("stored plan sha256:"), "{}", approved.stdout);
+    w.reconcile("app").ok();
     assert_eq!(w.ready_reason("app"), "Succeeded", "{}", w.condition("app", "Ready"));
     assert_eq!(std::fs::read_to_string(w.managed("main.txt")).unwrap(), "hello");
 }

@@ -98,10 +98,6 @@ pub struct RunSpec {
     /// Apply the fresh plan right away (auto-approval).
     #[serde(default)]
     pub apply_after_plan: bool,
-    /// An approval by id: when the fresh plan gets exactly this id (same revision and
-    /// inputs as the plan the user approved), it is applied in the same run.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub approved_plan: Option<String>,
     /// `spec.drift.ignore`: drift matching these rules is not reported, and a drift check
     /// whose drift is all ignored applies nothing.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

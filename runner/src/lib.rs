@@ -337,7 +337,9 @@ impl<'a> Run<'a> {
         result.plan_id = Some(id.to_string());
         result.plan_digest = Some(digest);
         result.outcome = Outcome::Planned;
-        if spec.apply_after_plan || spec.approved_plan.as_deref() == Some(id.as_str()) {
+        // Only `auto` applies a plan in the run that made it: a manual approval names a plan
+        // somebody reviewed, never one made after it.
+        if spec.apply_after_plan {
             let applied = self.apply(tf).await?;
             result.outcome = applied.outcome;
             result.outputs = applied.outputs;

@@ -224,6 +224,10 @@ pub struct ObjectStatus {
     /// The last plan applied, so an approval naming it reads as spent, not stale.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_applied_plan: Option<String>,
+    /// The approval (as written, `plan-x@sha256:...`) the last apply attempt used: spent,
+    /// it applies no other plan, even one re-made under the same id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spent_approval: Option<String>,
     /// The last plans, drift checks, approvals and acknowledgements, newest last.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub history: Vec<HistoryEntry>,

@@ -131,7 +131,8 @@ pub async fn plan_show<T: Target>(target: &T, name: &str, namespace: &str) -> Re
 pub async fn approve<T: Target>(target: &T, name: &str, plan_id: Option<&str>, namespace: &str) -> Result<()> {
     let (kind, status) = reviewed(target.store(), namespace, name).await?;
     let shown = kind.segment();
-    // The one approval rule: the pending plan, else the correction of the drift detected now.
+    // The one approval rule: the pending plan, else the correction of the drift detected now,
+    // bound to the stored plan's digest as it is now (what `plan show` showed).
     let id = match approval::approve(&status, plan_id) {
         Ok(id) => id.to_string(),
         Err(Refusal::NothingToApprove) => return Err(CliError::Usage(format!("{shown}/{name} has no plan waiting for approval"))),
@@ -144,9 +145,12 @@ pub async fn approve<T: Target>(target: &T, name: &str, plan_id: Option<&str>, n
     };
     // Who approved, for the object's history; a stale name from an earlier approval is removed.
     let by = actor(target).await;
-    let changes = [(annotation::APPROVE_PLAN, Some(id.as_str())), (annotation::ACTED_BY, by.as_deref())];
+    let digest = approval::approvable_with_digest(&status).and_then(|(_, d)| d);
+    let value = approval::annotation_value(&id, digest);
+    let changes = [(annotation::APPROVE_PLAN, Some(value.as_str())), (annotation::ACTED_BY, by.as_deref())];
     annotate_planned(target.store(), kind, namespace, name, &changes).await?;
-    println!("approved plan {id} of {shown}/{name} ({}); {}", waiting_summary(&status, &id), target.after_approval(kind, name));
+    let bound = digest.map(|d| format!(", stored plan {d}")).unwrap_or_default();
+    println!("approved plan {id} of {shown}/{name} ({}{bound}); {}", waiting_summary(&status, &id), target.after_approval(kind, name));
     Ok(())
 }
 

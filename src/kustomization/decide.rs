@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use crate::api::{DriftMode, Kustomization, PlanApprover, Reconciled};
-use crate::reconcile::approval::{self, Approval, Candidate, Verdict};
+use crate::reconcile::approval::{self, Approval, Candidate, Spent, Verdict};
 
 /// What the reconciler knows at decision time.
 #[derive(Debug, Clone)]
@@ -48,8 +48,8 @@ pub fn decide(o: &Observed<'_>) -> Next {
         this_build && !p.pending && p.applied_at.is_some()
     });
     if !applied {
-        let candidate = Candidate { id: o.plan_id, corrects_drift: false };
-        return match approval::judge(&approval, candidate, object.drift_mode(), status.last_applied_plan.as_deref()) {
+        let candidate = Candidate { id: o.plan_id, digest: Some(o.digest), corrects_drift: false };
+        return match approval::judge(&approval, candidate, object.drift_mode(), Spent::of(&status)) {
             Verdict::Apply { by } => Next::Apply { by },
             Verdict::Wait { stale } => Next::Wait { stale },
         };
@@ -70,8 +70,8 @@ pub fn decide(o: &Observed<'_>) -> Next {
 /// Who lets the correction `correction` of a drift just found be applied now, if anyone:
 /// `auto` in drift `mode: correct`, or an approval of exactly that id.
 pub fn correct(object: &Kustomization, correction: &str) -> Option<PlanApprover> {
-    let candidate = Candidate { id: correction, corrects_drift: true };
-    match approval::judge(&approval::of(object), candidate, object.drift_mode(), None) {
+    let candidate = Candidate { id: correction, digest: None, corrects_drift: true };
+    match approval::judge(&approval::of(object), candidate, object.drift_mode(), Spent::of(&object.common_status())) {
         Verdict::Apply { by } => Some(by),
         Verdict::Wait { .. } => None,
     }

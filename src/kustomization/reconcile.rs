@@ -185,6 +185,9 @@ async fn apply<S: ObjectStore, D: RunnerDispatch>(
     approved_by: PlanApprover,
     corrects_drift: bool,
 ) -> Result<Done, ReconcileError> {
+    if approved_by != PlanApprover::Auto {
+        run.spend(&crate::reconcile::approval::of(&run.object));
+    }
     let applied = match applier.apply_all(&build.objects, run.object.spec.force, false).await {
         Ok(a) => a,
         Err(e) => return run.fail(reason::APPLY_FAILED, e.to_string()).await,

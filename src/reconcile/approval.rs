@@ -13,6 +13,13 @@
 //!   now ([`approvable`]); any other id is refused when asked, and reported stale (never
 //!   applied) when it stands in the spec or an annotation. An approval naming the plan
 //!   already applied is spent, not stale.
+//! - An approval binds what was reviewed: `driftless approve` and the review page write
+//!   `<plan id>@<digest of the stored plan shown>`, and only a stored plan with that digest is
+//!   applied; a plan re-made under the same id (after a failed apply, or a drift re-check)
+//!   has another digest and waits for a new approval.
+//! - An approval is spent by one apply attempt, successful or not ([`Approval::raw`] is kept
+//!   in `status.spentApproval`, and the reconciler removes a spent annotation): a manual
+//!   approval never applies a second plan.
 
 use std::collections::BTreeMap;
 
@@ -23,8 +30,8 @@ use crate::api::{DriftMode, ObjectStatus, PlanApprover, Reconciled, annotation};
 pub enum Approval {
     /// Apply every plan as it is made (`approvePlan: auto`).
     Auto,
-    /// Apply only the plan with this exact id.
-    Plan { id: String, by: PlanApprover },
+    /// Apply only the plan with this exact id (and, when given, this exact stored digest).
+    Plan { id: String, digest: Option<String>, by: PlanApprover },
     /// Make plans and wait (`approvePlan` empty, or unset where the kind waits by default).
     Wait,
 }
@@ -37,14 +44,39 @@ pub fn of<K: Reconciled>(object: &K) -> Approval {
 /// The approval of an object with these annotations and `spec.approvePlan`.
 pub fn given(annotations: Option<&BTreeMap<String, String>>, approve_plan: Option<&str>, applies_by_default: bool) -> Approval {
     let annotated = annotations.and_then(|a| a.get(annotation::APPROVE_PLAN)).map(|v| v.trim()).filter(|v| !v.is_empty());
-    if let Some(id) = annotated {
-        return Approval::Plan { id: id.to_string(), by: PlanApprover::Annotation };
+    if let Some(value) = annotated {
+        let (id, digest) = match value.split_once('@') {
+            Some((id, digest)) => (id.trim(), Some(digest.trim().to_string()).filter(|d| !d.is_empty())),
+            None => (value, None),
+        };
+        return Approval::Plan { id: id.to_string(), digest, by: PlanApprover::Annotation };
     }
     match approve_plan.map(str::trim) {
         None if applies_by_default => Approval::Auto,
         None | Some("") => Approval::Wait,
         Some("auto") => Approval::Auto,
-        Some(id) => Approval::Plan { id: id.to_string(), by: PlanApprover::Spec },
+        Some(id) => Approval::Plan { id: id.to_string(), digest: None, by: PlanApprover::Spec },
+    }
+}
+
+impl Approval {
+    /// The approval as written (`plan-x@sha256:...`): what `status.spentApproval` keeps
+    /// once an apply attempt used it.
+    pub fn raw(&self) -> Option<String> {
+        match self {
+            Approval::Plan { id, digest: Some(d), .. } => Some(format!("{id}@{d}")),
+            Approval::Plan { id, digest: None, .. } => Some(id.clone()),
+            Approval::Auto | Approval::Wait => None,
+        }
+    }
+}
+
+/// The annotation value approving plan `id` as it was shown: bound to its stored digest
+/// when there is one.
+pub fn annotation_value(id: &str, digest: Option<&str>) -> String {
+    match digest {
+        Some(d) => format!("{id}@{d}"),
+        None => id.to_string(),
     }
 }
 
@@ -64,36 +96,58 @@ pub enum Verdict {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Candidate<'a> {
     pub id: &'a str,
+    /// The stored plan's digest (what an approval is bound to).
+    pub digest: Option<&'a str>,
     /// A correction of drift, rather than the rollout of a revision.
     pub corrects_drift: bool,
 }
 
-/// Whether `candidate` may be applied under `approval`; `spent` is the plan applied last.
-pub fn judge(approval: &Approval, candidate: Candidate<'_>, drift_mode: DriftMode, spent: Option<&str>) -> Verdict {
-    match approval {
-        Approval::Auto if !candidate.corrects_drift || drift_mode == DriftMode::Correct => Verdict::Apply { by: PlanApprover::Auto },
-        Approval::Auto | Approval::Wait => Verdict::Wait { stale: None },
-        Approval::Plan { id, by } if id == candidate.id => Verdict::Apply { by: *by },
-        Approval::Plan { id, .. } if Some(id.as_str()) == spent => Verdict::Wait { stale: None },
-        Approval::Plan { id, .. } => Verdict::Wait { stale: Some(id.clone()) },
+/// What an object's status says approvals were used for.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Spent<'a> {
+    /// The plan applied last: an approval naming it is done, not stale.
+    pub applied: Option<&'a str>,
+    /// The approval (as written) an apply attempt used: it never applies another plan.
+    pub approval: Option<&'a str>,
+}
+
+impl<'a> Spent<'a> {
+    pub fn of(status: &'a ObjectStatus) -> Self {
+        Spent { applied: status.last_applied_plan.as_deref(), approval: status.spent_approval.as_deref() }
     }
 }
 
-/// An approval by id not yet spent: a fresh plan that gets exactly this id (the same
-/// revision and inputs as the plan approved) may be applied in the run that makes it.
-pub fn standing(approval: &Approval, spent: Option<&str>) -> Option<String> {
+/// Whether `candidate` may be applied under `approval`, given what earlier applies spent.
+pub fn judge(approval: &Approval, candidate: Candidate<'_>, drift_mode: DriftMode, spent: Spent<'_>) -> Verdict {
     match approval {
-        Approval::Plan { id, .. } if Some(id.as_str()) != spent => Some(id.clone()),
-        _ => None,
+        Approval::Auto if !candidate.corrects_drift || drift_mode == DriftMode::Correct => Verdict::Apply { by: PlanApprover::Auto },
+        Approval::Auto | Approval::Wait => Verdict::Wait { stale: None },
+        Approval::Plan { .. } if approval.raw().as_deref() == spent.approval => Verdict::Wait { stale: None },
+        Approval::Plan { id, digest, by } if id == candidate.id => match (digest, candidate.digest) {
+            // Approved as shown: only the very plan that was reviewed.
+            (Some(d), Some(c)) if d != c => Verdict::Wait { stale: Some(format!("{id}@{d}")) },
+            (Some(_), None) => Verdict::Wait { stale: Some(format!("{id}@{}", digest.as_deref().unwrap_or_default())) },
+            _ => Verdict::Apply { by: *by },
+        },
+        Approval::Plan { id, .. } if Some(id.as_str()) == spent.applied => Verdict::Wait { stale: None },
+        Approval::Plan { id, .. } => Verdict::Wait { stale: Some(id.clone()) },
     }
 }
 
 /// The plan a reviewer may approve now: the pending plan, else the correction of the drift
 /// detected now.
 pub fn approvable(status: &ObjectStatus) -> Option<&str> {
-    let pending = status.plan.as_ref().filter(|p| p.pending).map(|p| p.id.as_str());
-    let correction = status.drift.as_ref().filter(|d| d.detected).and_then(|d| d.plan_id.as_deref());
-    pending.or(correction)
+    approvable_with_digest(status).map(|(id, _)| id)
+}
+
+/// The plan a reviewer may approve now and the digest an approval of it binds: the pending
+/// plan's stored digest; a correction that is not a stored plan (a Kustomization's) binds
+/// its id alone, which already names the drift it corrects.
+pub fn approvable_with_digest(status: &ObjectStatus) -> Option<(&str, Option<&str>)> {
+    if let Some(p) = status.plan.as_ref().filter(|p| p.pending) {
+        return Some((p.id.as_str(), p.digest.as_deref()));
+    }
+    status.drift.as_ref().filter(|d| d.detected).and_then(|d| d.plan_id.as_deref()).map(|id| (id, None))
 }
 
 /// Why approving an id is refused.
@@ -124,43 +178,79 @@ mod tests {
         [(annotation::APPROVE_PLAN.to_string(), id.to_string())].into()
     }
 
-    const NEW: Candidate<'static> = Candidate { id: "plan-b", corrects_drift: false };
-    const FIX: Candidate<'static> = Candidate { id: "plan-fix", corrects_drift: true };
+    const NEW: Candidate<'static> = Candidate { id: "plan-b", digest: Some("sha256:b"), corrects_drift: false };
+    const FIX: Candidate<'static> = Candidate { id: "plan-fix", digest: None, corrects_drift: true };
+    const NONE: Spent<'static> = Spent { applied: None, approval: None };
+
+    fn plan(id: &str, by: PlanApprover) -> Approval {
+        Approval::Plan { id: id.into(), digest: None, by }
+    }
 
     #[test]
     fn the_annotation_wins_over_the_spec_and_unset_is_the_kinds_default() {
+        assert_eq!(given(Some(&annotated(" plan-x ")), Some("auto"), false), plan("plan-x", PlanApprover::Annotation));
         assert_eq!(
-            given(Some(&annotated(" plan-x ")), Some("auto"), false),
-            Approval::Plan { id: "plan-x".into(), by: PlanApprover::Annotation }
+            given(Some(&annotated("plan-x@sha256:ab")), None, false),
+            Approval::Plan { id: "plan-x".into(), digest: Some("sha256:ab".into()), by: PlanApprover::Annotation }
         );
         assert_eq!(given(None, None, true), Approval::Auto, "Kustomization: applies");
         assert_eq!(given(None, None, false), Approval::Wait, "Terraform: waits");
         assert_eq!(given(None, Some(""), true), Approval::Wait, "empty always waits");
-        assert_eq!(given(Some(&annotated("")), Some("plan-y"), false), Approval::Plan { id: "plan-y".into(), by: PlanApprover::Spec });
+        assert_eq!(given(Some(&annotated("")), Some("plan-y"), false), plan("plan-y", PlanApprover::Spec));
     }
 
     #[test]
     fn auto_applies_a_new_revision_but_a_drift_correction_only_in_correct_mode() {
-        assert_eq!(judge(&Approval::Auto, NEW, DriftMode::Detect, None), Verdict::Apply { by: PlanApprover::Auto });
-        assert_eq!(judge(&Approval::Auto, FIX, DriftMode::Detect, None), Verdict::Wait { stale: None });
-        assert_eq!(judge(&Approval::Auto, FIX, DriftMode::Correct, None), Verdict::Apply { by: PlanApprover::Auto });
+        assert_eq!(judge(&Approval::Auto, NEW, DriftMode::Detect, NONE), Verdict::Apply { by: PlanApprover::Auto });
+        assert_eq!(judge(&Approval::Auto, FIX, DriftMode::Detect, NONE), Verdict::Wait { stale: None });
+        assert_eq!(judge(&Approval::Auto, FIX, DriftMode::Correct, NONE), Verdict::Apply { by: PlanApprover::Auto });
     }
 
     #[test]
     fn an_approval_applies_exactly_its_id() {
-        let approval = Approval::Plan { id: "plan-fix".into(), by: PlanApprover::Annotation };
-        assert_eq!(judge(&approval, FIX, DriftMode::Detect, None), Verdict::Apply { by: PlanApprover::Annotation });
-        assert_eq!(judge(&approval, NEW, DriftMode::Detect, None), Verdict::Wait { stale: Some("plan-fix".into()) });
+        let approval = plan("plan-fix", PlanApprover::Annotation);
+        assert_eq!(judge(&approval, FIX, DriftMode::Detect, NONE), Verdict::Apply { by: PlanApprover::Annotation });
+        assert_eq!(judge(&approval, NEW, DriftMode::Detect, NONE), Verdict::Wait { stale: Some("plan-fix".into()) });
     }
 
     #[test]
     fn stale_approval_is_never_applied_and_a_spent_one_is_not_reported() {
-        let approval = Approval::Plan { id: "plan-a".into(), by: PlanApprover::Spec };
-        assert_eq!(judge(&approval, NEW, DriftMode::Correct, None), Verdict::Wait { stale: Some("plan-a".into()) });
-        assert_eq!(judge(&approval, NEW, DriftMode::Correct, Some("plan-a")), Verdict::Wait { stale: None });
-        assert_eq!(standing(&approval, Some("plan-a")), None);
-        assert_eq!(standing(&approval, None), Some("plan-a".into()));
-        assert_eq!(standing(&Approval::Auto, None), None);
+        let approval = plan("plan-a", PlanApprover::Spec);
+        assert_eq!(judge(&approval, NEW, DriftMode::Correct, NONE), Verdict::Wait { stale: Some("plan-a".into()) });
+        let applied = Spent { applied: Some("plan-a"), approval: None };
+        assert_eq!(judge(&approval, NEW, DriftMode::Correct, applied), Verdict::Wait { stale: None });
+    }
+
+    #[test]
+    fn an_approval_binds_the_digest_that_was_shown() {
+        let shown = Approval::Plan { id: "plan-b".into(), digest: Some("sha256:b".into()), by: PlanApprover::Annotation };
+        assert_eq!(judge(&shown, NEW, DriftMode::Detect, NONE), Verdict::Apply { by: PlanApprover::Annotation });
+        let remade = Candidate { digest: Some("sha256:other"), ..NEW };
+        assert_eq!(
+            judge(&shown, remade, DriftMode::Detect, NONE),
+            Verdict::Wait { stale: Some("plan-b@sha256:b".into()) },
+            "a plan re-made under the same id is not the plan reviewed"
+        );
+        assert_eq!(annotation_value("plan-b", Some("sha256:b")), "plan-b@sha256:b");
+        assert_eq!(annotation_value("plan-fix", None), "plan-fix");
+    }
+
+    #[test]
+    fn an_approval_is_spent_by_one_apply_attempt() {
+        let by_id = plan("plan-b", PlanApprover::Spec);
+        let spent = Spent { applied: None, approval: Some("plan-b") };
+        assert_eq!(
+            judge(&by_id, NEW, DriftMode::Detect, spent),
+            Verdict::Wait { stale: None },
+            "after a failed apply, the re-made plan waits"
+        );
+        let shown = Approval::Plan { id: "plan-b".into(), digest: Some("sha256:b".into()), by: PlanApprover::Annotation };
+        assert_eq!(
+            judge(&shown, NEW, DriftMode::Detect, spent),
+            Verdict::Apply { by: PlanApprover::Annotation },
+            "a new approval (with the digest) is not the spent one"
+        );
+        assert_eq!(judge(&Approval::Auto, NEW, DriftMode::Detect, spent), Verdict::Apply { by: PlanApprover::Auto }, "auto is never spent");
     }
 
     #[test]
@@ -171,14 +261,16 @@ mod tests {
             ..Default::default()
         };
         assert_eq!(approvable(&status), Some("plan-fix"));
+        assert_eq!(approvable_with_digest(&status), Some(("plan-fix", None)));
         assert_eq!(approve(&status, None), Ok("plan-fix"));
         assert_eq!(approve(&status, Some("plan-fix")), Ok("plan-fix"));
         assert_eq!(
             approve(&status, Some("plan-applied")),
             Err(Refusal::NotCurrent { asked: "plan-applied".into(), current: "plan-fix".into() })
         );
-        status.plan = Some(PlanStatus { id: "plan-new".into(), pending: true, ..Default::default() });
+        status.plan = Some(PlanStatus { id: "plan-new".into(), pending: true, digest: Some("sha256:n".into()), ..Default::default() });
         assert_eq!(approvable(&status), Some("plan-new"), "a pending plan comes first");
+        assert_eq!(approvable_with_digest(&status), Some(("plan-new", Some("sha256:n"))));
         status.plan = None;
         status.drift = Some(DriftStatus { detected: false, plan_id: Some("plan-fix".into()), ..Default::default() });
         assert_eq!(approve(&status, None), Err(Refusal::NothingToApprove), "a resolved drift has nothing to approve");

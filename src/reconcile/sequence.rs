@@ -74,6 +74,8 @@ pub struct Run<'a, K: Reconciled, S, D> {
     saved: Option<K::Status>,
     /// Secret values this reconcile met (a build's Secrets): no condition or event shows them.
     scrubber: driftless_core::scrub::Scrubber,
+    /// An approval annotation an apply attempt spent: removed when this reconcile ends.
+    spent_annotation: Option<String>,
 }
 
 impl<K: Reconciled, S: ObjectStore, D: RunnerDispatch> Run<'_, K, S, D> {
@@ -99,6 +101,20 @@ impl<K: Reconciled, S: ObjectStore, D: RunnerDispatch> Run<'_, K, S, D> {
         let generation = self.generation();
         let message = self.scrubber.scrub(message);
         self.status.set_condition(type_, status, reason, &message, generation, &now());
+    }
+
+    /// Records that an apply attempt uses `approval`: it is spent, whatever the attempt's
+    /// outcome, so it never applies another plan (not even one re-made under the same id).
+    /// An annotation is removed when the reconcile ends, so approving again is a new write;
+    /// an approval in the spec stays spent in `status.spentApproval`.
+    pub fn spend(&mut self, approval: &super::approval::Approval) {
+        let Some(raw) = approval.raw() else { return };
+        if let Some(common) = self.status.common_mut() {
+            common.spent_approval = Some(raw.clone());
+        }
+        if matches!(approval, super::approval::Approval::Plan { by: PlanApprover::Annotation, .. }) {
+            self.spent_annotation = Some(raw);
+        }
     }
 
     /// From now on, every condition and event of this reconcile is scrubbed of `secrets`.
@@ -183,6 +199,19 @@ impl<K: Reconciled, S: ObjectStore, D: RunnerDispatch> Run<'_, K, S, D> {
     /// The requeue after `done`, saving what is not saved yet.
     async fn finish(&mut self, was_ready: bool, done: Done) -> Result<Requeue, ReconcileError> {
         self.save().await?;
+        if let Some(spent) = self.spent_annotation.take() {
+            // Only the very approval spent: one a person set meanwhile stays.
+            self.ctx
+                .store
+                .update::<K>(&self.namespace, &self.name, |o| {
+                    if let Some(a) = o.meta_mut().annotations.as_mut()
+                        && a.get(annotation::APPROVE_PLAN).map(|v| v.trim()) == Some(spent.as_str())
+                    {
+                        a.remove(annotation::APPROVE_PLAN);
+                    }
+                })
+                .await?;
+        }
         let ready = self.status.is_true(ct::READY);
         let failing = !ready && !self.status.is_true(ct::PLAN_PENDING) && !self.object.suspended();
         Ok(Requeue { after: Some(done.after), wake_dependents: (!was_ready && ready) || done.new_artifact, failing })
@@ -218,7 +247,8 @@ pub async fn reconcile<K: Reconcile, S: ObjectStore, D: RunnerDispatch>(
     let status = saved.clone().unwrap_or_default();
     let was_ready = status.is_true(ct::READY);
     let scrubber = driftless_core::scrub::Scrubber::default();
-    let mut run = Run { ctx, object, status, namespace: namespace.to_string(), name: name.to_string(), saved, scrubber };
+    let mut run =
+        Run { ctx, object, status, namespace: namespace.to_string(), name: name.to_string(), saved, scrubber, spent_annotation: None };
 
     // Finalizer.
     if run.object.meta().deletion_timestamp.is_some() {

@@ -84,7 +84,17 @@ pub(crate) async fn approve<H: Host>(
 ) -> Result<Response, Problem> {
     let (object, form) = prepare(&app, &caller, &headers, target, &body).await?;
     let wanted = form.get("plan_id").map(|s| s.trim()).unwrap_or_default();
+    let shown_digest = form.get("plan_digest").map(|s| s.trim()).filter(|s| !s.is_empty());
     let current = object.approvable_plan();
+    let current_digest = crate::reconcile::approval::approvable_with_digest(&object.status).and_then(|(_, d)| d);
+    if let (Some(shown), Some(now)) = (shown_digest, current_digest)
+        && current == Some(wanted)
+        && shown != now
+    {
+        let text =
+            format!("not approved: plan {wanted} was made again since you saw it (digest {now}, not {shown}); review it before approving");
+        return Ok(conflict(&app, &caller, &object, text).await);
+    }
     if wanted.is_empty() || crate::reconcile::approval::approve(&object.status, Some(wanted)).is_err() {
         let now = match current {
             Some(id) => format!("the plan waiting now is {id}; review it before approving"),
@@ -98,7 +108,8 @@ pub(crate) async fn approve<H: Host>(
         return Ok(conflict(&app, &caller, &object, format!("not approved: {asked}; {now}")).await);
     }
     let user = caller.user.name.as_str();
-    set(app.host.store(), &object, &[(annotation::APPROVE_PLAN, Some(wanted)), (annotation::ACTED_BY, Some(user))])
+    let value = crate::reconcile::approval::annotation_value(wanted, current_digest);
+    set(app.host.store(), &object, &[(annotation::APPROVE_PLAN, Some(value.as_str())), (annotation::ACTED_BY, Some(user))])
         .await
         .map_err(Problem::store)?;
     let next = if app.auth.is_local() { "it is being applied now" } else { "the controller applies it now" };

@@ -295,7 +295,17 @@ pub(crate) fn object_body(object: &Object, rendering: Option<&PlanRendering>, fl
                 out.push_str("<p class=\"rendering-missing\">No readable rendering is stored for this plan; the drift entries below are what it reverts.</p>\n");
             }
         }
-        out.push_str(&action_form(object, "approve", &[("plan_id", plan_id)], "approve", &format!("Approve {plan_id}"), csrf));
+        // The approval binds the stored plan shown here (its digest), not whatever plan has
+        // this id when the button is pressed.
+        let digest = crate::reconcile::approval::approvable_with_digest(status).and_then(|(_, d)| d).unwrap_or_default();
+        out.push_str(&action_form(
+            object,
+            "approve",
+            &[("plan_id", plan_id), ("plan_digest", digest)],
+            "approve",
+            &format!("Approve {plan_id}"),
+            csrf,
+        ));
         out.push('\n');
     }
     out.push_str("</section>\n");

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use crate::api::{DriftMode, PlanApprover, Reconciled, Terraform};
-use crate::reconcile::approval::{self, Approval, Candidate, Verdict};
+use crate::reconcile::approval::{self, Approval, Candidate, Spent, Verdict};
 
 /// What the reconciler knows at decision time.
 #[derive(Debug, Clone)]
@@ -37,7 +37,10 @@ pub enum Next {
 pub fn auto_applies(object: &Terraform, corrects_drift: bool) -> bool {
     let approval = approval::of(object);
     approval == Approval::Auto
-        && matches!(approval::judge(&approval, Candidate { id: "", corrects_drift }, object.drift_mode(), None), Verdict::Apply { .. })
+        && matches!(
+            approval::judge(&approval, Candidate { id: "", digest: None, corrects_drift }, object.drift_mode(), Spent::default()),
+            Verdict::Apply { .. }
+        )
 }
 
 pub fn decide(o: &Observed<'_>) -> Next {
@@ -50,8 +53,8 @@ pub fn decide(o: &Observed<'_>) -> Next {
     let every = object.drift_interval();
     let drift_due = o.forced || o.since_drift_check.is_none_or(|since| since >= every);
     if let Some(plan) = status.common.plan.as_ref().filter(|p| p.pending) {
-        let candidate = Candidate { id: &plan.id, corrects_drift: plan.corrects_drift };
-        let spent = status.common.last_applied_plan.as_deref();
+        let candidate = Candidate { id: &plan.id, digest: plan.digest.as_deref(), corrects_drift: plan.corrects_drift };
+        let spent = Spent::of(&status.common);
         let next = match approval::judge(&approval::of(object), candidate, object.drift_mode(), spent) {
             Verdict::Apply { by } => Next::Apply { plan_id: plan.id.clone(), digest: plan.digest.clone(), approved_by: by },
             Verdict::Wait { stale } => Next::Wait { plan_id: plan.id.clone(), stale },

@@ -83,7 +83,6 @@ fn run_spec<S, D>(
         plan_id,
         plan_digest,
         apply_after_plan,
-        approved_plan: approval::standing(&approval::of(object), run.status.common.last_applied_plan.as_deref()),
         drift_ignore: object.spec.drift.as_ref().map(|d| d.ignore.clone()).unwrap_or_default(),
         // Rendering costs a `show -json`: only where a reviewer will read it.
         render_plan: !apply_after_plan,
@@ -131,6 +130,7 @@ impl Reconcile for Terraform {
                 if let Some(p) = run.status.common.plan.as_mut() {
                     p.approved_by = Some(approved_by);
                 }
+                run.spend(&approval::of(&run.object));
                 (Operation::Apply, false, Some(plan_id), digest)
             }
         };
