@@ -415,7 +415,7 @@ fn write(path: &Path, bytes: &[u8]) -> Result<(), Failure> {
 
 fn tf_failure(e: TerraformError) -> Failure {
     let kind = match e {
-        TerraformError::Timeout(_) => RunErrorKind::Timeout,
+        TerraformError::Timeout(_) | TerraformError::Stopped(_) => RunErrorKind::Timeout,
         _ => RunErrorKind::Terraform,
     };
     (kind, e.to_string(), vec![])

@@ -64,6 +64,19 @@ async fn main() -> std::process::ExitCode {
         Ok(spec) => spec,
         Err(message) => return fail(&message, log),
     };
+    // A pod's eviction or drain sends SIGTERM (and the runner is PID 1 there, which ignores
+    // it unless handled): terraform is asked to stop gracefully, the state it writes is
+    // kept, and the result says what happened.
+    for kind in [tokio::signal::unix::SignalKind::terminate(), tokio::signal::unix::SignalKind::interrupt()] {
+        if let Ok(mut signal) = tokio::signal::unix::signal(kind) {
+            tokio::spawn(async move {
+                if signal.recv().await.is_some() {
+                    tracing::warn!("asked to stop: terraform stops gracefully and its state is saved");
+                    driftless_runner::terraform::request_stop();
+                }
+            });
+        }
+    }
     let result = driftless_runner::run(spec).await;
     if let Some(secret) = &args.result_secret {
         let pod = match driftless_runner::pod::PodIdentity::from_env() {

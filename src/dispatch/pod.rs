@@ -183,6 +183,9 @@ impl PodDispatch {
             },
             spec: Some(PodSpec {
                 restart_policy: Some("Never".into()),
+                // Room for terraform's graceful stop after SIGTERM (the runner asks for it and
+                // gives it 25 s) before the kubelet's SIGKILL.
+                termination_grace_period_seconds: Some(60),
                 // The runner enforces its own deadline on terraform; this one catches a
                 // runner that cannot even get that far.
                 active_deadline_seconds: Some(spec.timeout_seconds.saturating_add(120) as i64),
