@@ -78,10 +78,17 @@ fn sort_resources(resources: &mut [Resource], options: Option<&SortOptions>) -> 
     Ok(())
 }
 
+/// How deep kustomizations may include one another: deeper is refused with an error, never
+/// a stack that overflows and aborts the controller for every tenant.
+pub const MAX_DEPTH: usize = 64;
+
 /// The objects of one kustomization, transformed by it; and its sortOptions.
 fn accumulate(dir: &Dir, stack: &mut Vec<PathBuf>, top: bool) -> Result<(Vec<Resource>, Option<SortOptions>), BuildError> {
     if stack.contains(&dir.path) {
         return Err(BuildError::file(&dir.shown, "kustomizations include each other in a cycle"));
+    }
+    if stack.len() >= MAX_DEPTH {
+        return Err(BuildError::file(&dir.shown, format!("kustomizations nest deeper than {MAX_DEPTH} levels; flatten the layout")));
     }
     let (k, file) = match kustomization::find(&dir.path)? {
         Some(path) => {

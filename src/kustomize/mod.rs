@@ -22,7 +22,7 @@ mod substitute;
 mod transform;
 mod yaml;
 
-pub use build::{build, build_in};
+pub use build::{MAX_DEPTH, build, build_in};
 pub use error::BuildError;
 pub use substitute::{DISABLE_KEY, SubstituteError, substitute};
 pub use yaml::to_yaml_stream;
