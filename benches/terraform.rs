@@ -120,6 +120,7 @@ fn world(tf: &Path) -> World {
     let ctx = Context {
         backend: BackendSpec::Local { root: store.backend_dir() },
         artifacts: ArtifactStore::new(store.artifacts_dir()),
+        artifact_access: driftless::source::ArtifactAccess::unsigned(),
         git_cache: store.cache_dir().join("git"),
         events: EventLog::new(store.events_path()),
         dispatch: ProcessDispatch::new(runner),

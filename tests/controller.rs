@@ -318,21 +318,42 @@ async fn a_new_commit_replans_and_deletion_destroys_resources_and_artifacts() {
     k.apply(&git_repository("app", "main")).await;
     let spec = "  destroyResourcesOnDeletion: true\n  writeOutputsToSecret:\n    name: app-outputs\n";
     k.apply(&terraform_object("app", "app", "./", "auto", "", spec)).await;
-    k.start_controller(&[]);
+    // A key the test shares with the controller, to sign download URLs as it does for runs.
+    let key_file = k.world.path().join("artifact.key");
+    std::fs::write(&key_file, "k".repeat(40)).unwrap();
+    let access = driftless::source::ArtifactAccess::from_key_file(&key_file).unwrap();
+    k.start_controller(&[&format!("--artifact-key-file={}", key_file.display())]);
     k.wait_for("Terraform", "app", "Ready", LONG, ready).await;
 
-    // The artifact server serves the source's artifact, with its digest and revision.
+    // The runner downloaded with the URL signed for its run (the Terraform is Ready); the
+    // URL in the source's status opens nothing, nor does a signature for another path or
+    // one that expired.
     let repo = k.get("GitRepository", "app").await;
     let artifact = &repo["status"]["artifact"];
     let url = artifact["url"].as_str().unwrap().to_string();
-    let (code, headers) = http_get(&url);
+    let stored: driftless::api::Artifact = serde_json::from_value(artifact.clone()).unwrap();
+    let signed = |a: &driftless::api::Artifact| access.grant(a, Duration::from_secs(300), std::time::SystemTime::now());
+    assert_eq!(http_get(&url).0, 403, "the status URL is no download link: {url}");
+    let expired = access.grant(&stored, Duration::ZERO, std::time::SystemTime::now() - Duration::from_secs(5));
+    assert_eq!(http_get(&expired).0, 403, "an expired URL");
+    let (code, headers) = http_get(&signed(&stored));
     assert_eq!(code, 200, "{url}");
     let header = |name: &str| headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone());
     assert_eq!(header("x-artifact-digest").as_deref(), artifact["digest"].as_str());
     assert_eq!(header("x-artifact-revision").as_deref(), artifact["revision"].as_str());
+    assert_eq!(header("content-length"), Some(stored.size.to_string()), "streamed with its length");
     let (base, _) = url.rsplit_once('/').unwrap();
-    assert_eq!(http_get(&format!("{base}/{}.tar.gz", "0".repeat(64))).0, 404, "an unknown digest");
-    assert_eq!(http_get(&url.replace("/app/", "/other/")).0, 404, "another source's path");
+    let unknown = driftless::api::Artifact {
+        path: stored.path.replace(stored.path.rsplit('/').next().unwrap(), &format!("{}.tar.gz", "0".repeat(64))),
+        url: format!("{base}/{}.tar.gz", "0".repeat(64)),
+        ..stored.clone()
+    };
+    assert_eq!(http_get(&signed(&unknown)).0, 404, "an unknown digest");
+    let other =
+        driftless::api::Artifact { path: stored.path.replace("/app/", "/other/"), url: url.replace("/app/", "/other/"), ..stored.clone() };
+    assert_eq!(http_get(&signed(&other)).0, 404, "another source's path");
+    let forged = signed(&stored).replace(&url, &other.url);
+    assert_eq!(http_get(&forged).0, 403, "a signature is for one path only");
 
     // A new commit: the source is asked to reconcile, its new artifact wakes the Terraform
     // at once (intervals are 1h).
@@ -345,7 +366,7 @@ async fn a_new_commit_replans_and_deletion_destroys_resources_and_artifacts() {
         })
         .await;
     assert_eq!(tf["status"]["plan"]["approvedBy"], "auto");
-    let (code, _) = http_get(&url);
+    let (code, _) = http_get(&signed(&stored));
     assert_eq!(code, 200, "the previous artifact is kept while the new one is fresh");
 
     // Deletion: the finalizer destroys the resources first, then lets the object go.
@@ -355,7 +376,7 @@ async fn a_new_commit_replans_and_deletion_destroys_resources_and_artifacts() {
     assert!(k.get("Secret", "app-outputs").await.is_null(), "the outputs Secret goes with the object");
     k.delete("GitRepository", "app").await;
     k.wait_for("GitRepository", "app", "deleted", LONG, |o| o.is_null()).await;
-    assert_eq!(http_get(&url).0, 404, "a deleted source's artifacts are no longer served");
+    assert_eq!(http_get(&signed(&stored)).0, 404, "a deleted source's artifacts are no longer served");
     let events: Vec<String> = k.events().await.iter().filter_map(|e| e["reason"].as_str().map(str::to_string)).collect();
     assert!(events.iter().any(|r| r == "Destroyed"), "{events:?}");
 }

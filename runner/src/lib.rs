@@ -126,7 +126,7 @@ impl<'a> Run<'a> {
         let src = workdir.join("src");
         unpack_artifact(&spec.artifact_url, &spec.artifact_digest, &src)
             .await
-            .map_err(|e| (RunErrorKind::Artifact, format!("source artifact {}: {e}", spec.artifact_url), vec![]))?;
+            .map_err(|e| (RunErrorKind::Artifact, format!("source artifact {}: {e}", shown_url(&spec.artifact_url)), vec![]))?;
         self.mark("unpack", t);
 
         let rel = spec.path.trim_start_matches("./").trim_end_matches('/');
@@ -432,7 +432,12 @@ async fn unpack_artifact(url: &str, digest: &str, dest: &Path) -> Result<(), Str
         let bytes = pod::download(url).await?;
         return driftless_core::artifact::unpack_verified(&bytes[..], digest, dest).map_err(|e| e.to_string());
     }
-    Err(format!("unsupported artifact URL scheme in {url}"))
+    Err(format!("unsupported artifact URL scheme in {}", shown_url(url)))
+}
+
+/// An artifact URL as messages show it: without its query, which holds the run's token.
+fn shown_url(url: &str) -> &str {
+    url.split('?').next().unwrap_or(url)
 }
 
 /// Error lines of a plain-text terraform failure (init has no -json in 1.0).

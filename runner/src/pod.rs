@@ -16,18 +16,42 @@ use driftless_core::names::label;
 /// The key of the result in its Secret.
 pub const RESULT_KEY: &str = "result.json";
 
-/// Downloads an artifact (plain HTTP inside the cluster, as Flux serves artifacts).
+/// The largest artifact a runner downloads; the controller's artifacts are far smaller
+/// (sources are capped when fetched), so more means something is wrong.
+pub const MAX_DOWNLOAD_BYTES: usize = 1 << 30;
+/// How often a busy artifact server (503 with Retry-After) is asked again.
+const BUSY_RETRIES: u32 = 12;
+
+/// Downloads an artifact (plain HTTP inside the cluster, as Flux serves artifacts). The
+/// server streams a bounded number of downloads at once and answers the rest 503 with
+/// `Retry-After`: those are retried, waiting as asked (at most 30 s a time).
 pub async fn download(url: &str) -> Result<Bytes, String> {
-    let uri: hyper::Uri = url.parse().map_err(|e| format!("invalid URL: {e}"))?;
+    let uri: hyper::Uri = url.parse().map_err(|_| "invalid artifact URL".to_string())?;
     let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new()).build_http::<Empty<Bytes>>();
-    let response = client.get(uri).await.map_err(|e| format!("cannot download: {e}"))?;
-    let status = response.status();
-    let body = response.into_body().collect().await.map_err(|e| format!("download interrupted: {e}"))?.to_bytes();
-    if !status.is_success() {
-        let text = String::from_utf8_lossy(&body);
-        return Err(format!("artifact server answered {status}: {}", text.trim()));
+    let mut attempt = 0;
+    loop {
+        let response = client.get(uri.clone()).await.map_err(|e| format!("cannot download: {e}"))?;
+        let status = response.status();
+        let retry_after = response.headers().get(hyper::header::RETRY_AFTER).and_then(|v| v.to_str().ok()?.trim().parse::<u64>().ok());
+        let body = http_body_util::Limited::new(response.into_body(), MAX_DOWNLOAD_BYTES)
+            .collect()
+            .await
+            .map_err(|e| match e.downcast_ref::<http_body_util::LengthLimitError>() {
+                Some(_) => format!("the artifact is larger than {MAX_DOWNLOAD_BYTES} bytes"),
+                None => format!("download interrupted: {e}"),
+            })?
+            .to_bytes();
+        if status == hyper::StatusCode::SERVICE_UNAVAILABLE && attempt < BUSY_RETRIES {
+            attempt += 1;
+            tokio::time::sleep(std::time::Duration::from_secs(retry_after.unwrap_or(5).clamp(1, 30))).await;
+            continue;
+        }
+        if !status.is_success() {
+            let text = String::from_utf8_lossy(&body);
+            return Err(format!("artifact server answered {status}: {}", text.trim()));
+        }
+        return Ok(body);
     }
-    Ok(body)
 }
 
 /// This pod, from the downward API environment the dispatcher sets.
@@ -72,10 +96,25 @@ pub async fn write_result(pod: &PodIdentity, secret_name: &str, result: &RunResu
     for attempt in 0..5u64 {
         match api.create(&Default::default(), &secret).await {
             Ok(_) => return Ok(()),
-            Err(kube::Error::Api(s)) if s.code == 409 => return Ok(()),
+            // Taken already: ours when an earlier create went through but its answer was
+            // lost; anyone else's is an error, never a result silently not written.
+            Err(kube::Error::Api(s)) if s.code == 409 => {
+                return match api.get(secret_name).await {
+                    Ok(existing) if owned_by(&existing, &pod.uid) => Ok(()),
+                    Ok(_) => Err(format!("result Secret {secret_name} exists and was not written by this pod; the result is not recorded")),
+                    Err(e) => {
+                        Err(format!("result Secret {secret_name} exists and cannot be read: {}", driftless_core::error::describe(&e)))
+                    }
+                };
+            }
             Err(e) => last = driftless_core::error::describe(&e),
         }
         tokio::time::sleep(std::time::Duration::from_millis(500 * (attempt + 1))).await;
     }
     Err(format!("cannot write result Secret {secret_name}: {last}"))
+}
+
+/// `secret` is owned by the pod with `uid`.
+fn owned_by(secret: &Secret, uid: &str) -> bool {
+    secret.metadata.owner_references.iter().flatten().any(|o| o.kind == "Pod" && o.uid == uid)
 }

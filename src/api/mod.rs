@@ -14,7 +14,7 @@ mod terraform;
 mod validation;
 
 pub use bucket::{Bucket, BucketSpec, BucketStatus};
-pub use duration::{Duration, PATTERN as DURATION_PATTERN};
+pub use duration::{Duration, MAX as DURATION_MAX, PATTERN as DURATION_PATTERN};
 pub use gitrepository::{
     Artifact, GitRepository, GitRepositoryRef, GitRepositorySpec, GitRepositoryStatus, LocalObjectReference, SourceStatus,
 };

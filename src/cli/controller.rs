@@ -22,6 +22,11 @@ pub struct ControllerArgs {
     /// The artifact server's URL as runner pods reach it (its Service).
     #[arg(long, default_value = "http://driftless-artifacts.driftless-system.svc.cluster.local:9090")]
     pub artifact_url: String,
+    /// A file holding the key that signs artifact URLs for runner pods (at least 32 random
+    /// bytes, e.g. a mounted Secret), so URLs signed before a restart, or by another replica,
+    /// stay valid. Without it each process signs with a random key of its own.
+    #[arg(long)]
+    pub artifact_key_file: Option<PathBuf>,
     /// Artifacts and Git caches.
     #[arg(long, default_value = "/data")]
     pub storage_path: PathBuf,
@@ -104,6 +109,11 @@ pub async fn run(args: ControllerArgs, config: kube::Config, terraform: Option<P
         review_url: args.review_url,
         artifact_addr: args.artifact_addr,
         artifact_url: args.artifact_url,
+        artifact_access: match &args.artifact_key_file {
+            Some(path) => crate::source::ArtifactAccess::from_key_file(path),
+            None => crate::source::ArtifactAccess::generate(),
+        }
+        .map_err(|e| CliError::Usage(e.to_string()))?,
         storage_path: args.storage_path,
         runner: PodSettings {
             image: args.runner_image,

@@ -14,10 +14,11 @@ use k8s_openapi::api::core::v1::{
     PodSecurityContext, PodSpec, PodTemplateSpec, Probe, ResourceRequirements, SeccompProfile, SecurityContext, Service, ServiceAccount,
     ServicePort, ServiceSpec, Volume, VolumeMount,
 };
+use k8s_openapi::api::networking::v1::{NetworkPolicy, NetworkPolicyIngressRule, NetworkPolicyPeer, NetworkPolicyPort, NetworkPolicySpec};
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding, RoleRef, Subject};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, LabelSelectorRequirement, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::api::{ApiResource, DynamicObject, Patch, PatchParams};
 use kube::runtime::wait::{await_condition, conditions};
@@ -235,6 +236,7 @@ pub fn manifests(placement: &Placement, workload: &Workload<'_>) -> Result<Vec<M
     out.push(Manifest::of(&service(ARTIFACTS_SERVICE, ns, "http-artifacts", ARTIFACTS_PORT))?);
     out.push(Manifest::of(&service(RECEIVER_SERVICE, ns, "http-webhook", 80))?);
     out.push(Manifest::of(&service(REVIEW_SERVICE, ns, "http-review", 80))?);
+    out.push(Manifest::of(&network_policy(ns, &placement.runner_namespaces))?);
     out.push(Manifest::of(&deployment(ns, workload))?);
     Ok(out)
 }
@@ -379,6 +381,53 @@ fn service(name: &str, ns: &str, port_name: &str, port: i32) -> Service {
             ..ServiceSpec::default()
         }),
         ..Service::default()
+    }
+}
+
+/// Who may connect to the controller's pods, where the cluster's network plugin enforces
+/// NetworkPolicies: the artifact port only from runner pods of the runner namespaces (a
+/// download also needs a URL signed for its run), metrics from any namespace (scraping),
+/// webhooks and the review page from anywhere (an Ingress or load balancer brings them).
+fn network_policy(ns: &str, runner_namespaces: &[String]) -> NetworkPolicy {
+    let port = |name: &str| {
+        Some(vec![NetworkPolicyPort {
+            port: Some(IntOrString::String(name.into())),
+            protocol: Some("TCP".into()),
+            ..NetworkPolicyPort::default()
+        }])
+    };
+    let runners = NetworkPolicyPeer {
+        namespace_selector: Some(LabelSelector {
+            match_expressions: Some(vec![LabelSelectorRequirement {
+                key: "kubernetes.io/metadata.name".into(),
+                operator: "In".into(),
+                values: Some(runner_namespaces.to_vec()),
+            }]),
+            ..LabelSelector::default()
+        }),
+        pod_selector: Some(LabelSelector {
+            match_labels: Some(BTreeMap::from([(
+                driftless_core::names::label::MANAGED_BY.to_owned(),
+                driftless_core::names::label::MANAGED_BY_VALUE.to_owned(),
+            )])),
+            ..LabelSelector::default()
+        }),
+        ..NetworkPolicyPeer::default()
+    };
+    let any_namespace = NetworkPolicyPeer { namespace_selector: Some(LabelSelector::default()), ..NetworkPolicyPeer::default() };
+    NetworkPolicy {
+        metadata: meta(CONTROLLER, Some(ns)),
+        spec: Some(NetworkPolicySpec {
+            pod_selector: Some(LabelSelector { match_labels: Some(selector_labels()), ..LabelSelector::default() }),
+            policy_types: Some(vec!["Ingress".into()]),
+            ingress: Some(vec![
+                NetworkPolicyIngressRule { from: Some(vec![runners]), ports: port("http-artifacts") },
+                NetworkPolicyIngressRule { from: Some(vec![any_namespace]), ports: port("http-metrics") },
+                NetworkPolicyIngressRule { from: None, ports: port("http-webhook") },
+                NetworkPolicyIngressRule { from: None, ports: port("http-review") },
+            ]),
+            egress: None,
+        }),
     }
 }
 
@@ -565,6 +614,31 @@ mod tests {
 
     /// Every Service must reach a port the container declares and the controller serves,
     /// or an Ingress in front of it answers 503 with nothing in the controller's log.
+    #[test]
+    fn the_network_policy_admits_every_port_and_artifacts_only_from_runner_pods() {
+        let container = deployment("ns", &workload(None)).spec.template.spec.unwrap().containers.remove(0);
+        let policy = network_policy("ns", &["team-a".into(), "team-b".into()]);
+        let spec = policy.spec.unwrap();
+        assert_eq!(spec.pod_selector.unwrap().match_labels, Some(selector_labels()), "it selects the controller's pods");
+        let rules = spec.ingress.unwrap();
+        let port_of = |r: &NetworkPolicyIngressRule| match &r.ports.as_ref().unwrap()[0].port {
+            Some(IntOrString::String(name)) => name.clone(),
+            other => panic!("{other:?}"),
+        };
+        let declared: Vec<String> = container.ports.unwrap().into_iter().filter_map(|p| p.name).collect();
+        let mut admitted: Vec<String> = rules.iter().map(port_of).collect();
+        admitted.sort();
+        let mut expected = declared.clone();
+        expected.sort();
+        assert_eq!(admitted, expected, "every port the controller serves has one rule");
+        let artifacts = rules.iter().find(|r| port_of(r) == "http-artifacts").unwrap();
+        let from = &artifacts.from.as_ref().unwrap()[0];
+        let namespaces = &from.namespace_selector.as_ref().unwrap().match_expressions.as_ref().unwrap()[0];
+        assert_eq!(namespaces.values.as_deref(), Some(&["team-a".to_string(), "team-b".to_string()][..]));
+        let pods = from.pod_selector.as_ref().unwrap().match_labels.as_ref().unwrap();
+        assert_eq!(pods.get(driftless_core::names::label::MANAGED_BY).map(String::as_str), Some("driftless"), "runner pods' label");
+    }
+
     #[test]
     fn every_service_targets_a_port_the_controller_listens_on() {
         let all = manifests(&placement(&["a"]), &workload(Some("https://review.example"))).unwrap();

@@ -32,6 +32,8 @@ pub fn local_context(dir: &Path, terraform: Option<PathBuf>, create: bool) -> Re
     Ok(Context {
         backend: BackendSpec::Local { root: store.backend_dir() },
         artifacts: ArtifactStore::new(store.artifacts_dir()),
+        // Runners read artifacts from the store's disk (file:// URLs): nothing to sign.
+        artifact_access: crate::source::ArtifactAccess::unsigned(),
         git_cache: store.cache_dir().join("git"),
         events: local_events(&store),
         dispatch: ProcessDispatch::locate()?,

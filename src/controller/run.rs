@@ -38,6 +38,8 @@ pub struct ControllerOptions {
     pub artifact_addr: SocketAddr,
     /// The artifact server's address as runner pods reach it (its Service).
     pub artifact_url: String,
+    /// Signs the artifact URLs runner pods get, and checks them when they download.
+    pub artifact_access: crate::source::ArtifactAccess,
     /// Artifacts and Git caches (an emptyDir: sources are re-fetched after a restart).
     pub storage_path: PathBuf,
     pub runner: PodSettings,
@@ -243,7 +245,13 @@ pub async fn run(
     let stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|s| *s).await;
     };
-    let server = tokio::spawn(crate::source::server::serve(listener, artifacts.clone(), store.clone(), stopped(servers_stop_rx.clone())));
+    let server = tokio::spawn(crate::source::server::serve(
+        listener,
+        artifacts.clone(),
+        store.clone(),
+        options.artifact_access.clone(),
+        stopped(servers_stop_rx.clone()),
+    ));
     info!(addr = %options.artifact_addr, url = %options.artifact_url, "artifact server listening");
     let probes = tokio::spawn(super::probes::serve(probe_listener, metrics.clone(), readiness.clone(), stopped(servers_stop_rx.clone())));
     info!(addr = %options.metrics_addr, "metrics and probes listening");
@@ -291,6 +299,7 @@ pub async fn run(
         dispatch: PodDispatch::new(client.clone(), options.runner.clone()).with_observer(Arc::new(metrics.clone())),
         backend,
         artifacts,
+        artifact_access: options.artifact_access.clone(),
         git_cache: options.storage_path.join("git"),
         events: EventLog::kubernetes(client.clone(), "driftless-controller", &options.identity, options.review_url.clone()).with_tap(
             Arc::new(crate::notify::Notifier::start(

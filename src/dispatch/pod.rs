@@ -112,6 +112,8 @@ enum PodEnd {
 fn digest_label(spec: &RunSpec) -> String {
     let mut spec = spec.clone();
     spec.lock_holder.clear();
+    // Each dispatch signs the artifact URL anew; the artifact is the same.
+    spec.artifact_url = crate::source::access::shown(&spec.artifact_url).to_string();
     let bytes = serde_json::to_vec(&spec).unwrap_or_default();
     hex::encode(Sha256::digest(&bytes))[..16].to_string()
 }
@@ -271,10 +273,10 @@ impl PodDispatch {
         }
     }
 
-    async fn result(&self, secrets: &Api<Secret>, name: &str) -> Result<RunResult, String> {
+    /// The result of pod `name` (uid `uid`), from the Secret the runner wrote.
+    async fn result(&self, secrets: &Api<Secret>, name: &str, uid: Option<&str>) -> Result<RunResult, String> {
         let secret = secrets.get(&format!("{name}-result")).await.map_err(|e| describe(&e))?;
-        let bytes = secret.data.and_then(|mut d| d.remove(RESULT_KEY)).ok_or("the result Secret has no result")?;
-        serde_json::from_slice(&bytes.0).map_err(|e| format!("unreadable result: {e}"))
+        trusted_result(secret, uid.unwrap_or_default())
     }
 
     async fn delete(&self, pods: &Api<Pod>, name: &str) {
@@ -301,12 +303,28 @@ impl PodDispatch {
             let end = self.wait(pods, &name, deadline).await;
             let same = pod.metadata.labels.as_ref().and_then(|l| l.get(LABEL_RUN_DIGEST)) == Some(&wanted);
             if same && matches!(end, PodEnd::Succeeded) {
-                adopted = self.result(secrets, &name).await.ok();
+                adopted = self.result(secrets, &name, pod.metadata.uid.as_deref()).await.ok();
             }
             self.delete(pods, &name).await;
         }
         adopted
     }
+}
+
+/// The run's result from the Secret named for its pod, trusted only when that pod wrote it:
+/// the runner's result type and an ownerReference to the pod's uid. Anyone who may create
+/// Secrets in the namespace could create `<pod>-result` first; such a Secret is refused,
+/// never taken as the run's outcome (an apply that did not happen reported as applied).
+fn trusted_result(secret: Secret, pod_uid: &str) -> Result<RunResult, String> {
+    let name = secret.metadata.name.clone().unwrap_or_default();
+    let owned = !pod_uid.is_empty() && secret.metadata.owner_references.iter().flatten().any(|o| o.kind == "Pod" && o.uid == pod_uid);
+    if !owned || secret.type_.as_deref() != Some(driftless_core::names::secret_type::RUN_RESULT) {
+        return Err(format!(
+            "Secret {name} was not written by the runner pod (uid {pod_uid}): its type or owner differs, so it is not taken as the run's result"
+        ));
+    }
+    let bytes = secret.data.and_then(|mut d| d.remove(RESULT_KEY)).ok_or("the result Secret has no result")?;
+    serde_json::from_slice(&bytes.0).map_err(|e| format!("unreadable result: {e}"))
 }
 
 /// The end of a pod, or `None` while it may still run.
@@ -392,12 +410,11 @@ impl PodDispatch {
             Err(_) => PodEnd::DeadlineExceeded,
         };
         let outcome = match end {
-            PodEnd::Succeeded => self.result(&secrets, &name).await.map_err(|detail| DispatchError::NoResult {
-                object: object.clone(),
-                status: "exit code 0".into(),
-                stderr_tail: detail,
-            }),
-            PodEnd::Failed { message } => match self.result(&secrets, &name).await {
+            PodEnd::Succeeded => self
+                .result(&secrets, &name, pod.metadata.uid.as_deref())
+                .await
+                .map_err(|detail| DispatchError::NoResult { object: object.clone(), status: "exit code 0".into(), stderr_tail: detail }),
+            PodEnd::Failed { message } => match self.result(&secrets, &name, pod.metadata.uid.as_deref()).await {
                 Ok(r) => Ok(r),
                 Err(_) => Err(DispatchError::NoResult { object: object.clone(), status: "failed".into(), stderr_tail: message }),
             },
@@ -421,5 +438,52 @@ impl PodDispatch {
         };
         self.delete(&pods, &name).await;
         outcome
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn secret(type_: &str, owner_uid: Option<&str>) -> Secret {
+        let result = RunResult::failed(RunErrorKind::Terraform, "planned");
+        Secret {
+            metadata: ObjectMeta {
+                name: Some("web-plan-abc123-result".into()),
+                owner_references: owner_uid.map(|uid| {
+                    vec![OwnerReference {
+                        api_version: "v1".into(),
+                        kind: "Pod".into(),
+                        name: "web-plan-abc123".into(),
+                        uid: uid.into(),
+                        ..Default::default()
+                    }]
+                }),
+                ..Default::default()
+            },
+            type_: Some(type_.into()),
+            data: Some([(RESULT_KEY.to_string(), ByteString(serde_json::to_vec(&result).expect("json")))].into()),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_result_written_by_the_pod_is_taken() {
+        let taken = trusted_result(secret(driftless_core::names::secret_type::RUN_RESULT, Some("uid-1")), "uid-1").expect("trusted");
+        assert_eq!(taken.error.map(|e| e.message), Some("planned".into()));
+    }
+
+    #[test]
+    fn a_result_secret_created_by_someone_else_is_refused() {
+        let type_ = driftless_core::names::secret_type::RUN_RESULT;
+        for (secret, why) in [
+            (secret(type_, None), "no owner"),
+            (secret(type_, Some("uid-other")), "another pod"),
+            (secret("Opaque", Some("uid-1")), "another type"),
+        ] {
+            let err = trusted_result(secret, "uid-1").expect_err(why);
+            assert!(err.contains("not written by the runner pod"), "{why}: {err}");
+        }
+        assert!(trusted_result(secret(type_, Some("")), "").is_err(), "an unknown pod uid trusts nothing");
     }
 }

@@ -16,6 +16,8 @@ pub struct Context<S, D> {
     /// The default backend for objects without `spec.backendConfig`.
     pub backend: BackendSpec,
     pub artifacts: ArtifactStore,
+    /// Signs the artifact URL each run gets (a cluster's artifact server checks it).
+    pub artifact_access: crate::source::ArtifactAccess,
     /// Bare-repository caches of Git sources.
     pub git_cache: PathBuf,
     pub events: EventLog,

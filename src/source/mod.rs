@@ -6,12 +6,14 @@
 //! deterministic tar.gz and unpacks one safely; [`reconcile`] is the one reconciler of both.
 
 pub use driftless_core::artifact;
+pub mod access;
 pub mod bucket;
 pub mod git;
 
+/// The Bucket source the Bucket reconciler drives.
+pub use access::ArtifactAccess;
 /// The store every reconciler and runner reads artifacts from, so they share one layout.
 pub use artifact::{ArtifactError, ArtifactStore, StoredArtifact, parse_digest, unpack_verified};
-/// The Bucket source the Bucket reconciler drives.
 pub use bucket::{BucketError, BucketSource, Listing};
 /// The Git source the GitRepository reconciler drives, with its auth and outcomes.
 pub use git::{ArtifactOutcome, Checkout, FetchOutcome, GitAuth, GitError, GitReference, GitSource, Resolved};

@@ -55,6 +55,10 @@ async fn inputs<S: ObjectStore, D: RunnerDispatch>(
     Ok(Ok(Inputs { artifact, variables, backend, digest }))
 }
 
+/// How long past the run's own deadline its artifact URL stays valid: the pod's wait for an
+/// image and a node (the dispatcher gives it 5 minutes) and some room.
+const ARTIFACT_URL_SLACK: std::time::Duration = std::time::Duration::from_secs(10 * 60);
+
 /// The RunSpec of one run.
 #[allow(clippy::too_many_arguments)]
 fn run_spec<S, D>(
@@ -70,7 +74,12 @@ fn run_spec<S, D>(
     RunSpec {
         operation,
         object: crate::dispatch::ObjectKey { kind: KIND.into(), namespace: run.namespace.clone(), name: run.name.clone() },
-        artifact_url: inputs.artifact.url.clone(),
+        // Valid while the run may still be waiting for a node, then running.
+        artifact_url: run.ctx.artifact_access.grant(
+            &inputs.artifact,
+            run.ctx.run_timeout + ARTIFACT_URL_SLACK,
+            std::time::SystemTime::now(),
+        ),
         artifact_digest: inputs.artifact.digest.clone(),
         source_revision: revision.to_string(),
         path: object.spec.path.clone(),
