@@ -234,6 +234,23 @@ fn a_branch_fetch_gives_the_flux_revision_and_an_artifact_of_the_tree() {
 }
 
 #[test]
+fn a_repository_larger_than_the_size_limit_is_refused_naming_it_and_nothing_is_stored() {
+    let repo = Repo::new();
+    // Incompressible bytes, so neither the pack nor the checkout is small.
+    let noise: String = (0..300_000u64).map(|i| char::from(b'a' + ((i.wrapping_mul(2654435761) >> 7) % 26) as u8)).collect();
+    repo.write("main.tf", "resource \"null_resource\" \"a\" {}\n").write("blob.txt", &noise).commit("big");
+    let env = Env::new();
+    let store = env.store.clone().with_max_size(100_000);
+    let source = env.source(&repo.url(), Some(&branch("main")));
+    let err = source.fetch_artifact(&store, KIND, NS, NAME, None, None).expect_err("over the limit");
+    let message = err.to_string();
+    assert!(message.contains("limit of 100000 bytes") && message.contains("--max-artifact-size"), "{message}");
+    assert!(env.object_files().is_empty(), "no artifact stored: {:?}", env.object_files());
+    let fits = env.store.clone().with_max_size(10_000_000);
+    stored(source.fetch_artifact(&fits, KIND, NS, NAME, None, None).expect("within a larger limit"));
+}
+
+#[test]
 fn the_default_ref_is_the_master_branch() {
     let repo = Repo::new();
     repo.git(&["checkout", "-q", "-b", "master"]);

@@ -56,6 +56,8 @@ pub enum ArtifactError {
     DigestMismatch { expected: String, actual: String },
     #[error("refusing to unpack entry {path:?}: {reason}")]
     UnsafeEntry { path: String, reason: &'static str },
+    #[error("{what} is larger than the limit of {} bytes ({} MiB); raise the controller's --max-artifact-size or make the source smaller (spec.ignore)", .limit, .limit >> 20)]
+    TooLarge { what: String, limit: u64 },
     #[error("cannot read artifact {0:?} from the store: only store paths and file:// URLs are local; download it and use unpack_verified")]
     UnsupportedUrl(String),
 }
@@ -85,12 +87,29 @@ pub struct ArtifactStore {
     /// Where runners download artifacts from (the controller's artifact server); `None`
     /// gives `file://` URLs for runners on this machine.
     base_url: Option<String>,
+    /// The most bytes one source may bring: fetched, checked out or archived.
+    max_size: u64,
 }
+
+/// The default of [`ArtifactStore::max_size`]: far above any repository of manifests or
+/// modules, far below what fills a controller's disk or a runner's memory.
+pub const DEFAULT_MAX_SIZE: u64 = 512 << 20;
 
 impl ArtifactStore {
     /// A store rooted at `root` (created on first write).
     pub fn new(root: impl Into<PathBuf>) -> Self {
-        Self { root: root.into(), base_url: None }
+        Self { root: root.into(), base_url: None, max_size: DEFAULT_MAX_SIZE }
+    }
+
+    /// Sources may bring at most `bytes` (a fetch, a checkout, an archive); more is an
+    /// error naming the limit.
+    pub fn with_max_size(mut self, bytes: u64) -> Self {
+        self.max_size = bytes;
+        self
+    }
+
+    pub fn max_size(&self) -> u64 {
+        self.max_size
     }
 
     /// Artifacts are published as `<base_url>/<store path>` (the artifact server).
@@ -172,6 +191,12 @@ impl ArtifactStore {
         let writer = HashingWriter::new(io::BufWriter::new(tmp.as_file()));
         let writer = write_tar_gz(dir, ignore, writer)?;
         let (buf, hex, size) = writer.finish();
+        if size > self.max_size {
+            return Err(ArtifactError::TooLarge {
+                what: format!("the artifact of {kind} {namespace}/{name} ({size} bytes)"),
+                limit: self.max_size,
+            });
+        }
         buf.into_inner().map_err(|e| e.into_error()).and_then(|f| f.sync_all()).map_err(io_err("write", tmp.path()))?;
 
         let file_name = format!("{hex}.tar.gz");
@@ -676,6 +701,18 @@ mod tests {
         }
         assert!(matches!(store.local_path("../x"), Err(ArtifactError::InvalidPath(_))));
         assert!(matches!(store.local_path("/x"), Err(ArtifactError::InvalidPath(_))));
+    }
+
+    #[test]
+    fn an_archive_over_the_size_limit_is_refused_naming_the_limit_and_not_stored() {
+        let store_dir = tempfile::tempdir().expect("tempdir");
+        let dir = sample_tree();
+        let small = ArtifactStore::new(store_dir.path()).with_max_size(64);
+        let err = small.archive_dir("k", "ns", "n", dir.path(), None).expect_err("too large");
+        assert!(err.to_string().contains("larger than the limit of 64 bytes") && err.to_string().contains("--max-artifact-size"), "{err}");
+        let left: Vec<_> = fs::read_dir(small.object_dir("k", "ns", "n").expect("dir")).expect("list").collect();
+        assert!(left.is_empty(), "nothing stored: {left:?}");
+        assert!(ArtifactStore::new(store_dir.path()).archive_dir("k", "ns", "n", dir.path(), None).is_ok(), "the default fits");
     }
 
     #[test]

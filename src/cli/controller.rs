@@ -27,6 +27,10 @@ pub struct ControllerArgs {
     /// stay valid. Without it each process signs with a random key of its own.
     #[arg(long)]
     pub artifact_key_file: Option<PathBuf>,
+    /// The most one source may bring (a Git fetch, its checkout, a bucket's objects, the
+    /// archived artifact): bytes, or with a Ki, Mi or Gi suffix. More is an error naming the limit.
+    #[arg(long, default_value = "512Mi", value_parser = parse_size)]
+    pub max_artifact_size: u64,
     /// Artifacts and Git caches.
     #[arg(long, default_value = "/data")]
     pub storage_path: PathBuf,
@@ -86,6 +90,19 @@ pub struct ControllerArgs {
     pub review_addr: Option<SocketAddr>,
 }
 
+/// A size in bytes, or with a binary suffix (`512Mi`, `2Gi`, `64Ki`), as Kubernetes writes them.
+fn parse_size(text: &str) -> std::result::Result<u64, String> {
+    let text = text.trim();
+    let (number, shift) = match text.get(text.len().saturating_sub(2)..) {
+        Some("Ki") => (&text[..text.len() - 2], 10),
+        Some("Mi") => (&text[..text.len() - 2], 20),
+        Some("Gi") => (&text[..text.len() - 2], 30),
+        _ => (text, 0),
+    };
+    let value: u64 = number.parse().map_err(|_| format!("{text:?} is not a size; use bytes or a number with Ki, Mi or Gi (e.g. 512Mi)"))?;
+    value.checked_mul(1 << shift).filter(|v| *v > 0).ok_or_else(|| format!("{text:?} is not a usable size"))
+}
+
 pub async fn run(args: ControllerArgs, config: kube::Config, terraform: Option<PathBuf>) -> Result<()> {
     let client = super::cluster::connect(config.clone())?;
     let review = match args.review_addr {
@@ -115,6 +132,7 @@ pub async fn run(args: ControllerArgs, config: kube::Config, terraform: Option<P
         }
         .map_err(|e| CliError::Usage(e.to_string()))?,
         storage_path: args.storage_path,
+        max_artifact_size: args.max_artifact_size,
         runner: PodSettings {
             image: args.runner_image,
             command: args.runner_command.split_whitespace().map(str::to_string).collect(),
@@ -147,4 +165,19 @@ pub async fn run(args: ControllerArgs, config: kube::Config, terraform: Option<P
         page.abort();
     }
     result.map_err(|e| CliError::Usage(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_size;
+
+    #[test]
+    fn sizes_take_bytes_or_binary_suffixes() {
+        assert_eq!(parse_size("512Mi"), Ok(512 << 20));
+        assert_eq!(parse_size("2Gi"), Ok(2 << 30));
+        assert_eq!(parse_size("1000"), Ok(1000));
+        for bad in ["", "0", "5MB", "-1Mi", "99999999999999Gi"] {
+            assert!(parse_size(bad).is_err(), "{bad}");
+        }
+    }
 }

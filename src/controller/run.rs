@@ -42,6 +42,8 @@ pub struct ControllerOptions {
     pub artifact_access: crate::source::ArtifactAccess,
     /// Artifacts and Git caches (an emptyDir: sources are re-fetched after a restart).
     pub storage_path: PathBuf,
+    /// The most bytes one source may bring (`--max-artifact-size`).
+    pub max_artifact_size: u64,
     pub runner: PodSettings,
     pub terraform_path: Option<PathBuf>,
     /// This instance (the pod name): lock holder, event reporter, leader identity.
@@ -234,7 +236,9 @@ pub async fn run(
         .await
         .map_err(|source| ControllerError::Listen { addr: options.metrics_addr, source })?;
     let store = KubeStore::new(client.clone());
-    let artifacts = ArtifactStore::new(options.storage_path.join("artifacts")).with_base_url(&options.artifact_url);
+    let artifacts = ArtifactStore::new(options.storage_path.join("artifacts"))
+        .with_base_url(&options.artifact_url)
+        .with_max_size(options.max_artifact_size);
     let listener = tokio::net::TcpListener::bind(options.artifact_addr)
         .await
         .map_err(|source| ControllerError::Listen { addr: options.artifact_addr, source })?;

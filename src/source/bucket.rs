@@ -46,6 +46,10 @@ pub enum BucketError {
     UnsafeKey { bucket: String, key: String },
     #[error("fetching bucket {bucket} from {endpoint} timed out after {}", humantime::format_duration(*.after))]
     Timeout { bucket: String, endpoint: String, after: Duration },
+    #[error(
+        "bucket {bucket} holds more than the limit of {limit} bytes; raise the controller's --max-artifact-size, or narrow spec.prefix or spec.ignore"
+    )]
+    TooLarge { bucket: String, limit: u64 },
     #[error("invalid spec.ignore: {0}")]
     InvalidIgnore(String),
     #[error("download directory {path}: {source}")]
@@ -189,7 +193,7 @@ impl BucketSource {
                 .prefix("driftless-bucket-")
                 .tempdir()
                 .map_err(|source| BucketError::Io { path: "a temporary directory".into(), source })?;
-            self.download(&listing, dir.path()).await?;
+            self.download(&listing, dir.path(), store.max_size()).await?;
             let (store, dir_path, ignore) = (store.clone(), dir.path().to_path_buf(), ignore.map(str::to_string));
             let (ns, n) = (namespace.to_string(), name.to_string());
             let artifact = tokio::task::spawn_blocking(move || store.archive_dir(KIND, &ns, &n, &dir_path, ignore.as_deref()))
@@ -204,7 +208,10 @@ impl BucketSource {
         }
     }
 
-    async fn download(&self, listing: &Listing, dir: &Path) -> Result<()> {
+    /// Downloads every listed object into `dir`, at most `max_bytes` in all (counted as
+    /// they arrive: a listing's sizes are the server's word).
+    async fn download(&self, listing: &Listing, dir: &Path, max_bytes: u64) -> Result<()> {
+        let budget = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(max_bytes));
         for (key, _) in &listing.objects {
             let safe = !key.starts_with('/') && Path::new(key).components().all(|c| matches!(c, Component::Normal(_) | Component::CurDir));
             if !safe {
@@ -218,7 +225,8 @@ impl BucketSource {
                 let Some(key) = pending.next() else { break };
                 let this = self.clone();
                 let dest = dir.join(&key);
-                running.spawn(async move { this.download_one(&key, &dest).await });
+                let budget = (budget.clone(), max_bytes);
+                running.spawn(async move { this.download_one(&key, &dest, budget).await });
             }
             match running.join_next().await {
                 None => return Ok(()),
@@ -228,7 +236,12 @@ impl BucketSource {
         }
     }
 
-    async fn download_one(&self, key: &str, dest: &Path) -> Result<()> {
+    async fn download_one(
+        &self,
+        key: &str,
+        dest: &Path,
+        (budget, limit): (std::sync::Arc<std::sync::atomic::AtomicU64>, u64),
+    ) -> Result<()> {
         let io = |source| BucketError::Io { path: dest.display().to_string(), source };
         if let Some(parent) = dest.parent() {
             tokio::fs::create_dir_all(parent).await.map_err(io)?;
@@ -241,6 +254,12 @@ impl BucketSource {
             .await
             .map_err(|e| BucketError::Unreachable { endpoint: self.endpoint.clone(), detail: format!("reading {key}: {e}") })?
         {
+            let spend = chunk.len() as u64;
+            let spent = budget
+                .fetch_update(std::sync::atomic::Ordering::SeqCst, std::sync::atomic::Ordering::SeqCst, |left| left.checked_sub(spend));
+            if spent.is_err() {
+                return Err(BucketError::TooLarge { bucket: self.bucket.clone(), limit });
+            }
             file.write_all(&chunk).await.map_err(io)?;
         }
         file.flush().await.map_err(io)?;

@@ -65,7 +65,7 @@ impl GitSource {
 
     fn fetch_in(&self, last: Option<&str>, deadline: Instant) -> Result<FetchOutcome> {
         let repo = self.open_cache()?;
-        let ctx = CallContext::new(deadline);
+        let ctx = CallContext::new(deadline).with_max_bytes(self.max_size);
         let resolved = self.resolve_in(&repo, &ctx)?;
         if let (Some(last), Some(expected)) = (last, resolved.revision())
             && last == expected
@@ -156,7 +156,7 @@ impl GitSource {
         // Credential types handed out on this connection: asked again means they were rejected.
         let mut given = CredentialType::empty();
         callbacks.credentials(move |_url, username_from_url, allowed| ctx.credentials(auth, username_from_url, allowed, &mut given));
-        callbacks.transfer_progress(move |_| ctx.keep_going());
+        callbacks.transfer_progress(move |progress| ctx.keep_going() && ctx.within_size(progress.received_bytes()));
         callbacks.sideband_progress(move |_| ctx.keep_going());
         let known_hosts = auth.and_then(|a| a.known_hosts.as_deref());
         let port = ssh_port(&self.url);
@@ -177,6 +177,7 @@ impl GitSource {
         let detail = self.scrub(e.message());
         match ctx.failure.borrow_mut().take() {
             Some(Failure::Timeout) => return self.timeout_error(),
+            Some(Failure::TooLarge) => return GitError::TooLarge { url, limit: ctx.max_bytes },
             // libgit2 tries the user info of the URL itself before asking us.
             Some(Failure::NoCredentials) if url_password(&self.url).is_some() => {
                 return GitError::AuthFailed { url, detail: "the server rejected the credentials in the URL".into() };
@@ -220,6 +221,8 @@ pub(super) enum Stage {
 /// Why a callback stopped libgit2; read when its error comes back.
 pub(super) enum Failure {
     Timeout,
+    /// More bytes received than the size limit allows.
+    TooLarge,
     NoCredentials,
     Rejected,
     HostKey(String),
@@ -230,12 +233,27 @@ pub(super) enum Failure {
 /// State shared by the callbacks of one operation.
 pub(super) struct CallContext {
     deadline: Instant,
+    max_bytes: u64,
     failure: RefCell<Option<Failure>>,
 }
 
 impl CallContext {
     pub(super) fn new(deadline: Instant) -> Self {
-        Self { deadline, failure: RefCell::new(None) }
+        Self { deadline, max_bytes: u64::MAX, failure: RefCell::new(None) }
+    }
+
+    pub(super) fn with_max_bytes(mut self, bytes: u64) -> Self {
+        self.max_bytes = bytes;
+        self
+    }
+
+    /// `false` (stop the transfer) once more than the limit has arrived.
+    pub(super) fn within_size(&self, received: usize) -> bool {
+        if received as u64 > self.max_bytes {
+            self.fail(Failure::TooLarge);
+            return false;
+        }
+        true
     }
 
     pub(super) fn fail(&self, failure: Failure) {

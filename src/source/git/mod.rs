@@ -94,6 +94,10 @@ pub enum GitError {
     Fetch { reference: String, url: String, detail: String },
     #[error("git cache {}: {detail}", .path.display())]
     Cache { path: PathBuf, detail: String },
+    #[error(
+        "fetching {url} received more than the limit of {limit} bytes; raise the controller's --max-artifact-size or make the repository smaller"
+    )]
+    TooLarge { url: String, limit: u64 },
     #[error("checking out {commit} of {url}: {detail}")]
     Checkout { commit: String, url: String, detail: String },
     #[error(transparent)]
@@ -194,6 +198,8 @@ pub struct GitSource {
     auth: Option<GitAuth>,
     timeout: Duration,
     cache_dir: PathBuf,
+    /// The most bytes a fetch may receive and a checkout may write.
+    max_size: u64,
 }
 
 impl GitSource {
@@ -206,6 +212,7 @@ impl GitSource {
             auth: None,
             timeout: DEFAULT_TIMEOUT,
             cache_dir: cache_dir.into(),
+            max_size: super::artifact::DEFAULT_MAX_SIZE,
         })
     }
 
@@ -215,6 +222,13 @@ impl GitSource {
         }
         self.auth = auth;
         Ok(self)
+    }
+
+    /// At most `bytes` received by a fetch and written by a checkout (the artifact store's
+    /// limit: [`super::ArtifactStore::max_size`]).
+    pub fn with_max_size(mut self, bytes: u64) -> Self {
+        self.max_size = bytes;
+        self
     }
 
     pub fn with_timeout(mut self, timeout: Duration) -> Self {
