@@ -5,7 +5,8 @@
 //! -> [`store`] (where objects and events live) -> [`kustomize`] (build) -> [`source`]
 //! (fetchers, artifacts) -> [`dispatch`] (runs) -> [`reconcile`] (the one reconcile sequence,
 //! approval, scheduling) -> the kinds ([`sources`], [`terraform`], [`kustomization`]) -> [`notify`], [`review`] ->
-//! the drivers ([`controller`], [`cli`]).
+//! the drivers ([`controller`], [`cli`]). [`throttle`] (budgets of refused attempts) imports
+//! nothing of the crate and serves the receiver and the review page.
 pub mod api;
 /// State and plan backends: defined with the runner contract in `driftless-core`.
 pub use driftless_core::backend;
@@ -21,3 +22,4 @@ pub mod source;
 pub mod sources;
 pub mod store;
 pub mod terraform;
+pub mod throttle;

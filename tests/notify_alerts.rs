@@ -279,6 +279,12 @@ fn post(port: u16, path: &str, headers: &[(&str, &str)], body: &[u8]) -> (u16, S
     (status, response)
 }
 
+/// The value of header `name` in a raw HTTP response.
+fn header_of<'a>(response: &'a str, name: &str) -> Option<&'a str> {
+    let head = response.split("\r\n\r\n").next()?;
+    head.lines().filter_map(|l| l.split_once(':')).find(|(k, _)| k.trim().eq_ignore_ascii_case(name)).map(|(_, v)| v.trim())
+}
+
 #[test]
 fn a_signed_github_push_fetches_the_new_commit_and_a_bad_signature_changes_nothing() {
     let Some(w) = World::new() else { return };
@@ -333,6 +339,28 @@ spec:
     assert_eq!(revision(), before, "a refused call triggers nothing");
     let annotations = &w.get("gitrepository", "app")["metadata"]["annotations"];
     assert!(annotations.get("driftless.dev/reconcile-requested-at").is_none(), "{annotations}");
+
+    // A burst of refused calls (guessed paths, forged signatures) spends this address's
+    // budget: then every call of it waits, even a valid one, until Retry-After has passed.
+    let mut answered = Vec::new();
+    let refused = loop {
+        let (status, response) = if answered.len() % 2 == 0 {
+            post(port, &format!("/hook/guess-{}", answered.len()), &[], body)
+        } else {
+            github_push(port, &path, "wrong-secret", body)
+        };
+        if status == 429 {
+            break response;
+        }
+        answered.push(status);
+        assert!(answered.len() <= 40, "no 429 after {} refused calls: {answered:?}", answered.len());
+    };
+    assert!(answered.iter().all(|s| matches!(s, 401 | 404)), "{answered:?}");
+    assert!(refused.contains("too many refused calls from your address"), "{refused}");
+    let retry_after: u64 = header_of(&refused, "retry-after").and_then(|v| v.parse().ok()).unwrap_or_else(|| panic!("{refused}"));
+    assert!((1..=2).contains(&retry_after), "{refused}");
+    assert_eq!(github_push(port, &path, "push-secret", body).0, 429, "a valid call from this address waits too");
+    std::thread::sleep(Duration::from_secs(retry_after));
 
     let (status, response) = github_push(port, &path, "push-secret", body);
     assert_eq!(status, 200, "{response}");

@@ -35,31 +35,54 @@ fn bearer(token: &str) -> Vec<(String, String)> {
     vec![("Authorization".into(), format!("Bearer {token}"))]
 }
 
-/// Grants `user` get, list and patch on Terraforms of the namespace.
-async fn grant(k: &KubeWorld, user: &str) {
+/// A rule of `verbs` on `resources` of API group `group`.
+fn rule(group: &str, resources: &str, verbs: &[&str]) -> PolicyRule {
+    PolicyRule {
+        api_groups: Some(vec![group.into()]),
+        resources: Some(vec![resources.into()]),
+        verbs: verbs.iter().map(|v| v.to_string()).collect(),
+        ..Default::default()
+    }
+}
+
+/// Creates Role `role` with `rules` in the namespace and binds it to `subject`.
+async fn bind(k: &KubeWorld, role: &str, rules: Vec<PolicyRule>, subject: Subject) {
     let roles: kube::Api<Role> = k.ns.api();
-    let role = Role {
-        metadata: kube::api::ObjectMeta { name: Some("terraform-reviewer".into()), ..Default::default() },
-        rules: Some(vec![PolicyRule {
-            api_groups: Some(vec!["driftless.dev".into()]),
-            resources: Some(vec!["terraforms".into()]),
-            verbs: vec!["get".into(), "list".into(), "patch".into()],
-            ..Default::default()
-        }]),
-    };
-    roles.create(&PostParams::default(), &role).await.unwrap();
+    let object = Role { metadata: kube::api::ObjectMeta { name: Some(role.into()), ..Default::default() }, rules: Some(rules) };
+    roles.create(&PostParams::default(), &object).await.unwrap();
     let bindings: kube::Api<RoleBinding> = k.ns.api();
     let binding = RoleBinding {
-        metadata: kube::api::ObjectMeta { name: Some(format!("terraform-reviewer-{user}")), ..Default::default() },
-        role_ref: RoleRef { api_group: Some("rbac.authorization.k8s.io".into()), kind: "Role".into(), name: "terraform-reviewer".into() },
-        subjects: Some(vec![Subject {
-            kind: "User".into(),
-            name: user.into(),
-            api_group: Some("rbac.authorization.k8s.io".into()),
-            ..Default::default()
-        }]),
+        metadata: kube::api::ObjectMeta { name: Some(format!("{role}-{}", subject.name)), ..Default::default() },
+        role_ref: RoleRef { api_group: Some("rbac.authorization.k8s.io".into()), kind: "Role".into(), name: role.into() },
+        subjects: Some(vec![subject]),
     };
     bindings.create(&PostParams::default(), &binding).await.unwrap();
+}
+
+/// Grants `user` get, list and patch on Terraforms of the namespace.
+async fn grant(k: &KubeWorld, user: &str) {
+    let subject =
+        Subject { kind: "User".into(), name: user.into(), api_group: Some("rbac.authorization.k8s.io".into()), ..Default::default() };
+    bind(k, "terraform-reviewer", vec![rule("driftless.dev", "terraforms", &["get", "list", "patch"])], subject).await;
+}
+
+/// A ServiceAccount `name` of the namespace with `rules`, and a token for it (a user the
+/// review page knows through the TokenReview, as `kubectl create token` makes one).
+async fn account_with(k: &KubeWorld, name: &str, rules: Vec<PolicyRule>) -> String {
+    use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
+    use k8s_openapi::api::core::v1::ServiceAccount;
+    let accounts: kube::Api<ServiceAccount> = k.ns.api();
+    let account =
+        ServiceAccount { metadata: kube::api::ObjectMeta { name: Some(name.into()), ..Default::default() }, ..Default::default() };
+    accounts.create(&PostParams::default(), &account).await.unwrap();
+    let subject = Subject { kind: "ServiceAccount".into(), name: name.into(), namespace: Some(k.ns.name.clone()), ..Default::default() };
+    bind(k, name, rules, subject).await;
+    let request = TokenRequest {
+        spec: Some(TokenRequestSpec { audiences: None, expiration_seconds: Some(3600), ..Default::default() }),
+        ..Default::default()
+    };
+    let answer = accounts.create_token_request(name, &Default::default(), &request).await.unwrap();
+    answer.status.and_then(|s| s.token).expect("a TokenRequest answer holds a token")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -138,4 +161,54 @@ async fn review_actions_act_only_with_the_callers_own_rights() {
     let page = send(&addr, "GET", &object, vec![("Cookie".into(), cookie)], None).await;
     assert_eq!(page.status, 200, "{}", page.body);
     assert!(page.body.contains("<span class=\"user\">alice</span>") && page.body.contains("id=\"history\""), "{}", page.body);
+
+    // Wrong pasted tokens, again and again: each costs a TokenReview until the address has
+    // spent its failed logins; then the form answers 429 and asks the API server nothing.
+    let origin = vec![("Origin".to_string(), format!("http://{addr}"))];
+    let mut failures = 0;
+    let refused = loop {
+        let reply = send(&addr, "POST", "/login", origin.clone(), Some(form(&[("token", &format!("wrong-{failures}"))]))).await;
+        if reply.status == 429 {
+            break reply;
+        }
+        assert_eq!(reply.status, 401, "{}", reply.body);
+        failures += 1;
+        assert!(failures <= 10, "still no 429 after {failures} failed logins");
+    };
+    assert!(refused.body.contains("Too many failed logins from your address"), "{}", refused.body);
+    assert!(
+        refused.header("retry-after").and_then(|v| v.parse::<u64>().ok()).is_some_and(|s| (1..=6).contains(&s)),
+        "{:?}",
+        refused.headers
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_plan_rendering_is_shown_only_to_users_who_may_read_secrets_in_the_namespace() {
+    let Some(mut k) = KubeWorld::new("review-rendering").await else { return };
+    k.world.commit(&[("main.tf", MODULE)], "module");
+    k.apply(&format!("{}---\n{}", git_repository("app", "main"), terraform_object("app", "app", "./", "", "", ""))).await;
+    let viewing = vec![rule("driftless.dev", "terraforms", &["get", "list"])];
+    let viewer = account_with(&k, "viewer", viewing.clone()).await;
+    let reader = account_with(&k, "reader", [viewing, vec![rule("", "secrets", &["get"])]].concat()).await;
+    let addr = format!("127.0.0.1:{}", free_port());
+    k.start_controller(&[&format!("--review-addr={addr}")]);
+    let tf = k.wait_for("Terraform", "app", "a pending plan", LONG, |o| pending_plan_of(o).is_some()).await;
+    let plan = pending_plan_of(&tf).unwrap();
+    let ns = k.ns.name.clone();
+    let object = format!("/objects/terraform/{ns}/app");
+
+    // May list Terraforms, may not read Secrets: the plan as status has it, no rendering.
+    let page = send(&addr, "GET", &object, bearer(&viewer), None).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(page.body.contains(&format!("<section id=\"plan\" data-plan-id=\"{plan}\">")), "{}", page.body);
+    assert!(page.body.contains("2 to add"), "the summary status shows: {}", page.body);
+    assert!(!page.body.contains("class=\"rendering\"") && !page.body.contains("drifttest_file.main (create)"), "{}", page.body);
+    assert!(page.body.contains(&format!("The plan's rendering needs read access to Secrets in namespace {ns}")), "{}", page.body);
+
+    // May also get Secrets there: the rendering the backend keeps.
+    let page = send(&addr, "GET", &object, bearer(&reader), None).await;
+    assert_eq!(page.status, 200, "{}", page.body);
+    assert!(page.body.contains("<pre class=\"rendering\">") && page.body.contains("drifttest_file.main (create)"), "{}", page.body);
+    assert!(!page.body.contains("rendering-withheld"), "{}", page.body);
 }

@@ -161,7 +161,25 @@ fn a_reviewer_logs_in_once_reviews_the_pending_plan_and_approves_it() {
     assert_eq!(r.send("GET", "/api/objects", &[], None).status, 401);
     assert_eq!(r.send("GET", "/objects/terraform/default/app", &[], None).status, 401);
     assert_eq!(r.send("GET", &format!("/login?token={}", "0".repeat(32)), &[], None).status, 401);
+    // Wrong links again and again: after ten failures the page makes this address wait, the
+    // right link included (and it is not spent meanwhile).
+    let mut failures = 1;
+    let refused = loop {
+        let reply = r.send("GET", &format!("/login?token={failures:032}"), &[], None);
+        if reply.status == 429 {
+            break reply;
+        }
+        assert_eq!(reply.status, 401, "{}", reply.body);
+        failures += 1;
+        assert!(failures <= 10, "still no 429 after {failures} failed logins");
+    };
+    assert_eq!(failures, 10, "ten failures are allowed");
+    assert!(refused.body.contains("Too many failed logins from your address: try again in"), "{}", refused.body);
+    let retry_after: u64 = refused.header("retry-after").and_then(|v| v.parse().ok()).expect("a Retry-After header");
+    assert!((1..=6).contains(&retry_after), "{retry_after}");
     let login = r.login.clone();
+    assert_eq!(r.send("GET", &login, &[], None).status, 429, "the right link waits too");
+    std::thread::sleep(Duration::from_secs(retry_after));
     let logged_in = r.send("GET", &login, &[], None);
     assert_eq!(logged_in.status, 303);
     assert_eq!(logged_in.header("location"), Some("/"));

@@ -22,8 +22,9 @@ use tracing::{Instrument, info, info_span, warn};
 use super::leader::{LeaderElector, LeaseTiming};
 use super::metrics::Metrics;
 use super::probes::Readiness;
-use crate::api::{Conditions, Kind, ObjectRef, condition_type as ct};
+use crate::api::{Conditions, Kind, ObjectRef, Receiver, condition_type as ct};
 use crate::dispatch::{BackendSpec, PodDispatch, PodSettings};
+use crate::notify::receiver::Receivers;
 use crate::reconcile::schedule::dependents;
 use crate::reconcile::{Clusters, Context, Reconcile, ReconcileError, Refs, Schedule};
 use crate::source::ArtifactStore;
@@ -261,10 +262,11 @@ pub async fn run(
     info!(addr = %options.metrics_addr, "metrics and probes listening");
     if let Some(addr) = options.receiver_addr {
         let listener = tokio::net::TcpListener::bind(addr).await.map_err(|source| ControllerError::Listen { addr, source })?;
-        let router = crate::notify::receiver::router(store.clone(), options.tenancy);
+        let receivers = watch_receivers(&client, stopped(servers_stop_rx.clone()));
+        let router = crate::notify::receiver::router(store.clone(), Receivers::Watched(receivers), options.tenancy);
         let stop = stopped(servers_stop_rx);
         tokio::spawn(async move {
-            if let Err(e) = axum::serve(listener, router).with_graceful_shutdown(stop).await {
+            if let Err(e) = crate::notify::receiver::serve(listener, router, stop).await {
                 tracing::error!("receiver server: {e}");
             }
         });
@@ -385,6 +387,27 @@ pub async fn run(
     let _ = tokio::join!(server, probes);
     info!("controller stopped");
     if was_lost.load(std::sync::atomic::Ordering::SeqCst) { Err(ControllerError::LeadershipLost) } else { Ok(()) }
+}
+
+/// Every Receiver, kept by a watch until `stop`: the webhook server finds a call's Receiver
+/// there instead of listing them from the API per call (calls are unauthenticated until
+/// verified). Every replica keeps one, since every replica serves webhooks.
+fn watch_receivers(client: &kube::Client, stop: impl std::future::Future<Output = ()> + Send + 'static) -> reflector::Store<Receiver> {
+    let (reader, writer) = reflector::store::<Receiver>();
+    let events =
+        watcher(Api::<Receiver>::all(client.clone()), watcher::Config::default()).default_backoff().reflect(writer).for_each(|event| {
+            if let Err(e) = event {
+                warn!("watching Receivers: {e}");
+            }
+            std::future::ready(())
+        });
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = events => {}
+            _ = stop => {}
+        }
+    });
+    reader
 }
 
 /// How often the notification kinds' status is refreshed.

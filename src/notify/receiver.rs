@@ -5,20 +5,60 @@
 //! without the token, stable while the token is, and different per Receiver. A call is
 //! verified as its service signs it (HMAC of the body, or GitLab's shared token); a bad
 //! signature gets 401, an unknown path 404, a body over 1 MiB 413, and none triggers anything.
+//!
+//! Calls are unauthenticated until verified, so finding the Receiver must cost the API server
+//! nothing: on a cluster Receivers are read from a watch's cache ([`Receivers::Watched`]), and
+//! only the Receiver whose status publishes the called path is considered, so an unknown path
+//! is answered from memory and a known one costs one read of its Secret. Refused calls (401,
+//! 404) spend the caller's budget ([`CALL_BUDGET`]); past it, its calls get 429 with
+//! `Retry-After` before any lookup. A call that verifies spends nothing.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use hmac::{Hmac, Mac};
 use k8s_openapi::api::core::v1::Secret;
+use kube::runtime::reflector;
 use sha2::{Digest, Sha256, Sha512};
 
 use crate::api::{EventSourceReference, Receiver, annotation};
 use crate::store::{ObjectStore, StoreError};
+use crate::throttle::{Budget, Peer, Throttle, retry_after_secs};
 
 /// The largest body a Receiver reads; services send far less.
 pub const MAX_BODY: usize = 1024 * 1024;
+
+/// Refused calls per client address: 20 at once (a misconfigured service retrying), then one
+/// more a second. Behind an Ingress, its address is the client's: set per-client limits there.
+pub const CALL_BUDGET: Budget = Budget { burst: 20, every: Duration::from_secs(1) };
+/// Client addresses whose refused calls are remembered at once.
+const MAX_CLIENTS: usize = 4096;
+/// How long a call waits for the watch's first list after the server starts.
+const CACHE_WAIT: Duration = Duration::from_secs(5);
+
+/// Where webhook calls find Receivers.
+#[derive(Clone)]
+pub enum Receivers {
+    /// Read through the object store on each call: a local store, where that is a directory
+    /// read and no API request.
+    Listed,
+    /// A watch's cache of every Receiver, kept by the controller.
+    Watched(reflector::Store<Receiver>),
+}
+
+/// Why a call's Receiver could not be looked up (the call is answered 503: retry).
+#[derive(Debug, thiserror::Error)]
+pub enum LookupError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("the Receivers have not been loaded from the API yet")]
+    NotLoaded,
+}
 
 /// The webhook path of a Receiver with this token.
 pub fn webhook_path(token: &str, name: &str, namespace: &str) -> String {
@@ -165,51 +205,101 @@ async fn selected<S: ObjectStore, K: crate::store::StoredObject>(
 }
 
 /// The webhook routes, served by the controller (`--receiver-addr`) and by `driftless run`.
-pub fn router<S: ObjectStore + Clone + 'static>(store: S, tenancy: crate::api::Tenancy) -> axum::Router {
-    axum::Router::new()
-        .route("/hook/{digest}", axum::routing::post(hook::<S>))
-        .layer(DefaultBodyLimit::max(MAX_BODY))
-        .with_state(Hooks { store, tenancy })
+pub fn router<S: ObjectStore + Clone + 'static>(store: S, receivers: Receivers, tenancy: crate::api::Tenancy) -> axum::Router {
+    let refused = Arc::new(Mutex::new(Throttle::new(CALL_BUDGET, MAX_CLIENTS)));
+    axum::Router::new().route("/hook/{digest}", axum::routing::post(hook::<S>)).layer(DefaultBodyLimit::max(MAX_BODY)).with_state(Hooks {
+        store,
+        receivers,
+        tenancy,
+        refused,
+    })
 }
 
-/// What a webhook handler reads: the objects, and what the cluster owner allows.
+/// Serves `router` on `listener` until `shutdown`, with each call's peer address (whose
+/// refused calls are counted).
+///
+/// # Errors
+/// When serving fails at the socket level.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    router: axum::Router,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router.into_make_service_with_connect_info::<SocketAddr>()).with_graceful_shutdown(shutdown).await
+}
+
+/// What a webhook handler reads: the objects, where Receivers are found, what the cluster
+/// owner allows, and the refused calls per client.
 #[derive(Clone)]
 struct Hooks<S> {
     store: S,
+    receivers: Receivers,
     tenancy: crate::api::Tenancy,
+    refused: Arc<Mutex<Throttle<IpAddr>>>,
+}
+
+impl<S> Hooks<S> {
+    fn refused(&self) -> std::sync::MutexGuard<'_, Throttle<IpAddr>> {
+        // A plain map: a panic while it was held cannot leave an entry half-written.
+        self.refused.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// Whether a call's answer is the caller's failure (it keeps the attempt it spent).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Charge {
+    Refused,
+    Free,
 }
 
 async fn hook<S: ObjectStore + Clone + 'static>(
-    State(Hooks { store, tenancy }): State<Hooks<S>>,
+    State(hooks): State<Hooks<S>>,
+    Peer(client): Peer,
     Path(digest): Path<String>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let path = format!("/hook/{digest}");
-    let found = match find(&store, &path).await {
+    if let Err(wait) = hooks.refused().attempt(&client, Instant::now()) {
+        let secs = retry_after_secs(wait);
+        tracing::warn!(%client, "receiver: too many refused calls; refused for {secs} s");
+        let message = format!("too many refused calls from your address; retry in {secs} s\n");
+        return (StatusCode::TOO_MANY_REQUESTS, [(header::RETRY_AFTER, HeaderValue::from(secs))], message).into_response();
+    }
+    let (response, charge) = answer(&hooks, &format!("/hook/{digest}"), &headers, &body).await;
+    if charge == Charge::Free {
+        hooks.refused().forgive(&client, Instant::now());
+    }
+    response
+}
+
+/// The answer to one call that is within its client's budget.
+async fn answer<S: ObjectStore + Clone + 'static>(hooks: &Hooks<S>, path: &str, headers: &HeaderMap, body: &[u8]) -> (Response, Charge) {
+    let found = match find(&hooks.store, &hooks.receivers, path).await {
         Ok(f) => f,
         Err(e) => {
             tracing::warn!("receiver lookup failed: {e}");
-            return (StatusCode::SERVICE_UNAVAILABLE, "cannot read Receivers now; retry\n").into_response();
+            return ((StatusCode::SERVICE_UNAVAILABLE, "cannot read Receivers now; retry\n").into_response(), Charge::Free);
         }
     };
-    let Some((receiver, token)) = found else { return (StatusCode::NOT_FOUND, "no Receiver at this path\n").into_response() };
+    let Some((receiver, token)) = found else {
+        return ((StatusCode::NOT_FOUND, "no Receiver at this path\n").into_response(), Charge::Refused);
+    };
     let namespace = receiver.metadata.namespace.clone().unwrap_or_else(|| "default".into());
     let name = receiver.metadata.name.clone().unwrap_or_default();
-    let verdict = verify(&receiver.spec.type_, &token, &receiver.spec.events, &headers, &body);
-    match verdict {
+    let verdict = verify(&receiver.spec.type_, &token, &receiver.spec.events, headers, body);
+    let response = match verdict {
         Err(rejection) => {
             tracing::warn!(%namespace, %name, "receiver refused a call: {rejection}");
-            (StatusCode::UNAUTHORIZED, format!("{rejection}\n")).into_response()
+            return ((StatusCode::UNAUTHORIZED, format!("{rejection}\n")).into_response(), Charge::Refused);
         }
         Ok(Verdict::Ignore(event)) => {
             (StatusCode::OK, format!("event {event:?} is not in spec.events; nothing requested\n")).into_response()
         }
-        Ok(Verdict::Trigger) if let Some(refused) = super::objects::receiver_refusal(&receiver, &tenancy) => {
+        Ok(Verdict::Trigger) if let Some(refused) = super::objects::receiver_refusal(&receiver, &hooks.tenancy) => {
             tracing::warn!(%namespace, %name, "receiver refused by the cluster's rules: {refused}");
             (StatusCode::FORBIDDEN, format!("{refused}\n")).into_response()
         }
-        Ok(Verdict::Trigger) => match request_reconcile(&store, &namespace, &receiver.spec.resources).await {
+        Ok(Verdict::Trigger) => match request_reconcile(&hooks.store, &namespace, &receiver.spec.resources).await {
             Ok(touched) => {
                 tracing::info!(%namespace, %name, resources = ?touched, "receiver requested a reconcile");
                 (StatusCode::OK, format!("reconcile requested: {}\n", touched.join(", "))).into_response()
@@ -219,28 +309,36 @@ async fn hook<S: ObjectStore + Clone + 'static>(
                 (StatusCode::SERVICE_UNAVAILABLE, "cannot request the reconcile now; retry\n").into_response()
             }
         },
-    }
+    };
+    (response, Charge::Free)
 }
 
-/// The Receiver whose current token gives `path` (its published path is checked against the
-/// Secret on every call, so a rotated token takes the old path down at once).
-async fn find<S: ObjectStore>(store: &S, path: &str) -> Result<Option<(Receiver, String)>, StoreError> {
-    for receiver in store.list::<Receiver>().await? {
-        if receiver.spec.suspend {
-            continue;
+/// Whether a call to `path` is for this Receiver: not suspended, and its status publishes
+/// that path (the path is published within seconds of a Receiver's creation or token
+/// change; until then it answers nothing). Pure, so an unknown path costs no API request.
+fn serves(receiver: &Receiver, path: &str) -> bool {
+    !receiver.spec.suspend && receiver.status.as_ref().and_then(|s| s.webhook_path.as_deref()) == Some(path)
+}
+
+/// The Receiver whose current token gives `path`, with the token. Its published path is
+/// checked against the Secret on every call, so a rotated token takes the old path down at
+/// once.
+async fn find<S: ObjectStore>(store: &S, receivers: &Receivers, path: &str) -> Result<Option<(Receiver, String)>, LookupError> {
+    let candidate = match receivers {
+        Receivers::Listed => store.list::<Receiver>().await?.into_iter().find(|r| serves(r, path)),
+        Receivers::Watched(cache) => {
+            match tokio::time::timeout(CACHE_WAIT, cache.wait_until_ready()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) | Err(_) => return Err(LookupError::NotLoaded),
+            }
+            cache.find(|r| serves(r, path)).map(|r| Receiver::clone(&r))
         }
-        let published = receiver.status.as_ref().and_then(|s| s.webhook_path.as_deref());
-        if published.is_some_and(|p| p != path) {
-            continue;
-        }
-        let Ok(token) = receiver_token(store, &receiver).await? else { continue };
-        let name = receiver.metadata.name.as_deref().unwrap_or_default();
-        let namespace = receiver.metadata.namespace.as_deref().unwrap_or("default");
-        if webhook_path(&token, name, namespace) == path {
-            return Ok(Some((receiver, token)));
-        }
-    }
-    Ok(None)
+    };
+    let Some(receiver) = candidate else { return Ok(None) };
+    let Ok(token) = receiver_token(store, &receiver).await? else { return Ok(None) };
+    let name = receiver.metadata.name.as_deref().unwrap_or_default();
+    let namespace = receiver.metadata.namespace.as_deref().unwrap_or("default");
+    Ok((webhook_path(&token, name, namespace) == path).then_some((receiver, token)))
 }
 
 #[cfg(test)]
@@ -259,6 +357,26 @@ mod tests {
             h.insert(*k, v.parse().unwrap());
         }
         h
+    }
+
+    fn receiver(suspend: bool, published: Option<&str>) -> Receiver {
+        let mut r: Receiver = serde_json::from_value(serde_json::json!({
+            "apiVersion": "driftless.dev/v1alpha1", "kind": "Receiver",
+            "metadata": { "name": "r", "namespace": "ns" },
+            "spec": { "type": "github", "secretRef": { "name": "s" }, "resources": [{ "kind": "GitRepository", "name": "app" }] }
+        }))
+        .unwrap();
+        r.spec.suspend = suspend;
+        r.status = published.map(|p| crate::api::ReceiverStatus { webhook_path: Some(p.into()), ..Default::default() });
+        r
+    }
+
+    #[test]
+    fn only_the_receiver_publishing_the_path_is_looked_at() {
+        assert!(serves(&receiver(false, Some("/hook/a")), "/hook/a"));
+        assert!(!serves(&receiver(false, Some("/hook/a")), "/hook/b"));
+        assert!(!serves(&receiver(true, Some("/hook/a")), "/hook/a"), "suspended");
+        assert!(!serves(&receiver(false, None), "/hook/a"), "not published yet: no Secret is read for it");
     }
 
     #[test]

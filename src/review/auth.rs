@@ -9,12 +9,19 @@
 //!   pasted token (`kubectl create token`, turned into a session) is checked with a
 //!   TokenReview; viewing needs `list` on the kind in the namespace and each action `patch`
 //!   on the object, asked with a SubjectAccessReview for that user and groups. The write
-//!   itself is the controller's, after the review said yes.
+//!   itself is the controller's, after the review said yes. A plan's rendering is read from
+//!   its backend with the controller's rights, so it is shown only to a caller who may `get`
+//!   Secrets in the object's namespace (where the backend keeps it, or its credentials).
+//! - Failed logins (a wrong login link, a token the TokenReview refuses, pasted or as a
+//!   bearer) spend the client address's budget ([`LOGIN_BUDGET`]); past it, logins from that
+//!   address get 429 with `Retry-After` and cost the API server nothing. Sessions and cached
+//!   answers live in capped maps ([`Expiring`]), so no flood of made-up tokens grows them.
 //!
 //! Cookie-authenticated POSTs carry the session's CSRF token and must come from this origin
 //! (`Origin`, else `Referer`); bearer requests cannot be forged by a browser and need neither.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+use std::net::IpAddr;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -24,8 +31,10 @@ use k8s_openapi::api::authorization::v1::{ResourceAttributes, SubjectAccessRevie
 use kube::Api;
 use kube::api::PostParams;
 
+use super::cache::Expiring;
 use super::model::Kind;
 use super::{Problem, ReviewError};
+use crate::throttle::{Budget, Throttle};
 
 /// The session cookie.
 pub const COOKIE: &str = "driftless_review";
@@ -34,11 +43,19 @@ const SESSION_TTL: Duration = Duration::from_secs(12 * 3600);
 /// How long a TokenReview's answer is reused for the same bearer token: the page polls every
 /// 2 s, and asking the API server twice per poll gains nothing.
 const TOKEN_TTL: Duration = Duration::from_secs(10);
-/// How long a `list` SubjectAccessReview is reused per caller: revoking a right takes effect
-/// within this time. Actions (`patch`) are never cached.
-const LIST_TTL: Duration = Duration::from_secs(30);
-/// Entries a cache may hold before expired ones are dropped.
-const PRUNE_AT: usize = 1024;
+/// How long a viewing right (`list` objects, `get` Secrets for renderings) is reused per
+/// caller: revoking a right takes effect within this time. Actions (`patch`) are never cached.
+const VIEW_TTL: Duration = Duration::from_secs(30);
+/// Sessions held at once; past it, the one expiring soonest is dropped (its user logs in again).
+const MAX_SESSIONS: usize = 4096;
+/// TokenReview answers held at once (valid and refused tokens alike).
+const MAX_TOKENS: usize = 4096;
+/// Access review answers held at once: an overview asks one per kind and namespace per caller.
+const MAX_RIGHTS: usize = 16_384;
+/// Failed logins per client address: 10 at once, then one more every 6 s.
+pub const LOGIN_BUDGET: Budget = Budget { burst: 10, every: Duration::from_secs(6) };
+/// Client addresses whose failed logins are remembered at once.
+const MAX_CLIENTS: usize = 4096;
 
 /// An authenticated user, as a TokenReview returns it (or the local store's owner).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -71,7 +88,6 @@ pub struct Flash {
 struct Session {
     user: User,
     csrf: String,
-    expires: Instant,
     flash: Option<Flash>,
 }
 
@@ -85,16 +101,47 @@ enum Mode {
     },
 }
 
-/// Sessions, the login token and the cached answers of the API server.
+/// Sessions, the login token, the cached answers of the API server and the failed logins.
 pub struct Auth {
     mode: Mode,
-    sessions: Mutex<HashMap<String, Session>>,
-    tokens: Mutex<HashMap<String, (Option<User>, Instant)>>,
-    rights: Mutex<HashMap<RightKey, (bool, Instant)>>,
+    sessions: Mutex<Expiring<String, Session>>,
+    tokens: Mutex<Expiring<String, Option<User>>>,
+    rights: Mutex<Expiring<RightKey, bool>>,
+    failures: Mutex<Throttle<IpAddr>>,
 }
 
-/// A cached access review: caller and verb, kind, namespace.
-type RightKey = (String, Kind, String);
+/// What an access review asks about: the reviewed kinds, or the Secrets of a namespace (where
+/// plans and their renderings are kept).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Resource {
+    Objects(Kind),
+    Secrets,
+}
+
+impl Resource {
+    fn group(self) -> &'static str {
+        match self {
+            Self::Objects(_) => crate::api::GROUP,
+            Self::Secrets => "",
+        }
+    }
+
+    fn plural(self) -> &'static str {
+        match self {
+            Self::Objects(kind) => kind.plural(),
+            Self::Secrets => "secrets",
+        }
+    }
+}
+
+/// A cached access review: caller and verb, resource, namespace.
+type RightKey = (String, Resource, String);
+
+/// Whether an access review's answer may be reused for a while: viewing rights are; an
+/// action's right is asked every time.
+fn cacheable(verb: &str) -> bool {
+    matches!(verb, "list" | "get")
+}
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // Plain maps: a panic while one was held cannot leave an entry half-written.
@@ -193,39 +240,68 @@ impl Auth {
     }
 
     fn with(mode: Mode) -> Self {
-        Self { mode, sessions: Mutex::default(), tokens: Mutex::default(), rights: Mutex::default() }
+        Self {
+            mode,
+            sessions: Mutex::new(Expiring::new(MAX_SESSIONS)),
+            tokens: Mutex::new(Expiring::new(MAX_TOKENS)),
+            rights: Mutex::new(Expiring::new(MAX_RIGHTS)),
+            failures: Mutex::new(Throttle::new(LOGIN_BUDGET, MAX_CLIENTS)),
+        }
     }
 
     pub fn is_local(&self) -> bool {
         matches!(self.mode, Mode::Local { .. })
     }
 
-    /// The caller of a request, or 401.
-    pub async fn caller(&self, headers: &HeaderMap) -> Result<Caller, Problem> {
+    /// The caller of a request from `client` (see [`crate::throttle::peer`]), or 401; 429
+    /// when a bearer token needs a TokenReview and `client` has spent its failed logins.
+    pub async fn caller(&self, headers: &HeaderMap, client: IpAddr) -> Result<Caller, Problem> {
         if let Some(token) = bearer(headers) {
-            let Mode::Cluster { client } = &self.mode else {
+            let Mode::Cluster { client: api } = &self.mode else {
                 return Err(self.unauthenticated("a local review page takes no bearer token; open the login link it printed"));
             };
             let principal = digest(token);
-            return match self.review_token(client, token, &principal).await? {
+            return match self.review_token(api, token, &principal, client).await? {
                 Some(user) => Ok(Caller { user, session: None, csrf: None, principal: format!("token:{principal}") }),
                 None => Err(self.unauthenticated("the bearer token is not valid (TokenReview refused it)")),
             };
         }
         if let Some(id) = cookie(headers, COOKIE) {
+            let id = id.to_string();
             let mut sessions = lock(&self.sessions);
-            let now = Instant::now();
-            if let Some(s) = sessions.get(id).filter(|s| s.expires > now) {
+            if let Some(s) = sessions.get(&id, Instant::now()) {
                 return Ok(Caller {
                     user: s.user.clone(),
-                    session: Some(id.to_string()),
                     csrf: Some(s.csrf.clone()),
                     principal: format!("session:{id}"),
+                    session: Some(id),
                 });
             }
-            sessions.remove(id);
+            sessions.remove(&id);
         }
         Err(self.unauthenticated("log in to review"))
+    }
+
+    /// Spends one login attempt of `client`, or 429 with how long to wait.
+    fn attempt_login(&self, client: IpAddr) -> Result<(), Problem> {
+        lock(&self.failures).attempt(&client, Instant::now()).map_err(|wait| {
+            let secs = crate::throttle::retry_after_secs(wait);
+            tracing::warn!(%client, "review page: too many failed logins; refused for {secs} s");
+            Problem::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                format!(
+                    "Too many failed logins from your address: try again in {secs} s. Each further failure adds {} s.",
+                    LOGIN_BUDGET.every.as_secs()
+                ),
+            )
+            .retry_after(secs)
+            .login(!self.is_local())
+        })
+    }
+
+    /// A login attempt of `client` succeeded: it costs nothing.
+    fn login_succeeded(&self, client: IpAddr) {
+        lock(&self.failures).forgive(&client, Instant::now());
     }
 
     fn unauthenticated(&self, why: &str) -> Problem {
@@ -241,21 +317,18 @@ impl Auth {
     fn open_session(&self, user: User, secure: bool) -> Result<String, ReviewError> {
         let id = random_hex(32)?;
         let csrf = random_hex(32)?;
-        let mut sessions = lock(&self.sessions);
         let now = Instant::now();
-        if sessions.len() >= PRUNE_AT {
-            sessions.retain(|_, s| s.expires > now);
-        }
-        sessions.insert(id.clone(), Session { user, csrf, expires: now + SESSION_TTL, flash: None });
+        lock(&self.sessions).insert(id.clone(), Session { user, csrf, flash: None }, now + SESSION_TTL, now);
         let secure = if secure { "; Secure" } else { "" };
         Ok(format!("{COOKIE}={id}; Path=/; HttpOnly; SameSite=Strict; Max-Age={}{secure}", SESSION_TTL.as_secs()))
     }
 
-    /// Local login: the printed token, once. Returns the session cookie.
-    pub fn login_local(&self, presented: &str) -> Result<String, Problem> {
+    /// Local login from `client`: the printed token, once. Returns the session cookie.
+    pub fn login_local(&self, presented: &str, client: IpAddr) -> Result<String, Problem> {
         let Mode::Local { token } = &self.mode else {
             return Err(Problem::new(StatusCode::NOT_FOUND, "no login link here; log in with a token"));
         };
+        self.attempt_login(client)?;
         {
             let mut slot = lock(token);
             match slot.as_deref() {
@@ -264,23 +337,25 @@ impl Auth {
                 None => return Err(self.unauthenticated("this login link was already used")),
             }
         }
+        self.login_succeeded(client);
         self.open_session(local_user(), false).map_err(Problem::internal)
     }
 
-    /// Cluster login: a pasted token, checked with a TokenReview. Returns the session cookie.
-    pub async fn login_token(&self, token: &str, secure: bool) -> Result<String, Problem> {
-        let Mode::Cluster { client } = &self.mode else {
+    /// Cluster login from `client`: a pasted token, checked with a TokenReview. Returns the
+    /// session cookie.
+    pub async fn login_token(&self, token: &str, secure: bool, client: IpAddr) -> Result<String, Problem> {
+        let Mode::Cluster { client: api } = &self.mode else {
             return Err(Problem::new(StatusCode::NOT_FOUND, "a local review page logs in with the link it printed"));
         };
         let principal = digest(token);
-        match self.review_token(client, token, &principal).await? {
+        match self.review_token(api, token, &principal, client).await? {
             Some(user) => self.open_session(user, secure).map_err(Problem::internal),
             None => Err(self.unauthenticated("that token is not valid (TokenReview refused it)")),
         }
     }
 
     pub fn logout(&self, session: &str) {
-        lock(&self.sessions).remove(session);
+        lock(&self.sessions).remove(&session.to_string());
     }
 
     /// Checks a cookie-authenticated POST: same origin, and the session's CSRF token in the
@@ -298,16 +373,16 @@ impl Auth {
     }
 
     pub fn set_flash(&self, caller: &Caller, flash: Flash) {
-        if let Some(id) = caller.session.as_deref()
-            && let Some(s) = lock(&self.sessions).get_mut(id)
+        if let Some(id) = &caller.session
+            && let Some(s) = lock(&self.sessions).get_mut(id, Instant::now())
         {
             s.flash = Some(flash);
         }
     }
 
     pub fn take_flash(&self, caller: &Caller) -> Option<Flash> {
-        let id = caller.session.as_deref()?;
-        lock(&self.sessions).get_mut(id)?.flash.take()
+        let id = caller.session.as_ref()?;
+        lock(&self.sessions).get_mut(id, Instant::now())?.flash.take()
     }
 
     /// Whether `caller` may `verb` the kind's objects in `namespace` (`name`: one object).
@@ -320,13 +395,28 @@ impl Auth {
         namespace: &str,
         name: Option<&str>,
     ) -> Result<bool, Problem> {
+        self.allowed_on(caller, verb, Resource::Objects(kind), namespace, name).await
+    }
+
+    /// Whether `caller` may read plan renderings of objects in `namespace`: they are read from
+    /// the backend with the controller's rights, so the caller must hold the right that
+    /// backend needs, `get` on Secrets there. Local mode: yes (the store's owner).
+    pub async fn may_read_plans(&self, caller: &Caller, namespace: &str) -> Result<bool, Problem> {
+        self.allowed_on(caller, "get", Resource::Secrets, namespace, None).await
+    }
+
+    async fn allowed_on(
+        &self,
+        caller: &Caller,
+        verb: &'static str,
+        resource: Resource,
+        namespace: &str,
+        name: Option<&str>,
+    ) -> Result<bool, Problem> {
         let Mode::Cluster { client } = &self.mode else { return Ok(true) };
-        let key = (format!("{}|{verb}", caller.principal), kind, namespace.to_string());
-        let cached = verb == "list";
-        if cached
-            && let Some((answer, at)) = lock(&self.rights).get(&key)
-            && at.elapsed() < LIST_TTL
-        {
+        let key = (format!("{}|{verb}", caller.principal), resource, namespace.to_string());
+        let cached = cacheable(verb);
+        if cached && let Some(answer) = lock(&self.rights).get(&key, Instant::now()) {
             return Ok(*answer);
         }
         let user = &caller.user;
@@ -337,8 +427,8 @@ impl Auth {
                 groups: Some(user.groups.clone()),
                 extra: (!user.extra.is_empty()).then(|| user.extra.clone()),
                 resource_attributes: Some(ResourceAttributes {
-                    group: Some(crate::api::GROUP.into()),
-                    resource: Some(kind.plural().into()),
+                    group: Some(resource.group().into()),
+                    resource: Some(resource.plural().into()),
                     verb: Some(verb.into()),
                     namespace: Some(namespace.into()),
                     name: name.map(str::to_string),
@@ -358,30 +448,36 @@ impl Auth {
             .status
             .is_some_and(|s| s.allowed);
         if cached {
-            let mut rights = lock(&self.rights);
-            if rights.len() >= PRUNE_AT {
-                rights.retain(|_, (_, at)| at.elapsed() < LIST_TTL);
-            }
-            rights.insert(key, (answer, Instant::now()));
+            let now = Instant::now();
+            lock(&self.rights).insert(key, answer, now + VIEW_TTL, now);
         }
         Ok(answer)
     }
 
-    /// Who `token` belongs to, per the API server (`None`: not authenticated).
-    async fn review_token(&self, client: &kube::Client, token: &str, principal: &str) -> Result<Option<User>, Problem> {
-        if let Some((user, at)) = lock(&self.tokens).get(principal)
-            && at.elapsed() < TOKEN_TTL
-        {
+    /// Who `token` belongs to, per the API server (`None`: not authenticated). A token not
+    /// answered recently spends a login attempt of `client` (429 past its budget), given back
+    /// when the token is valid.
+    async fn review_token(&self, api: &kube::Client, token: &str, principal: &str, client: IpAddr) -> Result<Option<User>, Problem> {
+        let principal = principal.to_string();
+        if let Some(user) = lock(&self.tokens).get(&principal, Instant::now()) {
+            if user.is_none() {
+                // A refused token again: a failure like any other, though the answer is cached.
+                self.attempt_login(client)?;
+            }
             return Ok(user.clone());
         }
+        self.attempt_login(client)?;
         let review = TokenReview { spec: TokenReviewSpec { token: token.to_string(), audiences: None }, ..Default::default() };
-        let api: Api<TokenReview> = Api::all(client.clone());
-        let status = api
-            .create(&PostParams::default(), &review)
-            .await
-            .map_err(|e| Problem::unavailable(format!("cannot check the token (TokenReview): {}", crate::store::kube::describe(&e))))?
-            .status
-            .unwrap_or_default();
+        let reviews: Api<TokenReview> = Api::all(api.clone());
+        let answer = reviews.create(&PostParams::default(), &review).await;
+        let status = match answer {
+            Ok(r) => r.status.unwrap_or_default(),
+            Err(e) => {
+                // The API server failed, not the caller.
+                self.login_succeeded(client);
+                return Err(Problem::unavailable(format!("cannot check the token (TokenReview): {}", crate::store::kube::describe(&e))));
+            }
+        };
         let user = match (status.authenticated, status.user) {
             (Some(true), Some(u)) if u.username.as_deref().is_some_and(|n| !n.is_empty()) => Some(User {
                 name: u.username.unwrap_or_default(),
@@ -391,17 +487,19 @@ impl Auth {
             }),
             _ => None,
         };
-        let mut tokens = lock(&self.tokens);
-        if tokens.len() >= PRUNE_AT {
-            tokens.retain(|_, (_, at)| at.elapsed() < TOKEN_TTL);
+        if user.is_some() {
+            self.login_succeeded(client);
         }
-        tokens.insert(principal.to_string(), (user.clone(), Instant::now()));
+        let now = Instant::now();
+        lock(&self.tokens).insert(principal, user.clone(), now + TOKEN_TTL, now);
         Ok(user)
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use axum::response::IntoResponse as _;
+
     use super::*;
 
     fn headers(pairs: &[(header::HeaderName, &str)]) -> HeaderMap {
@@ -412,23 +510,25 @@ mod tests {
         h
     }
 
+    const HERE: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
+
     #[tokio::test]
     async fn the_login_token_opens_one_session_and_is_spent() {
         let auth = Auth::local("a".repeat(32));
-        assert_eq!(auth.login_local(&"b".repeat(32)).unwrap_err().status, StatusCode::UNAUTHORIZED);
-        let cookie_header = auth.login_local(&"a".repeat(32)).unwrap();
+        assert_eq!(auth.login_local(&"b".repeat(32), HERE).unwrap_err().status, StatusCode::UNAUTHORIZED);
+        let cookie_header = auth.login_local(&"a".repeat(32), HERE).unwrap();
         assert!(cookie_header.contains("HttpOnly") && cookie_header.contains("SameSite=Strict"), "{cookie_header}");
-        let problem = auth.login_local(&"a".repeat(32)).unwrap_err();
+        let problem = auth.login_local(&"a".repeat(32), HERE).unwrap_err();
         assert!(problem.message.contains("already used"), "{}", problem.message);
 
         let id = cookie_header.split(';').next().unwrap().split_once('=').unwrap().1;
-        let caller = auth.caller(&headers(&[(header::COOKIE, &format!("other=1; {COOKIE}={id}"))])).await.unwrap();
+        let caller = auth.caller(&headers(&[(header::COOKIE, &format!("other=1; {COOKIE}={id}"))]), HERE).await.unwrap();
         assert!(caller.csrf.is_some());
         assert_eq!(
-            auth.caller(&headers(&[(header::COOKIE, &format!("{COOKIE}=forged"))])).await.unwrap_err().status,
+            auth.caller(&headers(&[(header::COOKIE, &format!("{COOKIE}=forged"))]), HERE).await.unwrap_err().status,
             StatusCode::UNAUTHORIZED
         );
-        assert_eq!(auth.caller(&HeaderMap::new()).await.unwrap_err().status, StatusCode::UNAUTHORIZED);
+        assert_eq!(auth.caller(&HeaderMap::new(), HERE).await.unwrap_err().status, StatusCode::UNAUTHORIZED);
 
         auth.set_flash(&caller, Flash { ok: true, text: "done".into() });
         assert_eq!(auth.take_flash(&caller).map(|f| f.text).as_deref(), Some("done"));
@@ -440,7 +540,41 @@ mod tests {
         assert_eq!(auth.check_form(&caller, &good, None).unwrap_err().status, StatusCode::FORBIDDEN);
         assert_eq!(auth.check_form(&caller, &good, Some("wrong")).unwrap_err().status, StatusCode::FORBIDDEN);
         auth.logout(caller.session.as_deref().unwrap());
-        assert!(auth.caller(&headers(&[(header::COOKIE, &format!("{COOKIE}={id}"))])).await.is_err());
+        assert!(auth.caller(&headers(&[(header::COOKIE, &format!("{COOKIE}={id}"))]), HERE).await.is_err());
+    }
+
+    #[test]
+    fn failed_logins_from_one_address_are_refused_with_429_and_others_are_not() {
+        let auth = Auth::local("a".repeat(32));
+        for _ in 0..LOGIN_BUDGET.burst {
+            assert_eq!(auth.login_local("wrong", HERE).unwrap_err().status, StatusCode::UNAUTHORIZED);
+        }
+        let refused = auth.login_local(&"a".repeat(32), HERE).unwrap_err();
+        assert_eq!(refused.status, StatusCode::TOO_MANY_REQUESTS, "even the right token waits: {}", refused.message);
+        assert!(refused.message.contains("Too many failed logins") && refused.message.contains("try again in"), "{}", refused.message);
+        assert_eq!(refused.retry_after, Some(LOGIN_BUDGET.every.as_secs()));
+        let response = refused.into_response();
+        assert_eq!(response.headers().get(header::RETRY_AFTER).and_then(|v| v.to_str().ok()), Some("6"));
+        let elsewhere = IpAddr::V4(std::net::Ipv4Addr::new(127, 0, 0, 2));
+        assert!(auth.login_local(&"a".repeat(32), elsewhere).is_ok(), "another address has its own budget");
+    }
+
+    #[test]
+    fn a_successful_login_costs_no_attempt() {
+        let auth = Auth::local("a".repeat(32));
+        for _ in 0..LOGIN_BUDGET.burst - 1 {
+            assert!(auth.login_local("wrong", HERE).is_err());
+        }
+        assert!(auth.login_local(&"a".repeat(32), HERE).is_ok());
+        assert_eq!(auth.login_local("wrong", HERE).unwrap_err().status, StatusCode::UNAUTHORIZED, "the success gave its attempt back");
+        assert_eq!(auth.login_local("wrong", HERE).unwrap_err().status, StatusCode::TOO_MANY_REQUESTS);
+    }
+
+    #[test]
+    fn viewing_rights_are_cached_and_actions_are_not() {
+        assert!(cacheable("list") && cacheable("get") && !cacheable("patch"));
+        assert_eq!((Resource::Secrets.group(), Resource::Secrets.plural()), ("", "secrets"));
+        assert_eq!(Resource::Objects(Kind::Terraform).group(), crate::api::GROUP);
     }
 
     #[test]

@@ -11,7 +11,8 @@
 //!
 //! Guarantees: nothing is rendered that status and the stored plan renderings do not hold
 //! (they carry field paths and masked values only; no Secret but a plan's rendering is
-//! read); an approval names the exact plan id the reviewer saw and is refused (409) when
+//! read, and that only for a caller who may `get` Secrets in the object's namespace, since
+//! it is read with the controller's rights); an approval names the exact plan id the reviewer saw and is refused (409) when
 //! that plan is no longer the one waiting; every response carries a `default-src 'self'`
 //! CSP, `X-Frame-Options: DENY`, `Referrer-Policy: same-origin` and `Cache-Control:
 //! no-store`. (Not `no-referrer`: under it a browser sends `Origin: null` even with a
@@ -19,6 +20,7 @@
 
 mod actions;
 mod auth;
+mod cache;
 mod html;
 mod model;
 mod pages;
@@ -148,7 +150,9 @@ pub async fn serve<H: Host>(
     access: Access,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ReviewError> {
-    axum::serve(listener, router(host, access)).with_graceful_shutdown(shutdown).await.map_err(ReviewError::Serve)
+    // The peer address is the client whose failed logins are counted.
+    let service = router(host, access).into_make_service_with_connect_info::<SocketAddr>();
+    axum::serve(listener, service).with_graceful_shutdown(shutdown).await.map_err(ReviewError::Serve)
 }
 
 /// Binds a local review page: loopback addresses only.
@@ -199,7 +203,8 @@ impl<H: Host> FromRequestParts<Arc<App<H>>> for Caller {
 
     async fn from_request_parts(parts: &mut Parts, app: &Arc<App<H>>) -> Result<Self, Problem> {
         let api = parts.uri.path().starts_with("/api/");
-        app.auth.caller(&parts.headers).await.map_err(|p| if api { p.json() } else { p })
+        let client = crate::throttle::peer(&parts.extensions);
+        app.auth.caller(&parts.headers, client).await.map_err(|p| if api { p.json() } else { p })
     }
 }
 
@@ -212,11 +217,18 @@ pub struct Problem {
     json: bool,
     /// Link to the token login form (cluster mode's 401).
     login: bool,
+    /// Seconds to wait before trying again (a 429's `Retry-After`).
+    retry_after: Option<u64>,
 }
 
 impl Problem {
     pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
-        Self { status, message: message.into(), json: false, login: false }
+        Self { status, message: message.into(), json: false, login: false, retry_after: None }
+    }
+
+    fn retry_after(mut self, secs: u64) -> Self {
+        self.retry_after = Some(secs);
+        self
     }
 
     fn json(mut self) -> Self {
@@ -249,10 +261,15 @@ impl Problem {
 
 impl IntoResponse for Problem {
     fn into_response(self) -> Response {
-        if self.json {
+        let mut response = if self.json {
             let body = serde_json::json!({ "error": self.message }).to_string();
-            return (self.status, [(header::CONTENT_TYPE, "application/json")], body).into_response();
+            (self.status, [(header::CONTENT_TYPE, "application/json")], body).into_response()
+        } else {
+            (self.status, axum::response::Html(pages::problem_page(&self.message, self.status, self.login))).into_response()
+        };
+        if let Some(secs) = self.retry_after {
+            response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }
-        (self.status, axum::response::Html(pages::problem_page(&self.message, self.status, self.login))).into_response()
+        response
     }
 }

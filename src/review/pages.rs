@@ -22,6 +22,7 @@ use super::html::{csrf_input, escape, options, page};
 use super::model::{Filters, Kind, Object, Row, State};
 use super::{App, Host, PlanRendering, Problem, object_path};
 use crate::store::{ObjectStore, StoreError};
+use crate::throttle::Peer;
 
 const CSS: &str = include_str!("assets/review.css");
 const JS: &str = include_str!("assets/review.js");
@@ -175,7 +176,11 @@ pub(crate) async fn object_response<H: Host>(
     status: StatusCode,
 ) -> Response {
     let rendering = match object.approvable_plan() {
-        Some(id) => Some(app.host.plan_rendering(object.kind, &object.namespace, &object.name, id).await),
+        Some(id) => Some(match app.auth.may_read_plans(caller, &object.namespace).await {
+            Ok(true) => Rendering::Read(app.host.plan_rendering(object.kind, &object.namespace, &object.name, id).await),
+            Ok(false) => Rendering::NeedsSecretRead,
+            Err(p) => Rendering::Read(PlanRendering::Unreadable(p.message)),
+        }),
         None => None,
     };
     let title = format!("{} {}/{}", object.kind, object.namespace, object.name);
@@ -206,8 +211,19 @@ fn action_form(object: &Object, action: &str, hidden: &[(&str, &str)], button: &
     )
 }
 
+/// What the plan section shows of the stored rendering.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Rendering {
+    /// Read from the backend for a caller who may read it.
+    Read(PlanRendering),
+    /// Not read: the rendering comes from the backend, read with the controller's rights, and
+    /// this caller may not `get` Secrets in the object's namespace. The page shows what status
+    /// shows (id, summary, revision), as `kubectl get` would.
+    NeedsSecretRead,
+}
+
 /// The `<main>` of an object's page.
-pub(crate) fn object_body(object: &Object, rendering: Option<&PlanRendering>, flash: Option<&Flash>, csrf: Option<&str>) -> String {
+pub(crate) fn object_body(object: &Object, rendering: Option<&Rendering>, flash: Option<&Flash>, csrf: Option<&str>) -> String {
     let status = &object.status;
     let state = object.state();
     let plan_id = object.approvable_plan().unwrap_or_default();
@@ -285,13 +301,21 @@ pub(crate) fn object_body(object: &Object, rendering: Option<&PlanRendering>, fl
         }
         out.push_str(".</p>\n");
         match rendering {
-            Some(PlanRendering::Text(text)) => {
+            Some(Rendering::Read(PlanRendering::Text(text))) => {
                 let _ = writeln!(out, "<pre class=\"rendering\">{}</pre>", escape(text));
             }
-            Some(PlanRendering::Unreadable(why)) => {
+            Some(Rendering::Read(PlanRendering::Unreadable(why))) => {
                 let _ = writeln!(out, "<p class=\"rendering-missing\">The saved plan cannot be read: {}</p>", escape(why));
             }
-            Some(PlanRendering::Missing) | None => {
+            Some(Rendering::NeedsSecretRead) => {
+                let _ = writeln!(
+                    out,
+                    "<p id=\"rendering-withheld\" class=\"rendering-missing\">The plan's rendering needs read access to Secrets in namespace {} \
+                     (it is kept in the object's backend there); ask for a Role granting get on secrets to see it.</p>",
+                    escape(&object.namespace)
+                );
+            }
+            Some(Rendering::Read(PlanRendering::Missing)) | None => {
                 out.push_str("<p class=\"rendering-missing\">No readable rendering is stored for this plan; the drift entries below are what it reverts.</p>\n");
             }
         }
@@ -391,8 +415,13 @@ pub(crate) fn object_body(object: &Object, rendering: Option<&PlanRendering>, fl
 }
 
 /// `GET /login`: local mode takes the printed token once; a cluster shows the token form.
-pub(crate) async fn login_page<H: Host>(AxumState(app): AxumState<Arc<App<H>>>, headers: HeaderMap, uri: Uri) -> Response {
-    if app.auth.caller(&headers).await.is_ok() {
+pub(crate) async fn login_page<H: Host>(
+    AxumState(app): AxumState<Arc<App<H>>>,
+    Peer(client): Peer,
+    headers: HeaderMap,
+    uri: Uri,
+) -> Response {
+    if app.auth.caller(&headers, client).await.is_ok() {
         return Redirect::to("/").into_response();
     }
     if !app.auth.is_local() {
@@ -402,14 +431,19 @@ pub(crate) async fn login_page<H: Host>(AxumState(app): AxumState<Arc<App<H>>>, 
     let Some(token) = token else {
         return Problem::new(StatusCode::UNAUTHORIZED, "Open the login link `driftless review` printed; it works once.").into_response();
     };
-    match app.auth.login_local(&token) {
+    match app.auth.login_local(&token, client) {
         Ok(cookie) => ([(header::SET_COOKIE, cookie)], Redirect::to("/")).into_response(),
         Err(p) => p.into_response(),
     }
 }
 
 /// `POST /login` (cluster): a pasted token becomes a session after a TokenReview.
-pub(crate) async fn login_form<H: Host>(AxumState(app): AxumState<Arc<App<H>>>, headers: HeaderMap, body: Bytes) -> Response {
+pub(crate) async fn login_form<H: Host>(
+    AxumState(app): AxumState<Arc<App<H>>>,
+    Peer(client): Peer,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     if app.auth.is_local() {
         return Problem::new(StatusCode::NOT_FOUND, "a local review page logs in with the link it printed").into_response();
     }
@@ -421,7 +455,7 @@ pub(crate) async fn login_form<H: Host>(AxumState(app): AxumState<Arc<App<H>>>, 
         return (StatusCode::UNAUTHORIZED, Html(page("Log in", None, &login_form_body(Some("Paste a token first."))))).into_response();
     }
     let secure = headers.get("x-forwarded-proto").and_then(|v| v.to_str().ok()) == Some("https");
-    match app.auth.login_token(&token, secure).await {
+    match app.auth.login_token(&token, secure, client).await {
         Ok(cookie) => ([(header::SET_COOKIE, cookie)], Redirect::to("/")).into_response(),
         Err(p) if p.status == StatusCode::UNAUTHORIZED => {
             (StatusCode::UNAUTHORIZED, Html(page("Log in", None, &login_form_body(Some("That token is not valid for this cluster.")))))
@@ -536,7 +570,7 @@ mod tests {
         let o = drifted();
         let html = object_body(
             &o,
-            Some(&PlanRendering::Text("~ update <b>".into())),
+            Some(&Rendering::Read(PlanRendering::Text("~ update <b>".into()))),
             Some(&Flash { ok: true, text: "approved".into() }),
             Some("tok"),
         );
@@ -561,6 +595,24 @@ mod tests {
         }
         let html = object_body(&acked, None, None, None);
         assert!(html.contains("Acknowledged by alice") && !html.contains("id=\"acknowledge\""), "{html}");
+    }
+
+    #[test]
+    fn a_caller_without_secret_read_sees_the_status_of_the_plan_but_not_its_rendering() {
+        let mut o = drifted();
+        if let Some(p) = o.status.plan.as_mut() {
+            p.summary.change = 1;
+            p.source_revision = "main@sha1:abc".into();
+        }
+        let html = object_body(&o, Some(&Rendering::NeedsSecretRead), None, Some("tok"));
+        assert!(!html.contains("class=\"rendering\""), "{html}");
+        assert!(html.contains("id=\"rendering-withheld\""), "{html}");
+        assert!(html.contains("needs read access to Secrets in namespace ns"), "{html}");
+        assert!(
+            html.contains("<code class=\"plan-id\">plan-a1-fix</code>") && html.contains("main@sha1:abc"),
+            "status still shows: {html}"
+        );
+        assert!(html.contains("id=\"approve\""), "approving needs patch, not the rendering: {html}");
     }
 
     #[test]
