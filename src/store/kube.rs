@@ -10,6 +10,8 @@
 //! object already being deleted it only drops the finalizer (no DELETE: the controller may
 //! not delete users' objects, and the API server completes the deletion they asked for).
 
+use std::time::Duration;
+
 use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, Patch, PatchParams, PostParams};
 use serde_json::Value;
 
@@ -22,6 +24,22 @@ pub use driftless_core::names::FINALIZER;
 
 /// How many times a conflicting `update` is retried before giving up.
 const CONFLICT_RETRIES: usize = 8;
+/// Backoff between writes refused by a transient server error (500s, 429): the first
+/// waits, doubling, cover about 10 s, so a blip of the API server does not lose a run's
+/// recorded result (the next reconcile would see the applied changes as "no changes").
+const TRANSIENT_BACKOFF: [Duration; 6] = [
+    Duration::from_millis(200),
+    Duration::from_millis(400),
+    Duration::from_millis(800),
+    Duration::from_millis(1600),
+    Duration::from_millis(3200),
+    Duration::from_millis(4000),
+];
+
+/// An answer worth trying again: the server is overloaded, restarting or timing out.
+fn is_transient(e: &kube::Error) -> bool {
+    matches!(e, kube::Error::Api(s) if s.code == 429 || s.code >= 500)
+}
 
 #[derive(Clone)]
 pub struct KubeStore {
@@ -131,7 +149,10 @@ impl ObjectStore for KubeStore {
     async fn update<K: StoredObject>(&self, namespace: &str, name: &str, mut mutate: impl FnMut(&mut K) + Send) -> Result<K> {
         let (api, _) = self.api::<K>(namespace);
         let not_found = || StoreError::NotFound { kind: kind::<K>(), namespace: namespace.into(), name: name.into() };
-        for attempt in 1..=CONFLICT_RETRIES {
+        let mut transient = TRANSIENT_BACKOFF.iter();
+        let mut attempt = 0;
+        while attempt < CONFLICT_RETRIES {
+            attempt += 1;
             let Some(current) = api.get_opt(name).await.map_err(|e| api_error::<K>(namespace, name, e))? else {
                 return Err(not_found());
             };
@@ -159,6 +180,15 @@ impl ObjectStore for KubeStore {
             match written {
                 Ok(stored) => return decode(stored),
                 Err(e) if is_status(&e, 409) && attempt < CONFLICT_RETRIES => continue,
+                Err(e) if is_transient(&e) => match transient.next() {
+                    Some(wait) => {
+                        tracing::debug!(%namespace, %name, "write refused ({}); retrying in {wait:?}", describe(&e));
+                        // A transient refusal is not a conflict: it does not use up those tries.
+                        attempt -= 1;
+                        tokio::time::sleep(*wait).await;
+                    }
+                    None => return Err(api_error::<K>(namespace, name, e)),
+                },
                 Err(e) if is_status(&e, 404) => return Err(not_found()),
                 Err(e) => return Err(api_error::<K>(namespace, name, e)),
             }
