@@ -269,7 +269,9 @@ async fn bad_objects_get_clear_errors_and_conditions() {
     assert!(other.contains("namespace: tenant-a"), "{other}");
     k.apply(&other).await;
     k.apply(&terraform_object("novars", "app", "./", "auto", "y", "  varsFrom:\n    - kind: Secret\n      name: missing-vars\n")).await;
-    k.start_controller(&["--no-cross-namespace-refs"]);
+    // A runner ServiceAccount outside the cluster owner's list: its rights are not the tenant's to use.
+    k.apply(&terraform_object("admin-sa", "app", "./", "auto", "w", "  serviceAccountName: cluster-admin-sa\n")).await;
+    k.start_controller(&["--no-cross-namespace-refs", "--allowed-runner-service-accounts=tf-runner"]);
     let o = k.wait_for("Terraform", "nosource", "SourceNotReady", LONG, |o| reason_of(&condition_in(o, "Ready")) == "SourceNotReady").await;
     let m = condition_in(&o, "Ready")["message"].as_str().unwrap().to_string();
     assert!(m.contains("GitRepository") && m.contains("nope") && m.contains("not found"), "{m}");
@@ -281,6 +283,10 @@ async fn bad_objects_get_clear_errors_and_conditions() {
     assert_eq!(reason_of(&condition_in(&o, "Stalled")), "AccessDenied");
     let m = condition_in(&o, "Ready")["message"].as_str().unwrap().to_string();
     assert!(m.contains("spec.sourceRef") && m.contains("tenant-a") && m.contains("--no-cross-namespace-refs"), "{m}");
+    let o = k.wait_for("Terraform", "admin-sa", "AccessDenied", LONG, |o| condition_in(o, "Stalled")["status"] == "True").await;
+    assert_eq!(reason_of(&condition_in(&o, "Stalled")), "AccessDenied");
+    let m = condition_in(&o, "Ready")["message"].as_str().unwrap().to_string();
+    assert!(m.contains("cluster-admin-sa") && m.contains("--allowed-runner-service-accounts") && m.contains("tf-runner"), "{m}");
     let o = k.wait_for("GitRepository", "huge", "Stalled", LONG, |o| condition_in(o, "Stalled")["status"] == "True").await;
     let m = condition_in(&o, "Stalled")["message"].as_str().unwrap().to_string();
     assert!(m.contains("spec.interval") && m.contains("longer than a year"), "{m}");

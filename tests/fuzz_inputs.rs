@@ -118,7 +118,12 @@ fn object(kind: &str, spec: Value) -> Value {
 fn exercise<K: Reconciled + Validate>(value: &Value) {
     if let Ok(o) = serde_json::from_value::<K>(value.clone()) {
         let _ = o.validate();
-        let locked = Tenancy { cross_namespace_refs: false, file_urls: false, ambient_credentials: false };
+        let locked = Tenancy {
+            cross_namespace_refs: false,
+            file_urls: false,
+            ambient_credentials: false,
+            runner_service_accounts: Some(vec!["tf-runner".to_string()].into()),
+        };
         let _ = o.refused_by(&locked);
         let _ = driftless::reconcile::Refs::of(&o);
         let _ = driftless::reconcile::approval::of(&o);

@@ -236,6 +236,11 @@ impl Reconciled for Terraform {
     fn source_ref(&self) -> Option<&CrossNamespaceSourceReference> {
         Some(&self.spec.source_ref)
     }
+    /// Cross-namespace references, and a runner ServiceAccount outside the cluster owner's list.
+    fn refused_by(&self, tenancy: &super::Tenancy) -> Option<String> {
+        super::cross_namespace_refusal(tenancy, &self.namespace_or_default(), self.references())
+            .or_else(|| tenancy.runner_account_refusal(self.spec.service_account_name.as_deref()))
+    }
     fn depends_on(&self) -> &[DependencyReference] {
         &self.spec.depends_on
     }
@@ -307,7 +312,8 @@ mod tests {
     use super::*;
     use crate::api::Tenancy;
 
-    const LOCKED: Tenancy = Tenancy { cross_namespace_refs: false, file_urls: false, ambient_credentials: false };
+    const LOCKED: Tenancy =
+        Tenancy { cross_namespace_refs: false, file_urls: false, ambient_credentials: false, runner_service_accounts: None };
 
     fn object<K: serde::de::DeserializeOwned>(kind: &str, spec: serde_json::Value) -> K {
         serde_json::from_value(serde_json::json!({

@@ -3,7 +3,7 @@
 //! one person and allows everything.
 
 /// The cluster owner's rules for what objects may refer to and use.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Tenancy {
     /// Objects may refer to objects of other namespaces (`sourceRef`, `dependsOn`,
     /// `healthChecks`, an Alert's `eventSources`, a Receiver's `resources`). Turned off by
@@ -15,11 +15,29 @@ pub struct Tenancy {
     /// A Bucket without `secretRef` may use the controller's own cloud credentials
     /// (`--allow-ambient-credentials`); else it reads the bucket anonymously.
     pub ambient_credentials: bool,
+    /// The ServiceAccounts a Terraform may name as its runner's `spec.serviceAccountName`
+    /// (`--allowed-runner-service-accounts`); `None`: any of its namespace. A runner pod acts
+    /// with its ServiceAccount's rights, so naming one is using those rights: without a list
+    /// whoever may create a Terraform may use every ServiceAccount of the namespace.
+    pub runner_service_accounts: Option<std::sync::Arc<[String]>>,
 }
 
 impl Tenancy {
     /// A local store: one user, every reference allowed.
-    pub const LOCAL: Tenancy = Tenancy { cross_namespace_refs: true, file_urls: true, ambient_credentials: true };
+    pub const LOCAL: Tenancy =
+        Tenancy { cross_namespace_refs: true, file_urls: true, ambient_credentials: true, runner_service_accounts: None };
+
+    /// Why `account`, the runner ServiceAccount an object names, is refused, if it is.
+    pub fn runner_account_refusal(&self, account: Option<&str>) -> Option<String> {
+        let (Some(allowed), Some(account)) = (&self.runner_service_accounts, account) else { return None };
+        if allowed.iter().any(|a| a == account) {
+            return None;
+        }
+        Some(format!(
+            "spec.serviceAccountName {account:?} is not a runner ServiceAccount this cluster allows (--allowed-runner-service-accounts: {}); name one of those or leave it unset",
+            allowed.join(", ")
+        ))
+    }
 }
 
 /// The first of `refs` (field, namespace it names) outside `own`, when cross-namespace
@@ -44,7 +62,19 @@ pub fn cross_namespace_refusal<'a>(
 mod tests {
     use super::*;
 
-    const LOCKED: Tenancy = Tenancy { cross_namespace_refs: false, file_urls: false, ambient_credentials: false };
+    const LOCKED: Tenancy =
+        Tenancy { cross_namespace_refs: false, file_urls: false, ambient_credentials: false, runner_service_accounts: None };
+
+    #[test]
+    fn runner_service_accounts_outside_the_allowed_list_are_refused_by_name() {
+        let listed =
+            Tenancy { runner_service_accounts: Some(vec!["tf-runner".to_string(), "driftless-runner".to_string()].into()), ..LOCKED };
+        let refused = listed.runner_account_refusal(Some("admin")).unwrap();
+        assert!(refused.contains("\"admin\"") && refused.contains("tf-runner, driftless-runner"), "{refused}");
+        assert_eq!(listed.runner_account_refusal(Some("tf-runner")), None);
+        assert_eq!(listed.runner_account_refusal(None), None, "unset: the controller's default runner account");
+        assert_eq!(LOCKED.runner_account_refusal(Some("admin")), None, "no list: any account of the namespace");
+    }
 
     #[test]
     fn a_reference_to_another_namespace_is_refused_only_when_locked_down() {

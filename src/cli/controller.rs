@@ -84,6 +84,12 @@ pub struct ControllerArgs {
     /// standard AWS chain); without this it reads the bucket anonymously.
     #[arg(long)]
     pub allow_ambient_credentials: bool,
+    /// The only ServiceAccounts a Terraform may name as `spec.serviceAccountName` for its
+    /// runner pods, comma separated (the `--runner-service-account` is always allowed). A
+    /// runner acts with its account's rights; without a list a Terraform may name any
+    /// ServiceAccount of its namespace.
+    #[arg(long, value_delimiter = ',')]
+    pub allowed_runner_service_accounts: Vec<String>,
     /// Serve the review page here (e.g. 0.0.0.0:9443 behind a TLS Service): users log in with
     /// a Kubernetes token and act with their own RBAC rights. Off unless given.
     #[arg(long)]
@@ -119,6 +125,7 @@ pub async fn run(args: ControllerArgs, config: kube::Config, terraform: Option<P
     let identity = args.identity.unwrap_or_else(|| {
         std::fs::read_to_string("/proc/sys/kernel/hostname").map(|h| h.trim().to_string()).unwrap_or_else(|_| "driftless".into())
     });
+    let runner_account = args.runner_service_account.clone();
     let options = ControllerOptions {
         concurrent: args.concurrent.max(1),
         metrics_addr: args.metrics_addr,
@@ -136,7 +143,7 @@ pub async fn run(args: ControllerArgs, config: kube::Config, terraform: Option<P
         runner: PodSettings {
             image: args.runner_image,
             command: args.runner_command.split_whitespace().map(str::to_string).collect(),
-            service_account: args.runner_service_account,
+            service_account: runner_account.clone(),
             env,
         },
         terraform_path: terraform,
@@ -148,6 +155,12 @@ pub async fn run(args: ControllerArgs, config: kube::Config, terraform: Option<P
             cross_namespace_refs: !args.no_cross_namespace_refs,
             file_urls: args.allow_file_urls,
             ambient_credentials: args.allow_ambient_credentials,
+            runner_service_accounts: (!args.allowed_runner_service_accounts.is_empty()).then(|| {
+                let mut allowed: Vec<String> = args.allowed_runner_service_accounts.iter().filter(|a| !a.is_empty()).cloned().collect();
+                allowed.push(runner_account.clone());
+                allowed.dedup();
+                allowed.into()
+            }),
         },
         default_service_account: args.default_service_account.filter(|a| !a.is_empty()),
     };

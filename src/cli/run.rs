@@ -107,7 +107,7 @@ pub async fn run_loop(ctx: &LocalContext, once: bool, receiver_addr: Option<std:
         let listener = tokio::net::TcpListener::bind(addr)
             .await
             .map_err(|e| CliError::Usage(format!("--receiver-addr {addr}: cannot listen: {e}")))?;
-        let router = crate::notify::receiver::router(ctx.store.clone(), crate::notify::receiver::Receivers::Listed, ctx.tenancy);
+        let router = crate::notify::receiver::router(ctx.store.clone(), crate::notify::receiver::Receivers::Listed, ctx.tenancy.clone());
         tokio::spawn(async move {
             if let Err(e) = crate::notify::receiver::serve(listener, router, std::future::pending()).await {
                 tracing::error!("receiver server: {e}");

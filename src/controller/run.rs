@@ -263,7 +263,7 @@ pub async fn run(
     if let Some(addr) = options.receiver_addr {
         let listener = tokio::net::TcpListener::bind(addr).await.map_err(|source| ControllerError::Listen { addr, source })?;
         let receivers = watch_receivers(&client, stopped(servers_stop_rx.clone()));
-        let router = crate::notify::receiver::router(store.clone(), Receivers::Watched(receivers), options.tenancy);
+        let router = crate::notify::receiver::router(store.clone(), Receivers::Watched(receivers), options.tenancy.clone());
         let stop = stopped(servers_stop_rx);
         tokio::spawn(async move {
             if let Err(e) = crate::notify::receiver::serve(listener, router, stop).await {
@@ -298,7 +298,7 @@ pub async fn run(
     let lost = leadership.as_ref().map(|l| l.lost());
     // Providers, Alerts and Receivers have no reconcile of their own: their status (and a
     // Receiver's webhook path) is brought up to date on a short period, by the leader only.
-    let notification_status = tokio::spawn(notification_status_loop(store.clone(), options.tenancy, stopped(stop_rx.clone())));
+    let notification_status = tokio::spawn(notification_status_loop(store.clone(), options.tenancy.clone(), stopped(stop_rx.clone())));
 
     let ctx = Context {
         store: store.clone(),
