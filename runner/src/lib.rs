@@ -6,6 +6,7 @@ pub mod plan_json;
 pub mod pod;
 pub mod state_server;
 pub mod terraform;
+pub mod tfvars;
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -22,7 +23,6 @@ use state_server::StateServer;
 use terraform::{Terraform, TerraformError};
 
 const PLAN_FILE: &str = "driftless.tfplan";
-const TFVARS_FILE: &str = "zz_driftless.auto.tfvars.json";
 /// What terraform writes when it cannot save state to the backend after changing resources.
 const ERRORED_STATE: &str = "errored.tfstate";
 /// How long a lock outlives the runner's own deadline: past it, the runner was killed
@@ -153,8 +153,7 @@ impl<'a> Run<'a> {
                 vec![],
             ));
         }
-        let vars: serde_json::Map<String, serde_json::Value> = spec.variables.iter().map(|v| (v.name.clone(), v.value.clone())).collect();
-        write(&module_dir.join(TFVARS_FILE), &serde_json::to_vec(&vars).unwrap_or_default())?;
+        write(&module_dir.join(tfvars::FILE_NAME), &tfvars::render(&spec.variables))?;
 
         // An apply needs its saved plan (checked against the approved digest) before anything
         // else, and the state server at the address the plan recorded.
@@ -292,7 +291,10 @@ impl<'a> Run<'a> {
             None
         };
         let raw_drift = show.as_ref().map(|s| s.drift()).unwrap_or_default();
-        let drift = driftless_core::drift::filter_drift(raw_drift.clone(), &spec.drift_ignore);
+        let drift = plan_json::bound_fields(
+            driftless_core::drift::filter_drift(raw_drift.clone(), &spec.drift_ignore),
+            plan_json::MAX_DRIFT_FIELDS,
+        );
         let summary = show.as_ref().map(|s| s.summary()).unwrap_or(stream.summary);
         let mut result = RunResult {
             outcome: Outcome::NoChanges,
@@ -368,7 +370,7 @@ impl<'a> Run<'a> {
             // Older terraform versions stream no `outputs` message: ask for them.
             let out = tf.exec(&["output", "-json"]).await.map_err(tf_failure)?;
             if out.code == 0 {
-                outputs = parse_output_json(&out.stdout);
+                outputs = plan_json::parse_outputs(&out.stdout);
             }
         }
         let mut r = RunResult::failed(RunErrorKind::Internal, "");
@@ -453,17 +455,6 @@ fn render_stream(stream: &StreamSummary) -> String {
     }
     out.push_str(&format!("\nPlan: {}.\n", stream.summary));
     out
-}
-
-fn parse_output_json(text: &str) -> Vec<driftless_core::contract::Output> {
-    let Ok(serde_json::Value::Object(map)) = serde_json::from_str::<serde_json::Value>(text) else { return Vec::new() };
-    map.into_iter()
-        .map(|(name, o)| driftless_core::contract::Output {
-            name,
-            sensitive: o.get("sensitive").and_then(serde_json::Value::as_bool).unwrap_or(false),
-            value: o.get("value").cloned().unwrap_or(serde_json::Value::Null),
-        })
-        .collect()
 }
 
 /// The strings of a sensitive value worth scrubbing (short ones would mangle messages).
