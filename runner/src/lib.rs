@@ -25,20 +25,21 @@ use terraform::{Terraform, TerraformError};
 const PLAN_FILE: &str = "driftless.tfplan";
 /// What terraform writes when it cannot save state to the backend after changing resources.
 const ERRORED_STATE: &str = "errored.tfstate";
-/// How long a lock outlives the runner's own deadline: past it, the runner was killed
-/// (the dispatcher kills it 30 s after the deadline) and the lock may be taken over.
+/// How long a lock outlives the runner's own deadline (the plan's plus, when it applies, the
+/// apply's): past it, the runner was killed (the dispatcher kills it a minute or two after
+/// the deadline) and the lock may be taken over.
 const LOCK_TTL_MARGIN: Duration = Duration::from_secs(10 * 60);
 
 /// Runs one spec; never panics on bad input, every failure becomes a `RunResult`.
 pub async fn run(spec: RunSpec) -> RunResult {
     match &spec.backend {
         BackendSpec::Local { root } => {
-            let ttl = Duration::from_secs(spec.timeout_seconds.max(1)) + LOCK_TTL_MARGIN;
+            let ttl = spec.longest_run() + LOCK_TTL_MARGIN;
             let store = LocalBackend::new(root).with_lock_ttl(ttl);
             Run::new(&spec).execute(store).await
         }
         BackendSpec::S3(location) => {
-            let ttl = Duration::from_secs(spec.timeout_seconds.max(1)) + LOCK_TTL_MARGIN;
+            let ttl = spec.longest_run() + LOCK_TTL_MARGIN;
             let store = S3Backend::connect(location, ttl).await;
             // One cheap request first: a missing bucket or refused credentials is reported
             // as such, not as terraform failing to read its state.
@@ -48,7 +49,7 @@ pub async fn run(spec: RunSpec) -> RunResult {
             Run::new(&spec).execute(store).await
         }
         BackendSpec::Kubernetes { namespace } => {
-            let ttl = Duration::from_secs(spec.timeout_seconds.max(1)) + LOCK_TTL_MARGIN;
+            let ttl = spec.longest_run() + LOCK_TTL_MARGIN;
             // The client `kube::Client::try_default()` builds: KUBECONFIG or the pod's
             // ServiceAccount.
             match SecretBackend::connect(namespace.as_str(), ttl).await {
@@ -94,7 +95,8 @@ impl<'a> Run<'a> {
     }
 
     async fn execute<S: StateStore + PlanStore + Clone>(mut self, store: S) -> RunResult {
-        let deadline = self.started + Duration::from_secs(self.spec.timeout_seconds.max(1));
+        // Everything up to the plan; an apply gets its own deadline (`Run::apply`).
+        let deadline = self.started + self.spec.plan_timeout();
         let workdir = match tempfile::Builder::new().prefix("driftless-run-").tempdir() {
             Ok(d) => d,
             Err(e) => return RunResult::failed(RunErrorKind::Internal, format!("cannot create a workspace: {e}")),
@@ -176,7 +178,8 @@ impl<'a> Run<'a> {
                 Some(server)
             }
         };
-        let tf = Terraform::locate(spec.terraform_path.as_deref(), &module_dir, deadline).map_err(tf_failure)?;
+        let deadline_name = format!("the run's deadline of {} s", spec.plan_timeout().as_secs());
+        let tf = Terraform::locate(spec.terraform_path.as_deref(), &module_dir, deadline, &deadline_name).map_err(tf_failure)?;
         let state_address = server.as_ref().map(|s| s.addr.to_string());
         let mut outcome = self.terraform_steps(store, &tf, &module_dir, saved.map(|(_, b)| b), state_address).await;
         if let Err((_, _, diagnostics)) = &mut outcome
@@ -349,9 +352,13 @@ impl<'a> Run<'a> {
         Ok(result)
     }
 
-    /// Applies the saved plan file in the workspace: never a fresh plan.
+    /// Applies the saved plan file in the workspace: never a fresh plan. Under its own
+    /// deadline from now, not what is left of the plan's: an apply cut off mid-way leaves
+    /// resources half made.
     async fn apply(&mut self, tf: &Terraform) -> Result<RunResult, Failure> {
         let t = Instant::now();
+        let limit = self.spec.apply_timeout();
+        let tf = tf.until(t + limit, &format!("the apply's deadline of {} s", limit.as_secs()));
         let applied = tf
             .exec(&["apply", "-input=false", "-no-color", "-json", "-lock-timeout=0s", "-auto-approve", PLAN_FILE])
             .await
@@ -417,7 +424,7 @@ fn write(path: &Path, bytes: &[u8]) -> Result<(), Failure> {
 
 fn tf_failure(e: TerraformError) -> Failure {
     let kind = match e {
-        TerraformError::Timeout(_) | TerraformError::Stopped(_) => RunErrorKind::Timeout,
+        TerraformError::Timeout { .. } | TerraformError::Stopped(_) => RunErrorKind::Timeout,
         _ => RunErrorKind::Terraform,
     };
     (kind, e.to_string(), vec![])
