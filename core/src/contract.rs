@@ -251,6 +251,23 @@ pub struct RunResult {
     /// Wall time of each step in milliseconds, for benchmarks and slow-run reports.
     #[serde(default)]
     pub timings_ms: Vec<(String, u64)>,
+    /// Terraform state an apply could not save to the backend (terraform's
+    /// `errored.tfstate`) and the runner could not save either: the only record of what the
+    /// apply created, carried here so it is not deleted with the workspace. It travels the
+    /// trusted channel only, as sensitive outputs do (it holds the resources' secrets).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unsaved_state: Option<UnsavedState>,
+}
+
+/// The text of a terraform state (JSON). `Debug` shows its size only: a state holds secrets.
+#[derive(Serialize, Deserialize, Clone, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct UnsavedState(pub String);
+
+impl std::fmt::Debug for UnsavedState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "UnsavedState({} bytes)", self.0.len())
+    }
 }
 
 impl RunResult {
@@ -265,6 +282,7 @@ impl RunResult {
             outputs: Vec::new(),
             error: Some(RunError { kind, message: message.into(), diagnostics: Vec::new(), lock: None }),
             timings_ms: Vec::new(),
+            unsaved_state: None,
         }
     }
 }
@@ -324,5 +342,17 @@ mod tests {
         json.as_object_mut().unwrap().remove("applyTimeoutSeconds");
         let back: RunSpec = serde_json::from_value(json).unwrap();
         assert_eq!(back.apply_timeout_seconds, None);
+    }
+
+    #[test]
+    fn an_unsaved_state_never_shows_in_debug_output() {
+        let r = RunResult {
+            unsaved_state: Some(UnsavedState("{\"secret\":\"hunter2\"}".into())),
+            ..RunResult::failed(RunErrorKind::Apply, "x")
+        };
+        let shown = format!("{r:?}");
+        assert!(!shown.contains("hunter2") && shown.contains("UnsavedState(20 bytes)"), "{shown}");
+        let json = serde_json::to_value(&r).unwrap();
+        assert_eq!(json["unsavedState"], "{\"secret\":\"hunter2\"}");
     }
 }

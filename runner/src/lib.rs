@@ -1,6 +1,7 @@
 //! `driftless-runner`: executes one `RunSpec` in a fresh temporary workspace and returns a
 //! `RunResult`. It is the only part of driftless that starts terraform.
 
+pub mod errored_state;
 pub mod module;
 pub mod plan_json;
 pub mod pod;
@@ -23,8 +24,6 @@ use state_server::StateServer;
 use terraform::{Terraform, TerraformError};
 
 const PLAN_FILE: &str = "driftless.tfplan";
-/// What terraform writes when it cannot save state to the backend after changing resources.
-const ERRORED_STATE: &str = "errored.tfstate";
 /// How long a lock outlives the runner's own deadline (the plan's plus, when it applies, the
 /// apply's): past it, the runner was killed (the dispatcher kills it a minute or two after
 /// the deadline) and the lock may be taken over.
@@ -74,6 +73,8 @@ struct Run<'a> {
     /// Values that must never appear in an error or rendering.
     /// Every sensitive variable and backend credential, in every form it can take in text.
     secrets: Scrubber,
+    /// The state of a failed apply that could not be saved anywhere but the result.
+    unsaved_state: Option<driftless_core::contract::UnsavedState>,
 }
 
 type Failure = (RunErrorKind, String, Vec<String>);
@@ -83,7 +84,7 @@ impl<'a> Run<'a> {
         let secrets = Scrubber::new(
             spec.variables.iter().filter(|v| v.sensitive).flat_map(|v| secret_strings(&v.value)).chain(spec.backend.secrets()),
         );
-        Self { spec, started: Instant::now(), timings: Vec::new(), secrets }
+        Self { spec, started: Instant::now(), timings: Vec::new(), secrets, unsaved_state: None }
     }
 
     fn mark(&mut self, step: &str, since: Instant) {
@@ -114,6 +115,7 @@ impl<'a> Run<'a> {
         };
         self.mark("total", self.started);
         result.timings_ms = std::mem::take(&mut self.timings);
+        result.unsaved_state = self.unsaved_state.take();
         result
     }
 
@@ -181,18 +183,22 @@ impl<'a> Run<'a> {
         let deadline_name = format!("the run's deadline of {} s", spec.plan_timeout().as_secs());
         let tf = Terraform::locate(spec.terraform_path.as_deref(), &module_dir, deadline, &deadline_name).map_err(tf_failure)?;
         let state_address = server.as_ref().map(|s| s.addr.to_string());
-        let mut outcome = self.terraform_steps(store, &tf, &module_dir, saved.map(|(_, b)| b), state_address).await;
-        if let Err((_, _, diagnostics)) = &mut outcome
-            && let Some(note) = rescue_errored_state(store, &key, &module_dir).await
-        {
-            diagnostics.push(note);
-        }
+        let outcome = self.terraform_steps(store, &tf, &module_dir, saved.map(|(_, b)| b), state_address).await;
+        // Before the workspace (and terraform's errored.tfstate in it) is deleted.
+        let rescue = match (&outcome, &server) {
+            (Ok(_), _) => None,
+            (Err(_), Some(server)) => {
+                errored_state::rescue(store, &key, &module_dir, server.held_lock(), &spec.lock_holder, &errored_state::RETRY_WAITS).await
+            }
+            // A native backend of the module's own: driftless has no business writing it.
+            (Err(_), None) => errored_state::keep(&module_dir, "the module's state lives in its own backend (customConfiguration)"),
+        };
         let refused_by = server.as_ref().and_then(StateServer::refused_by);
         let store_failure = server.as_ref().and_then(StateServer::failure);
         if let Some(server) = server {
             server.stop().await;
         }
-        match outcome {
+        let outcome = match outcome {
             Err((kind, message, diagnostics)) if refused_by.is_some() && kind != RunErrorKind::Timeout => {
                 let holder = refused_by.unwrap_or_default();
                 let mut r = RunResult::failed(
@@ -222,6 +228,20 @@ impl<'a> Run<'a> {
                 None => Err((kind, message, diagnostics)),
             },
             ok => ok,
+        };
+        let Some(rescue) = rescue else { return outcome };
+        let note = rescue.note();
+        if let errored_state::Rescue::Kept { state, .. } = rescue {
+            self.unsaved_state = Some(state);
+        }
+        match outcome {
+            Err((kind, message, diagnostics)) => Err((kind, format!("{message}; {note}"), diagnostics)),
+            Ok(mut r) => {
+                if let Some(e) = r.error.as_mut() {
+                    e.message = format!("{}; {note}", e.message);
+                }
+                Ok(r)
+            }
         }
     }
 
@@ -309,6 +329,7 @@ impl<'a> Run<'a> {
             outputs: Vec::new(),
             error: None,
             timings_ms: Vec::new(),
+            unsaved_state: None,
         };
         // A drift check whose drift is all ignored changes nothing: its plan would revert
         // exactly what the user asked to leave alone.
@@ -386,30 +407,6 @@ impl<'a> Run<'a> {
         r.outputs = outputs;
         Ok(r)
     }
-}
-
-/// When terraform changed resources but could not save the state (the backend was down at
-/// that moment), it leaves `errored.tfstate` in the workspace, which is deleted after the
-/// run. Save it to the store, retrying for a while, so what was applied is not forgotten.
-async fn rescue_errored_state<S: StateStore>(store: &S, key: &StateKey, dir: &Path) -> Option<String> {
-    let bytes = std::fs::read(dir.join(ERRORED_STATE)).ok()?;
-    let mut wait = Duration::from_secs(1);
-    let mut last = String::new();
-    for _ in 0..5 {
-        match store.put(key, &bytes, None).await {
-            Ok(()) => {
-                tracing::warn!("terraform could not save state of {key}; saved it from {ERRORED_STATE}");
-                return Some(format!("terraform could not save the state; driftless saved it from {ERRORED_STATE}, nothing is lost"));
-            }
-            Err(e) => last = e.to_string(),
-        }
-        tokio::time::sleep(wait).await;
-        wait *= 2;
-    }
-    tracing::error!("state of {key} from {ERRORED_STATE} could not be saved: {last}");
-    Some(format!(
-        "terraform could not save the state and neither could driftless ({last}); resources may exist that the state does not record"
-    ))
 }
 
 fn backend_file(module_has_backend: bool) -> &'static str {

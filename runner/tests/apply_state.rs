@@ -1,6 +1,8 @@
-//! An apply has its own deadline, not what is left of the plan's. Real terraform and providers
-//! (hashicorp/null, and drifttest's file resource, made slow with `DRIFTTEST_APPLY_DELAY_MS`),
-//! the real runner binary, a local backend.
+//! An apply's state is never lost with its workspace, and an apply has its own deadline. Real
+//! terraform and providers (hashicorp/null, and drifttest's file resource, made slow with
+//! `DRIFTTEST_APPLY_DELAY_MS`), the real runner binary, a local backend that is broken while
+//! terraform applies: terraform cannot save the state and leaves `errored.tfstate`, which the
+//! runner saves to the backend once it is back, or carries in its result when it stays down.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::io::Write;
@@ -126,6 +128,29 @@ impl World {
         child
     }
 
+    /// Waits until the runner runs `terraform apply`, then `after` more.
+    fn wait_for_apply(&self, runner: &mut Child, after: Duration) {
+        let started = Instant::now();
+        while !applying(runner.id()) {
+            assert!(started.elapsed() < Duration::from_secs(120), "the apply never started");
+            assert!(runner.try_wait().unwrap().is_none(), "the runner ended before the apply");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        std::thread::sleep(after);
+    }
+
+    /// Breaks the backend: the object's state directory becomes a file, so every read and
+    /// write of its state and lock fails.
+    fn break_backend(&self) {
+        std::fs::rename(self.state_dir(), self.state_dir().with_extension("away")).unwrap();
+        std::fs::write(self.state_dir(), "not a directory").unwrap();
+    }
+
+    fn heal_backend(&self) {
+        std::fs::remove_file(self.state_dir()).unwrap();
+        std::fs::rename(self.state_dir().with_extension("away"), self.state_dir()).unwrap();
+    }
+
     fn backend_state(&self) -> Option<Value> {
         std::fs::read(self.state_dir().join("default.tfstate")).ok().map(|b| serde_json::from_slice(&b).unwrap())
     }
@@ -171,6 +196,74 @@ fn addresses(state: &Value) -> Vec<String> {
         .flatten()
         .map(|r| format!("{}.{}", r["type"].as_str().unwrap_or_default(), r["name"].as_str().unwrap_or_default()))
         .collect()
+}
+
+/// Whether a child process of `parent` runs `terraform apply`.
+fn applying(parent: u32) -> bool {
+    let Ok(entries) = std::fs::read_dir("/proc") else { return false };
+    entries.flatten().any(|e| {
+        let stat = std::fs::read_to_string(e.path().join("stat")).unwrap_or_default();
+        // pid (comm) state ppid ...: the fields after the command name's closing parenthesis.
+        let ppid = stat.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().nth(1)).and_then(|p| p.parse::<u32>().ok());
+        let cmdline = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
+        ppid == Some(parent) && cmdline.split(|b| *b == 0).any(|a| a == b"apply")
+    })
+}
+
+#[test]
+fn a_state_the_backend_refused_at_the_end_of_an_apply_is_saved_once_it_is_back() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(w) = World::new() else { return };
+    let mut runner = w.start(&w.spec(300, None), Duration::from_secs(5));
+    // Terraform has locked and read the state; the null resource is created, the file is
+    // being created: the backend goes away before terraform writes the state.
+    w.wait_for_apply(&mut runner, Duration::from_secs(2));
+    w.break_backend();
+    // Terraform fails to save the state, writes errored.tfstate and exits; the backend comes
+    // back while the runner is still trying.
+    let started = Instant::now();
+    while applying(runner.id()) {
+        assert!(started.elapsed() < Duration::from_secs(120), "the apply never ended");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    w.heal_backend();
+    let result = finish(runner);
+
+    let error = result.error.expect("an apply that could not save its state failed");
+    assert!(error.message.contains("driftless saved it from errored.tfstate"), "{error:?}");
+    assert_eq!(result.unsaved_state, None);
+    let state = w.backend_state().expect("the backend holds a state");
+    let recorded = addresses(&state);
+    assert!(
+        recorded.contains(&"null_resource.marker".to_string()) && recorded.contains(&"drifttest_file.main".to_string()),
+        "{recorded:?}"
+    );
+    assert!(w.managed_file().exists(), "the file was created, and the state says so");
+    assert!(!w.lock_left(), "terraform's lock, which it could not release, was released");
+}
+
+#[test]
+fn a_state_the_backend_never_takes_is_carried_in_the_result() {
+    let _serial = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(w) = World::new() else { return };
+    let mut runner = w.start(&w.spec(300, None), Duration::from_secs(5));
+    w.wait_for_apply(&mut runner, Duration::from_secs(2));
+    w.break_backend();
+    let result = finish(runner);
+    w.heal_backend();
+
+    let error = result.error.expect("an apply that could not save its state failed");
+    assert_eq!(error.kind, RunErrorKind::Backend, "{error:?}");
+    assert!(error.message.contains("kept in the run's result (unsavedState)"), "{error:?}");
+    let state: Value = serde_json::from_str(&result.unsaved_state.expect("the state is in the result").0).unwrap();
+    let recorded = addresses(&state);
+    assert!(
+        recorded.contains(&"null_resource.marker".to_string()) && recorded.contains(&"drifttest_file.main".to_string()),
+        "{recorded:?}"
+    );
+    assert!(w.managed_file().exists());
+    // The backend itself never got it: the result is the only record.
+    assert!(w.backend_state().map(|s| addresses(&s)).unwrap_or_default().is_empty());
 }
 
 #[test]
