@@ -368,6 +368,7 @@ async fn the_real_runner_plans_and_applies_with_state_in_a_secret() {
         terraform_path: Some(tools.terraform.clone()),
         lock_holder: "kube-backend-test".into(),
         timeout_seconds: 300,
+        apply_timeout_seconds: None,
     };
 
     let planned = run_runner(&tools, &home, &kubeconfig, &spec(Operation::Plan, None)).await;

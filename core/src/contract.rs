@@ -2,6 +2,7 @@
 //! serves a local process and a pod, so the reconcilers never know how a run executes.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
@@ -110,7 +111,45 @@ pub struct RunSpec {
     pub terraform_path: Option<PathBuf>,
     /// Identity recorded as the state lock holder.
     pub lock_holder: String,
+    /// The deadline of everything up to and including the plan (unpack, init, plan, show,
+    /// storing the plan), counted from the runner's start. An apply is not bound by it.
     pub timeout_seconds: u64,
+    /// The apply's own deadline, counted from the moment `terraform apply` starts; unset:
+    /// [`DEFAULT_APPLY_TIMEOUT_SECONDS`], or `timeout_seconds` if that is longer (see
+    /// [`RunSpec::apply_timeout`]). An apply cut off mid-way leaves resources half made, so
+    /// it gets its own, longer deadline instead of what is left of the plan's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub apply_timeout_seconds: Option<u64>,
+}
+
+/// How long an apply may take when the RunSpec sets no deadline of its own: applies create
+/// databases and clusters, which take far longer than a plan of them.
+pub const DEFAULT_APPLY_TIMEOUT_SECONDS: u64 = 60 * 60;
+
+impl RunSpec {
+    /// Whether this run applies (a saved plan, or its fresh plan under auto-approval).
+    pub fn applies(&self) -> bool {
+        self.operation == Operation::Apply || self.apply_after_plan
+    }
+
+    /// The deadline of everything before the apply (and of the whole run when it does not
+    /// apply).
+    pub fn plan_timeout(&self) -> Duration {
+        Duration::from_secs(self.timeout_seconds.max(1))
+    }
+
+    /// The apply's own deadline, counted from its start.
+    pub fn apply_timeout(&self) -> Duration {
+        let seconds = self.apply_timeout_seconds.unwrap_or_else(|| DEFAULT_APPLY_TIMEOUT_SECONDS.max(self.timeout_seconds));
+        Duration::from_secs(seconds.max(1))
+    }
+
+    /// The longest this run may take before the runner stops terraform: the plan's deadline,
+    /// plus the apply's when it applies. What a dispatcher waits for (plus its own slack) and
+    /// how long a state lock of this run counts.
+    pub fn longest_run(&self) -> Duration {
+        if self.applies() { self.plan_timeout().saturating_add(self.apply_timeout()) } else { self.plan_timeout() }
+    }
 }
 
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
@@ -212,6 +251,23 @@ pub struct RunResult {
     /// Wall time of each step in milliseconds, for benchmarks and slow-run reports.
     #[serde(default)]
     pub timings_ms: Vec<(String, u64)>,
+    /// Terraform state an apply could not save to the backend (terraform's
+    /// `errored.tfstate`) and the runner could not save either: the only record of what the
+    /// apply created, carried here so it is not deleted with the workspace. It travels the
+    /// trusted channel only, as sensitive outputs do (it holds the resources' secrets).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unsaved_state: Option<UnsavedState>,
+}
+
+/// The text of a terraform state (JSON). `Debug` shows its size only: a state holds secrets.
+#[derive(Serialize, Deserialize, Clone, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct UnsavedState(pub String);
+
+impl std::fmt::Debug for UnsavedState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "UnsavedState({} bytes)", self.0.len())
+    }
 }
 
 impl RunResult {
@@ -226,6 +282,77 @@ impl RunResult {
             outputs: Vec::new(),
             error: Some(RunError { kind, message: message.into(), diagnostics: Vec::new(), lock: None }),
             timings_ms: Vec::new(),
+            unsaved_state: None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(operation: Operation, apply_after_plan: bool, timeout: u64, apply: Option<u64>) -> RunSpec {
+        RunSpec {
+            operation,
+            object: ObjectKey { kind: "Terraform".into(), namespace: "n".into(), name: "x".into() },
+            artifact_url: "file:///a".into(),
+            artifact_digest: "sha256:00".into(),
+            source_revision: "r".into(),
+            path: "./".into(),
+            workspace: "default".into(),
+            state_name: "default".into(),
+            variables: Vec::new(),
+            inputs_digest: "d".into(),
+            backend: BackendSpec::Local { root: "/b".into() },
+            custom_backend: None,
+            plan_id: None,
+            plan_digest: None,
+            apply_after_plan,
+            drift_ignore: Vec::new(),
+            render_plan: false,
+            terraform_path: None,
+            lock_holder: "t".into(),
+            timeout_seconds: timeout,
+            apply_timeout_seconds: apply,
+        }
+    }
+
+    #[test]
+    fn an_apply_gets_its_own_longer_deadline_by_default() {
+        let s = spec(Operation::Apply, false, 1200, None);
+        assert_eq!(s.apply_timeout(), Duration::from_secs(DEFAULT_APPLY_TIMEOUT_SECONDS));
+        assert_eq!(s.longest_run(), Duration::from_secs(1200 + DEFAULT_APPLY_TIMEOUT_SECONDS));
+        // Never shorter than the plan's.
+        assert_eq!(spec(Operation::Apply, false, 7200, None).apply_timeout(), Duration::from_secs(7200));
+        assert_eq!(spec(Operation::Apply, false, 7200, Some(60)).apply_timeout(), Duration::from_secs(60));
+    }
+
+    #[test]
+    fn only_a_run_that_applies_may_run_past_the_plan_deadline() {
+        assert_eq!(spec(Operation::Plan, false, 300, Some(900)).longest_run(), Duration::from_secs(300));
+        assert_eq!(spec(Operation::DriftCheck, false, 300, None).longest_run(), Duration::from_secs(300));
+        assert_eq!(spec(Operation::Plan, true, 300, Some(900)).longest_run(), Duration::from_secs(1200));
+        assert_eq!(spec(Operation::Plan, false, 0, None).longest_run(), Duration::from_secs(1));
+    }
+
+    #[test]
+    fn a_run_spec_without_an_apply_deadline_still_parses() {
+        let mut json = serde_json::to_value(spec(Operation::Apply, false, 60, Some(5))).unwrap();
+        assert_eq!(json["applyTimeoutSeconds"], 5);
+        json.as_object_mut().unwrap().remove("applyTimeoutSeconds");
+        let back: RunSpec = serde_json::from_value(json).unwrap();
+        assert_eq!(back.apply_timeout_seconds, None);
+    }
+
+    #[test]
+    fn an_unsaved_state_never_shows_in_debug_output() {
+        let r = RunResult {
+            unsaved_state: Some(UnsavedState("{\"secret\":\"hunter2\"}".into())),
+            ..RunResult::failed(RunErrorKind::Apply, "x")
+        };
+        let shown = format!("{r:?}");
+        assert!(!shown.contains("hunter2") && shown.contains("UnsavedState(20 bytes)"), "{shown}");
+        let json = serde_json::to_value(&r).unwrap();
+        assert_eq!(json["unsavedState"], "{\"secret\":\"hunter2\"}");
     }
 }

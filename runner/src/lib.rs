@@ -1,11 +1,13 @@
 //! `driftless-runner`: executes one `RunSpec` in a fresh temporary workspace and returns a
 //! `RunResult`. It is the only part of driftless that starts terraform.
 
+pub mod errored_state;
 pub mod module;
 pub mod plan_json;
 pub mod pod;
 pub mod state_server;
 pub mod terraform;
+pub mod tfvars;
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -22,23 +24,21 @@ use state_server::StateServer;
 use terraform::{Terraform, TerraformError};
 
 const PLAN_FILE: &str = "driftless.tfplan";
-const TFVARS_FILE: &str = "zz_driftless.auto.tfvars.json";
-/// What terraform writes when it cannot save state to the backend after changing resources.
-const ERRORED_STATE: &str = "errored.tfstate";
-/// How long a lock outlives the runner's own deadline: past it, the runner was killed
-/// (the dispatcher kills it 30 s after the deadline) and the lock may be taken over.
+/// How long a lock outlives the runner's own deadline (the plan's plus, when it applies, the
+/// apply's): past it, the runner was killed (the dispatcher kills it a minute or two after
+/// the deadline) and the lock may be taken over.
 const LOCK_TTL_MARGIN: Duration = Duration::from_secs(10 * 60);
 
 /// Runs one spec; never panics on bad input, every failure becomes a `RunResult`.
 pub async fn run(spec: RunSpec) -> RunResult {
     match &spec.backend {
         BackendSpec::Local { root } => {
-            let ttl = Duration::from_secs(spec.timeout_seconds.max(1)) + LOCK_TTL_MARGIN;
+            let ttl = spec.longest_run() + LOCK_TTL_MARGIN;
             let store = LocalBackend::new(root).with_lock_ttl(ttl);
             Run::new(&spec).execute(store).await
         }
         BackendSpec::S3(location) => {
-            let ttl = Duration::from_secs(spec.timeout_seconds.max(1)) + LOCK_TTL_MARGIN;
+            let ttl = spec.longest_run() + LOCK_TTL_MARGIN;
             let store = S3Backend::connect(location, ttl).await;
             // One cheap request first: a missing bucket or refused credentials is reported
             // as such, not as terraform failing to read its state.
@@ -48,7 +48,7 @@ pub async fn run(spec: RunSpec) -> RunResult {
             Run::new(&spec).execute(store).await
         }
         BackendSpec::Kubernetes { namespace } => {
-            let ttl = Duration::from_secs(spec.timeout_seconds.max(1)) + LOCK_TTL_MARGIN;
+            let ttl = spec.longest_run() + LOCK_TTL_MARGIN;
             // The client `kube::Client::try_default()` builds: KUBECONFIG or the pod's
             // ServiceAccount.
             match SecretBackend::connect(namespace.as_str(), ttl).await {
@@ -73,6 +73,8 @@ struct Run<'a> {
     /// Values that must never appear in an error or rendering.
     /// Every sensitive variable and backend credential, in every form it can take in text.
     secrets: Scrubber,
+    /// The state of a failed apply that could not be saved anywhere but the result.
+    unsaved_state: Option<driftless_core::contract::UnsavedState>,
 }
 
 type Failure = (RunErrorKind, String, Vec<String>);
@@ -82,7 +84,7 @@ impl<'a> Run<'a> {
         let secrets = Scrubber::new(
             spec.variables.iter().filter(|v| v.sensitive).flat_map(|v| secret_strings(&v.value)).chain(spec.backend.secrets()),
         );
-        Self { spec, started: Instant::now(), timings: Vec::new(), secrets }
+        Self { spec, started: Instant::now(), timings: Vec::new(), secrets, unsaved_state: None }
     }
 
     fn mark(&mut self, step: &str, since: Instant) {
@@ -94,7 +96,8 @@ impl<'a> Run<'a> {
     }
 
     async fn execute<S: StateStore + PlanStore + Clone>(mut self, store: S) -> RunResult {
-        let deadline = self.started + Duration::from_secs(self.spec.timeout_seconds.max(1));
+        // Everything up to the plan; an apply gets its own deadline (`Run::apply`).
+        let deadline = self.started + self.spec.plan_timeout();
         let workdir = match tempfile::Builder::new().prefix("driftless-run-").tempdir() {
             Ok(d) => d,
             Err(e) => return RunResult::failed(RunErrorKind::Internal, format!("cannot create a workspace: {e}")),
@@ -112,6 +115,7 @@ impl<'a> Run<'a> {
         };
         self.mark("total", self.started);
         result.timings_ms = std::mem::take(&mut self.timings);
+        result.unsaved_state = self.unsaved_state.take();
         result
     }
 
@@ -153,8 +157,7 @@ impl<'a> Run<'a> {
                 vec![],
             ));
         }
-        let vars: serde_json::Map<String, serde_json::Value> = spec.variables.iter().map(|v| (v.name.clone(), v.value.clone())).collect();
-        write(&module_dir.join(TFVARS_FILE), &serde_json::to_vec(&vars).unwrap_or_default())?;
+        write(&module_dir.join(tfvars::FILE_NAME), &tfvars::render(&spec.variables))?;
 
         // An apply needs its saved plan (checked against the approved digest) before anything
         // else, and the state server at the address the plan recorded.
@@ -177,20 +180,25 @@ impl<'a> Run<'a> {
                 Some(server)
             }
         };
-        let tf = Terraform::locate(spec.terraform_path.as_deref(), &module_dir, deadline).map_err(tf_failure)?;
+        let deadline_name = format!("the run's deadline of {} s", spec.plan_timeout().as_secs());
+        let tf = Terraform::locate(spec.terraform_path.as_deref(), &module_dir, deadline, &deadline_name).map_err(tf_failure)?;
         let state_address = server.as_ref().map(|s| s.addr.to_string());
-        let mut outcome = self.terraform_steps(store, &tf, &module_dir, saved.map(|(_, b)| b), state_address).await;
-        if let Err((_, _, diagnostics)) = &mut outcome
-            && let Some(note) = rescue_errored_state(store, &key, &module_dir).await
-        {
-            diagnostics.push(note);
-        }
+        let outcome = self.terraform_steps(store, &tf, &module_dir, saved.map(|(_, b)| b), state_address).await;
+        // Before the workspace (and terraform's errored.tfstate in it) is deleted.
+        let rescue = match (&outcome, &server) {
+            (Ok(_), _) => None,
+            (Err(_), Some(server)) => {
+                errored_state::rescue(store, &key, &module_dir, server.held_lock(), &spec.lock_holder, &errored_state::RETRY_WAITS).await
+            }
+            // A native backend of the module's own: driftless has no business writing it.
+            (Err(_), None) => errored_state::keep(&module_dir, "the module's state lives in its own backend (customConfiguration)"),
+        };
         let refused_by = server.as_ref().and_then(StateServer::refused_by);
         let store_failure = server.as_ref().and_then(StateServer::failure);
         if let Some(server) = server {
             server.stop().await;
         }
-        match outcome {
+        let outcome = match outcome {
             Err((kind, message, diagnostics)) if refused_by.is_some() && kind != RunErrorKind::Timeout => {
                 let holder = refused_by.unwrap_or_default();
                 let mut r = RunResult::failed(
@@ -220,6 +228,20 @@ impl<'a> Run<'a> {
                 None => Err((kind, message, diagnostics)),
             },
             ok => ok,
+        };
+        let Some(rescue) = rescue else { return outcome };
+        let note = rescue.note();
+        if let errored_state::Rescue::Kept { state, .. } = rescue {
+            self.unsaved_state = Some(state);
+        }
+        match outcome {
+            Err((kind, message, diagnostics)) => Err((kind, format!("{message}; {note}"), diagnostics)),
+            Ok(mut r) => {
+                if let Some(e) = r.error.as_mut() {
+                    e.message = format!("{}; {note}", e.message);
+                }
+                Ok(r)
+            }
         }
     }
 
@@ -292,7 +314,10 @@ impl<'a> Run<'a> {
             None
         };
         let raw_drift = show.as_ref().map(|s| s.drift()).unwrap_or_default();
-        let drift = driftless_core::drift::filter_drift(raw_drift.clone(), &spec.drift_ignore);
+        let drift = plan_json::bound_fields(
+            driftless_core::drift::filter_drift(raw_drift.clone(), &spec.drift_ignore),
+            plan_json::MAX_DRIFT_FIELDS,
+        );
         let summary = show.as_ref().map(|s| s.summary()).unwrap_or(stream.summary);
         let mut result = RunResult {
             outcome: Outcome::NoChanges,
@@ -304,6 +329,7 @@ impl<'a> Run<'a> {
             outputs: Vec::new(),
             error: None,
             timings_ms: Vec::new(),
+            unsaved_state: None,
         };
         // A drift check whose drift is all ignored changes nothing: its plan would revert
         // exactly what the user asked to leave alone.
@@ -347,9 +373,13 @@ impl<'a> Run<'a> {
         Ok(result)
     }
 
-    /// Applies the saved plan file in the workspace: never a fresh plan.
+    /// Applies the saved plan file in the workspace: never a fresh plan. Under its own
+    /// deadline from now, not what is left of the plan's: an apply cut off mid-way leaves
+    /// resources half made.
     async fn apply(&mut self, tf: &Terraform) -> Result<RunResult, Failure> {
         let t = Instant::now();
+        let limit = self.spec.apply_timeout();
+        let tf = tf.until(t + limit, &format!("the apply's deadline of {} s", limit.as_secs()));
         let applied = tf
             .exec(&["apply", "-input=false", "-no-color", "-json", "-lock-timeout=0s", "-auto-approve", PLAN_FILE])
             .await
@@ -368,7 +398,7 @@ impl<'a> Run<'a> {
             // Older terraform versions stream no `outputs` message: ask for them.
             let out = tf.exec(&["output", "-json"]).await.map_err(tf_failure)?;
             if out.code == 0 {
-                outputs = parse_output_json(&out.stdout);
+                outputs = plan_json::parse_outputs(&out.stdout);
             }
         }
         let mut r = RunResult::failed(RunErrorKind::Internal, "");
@@ -377,30 +407,6 @@ impl<'a> Run<'a> {
         r.outputs = outputs;
         Ok(r)
     }
-}
-
-/// When terraform changed resources but could not save the state (the backend was down at
-/// that moment), it leaves `errored.tfstate` in the workspace, which is deleted after the
-/// run. Save it to the store, retrying for a while, so what was applied is not forgotten.
-async fn rescue_errored_state<S: StateStore>(store: &S, key: &StateKey, dir: &Path) -> Option<String> {
-    let bytes = std::fs::read(dir.join(ERRORED_STATE)).ok()?;
-    let mut wait = Duration::from_secs(1);
-    let mut last = String::new();
-    for _ in 0..5 {
-        match store.put(key, &bytes, None).await {
-            Ok(()) => {
-                tracing::warn!("terraform could not save state of {key}; saved it from {ERRORED_STATE}");
-                return Some(format!("terraform could not save the state; driftless saved it from {ERRORED_STATE}, nothing is lost"));
-            }
-            Err(e) => last = e.to_string(),
-        }
-        tokio::time::sleep(wait).await;
-        wait *= 2;
-    }
-    tracing::error!("state of {key} from {ERRORED_STATE} could not be saved: {last}");
-    Some(format!(
-        "terraform could not save the state and neither could driftless ({last}); resources may exist that the state does not record"
-    ))
 }
 
 fn backend_file(module_has_backend: bool) -> &'static str {
@@ -415,7 +421,7 @@ fn write(path: &Path, bytes: &[u8]) -> Result<(), Failure> {
 
 fn tf_failure(e: TerraformError) -> Failure {
     let kind = match e {
-        TerraformError::Timeout(_) | TerraformError::Stopped(_) => RunErrorKind::Timeout,
+        TerraformError::Timeout { .. } | TerraformError::Stopped(_) => RunErrorKind::Timeout,
         _ => RunErrorKind::Terraform,
     };
     (kind, e.to_string(), vec![])
@@ -458,17 +464,6 @@ fn render_stream(stream: &StreamSummary) -> String {
     }
     out.push_str(&format!("\nPlan: {}.\n", stream.summary));
     out
-}
-
-fn parse_output_json(text: &str) -> Vec<driftless_core::contract::Output> {
-    let Ok(serde_json::Value::Object(map)) = serde_json::from_str::<serde_json::Value>(text) else { return Vec::new() };
-    map.into_iter()
-        .map(|(name, o)| driftless_core::contract::Output {
-            name,
-            sensitive: o.get("sensitive").and_then(serde_json::Value::as_bool).unwrap_or(false),
-            value: o.get("value").cloned().unwrap_or(serde_json::Value::Null),
-        })
-        .collect()
 }
 
 /// The strings of a sensitive value worth scrubbing (short ones would mangle messages).

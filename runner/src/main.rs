@@ -79,6 +79,7 @@ async fn main() -> std::process::ExitCode {
     }
     let result = driftless_runner::run(spec).await;
     if let Some(secret) = &args.result_secret {
+        let result = driftless_runner::errored_state::fit_for_secret(result, driftless_runner::errored_state::RESULT_SECRET_LIMIT);
         let pod = match driftless_runner::pod::PodIdentity::from_env() {
             Ok(p) => p,
             Err(message) => return fail(&message, log),

@@ -15,7 +15,15 @@ pub enum ModuleError {
     Parse { file: String, message: String },
     #[error("cannot read {file}: {source}")]
     Io { file: String, source: std::io::Error },
+    #[error("{file} is larger than {} MiB; driftless reads no module file that large", MAX_FILE_BYTES >> 20)]
+    TooLarge { file: String },
+    #[error("{file} is not UTF-8 text (byte {at}); terraform reads only UTF-8")]
+    NotText { file: String, at: usize },
 }
+
+/// The largest `.tf` file read: far beyond any hand-written module, and a bound on what one
+/// file of an artifact can make the runner hold in memory.
+pub const MAX_FILE_BYTES: u64 = 8 << 20;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VariableDecl {
@@ -52,7 +60,11 @@ pub fn inspect(dir: &Path, display_path: &str) -> Result<ModuleInfo, ModuleError
             // JSON syntax: terraform validates it; variables declared there are taken on trust.
             continue;
         }
-        let text = std::fs::read_to_string(&file).map_err(|source| ModuleError::Io { file: name.clone(), source })?;
+        let text = read_bounded(&file).map_err(|e| match e {
+            Read::TooLarge => ModuleError::TooLarge { file: name.clone() },
+            Read::NotText(at) => ModuleError::NotText { file: name.clone(), at },
+            Read::Io(source) => ModuleError::Io { file: name.clone(), source },
+        })?;
         let body: hcl::Body = hcl::from_str(&text).map_err(|e| ModuleError::Parse { file: name.clone(), message: e.to_string() })?;
         for block in body.blocks() {
             match block.identifier() {
@@ -74,6 +86,25 @@ pub fn inspect(dir: &Path, display_path: &str) -> Result<ModuleInfo, ModuleError
         }
     }
     Ok(info)
+}
+
+enum Read {
+    TooLarge,
+    NotText(usize),
+    Io(std::io::Error),
+}
+
+/// The file's text, if it is at most [`MAX_FILE_BYTES`] (checked while reading, so a file
+/// that grows meanwhile is not read past the limit either).
+fn read_bounded(path: &Path) -> Result<String, Read> {
+    use std::io::Read as _;
+    let file = std::fs::File::open(path).map_err(Read::Io)?;
+    let mut bytes = Vec::new();
+    file.take(MAX_FILE_BYTES + 1).read_to_end(&mut bytes).map_err(Read::Io)?;
+    if bytes.len() as u64 > MAX_FILE_BYTES {
+        return Err(Read::TooLarge);
+    }
+    String::from_utf8(bytes).map_err(|e| Read::NotText(e.utf8_error().valid_up_to()))
 }
 
 /// Names given but not declared, and required ones not given.
@@ -118,6 +149,33 @@ variable "token" {
         let (unknown, missing) = check_variables(&info, ["region", "colour"]);
         assert_eq!(unknown, vec!["colour"]);
         assert_eq!(missing, vec!["token"]);
+    }
+
+    #[test]
+    fn a_file_past_the_size_limit_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = std::fs::File::create(dir.path().join("huge.tf")).unwrap();
+        file.set_len(MAX_FILE_BYTES + 1).unwrap();
+        let err = inspect(dir.path(), "infra").unwrap_err().to_string();
+        assert!(err.starts_with("infra/huge.tf is larger than 8 MiB"), "{err}");
+    }
+
+    #[test]
+    fn a_file_that_is_not_utf8_is_a_clear_error() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("main.tf"), b"variable \"a\" {}\n\xff\xfe").unwrap();
+        let err = inspect(dir.path(), "infra").unwrap_err().to_string();
+        assert_eq!(err, "infra/main.tf is not UTF-8 text (byte 16); terraform reads only UTF-8");
+    }
+
+    /// Found by tests/fuzz_inputs.rs: hcl-rs refuses a number no f64 holds, which terraform
+    /// (arbitrary precision) accepts. It stays a parse error naming the file, not a panic.
+    #[test]
+    fn a_number_beyond_f64_is_a_parse_error_naming_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("main.tf"), "variable \"a\" {\n  default = [1e99999]\n}\n").unwrap();
+        let err = inspect(dir.path(), "infra").unwrap_err().to_string();
+        assert!(err.starts_with("infra/main.tf: invalid HCL"), "{err}");
     }
 
     #[test]

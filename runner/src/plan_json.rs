@@ -4,7 +4,7 @@
 //! version from 0.1 on parses. Sensitive values are redacted here, at the edge, before
 //! anything leaves the runner.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use driftless_core::contract::{Output, PlannedResource};
 use driftless_core::drift::DriftObject;
@@ -13,6 +13,20 @@ use serde::Deserialize;
 use serde_json::Value;
 
 pub const REDACTED: &str = "(sensitive value)";
+
+/// At most this many error diagnostics are kept from a stream (plus one line saying how many
+/// more there were): they end up in a status condition, which must stay small whatever
+/// terraform or a provider prints.
+pub const MAX_DIAGNOSTICS: usize = 20;
+/// A kept diagnostic is cut after this many characters.
+pub const MAX_DIAGNOSTIC_CHARS: usize = 2000;
+/// The longest attribute path reported (see [`changed_paths`]).
+pub const MAX_PATH_CHARS: usize = 256;
+/// Changed attributes listed per resource in a rendering (the rest are counted): a reviewer
+/// reads every one up to here.
+pub const MAX_RENDERED_PATHS: usize = 1000;
+/// Changed attributes kept per drifted resource in a status ([`bound_fields`]).
+pub const MAX_DRIFT_FIELDS: usize = 100;
 
 #[derive(Debug, Default, PartialEq)]
 pub struct StreamSummary {
@@ -74,6 +88,7 @@ struct UiDiagnostic {
 /// print plain text on crashes) are kept as errors only if they look like one.
 pub fn parse_stream(stream: &str) -> StreamSummary {
     let mut out = StreamSummary::default();
+    let mut more_errors = 0usize;
     for line in stream.lines() {
         let Ok(msg) = serde_json::from_str::<UiMessage>(line) else { continue };
         match msg.kind.as_str() {
@@ -97,7 +112,11 @@ pub fn parse_stream(stream: &str) -> StreamSummary {
                     if d.summary.contains("state lock") {
                         out.lock_error = true;
                     }
-                    out.errors.push(if d.detail.is_empty() { d.summary } else { format!("{}: {}", d.summary, d.detail) });
+                    if out.errors.len() < MAX_DIAGNOSTICS {
+                        out.errors.push(cut(if d.detail.is_empty() { d.summary } else { format!("{}: {}", d.summary, d.detail) }));
+                    } else {
+                        more_errors += 1;
+                    }
                 }
             }
             "outputs" => {
@@ -110,7 +129,33 @@ pub fn parse_stream(stream: &str) -> StreamSummary {
             _ => {}
         }
     }
+    match more_errors {
+        0 => {}
+        1 => out.errors.push("and 1 more error".into()),
+        n => out.errors.push(format!("and {n} more errors")),
+    }
     out
+}
+
+/// A diagnostic shortened to [`MAX_DIAGNOSTIC_CHARS`].
+fn cut(text: String) -> String {
+    match text.char_indices().nth(MAX_DIAGNOSTIC_CHARS) {
+        Some((at, _)) => format!("{}…", &text[..at]),
+        None => text,
+    }
+}
+
+/// The `output -json` document (older terraform versions stream no `outputs` message after
+/// an apply); anything else is no outputs.
+pub fn parse_outputs(text: &str) -> Vec<Output> {
+    let Ok(Value::Object(map)) = serde_json::from_str::<Value>(text) else { return Vec::new() };
+    map.into_iter()
+        .map(|(name, o)| Output {
+            name,
+            sensitive: o.get("sensitive").and_then(Value::as_bool).unwrap_or(false),
+            value: o.get("value").cloned().unwrap_or(Value::Null),
+        })
+        .collect()
 }
 
 fn normalise_action(action: &str) -> String {
@@ -211,10 +256,15 @@ impl ShowPlan {
         let mut out = String::new();
         if !self.resource_drift.is_empty() {
             out.push_str("Changed outside of driftless (drift):\n");
+            // First entry per address, looked up once per drift entry (not a scan each time).
+            let mut by_address: BTreeMap<&str, &ResourceChange> = BTreeMap::new();
+            for rc in &self.resource_changes {
+                by_address.entry(rc.address.as_str()).or_insert(rc);
+            }
             for rc in &self.resource_drift {
                 // terraform 1.0 leaves schema-sensitive attributes unmarked in drift entries;
                 // the planned change of the same resource marks them, so take both masks.
-                let planned = self.resource_changes.iter().find(|c| c.address == rc.address);
+                let planned = by_address.get(rc.address.as_str());
                 let mut masks = vec![&rc.change.before_sensitive, &rc.change.after_sensitive];
                 if let Some(p) = planned {
                     masks.extend([&p.change.before_sensitive, &p.change.after_sensitive]);
@@ -296,19 +346,23 @@ fn render_change_masked(out: &mut String, rc: &ResourceChange, before_mask: &Val
     let after = redact(&c.after, after_mask);
     // A created or deleted object compares with an empty one: every attribute is listed.
     let empty = Value::Object(Default::default());
-    let paths: BTreeSet<String> = match c.action() {
-        "create" => changed_paths(&empty, &c.after),
-        "delete" => changed_paths(&c.before, &empty),
-        _ => changed_paths(&c.before, &c.after),
-    }
-    .into_iter()
-    .collect();
-    for path in paths {
-        let b = lookup(&before, &path).map(short).unwrap_or_else(|| "(none)".into());
-        let a = lookup(&after, &path)
+    let (old, new) = match c.action() {
+        "create" => (&empty, &c.after),
+        "delete" => (&c.before, &empty),
+        _ => (&c.before, &c.after),
+    };
+    let mut changes = Vec::new();
+    diff(old, new, &mut Vec::new(), 0, &mut changes);
+    let shown = changes.len().min(MAX_RENDERED_PATHS);
+    for path in &changes[..shown] {
+        let b = lookup(&before, path).map(short).unwrap_or_else(|| "(none)".into());
+        let a = lookup(&after, path)
             .map(short)
             .unwrap_or_else(|| if c.action() == "delete" { "(none)".into() } else { "(known after apply)".into() });
-        out.push_str(&format!("      {path}: {b} -> {a}\n"));
+        out.push_str(&format!("      {}: {b} -> {a}\n", display(path)));
+    }
+    if changes.len() > shown {
+        out.push_str(&format!("      (and {} more changed attributes)\n", changes.len() - shown));
     }
 }
 
@@ -331,48 +385,115 @@ pub fn redact(value: &Value, mask: &Value) -> Value {
     }
 }
 
-/// Attribute paths (`a.b[0]`) where two JSON values differ.
+/// A path into a JSON value: object keys and array indices.
+type Path<'a> = Vec<Step<'a>>;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Step<'a> {
+    Key(&'a str),
+    Index(usize),
+}
+
+/// Attribute paths (`a.b[0]`) where two JSON values differ. A path is never longer than
+/// [`MAX_PATH_CHARS`]: where it would be, the whole value below is one change (its path ends
+/// with `…`), so a value nested deep under long keys gives one path per change, not one
+/// ever-longer copy of every key above it per leaf.
 pub fn changed_paths(before: &Value, after: &Value) -> Vec<String> {
     let mut out = Vec::new();
-    diff(before, after, String::new(), &mut out);
-    out
+    diff(before, after, &mut Vec::new(), 0, &mut out);
+    out.iter().map(|p| display(p)).collect()
 }
 
-fn join(prefix: &str, key: &str) -> String {
-    if prefix.is_empty() { key.to_string() } else { format!("{prefix}.{key}") }
+/// The length a step adds to a displayed path.
+fn step_len(step: &Step<'_>, first: bool) -> usize {
+    match step {
+        Step::Key(k) => k.len() + usize::from(!first),
+        Step::Index(i) => i.checked_ilog10().unwrap_or(0) as usize + 3,
+    }
 }
 
-fn diff(a: &Value, b: &Value, path: String, out: &mut Vec<String>) {
+fn diff<'a>(a: &'a Value, b: &'a Value, path: &mut Path<'a>, len: usize, out: &mut Vec<Path<'a>>) {
+    if len > MAX_PATH_CHARS {
+        if a != b {
+            out.push(path.clone());
+        }
+        return;
+    }
     match (a, b) {
         (Value::Object(x), Value::Object(y)) => {
             let keys: BTreeSet<&String> = x.keys().chain(y.keys()).collect();
             for k in keys {
-                diff(x.get(k).unwrap_or(&Value::Null), y.get(k).unwrap_or(&Value::Null), join(&path, k), out);
+                let step = Step::Key(k);
+                let grown = len + step_len(&step, path.is_empty());
+                path.push(step);
+                diff(x.get(k).unwrap_or(&Value::Null), y.get(k).unwrap_or(&Value::Null), path, grown, out);
+                path.pop();
             }
         }
         (Value::Array(x), Value::Array(y)) if x.len() == y.len() => {
             for (i, (p, q)) in x.iter().zip(y).enumerate() {
-                diff(p, q, format!("{path}[{i}]"), out);
+                let step = Step::Index(i);
+                let grown = len + step_len(&step, path.is_empty());
+                path.push(step);
+                diff(p, q, path, grown, out);
+                path.pop();
             }
         }
-        (x, y) if x != y => out.push(if path.is_empty() { "(resource)".into() } else { path }),
+        (x, y) if x != y => out.push(path.clone()),
         _ => {}
     }
 }
 
-fn lookup<'a>(v: &'a Value, path: &str) -> Option<&'a Value> {
-    let mut cur = v;
-    for part in path.split('.') {
-        let (key, index) = match part.find('[') {
-            Some(i) => (&part[..i], part[i + 1..].trim_end_matches(']').parse::<usize>().ok()),
-            None => (part, None),
-        };
-        cur = cur.get(key)?;
-        if let Some(i) = index {
-            cur = cur.get(i)?;
+/// `a.b[0]`; `(resource)` for the value itself; cut with `…` past [`MAX_PATH_CHARS`].
+fn display(path: &[Step<'_>]) -> String {
+    if path.is_empty() {
+        return "(resource)".into();
+    }
+    let mut s = String::new();
+    for step in path {
+        match step {
+            Step::Key(k) if s.is_empty() => s.push_str(k),
+            Step::Key(k) => {
+                s.push('.');
+                s.push_str(k);
+            }
+            Step::Index(i) => s.push_str(&format!("[{i}]")),
         }
     }
-    Some(cur)
+    match s.char_indices().nth(MAX_PATH_CHARS) {
+        Some((at, _)) => format!("{}…", &s[..at]),
+        None if path_is_cut(path) => format!("{s}…"),
+        None => s,
+    }
+}
+
+/// Whether `diff` stopped descending at this path (the change lies somewhere below it).
+fn path_is_cut(path: &[Step<'_>]) -> bool {
+    path.iter().enumerate().map(|(i, s)| step_len(s, i == 0)).sum::<usize>() > MAX_PATH_CHARS
+}
+
+fn lookup<'a>(v: &'a Value, path: &[Step<'_>]) -> Option<&'a Value> {
+    path.iter().try_fold(v, |cur, step| match step {
+        Step::Key(k) => cur.get(*k),
+        Step::Index(i) => cur.get(*i),
+    })
+}
+
+/// Drift entries with at most `max` fields each (the rest counted in a last field), for a
+/// status that stays small however many attributes drifted. Applied after the ignore rules,
+/// which must see every field.
+pub fn bound_fields(objects: Vec<DriftObject>, max: usize) -> Vec<DriftObject> {
+    objects
+        .into_iter()
+        .map(|mut o| {
+            if o.fields.len() > max {
+                let more = o.fields.len() - max;
+                o.fields.truncate(max);
+                o.fields.push(format!("(and {more} more)"));
+            }
+            o
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -451,6 +572,55 @@ mod tests {
         let before = json!({"content": "a", "tags": {"env": "dev", "team": "x"}, "list": [1, 2]});
         let after = json!({"content": "b", "tags": {"env": "prod", "team": "x"}, "list": [1, 3]});
         assert_eq!(changed_paths(&before, &after), vec!["content", "list[1]", "tags.env"]);
+    }
+
+    /// Found by tests/fuzz_inputs.rs: every path repeated every key above it, so a value
+    /// nested under long keys gave output growing with depth times leaves.
+    #[test]
+    fn paths_under_long_keys_are_cut_and_the_value_below_is_one_change() {
+        let long = "k".repeat(300);
+        let before = json!({ long.clone(): {"a": 1, "b": 1} });
+        let after = json!({ long.clone(): {"a": 2, "b": 2} });
+        let paths = changed_paths(&before, &after);
+        assert_eq!(paths, vec![format!("{}…", "k".repeat(MAX_PATH_CHARS))]);
+        let show: ShowPlan = serde_json::from_value(json!({
+            "resource_changes": [{"address": "a.b", "type": "a", "change": {"actions": ["update"], "before": before, "after": after}}]
+        }))
+        .unwrap();
+        // The value below the cut is shown whole.
+        assert!(show.render().contains(r#": {"a":1,"b":1} -> {"a":2,"b":2}"#), "{}", show.render());
+    }
+
+    #[test]
+    fn values_in_nested_lists_and_under_dotted_keys_are_rendered() {
+        let show: ShowPlan = serde_json::from_value(json!({
+            "resource_changes": [{"address": "a.b", "type": "a", "change": {"actions": ["update"],
+                "before": {"m": [[1, 2]], "tags": {"k8s.io/name": "x"}},
+                "after": {"m": [[1, 3]], "tags": {"k8s.io/name": "y"}}}}]
+        }))
+        .unwrap();
+        let r = show.render();
+        assert!(r.contains("      m[0][1]: 2 -> 3\n"), "{r}");
+        assert!(r.contains("      tags.k8s.io/name: \"x\" -> \"y\"\n"), "{r}");
+    }
+
+    #[test]
+    fn drift_fields_are_bounded_after_the_ignore_rules() {
+        let fields: Vec<String> = (0..150).map(|i| format!("tags.t{i}")).collect();
+        let o = DriftObject { kind: "a".into(), name: "a.b".into(), action: "update".into(), fields };
+        let bounded = bound_fields(vec![o], MAX_DRIFT_FIELDS);
+        assert_eq!(bounded[0].fields.len(), MAX_DRIFT_FIELDS + 1);
+        assert_eq!(bounded[0].fields.last().map(String::as_str), Some("(and 50 more)"));
+    }
+
+    #[test]
+    fn errors_past_the_limit_are_counted_not_kept() {
+        let line = r#"{"type":"diagnostic","diagnostic":{"severity":"error","summary":"boom","detail":"d"}}"#;
+        let s = parse_stream(&vec![line; MAX_DIAGNOSTICS + 5].join("\n"));
+        assert_eq!(s.errors.len(), MAX_DIAGNOSTICS + 1);
+        assert_eq!(s.errors.last().map(String::as_str), Some("and 5 more errors"));
+        let long = format!(r#"{{"type":"diagnostic","diagnostic":{{"severity":"error","summary":"{}"}}}}"#, "é".repeat(3000));
+        assert_eq!(parse_stream(&long).errors[0].chars().count(), MAX_DIAGNOSTIC_CHARS + 1);
     }
 
     #[test]

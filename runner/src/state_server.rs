@@ -67,6 +67,12 @@ impl<S: StateStore> StateServer<S> {
         self.shared.refused_by.lock().ok().and_then(|g| g.clone())
     }
 
+    /// The lock terraform took and has not released (its unlock failed, or it was killed):
+    /// what a write on its behalf goes under before [`StateServer::stop`] releases it.
+    pub fn held_lock(&self) -> Option<String> {
+        self.shared.granted.lock().ok().and_then(|g| g.last().cloned())
+    }
+
     /// A store error terraform only saw as an HTTP 500.
     pub fn failure(&self) -> Option<String> {
         self.shared.failure.lock().ok().and_then(|g| g.clone())

@@ -40,8 +40,8 @@ pub enum TerraformError {
     NotFound(String),
     #[error("could not start terraform: {0}")]
     Spawn(std::io::Error),
-    #[error("terraform {0} did not finish before the run's deadline")]
-    Timeout(String),
+    #[error("terraform {verb} did not finish within {deadline} and was stopped")]
+    Timeout { verb: String, deadline: String },
     /// The runner was told to stop (SIGTERM: a drain, an eviction); terraform stopped
     /// gracefully and wrote its state.
     #[error("terraform {0} was stopped: the runner was asked to stop (SIGTERM); terraform stopped gracefully and saved its state")]
@@ -52,6 +52,8 @@ pub struct Terraform {
     bin: PathBuf,
     dir: PathBuf,
     deadline: Instant,
+    /// The deadline as a timeout message names it ("the run's deadline of 300 s").
+    deadline_name: String,
 }
 
 pub struct Finished {
@@ -70,13 +72,20 @@ async fn read_all<R: tokio::io::AsyncRead + Unpin>(pipe: Option<R>) -> Vec<u8> {
 }
 
 impl Terraform {
-    pub fn locate(explicit: Option<&Path>, dir: &Path, deadline: Instant) -> Result<Self, TerraformError> {
+    /// Terraform at `explicit`, or on PATH, run in `dir` until `deadline` (`deadline_name`
+    /// is how a timeout names it).
+    pub fn locate(explicit: Option<&Path>, dir: &Path, deadline: Instant, deadline_name: &str) -> Result<Self, TerraformError> {
         let bin = match explicit {
             Some(p) if p.is_file() => p.to_path_buf(),
             Some(p) => return Err(TerraformError::NotFound(format!("{} does not exist", p.display()))),
             None => which::which("terraform").map_err(|e| TerraformError::NotFound(format!("not on PATH: {e}")))?,
         };
-        Ok(Self { bin, dir: dir.to_path_buf(), deadline })
+        Ok(Self { bin, dir: dir.to_path_buf(), deadline, deadline_name: deadline_name.to_string() })
+    }
+
+    /// The same terraform under another deadline (an apply's own).
+    pub fn until(&self, deadline: Instant, deadline_name: &str) -> Self {
+        Self { bin: self.bin.clone(), dir: self.dir.clone(), deadline, deadline_name: deadline_name.to_string() }
     }
 
     pub async fn version(&self) -> Option<String> {
@@ -120,7 +129,7 @@ impl Terraform {
                     stderr: String::from_utf8_lossy(&stderr).into_owned(),
                 });
             }
-            _ = tokio::time::sleep_until(deadline) => TerraformError::Timeout(verb.clone()),
+            _ = tokio::time::sleep_until(deadline) => TerraformError::Timeout { verb: verb.clone(), deadline: self.deadline_name.clone() },
             _ = stop.wait_for(|s| *s) => TerraformError::Stopped(verb.clone()),
         };
         // Terraform's own graceful stop, then the hard one.

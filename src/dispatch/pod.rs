@@ -190,7 +190,7 @@ impl PodDispatch {
                 termination_grace_period_seconds: Some(60),
                 // The runner enforces its own deadline on terraform; this one catches a
                 // runner that cannot even get that far.
-                active_deadline_seconds: Some(spec.timeout_seconds.saturating_add(120) as i64),
+                active_deadline_seconds: Some(spec.longest_run().as_secs().saturating_add(120) as i64),
                 service_account_name: Some(
                     object.spec.service_account_name.clone().unwrap_or_else(|| self.settings.service_account.clone()),
                 ),
@@ -388,7 +388,7 @@ impl PodDispatch {
         let secrets: Api<Secret> = Api::namespaced(self.client.clone(), &namespace);
         let terraforms: Api<Terraform> = Api::namespaced(self.client.clone(), &namespace);
         let api_error = |e: kube::Error| DispatchError::Api { object: object.clone(), detail: describe(&e) };
-        let run_deadline = Duration::from_secs(spec.timeout_seconds.saturating_add(150));
+        let run_deadline = spec.longest_run().saturating_add(Duration::from_secs(150));
         if let Some(result) = self.adopt(&pods, &secrets, spec, run_deadline).await {
             return Ok(result);
         }

@@ -61,8 +61,10 @@ impl RunnerDispatch for ProcessDispatch {
         let mut stdout = child.stdout.take().ok_or_else(|| DispatchError::Spawn(std::io::Error::other("no stdout")))?;
         let mut stderr = child.stderr.take().ok_or_else(|| DispatchError::Spawn(std::io::Error::other("no stderr")))?;
         let object = spec.object.to_string();
-        // A little slack over the runner's own deadline, which it enforces on terraform.
-        let deadline = std::time::Duration::from_secs(spec.timeout_seconds.saturating_add(30));
+        // Slack over the runner's own deadline (the plan's, plus the apply's when it applies),
+        // which it enforces on terraform: terraform's graceful stop (25 s) and saving an
+        // errored.tfstate (about 15 s) come after it.
+        let deadline = spec.longest_run().saturating_add(std::time::Duration::from_secs(60));
         let work = async {
             stdin.write_all(&input).await.map_err(DispatchError::Spawn)?;
             drop(stdin);

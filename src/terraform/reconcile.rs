@@ -98,6 +98,8 @@ fn run_spec<S, D>(
         terraform_path: run.ctx.terraform_path.clone(),
         lock_holder: run.ctx.identity.clone(),
         timeout_seconds: run.ctx.run_timeout.as_secs(),
+        // The apply's own deadline: the default (RunSpec::apply_timeout), longer than a plan's.
+        apply_timeout_seconds: None,
     }
 }
 
