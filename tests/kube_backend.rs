@@ -1,5 +1,5 @@
 //! The Kubernetes backend against a real kube-apiserver (the testkit's shared cluster, a
-//! namespace per test): state in a gzip Secret, locks as Leases, chunked plans and their
+//! namespace per test): state in a gzip Secret (chunked when too big for one), locks as Leases, chunked plans and their
 //! digests, pruning, a client without rights, and the real
 //! `driftless-runner` planning and applying with real terraform.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -99,6 +99,102 @@ async fn state_round_trips_gzip_compressed_in_one_labelled_secret() {
 
     b.delete(&key).await.unwrap();
     assert_eq!(b.get(&key).await.unwrap(), None);
+}
+
+/// A terraform state with one attribute of `len` random characters (6 bits each): its gzip
+/// is about three quarters of `len`, far more than one Secret holds.
+fn big_state(serial: u32, len: usize) -> Vec<u8> {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let blob: String = noise(len + serial as usize).iter().skip(serial as usize).map(|b| ALPHABET[usize::from(b & 63)] as char).collect();
+    serde_json::to_vec(&serde_json::json!({
+        "version": 4,
+        "serial": serial,
+        "lineage": "big",
+        "resources": [{"mode": "managed", "type": "null_resource", "name": "big", "instances": [{"attributes": {"blob": blob}}]}],
+    }))
+    .unwrap()
+}
+
+/// The names of the chunk Secrets of the state `app` (workspace `default`), sorted.
+async fn state_chunks(ns: &TestNamespace) -> Vec<Secret> {
+    let selector = "driftless.dev/name=app,driftless.dev/state=default,driftless.dev/state-part=chunk";
+    let mut chunks = ns.api::<Secret>().list(&ListParams::default().labels(selector)).await.unwrap().items;
+    chunks.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
+    chunks
+}
+
+fn names(secrets: &[Secret]) -> Vec<String> {
+    secrets.iter().map(|s| s.metadata.name.clone().unwrap()).collect()
+}
+
+#[tokio::test]
+async fn a_two_mib_state_is_chunked_and_a_small_one_after_it_is_one_secret_again() {
+    let Some((ns, b)) = setup("kube-bigstate").await else { return };
+    let key = state_key(&ns.name, "app");
+    b.lock(&key, &lock_info("r1")).await.unwrap();
+    let big = big_state(1, 2 * 1024 * 1024);
+    b.put(&key, &big, Some("r1")).await.expect("a state bigger than a Secret is written");
+    assert!(b.get(&key).await.unwrap().unwrap() == big, "the big state comes back byte for byte");
+
+    let main = ns.api::<Secret>().get(&state_secret_name(&key)).await.unwrap();
+    let data = main.data.unwrap();
+    assert!(!data.contains_key("tfstate"), "no partial state under tofu-controller's key");
+    let count: usize = std::str::from_utf8(&data["chunks"].0).unwrap().parse().unwrap();
+    let digest = std::str::from_utf8(&data["digest"].0).unwrap().to_string();
+    assert!(digest.starts_with("sha256:"), "{digest}");
+    let first = state_chunks(&ns).await;
+    assert_eq!(first.len(), count);
+    assert!(count >= 3, "about 1.5 MiB of gzip in chunks of 512 KiB: {count}");
+    for (n, chunk) in first.iter().enumerate() {
+        let name = chunk.metadata.name.clone().unwrap();
+        assert!(name.starts_with("tfstate-default-app-") && name.ends_with(&format!("-{n}")), "{name}");
+        assert_eq!(chunk.metadata.labels.as_ref().unwrap()["driftless.dev/kind"], "Terraform");
+        let size: usize = chunk.data.as_ref().unwrap().values().map(|v| v.0.len()).sum();
+        assert!(size <= 512 * 1024, "{name} holds {size} bytes");
+    }
+
+    // Another big state: a new generation of chunks, the first one's are gone.
+    let bigger = big_state(2, 2 * 1024 * 1024 + 100);
+    b.put(&key, &bigger, Some("r1")).await.unwrap();
+    assert!(b.get(&key).await.unwrap().unwrap() == bigger);
+    let second = names(&state_chunks(&ns).await);
+    assert_eq!(second.len(), count);
+    assert!(second.iter().all(|n| !names(&first).contains(n)), "old {:?}, new {second:?}", names(&first));
+
+    // A small state: back in one Secret, as tofu-controller and terraform read it.
+    let small = br#"{"version": 4, "serial": 3, "resources": []}"#.to_vec();
+    b.put(&key, &small, Some("r1")).await.unwrap();
+    assert_eq!(b.get(&key).await.unwrap().unwrap(), small);
+    let data = ns.api::<Secret>().get(&state_secret_name(&key)).await.unwrap().data.unwrap();
+    assert_eq!(data.keys().collect::<Vec<_>>(), vec!["tfstate"], "no chunk manifest left");
+    assert_eq!(gunzip(&data["tfstate"].0), small);
+    assert!(state_chunks(&ns).await.is_empty(), "the chunks of the big state are gone");
+    b.unlock(&key, "r1").await.unwrap();
+}
+
+#[tokio::test]
+async fn a_tampered_or_missing_state_chunk_is_refused_and_delete_takes_the_chunks() {
+    let Some((ns, b)) = setup("kube-bigstate-tamper").await else { return };
+    let key = state_key(&ns.name, "app");
+    b.put(&key, &big_state(1, 2 * 1024 * 1024), None).await.unwrap();
+    let api = ns.api::<Secret>();
+    let name = names(&state_chunks(&ns).await)[1].clone();
+    let mut chunk = api.get(&name).await.unwrap();
+    for value in chunk.data.as_mut().unwrap().values_mut() {
+        value.0[10] ^= 0xff;
+    }
+    api.replace(&name, &PostParams::default(), &chunk).await.unwrap();
+    let err = b.get(&key).await.expect_err("a tampered state is never returned");
+    assert!(matches!(err, BackendError::StateDigestMismatch { .. }) && err.is_integrity(), "{err}");
+    assert!(err.to_string().contains("digest"), "{err}");
+
+    api.delete(&name, &Default::default()).await.unwrap();
+    let err = b.get(&key).await.expect_err("a state with a chunk missing is never returned");
+    assert!(matches!(err, BackendError::Corrupt { .. }) && err.to_string().contains("chunk 1"), "{err}");
+
+    b.delete(&key).await.unwrap();
+    assert_eq!(b.get(&key).await.unwrap(), None);
+    assert!(state_chunks(&ns).await.is_empty(), "deleting the state deletes its chunks");
 }
 
 // Races, expiry, takeover and forced unlocks are the contract every backend keeps:

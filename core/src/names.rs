@@ -22,7 +22,7 @@ pub mod annotation {
     pub const PLAN_ID: &str = "driftless.dev/plan-id";
     /// The whole lock info of a state lock Lease.
     pub const LOCK_INFO: &str = "driftless.dev/lock-info";
-    /// Which chunk of a plan a Secret holds.
+    /// Which chunk of a plan (or of a state too big for one Secret) a Secret holds.
     pub const CHUNK: &str = "driftless.dev/chunk";
 }
 
@@ -38,6 +38,10 @@ pub mod label {
     pub const NAME: &str = "driftless.dev/name";
     /// The state (workspace plus suffix) a Secret holds.
     pub const STATE: &str = "driftless.dev/state";
+    /// `chunk` on a Secret holding part of a state too big for one Secret.
+    pub const STATE_PART: &str = "driftless.dev/state-part";
+    /// The short digest of the compressed state a state chunk belongs to (its generation).
+    pub const STATE_DIGEST: &str = "driftless.dev/state-digest";
     /// The plan id of a plan's Secrets.
     pub const PLAN: &str = "driftless.dev/plan";
     /// `meta` or `chunk` of a plan's Secrets.

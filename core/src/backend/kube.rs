@@ -6,7 +6,13 @@
 //! is cleaned, truncated and suffixed with a short hash of itself, so names never collide):
 //! - `Secret tfstate-<state>-<object>`: the state, gzip-compressed, in key `tfstate` (the
 //!   name and the encoding of tofu-controller and of terraform's own `kubernetes` backend,
-//!   so their Secrets are read as they are);
+//!   so their Secrets are read as they are), whenever the gzip is at most 768 KiB;
+//! - a bigger state (a Secret holds at most 1 MiB): `Secret
+//!   tfstate-<state>-<object>-<tag>-<n>`, its gzip in chunks of at most 512 KiB under key
+//!   `chunk`, where `<tag>` is the first 12 hex digits of the gzip's sha256 (one generation of
+//!   chunks per content); the main Secret then has no key `tfstate` but a manifest instead:
+//!   `digest` (the gzip's sha256) and `chunks` (the count). Only states that need it take
+//!   this layout, which other tools cannot read;
 //! - `Lease tflock-<state>-<object>` (`coordination.k8s.io/v1`): the lock. `holderIdentity`
 //!   is terraform's lock id, the annotation `driftless.dev/lock-info` holds the whole
 //!   [`LockInfo`], `renewTime + leaseDurationSeconds` is when it stops counting;
@@ -15,8 +21,10 @@
 //!   tfplan-<object>-<plan id>`: the [`PlanMeta`] JSON, the digest and the chunk count.
 //!
 //! Every object carries `app.kubernetes.io/managed-by: driftless`, `driftless.dev/kind` and
-//! `driftless.dev/name` (plans also `driftless.dev/plan` and `driftless.dev/plan-part`), so
-//! superseded plans are found by label.
+//! `driftless.dev/name` (plans also `driftless.dev/plan` and `driftless.dev/plan-part`; state
+//! chunks `driftless.dev/state`, `driftless.dev/state-part: chunk` and
+//! `driftless.dev/state-digest: <tag>`), so superseded plans and state chunks are found by
+//! label, and a chunk labelled as another object's is neither read nor overwritten.
 //!
 //! The runner's ServiceAccount needs, in that namespace: `secrets` get, list, create,
 //! update, delete; `leases` (coordination.k8s.io) get, create, update, delete.
@@ -33,6 +41,16 @@
 //!   write, as the S3 backend does), with the resourceVersion it read: a failed write leaves
 //!   the previous state whole, and a write whose answer was lost is read back to learn
 //!   whether it landed.
+//! - A chunked state is committed by that same single write of the main Secret: its chunks
+//!   are written first under names no committed manifest uses (another content, another
+//!   tag), so a failed or interrupted write leaves the previous state whole and readable.
+//!   The chunks of the generation the commit replaced are deleted only after it succeeded
+//!   (found by label, only those of the Secret version it replaced, so a racing writer's new
+//!   chunks are never taken). A chunked state is returned only when its chunks hash to the
+//!   manifest's digest: anything else is [`BackendError::StateDigestMismatch`], a missing
+//!   or foreign chunk [`BackendError::Corrupt`]. Deleting a state deletes all its chunks,
+//!   after the main Secret. Chunks of a write that failed before its commit are left until
+//!   the state is deleted (a retry of the same content reuses them: same names).
 //! - A plan's chunks are written before its meta Secret: a reader never sees a meta naming
 //!   a half-written plan. A plan is returned only when its bytes hash to the digest
 //!   recorded in its meta: anything else is [`BackendError::PlanDigestMismatch`].
@@ -61,20 +79,29 @@ use crate::key::ObjectKey;
 use crate::names::annotation::{CHUNK as CHUNK_ANNOTATION, LOCK_INFO as LOCK_INFO_ANNOTATION};
 use crate::names::label::{
     KIND as KIND_LABEL, MANAGED_BY as MANAGED_BY_LABEL, MANAGED_BY_VALUE as MANAGED_BY, NAME as NAME_LABEL, PLAN as PLAN_LABEL,
-    PLAN_PART as PART_LABEL, STATE as STATE_LABEL,
+    PLAN_PART as PART_LABEL, STATE as STATE_LABEL, STATE_DIGEST as STATE_DIGEST_LABEL, STATE_PART as STATE_PART_LABEL,
 };
 
 /// The state's key in its Secret, as terraform's `kubernetes` backend names it.
 const STATE_DATA: &str = "tfstate";
 const CHUNK_DATA: &str = "tfplan";
+/// A state chunk's key: not `tfstate`, so no tool takes a chunk for a whole state.
+const STATE_CHUNK_DATA: &str = "chunk";
 const META_DATA: &str = "meta.json";
+/// The digest and chunk count of a chunked plan (its meta Secret) or state (its main Secret).
 const DIGEST_DATA: &str = "digest";
 const CHUNKS_DATA: &str = "chunks";
 
-/// A plan chunk's size: half of what a Secret may hold, leaving room for the rest.
+/// A chunk's size (plans and states): half of what a Secret may hold, leaving room for the rest.
 const CHUNK_SIZE: usize = 512 * 1024;
 /// What the apiserver accepts in one Secret's data.
 const SECRET_DATA_LIMIT: usize = 1024 * 1024;
+/// The largest compressed state kept whole in key `tfstate` (the layout other tools read);
+/// a bigger one is chunked. The margin leaves room for keys others added to the Secret.
+const STATE_INLINE_LIMIT: usize = 768 * 1024;
+const _: () = assert!(STATE_INLINE_LIMIT + 128 * 1024 <= SECRET_DATA_LIMIT && CHUNK_SIZE <= STATE_INLINE_LIMIT);
+/// Hex digits of a chunked state's digest in its chunks' names and labels.
+const STATE_TAG_LEN: usize = 12;
 /// Rounds of read-and-retry when an object changes between our read and our write.
 const ATTEMPTS: usize = 4;
 
@@ -107,6 +134,81 @@ struct Held {
     info: LockInfo,
     resource_version: Option<String>,
     expired: bool,
+}
+
+/// What a chunked state's main Secret records in place of key `tfstate`: the sha256 digest
+/// of the whole compressed state and how many chunk Secrets hold it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Manifest {
+    digest: String,
+    chunks: usize,
+}
+
+impl Manifest {
+    fn of(compressed: &[u8]) -> Self {
+        Self { digest: sha256_digest(compressed), chunks: compressed.len().div_ceil(CHUNK_SIZE) }
+    }
+
+    /// The short digest naming this generation's chunks, so a new generation never
+    /// overwrites the chunks the committed main Secret still names.
+    fn tag(&self) -> String {
+        label_value(&self.digest.trim_start_matches("sha256:").chars().take(STATE_TAG_LEN).collect::<String>())
+    }
+}
+
+/// Where a state Secret says its compressed state is.
+#[derive(Debug, PartialEq, Eq)]
+enum Recorded<'a> {
+    /// Whole, in key `tfstate`.
+    Inline(&'a [u8]),
+    /// In the chunk Secrets the manifest names.
+    Chunked(Manifest),
+}
+
+/// How a compressed state is to be stored: `None` whole in key `tfstate` (the layout
+/// tofu-controller and terraform read), or in chunks under this manifest.
+fn layout(compressed: &[u8]) -> Option<Manifest> {
+    (compressed.len() > STATE_INLINE_LIMIT).then(|| Manifest::of(compressed))
+}
+
+/// What a state Secret's data records. Key `tfstate` wins: it is what other tools read
+/// and write, and a Secret written by one of them after us has only that key current.
+fn recorded(data: &BTreeMap<String, ByteString>) -> std::result::Result<Recorded<'_>, String> {
+    if let Some(state) = data.get(STATE_DATA) {
+        return Ok(Recorded::Inline(&state.0));
+    }
+    let (Some(digest), Some(chunks)) = (data.get(DIGEST_DATA), data.get(CHUNKS_DATA)) else {
+        return Err(format!("it has no key {STATE_DATA} and no chunk manifest"));
+    };
+    let digest = std::str::from_utf8(&digest.0).map_err(|_| format!("key {DIGEST_DATA} is not text"))?.trim().to_string();
+    let chunks = std::str::from_utf8(&chunks.0)
+        .ok()
+        .and_then(|n| n.trim().parse().ok())
+        .ok_or_else(|| format!("key {CHUNKS_DATA} is not a number"))?;
+    Ok(Recorded::Chunked(Manifest { digest, chunks }))
+}
+
+/// Sets a state Secret's data to `compressed` whole, or to `manifest` naming its chunks,
+/// dropping what the other layout left. Keys others added stay.
+fn record(data: &mut BTreeMap<String, ByteString>, compressed: &[u8], manifest: Option<&Manifest>) {
+    match manifest {
+        None => {
+            data.remove(DIGEST_DATA);
+            data.remove(CHUNKS_DATA);
+            data.insert(STATE_DATA.into(), ByteString(compressed.to_vec()));
+        }
+        Some(m) => {
+            data.remove(STATE_DATA);
+            data.insert(DIGEST_DATA.into(), ByteString(m.digest.clone().into_bytes()));
+            data.insert(CHUNKS_DATA.into(), ByteString(m.chunks.to_string().into_bytes()));
+        }
+    }
+}
+
+/// A replace of an existing Secret by upsert is always fine (plans: a Secret of that name
+/// is an earlier version of the same plan).
+fn any_secret(_: &Secret) -> Result<()> {
+    Ok(())
 }
 
 impl SecretBackend {
@@ -239,22 +341,163 @@ impl SecretBackend {
         Ok(secret)
     }
 
-    /// The state a Secret holds.
-    fn state_of(&self, key: &StateKey, secret: &Secret) -> Result<Vec<u8>> {
+    /// The state a Secret holds, whole or from the chunks its manifest names.
+    async fn state_of(&self, key: &StateKey, secret: &Secret) -> Result<Vec<u8>> {
         let corrupt = |reason: String| BackendError::Corrupt {
             what: format!("state of {key} (Secret {}/{})", self.namespace, state_secret_name(key)),
             reason,
         };
-        let data = secret.data.as_ref().and_then(|d| d.get(STATE_DATA)).ok_or_else(|| corrupt(format!("it has no key {STATE_DATA}")))?;
-        gunzip(&data.0).map_err(|e| corrupt(format!("key {STATE_DATA} is not gzip data: {e}")))
+        let empty = BTreeMap::new();
+        let compressed = match recorded(secret.data.as_ref().unwrap_or(&empty)).map_err(corrupt)? {
+            Recorded::Inline(bytes) => bytes.to_vec(),
+            Recorded::Chunked(manifest) => self.read_state_chunks(key, &manifest).await?,
+        };
+        gunzip(&compressed).map_err(|e| corrupt(format!("the compressed state is not gzip data: {e}")))
     }
 
     /// Whether the stored state is `state` (a write whose answer was lost may have landed).
     async fn holds(&self, key: &StateKey, state: &[u8]) -> bool {
         match self.read_state_secret(key).await {
-            Ok(Some(secret)) => self.state_of(key, &secret).is_ok_and(|stored| stored == state),
+            Ok(Some(secret)) => self.state_of(key, &secret).await.is_ok_and(|stored| stored == state),
             _ => false,
         }
+    }
+
+    /// Labels of the chunks of `key`'s state, of the generation `tag` when given.
+    fn state_chunk_labels(&self, key: &StateKey, tag: Option<&str>) -> BTreeMap<String, String> {
+        let part = [(STATE_LABEL, key.state_name.as_str()), (STATE_PART_LABEL, "chunk")];
+        let generation = tag.map(|t| (STATE_DIGEST_LABEL, t));
+        self.labels(&key.object, &part.into_iter().chain(generation).collect::<Vec<_>>())
+    }
+
+    /// Writes a state too big for one Secret as the chunks `manifest` names. A Secret at a
+    /// chunk's name labelled as another object's is refused, never overwritten.
+    async fn write_state_chunks(&self, key: &StateKey, manifest: &Manifest, compressed: &[u8]) -> Result<()> {
+        let tag = manifest.tag();
+        let labels = self.state_chunk_labels(key, Some(&tag));
+        let ours = |s: &Secret| match foreign_owner(s.metadata.labels.as_ref(), key) {
+            None => Ok(()),
+            Some(owner) => Err(BackendError::Foreign {
+                what: format!("Secret {}/{}", self.namespace, s.metadata.name.as_deref().unwrap_or("?")),
+                key: key.to_string(),
+                owner,
+            }),
+        };
+        let name = |n| state_chunk_secret_name(key, &tag, n);
+        self.write_chunks("write state chunk", compressed, name, &labels, STATE_CHUNK_DATA, ours).await?;
+        Ok(())
+    }
+
+    /// The compressed state from the chunks `manifest` names, only if it hashes to the
+    /// manifest's digest.
+    async fn read_state_chunks(&self, key: &StateKey, manifest: &Manifest) -> Result<Vec<u8>> {
+        let tag = manifest.tag();
+        let corrupt = |reason: String| BackendError::Corrupt { what: format!("state of {key}"), reason };
+        let belongs =
+            |labels: &BTreeMap<String, String>| labels.get(STATE_DIGEST_LABEL) == Some(&tag) && foreign_owner(Some(labels), key).is_none();
+        let name = |n| state_chunk_secret_name(key, &tag, n);
+        let bytes = self.read_chunks("read state", manifest.chunks, name, STATE_CHUNK_DATA, "this state", belongs, corrupt).await?;
+        let actual = sha256_digest(&bytes);
+        if actual != manifest.digest {
+            return Err(BackendError::StateDigestMismatch { key: key.to_string(), expected: manifest.digest.clone(), actual });
+        }
+        Ok(bytes)
+    }
+
+    /// Deletes the chunks of `key`'s state: of generation `tag`, or all of them. Found by
+    /// label, so only Secrets labelled as this state's are touched.
+    async fn delete_state_chunks(&self, key: &StateKey, tag: Option<&str>) -> Result<()> {
+        let selector = self.state_chunk_labels(key, tag).iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(",");
+        let list = self
+            .secrets()
+            .list_metadata(&ListParams::default().labels(&selector))
+            .await
+            .map_err(|e| self.error("delete state chunks", "list", SECRETS, &format!("{}-*", state_secret_name(key)), e))?;
+        for name in list.items.into_iter().filter_map(|s| s.metadata.name) {
+            self.delete_secret("delete state chunk", &name).await?;
+        }
+        Ok(())
+    }
+
+    /// After a committed write: removes the chunks of the generation it replaced, unless the
+    /// new state is that generation. A failure only leaves unused Secrets behind (the state
+    /// is written), so it is logged, not returned.
+    async fn drop_replaced_chunks(&self, key: &StateKey, replaced: Option<Manifest>, written: Option<&Manifest>) {
+        let Some(old) = replaced.map(|m| m.tag()) else { return };
+        if written.is_some_and(|m| m.tag() == old) {
+            return;
+        }
+        if let Err(e) = self.delete_state_chunks(key, Some(&old)).await {
+            tracing::warn!("state of {key} is written; its earlier chunks {old} were not removed: {e}");
+        }
+    }
+
+    /// Writes the main state Secret: the commit point of a write, with the resourceVersion it
+    /// read and the lock checked before each attempt. Returns the manifest of the Secret it
+    /// replaced (the generation of chunks no longer named).
+    async fn commit_state(
+        &self,
+        key: &StateKey,
+        state: &[u8],
+        compressed: &[u8],
+        manifest: Option<&Manifest>,
+        lock_id: Option<&str>,
+    ) -> Result<Option<Manifest>> {
+        let name = state_secret_name(key);
+        let api = self.secrets();
+        for _ in 0..ATTEMPTS {
+            if let Some(id) = lock_id {
+                self.check_holder(key, id).await?;
+            }
+            let current = self.read_state_secret(key).await?;
+            let replaced = current.as_ref().and_then(|s| s.data.as_ref()).and_then(|d| match recorded(d) {
+                Ok(Recorded::Chunked(m)) => Some(m),
+                _ => None,
+            });
+            let (verb, written) = match current {
+                // Only the data and our labels change: labels or annotations others added stay.
+                Some(mut secret) => {
+                    record(secret.data.get_or_insert_default(), compressed, manifest);
+                    secret.metadata.labels.get_or_insert_default().extend(self.labels(&key.object, &[(STATE_LABEL, &key.state_name)]));
+                    secret.metadata.managed_fields = None;
+                    ("update", api.replace(&name, &PostParams::default(), &secret).await)
+                }
+                None => {
+                    let mut data = BTreeMap::new();
+                    record(&mut data, compressed, manifest);
+                    let secret = Secret {
+                        metadata: self.meta(&name, self.labels(&key.object, &[(STATE_LABEL, &key.state_name)])),
+                        data: Some(data),
+                        type_: Some("Opaque".into()),
+                        ..Default::default()
+                    };
+                    ("create", api.create(&PostParams::default(), &secret).await)
+                }
+            };
+            match written {
+                Ok(_) => return Ok(replaced),
+                // Another write came between our read and ours (or ours landed and its answer
+                // was lost, and a retry conflicts with it): read again.
+                Err(e) if status(&e) == Some(409) => {
+                    if self.holds(key, state).await {
+                        return Ok(replaced);
+                    }
+                    tracing::debug!("state Secret {name} changed while it was written; retrying");
+                }
+                Err(e) => {
+                    let e = self.error("write state", verb, SECRETS, &name, e);
+                    if matches!(e, BackendError::Unreachable { .. }) && self.holds(key, state).await {
+                        return Ok(replaced);
+                    }
+                    return Err(e);
+                }
+            }
+        }
+        Err(BackendError::Remote {
+            op: "write state",
+            key: format!("{SECRETS}/{}/{name}", self.namespace),
+            detail: "the state Secret kept changing while it was written".into(),
+        })
     }
 
     async fn check_holder(&self, key: &StateKey, id: &str) -> Result<()> {
@@ -264,10 +507,31 @@ impl SecretBackend {
         }
     }
 
+    /// Deletes the main state Secret, only at the resourceVersion it was read at.
+    async fn delete_state_secret(&self, key: &StateKey) -> Result<()> {
+        let name = state_secret_name(key);
+        for _ in 0..ATTEMPTS {
+            let Some(secret) = self.read_state_secret(key).await? else { return Ok(()) };
+            let resource_version = secret.metadata.resource_version;
+            let params = DeleteParams { preconditions: Some(Preconditions { resource_version, uid: None }), ..Default::default() };
+            match self.secrets().delete(&name, &params).await {
+                Ok(_) => return Ok(()),
+                Err(e) if status(&e) == Some(404) => return Ok(()),
+                Err(e) if status(&e) == Some(409) => {}
+                Err(e) => return Err(self.error("delete state", "delete", SECRETS, &name, e)),
+            }
+        }
+        Err(BackendError::Remote {
+            op: "delete state",
+            key: format!("{SECRETS}/{}/{name}", self.namespace),
+            detail: "the state Secret kept changing".into(),
+        })
+    }
+
     // ---- plans ----
 
-    /// Creates the Secret, or replaces the one of that name.
-    async fn upsert(&self, op: &'static str, secret: Secret) -> Result<()> {
+    /// Creates the Secret, or replaces the one of that name if `replaceable` allows it.
+    async fn upsert(&self, op: &'static str, secret: Secret, replaceable: impl Fn(&Secret) -> Result<()>) -> Result<()> {
         let name = secret.metadata.name.clone().unwrap_or_default();
         let api = self.secrets();
         for _ in 0..ATTEMPTS {
@@ -278,6 +542,7 @@ impl SecretBackend {
             }
             let current = api.get_opt(&name).await.map_err(|e| self.error(op, "get", SECRETS, &name, e))?;
             let Some(current) = current else { continue };
+            replaceable(&current)?;
             let mut next = secret.clone();
             next.metadata.resource_version = current.metadata.resource_version;
             match api.replace(&name, &PostParams::default(), &next).await {
@@ -296,6 +561,64 @@ impl SecretBackend {
             Err(e) if status(&e) == Some(404) => Ok(()),
             Err(e) => Err(self.error(op, "delete", SECRETS, name, e)),
         }
+    }
+
+    /// Writes `bytes` as Secrets of at most [`CHUNK_SIZE`] under `data_key`, chunk `n` named
+    /// `name(n)` with its index in [`CHUNK_ANNOTATION`]; returns how many. Callers write these
+    /// before the Secret that names them, so nothing names a half-written blob.
+    async fn write_chunks(
+        &self,
+        op: &'static str,
+        bytes: &[u8],
+        name: impl Fn(usize) -> String,
+        labels: &BTreeMap<String, String>,
+        data_key: &str,
+        replaceable: impl Fn(&Secret) -> Result<()>,
+    ) -> Result<usize> {
+        let chunks: Vec<&[u8]> = bytes.chunks(CHUNK_SIZE).collect();
+        for (n, chunk) in chunks.iter().enumerate() {
+            let mut metadata = self.meta(&name(n), labels.clone());
+            metadata.annotations = Some([(CHUNK_ANNOTATION.to_string(), n.to_string())].into());
+            let secret = Secret {
+                metadata,
+                data: Some([(data_key.to_string(), ByteString(chunk.to_vec()))].into()),
+                type_: Some("Opaque".into()),
+                ..Default::default()
+            };
+            self.upsert(op, secret, &replaceable).await?;
+        }
+        Ok(chunks.len())
+    }
+
+    /// The bytes of `count` chunks written by [`Self::write_chunks`], in order. Each must carry
+    /// its own index and labels that `belongs` accepts; a missing or foreign chunk is
+    /// corrupt data (`corrupt`), never skipped. Callers check the digest of the result.
+    #[allow(clippy::too_many_arguments)]
+    async fn read_chunks(
+        &self,
+        op: &'static str,
+        count: usize,
+        name: impl Fn(usize) -> String,
+        data_key: &str,
+        whole: &str,
+        belongs: impl Fn(&BTreeMap<String, String>) -> bool,
+        corrupt: impl Fn(String) -> BackendError,
+    ) -> Result<Vec<u8>> {
+        let mut bytes = Vec::with_capacity(count.min(64) * CHUNK_SIZE);
+        for n in 0..count {
+            let name = name(n);
+            let secret = self.secrets().get_opt(&name).await.map_err(|e| self.error(op, "get", SECRETS, &name, e))?;
+            let secret = secret.ok_or_else(|| corrupt(format!("chunk {n} of {count} (Secret {name}) is missing")))?;
+            let labels = secret.metadata.labels.unwrap_or_default();
+            let index = secret.metadata.annotations.as_ref().and_then(|a| a.get(CHUNK_ANNOTATION));
+            if !belongs(&labels) || index != Some(&n.to_string()) {
+                return Err(corrupt(format!("Secret {name} is not chunk {n} of {whole}")));
+            }
+            let chunk =
+                secret.data.and_then(|mut d| d.remove(data_key)).ok_or_else(|| corrupt(format!("Secret {name} has no {data_key} data")))?;
+            bytes.extend_from_slice(&chunk.0);
+        }
+        Ok(bytes)
     }
 
     /// The names of an object's plan Secrets (metadata only: chunks are big), as
@@ -384,89 +707,33 @@ impl StateStore for SecretBackend {
     async fn get(&self, key: &StateKey) -> Result<Option<Vec<u8>>> {
         match self.read_state_secret(key).await? {
             None => Ok(None),
-            Some(secret) => self.state_of(key, &secret).map(Some),
+            Some(secret) => self.state_of(key, &secret).await.map(Some),
         }
     }
 
+    /// A state whose gzip fits is one Secret as other tools write it. A bigger one goes to
+    /// chunk Secrets first; the main Secret, naming them by digest, is written last and is
+    /// the commit point; only then are the chunks of the generation it replaced removed.
     async fn put(&self, key: &StateKey, state: &[u8], lock_id: Option<&str>) -> Result<()> {
-        let name = state_secret_name(key);
         let compressed =
             gzip(state).map_err(|e| BackendError::Remote { op: "compress state", key: key.to_string(), detail: e.to_string() })?;
-        if compressed.len() > SECRET_DATA_LIMIT - 1024 {
-            return Err(BackendError::Remote {
-                op: "write state",
-                key: format!("{SECRETS}/{}/{name}", self.namespace),
-                detail: format!("the compressed state is {} bytes, more than a Secret holds (1 MiB)", compressed.len()),
-            });
-        }
-        let api = self.secrets();
-        for _ in 0..ATTEMPTS {
+        let manifest = layout(&compressed);
+        if let Some(m) = &manifest {
             if let Some(id) = lock_id {
                 self.check_holder(key, id).await?;
             }
-            let current = self.read_state_secret(key).await?;
-            let (verb, written) = match current {
-                // Only the data and our labels change: labels or annotations others added stay.
-                Some(mut secret) => {
-                    secret.data.get_or_insert_default().insert(STATE_DATA.into(), ByteString(compressed.clone()));
-                    secret.metadata.labels.get_or_insert_default().extend(self.labels(&key.object, &[(STATE_LABEL, &key.state_name)]));
-                    secret.metadata.managed_fields = None;
-                    ("update", api.replace(&name, &PostParams::default(), &secret).await)
-                }
-                None => {
-                    let secret = Secret {
-                        metadata: self.meta(&name, self.labels(&key.object, &[(STATE_LABEL, &key.state_name)])),
-                        data: Some([(STATE_DATA.to_string(), ByteString(compressed.clone()))].into()),
-                        type_: Some("Opaque".into()),
-                        ..Default::default()
-                    };
-                    ("create", api.create(&PostParams::default(), &secret).await)
-                }
-            };
-            match written {
-                Ok(_) => return Ok(()),
-                // Another write came between our read and ours (or ours landed and its answer
-                // was lost, and a retry conflicts with it): read again.
-                Err(e) if status(&e) == Some(409) => {
-                    if self.holds(key, state).await {
-                        return Ok(());
-                    }
-                    tracing::debug!("state Secret {name} changed while it was written; retrying");
-                }
-                Err(e) => {
-                    let e = self.error("write state", verb, SECRETS, &name, e);
-                    if matches!(e, BackendError::Unreachable { .. }) && self.holds(key, state).await {
-                        return Ok(());
-                    }
-                    return Err(e);
-                }
-            }
+            self.write_state_chunks(key, m, &compressed).await?;
         }
-        Err(BackendError::Remote {
-            op: "write state",
-            key: format!("{SECRETS}/{}/{name}", self.namespace),
-            detail: "the state Secret kept changing while it was written".into(),
-        })
+        let replaced = self.commit_state(key, state, &compressed, manifest.as_ref(), lock_id).await?;
+        self.drop_replaced_chunks(key, replaced, manifest.as_ref()).await;
+        Ok(())
     }
 
+    /// The main Secret first (with the resourceVersion read, so nothing written in between
+    /// is lost), then every chunk of this state, so none is left named by a Secret.
     async fn delete(&self, key: &StateKey) -> Result<()> {
-        let name = state_secret_name(key);
-        for _ in 0..ATTEMPTS {
-            let Some(secret) = self.read_state_secret(key).await? else { return Ok(()) };
-            let resource_version = secret.metadata.resource_version;
-            let params = DeleteParams { preconditions: Some(Preconditions { resource_version, uid: None }), ..Default::default() };
-            match self.secrets().delete(&name, &params).await {
-                Ok(_) => return Ok(()),
-                Err(e) if status(&e) == Some(404) => return Ok(()),
-                Err(e) if status(&e) == Some(409) => {}
-                Err(e) => return Err(self.error("delete state", "delete", SECRETS, &name, e)),
-            }
-        }
-        Err(BackendError::Remote {
-            op: "delete state",
-            key: format!("{SECRETS}/{}/{name}", self.namespace),
-            detail: "the state Secret kept changing".into(),
-        })
+        self.delete_state_secret(key).await?;
+        self.delete_state_chunks(key, None).await
     }
 
     async fn lock(&self, key: &StateKey, info: &LockInfo) -> Result<()> {
@@ -552,26 +819,15 @@ impl StateStore for SecretBackend {
 impl PlanStore for SecretBackend {
     async fn put_plan(&self, object: &ObjectKey, meta: &PlanMeta, plan: &[u8]) -> Result<()> {
         let id = meta.id.as_str();
-        let chunks: Vec<&[u8]> = plan.chunks(CHUNK_SIZE).collect();
-        for (n, chunk) in chunks.iter().enumerate() {
-            let index = n.to_string();
-            let mut metadata =
-                self.meta(&plan_chunk_secret_name(object, id, n), self.labels(object, &[(PLAN_LABEL, id), (PART_LABEL, "chunk")]));
-            metadata.annotations = Some([(CHUNK_ANNOTATION.to_string(), index)].into());
-            let secret = Secret {
-                metadata,
-                data: Some([(CHUNK_DATA.to_string(), ByteString(chunk.to_vec()))].into()),
-                type_: Some("Opaque".into()),
-                ..Default::default()
-            };
-            self.upsert("store plan", secret).await?;
-        }
+        let labels = self.labels(object, &[(PLAN_LABEL, id), (PART_LABEL, "chunk")]);
+        let name = |n| plan_chunk_secret_name(object, id, n);
+        let count = self.write_chunks("store plan", plan, name, &labels, CHUNK_DATA, any_secret).await?;
         let json =
             serde_json::to_vec_pretty(meta).map_err(|e| BackendError::Corrupt { what: "plan meta".into(), reason: e.to_string() })?;
         let data = [
             (META_DATA.to_string(), ByteString(json)),
             (DIGEST_DATA.to_string(), ByteString(meta.digest.clone().into_bytes())),
-            (CHUNKS_DATA.to_string(), ByteString(chunks.len().to_string().into_bytes())),
+            (CHUNKS_DATA.to_string(), ByteString(count.to_string().into_bytes())),
         ];
         let secret = Secret {
             metadata: self.meta(&plan_meta_secret_name(object, id), self.labels(object, &[(PLAN_LABEL, id), (PART_LABEL, "meta")])),
@@ -579,10 +835,10 @@ impl PlanStore for SecretBackend {
             type_: Some("Opaque".into()),
             ..Default::default()
         };
-        self.upsert("store plan meta", secret).await?;
+        self.upsert("store plan meta", secret, any_secret).await?;
         // Chunks left by an earlier, longer version of the same plan id.
         for (name, _, is_meta, index) in self.plan_secrets(object, Some(id)).await? {
-            if !is_meta && index.is_none_or(|n| n >= chunks.len()) {
+            if !is_meta && index.is_none_or(|n| n >= count) {
                 self.delete_secret("delete plan", &name).await?;
             }
         }
@@ -592,21 +848,10 @@ impl PlanStore for SecretBackend {
     async fn get_plan(&self, object: &ObjectKey, id: &str) -> Result<(PlanMeta, Vec<u8>)> {
         let not_found = || BackendError::PlanNotFound { object: object.to_string(), id: id.to_string() };
         let (meta, digest, count) = self.read_plan_meta(object, id).await?.ok_or_else(not_found)?;
-        let mut bytes = Vec::with_capacity(count * CHUNK_SIZE);
-        for n in 0..count {
-            let name = plan_chunk_secret_name(object, id, n);
-            let corrupt = |reason: String| BackendError::Corrupt { what: format!("plan {id} of {object}"), reason };
-            let secret = self.secrets().get_opt(&name).await.map_err(|e| self.error("read plan", "get", SECRETS, &name, e))?;
-            let secret = secret.ok_or_else(|| corrupt(format!("chunk {n} of {count} (Secret {name}) is missing")))?;
-            let labels = secret.metadata.labels.unwrap_or_default();
-            let index = secret.metadata.annotations.as_ref().and_then(|a| a.get(CHUNK_ANNOTATION));
-            if labels.get(PLAN_LABEL) != Some(&label_value(id)) || index != Some(&n.to_string()) {
-                return Err(corrupt(format!("Secret {name} is not chunk {n} of this plan")));
-            }
-            let chunk =
-                secret.data.and_then(|mut d| d.remove(CHUNK_DATA)).ok_or_else(|| corrupt(format!("Secret {name} has no plan data")))?;
-            bytes.extend_from_slice(&chunk.0);
-        }
+        let corrupt = |reason: String| BackendError::Corrupt { what: format!("plan {id} of {object}"), reason };
+        let belongs = |labels: &BTreeMap<String, String>| labels.get(PLAN_LABEL) == Some(&label_value(id));
+        let name = |n| plan_chunk_secret_name(object, id, n);
+        let bytes = self.read_chunks("read plan", count, name, CHUNK_DATA, "this plan", belongs, corrupt).await?;
         super::verified_plan(object, id, meta, bytes, &[digest.as_str()])
     }
 
@@ -629,6 +874,12 @@ impl PlanStore for SecretBackend {
 /// The Secret holding a state: `tfstate-<state>-<object>`, as tofu-controller names it.
 pub fn state_secret_name(key: &StateKey) -> String {
     object_name(&format!("tfstate-{}-{}", key.state_name, key.object.name))
+}
+
+/// The Secret holding chunk `n` of a state too big for one Secret, of the generation `tag`
+/// (the short digest of the compressed state).
+pub fn state_chunk_secret_name(key: &StateKey, tag: &str, n: usize) -> String {
+    object_name(&format!("tfstate-{}-{}-{tag}-{n}", key.state_name, key.object.name))
 }
 
 /// The Lease locking a state.
@@ -775,6 +1026,46 @@ mod tests {
         assert_eq!(&packed[..2], &[0x1f, 0x8b]);
         assert_eq!(gunzip(&packed).unwrap(), state);
         assert!(gunzip(b"not gzip").is_err());
+    }
+
+    #[test]
+    fn a_state_is_chunked_only_when_its_gzip_does_not_fit_with_a_margin() {
+        assert_eq!(layout(&vec![0; STATE_INLINE_LIMIT]), None, "fits: one Secret, as other tools write it");
+        let big = vec![7; STATE_INLINE_LIMIT + 1];
+        let manifest = layout(&big).unwrap();
+        assert_eq!(manifest, Manifest { digest: sha256_digest(&big), chunks: 2 });
+        assert_eq!(Manifest::of(&vec![1; 3 * CHUNK_SIZE]).chunks, 3);
+        assert_eq!(manifest.tag().len(), STATE_TAG_LEN);
+        assert!(manifest.digest.trim_start_matches("sha256:").starts_with(&manifest.tag()));
+    }
+
+    #[test]
+    fn chunk_names_carry_the_generation_and_the_index() {
+        let key = key("default", "app");
+        assert_eq!(state_chunk_secret_name(&key, "0123456789ab", 2), "tfstate-default-app-0123456789ab-2");
+        assert_ne!(state_chunk_secret_name(&key, "0123456789ab", 0), state_chunk_secret_name(&key, "ba9876543210", 0));
+    }
+
+    #[test]
+    fn a_state_secret_records_one_layout_and_switching_drops_the_other() {
+        let manifest = Manifest { digest: "sha256:abc".into(), chunks: 3 };
+        let mut data: BTreeMap<String, ByteString> = [("other".to_string(), ByteString(b"kept".to_vec()))].into();
+        record(&mut data, b"gz", Some(&manifest));
+        assert_eq!(recorded(&data), Ok(Recorded::Chunked(manifest.clone())));
+        assert!(!data.contains_key(STATE_DATA));
+        record(&mut data, b"gz", None);
+        assert_eq!(recorded(&data), Ok(Recorded::Inline(b"gz")));
+        assert_eq!(data.keys().collect::<Vec<_>>(), vec!["other", STATE_DATA], "the manifest is gone, other keys stay");
+
+        // A tool that wrote `tfstate` over a chunked Secret: its state is the current one.
+        record(&mut data, b"gz", Some(&manifest));
+        data.insert(STATE_DATA.into(), ByteString(b"theirs".to_vec()));
+        assert_eq!(recorded(&data), Ok(Recorded::Inline(b"theirs")));
+
+        assert!(recorded(&BTreeMap::new()).unwrap_err().contains("no key tfstate"));
+        let bad: BTreeMap<String, ByteString> =
+            [(DIGEST_DATA.to_string(), ByteString(b"sha256:abc".to_vec())), (CHUNKS_DATA.to_string(), ByteString(b"many".to_vec()))].into();
+        assert!(recorded(&bad).unwrap_err().contains("not a number"));
     }
 
     #[test]

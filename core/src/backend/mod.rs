@@ -30,6 +30,11 @@ pub enum BackendError {
     PlanNotFound { object: String, id: String },
     #[error("plan {id} of {object} is corrupt: stored digest {expected}, content digest {actual}; it will not be applied")]
     PlanDigestMismatch { object: String, id: String, expected: String, actual: String },
+    /// A state stored in chunks whose bytes do not hash to the digest its manifest records.
+    #[error(
+        "state of {key} is corrupt: its manifest records digest {expected}, its chunks hash to {actual}; it is not used (restore the chunk Secrets or the state from a backup)"
+    )]
+    StateDigestMismatch { key: String, expected: String, actual: String },
     #[error("backend data of {what} is unreadable: {reason}")]
     Corrupt { what: String, reason: String },
     #[error("cannot reach the backend at {endpoint}: {detail}; the run is retried on the next reconcile")]
@@ -56,9 +61,16 @@ pub enum BackendError {
 
 impl BackendError {
     /// Whether the data itself is missing or wrong (as opposed to the backend being
-    /// unavailable): a saved plan that fails this way must never be applied.
+    /// unavailable): a saved plan that fails this way must never be applied, nor such a
+    /// state handed to terraform.
     pub fn is_integrity(&self) -> bool {
-        matches!(self, BackendError::PlanNotFound { .. } | BackendError::PlanDigestMismatch { .. } | BackendError::Corrupt { .. })
+        matches!(
+            self,
+            BackendError::PlanNotFound { .. }
+                | BackendError::PlanDigestMismatch { .. }
+                | BackendError::StateDigestMismatch { .. }
+                | BackendError::Corrupt { .. }
+        )
     }
 }
 
