@@ -100,6 +100,25 @@ fn refused(yaml_of_bad_object: &str, expected: &[&str]) {
     cli.assert_stores_nothing();
 }
 
+/// A tofu-controller Terraform moved over by its apiVersion alone: its fields driftless does
+/// not implement are refused by name with what to use instead, never stored and ignored.
+#[test]
+fn a_peer_field_driftless_does_not_implement_is_refused_by_name_with_the_alternative() {
+    let moved = TERRAFORM.replace("  interval: 1h\n", "  interval: 1h\n  disableDriftDetection: true\n  alwaysCleanupRunnerPod: true\n");
+    refused(&moved, &["Terraform/default/app", "spec.disableDriftDetection", "spec.drift.mode: disabled", "spec.alwaysCleanupRunnerPod"]);
+}
+
+#[test]
+fn a_misspelt_field_is_refused_listing_the_fields_it_may_be() {
+    refused(&TERRAFORM.replace("  path: ./\n", "  pathh: ./\n"), &["spec.pathh", "unknown field", "path"]);
+    refused(
+        &GIT_REPOSITORY
+            .replace("name: app\nspec", "name: other\nspec")
+            .replace("    branch: main\n", "    branch: main\n    name: refs/heads/main\n"),
+        &["spec.ref.name", "ref.branch"],
+    );
+}
+
 #[test]
 fn a_duration_that_is_not_one_is_refused_with_its_field() {
     refused(&TERRAFORM.replace("interval: 1h", "interval: soon"), &["Terraform", "app", "spec.interval", "\"soon\"", "1h"]);

@@ -102,12 +102,12 @@ async fn a_run_whose_secrets_cannot_be_written_fails_clearly_and_the_retry_appli
     k.apply(&git_repository("app", "main")).await;
     k.apply(&terraform_object("app", "app", "./", "auto", "", "  retryInterval: 2s\n")).await;
     k.start_controller(&[]);
-    let failed = k
-        .wait_for("Terraform", "app", "a failed start said so", LONG, |o| {
-            condition_in(o, "Ready")["status"] == "False"
-                && condition_in(o, "Ready")["message"].as_str().is_some_and(|m| m.contains("500") || m.contains("nternal"))
-        })
-        .await;
-    assert_ne!(condition_in(&failed, "Reconciling")["status"], "True", "{}", failed["status"]);
+    // Between the failure and the retry (2 s later) the object says why and is not Reconciling.
+    k.wait_for("Terraform", "app", "a failed start said so, not left Reconciling", LONG, |o| {
+        condition_in(o, "Ready")["status"] == "False"
+            && condition_in(o, "Ready")["message"].as_str().is_some_and(|m| m.contains("runner pod") && m.contains("500"))
+            && condition_in(o, "Reconciling")["status"] != "True"
+    })
+    .await;
     assert_recovered(&k, "refused Secret writes").await;
 }

@@ -8,6 +8,7 @@ mod kind;
 mod kustomization;
 mod notification;
 mod reconciled;
+mod schema;
 mod status;
 mod tenancy;
 mod terraform;
@@ -28,6 +29,7 @@ pub use notification::{
     ReceiverSpec, ReceiverStatus,
 };
 pub use reconciled::{Reconciled, StatusModel};
+pub use schema::unknown_fields;
 pub use status::{
     Acknowledgement, Condition, ConditionStatus, Conditions, DRIFT_CHECKED, DriftObject, DriftStatus, HISTORY_LIMIT, HistoryEntry,
     LockStatus, ObjectStatus, PlanApprover, PlanStatus, PlanSummary, condition_type, reason,

@@ -45,8 +45,22 @@ fn decode<K: StoredObject>(doc: &Value, origin: &str) -> Result<K> {
     })
 }
 
-/// Decodes and validates an object of the API.
+/// Decodes and validates an object of the API: first against its CRD schema (a field the
+/// schema lacks is refused by name, as the API server's strict validation does), then the
+/// checks beyond the schema.
 fn checked<K: StoredObject + Validate>(doc: &Value, origin: &str) -> Result<K> {
+    let unknown = crate::api::unknown_fields(&K::kind(&()), doc);
+    if !unknown.is_empty() {
+        let meta = |key: &str| doc.pointer(&format!("/metadata/{key}")).and_then(Value::as_str).map(str::to_string);
+        let object = format!(
+            "{}/{}/{}",
+            K::kind(&()),
+            meta("namespace").unwrap_or_else(|| "default".into()),
+            meta("name").unwrap_or_else(|| "<unnamed>".into())
+        );
+        let error = crate::api::ValidationError { object, errors: unknown };
+        return Err(CliError::File { path: origin.into(), reason: error.to_string() });
+    }
     let object = decode::<K>(doc, origin)?;
     object.validate().map_err(|e| CliError::File { path: origin.into(), reason: e.to_string() })?;
     Ok(object)

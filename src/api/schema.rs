@@ -1,0 +1,268 @@
+//! The CRD schemas as the one definition of which fields an object may hold: an object read
+//! from a file is checked against the same OpenAPI schema the API server is given, so a
+//! field the schema does not have is refused by name on a local store as on a cluster (where
+//! the API server's strict field validation refuses it), never stored and ignored.
+//!
+//! A field that Flux or tofu-controller has and driftless does not implement gets a message
+//! of its own: what to use instead, or that it is not implemented yet. Every other unknown
+//! field is listed with the fields that level does have (a typo is the usual cause).
+
+use serde_json::Value;
+
+use super::FieldError;
+
+/// Peer fields driftless does not implement: kind, field path (`[]` for any list index),
+/// what to do instead.
+const PEER_FIELDS: &[(&str, &str, &str)] = &[
+    ("Terraform", "spec.disableDriftDetection", "tofu-controller's disableDriftDetection: use spec.drift.mode: disabled"),
+    ("Terraform", "spec.vars[].valueFrom", "tofu-controller's vars[].valueFrom is not implemented yet: use spec.varsFrom with varsKeys"),
+    ("Terraform", "spec.tfVarsFiles", "tofu-controller's tfVarsFiles is not implemented yet: set the values in spec.vars or spec.varsFrom"),
+    ("Terraform", "spec.fileMappings", "tofu-controller's fileMappings is not implemented yet"),
+    ("Terraform", "spec.readInputsFromSecrets", "tofu-controller's readInputsFromSecrets is not implemented yet: use spec.varsFrom"),
+    ("Terraform", "spec.values", "tofu-controller's values is not implemented yet: use spec.vars"),
+    ("Terraform", "spec.targets", "tofu-controller's targets is not implemented yet: driftless plans the whole module"),
+    ("Terraform", "spec.parallelism", "tofu-controller's parallelism is not implemented yet"),
+    ("Terraform", "spec.upgradeOnInit", "tofu-controller's upgradeOnInit is not implemented yet: pin provider versions in the module"),
+    ("Terraform", "spec.refreshBeforeApply", "tofu-controller's refreshBeforeApply is not implemented yet"),
+    ("Terraform", "spec.force", "tofu-controller's force is not implemented yet"),
+    (
+        "Terraform",
+        "spec.cliConfigSecretRef",
+        "tofu-controller's cliConfigSecretRef is not implemented yet: give runner pods TF_CLI_CONFIG_FILE with the controller's --runner-env",
+    ),
+    (
+        "Terraform",
+        "spec.storeReadablePlan",
+        "tofu-controller's storeReadablePlan: driftless renders every plan that waits for approval (driftless plan show, the review page); remove the field",
+    ),
+    (
+        "Terraform",
+        "spec.alwaysCleanupRunnerPod",
+        "tofu-controller's alwaysCleanupRunnerPod: driftless always deletes a runner pod when its run ends; remove the field",
+    ),
+    ("Terraform", "spec.healthChecks", "tofu-controller's healthChecks are not implemented yet for Terraform"),
+    ("Terraform", "spec.tfstate", "tofu-controller's tfstate (forceUnlock) is not implemented yet: use driftless unlock"),
+    ("Terraform", "spec.backendConfigsFrom", "tofu-controller's backendConfigsFrom is not implemented yet: use spec.backendConfig"),
+    (
+        "Terraform",
+        "spec.backendConfig.disable",
+        "tofu-controller's backendConfig.disable is not implemented yet: use spec.backendConfig.customConfiguration",
+    ),
+    ("Terraform", "spec.backendConfig.labels", "tofu-controller's backendConfig.labels is not implemented yet"),
+    ("Terraform", "spec.backendConfig.inClusterConfig", "tofu-controller's backendConfig.inClusterConfig is not implemented yet"),
+    ("Terraform", "spec.backendConfig.configPath", "tofu-controller's backendConfig.configPath is not implemented"),
+    (
+        "Terraform",
+        "spec.branchPlanner",
+        "tofu-controller's branch planner is not part of driftless: review plans with driftless plan show or the review page",
+    ),
+    ("Terraform", "spec.cloud", "Terraform Cloud is not supported: use spec.backendConfig"),
+    ("Terraform", "spec.enterprise", "Terraform Enterprise is not supported: use spec.backendConfig"),
+    ("Terraform", "spec.webhooks", "tofu-controller's webhooks are not supported: use Alerts and Providers"),
+    (
+        "Terraform",
+        "spec.breakTheGlass",
+        "tofu-controller's breakTheGlass is not supported: suspend the object (driftless suspend) and work on the state by hand",
+    ),
+    (
+        "Kustomization",
+        "spec.components",
+        "Flux's components are not implemented yet: list the components in a kustomization.yaml of the path",
+    ),
+    ("Kustomization", "spec.ignoreMissingComponents", "Flux's ignoreMissingComponents is not implemented yet"),
+    ("Kustomization", "spec.deletionPolicy", "Flux's deletionPolicy is not implemented yet: spec.prune decides what deletion removes"),
+    ("Kustomization", "spec.healthCheckExprs", "Flux's healthCheckExprs (CEL) are not implemented yet: use spec.healthChecks"),
+    ("Kustomization", "spec.kubeConfig", "Flux's kubeConfig (a remote cluster) is not implemented yet"),
+    (
+        "Kustomization",
+        "spec.decryption",
+        "SOPS decryption is not implemented yet: it comes with the SOPS work; keep encrypted manifests out of this path until then",
+    ),
+    ("GitRepository", "spec.ref.name", "Flux's ref.name is not implemented yet: use ref.branch, ref.tag, ref.semver or ref.commit"),
+    ("GitRepository", "spec.include", "Flux's include is not implemented yet"),
+    ("GitRepository", "spec.recurseSubmodules", "Flux's recurseSubmodules is not implemented yet: submodules are not checked out"),
+    ("GitRepository", "spec.sparseCheckout", "Flux's sparseCheckout is not implemented yet: use spec.ignore"),
+    ("GitRepository", "spec.verify", "Flux's verify (signed commits) is not implemented yet"),
+    ("GitRepository", "spec.proxySecretRef", "Flux's proxySecretRef is not implemented yet"),
+];
+
+/// The openAPIV3Schema of `kind`'s CRD, the one the API server gets.
+fn schema_of(kind: &str) -> Option<Value> {
+    let crd = super::crds().into_iter().find(|c| c.spec.names.kind == kind)?;
+    let version = crd.spec.versions.into_iter().next()?;
+    serde_json::to_value(version.schema?.open_api_v3_schema?).ok()
+}
+
+/// Every field of `object` (a `kind` as read from a file) that its CRD schema does not have.
+/// A kind without a CRD has no fields checked.
+pub fn unknown_fields(kind: &str, object: &Value) -> Vec<FieldError> {
+    let Some(schema) = schema_of(kind) else { return Vec::new() };
+    let mut found = Vec::new();
+    walk(kind, &schema, object, "", &mut found);
+    found
+}
+
+/// The properties a schema node allows, merged over `anyOf`/`oneOf`/`allOf` alternatives;
+/// `None` when the node does not restrict its keys.
+fn properties(schema: &Value) -> Option<serde_json::Map<String, Value>> {
+    let mut merged: Option<serde_json::Map<String, Value>> = schema.get("properties").and_then(Value::as_object).cloned();
+    for key in ["anyOf", "oneOf", "allOf"] {
+        for alternative in schema.get(key).and_then(Value::as_array).into_iter().flatten() {
+            if let Some(p) = properties(alternative) {
+                merged.get_or_insert_with(Default::default).extend(p);
+            }
+        }
+    }
+    merged
+}
+
+fn walk(kind: &str, schema: &Value, value: &Value, path: &str, found: &mut Vec<FieldError>) {
+    if schema.get("x-kubernetes-preserve-unknown-fields") == Some(&Value::Bool(true)) {
+        return;
+    }
+    match value {
+        Value::Object(map) => {
+            if let Some(props) = properties(schema) {
+                for (key, child) in map {
+                    // Every object's own: the API server checks them, the CRD does not list them.
+                    if path.is_empty() && matches!(key.as_str(), "apiVersion" | "kind" | "metadata") {
+                        continue;
+                    }
+                    let field = if path.is_empty() { key.clone() } else { format!("{path}.{key}") };
+                    match props.get(key) {
+                        Some(child_schema) => walk(kind, child_schema, child, &field, found),
+                        None => found.push(FieldError { field: field.clone(), reason: refusal(kind, &field, &props) }),
+                    }
+                }
+            } else if let Some(each) = schema.get("additionalProperties").filter(|a| a.is_object()) {
+                for (key, child) in map {
+                    walk(kind, each, child, &format!("{path}.{key}"), found);
+                }
+            }
+        }
+        Value::Array(items) => {
+            if let Some(each) = schema.get("items") {
+                for (i, child) in items.iter().enumerate() {
+                    walk(kind, each, child, &format!("{path}[{i}]"), found);
+                }
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Why `field` is refused: the peer's field and what to use, or the fields that level has.
+fn refusal(kind: &str, field: &str, props: &serde_json::Map<String, Value>) -> String {
+    let general = general_path(field);
+    if let Some((_, _, message)) = PEER_FIELDS.iter().find(|(k, p, _)| *k == kind && *p == general) {
+        return format!("unknown field: {message}");
+    }
+    let mut known: Vec<&str> = props.keys().map(String::as_str).collect();
+    known.sort_unstable();
+    format!("unknown field (a typo?); {kind} has here: {}", known.join(", "))
+}
+
+/// `spec.vars[3].valueFrom` -> `spec.vars[].valueFrom`.
+fn general_path(field: &str) -> String {
+    let mut out = String::with_capacity(field.len());
+    let mut in_index = false;
+    for c in field.chars() {
+        match c {
+            '[' => {
+                in_index = true;
+                out.push('[');
+            }
+            ']' => {
+                in_index = false;
+                out.push(']');
+            }
+            _ if in_index => {}
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn terraform(spec: Value) -> Value {
+        json!({ "apiVersion": "driftless.dev/v1alpha1", "kind": "Terraform", "metadata": { "name": "app", "labels": { "any": "label" } }, "spec": spec })
+    }
+
+    #[test]
+    fn a_peer_field_is_refused_with_what_to_use_instead() {
+        let found = unknown_fields(
+            "Terraform",
+            &terraform(
+                json!({ "sourceRef": { "kind": "GitRepository", "name": "app" }, "interval": "1h", "path": "./", "disableDriftDetection": true,
+                               "vars": [{ "name": "a", "value": 1 }, { "name": "b", "valueFrom": { "secretKeyRef": { "name": "s", "key": "k" } } }] }),
+            ),
+        );
+        let fields: Vec<&str> = found.iter().map(|f| f.field.as_str()).collect();
+        assert_eq!(fields, vec!["spec.disableDriftDetection", "spec.vars[1].valueFrom"]);
+        assert!(found[0].reason.contains("spec.drift.mode: disabled"), "{}", found[0].reason);
+        assert!(found[1].reason.contains("spec.varsFrom"), "{}", found[1].reason);
+    }
+
+    #[test]
+    fn a_typo_is_refused_listing_the_fields_of_its_level() {
+        let found = unknown_fields(
+            "Terraform",
+            &terraform(json!({ "sourceRef": { "kind": "GitRepository", "name": "app", "namspace": "x" }, "interval": "1h" })),
+        );
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(found[0].field, "spec.sourceRef.namspace");
+        assert!(found[0].reason.contains("a typo") && found[0].reason.contains("namespace"), "{}", found[0].reason);
+    }
+
+    #[test]
+    fn known_fields_free_form_values_and_metadata_pass() {
+        let object = terraform(json!({
+            "sourceRef": { "kind": "GitRepository", "name": "app" }, "interval": "1h", "path": "./",
+            "vars": [{ "name": "a", "value": { "nested": { "anything": [1, 2] } } }],
+            "runnerPodTemplate": { "metadata": { "labels": { "team": "a" } }, "spec": { "env": [{ "name": "X", "value": "1" }] } }
+        }));
+        assert_eq!(unknown_fields("Terraform", &object), vec![]);
+        assert_eq!(unknown_fields("NoSuchKind", &object), vec![], "no CRD, nothing checked");
+    }
+
+    #[test]
+    fn every_peer_field_listed_is_truly_unknown_to_the_schema() {
+        // A field implemented since must leave this table: its message would never show.
+        for (kind, path, _) in PEER_FIELDS {
+            let schema = schema_of(kind).unwrap_or_else(|| panic!("{kind} has a CRD"));
+            let mut node = &schema;
+            let mut known = true;
+            for part in path.split('.') {
+                let (name, list) = part.strip_suffix("[]").map_or((part, false), |n| (n, true));
+                let Some(props) = properties(node) else { break };
+                match props.get(name) {
+                    Some(_) => {
+                        node = schema_child(node, name);
+                        if list {
+                            node = node.get("items").unwrap_or(node);
+                        }
+                    }
+                    None => {
+                        known = false;
+                        break;
+                    }
+                }
+            }
+            assert!(!known, "{kind} {path} is in the schema: remove it from PEER_FIELDS");
+        }
+    }
+
+    fn schema_child<'a>(node: &'a Value, name: &str) -> &'a Value {
+        node.get("properties").and_then(|p| p.get(name)).unwrap_or(node)
+    }
+
+    #[test]
+    fn list_indexes_are_generalised() {
+        assert_eq!(general_path("spec.vars[12].valueFrom"), "spec.vars[].valueFrom");
+        assert_eq!(general_path("spec.path"), "spec.path");
+    }
+}
