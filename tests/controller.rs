@@ -171,8 +171,9 @@ async fn a_controller_killed_mid_apply_loses_no_state_and_leaves_no_lock() {
     let leases: Vec<Value> =
         k.list_leases().await.into_iter().filter(|l| l["metadata"]["name"].as_str().unwrap_or_default().starts_with("tflock-")).collect();
     assert!(leases.is_empty(), "the state lock was released: {leases:?}");
-    // The state holds what was applied: a fresh drift check finds nothing to do.
-    k.annotate("Terraform", "app", "driftless.dev/reconcile-requested-at", "after-restart").await;
+    // The state holds what was applied: a fresh drift check finds nothing to do. (Asked for
+    // with Flux's annotation, as `flux reconcile` and a migrated script set it.)
+    k.annotate("Terraform", "app", "reconcile.fluxcd.io/requestedAt", "after-restart").await;
     let tf = k
         .wait_for("Terraform", "app", "checked again", LONG, |o| ready(o) && o["status"]["lastHandledReconcileAt"] == "after-restart")
         .await;

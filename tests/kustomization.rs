@@ -68,6 +68,8 @@ async fn a_crd_and_its_resource_apply_in_one_pass_and_removed_objects_are_pruned
             ("deploy/a.yaml", &config_map("a", "one")),
             ("deploy/b.yaml", &config_map("b", "two")),
             ("deploy/c.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: c\n  annotations:\n    driftless.dev/prune: disabled\ndata:\n  key: three\n"),
+            // Flux's annotation of the same meaning, as a repository moved from Flux has it.
+            ("deploy/d.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: d\n  annotations:\n    kustomize.toolkit.fluxcd.io/prune: disabled\ndata:\n  key: four\n"),
         ],
         "manifests",
     );
@@ -76,13 +78,13 @@ async fn a_crd_and_its_resource_apply_in_one_pass_and_removed_objects_are_pruned
     k.start_controller(&[]);
     let ks = k.wait_for("Kustomization", "web", "Ready", LONG, ready).await;
     let entries = ks["status"]["inventory"]["entries"].as_array().unwrap().len();
-    assert_eq!(entries, 5, "{}", ks["status"]["inventory"]);
+    assert_eq!(entries, 6, "{}", ks["status"]["inventory"]);
     assert_eq!(k.get("ConfigMap", "a").await["data"]["key"], "one");
     assert_eq!(k.get("ConfigMap", "a").await["metadata"]["labels"]["kustomize.driftless.dev/name"], "web");
 
     // b leaves the source: pruned; a ConfigMap the Kustomization never applied stays.
     k.apply(&config_map("bystander", "x")).await;
-    let commit = k.world.commit_removal(&["deploy/b.yaml", "deploy/c.yaml"], "remove b and c");
+    let commit = k.world.commit_removal(&["deploy/b.yaml", "deploy/c.yaml", "deploy/d.yaml"], "remove b, c and d");
     request_reconcile(&k, "GitRepository", "app", "remove-b").await;
     k.wait_for("Kustomization", "web", "applied the removal", LONG, |o| {
         ready(o) && o["status"]["lastAppliedRevision"].as_str().unwrap_or_default().contains(&commit)
@@ -90,6 +92,7 @@ async fn a_crd_and_its_resource_apply_in_one_pass_and_removed_objects_are_pruned
     .await;
     assert!(k.get("ConfigMap", "b").await.is_null(), "b is pruned");
     assert!(!k.get("ConfigMap", "c").await.is_null(), "driftless.dev/prune: disabled is honoured");
+    assert!(!k.get("ConfigMap", "d").await.is_null(), "Flux's kustomize.toolkit.fluxcd.io/prune: disabled is honoured");
     assert!(!k.get("ConfigMap", "a").await.is_null());
     assert!(!k.get("ConfigMap", "bystander").await.is_null(), "objects it does not own are never pruned");
 

@@ -16,6 +16,12 @@ pub mod annotation {
     pub const ACTED_BY: &str = "driftless.dev/acted-by";
     /// `disabled` on an applied object: never pruned.
     pub const PRUNE: &str = "driftless.dev/prune";
+    /// Flux's annotation of the same meaning, honoured alike, so objects a Flux user kept
+    /// from pruning stay after the move.
+    pub const FLUX_PRUNE: &str = "kustomize.toolkit.fluxcd.io/prune";
+    /// Flux's request for a reconcile (`flux reconcile`, Flux's receivers, scripts), honoured
+    /// as [`RECONCILE_REQUESTED_AT`] is.
+    pub const FLUX_RECONCILE_REQUESTED_AT: &str = "reconcile.fluxcd.io/requestedAt";
     /// `<Kind>/<name>` of the driftless object that wrote a Secret (outputs, plan renderings).
     pub const OWNER: &str = "driftless.dev/owner";
     /// The plan id a stored plan rendering belongs to.

@@ -74,7 +74,8 @@ pub fn stale(old: &[ResourceRef], new: &[ResourceRef]) -> Vec<ResourceRef> {
 pub enum Kept {
     /// It does not carry this Kustomization's labels: another owner applied it.
     NotOurs,
-    /// Its owner asked for it to stay (`driftless.dev/prune: disabled`).
+    /// Its owner asked for it to stay (`driftless.dev/prune: disabled`, or Flux's
+    /// `kustomize.toolkit.fluxcd.io/prune: disabled`).
     Disabled,
 }
 
@@ -100,7 +101,8 @@ pub fn may_prune(
     if !ours {
         return Err(Kept::NotOurs);
     }
-    if annotations.and_then(|a| a.get(annotation::PRUNE)).is_some_and(|v| v == "disabled") {
+    let disabled = |key: &str| annotations.and_then(|a| a.get(key)).is_some_and(|v| v.eq_ignore_ascii_case("disabled"));
+    if disabled(annotation::PRUNE) || disabled(annotation::FLUX_PRUNE) {
         return Err(Kept::Disabled);
     }
     Ok(())
@@ -145,6 +147,9 @@ mod tests {
         assert_eq!(may_prune(&Default::default(), None, ("team", "apps")), Err(Kept::NotOurs));
         let stay = [(annotation::PRUNE.to_string(), "disabled".to_string())].into();
         assert_eq!(may_prune(&labels("team", "apps"), Some(&stay), ("team", "apps")), Err(Kept::Disabled));
+        let flux_stay: std::collections::BTreeMap<String, String> =
+            [(driftless_core::names::annotation::FLUX_PRUNE.to_string(), "disabled".to_string())].into();
+        assert_eq!(may_prune(&labels("team", "apps"), Some(&flux_stay), ("team", "apps")), Err(Kept::Disabled), "Flux's annotation too");
     }
 
     #[test]

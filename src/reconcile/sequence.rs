@@ -221,6 +221,15 @@ impl<K: Reconciled, S: ObjectStore, D: RunnerDispatch> Run<'_, K, S, D> {
 /// Who let a plan through, for the object's history: the user named by
 /// `driftless.dev/acted-by` when it was approved by annotation (the CLI and the review page
 /// set it), else `spec` or `auto`.
+/// The reconcile request an object carries: driftless's annotation or Flux's
+/// (`reconcile.fluxcd.io/requestedAt`, which `flux reconcile` and scripts set), whichever is
+/// new; when neither is, the one already handled.
+fn requested_at(annotations: Option<&std::collections::BTreeMap<String, String>>, handled: Option<&str>) -> Option<String> {
+    let values: Vec<&String> =
+        [annotation::RECONCILE_REQUESTED_AT, annotation::FLUX_RECONCILE_REQUESTED_AT].iter().filter_map(|k| annotations?.get(*k)).collect();
+    values.iter().find(|v| Some(v.as_str()) != handled).or(values.first()).map(|v| v.to_string())
+}
+
 pub fn approver_name(approver: Option<PlanApprover>, meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> String {
     match approver {
         Some(PlanApprover::Annotation) => {
@@ -274,7 +283,7 @@ pub async fn reconcile<K: Reconcile, S: ObjectStore, D: RunnerDispatch>(
 
     // Requested-at: recorded before validation, so `driftless reconcile` on a cluster hears
     // back about an invalid object too.
-    let requested = run.object.meta().annotations.as_ref().and_then(|a| a.get(annotation::RECONCILE_REQUESTED_AT)).cloned();
+    let requested = requested_at(run.object.meta().annotations.as_ref(), run.status.last_handled_reconcile_at());
     let forced = forced || (requested.is_some() && requested.as_deref() != run.status.last_handled_reconcile_at());
     if requested.is_some() {
         run.status.set_last_handled_reconcile_at(requested);
@@ -324,4 +333,24 @@ pub async fn reconcile<K: Reconcile, S: ObjectStore, D: RunnerDispatch>(
     // The kind's work.
     let done = K::work(&mut run, artifact, forced).await?;
     run.finish(was_ready, done).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn annotations(pairs: &[(&str, &str)]) -> std::collections::BTreeMap<String, String> {
+        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+    }
+
+    #[test]
+    fn a_flux_reconcile_request_is_honoured_like_driftless_own() {
+        let flux = annotations(&[(annotation::FLUX_RECONCILE_REQUESTED_AT, "2026-12-02T10:00:00Z")]);
+        assert_eq!(requested_at(Some(&flux), None).as_deref(), Some("2026-12-02T10:00:00Z"));
+        let both = annotations(&[(annotation::RECONCILE_REQUESTED_AT, "a"), (annotation::FLUX_RECONCILE_REQUESTED_AT, "b")]);
+        assert_eq!(requested_at(Some(&both), Some("a")).as_deref(), Some("b"), "the new one of the two");
+        assert_eq!(requested_at(Some(&both), Some("b")).as_deref(), Some("a"));
+        assert_eq!(requested_at(Some(&annotations(&[(annotation::RECONCILE_REQUESTED_AT, "a")])), Some("a")).as_deref(), Some("a"));
+        assert_eq!(requested_at(None, Some("a")), None);
+    }
 }
