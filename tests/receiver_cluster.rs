@@ -6,9 +6,9 @@
 
 mod common;
 
-use std::io::{Read, Write};
 use std::time::Duration;
 
+use common::http::{Reply, request};
 use common::kube::KubeWorld;
 use common::{MODULE, git_repository};
 use hmac::{Hmac, Mac};
@@ -21,33 +21,12 @@ fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
-/// One POST; the status and the raw response.
-fn post(addr: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> (u16, String) {
-    let mut stream = std::net::TcpStream::connect(addr).unwrap();
-    let mut request = format!("POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: {}\r\nConnection: close\r\n", body.len());
-    for (k, v) in headers {
-        request.push_str(&format!("{k}: {v}\r\n"));
-    }
-    request.push_str("\r\n");
-    stream.write_all(request.as_bytes()).unwrap();
-    let _ = stream.write_all(body);
-    let mut response = String::new();
-    let _ = stream.read_to_string(&mut response);
-    let status = response.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
-    (status, response)
-}
-
 /// A generic-hmac call signed with `key`.
-fn signed(addr: &str, path: &str, key: &str, body: &[u8]) -> (u16, String) {
+fn signed(addr: &str, path: &str, key: &str, body: &str) -> Reply {
     let mut mac = Hmac::<Sha256>::new_from_slice(key.as_bytes()).unwrap();
-    mac.update(body);
+    mac.update(body.as_bytes());
     let signature = format!("sha256={}", hex::encode(mac.finalize().into_bytes()));
-    post(addr, path, &[("X-Signature", &signature)], body)
-}
-
-fn header_of<'a>(response: &'a str, name: &str) -> Option<&'a str> {
-    let head = response.split("\r\n\r\n").next()?;
-    head.lines().filter_map(|l| l.split_once(':')).find(|(k, _)| k.trim().eq_ignore_ascii_case(name)).map(|(_, v)| v.trim())
+    request(addr, "POST", path, &[("X-Signature", &signature)], Some(body))
 }
 
 /// The webhook calls on a blocking thread (the test's runtime keeps serving the proxy).
@@ -75,7 +54,7 @@ async fn webhook_calls_find_receivers_in_the_watch_and_refused_bursts_get_429() 
     k.start_controller(&[&format!("--receiver-addr={addr}")]);
     let receiver = k.wait_for("Receiver", "hook", "a published webhook path", LONG, |o| o["status"]["webhookPath"].is_string()).await;
     let path = receiver["status"]["webhookPath"].as_str().unwrap().to_string();
-    let body: &'static [u8] = br#"{"ref":"main"}"#;
+    let body = r#"{"ref":"main"}"#;
 
     // A burst of refused calls: guessed paths and forged signatures.
     let lists_before = proxy.request_counts().get("list receivers").copied().unwrap_or(0);
@@ -83,15 +62,15 @@ async fn webhook_calls_find_receivers_in_the_watch_and_refused_bursts_get_429() 
     let (answered, refused) = blocking(move || {
         let mut answered = Vec::new();
         loop {
-            let (status, response) = if answered.len() % 2 == 0 {
-                post(&a, &format!("/hook/guess-{}", answered.len()), &[], body)
+            let reply = if answered.len() % 2 == 0 {
+                request(&a, "POST", &format!("/hook/guess-{}", answered.len()), &[], Some(body))
             } else {
                 signed(&a, &p, "forged", body)
             };
-            if status == 429 {
-                return (answered, response);
+            if reply.status == 429 {
+                return (answered, reply);
             }
-            answered.push(status);
+            answered.push(reply.status);
             assert!(answered.len() <= 40, "no 429 after {} refused calls: {answered:?}", answered.len());
         }
     })
@@ -101,17 +80,17 @@ async fn webhook_calls_find_receivers_in_the_watch_and_refused_bursts_get_429() 
     assert!(answered.len() >= 20, "the budget allows 20 refused calls at once: {answered:?}");
     // The leader's status refresh lists Receivers every 10 s; the calls list none.
     assert!(lists <= 1, "{lists} lists of Receivers for {} calls", answered.len());
-    assert!(refused.contains("too many refused calls from your address"), "{refused}");
-    let retry_after: u64 = header_of(&refused, "retry-after").and_then(|v| v.parse().ok()).unwrap_or_else(|| panic!("{refused}"));
+    assert!(refused.body.contains("too many refused calls from your address"), "{refused:?}");
+    let retry_after: u64 = refused.header("retry-after").and_then(|v| v.parse().ok()).unwrap_or_else(|| panic!("{refused:?}"));
     let annotations = k.get("GitRepository", "app").await["metadata"]["annotations"].clone();
     assert!(annotations["driftless.dev/reconcile-requested-at"].is_null(), "refused calls request nothing: {annotations}");
 
     // After the wait, a valid call is accepted and asks for the reconcile.
     tokio::time::sleep(Duration::from_secs(retry_after)).await;
     let (a, p) = (addr.clone(), path.clone());
-    let (status, response) = blocking(move || signed(&a, &p, TOKEN, body)).await;
-    assert_eq!(status, 200, "{response}");
-    assert!(response.contains(&format!("GitRepository/{}/app", k.ns.name)), "{response}");
+    let reply = blocking(move || signed(&a, &p, TOKEN, body)).await;
+    assert_eq!(reply.status, 200, "{reply:?}");
+    assert!(reply.body.contains(&format!("GitRepository/{}/app", k.ns.name)), "{reply:?}");
     let annotations = k.get("GitRepository", "app").await["metadata"]["annotations"].clone();
     assert!(annotations["driftless.dev/reconcile-requested-at"].is_string(), "{annotations}");
 }
