@@ -277,6 +277,12 @@ pub fn unpack_verified(reader: impl Read, digest: &str, dest: &Path) -> Result<(
     extract_tar_gz(BufReader::new(spool), dest)
 }
 
+/// An artifact URL as messages show it: without its query, which holds a run's download
+/// token (the controller's artifact server signs each run's URL).
+pub fn shown_url(url: &str) -> &str {
+    url.split('?').next().unwrap_or(url)
+}
+
 /// The lowercase hex of a `sha256:<hex>` digest (a bare 64-hex string is accepted too).
 pub fn parse_digest(digest: &str) -> Result<String> {
     let hex = digest.strip_prefix("sha256:").unwrap_or(digest).to_ascii_lowercase();

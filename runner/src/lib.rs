@@ -128,9 +128,9 @@ impl<'a> Run<'a> {
         let spec = self.spec;
         let t = Instant::now();
         let src = workdir.join("src");
-        unpack_artifact(&spec.artifact_url, &spec.artifact_digest, &src)
-            .await
-            .map_err(|e| (RunErrorKind::Artifact, format!("source artifact {}: {e}", shown_url(&spec.artifact_url)), vec![]))?;
+        unpack_artifact(&spec.artifact_url, &spec.artifact_digest, &src).await.map_err(|e| {
+            (RunErrorKind::Artifact, format!("source artifact {}: {e}", driftless_core::artifact::shown_url(&spec.artifact_url)), vec![])
+        })?;
         self.mark("unpack", t);
 
         let rel = spec.path.trim_start_matches("./").trim_end_matches('/');
@@ -438,12 +438,7 @@ async fn unpack_artifact(url: &str, digest: &str, dest: &Path) -> Result<(), Str
         let bytes = pod::download(url).await?;
         return driftless_core::artifact::unpack_verified(&bytes[..], digest, dest).map_err(|e| e.to_string());
     }
-    Err(format!("unsupported artifact URL scheme in {}", shown_url(url)))
-}
-
-/// An artifact URL as messages show it: without its query, which holds the run's token.
-fn shown_url(url: &str) -> &str {
-    url.split('?').next().unwrap_or(url)
+    Err(format!("unsupported artifact URL scheme in {}", driftless_core::artifact::shown_url(url)))
 }
 
 /// Error lines of a plain-text terraform failure (init has no -json in 1.0).

@@ -113,7 +113,7 @@ fn digest_label(spec: &RunSpec) -> String {
     let mut spec = spec.clone();
     spec.lock_holder.clear();
     // Each dispatch signs the artifact URL anew; the artifact is the same.
-    spec.artifact_url = crate::source::access::shown(&spec.artifact_url).to_string();
+    spec.artifact_url = driftless_core::artifact::shown_url(&spec.artifact_url).to_string();
     let bytes = serde_json::to_vec(&spec).unwrap_or_default();
     hex::encode(Sha256::digest(&bytes))[..16].to_string()
 }

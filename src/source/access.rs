@@ -123,11 +123,6 @@ impl ArtifactAccess {
     }
 }
 
-/// `url` without its query: what a message may show of an artifact URL.
-pub fn shown(url: &str) -> &str {
-    url.split('?').next().unwrap_or(url)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -196,6 +191,6 @@ mod tests {
     #[test]
     fn messages_show_no_token() {
         let url = access().grant(&artifact(), Duration::from_secs(60), SystemTime::now());
-        assert_eq!(shown(&url), artifact().url);
+        assert_eq!(driftless_core::artifact::shown_url(&url), artifact().url);
     }
 }
