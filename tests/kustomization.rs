@@ -342,3 +342,43 @@ async fn a_terraform_waits_for_the_kustomization_it_depends_on() {
     k.wait_for("Terraform", "infra", "Ready", LONG, ready).await;
     assert_eq!(std::fs::read_to_string(k.world.managed("main.txt")).unwrap(), "hello");
 }
+
+/// A Kustomization moved from Flux takes over what Flux's kustomize-controller applied: the
+/// same objects (same uid, nothing recreated), with driftless the only manager of their fields
+/// from then on, so a field later removed from the source goes away instead of staying owned
+/// by a controller that no longer runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn objects_flux_applied_are_taken_over_in_place_and_then_follow_the_source_alone() {
+    use k8s_openapi::api::core::v1::ConfigMap;
+    use kube::api::{Api, Patch, PatchParams};
+    let Some(mut k) = KubeWorld::new("ks-adopt").await else { return };
+    let with_extra = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\ndata:\n  key: one\n  extra: flux-era\n";
+    // What Flux left on the cluster: the object its kustomize-controller server-side applied.
+    let api: Api<ConfigMap> = Api::namespaced(k.client(), &k.ns.name);
+    let mut flux_applied: Value = serde_yaml::from_str(with_extra).unwrap();
+    flux_applied["metadata"]["labels"] =
+        serde_json::json!({ "kustomize.toolkit.fluxcd.io/name": "web", "kustomize.toolkit.fluxcd.io/namespace": "flux-system" });
+    api.patch("settings", &PatchParams::apply("kustomize-controller").force(), &Patch::Apply(&flux_applied)).await.unwrap();
+    let uid = api.get("settings").await.unwrap().metadata.uid.unwrap();
+
+    k.world.commit(&[("deploy/settings.yaml", with_extra)], "the same manifests");
+    k.apply(&git_repository("app", "main")).await;
+    k.apply(&kustomization("web", "./deploy", &format!("  targetNamespace: {}\n", k.ns.name))).await;
+    k.start_controller(&[]);
+    k.wait_for("Kustomization", "web", "Ready", LONG, ready).await;
+    let taken = api.get("settings").await.unwrap();
+    assert_eq!(taken.metadata.uid.as_deref(), Some(uid.as_str()), "taken over in place, not recreated");
+    let managers: Vec<String> = taken.metadata.managed_fields.unwrap_or_default().into_iter().filter_map(|m| m.manager).collect();
+    assert!(!managers.iter().any(|m| m == "kustomize-controller"), "Flux's manager is gone: {managers:?}");
+    assert_eq!(taken.metadata.labels.unwrap_or_default().get("kustomize.driftless.dev/name").map(String::as_str), Some("web"));
+
+    let commit = k.world.commit(&[("deploy/settings.yaml", &config_map("settings", "one"))], "drop extra");
+    request_reconcile(&k, "GitRepository", "app", "drop-extra").await;
+    k.wait_for("Kustomization", "web", "applied the change", LONG, |o| {
+        ready(o) && o["status"]["lastAppliedRevision"].as_str().unwrap_or_default().contains(&commit)
+    })
+    .await;
+    let data = api.get("settings").await.unwrap().data.unwrap_or_default();
+    assert_eq!(data.get("key").map(String::as_str), Some("one"));
+    assert_eq!(data.get("extra"), None, "the field left the source, so it left the object: {data:?}");
+}

@@ -8,11 +8,16 @@
 //!   them for this Kustomization, and never one annotated `driftless.dev/prune: disabled`.
 //! - With `force`, an object the API refuses to update (an immutable field) is deleted and
 //!   created again.
+//! - An object Flux applied is taken over in place (same uid): after the first apply, the
+//!   managedFields entries of Flux's kustomize-controller are dropped, so driftless is the
+//!   only manager of what the source sets and a field later removed from the source goes
+//!   away, instead of staying owned by a controller that no longer runs.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ManagedFieldsEntry;
 use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, GroupVersionKind, Patch, PatchParams};
 use kube::discovery::Scope;
 use serde_json::Value;
@@ -40,6 +45,22 @@ pub enum ApplyError {
     /// (a Secret's substituted values would leak into status and alerts).
     #[error("a manifest without {0}: every object needs apiVersion, kind and metadata.name")]
     Incomplete(String),
+}
+
+/// Field managers whose ownership driftless takes over: Flux's kustomize-controller, whose
+/// objects a migrated Kustomization applies.
+const ADOPTED_MANAGERS: &[&str] = &["kustomize-controller"];
+
+/// The managedFields to keep when some entries belong to [`ADOPTED_MANAGERS`]; `None` when
+/// there is nothing to take over (or nothing would be left: an empty list would reset them).
+fn adopted_managed_fields(entries: &Option<Vec<ManagedFieldsEntry>>) -> Option<Vec<ManagedFieldsEntry>> {
+    let entries = entries.as_ref()?;
+    let adopted = |e: &ManagedFieldsEntry| e.manager.as_deref().is_some_and(|m| ADOPTED_MANAGERS.contains(&m));
+    if !entries.iter().any(adopted) {
+        return None;
+    }
+    let kept: Vec<ManagedFieldsEntry> = entries.iter().filter(|e| !adopted(e)).cloned().collect();
+    (!kept.is_empty()).then_some(kept)
 }
 
 /// What applying one object did.
@@ -170,6 +191,10 @@ impl Applier {
                 });
             }
         };
+        let result = match adopted_managed_fields(&result.metadata.managed_fields) {
+            Some(kept) if !dry_run => self.take_over(&api, &id, &result, kept).await?,
+            _ => result,
+        };
         let action = match &live {
             None => Action::Created,
             Some(l) if l.metadata.resource_version == result.metadata.resource_version => Action::Unchanged,
@@ -189,6 +214,32 @@ impl Applier {
             result: serde_json::to_value(result).unwrap_or_default(),
             live: live.map(|l| serde_json::to_value(l).unwrap_or_default()),
         })
+    }
+
+    /// Drops the managedFields entries of the managers driftless takes over from, guarded by
+    /// the resourceVersion just applied (a concurrent writer's entries are never lost).
+    async fn take_over(
+        &self,
+        api: &Api<DynamicObject>,
+        id: &ObjectId,
+        applied: &DynamicObject,
+        kept: Vec<ManagedFieldsEntry>,
+    ) -> Result<DynamicObject, ApplyError> {
+        let patch = serde_json::json!([
+            { "op": "test", "path": "/metadata/resourceVersion", "value": applied.metadata.resource_version },
+            { "op": "replace", "path": "/metadata/managedFields", "value": kept },
+        ]);
+        let patch: json_patch::Patch = serde_json::from_value(patch)
+            .map_err(|e| ApplyError::Refused { object: id.display(), detail: format!("cannot build the managedFields patch: {e}") })?;
+        match api.patch(&id.name, &PatchParams::default(), &Patch::<()>::Json(patch)).await {
+            Ok(taken) => {
+                tracing::info!(object = %id.display(), "took the object over from Flux's kustomize-controller");
+                Ok(taken)
+            }
+            // Changed in between: the next reconcile's apply tries again.
+            Err(kube::Error::Api(s)) if s.code == 409 || s.code == 422 => Ok(applied.clone()),
+            Err(e) => Err(self.refused(id.display(), &e)),
+        }
     }
 
     async fn wait_gone(&self, api: &Api<DynamicObject>, name: &str) {
@@ -261,4 +312,23 @@ pub fn comparable(object: &Value) -> Value {
         o.remove("status");
     }
     v
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(manager: &str) -> ManagedFieldsEntry {
+        ManagedFieldsEntry { manager: Some(manager.into()), operation: Some("Apply".into()), ..Default::default() }
+    }
+
+    #[test]
+    fn only_flux_entries_are_dropped_and_only_when_something_is_left() {
+        let managers = |v: Option<Vec<ManagedFieldsEntry>>| v.map(|v| v.into_iter().filter_map(|e| e.manager).collect::<Vec<_>>());
+        let both = Some(vec![entry("kustomize-controller"), entry("driftless"), entry("kube-controller-manager")]);
+        assert_eq!(managers(adopted_managed_fields(&both)), Some(vec!["driftless".to_string(), "kube-controller-manager".into()]));
+        assert_eq!(adopted_managed_fields(&Some(vec![entry("driftless"), entry("kubectl")])), None, "nothing of Flux's");
+        assert_eq!(adopted_managed_fields(&Some(vec![entry("kustomize-controller")])), None, "an empty list would reset them");
+        assert_eq!(adopted_managed_fields(&None), None);
+    }
 }
