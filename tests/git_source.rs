@@ -367,6 +367,29 @@ fn a_tag_resolves_to_its_commit_annotated_or_not() {
     assert!(matches!(fetch(&env, &source, None, Some(&last)).expect("fetch"), ArtifactOutcome::Unchanged { .. }));
 }
 
+/// Flux's `ref.name`: any reference the remote advertises, e.g. a pull request's head, which
+/// no branch or tag names; the revision is `<name>@sha1:<commit>`, as Flux writes it.
+#[test]
+fn a_full_reference_name_such_as_a_pull_request_head_is_fetched() {
+    let (repo, _) = sample_repo();
+    let pr = repo.write("main.tf", "# proposed\n").commit("proposed");
+    repo.git(&["update-ref", "refs/pull/7/head", &pr]);
+    repo.git(&["reset", "--quiet", "--hard", "HEAD~1"]);
+
+    let env = Env::new();
+    let named = GitRepositoryRef { name: Some("refs/pull/7/head".into()), ..Default::default() };
+    let source = env.source(&repo.url(), Some(&named));
+    let (revision, artifact) = stored(fetch(&env, &source, None, None).expect("fetch"));
+    assert_eq!(revision, format!("refs/pull/7/head@sha1:{pr}"));
+    assert_eq!(unpacked(&env, &artifact).1["main.tf"], "# proposed\n");
+    let last = status_artifact(&revision, &artifact);
+    assert!(matches!(fetch(&env, &source, None, Some(&last)).expect("fetch"), ArtifactOutcome::Unchanged { .. }));
+
+    let missing = GitRepositoryRef { name: Some("refs/pull/8/head".into()), ..Default::default() };
+    let err = fetch(&env, &env.source(&repo.url(), Some(&missing)), None, None).expect_err("no such reference");
+    assert!(err.to_string().contains("reference \"refs/pull/8/head\" not found"), "{err}");
+}
+
 #[test]
 fn a_semver_range_picks_the_highest_matching_tag() {
     let repo = Repo::new();

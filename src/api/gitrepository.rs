@@ -53,6 +53,11 @@ pub struct LocalObjectReference {
 pub struct GitRepositoryRef {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub branch: Option<String>,
+    /// A full reference name (`refs/heads/main`, `refs/tags/v1.0.0`, `refs/pull/42/head`),
+    /// as Flux's `ref.name`: it takes precedence over branch, tag and semver (a commit wins
+    /// over it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tag: Option<String>,
     /// A semver range over the repository's tags, e.g. `>=1.0.0 <2.0.0`.

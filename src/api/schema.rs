@@ -78,7 +78,6 @@ const PEER_FIELDS: &[(&str, &str, &str)] = &[
         "spec.decryption",
         "SOPS decryption is not implemented yet: it comes with the SOPS work; keep encrypted manifests out of this path until then",
     ),
-    ("GitRepository", "spec.ref.name", "Flux's ref.name is not implemented yet: use ref.branch, ref.tag, ref.semver or ref.commit"),
     ("GitRepository", "spec.include", "Flux's include is not implemented yet"),
     ("GitRepository", "spec.recurseSubmodules", "Flux's recurseSubmodules is not implemented yet: submodules are not checked out"),
     ("GitRepository", "spec.sparseCheckout", "Flux's sparseCheckout is not implemented yet: use spec.ignore"),

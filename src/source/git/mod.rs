@@ -70,6 +70,8 @@ pub enum GitError {
     BranchNotFound { branch: String, url: String },
     #[error("tag {tag:?} not found in {url}")]
     TagNotFound { tag: String, url: String },
+    #[error("reference {name:?} not found in {url}")]
+    RefNotFound { name: String, url: String },
     #[error("invalid semver range {range:?}: {reason}")]
     InvalidSemver { range: String, reason: String },
     #[error("no tag in {url} matches semver range {range:?}")]

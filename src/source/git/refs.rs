@@ -25,6 +25,8 @@ pub enum GitReference {
     Tag(String),
     /// A semver range over the tags; the highest matching tag wins.
     Semver(String),
+    /// A full reference name (`refs/pull/42/head`): Flux's `ref.name`.
+    Name(String),
     /// A full commit SHA, optionally required to be on `branch`.
     Commit {
         sha: String,
@@ -33,7 +35,8 @@ pub enum GitReference {
 }
 
 impl GitReference {
-    /// From a spec's `ref`: commit, then semver, then tag, then branch; `master` when empty.
+    /// From a spec's `ref`: commit, then name, then semver, then tag, then branch (Flux's
+    /// precedence); `master` when empty.
     pub fn from_spec(reference: Option<&GitRepositoryRef>) -> Result<Self> {
         let r = reference.cloned().unwrap_or_default();
         let non_empty = |v: Option<String>| v.filter(|s| !s.trim().is_empty());
@@ -43,6 +46,16 @@ impl GitReference {
                 return Err(GitError::InvalidRef(format!("commit {sha:?} is not a full 40-hex SHA-1")));
             }
             return Ok(GitReference::Commit { sha, branch: non_empty(r.branch) });
+        }
+        if let Some(name) = non_empty(r.name) {
+            let name = name.trim().to_string();
+            return if is_reference_name(&name) {
+                Ok(GitReference::Name(name))
+            } else {
+                Err(GitError::InvalidRef(format!(
+                    "name {name:?} is not a full reference name (refs/heads/<branch>, refs/tags/<tag>, refs/pull/<n>/head, ...)"
+                )))
+            };
         }
         if let Some(range) = non_empty(r.semver) {
             parse_semver_range(&range)?;
@@ -61,6 +74,7 @@ impl fmt::Display for GitReference {
             GitReference::Branch(b) => write!(f, "branch {b:?}"),
             GitReference::Tag(t) => write!(f, "tag {t:?}"),
             GitReference::Semver(r) => write!(f, "semver range {r:?}"),
+            GitReference::Name(n) => write!(f, "reference {n:?}"),
             GitReference::Commit { sha, branch: None } => write!(f, "commit {sha}"),
             GitReference::Commit { sha, branch: Some(b) } => write!(f, "commit {sha} on branch {b:?}"),
         }
@@ -87,6 +101,8 @@ impl GitSource {
             }
             GitReference::Branch(b) | GitReference::Commit { branch: Some(b), .. } => (format!("refs/heads/{b}"), b.clone()),
             GitReference::Tag(t) => (format!("refs/tags/{t}"), t.clone()),
+            // Flux's revision of a named reference is `<name>@sha1:<commit>`.
+            GitReference::Name(n) => (n.clone(), n.clone()),
             GitReference::Semver(range) => {
                 let refs = self.list_remote(repo, ctx)?;
                 let tag = highest_matching_tag(range, refs.keys().map(String::as_str))?
@@ -98,6 +114,7 @@ impl GitSource {
         if !refs.contains_key(&refname) {
             return Err(match &self.reference {
                 GitReference::Tag(tag) => GitError::TagNotFound { tag: tag.clone(), url },
+                GitReference::Name(name) => GitError::RefNotFound { name: name.clone(), url },
                 _ => GitError::BranchNotFound { branch: label, url },
             });
         }
@@ -147,6 +164,21 @@ fn resolved_from(repo: &Repository, refs: &HashMap<String, Oid>, refname: String
         _ => tip.map(|o| o.to_string()),
     };
     Resolved { refname: Some(refname), label: Some(label), commit, tip }
+}
+
+/// Whether `name` is a full reference name git accepts (`git check-ref-format`, in short):
+/// under `refs/`, at least two components, none empty or starting with `.`, no `..`, no
+/// control characters, spaces or any of `~^:?*[\\`, not ending in `.lock`, `/` or `.`.
+fn is_reference_name(name: &str) -> bool {
+    let Some(rest) = name.strip_prefix("refs/") else { return false };
+    !rest.is_empty()
+        && rest.contains('/')
+        && !name.contains("..")
+        && !name.contains("@{")
+        && !name.ends_with(['/', '.'])
+        && !name.ends_with(".lock")
+        && !name.chars().any(|c| c.is_control() || " ~^:?*[\\".contains(c))
+        && name.split('/').all(|part| !part.is_empty() && !part.starts_with('.'))
 }
 
 /// Parse a semver range as Flux (Masterminds semver) writes it into `semver` requirements:
@@ -265,10 +297,15 @@ mod tests {
     }
 
     #[test]
-    fn ref_precedence_is_commit_semver_tag_branch() {
+    fn ref_precedence_is_commit_name_semver_tag_branch() {
         let sha = "0123456789abcdef0123456789abcdef01234567";
-        let all =
-            GitRepositoryRef { branch: Some("main".into()), tag: Some("v1".into()), semver: Some(">=1".into()), commit: Some(sha.into()) };
+        let all = GitRepositoryRef {
+            branch: Some("main".into()),
+            tag: Some("v1".into()),
+            semver: Some(">=1".into()),
+            commit: Some(sha.into()),
+            name: None,
+        };
         assert_eq!(
             GitReference::from_spec(Some(&all)).expect("ref"),
             GitReference::Commit { sha: sha.into(), branch: Some("main".into()) }
@@ -280,5 +317,37 @@ mod tests {
         assert_eq!(GitReference::from_spec(None).expect("ref"), GitReference::Branch("master".into()));
         let short = GitRepositoryRef { commit: Some("abc123".into()), ..Default::default() };
         assert!(matches!(GitReference::from_spec(Some(&short)), Err(GitError::InvalidRef(_))));
+    }
+
+    #[test]
+    fn a_reference_name_wins_over_semver_tag_and_branch_but_not_a_commit() {
+        let named = GitRepositoryRef {
+            name: Some("refs/pull/42/head".into()),
+            branch: Some("main".into()),
+            tag: Some("v1".into()),
+            semver: Some(">=1".into()),
+            commit: None,
+        };
+        assert_eq!(GitReference::from_spec(Some(&named)).expect("ref"), GitReference::Name("refs/pull/42/head".into()));
+        let sha = "0123456789abcdef0123456789abcdef01234567";
+        let pinned = GitRepositoryRef { commit: Some(sha.into()), ..named };
+        assert!(matches!(GitReference::from_spec(Some(&pinned)).expect("ref"), GitReference::Commit { .. }));
+        for bad in [
+            "main",
+            "refs/",
+            "refs/heads",
+            "refs/heads/a..b",
+            "refs/heads/x.lock",
+            "refs/heads/a b",
+            "refs/heads/.hidden",
+            "refs/heads/a:b",
+        ] {
+            let r = GitRepositoryRef { name: Some(bad.into()), ..Default::default() };
+            assert!(matches!(GitReference::from_spec(Some(&r)), Err(GitError::InvalidRef(m)) if m.contains(bad)), "{bad}");
+        }
+        for good in ["refs/heads/main", "refs/tags/v1.0.0", "refs/merge-requests/1/head", "refs/heads/feature/x-1"] {
+            let r = GitRepositoryRef { name: Some(good.into()), ..Default::default() };
+            assert_eq!(GitReference::from_spec(Some(&r)).expect(good), GitReference::Name(good.into()));
+        }
     }
 }
