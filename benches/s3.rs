@@ -129,7 +129,7 @@ fn main() {
         client.create_bucket().bucket(BUCKET).send().await.unwrap();
         let backend = S3Backend::with_client(client.clone(), location, Duration::from_secs(3600));
         let object = ObjectKey { kind: "Terraform".into(), namespace: "default".into(), name: "bench".into() };
-        let key = StateKey { object: object.clone(), state_name: "default".into() };
+        let key = StateKey { object: object.clone(), state_name: "default".into(), secret_suffix: None };
         let lock = LockInfo { id: "bench-lock".into(), who: "bench".into(), ..Default::default() };
         backend.lock(&key, &lock).await.unwrap();
 

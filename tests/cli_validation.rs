@@ -104,8 +104,30 @@ fn refused(yaml_of_bad_object: &str, expected: &[&str]) {
 /// not implement are refused by name with what to use instead, never stored and ignored.
 #[test]
 fn a_peer_field_driftless_does_not_implement_is_refused_by_name_with_the_alternative() {
-    let moved = TERRAFORM.replace("  interval: 1h\n", "  interval: 1h\n  disableDriftDetection: true\n  alwaysCleanupRunnerPod: true\n");
-    refused(&moved, &["Terraform/default/app", "spec.disableDriftDetection", "spec.drift.mode: disabled", "spec.alwaysCleanupRunnerPod"]);
+    let moved = TERRAFORM.replace("  interval: 1h\n", "  interval: 1h\n  planOnly: true\n  alwaysCleanupRunnerPod: true\n");
+    refused(&moved, &["Terraform/default/app", "spec.planOnly", "spec.approvePlan", "spec.alwaysCleanupRunnerPod"]);
+}
+
+/// tofu-controller's fields driftless implements are checked as the peer's CRD and runner
+/// would: one line naming the field and what to do.
+#[test]
+fn tofu_controller_fields_with_bad_values_are_refused_by_field() {
+    let var = |v: &str| TERRAFORM.replace("      value: hello\n", v);
+    refused(
+        &var("      value: hello\n      valueFrom:\n        secretKeyRef:\n          name: s\n          key: k\n"),
+        &["spec.vars[0]", "either value or valueFrom"],
+    );
+    refused(&var("      valueFrom: {}\n"), &["spec.vars[0].valueFrom", "exactly one of secretKeyRef and configMapKeyRef"]);
+    refused(
+        &var("      valueFrom:\n        configMapKeyRef:\n          name: Not_A_Name\n          key: k\n"),
+        &["spec.vars[0].valueFrom.configMapKeyRef.name", "Not_A_Name"],
+    );
+    let spec = |extra: &str| TERRAFORM.replace("  interval: 1h\n", &format!("  interval: 1h\n{extra}"));
+    refused(&spec("  values: [1, 2]\n"), &["spec.values", "must be an object"]);
+    refused(&spec("  parallelism: -1\n"), &["spec.parallelism"]);
+    refused(&spec("  targets: [\"\"]\n"), &["spec.targets[0]", "not a resource address"]);
+    refused(&spec("  disableDriftDetection: true\n  drift:\n    mode: correct\n"), &["spec.disableDriftDetection", "drift.mode: correct"]);
+    refused(&TERRAFORM.replace("  approvePlan: \"\"\n", "  approvePlan: disable\n"), &["spec.approvePlan", "drift-detection-only"]);
 }
 
 #[test]
@@ -114,8 +136,8 @@ fn a_misspelt_field_is_refused_listing_the_fields_it_may_be() {
     refused(
         &GIT_REPOSITORY
             .replace("name: app\nspec", "name: other\nspec")
-            .replace("    branch: main\n", "    branch: main\n    name: refs/heads/main\n"),
-        &["spec.ref.name", "ref.branch"],
+            .replace("    branch: main\n", "    branch: main\n    nmae: refs/heads/main\n"),
+        &["spec.ref.nmae", "a typo", "name"],
     );
 }
 

@@ -228,8 +228,8 @@ async fn a_lock_is_a_lease_naming_its_holder_and_an_expired_one_is_replaced_in_p
 #[tokio::test]
 async fn a_state_secret_of_another_object_is_neither_read_nor_overwritten() {
     let Some((ns, b)) = setup("kube-foreign").await else { return };
-    let owner = StateKey { object: object(&ns.name, "a-b"), state_name: "c".into() };
-    let other = StateKey { object: object(&ns.name, "b"), state_name: "c-a".into() };
+    let owner = StateKey { object: object(&ns.name, "a-b"), state_name: "c".into(), secret_suffix: None };
+    let other = StateKey { object: object(&ns.name, "b"), state_name: "c-a".into(), secret_suffix: None };
     assert_eq!(state_secret_name(&owner), state_secret_name(&other), "the names collide");
     b.put(&owner, b"{\"serial\":1}", None).await.unwrap();
     let err = b.get(&other).await.expect_err("another object's state is refused");
@@ -452,6 +452,8 @@ async fn the_real_runner_plans_and_applies_with_state_in_a_secret() {
         path: "./".into(),
         workspace: "default".into(),
         state_name: "default".into(),
+        state_suffix: None,
+        options: Default::default(),
         variables: vec![RunVariable { name: "content".into(), value: "hello".into(), sensitive: false }],
         inputs_digest: "sha256:inputs".into(),
         backend: BackendSpec::Kubernetes { namespace: ns.name.clone() },
@@ -506,4 +508,93 @@ async fn the_real_runner_plans_and_applies_with_state_in_a_secret() {
     let error = failed.error.expect("an error");
     assert_eq!((failed.outcome, error.kind), (Outcome::Failed, driftless::dispatch::RunErrorKind::Backend), "{}", error.message);
     assert!(error.message.contains("cannot reach") && error.message.contains(&closed.to_string()), "{}", error.message);
+}
+
+/// A Terraform moved from tofu-controller with `backendConfig.secretSuffix`: terraform's own
+/// `kubernetes` backend (what tofu-controller configures) wrote `tfstate-<workspace>-<suffix>`;
+/// driftless's runner reads that very Secret and plans no change, instead of starting from
+/// an empty state and planning to create everything again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_state_terraforms_kubernetes_backend_wrote_with_a_secret_suffix_is_adopted_with_no_changes() {
+    let Some(tools) = common::Tools::find() else { return };
+    let Some(cluster) = testkit::shared_cluster_or_skip().await else { return };
+    let ns = cluster.namespace("kube-adopt").await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (module, legacy, home, kubeconfig) =
+        (dir.path().join("module"), dir.path().join("legacy"), dir.path().join("home"), dir.path().join("kubeconfig"));
+    for d in [&module, &legacy, &home] {
+        std::fs::create_dir_all(d).unwrap();
+    }
+    cluster.access().write_kubeconfig(&kubeconfig, "admin").unwrap();
+    std::fs::write(module.join("main.tf"), NULL_MODULE).unwrap();
+
+    // What tofu-controller ran: the module plus its generated kubernetes backend block.
+    std::fs::write(legacy.join("main.tf"), NULL_MODULE).unwrap();
+    let backend = format!(
+        "terraform {{\n  backend \"kubernetes\" {{\n    secret_suffix = \"legacy-app\"\n    namespace     = \"{}\"\n    config_path   = \"{}\"\n  }}\n}}\n",
+        ns.name,
+        kubeconfig.display()
+    );
+    std::fs::write(legacy.join("backend_override.tf"), backend).unwrap();
+    let terraform = |args: &[&str]| {
+        let out = std::process::Command::new(&tools.terraform)
+            .args(args)
+            .current_dir(&legacy)
+            .env("HOME", &home)
+            .env("TF_CLI_CONFIG_FILE", &tools.cli_config)
+            .env("TF_IN_AUTOMATION", "1")
+            .env_remove("KUBERNETES_SERVICE_HOST")
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "terraform {args:?}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    terraform(&["init", "-input=false", "-no-color"]);
+    terraform(&["apply", "-input=false", "-no-color", "-auto-approve", "-var", "content=hello"]);
+    let written = ns.api::<Secret>().get("tfstate-default-legacy-app").await.expect("terraform's kubernetes backend wrote its Secret");
+    let labels = written.metadata.labels.clone().unwrap_or_default();
+    assert_eq!(labels.get("tfstateSecretSuffix").map(String::as_str), Some("legacy-app"), "{labels:?}");
+
+    let artifacts = driftless::source::ArtifactStore::new(dir.path().join("artifacts"));
+    let artifact = artifacts.archive_dir("GitRepository", &ns.name, "app", &module, None).unwrap();
+    let spec = RunSpec {
+        operation: Operation::Plan,
+        object: object(&ns.name, "app"),
+        artifact_url: artifacts.file_url(&artifact.path).unwrap(),
+        artifact_digest: artifact.digest.clone(),
+        source_revision: "main@sha1:0123456789abcdef".into(),
+        path: "./".into(),
+        workspace: "default".into(),
+        state_name: "default-legacy-app".into(),
+        state_suffix: Some("legacy-app".into()),
+        options: Default::default(),
+        variables: vec![RunVariable { name: "content".into(), value: "hello".into(), sensitive: false }],
+        inputs_digest: "sha256:inputs".into(),
+        backend: BackendSpec::Kubernetes { namespace: ns.name.clone() },
+        custom_backend: None,
+        plan_id: None,
+        plan_digest: None,
+        apply_after_plan: false,
+        drift_ignore: Vec::new(),
+        render_plan: true,
+        terraform_path: Some(tools.terraform.clone()),
+        lock_holder: "kube-backend-test".into(),
+        timeout_seconds: 300,
+        apply_timeout_seconds: None,
+    };
+    let planned = run_runner(&tools, &home, &kubeconfig, &spec).await;
+    assert_eq!(planned.outcome, Outcome::NoChanges, "the migrated state is found: {planned:?}");
+    let names: Vec<String> =
+        ns.api::<Secret>().list(&ListParams::default()).await.unwrap().items.into_iter().filter_map(|s| s.metadata.name).collect();
+    assert!(!names.iter().any(|n| n.starts_with("tfstate-default-legacy-app-")), "no second state beside it: {names:?}");
+
+    // And a change is planned against it: an update of what exists, not a second copy.
+    let changed = RunSpec { variables: vec![RunVariable { name: "content".into(), value: "bye".into(), sensitive: false }], ..spec };
+    let replanned = run_runner(&tools, &home, &kubeconfig, &changed).await;
+    assert_eq!(replanned.outcome, Outcome::Planned, "{replanned:?}");
+    assert_eq!((replanned.summary.add, replanned.summary.destroy), (1, 1), "first is replaced, second kept: {:?}", replanned.summary);
 }

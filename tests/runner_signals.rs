@@ -29,6 +29,8 @@ fn sigterm_mid_apply_stops_terraform_gracefully_and_keeps_what_it_created_in_the
         path: "./".into(),
         workspace: "default".into(),
         state_name: "default".into(),
+        state_suffix: None,
+        options: Default::default(),
         variables: vec![
             RunVariable { name: "content".into(), value: "hello".into(), sensitive: false },
             RunVariable { name: "target_dir".into(), value: w.path().join("managed").display().to_string().into(), sensitive: false },

@@ -37,7 +37,7 @@ fn object(name: &str) -> ObjectKey {
 }
 
 fn state_key(name: &str) -> StateKey {
-    StateKey { object: object(name), state_name: "default".into() }
+    StateKey { object: object(name), state_name: "default".into(), secret_suffix: None }
 }
 
 fn lock_info(id: &str) -> LockInfo {

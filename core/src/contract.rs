@@ -83,6 +83,12 @@ pub struct RunSpec {
     pub workspace: String,
     /// Name of the state within the object (workspace plus optional suffix).
     pub state_name: String,
+    /// tofu-controller's `backendConfig.secretSuffix`, when set: see [`StateKey::secret_suffix`](crate::backend::StateKey).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state_suffix: Option<String>,
+    /// How terraform is asked to plan and apply (tofu-controller's fields of the same names).
+    #[serde(default, skip_serializing_if = "TerraformOptions::is_default")]
+    pub options: TerraformOptions,
     pub variables: Vec<RunVariable>,
     /// Digest of everything the plan depends on besides live infrastructure; with the
     /// revision it makes the plan id.
@@ -120,6 +126,53 @@ pub struct RunSpec {
     /// it gets its own, longer deadline instead of what is left of the plan's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub apply_timeout_seconds: Option<u64>,
+}
+
+/// Flags of terraform's commands that a Terraform object sets.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct TerraformOptions {
+    /// `-target=<address>` on plan: only these resources (and what they depend on).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub targets: Vec<String>,
+    /// `-parallelism=<n>` on plan and apply; unset is terraform's default.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parallelism: Option<u32>,
+    /// `init -upgrade`: newest modules and providers within the module's constraints.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub upgrade_on_init: bool,
+    /// `apply -refresh=true`, as tofu-controller passes it. Applying a saved plan refreshes
+    /// nothing more (the plan was made on refreshed state, and terraform refuses a plan whose
+    /// state changed since), so this is terraform's behaviour either way.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub refresh_before_apply: bool,
+}
+
+impl TerraformOptions {
+    pub fn is_default(&self) -> bool {
+        *self == Self::default()
+    }
+
+    /// The flags `plan` takes.
+    pub fn plan_args(&self) -> Vec<String> {
+        let mut args: Vec<String> = self.targets.iter().map(|t| format!("-target={t}")).collect();
+        args.extend(self.parallelism.map(|n| format!("-parallelism={n}")));
+        args
+    }
+
+    /// The flags `apply` of a saved plan takes (targets are in the plan already).
+    pub fn apply_args(&self) -> Vec<String> {
+        let mut args: Vec<String> = self.parallelism.map(|n| format!("-parallelism={n}")).into_iter().collect();
+        if self.refresh_before_apply {
+            args.push("-refresh=true".into());
+        }
+        args
+    }
+
+    /// The flags `init` takes.
+    pub fn init_args(&self) -> Vec<String> {
+        if self.upgrade_on_init { vec!["-upgrade".to_string()] } else { vec![] }
+    }
 }
 
 /// How long an apply may take when the RunSpec sets no deadline of its own: applies create
@@ -301,6 +354,8 @@ mod tests {
             path: "./".into(),
             workspace: "default".into(),
             state_name: "default".into(),
+            state_suffix: None,
+            options: Default::default(),
             variables: Vec::new(),
             inputs_digest: "d".into(),
             backend: BackendSpec::Local { root: "/b".into() },

@@ -286,6 +286,7 @@ mod tests {
         let key = StateKey {
             object: ObjectKey { kind: "Terraform".into(), namespace: "n".into(), name: "x".into() },
             state_name: "default".into(),
+            secret_suffix: None,
         };
         (dir, store, key)
     }

@@ -166,7 +166,7 @@ impl<'a> Run<'a> {
             _ => None,
         };
         let at = saved.as_ref().and_then(|(m, _)| m.state_address.as_deref()).and_then(|a| a.parse().ok());
-        let key = StateKey { object: spec.object.clone(), state_name: spec.state_name.clone() };
+        let key = StateKey { object: spec.object.clone(), state_name: spec.state_name.clone(), secret_suffix: spec.state_suffix.clone() };
         let server = match &spec.custom_backend {
             Some(block) => {
                 write(&module_dir.join(backend_file(info.backend.is_some())), block.as_bytes())?;
@@ -271,7 +271,9 @@ impl<'a> Run<'a> {
     ) -> Result<RunResult, Failure> {
         let spec = self.spec;
         let t = Instant::now();
-        let init = tf.exec(&["init", "-input=false", "-no-color"]).await.map_err(tf_failure)?;
+        let mut init_args = vec!["init".to_string(), "-input=false".into(), "-no-color".into()];
+        init_args.extend(spec.options.init_args());
+        let init = tf.exec(&init_args.iter().map(String::as_str).collect::<Vec<_>>()).await.map_err(tf_failure)?;
         self.mark("init", t);
         if init.code != 0 {
             return Err((RunErrorKind::Init, "terraform init failed".into(), error_lines(&init.stderr)));
@@ -291,6 +293,8 @@ impl<'a> Run<'a> {
         if spec.operation == Operation::DestroyPlan {
             args.push("-destroy");
         }
+        let options = spec.options.plan_args();
+        args.extend(options.iter().map(String::as_str));
         let plan = tf.exec(&args).await.map_err(tf_failure)?;
         self.mark("plan", t);
         let stream = plan_json::parse_stream(&plan.stdout);
@@ -380,10 +384,11 @@ impl<'a> Run<'a> {
         let t = Instant::now();
         let limit = self.spec.apply_timeout();
         let tf = tf.until(t + limit, &format!("the apply's deadline of {} s", limit.as_secs()));
-        let applied = tf
-            .exec(&["apply", "-input=false", "-no-color", "-json", "-lock-timeout=0s", "-auto-approve", PLAN_FILE])
-            .await
-            .map_err(tf_failure)?;
+        let options = self.spec.options.apply_args();
+        let mut args = vec!["apply", "-input=false", "-no-color", "-json", "-lock-timeout=0s", "-auto-approve"];
+        args.extend(options.iter().map(String::as_str));
+        args.push(PLAN_FILE);
+        let applied = tf.exec(&args).await.map_err(tf_failure)?;
         self.mark("apply", t);
         let stream = plan_json::parse_stream(&applied.stdout);
         if applied.code != 0 {

@@ -92,6 +92,8 @@ impl World {
             path: "./".into(),
             workspace: "default".into(),
             state_name: "default".into(),
+            state_suffix: None,
+            options: Default::default(),
             variables: vec![RunVariable {
                 name: "target_dir".into(),
                 value: self.dir.path().join("managed").display().to_string().into(),

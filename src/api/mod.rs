@@ -28,7 +28,7 @@ pub use notification::{
     Alert, AlertSpec, EventSourceReference, NotificationStatus, PROVIDER_TYPES, Provider, ProviderSpec, RECEIVER_TYPES, Receiver,
     ReceiverSpec, ReceiverStatus,
 };
-pub use reconciled::{Reconciled, StatusModel};
+pub use reconciled::{Reconciled, StatusModel, applies_automatically, default_drift_mode};
 pub use schema::unknown_fields;
 pub use status::{
     Acknowledgement, Condition, ConditionStatus, Conditions, DRIFT_CHECKED, DriftObject, DriftStatus, HISTORY_LIMIT, HistoryEntry,
@@ -36,8 +36,9 @@ pub use status::{
 };
 pub use tenancy::{Tenancy, cross_namespace_refusal};
 pub use terraform::{
-    BackendConfig, CrossNamespaceSourceReference, DependencyReference, DriftIgnoreRule, DriftMode, DriftSpec, RunnerPodTemplate,
-    S3BackendConfig, Terraform, TerraformSpec, TerraformStatus, Variable, VarsReference, WriteOutputsToSecret,
+    BackendConfig, CrossNamespaceSourceReference, DependencyReference, DriftIgnoreRule, DriftMode, DriftSpec, KeySelector,
+    RunnerPodTemplate, S3BackendConfig, Terraform, TerraformSpec, TerraformStatus, Variable, VariableSource, VarsReference,
+    WriteOutputsToSecret,
 };
 pub use validation::{FieldError, Validate, ValidationError};
 

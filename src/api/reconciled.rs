@@ -34,6 +34,23 @@ pub trait StatusModel: Conditions + Clone + Default + PartialEq + Serialize + De
     }
 }
 
+/// Whether `spec.approvePlan` (as written) applies every plan: `auto`, or unset where the
+/// kind applies by default.
+pub fn applies_automatically(approve_plan: Option<&str>, applies_by_default: bool) -> bool {
+    match approve_plan.map(str::trim) {
+        None => applies_by_default,
+        Some(v) => v == "auto",
+    }
+}
+
+/// The drift mode of an object that names none: the peers' behaviour. Where plans apply
+/// automatically, drift is corrected (Flux's Kustomization re-applies on every interval,
+/// tofu-controller's `approvePlan: auto` corrects drift); elsewhere it is reported and its
+/// correction waits for approval. `detect` under `auto` is the opt-in for reporting only.
+pub fn default_drift_mode(applies_automatically: bool) -> DriftMode {
+    if applies_automatically { DriftMode::Correct } else { DriftMode::Detect }
+}
+
 /// A kind the reconcile core reconciles.
 pub trait Reconciled:
     kube::Resource<DynamicType = ()> + Serialize + DeserializeOwned + Clone + Send + Sync + Validate + std::fmt::Debug + 'static
@@ -68,6 +85,10 @@ pub trait Reconciled:
     }
     fn drift_mode(&self) -> DriftMode {
         DriftMode::Disabled
+    }
+    /// Every plan is applied whatever the approval says (tofu-controller's `force`).
+    fn force_applies(&self) -> bool {
+        false
     }
     /// How often to check for drift while nothing changes.
     fn drift_interval(&self) -> Duration {
@@ -247,8 +268,17 @@ impl Reconciled for Terraform {
     fn approve_plan(&self) -> Option<&str> {
         self.spec.approve_plan.as_deref()
     }
+    /// `disableDriftDetection` wins; `force` applies everything, drift corrections included.
     fn drift_mode(&self) -> DriftMode {
-        self.spec.drift.as_ref().map(|d| d.mode).unwrap_or_default()
+        if self.spec.disable_drift_detection {
+            return DriftMode::Disabled;
+        }
+        let explicit = self.spec.drift.as_ref().and_then(|d| d.mode);
+        let automatic = self.spec.force || applies_automatically(self.approve_plan(), Self::APPLIES_BY_DEFAULT);
+        explicit.unwrap_or_else(|| default_drift_mode(automatic))
+    }
+    fn force_applies(&self) -> bool {
+        self.spec.force
     }
     fn cleanup_on_deletion(&self) -> Option<&'static str> {
         self.spec.destroy_resources_on_deletion.then_some("destroying its resources")
@@ -291,7 +321,8 @@ impl Reconciled for Kustomization {
         self.spec.approve_plan.as_deref()
     }
     fn drift_mode(&self) -> DriftMode {
-        self.spec.drift.as_ref().and_then(|d| d.mode).unwrap_or(DriftMode::Detect)
+        let explicit = self.spec.drift.as_ref().and_then(|d| d.mode);
+        explicit.unwrap_or_else(|| default_drift_mode(applies_automatically(self.approve_plan(), Self::APPLIES_BY_DEFAULT)))
     }
     fn cleanup_on_deletion(&self) -> Option<&'static str> {
         self.spec.prune.then_some("pruning what it applied")
@@ -322,6 +353,34 @@ mod tests {
             "spec": spec,
         }))
         .expect("object")
+    }
+
+    #[test]
+    fn an_object_without_a_drift_mode_gets_the_peers_default() {
+        let base = serde_json::json!({ "sourceRef": { "kind": "GitRepository", "name": "repo" }, "interval": "1m", "prune": true });
+        let with = |extra: serde_json::Value| {
+            let mut spec = base.clone();
+            spec.as_object_mut().expect("object").extend(extra.as_object().expect("object").clone());
+            spec
+        };
+        // Flux's Kustomization applies every revision and re-applies on every interval.
+        let k: Kustomization = object("Kustomization", base.clone());
+        assert_eq!(k.drift_mode(), DriftMode::Correct);
+        let k: Kustomization = object("Kustomization", with(serde_json::json!({ "approvePlan": "" })));
+        assert_eq!(k.drift_mode(), DriftMode::Detect, "plans that wait: corrections wait too");
+        let k: Kustomization = object("Kustomization", with(serde_json::json!({ "drift": { "mode": "detect" } })));
+        assert_eq!(k.drift_mode(), DriftMode::Detect, "the opt-in");
+        // tofu-controller's Terraform waits unless approvePlan is auto, and corrects drift then.
+        let t: Terraform = object("Terraform", base.clone());
+        assert_eq!(t.drift_mode(), DriftMode::Detect);
+        let t: Terraform = object("Terraform", with(serde_json::json!({ "approvePlan": "auto" })));
+        assert_eq!(t.drift_mode(), DriftMode::Correct);
+        let t: Terraform = object("Terraform", with(serde_json::json!({ "force": true })));
+        assert_eq!((t.drift_mode(), t.force_applies()), (DriftMode::Correct, true));
+        let t: Terraform = object("Terraform", with(serde_json::json!({ "approvePlan": "auto", "disableDriftDetection": true })));
+        assert_eq!(t.drift_mode(), DriftMode::Disabled);
+        let t: Terraform = object("Terraform", with(serde_json::json!({ "approvePlan": "auto", "drift": { "mode": "detect" } })));
+        assert_eq!(t.drift_mode(), DriftMode::Detect);
     }
 
     #[test]

@@ -14,17 +14,24 @@ use super::FieldError;
 /// Peer fields driftless does not implement: kind, field path (`[]` for any list index),
 /// what to do instead.
 const PEER_FIELDS: &[(&str, &str, &str)] = &[
-    ("Terraform", "spec.disableDriftDetection", "tofu-controller's disableDriftDetection: use spec.drift.mode: disabled"),
-    ("Terraform", "spec.vars[].valueFrom", "tofu-controller's vars[].valueFrom is not implemented yet: use spec.varsFrom with varsKeys"),
     ("Terraform", "spec.tfVarsFiles", "tofu-controller's tfVarsFiles is not implemented yet: set the values in spec.vars or spec.varsFrom"),
     ("Terraform", "spec.fileMappings", "tofu-controller's fileMappings is not implemented yet"),
     ("Terraform", "spec.readInputsFromSecrets", "tofu-controller's readInputsFromSecrets is not implemented yet: use spec.varsFrom"),
-    ("Terraform", "spec.values", "tofu-controller's values is not implemented yet: use spec.vars"),
-    ("Terraform", "spec.targets", "tofu-controller's targets is not implemented yet: driftless plans the whole module"),
-    ("Terraform", "spec.parallelism", "tofu-controller's parallelism is not implemented yet"),
-    ("Terraform", "spec.upgradeOnInit", "tofu-controller's upgradeOnInit is not implemented yet: pin provider versions in the module"),
-    ("Terraform", "spec.refreshBeforeApply", "tofu-controller's refreshBeforeApply is not implemented yet"),
-    ("Terraform", "spec.force", "tofu-controller's force is not implemented yet"),
+    (
+        "Terraform",
+        "spec.planOnly",
+        "tofu-controller's planOnly: set spec.approvePlan to \"\" (every plan waits for approval) or suspend the object",
+    ),
+    (
+        "Terraform",
+        "spec.enableInventory",
+        "tofu-controller's enableInventory is not implemented: status.resources lists what each plan changes",
+    ),
+    (
+        "Terraform",
+        "spec.runnerTerminationGracePeriodSeconds",
+        "tofu-controller's runnerTerminationGracePeriodSeconds is not implemented: runners stop terraform gracefully on SIGTERM within 25 s",
+    ),
     (
         "Terraform",
         "spec.cliConfigSecretRef",
@@ -195,15 +202,15 @@ mod tests {
     fn a_peer_field_is_refused_with_what_to_use_instead() {
         let found = unknown_fields(
             "Terraform",
-            &terraform(
-                json!({ "sourceRef": { "kind": "GitRepository", "name": "app" }, "interval": "1h", "path": "./", "disableDriftDetection": true,
-                               "vars": [{ "name": "a", "value": 1 }, { "name": "b", "valueFrom": { "secretKeyRef": { "name": "s", "key": "k" } } }] }),
-            ),
+            &terraform(json!({ "sourceRef": { "kind": "GitRepository", "name": "app" }, "interval": "1h", "path": "./", "planOnly": true,
+                               "disableDriftDetection": true,
+                               "vars": [{ "name": "a", "value": 1 }, { "name": "b", "valueFrom": { "secretKeyRef": { "name": "s", "key": "k" } } }],
+                               "backendConfig": { "secretSuffix": "app", "labels": { "a": "b" } } })),
         );
         let fields: Vec<&str> = found.iter().map(|f| f.field.as_str()).collect();
-        assert_eq!(fields, vec!["spec.disableDriftDetection", "spec.vars[1].valueFrom"]);
-        assert!(found[0].reason.contains("spec.drift.mode: disabled"), "{}", found[0].reason);
-        assert!(found[1].reason.contains("spec.varsFrom"), "{}", found[1].reason);
+        assert_eq!(fields, vec!["spec.backendConfig.labels", "spec.planOnly"], "implemented peer fields pass: {found:?}");
+        assert!(found[0].reason.contains("tofu-controller's backendConfig.labels"), "{}", found[0].reason);
+        assert!(found[1].reason.contains("spec.approvePlan"), "{}", found[1].reason);
     }
 
     #[test]

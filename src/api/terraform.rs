@@ -36,12 +36,21 @@ pub struct TerraformSpec {
     pub retry_interval: Option<Duration>,
     #[serde(default)]
     pub suspend: bool,
-    /// `auto` applies every plan; a plan id applies that plan only; empty plans and waits.
+    /// `auto` applies every plan; a plan id (or, as tofu-controller allows, the start of one
+    /// that names at least its revision: `plan-<7 hex>`) applies that plan only; empty plans
+    /// and waits; `disable` only checks for drift (tofu-controller's drift-detection-only
+    /// mode: nothing is planned for a new revision, nothing applied).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub approve_plan: Option<String>,
-    /// Input variables; values may be any JSON (strings, numbers, lists, objects).
+    /// Input variables; values may be any JSON (strings, numbers, lists, objects), or read
+    /// from one key of a Secret or ConfigMap (`valueFrom`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub vars: Vec<Variable>,
+    /// tofu-controller's `values`: any JSON object, passed as the variable `values` (the
+    /// module must declare `variable "values"`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "any_json")]
+    pub values: Option<serde_json::Value>,
     /// Variables read from Secrets or ConfigMaps (later entries win).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub vars_from: Vec<VarsReference>,
@@ -68,6 +77,34 @@ pub struct TerraformSpec {
     pub service_account_name: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub runner_pod_template: Option<RunnerPodTemplate>,
+    /// tofu-controller's switch for drift checks: `true` is `drift.mode: disabled`, no drift
+    /// plan and no drift report. Unlike tofu-controller, which still plans (and under `auto`
+    /// applies) on every interval, driftless then plans when the source or an input changes,
+    /// or when asked (`driftless reconcile`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub disable_drift_detection: bool,
+    /// Plan (and apply) only these resource addresses (`-target`), as tofu-controller does.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub targets: Vec<String>,
+    /// Concurrent operations of terraform's plan and apply (`-parallelism`); 0 is
+    /// terraform's default (10).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub parallelism: i32,
+    /// Upgrade modules and providers within their constraints on each init (`init -upgrade`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub upgrade_on_init: bool,
+    /// tofu-controller's `refreshBeforeApply` (`apply -refresh=true`). Every plan is made on
+    /// refreshed state, and terraform refuses to apply a plan whose state changed since.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub refresh_before_apply: bool,
+    /// tofu-controller's `force`: plan on every interval and apply every plan, whatever
+    /// `approvePlan` says (drift included).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub force: bool,
+}
+
+fn is_zero(n: &i32) -> bool {
+    *n == 0
 }
 
 fn default_path() -> String {
@@ -91,12 +128,37 @@ pub struct CrossNamespaceSourceReference {
     pub namespace: Option<String>,
 }
 
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct Variable {
     pub name: String,
+    /// The value; exactly one of `value` and `valueFrom` is set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "any_json")]
-    pub value: serde_json::Value,
+    pub value: Option<serde_json::Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value_from: Option<VariableSource>,
+}
+
+/// One key of a Secret or ConfigMap in the object's namespace (tofu-controller's
+/// `valueFrom`, shaped like a container's env `valueFrom`); a Secret's value is sensitive.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct VariableSource {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_key_ref: Option<KeySelector>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub config_map_key_ref: Option<KeySelector>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct KeySelector {
+    pub name: String,
+    pub key: String,
+    /// A missing object or key leaves the variable unset instead of failing.
+    #[serde(default)]
+    pub optional: bool,
 }
 
 fn any_json(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
@@ -186,10 +248,12 @@ pub struct S3BackendConfig {
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub enum DriftMode {
-    /// Report drift and plan its correction; apply only when approved.
+    /// Report drift and plan its correction; apply only when approved (the opt-in for
+    /// objects that otherwise apply automatically).
     #[default]
     Detect,
-    /// Apply the correction when `approvePlan` is `auto`.
+    /// Apply the correction when `approvePlan` is `auto`: the default there, as Flux's
+    /// Kustomization re-applies on every interval and tofu-controller corrects drift.
     Correct,
     Disabled,
 }
@@ -197,8 +261,10 @@ pub enum DriftMode {
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct DriftSpec {
-    #[serde(default)]
-    pub mode: DriftMode,
+    /// Unset: `correct` under `approvePlan: auto` (tofu-controller corrects drift when it
+    /// applies automatically), else `detect`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<DriftMode>,
     /// How often to check for drift with no source change; defaults to `interval`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub interval: Option<Duration>,

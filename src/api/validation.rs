@@ -210,18 +210,59 @@ impl Validate for Terraform {
         if spec.path.starts_with('/') || spec.path.split('/').any(|p| p == "..") {
             e.add("spec.path", format!("{:?} must be a relative path inside the source", spec.path));
         }
-        if let Some(approve) = spec.approve_plan.as_deref()
-            && !(approve.is_empty() || approve == "auto" || approve.starts_with("plan-"))
-        {
-            e.add("spec.approvePlan", format!("{approve:?} must be \"auto\", a plan id (plan-...), or empty"));
+        match spec.approve_plan.as_deref().map(str::trim) {
+            Some("disable") => e.add(
+                "spec.approvePlan",
+                "tofu-controller's drift-detection-only \"disable\" is not implemented yet: use \"\" (plans wait for approval) with spec.drift.mode: detect",
+            ),
+            Some(approve) if !(approve.is_empty() || approve == "auto" || approve.starts_with("plan-")) => {
+                e.add("spec.approvePlan", format!("{approve:?} must be \"auto\", a plan id (plan-...) or its start, or empty"))
+            }
+            _ => {}
         }
         let mut seen = std::collections::BTreeSet::new();
         for (i, v) in spec.vars.iter().enumerate() {
             if !is_identifier(&v.name) {
                 e.add(&format!("spec.vars[{i}].name"), format!("{:?} is not a Terraform variable name", v.name));
-            } else if !seen.insert(v.name.as_str()) {
+            } else if !seen.insert(v.name.as_str()) || (v.name == "values" && spec.values.is_some()) {
                 e.add(&format!("spec.vars[{i}].name"), format!("{:?} is set twice", v.name));
             }
+            match (&v.value, &v.value_from) {
+                (Some(_), Some(_)) => e.add(&format!("spec.vars[{i}]"), "set either value or valueFrom, not both"),
+                (None, None) => e.add(&format!("spec.vars[{i}]"), "set value or valueFrom"),
+                (None, Some(from)) => match (&from.secret_key_ref, &from.config_map_key_ref) {
+                    (Some(r), None) | (None, Some(r)) => {
+                        let which = if from.secret_key_ref.is_some() { "secretKeyRef" } else { "configMapKeyRef" };
+                        if !is_dns_subdomain(&r.name) {
+                            e.add(&format!("spec.vars[{i}].valueFrom.{which}.name"), format!("{:?} is not an object name", r.name));
+                        }
+                        if r.key.is_empty() {
+                            e.add(&format!("spec.vars[{i}].valueFrom.{which}.key"), "must name a key");
+                        }
+                    }
+                    _ => e.add(&format!("spec.vars[{i}].valueFrom"), "set exactly one of secretKeyRef and configMapKeyRef"),
+                },
+                (Some(_), None) => {}
+            }
+        }
+        if let Some(values) = &spec.values
+            && !values.is_object()
+        {
+            e.add("spec.values", "must be an object (it becomes the variable \"values\")");
+        }
+        for (i, t) in spec.targets.iter().enumerate() {
+            if t.trim().is_empty() || t.starts_with('-') {
+                e.add(&format!("spec.targets[{i}]"), format!("{t:?} is not a resource address"));
+            }
+        }
+        if spec.parallelism < 0 {
+            e.add("spec.parallelism", "must be 0 (terraform's default) or more");
+        }
+        if spec.disable_drift_detection
+            && let Some(mode) = spec.drift.as_ref().and_then(|d| d.mode).filter(|m| *m != DriftMode::Disabled)
+        {
+            let mode = if mode == DriftMode::Correct { "correct" } else { "detect" };
+            e.add("spec.disableDriftDetection", format!("contradicts spec.drift.mode: {mode}; set one of them"));
         }
         for (i, r) in spec.vars_from.iter().enumerate() {
             if !matches!(r.kind.as_str(), "Secret" | "ConfigMap") {
@@ -272,7 +313,7 @@ impl Validate for Terraform {
             }
         }
         if let Some(drift) = &spec.drift
-            && drift.mode != DriftMode::Disabled
+            && drift.mode != Some(DriftMode::Disabled)
         {
             for (i, rule) in drift.ignore.iter().enumerate() {
                 if let Err(err) = globset::Glob::new(&rule.address) {

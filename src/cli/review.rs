@@ -22,7 +22,7 @@ use crate::dispatch::ObjectKey;
 use crate::reconcile::approval::{self, Refusal};
 use crate::review::PlanRendering;
 use crate::store::{ObjectStore, annotate};
-use crate::terraform::{KIND, state_name};
+use crate::terraform::{KIND, secret_suffix, state_name};
 
 async fn terraform<S: ObjectStore>(store: &S, namespace: &str, name: &str) -> Result<Terraform> {
     store.get::<Terraform>(namespace, name).await?.ok_or_else(|| CliError::Usage(format!("Terraform {namespace}/{name} not found")))
@@ -265,7 +265,7 @@ pub async fn drift_show<S: ObjectStore>(store: &S, name: &str, namespace: &str) 
 
 pub async fn unlock<T: Target>(target: &T, name: &str, namespace: &str, yes: bool) -> Result<()> {
     let tf = terraform(target.store(), namespace, name).await?;
-    let key = StateKey { object: object_key(namespace, name), state_name: state_name(&tf) };
+    let key = StateKey { object: object_key(namespace, name), state_name: state_name(&tf), secret_suffix: secret_suffix(&tf) };
     let broken = match object_backend(target, &tf).await? {
         ObjectBackend::Local(b) => break_lock(&b, &key, name, yes).await?,
         ObjectBackend::S3(b) => break_lock(&b, &key, name, yes).await?,

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use crate::api::{DriftMode, Kustomization, PlanApprover, Reconciled};
-use crate::reconcile::approval::{self, Approval, Candidate, Spent, Verdict};
+use crate::reconcile::approval::{self, Candidate, Spent, Verdict};
 
 /// What the reconciler knows at decision time.
 #[derive(Debug, Clone)]
@@ -57,8 +57,7 @@ pub fn decide(o: &Observed<'_>) -> Next {
     // Same revision and build: nothing to roll out. An approval of the pending correction
     // acts at once, not on the next check.
     let drift = status.drift.unwrap_or_default();
-    let correction_approved =
-        drift.detected && matches!(&approval, Approval::Plan { id, .. } if drift.plan_id.as_deref() == Some(id.as_str()));
+    let correction_approved = drift.detected && drift.plan_id.as_deref().is_some_and(|id| approval.names(id));
     let every = object.drift_interval();
     let due = o.forced || correction_approved || o.since_drift_check.is_none_or(|since| since >= every);
     if due && object.drift_mode() != DriftMode::Disabled {
@@ -152,7 +151,7 @@ mod tests {
 
     #[test]
     fn drift_correction_is_approvable_by_its_id() {
-        let mut k = kustomization(serde_json::json!({}));
+        let mut k = kustomization(serde_json::json!({ "drift": { "mode": "detect" } }));
         applied(&mut k, "plan-a-1");
         let status = k.status.as_mut().expect("status");
         status.common.drift = Some(DriftStatus { detected: true, plan_id: Some("plan-fix-1".into()), ..Default::default() });
@@ -181,6 +180,8 @@ mod tests {
     fn correct_mode_with_auto_approval_corrects_drift_at_once() {
         let k = kustomization(serde_json::json!({ "drift": { "mode": "correct" } }));
         assert_eq!(correct(&k, "plan-fix-1"), Some(PlanApprover::Auto));
+        let k = kustomization(serde_json::json!({}));
+        assert_eq!(correct(&k, "plan-fix-1"), Some(PlanApprover::Auto), "unset: Flux's self-healing");
         let k = kustomization(serde_json::json!({ "drift": { "mode": "correct" }, "approvePlan": "" }));
         assert_eq!(correct(&k, "plan-fix-1"), None, "auto approval is needed as well");
     }

@@ -36,10 +36,17 @@ pub enum Approval {
     Wait,
 }
 
-/// The approval `object` carries.
+/// The approval `object` carries; tofu-controller's `force` applies every plan.
 pub fn of<K: Reconciled>(object: &K) -> Approval {
+    if object.force_applies() {
+        return Approval::Auto;
+    }
     given(object.meta().annotations.as_ref(), object.approve_plan(), K::APPLIES_BY_DEFAULT)
 }
+
+/// The shortest start of a plan id that `spec.approvePlan` may name: `plan-` and the 7 hex
+/// digits of the revision, so a prefix approves plans of one revision, never all plans.
+const MIN_PREFIX: usize = "plan-".len() + 7;
 
 /// The approval of an object with these annotations and `spec.approvePlan`.
 pub fn given(annotations: Option<&BTreeMap<String, String>>, approve_plan: Option<&str>, applies_by_default: bool) -> Approval {
@@ -51,15 +58,29 @@ pub fn given(annotations: Option<&BTreeMap<String, String>>, approve_plan: Optio
         };
         return Approval::Plan { id: id.to_string(), digest, by: PlanApprover::Annotation };
     }
+    if crate::api::applies_automatically(approve_plan, applies_by_default) {
+        return Approval::Auto;
+    }
     match approve_plan.map(str::trim) {
-        None if applies_by_default => Approval::Auto,
         None | Some("") => Approval::Wait,
-        Some("auto") => Approval::Auto,
         Some(id) => Approval::Plan { id: id.to_string(), digest: None, by: PlanApprover::Spec },
     }
 }
 
 impl Approval {
+    /// Whether this approval names plan `id`: exactly, or (written in `spec.approvePlan`, as
+    /// tofu-controller allows) as the start of it, at least [`MIN_PREFIX`] long. An
+    /// annotation, what `driftless approve` and the review page write, names one exact id.
+    pub fn names(&self, id: &str) -> bool {
+        match self {
+            Approval::Plan { id: approved, by: PlanApprover::Spec, .. } => {
+                approved == id || (approved.len() >= MIN_PREFIX && id.starts_with(approved.as_str()))
+            }
+            Approval::Plan { id: approved, .. } => approved == id,
+            Approval::Auto | Approval::Wait => false,
+        }
+    }
+
     /// The approval as written (`plan-x@sha256:...`): what `status.spentApproval` keeps
     /// once an apply attempt used it.
     pub fn raw(&self) -> Option<String> {
@@ -123,13 +144,13 @@ pub fn judge(approval: &Approval, candidate: Candidate<'_>, drift_mode: DriftMod
         Approval::Auto if !candidate.corrects_drift || drift_mode == DriftMode::Correct => Verdict::Apply { by: PlanApprover::Auto },
         Approval::Auto | Approval::Wait => Verdict::Wait { stale: None },
         Approval::Plan { .. } if approval.raw().as_deref() == spent.approval => Verdict::Wait { stale: None },
-        Approval::Plan { id, digest, by } if id == candidate.id => match (digest, candidate.digest) {
+        Approval::Plan { id, digest, by } if approval.names(candidate.id) => match (digest, candidate.digest) {
             // Approved as shown: only the very plan that was reviewed.
             (Some(d), Some(c)) if d != c => Verdict::Wait { stale: Some(format!("{id}@{d}")) },
             (Some(_), None) => Verdict::Wait { stale: Some(format!("{id}@{}", digest.as_deref().unwrap_or_default())) },
             _ => Verdict::Apply { by: *by },
         },
-        Approval::Plan { id, .. } if Some(id.as_str()) == spent.applied => Verdict::Wait { stale: None },
+        Approval::Plan { .. } if spent.applied.is_some_and(|applied| approval.names(applied)) => Verdict::Wait { stale: None },
         Approval::Plan { id, .. } => Verdict::Wait { stale: Some(id.clone()) },
     }
 }
@@ -184,6 +205,35 @@ mod tests {
 
     fn plan(id: &str, by: PlanApprover) -> Approval {
         Approval::Plan { id: id.into(), digest: None, by }
+    }
+
+    #[test]
+    fn a_spec_approval_may_name_the_start_of_a_plan_id_that_covers_its_revision() {
+        let full = "plan-abc1234-0123456789";
+        let candidate = Candidate { id: full, digest: Some("sha256:p"), corrects_drift: false };
+        let spec = |id: &str| plan(id, PlanApprover::Spec);
+        assert_eq!(judge(&spec("plan-abc1234"), candidate, DriftMode::Detect, NONE), Verdict::Apply { by: PlanApprover::Spec });
+        assert_eq!(judge(&spec("plan-abc1234-0123"), candidate, DriftMode::Detect, NONE), Verdict::Apply { by: PlanApprover::Spec });
+        assert_eq!(judge(&spec(full), candidate, DriftMode::Detect, NONE), Verdict::Apply { by: PlanApprover::Spec });
+        assert_eq!(
+            judge(&spec("plan-abc"), candidate, DriftMode::Detect, NONE),
+            Verdict::Wait { stale: Some("plan-abc".into()) },
+            "shorter than the revision: names no plan"
+        );
+        assert_eq!(
+            judge(&plan("plan-abc1234", PlanApprover::Annotation), candidate, DriftMode::Detect, NONE),
+            Verdict::Wait { stale: Some("plan-abc1234".into()) },
+            "an annotation names one exact plan"
+        );
+        let spent = Spent { applied: Some(full), approval: Some("plan-abc1234") };
+        assert_eq!(judge(&spec("plan-abc1234"), candidate, DriftMode::Detect, spent), Verdict::Wait { stale: None }, "spent by its apply");
+        let later = Candidate { id: "plan-abc1234-9999999999", digest: Some("sha256:q"), corrects_drift: false };
+        let applied_only = Spent { applied: Some(full), approval: None };
+        assert_eq!(
+            judge(&spec("plan-abc1234"), later, DriftMode::Detect, applied_only),
+            Verdict::Apply { by: PlanApprover::Spec },
+            "a later plan of the same revision: tofu-controller's prefix rule approves it while unspent"
+        );
     }
 
     #[test]

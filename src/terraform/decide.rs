@@ -104,6 +104,13 @@ mod tests {
                 drift: None,
                 service_account_name: None,
                 runner_pod_template: None,
+                values: None,
+                disable_drift_detection: false,
+                targets: vec![],
+                parallelism: 0,
+                upgrade_on_init: false,
+                refresh_before_apply: false,
+                force: false,
             },
         );
         t.status = Some(TerraformStatus::default());
@@ -119,8 +126,11 @@ mod tests {
     #[test]
     fn a_pending_correction_is_checked_again_when_a_check_is_due() {
         let mut t = tf(None);
-        t.spec.drift =
-            Some(crate::api::DriftSpec { mode: DriftMode::Detect, interval: Some(ApiDuration::parse("1m").unwrap()), ignore: vec![] });
+        t.spec.drift = Some(crate::api::DriftSpec {
+            mode: Some(DriftMode::Detect),
+            interval: Some(ApiDuration::parse("1m").unwrap()),
+            ignore: vec![],
+        });
         pending(&mut t, "plan-fix", true);
         let at = |t: &Terraform, secs, forced| {
             decide(&Observed { object: t, inputs_digest: "in-1", forced, since_drift_check: Some(Duration::from_secs(secs)) })
@@ -179,9 +189,12 @@ mod tests {
     fn auto_applies_drift_corrections_only_in_correct_mode() {
         let mut t = tf(Some("auto"));
         pending(&mut t, "plan-a-1", true);
-        assert!(matches!(observe(&t), Next::Wait { .. }));
-        t.spec.drift = Some(crate::api::DriftSpec { mode: DriftMode::Correct, ..Default::default() });
+        t.spec.drift = Some(crate::api::DriftSpec { mode: Some(DriftMode::Detect), ..Default::default() });
+        assert!(matches!(observe(&t), Next::Wait { .. }), "detect: the opt-in for reporting only");
+        t.spec.drift = Some(crate::api::DriftSpec { mode: Some(DriftMode::Correct), ..Default::default() });
         assert!(matches!(observe(&t), Next::Apply { approved_by: PlanApprover::Auto, .. }));
+        t.spec.drift = None;
+        assert!(matches!(observe(&t), Next::Apply { approved_by: PlanApprover::Auto, .. }), "unset under auto: tofu-controller corrects");
     }
 
     #[test]
@@ -195,7 +208,7 @@ mod tests {
         assert_eq!(at(&t, 30, false), Next::Idle { after: Duration::from_secs(30) });
         assert_eq!(at(&t, 61, false), Next::DriftCheck);
         assert_eq!(at(&t, 30, true), Next::DriftCheck);
-        t.spec.drift.as_mut().unwrap().mode = DriftMode::Disabled;
+        t.spec.drift.as_mut().unwrap().mode = Some(DriftMode::Disabled);
         assert!(matches!(at(&t, 3600, false), Next::Idle { .. }));
     }
 }

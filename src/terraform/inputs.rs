@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::core::v1::{ConfigMap, Secret};
 use sha2::{Digest, Sha256};
 
-use crate::api::{Artifact, Terraform};
+use crate::api::{Artifact, Terraform, VariableSource};
 use crate::backend::{S3Connection, S3Credentials, S3Location};
 use crate::dispatch::{BackendSpec, RunVariable};
 use crate::store::{ObjectStore, StoreError};
@@ -20,6 +20,10 @@ pub enum InputError {
     MissingKey { index: usize, kind: String, name: String, key: String },
     #[error("spec.varsFrom[{index}]: {kind} {name} key {key:?} is not UTF-8 text")]
     NotText { index: usize, kind: String, name: String, key: String },
+    #[error("{field}: {what}")]
+    MissingAt { field: String, what: String },
+    #[error("{field}: {kind} {name} key {key:?} is not UTF-8 text")]
+    NotTextAt { field: String, kind: String, name: String, key: String },
     #[error("spec.backendConfig.s3.secretRef: {0}")]
     BackendSecret(String),
     #[error(transparent)]
@@ -73,10 +77,67 @@ pub async fn resolve_variables<S: ObjectStore>(store: &S, object: &Terraform) ->
             vars.insert(var.clone(), RunVariable { name: var, value: serde_json::Value::String(value.clone()), sensitive });
         }
     }
-    for v in &object.spec.vars {
-        vars.insert(v.name.clone(), RunVariable { name: v.name.clone(), value: v.value.clone(), sensitive: false });
+    for (index, v) in object.spec.vars.iter().enumerate() {
+        let (value, sensitive) = match (&v.value, &v.value_from) {
+            (Some(value), _) => (value.clone(), false),
+            (None, Some(from)) => match value_from(store, namespace, index, from).await? {
+                Some(found) => found,
+                None => continue,
+            },
+            (None, None) => continue,
+        };
+        vars.insert(v.name.clone(), RunVariable { name: v.name.clone(), value, sensitive });
+    }
+    if let Some(values) = &object.spec.values {
+        vars.insert("values".into(), RunVariable { name: "values".into(), value: values.clone(), sensitive: false });
     }
     Ok(vars.into_values().collect())
+}
+
+/// The value of `spec.vars[index].valueFrom`, and whether it is sensitive (a Secret's);
+/// `None` when an optional object or key is missing (the variable stays unset).
+async fn value_from<S: ObjectStore>(
+    store: &S,
+    namespace: &str,
+    index: usize,
+    from: &VariableSource,
+) -> Result<Option<(serde_json::Value, bool)>, InputError> {
+    let field = |which: &str| format!("spec.vars[{index}].valueFrom.{which}");
+    let (which, r, data, sensitive) = if let Some(r) = &from.secret_key_ref {
+        let data = match store.get::<Secret>(namespace, &r.name).await? {
+            Some(secret) => Some(secret_strings(&secret).map_err(|key| InputError::NotTextAt {
+                field: field("secretKeyRef"),
+                kind: "Secret".into(),
+                name: r.name.clone(),
+                key,
+            })?),
+            None => None,
+        };
+        ("secretKeyRef", r, data, true)
+    } else if let Some(r) = &from.config_map_key_ref {
+        let data = store.get::<ConfigMap>(namespace, &r.name).await?.map(|cm| cm.data.unwrap_or_default());
+        ("configMapKeyRef", r, data, false)
+    } else {
+        return Ok(None);
+    };
+    let kind = if sensitive { "Secret" } else { "ConfigMap" };
+    let Some(data) = data else {
+        if r.optional {
+            return Ok(None);
+        }
+        return Err(InputError::MissingAt {
+            field: field(which),
+            what: format!("{kind} {namespace}/{} not found; create it or mark the reference optional", r.name),
+        });
+    };
+    match data.get(&r.key) {
+        Some(value) => Ok(Some((serde_json::Value::String(value.clone()), sensitive))),
+        None if r.optional => Ok(None),
+        None => Err(InputError::MissingAt {
+            field: field(which),
+            what: format!("key {:?} not found in {kind} {}; add it or mark the reference optional", r.key, r.name),
+        }),
+    }
 }
 
 fn missing(index: usize, r: &crate::api::VarsReference, namespace: &str) -> InputError {
@@ -124,9 +185,25 @@ pub async fn resolve_backend<S: ObjectStore>(store: &S, object: &Terraform, defa
 
 /// The state's name: workspace plus optional suffix, as tofu-controller names its Secrets.
 pub fn state_name(object: &Terraform) -> String {
-    match object.spec.backend_config.as_ref().and_then(|b| b.secret_suffix.as_deref()) {
-        Some(suffix) if !suffix.is_empty() => format!("{}-{suffix}", object.spec.workspace),
-        _ => object.spec.workspace.clone(),
+    match secret_suffix(object) {
+        Some(suffix) => format!("{}-{suffix}", object.spec.workspace),
+        None => object.spec.workspace.clone(),
+    }
+}
+
+/// `spec.backendConfig.secretSuffix`, when set: the state Secret is then
+/// `tfstate-<workspace>-<suffix>`, the one tofu-controller wrote.
+pub fn secret_suffix(object: &Terraform) -> Option<String> {
+    object.spec.backend_config.as_ref().and_then(|b| b.secret_suffix.clone()).filter(|s| !s.is_empty())
+}
+
+/// The flags of terraform's commands the object sets.
+pub fn terraform_options(object: &Terraform) -> driftless_core::contract::TerraformOptions {
+    driftless_core::contract::TerraformOptions {
+        targets: object.spec.targets.clone(),
+        parallelism: u32::try_from(object.spec.parallelism).ok().filter(|n| *n > 0),
+        upgrade_on_init: object.spec.upgrade_on_init,
+        refresh_before_apply: object.spec.refresh_before_apply,
     }
 }
 
@@ -135,7 +212,7 @@ pub fn state_name(object: &Terraform) -> String {
 pub fn inputs_digest(object: &Terraform, artifact: &Artifact, variables: &[RunVariable]) -> String {
     let vars: Vec<(String, String)> =
         variables.iter().map(|v| (v.name.clone(), hex::encode(Sha256::digest(v.value.to_string().as_bytes())))).collect();
-    let canonical = serde_json::json!({
+    let mut canonical = serde_json::json!({
         "artifact": artifact.digest,
         "path": object.spec.path,
         "workspace": object.spec.workspace,
@@ -149,5 +226,10 @@ pub fn inputs_digest(object: &Terraform, artifact: &Artifact, variables: &[RunVa
         }),
         "vars": vars,
     });
+    // What terraform is asked to plan: other targets, another plan. Only when set, so the
+    // digest of every object without targets stays what it was.
+    if !object.spec.targets.is_empty() {
+        canonical["targets"] = serde_json::json!(object.spec.targets);
+    }
     format!("sha256:{}", hex::encode(Sha256::digest(canonical.to_string().as_bytes())))
 }

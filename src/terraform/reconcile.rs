@@ -8,7 +8,7 @@ use k8s_openapi::api::core::v1::Secret;
 use tracing::info;
 
 use super::decide::{Next, Observed, auto_applies, decide};
-use super::inputs::{InputError, inputs_digest, resolve_backend, resolve_variables, state_name};
+use super::inputs::{InputError, inputs_digest, resolve_backend, resolve_variables, secret_suffix, state_name, terraform_options};
 use super::record::{Facts, record, wait_for_approval};
 use crate::api::{Artifact, ConditionStatus, Conditions, Terraform, condition_type as ct, reason};
 use crate::dispatch::{BackendSpec, Operation, RunSpec, RunVariable, RunnerDispatch};
@@ -85,6 +85,8 @@ fn run_spec<S, D>(
         path: object.spec.path.clone(),
         workspace: object.spec.workspace.clone(),
         state_name: state_name(object),
+        state_suffix: secret_suffix(object),
+        options: terraform_options(object),
         variables: inputs.variables,
         inputs_digest: inputs.digest,
         backend: inputs.backend,

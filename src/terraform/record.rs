@@ -171,7 +171,13 @@ pub fn record(status: &mut TerraformStatus, facts: &Facts<'_>, result: RunResult
     // with changes but no readable drift (providers that read nothing back) counts as
     // drift when the inputs did not change.
     let rules = object.spec.drift.as_ref().map(|d| d.ignore.clone()).unwrap_or_default();
-    let mut found = driftless_core::drift::filter_drift(result.drift.clone(), &rules);
+    // Drift disabled (`mode: disabled`, tofu-controller's disableDriftDetection): what a plan
+    // finds changed outside is planned over like any change, never reported as drift.
+    let mut found = if object.drift_mode() == crate::api::DriftMode::Disabled {
+        Vec::new()
+    } else {
+        driftless_core::drift::filter_drift(result.drift.clone(), &rules)
+    };
     let corrects_drift = op == Operation::DriftCheck;
     if corrects_drift && result.drift.is_empty() && result.outcome != Outcome::NoChanges {
         found = result
@@ -217,11 +223,12 @@ pub fn record(status: &mut TerraformStatus, facts: &Facts<'_>, result: RunResult
                 destroy: op == Operation::DestroyPlan,
             });
             fold.status.last_inputs_digest = Some(facts.inputs.to_string());
-            let stale = match approval::of(object) {
+            let approval = approval::of(object);
+            let stale = match &approval {
                 Approval::Plan { id: approved, .. }
-                    if approved != id && fold.status.common.last_applied_plan.as_deref() != Some(approved.as_str()) =>
+                    if !approval.names(&id) && !fold.status.common.last_applied_plan.as_deref().is_some_and(|a| approval.names(a)) =>
                 {
-                    Some(approved)
+                    Some(approved.clone())
                 }
                 _ => None,
             };

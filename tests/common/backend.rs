@@ -8,7 +8,7 @@ pub fn object(namespace: &str, name: &str) -> ObjectKey {
 }
 
 pub fn state_key(namespace: &str, name: &str) -> StateKey {
-    StateKey { object: object(namespace, name), state_name: "default".into() }
+    StateKey { object: object(namespace, name), state_name: "default".into(), secret_suffix: None }
 }
 
 /// The lock a runner `id` takes for an apply.

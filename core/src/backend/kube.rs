@@ -4,7 +4,8 @@
 //!
 //! Layout (names are DNS-1123 subdomains; an input that is too long or not valid as a name
 //! is cleaned, truncated and suffixed with a short hash of itself, so names never collide):
-//! - `Secret tfstate-<state>-<object>`: the state, gzip-compressed, in key `tfstate` (the
+//! - `Secret tfstate-<workspace>-<object>` (with tofu-controller's secretSuffix
+//!   `tfstate-<workspace>-<suffix>`): the state, gzip-compressed, in key `tfstate` (the
 //!   name and the encoding of tofu-controller and of terraform's own `kubernetes` backend,
 //!   so their Secrets are read as they are), whenever the gzip is at most 768 KiB;
 //! - a bigger state (a Secret holds at most 1 MiB): `Secret
@@ -871,20 +872,30 @@ impl PlanStore for SecretBackend {
     }
 }
 
-/// The Secret holding a state: `tfstate-<state>-<object>`, as tofu-controller names it.
+/// What follows `tfstate-` in the names of a state's objects: `<workspace>-<suffix>` with a
+/// secretSuffix (its state name already), else `<workspace>-<object>`.
+fn state_stem(key: &StateKey) -> String {
+    match &key.secret_suffix {
+        Some(_) => key.state_name.clone(),
+        None => format!("{}-{}", key.state_name, key.object.name),
+    }
+}
+
+/// The Secret holding a state: `tfstate-<workspace>-<object>`, or with a secretSuffix
+/// `tfstate-<workspace>-<suffix>`, as tofu-controller names it.
 pub fn state_secret_name(key: &StateKey) -> String {
-    object_name(&format!("tfstate-{}-{}", key.state_name, key.object.name))
+    object_name(&format!("tfstate-{}", state_stem(key)))
 }
 
 /// The Secret holding chunk `n` of a state too big for one Secret, of the generation `tag`
 /// (the short digest of the compressed state).
 pub fn state_chunk_secret_name(key: &StateKey, tag: &str, n: usize) -> String {
-    object_name(&format!("tfstate-{}-{}-{tag}-{n}", key.state_name, key.object.name))
+    object_name(&format!("tfstate-{}-{tag}-{n}", state_stem(key)))
 }
 
 /// The Lease locking a state.
 pub fn lock_lease_name(key: &StateKey) -> String {
-    object_name(&format!("tflock-{}-{}", key.state_name, key.object.name))
+    object_name(&format!("tflock-{}", state_stem(key)))
 }
 
 /// The Secret holding a plan's meta, digest and chunk count.
@@ -968,7 +979,11 @@ mod tests {
     use super::*;
 
     fn key(state: &str, name: &str) -> StateKey {
-        StateKey { object: ObjectKey { kind: "Terraform".into(), namespace: "ns".into(), name: name.into() }, state_name: state.into() }
+        StateKey {
+            object: ObjectKey { kind: "Terraform".into(), namespace: "ns".into(), name: name.into() },
+            state_name: state.into(),
+            secret_suffix: None,
+        }
     }
 
     #[test]
@@ -994,8 +1009,11 @@ mod tests {
 
     #[test]
     fn a_state_secret_labelled_for_another_object_is_foreign_and_an_unlabelled_one_is_adopted() {
-        let key =
-            StateKey { object: ObjectKey { kind: "Terraform".into(), namespace: "ns".into(), name: "a-b".into() }, state_name: "c".into() };
+        let key = StateKey {
+            object: ObjectKey { kind: "Terraform".into(), namespace: "ns".into(), name: "a-b".into() },
+            state_name: "c".into(),
+            secret_suffix: None,
+        };
         let labels = |name: &str, state: &str| -> BTreeMap<String, String> {
             [
                 (KIND_LABEL.to_string(), "Terraform".to_string()),

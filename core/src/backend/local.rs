@@ -252,6 +252,7 @@ mod tests {
         StateKey {
             object: ObjectKey { kind: "Terraform".into(), namespace: "default".into(), name: "demo".into() },
             state_name: "default".into(),
+            secret_suffix: None,
         }
     }
 

@@ -123,7 +123,13 @@ pub fn is_expired(info: &LockInfo) -> bool {
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct StateKey {
     pub object: ObjectKey,
+    /// `<workspace>` or `<workspace>-<suffix>`: the state's file or key name.
     pub state_name: String,
+    /// tofu-controller's `backendConfig.secretSuffix`. The Kubernetes backend then names the
+    /// state Secret `tfstate-<workspace>-<suffix>`, exactly as tofu-controller and terraform's
+    /// own `kubernetes` backend do, so a migrated object finds its state; without one it is
+    /// `tfstate-<workspace>-<object>`, the name tofu-controller gives when no suffix is set.
+    pub secret_suffix: Option<String>,
 }
 
 impl std::fmt::Display for StateKey {

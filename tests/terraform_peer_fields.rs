@@ -1,0 +1,215 @@
+//! tofu-controller's Terraform fields, with tofu-controller's meaning, end to end on the local
+//! store with real terraform and real providers: an object moved over by its apiVersion does
+//! what it did before.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::{MODULE, World, git_repository, objects};
+
+fn read(path: &std::path::Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// A module fed only by tofu-controller's variable sources: `values`, and `valueFrom` keys
+/// of a ConfigMap and of a Secret.
+const INPUTS_MODULE: &str = r#"
+terraform {
+  required_providers {
+    drifttest = {
+      source  = "driftless/drifttest"
+      version = "0.1.0"
+    }
+  }
+}
+
+variable "values" {
+  type = any
+}
+
+variable "target_dir" {
+  type = string
+}
+
+variable "region" {
+  type = string
+}
+
+variable "password" {
+  type    = string
+  default = "no password"
+}
+
+resource "drifttest_file" "main" {
+  path    = "${var.target_dir}/main.txt"
+  content = "${var.values.greeting} from ${var.region}"
+}
+
+resource "drifttest_file" "password" {
+  path    = "${var.target_dir}/password.txt"
+  content = var.password
+}
+"#;
+
+fn inputs_object(region_key: &str, secret: &str, password_optional: bool) -> String {
+    format!(
+        r#"{repo}---
+apiVersion: driftless.dev/v1alpha1
+kind: Terraform
+metadata:
+  name: app
+spec:
+  sourceRef:
+    kind: GitRepository
+    name: app
+  path: ./
+  interval: 1h
+  approvePlan: auto
+  values:
+    greeting: hi
+  vars:
+    - name: target_dir
+      value: __MANAGED__
+    - name: region
+      valueFrom:
+        configMapKeyRef:
+          name: settings
+          key: {region_key}
+    - name: password
+      valueFrom:
+        secretKeyRef:
+          name: {secret}
+          key: password
+          optional: {password_optional}
+"#,
+        repo = git_repository("app", "main")
+    )
+}
+
+#[test]
+fn values_and_value_from_config_maps_and_secrets_reach_the_module_and_the_secret_stays_out_of_sight() {
+    let Some(w) = World::new() else { return };
+    w.commit(&[("main.tf", INPUTS_MODULE)], "module");
+    w.apply("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\ndata:\n  region: eu-west-1\n").ok();
+    w.apply("apiVersion: v1\nkind: Secret\nmetadata:\n  name: db\nstringData:\n  password: pa55-w0rd-from-a-secret\n").ok();
+    w.apply(&inputs_object("region", "db", false)).ok();
+    w.driftless(&["run", "--once"]).ok();
+    assert_eq!(w.ready_reason("app"), "Succeeded", "{}", w.condition("app", "Ready"));
+    assert_eq!(read(&w.managed("main.txt")), "hi from eu-west-1");
+    assert_eq!(read(&w.managed("password.txt")), "pa55-w0rd-from-a-secret");
+    assert!(!w.store_text_outside_secrets_and_state().contains("pa55-w0rd-from-a-secret"), "a Secret's value is sensitive");
+
+    // A key that is not there: the condition names the variable's field and the key.
+    w.apply(&inputs_object("zone", "db", false)).ok();
+    w.reconcile("app").fails();
+    let ready = w.condition("app", "Ready");
+    let message = ready["message"].as_str().unwrap_or_default();
+    assert_eq!(ready["status"], "False");
+    assert!(message.contains("spec.vars[1].valueFrom.configMapKeyRef") && message.contains("\"zone\""), "{message}");
+
+    // An optional Secret that is not there leaves the variable to its default.
+    w.apply(&inputs_object("region", "not-there", true)).ok();
+    w.reconcile("app").ok();
+    assert_eq!(read(&w.managed("password.txt")), "no password");
+}
+
+#[test]
+fn targets_plan_and_apply_only_the_named_resources() {
+    let Some(w) = World::new() else { return };
+    w.commit(&[("main.tf", MODULE)], "module");
+    w.apply(&objects("app", "./", "", "  targets:\n    - null_resource.marker\n")).ok();
+    w.driftless(&["run", "--once"]).ok();
+    let plan = w.pending_plan("app").expect("a pending plan");
+    let shown = w.driftless(&["plan", "show", "app"]).ok().stdout;
+    assert!(shown.contains("null_resource.marker") && shown.contains("1 to add"), "{shown}");
+    assert!(!shown.contains("drifttest_file.main"), "a resource not targeted is not planned: {shown}");
+
+    w.driftless(&["approve", "app", &plan]).ok();
+    w.reconcile("app").ok();
+    assert_eq!(w.ready_reason("app"), "Succeeded");
+    assert!(!w.managed("main.txt").exists(), "the untargeted file was not created");
+
+    // Without targets the rest of the module is planned: another plan, not the applied one.
+    w.apply(&objects("app", "./", "", "")).ok();
+    w.reconcile("app").ok();
+    let whole = w.pending_plan("app").expect("a plan of the whole module");
+    assert_ne!(whole, plan);
+    assert!(w.driftless(&["plan", "show", "app"]).ok().stdout.contains("drifttest_file.main"));
+}
+
+#[test]
+fn disable_drift_detection_runs_no_drift_check() {
+    let Some(w) = World::new() else { return };
+    w.commit(&[("main.tf", MODULE)], "module");
+    w.apply(&objects("app", "./", "auto", "  disableDriftDetection: true\n")).ok();
+    w.driftless(&["run", "--once"]).ok();
+    assert_eq!(w.ready_reason("app"), "Succeeded");
+
+    std::fs::write(w.managed("main.txt"), "edited by hand").unwrap();
+    w.driftless(&["run", "--once"]).ok();
+    assert_eq!(read(&w.managed("main.txt")), "edited by hand", "nothing checked, nothing corrected");
+    assert!(w.events_with_reason("app", "DriftDetected").is_empty(), "nothing reported");
+    assert_ne!(w.get("terraform", "app")["status"]["drift"]["detected"], true);
+    assert_eq!(w.ready_reason("app"), "Succeeded");
+
+    // Asked for, a reconcile plans afresh (tofu-controller plans on every reconcile) and
+    // auto-approval applies that plan: a rollout, still no drift report.
+    w.reconcile("app").ok();
+    assert_eq!(read(&w.managed("main.txt")), "hello");
+    assert!(w.events_with_reason("app", "DriftDetected").is_empty());
+    assert_eq!(w.events_with_reason("app", "PlanApplied").len(), 2);
+}
+
+/// tofu-controller's `approvePlan: auto` corrects drift: so does driftless's when the object
+/// names no drift mode (`detect` is the opt-in for reporting only).
+#[test]
+fn auto_approval_without_a_drift_mode_corrects_drift_as_tofu_controller_does() {
+    let Some(w) = World::new() else { return };
+    w.commit(&[("main.tf", MODULE)], "module");
+    w.apply(&objects("app", "./", "auto", "")).ok();
+    w.driftless(&["run", "--once"]).ok();
+    std::fs::write(w.managed("main.txt"), "edited by hand").unwrap();
+    w.reconcile("app").ok();
+    assert_eq!(read(&w.managed("main.txt")), "hello", "corrected");
+    assert_eq!(w.events_with_reason("app", "DriftDetected").len(), 1, "and reported");
+    assert_eq!(w.ready_reason("app"), "Succeeded");
+}
+
+/// tofu-controller approves the pending plan whose id starts with `approvePlan`; a prefix
+/// must name at least the revision (`plan-<7 hex>`), so it never approves every plan.
+#[test]
+fn a_plan_id_prefix_naming_the_revision_approves_that_plan() {
+    let Some(w) = World::new() else { return };
+    w.commit(&[("main.tf", MODULE)], "module");
+    w.apply(&objects("app", "./", "", "")).ok();
+    w.driftless(&["run", "--once"]).ok();
+    let plan = w.pending_plan("app").unwrap();
+
+    w.apply(&objects("app", "./", &plan[.."plan-".len() + 3], "")).ok();
+    w.reconcile("app").fails();
+    assert_eq!(w.ready_reason("app"), "ApprovalStale", "too short a prefix approves nothing");
+    assert!(!w.managed("main.txt").exists());
+
+    let revision_prefix = &plan[.."plan-".len() + 7];
+    w.apply(&objects("app", "./", revision_prefix, "")).ok();
+    w.reconcile("app").ok();
+    assert_eq!(read(&w.managed("main.txt")), "hello");
+    let tf = w.get("terraform", "app");
+    assert_eq!(tf["status"]["plan"]["id"], plan.as_str());
+    assert_eq!(tf["status"]["plan"]["approvedBy"], "spec");
+}
+
+/// `force` applies every plan whatever approvePlan says; parallelism, upgradeOnInit and
+/// refreshBeforeApply reach terraform's commands (a flag terraform refused would fail the run).
+#[test]
+fn force_applies_without_approval_and_the_command_flags_reach_terraform() {
+    let Some(w) = World::new() else { return };
+    w.commit(&[("main.tf", MODULE)], "module");
+    let flags = "  force: true\n  parallelism: 1\n  upgradeOnInit: true\n  refreshBeforeApply: true\n";
+    w.apply(&objects("app", "./", "", flags)).ok();
+    w.driftless(&["run", "--once"]).ok();
+    assert_eq!(read(&w.managed("main.txt")), "hello");
+    assert_eq!(w.ready_reason("app"), "Succeeded", "{}", w.condition("app", "Ready"));
+    assert_eq!(w.get("terraform", "app")["status"]["plan"]["approvedBy"], "auto");
+    assert!(w.events_with_reason("app", "PlanPending").is_empty(), "nothing waits");
+}
