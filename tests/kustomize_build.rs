@@ -108,6 +108,10 @@ differential! {
     generator_merge_and_replace_over_a_base_match_kustomize => "generator-behavior",
     patch_directives_and_json_moves_match_kustomize => "patch-directives",
     binary_files_webhooks_and_volume_references_match_kustomize => "binary-data-and-services",
+    components_with_nested_components_patches_generators_and_images_match_kustomize => "components/app",
+    a_component_built_on_its_own_matches_kustomize => "components/features/tls-secret",
+    replacements_with_selectors_rejects_wildcards_delimiters_and_create_match_kustomize => "replacements",
+    replacements_in_a_base_a_component_and_an_overlay_match_kustomize => "replacements-overlay/prod",
 }
 
 /// Paths as Flux lists them for a directory without a kustomization: sorted, depth first,
@@ -184,10 +188,141 @@ fn an_unsupported_field_is_an_error_naming_the_file_and_the_field() {
         stderr.contains(&format!("{}: field \"helmCharts\" is not supported by driftless; see docs/KUSTOMIZE.md", file.display())),
         "{stderr}"
     );
-    for field in ["components", "replacements", "vars", "transformers", "generators", "crds", "openapi"] {
+    for field in ["vars", "transformers", "generators", "crds", "openapi", "configurations"] {
         let dir = temp_kustomization(&[("kustomization.yaml", &format!("resources: [cm.yaml]\n{field}: []\n")), ("cm.yaml", CM)]);
         assert!(failing_build(dir.path()).contains(&format!("field \"{field}\" is not supported")), "{field}");
     }
+}
+
+/// `kubectl kustomize` refuses `dir` too (the error case is kustomize's, not ours).
+fn fails_in_kustomize_too(dir: &Path) {
+    let Some(kubectl) = kubectl() else { return };
+    let out = Command::new(kubectl).arg("kustomize").arg(dir).output().unwrap();
+    assert!(!out.status.success(), "kubectl kustomize {} succeeded:\n{}", dir.display(), String::from_utf8_lossy(&out.stdout));
+}
+
+#[test]
+fn components_flux_adds_to_a_kustomization_build_as_kustomize_builds_them_listed() {
+    // kustomize-controller appends spec.components to the path's kustomization.yaml; this
+    // is that file for spec.components: [../features/debug] (see src/kustomization/build.rs
+    // for the build of a Kustomization object with it).
+    let Some(kubectl) = kubectl() else { return };
+    let copy = tempfile::tempdir().unwrap();
+    copy_tree(&fixtures().join("components"), copy.path());
+    let file = copy.path().join("app/kustomization.yaml");
+    let text = std::fs::read_to_string(&file).unwrap().replace("- ../features/tls\n", "- ../features/tls\n- ../features/debug\n");
+    std::fs::write(&file, text).unwrap();
+    let dir = copy.path().join("app");
+    let ours = build(&dir);
+    assert_same("components + ../features/debug", &ours, &kustomize(&kubectl, &dir));
+    let deployment = ours.iter().find(|o| o["kind"] == "Deployment").unwrap();
+    assert_eq!(deployment["spec"]["replicas"], 2, "the added component's replicas");
+}
+
+const COMPONENT: &str = "apiVersion: kustomize.config.k8s.io/v1alpha1\nkind: Component\ncommonLabels: {feature: on}\n";
+
+#[test]
+fn a_component_listed_in_resources_is_an_error_as_in_kustomize() {
+    let dir = temp_kustomization(&[
+        ("kustomization.yaml", "resources: [cm.yaml, feature]\n"),
+        ("cm.yaml", CM),
+        ("feature/kustomization.yaml", COMPONENT),
+    ]);
+    let stderr = failing_build(dir.path());
+    let file = dir.path().join("feature/kustomization.yaml");
+    assert!(stderr.contains(&format!("{}: is a Component", file.display())) && stderr.contains("`components`"), "{stderr}");
+    fails_in_kustomize_too(dir.path());
+}
+
+#[test]
+fn a_kustomization_listed_in_components_is_an_error_as_in_kustomize() {
+    let dir = temp_kustomization(&[
+        ("kustomization.yaml", "resources: [cm.yaml]\ncomponents: [base]\n"),
+        ("cm.yaml", CM),
+        ("base/kustomization.yaml", "resources: [cm.yaml]\n"),
+        ("base/cm.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: other\n"),
+    ]);
+    let stderr = failing_build(dir.path());
+    let file = dir.path().join("base/kustomization.yaml");
+    assert!(stderr.contains(&format!("{}: is listed in `components`", file.display())) && stderr.contains("kind: Component"), "{stderr}");
+    fails_in_kustomize_too(dir.path());
+    // A missing component, or a file, are named in the field that lists them.
+    for (entry, what) in [("gone", "gone"), ("cm.yaml", "not a directory")] {
+        let dir = temp_kustomization(&[("kustomization.yaml", &format!("resources: [cm.yaml]\ncomponents: [{entry}]\n")), ("cm.yaml", CM)]);
+        let stderr = failing_build(dir.path());
+        assert!(stderr.contains("field \"components\"") && stderr.contains(what), "{entry}: {stderr}");
+        fails_in_kustomize_too(dir.path());
+    }
+    // A Component with a Kustomization's apiVersion.
+    let wrong = COMPONENT.replace("v1alpha1", "v1beta1");
+    let dir = temp_kustomization(&[
+        ("kustomization.yaml", "resources: [cm.yaml]\ncomponents: [c]\n"),
+        ("cm.yaml", CM),
+        ("c/kustomization.yaml", &wrong),
+    ]);
+    assert!(failing_build(dir.path()).contains("a Component must have apiVersion kustomize.config.k8s.io/v1alpha1"));
+    fails_in_kustomize_too(dir.path());
+}
+
+#[test]
+fn components_that_include_each_other_are_an_error() {
+    let cycle = "apiVersion: kustomize.config.k8s.io/v1alpha1\nkind: Component\ncomponents: [../b]\n";
+    let back = "apiVersion: kustomize.config.k8s.io/v1alpha1\nkind: Component\ncomponents: [../a]\n";
+    let dir = temp_kustomization(&[
+        ("kustomization.yaml", "resources: [cm.yaml]\ncomponents: [a]\n"),
+        ("cm.yaml", CM),
+        ("a/kustomization.yaml", cycle),
+        ("b/kustomization.yaml", back),
+    ]);
+    assert!(failing_build(dir.path()).contains("cycle"));
+}
+
+const DEPLOYMENT: &str = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  replicas: 1\n";
+
+#[test]
+fn a_replacement_source_must_select_one_object_with_the_field_as_in_kustomize() {
+    let cases = [
+        ("source: {kind: Secret}", "nothing selected by kind Secret"),
+        ("source: {kind: ConfigMap}", "selects 2 objects (ConfigMap/cm, ConfigMap/more)"),
+        ("source: {kind: ConfigMap, name: cm, fieldPath: data.missing}", "\"data.missing\" is missing or empty in ConfigMap/cm"),
+    ];
+    for (source, message) in cases {
+        let k =
+            format!("resources: [cm.yaml, more.yaml, web.yaml]\nreplacements:\n- {source}\n  targets:\n  - select: {{kind: Deployment}}\n");
+        let more = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: more\n";
+        let dir = temp_kustomization(&[("kustomization.yaml", &k), ("cm.yaml", CM), ("more.yaml", more), ("web.yaml", DEPLOYMENT)]);
+        let stderr = failing_build(dir.path());
+        let file = dir.path().join("kustomization.yaml");
+        assert!(stderr.contains(&format!("{}: field \"replacements\": replacements[0].source: ", file.display())), "{stderr}");
+        assert!(stderr.contains(message), "{source}: {stderr}");
+        fails_in_kustomize_too(dir.path());
+    }
+}
+
+#[test]
+fn a_missing_replacement_target_field_is_an_error_unless_created_as_in_kustomize() {
+    let replacement = |options: &str| {
+        format!(
+            "resources: [cm.yaml, web.yaml]\nreplacements:\n- source: {{kind: ConfigMap, fieldPath: data.a}}\n  targets:\n  - select: {{kind: Deployment}}\n    fieldPaths: [metadata.annotations.a, spec.template.metadata.annotations.a]\n{options}"
+        )
+    };
+    let dir = temp_kustomization(&[("kustomization.yaml", &replacement("")), ("cm.yaml", CM), ("web.yaml", DEPLOYMENT)]);
+    let stderr = failing_build(dir.path());
+    assert!(stderr.contains("unable to find field \"metadata.annotations.a\" in Deployment/web"), "{stderr}");
+    fails_in_kustomize_too(dir.path());
+    let dir = temp_kustomization(&[
+        ("kustomization.yaml", &replacement("    options: {create: true}\n")),
+        ("cm.yaml", CM),
+        ("web.yaml", DEPLOYMENT),
+    ]);
+    let ours = build(dir.path());
+    let deployment = ours.iter().find(|o| o["kind"] == "Deployment").unwrap();
+    // Created from the string "1": read as YAML reads it, then annotations are written back
+    // as strings (kustomize does both; a pod template's annotations it leaves alone).
+    assert_eq!(deployment["metadata"]["annotations"]["a"], "1");
+    assert_eq!(deployment["spec"]["template"]["metadata"]["annotations"]["a"], 1);
+    let Some(kubectl) = kubectl() else { return };
+    assert_same("replacement with create", &ours, &kustomize(&kubectl, dir.path()));
 }
 
 #[test]

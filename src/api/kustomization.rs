@@ -55,6 +55,15 @@ pub struct KustomizationSpec {
     pub images: Vec<KustomizeImage>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub common_metadata: Option<CommonMetadata>,
+    /// Directories of kustomize Components (`kind: Component`), relative to `path`, added to
+    /// the `components` of the path's kustomization (one is generated for a directory
+    /// without it), as Flux does.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub components: Vec<String>,
+    /// Leave out a component of `components` whose directory is not in the source, instead
+    /// of failing the build (for components that only some revisions or branches have).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub ignore_missing_components: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub post_build: Option<PostBuild>,
     /// Applies as this ServiceAccount (impersonation) on a cluster.

@@ -71,12 +71,6 @@ const PEER_FIELDS: &[(&str, &str, &str)] = &[
         "spec.breakTheGlass",
         "tofu-controller's breakTheGlass is not supported: suspend the object (driftless suspend) and work on the state by hand",
     ),
-    (
-        "Kustomization",
-        "spec.components",
-        "Flux's components are not implemented yet: list the components in a kustomization.yaml of the path",
-    ),
-    ("Kustomization", "spec.ignoreMissingComponents", "Flux's ignoreMissingComponents is not implemented yet"),
     ("Kustomization", "spec.deletionPolicy", "Flux's deletionPolicy is not implemented yet: spec.prune decides what deletion removes"),
     ("Kustomization", "spec.healthCheckExprs", "Flux's healthCheckExprs (CEL) are not implemented yet: use spec.healthChecks"),
     ("Kustomization", "spec.kubeConfig", "Flux's kubeConfig (a remote cluster) is not implemented yet"),

@@ -114,16 +114,43 @@ pub async fn build<S: ObjectStore>(
     Ok(Ok(Built { objects, secrets }))
 }
 
-/// Builds `spec.path` inside the unpacked artifact at `root`, then applies the spec's own
-/// kustomize fields (targetNamespace, namePrefix/Suffix, patches, images, commonMetadata)
-/// as an overlay built by the same builder, as Flux does with a generated kustomization.
+/// `spec.components` as Flux's kustomize-controller takes them: local paths relative to
+/// the path's directory `dir`; with `spec.ignoreMissingComponents`, one that does not exist
+/// is left out, and without it the build names it (kustomize's own error says less).
+fn components(dir: &Path, spec: &crate::api::KustomizationSpec) -> Result<Vec<String>, String> {
+    let mut out = Vec::new();
+    for (i, c) in spec.components.iter().enumerate() {
+        let remote = ["git::", "gh:", "ssh://", "https://", "http://", "git@", "github.com:", "github.com/", "file://"]
+            .iter()
+            .any(|p| c.len() > p.len() && c.get(..p.len()).is_some_and(|head| head.eq_ignore_ascii_case(p)));
+        if remote || Path::new(c).is_absolute() {
+            return Err(format!("spec.components[{i}] {c:?} must be a local path relative to spec.path"));
+        }
+        if !dir.join(c).exists() {
+            if spec.ignore_missing_components {
+                continue;
+            }
+            return Err(format!(
+                "spec.components[{i}] {c:?}: no such directory relative to spec.path; add it to the source, or set spec.ignoreMissingComponents to leave out missing components"
+            ));
+        }
+        out.push(c.clone());
+    }
+    Ok(out)
+}
+
+/// Builds `spec.path` inside the unpacked artifact at `root`, with `spec.components` added to
+/// its kustomization, then applies the spec's own kustomize fields (targetNamespace,
+/// namePrefix/Suffix, patches, images, commonMetadata) as an overlay built by the same
+/// builder, as Flux does with a generated kustomization.
 fn build_with_overlay(root: &Path, spec: &crate::api::KustomizationSpec) -> Result<Vec<Value>, String> {
     let path = spec.path.as_deref().unwrap_or("./").trim_start_matches("./");
     let dir = if path.is_empty() { root.to_path_buf() } else { root.join(path) };
     if !dir.is_dir() {
         return Err(format!("spec.path {:?} is not a directory in the source artifact", spec.path.as_deref().unwrap_or("./")));
     }
-    let objects = crate::kustomize::build_in(root, &dir).map_err(|e| e.to_string())?;
+    let components = components(&dir, spec)?;
+    let objects = crate::kustomize::build_in_with_components(root, &dir, &components).map_err(|e| e.to_string())?;
     let mut overlay = serde_json::Map::new();
     if let Some(ns) = &spec.target_namespace {
         overlay.insert("namespace".into(), Value::String(ns.clone()));
@@ -159,4 +186,107 @@ fn build_with_overlay(root: &Path, spec: &crate::api::KustomizationSpec) -> Resu
     let text = serde_yaml::to_string(&Value::Object(overlay)).map_err(|e| format!("cannot write the overlay: {e}"))?;
     std::fs::write(overlay_dir.join("kustomization.yaml"), text).map_err(|e| format!("cannot write the overlay: {e}"))?;
     crate::kustomize::build_in(root, &overlay_dir).map_err(|e| format!("spec overlay (targetNamespace, namePrefix, patches, images): {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use std::path::PathBuf;
+
+    use super::*;
+
+    fn spec(path: &str, extra: &str) -> crate::api::KustomizationSpec {
+        let yaml = format!("sourceRef: {{kind: GitRepository, name: app}}\npath: {path}\ninterval: 1h\nprune: true\n{extra}");
+        serde_yaml::from_str(&yaml).unwrap()
+    }
+
+    fn copy_tree(from: &Path, to: &Path) {
+        std::fs::create_dir_all(to).unwrap();
+        for e in std::fs::read_dir(from).unwrap() {
+            let e = e.unwrap();
+            if e.path().is_dir() {
+                copy_tree(&e.path(), &to.join(e.file_name()));
+            } else {
+                std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+            }
+        }
+    }
+
+    /// An unpacked artifact holding the components fixture of tests/kustomize_build.rs.
+    fn artifact() -> tempfile::TempDir {
+        let root = tempfile::tempdir().unwrap();
+        let fixture = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/kustomize/components");
+        copy_tree(&fixture, root.path());
+        root
+    }
+
+    fn find<'a>(objects: &'a [Value], kind: &str, name_start: &str) -> &'a Value {
+        objects
+            .iter()
+            .find(|o| o["kind"] == kind && o["metadata"]["name"].as_str().is_some_and(|n| n.starts_with(name_start)))
+            .unwrap_or_else(|| panic!("no {kind} {name_start}* in {objects:#?}"))
+    }
+
+    #[test]
+    fn spec_components_build_as_if_the_path_kustomization_listed_them() {
+        let root = artifact();
+        let with_components = spec(
+            "./app",
+            "components:\n- ../features/debug\n- ../features/not-in-this-revision\nignoreMissingComponents: true\ntargetNamespace: shop-canary\n",
+        );
+        let ours = build_with_overlay(root.path(), &with_components).unwrap();
+        // What Flux does: the components appended to the path's kustomization.yaml.
+        let flux = artifact();
+        let file = flux.path().join("app/kustomization.yaml");
+        let text = std::fs::read_to_string(&file).unwrap().replace("- ../features/tls\n", "- ../features/tls\n- ../features/debug\n");
+        std::fs::write(&file, text).unwrap();
+        let theirs = build_with_overlay(flux.path(), &spec("./app", "targetNamespace: shop-canary\n")).unwrap();
+        assert_eq!(ours, theirs);
+        // The component ran inside the path's kustomization: its generator merged into the
+        // kustomization's ConfigMap and the prefix and suffix apply to it; then the spec's
+        // targetNamespace.
+        let features = find(&ours, "ConfigMap", "prod-features-v2-");
+        assert_eq!(features["data"]["debug"], "on");
+        assert_eq!(features["metadata"]["namespace"], "shop-canary");
+        assert_eq!(find(&ours, "Deployment", "prod-web-v2")["spec"]["replicas"], 2);
+    }
+
+    #[test]
+    fn a_missing_spec_component_fails_the_build_unless_ignored() {
+        let root = artifact();
+        let err = build_with_overlay(root.path(), &spec("./app", "components: [../features/debug, ../features/gone]\n")).unwrap_err();
+        assert!(err.contains("spec.components[1] \"../features/gone\"") && err.contains("ignoreMissingComponents"), "{err}");
+        let ignored =
+            build_with_overlay(root.path(), &spec("./app", "components: [../features/gone]\nignoreMissingComponents: true\n")).unwrap();
+        assert_eq!(ignored, build_with_overlay(root.path(), &spec("./app", "")).unwrap(), "a missing component is left out");
+    }
+
+    #[test]
+    fn spec_components_apply_to_a_directory_without_a_kustomization() {
+        let root = artifact();
+        std::fs::create_dir_all(root.path().join("plain")).unwrap();
+        std::fs::write(
+            root.path().join("plain/cm.yaml"),
+            "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: features\ndata:\n  enabled: plain\n",
+        )
+        .unwrap();
+        std::fs::create_dir_all(root.path().join("features/label")).unwrap();
+        std::fs::write(root.path().join("features/label/kustomization.yaml"), "kind: Component\ncommonLabels: {feature: label}\n").unwrap();
+        let objects = build_with_overlay(root.path(), &spec("./plain", "components: [../features/label]\n")).unwrap();
+        assert_eq!(objects.len(), 1, "{objects:#?}");
+        assert_eq!(objects[0]["metadata"]["labels"], serde_json::json!({"feature": "label"}));
+    }
+
+    #[test]
+    fn spec_components_must_be_local_relative_paths() {
+        let root = artifact();
+        for c in ["https://github.com/example/components//debug", "/etc", "git@github.com:example/c.git"] {
+            let err = build_with_overlay(root.path(), &spec("./app", &format!("components: [{c:?}]\n"))).unwrap_err();
+            assert!(err.contains("spec.components[0]") && err.contains("must be a local path relative to spec.path"), "{c}: {err}");
+        }
+        // Inside the artifact only, as every file of a build.
+        let err = build_with_overlay(root.path(), &spec("./app", "components: [../../..]\n")).unwrap_err();
+        assert!(err.contains("outside the build root"), "{err}");
+    }
 }

@@ -1,12 +1,15 @@
 //! `kustomize build`, for the fields driftless supports (docs/KUSTOMIZE.md).
 //!
-//! A kustomization is built in kustomize's order: its resources (files, and nested
-//! kustomizations built the same way), then its generators, then its transformers
-//! (patchesStrategicMerge, patches, namespace, prefix and suffix, labels, annotations,
-//! patchesJson6902, replicas, images). At the top only: generated names get their hash,
-//! name references follow renamed objects, `config.kubernetes.io/local-config` objects are
-//! dropped, and the objects are sorted as `kubectl kustomize` sorts them (kind order first,
-//! unless `sortOptions` says `fifo`).
+//! A kustomization is built in kustomize v5.5's order: its resources (files, and nested
+//! kustomizations built the same way), then its generators, then its components, then its
+//! transformers (patchesStrategicMerge, patches, namespace, prefix and suffix, labels,
+//! annotations, patchesJson6902, replicas, images, replacements). A component is built the
+//! same way, but over the objects of the kustomization that lists it instead of its own: its
+//! resources join them, its generators may merge into theirs, and its transformers see them
+//! all. At the top only: generated names get their hash, name references follow renamed
+//! objects, `config.kubernetes.io/local-config` objects are dropped, annotations are written
+//! back as strings, and the objects are sorted as `kubectl kustomize` sorts them (kind order
+//! first, unless `sortOptions` says `fifo`).
 //!
 //! A directory without a kustomization file is built as if it had one listing every
 //! `*.yaml`, `*.yml` and `*.json` file below it, in sorted path order, and every
@@ -20,7 +23,7 @@ use super::fieldspec::{self, FieldSpec};
 use super::kustomization::{self, Kustomization, SortOptions};
 use super::loader::Dir;
 use super::resource::{self, Behavior, Resource};
-use super::{BuildError, generator, nameref, patch, transform, yaml};
+use super::{BuildError, generator, nameref, patch, replacement, transform, yaml};
 
 /// Builds the kustomization (or plain directory) at `dir`. Files may come from anywhere on
 /// this machine, as with `kustomize build --load-restrictor LoadRestrictionsNone` (what
@@ -37,13 +40,27 @@ pub fn build(dir: &Path) -> Result<Vec<Value>, BuildError> {
 /// # Errors
 /// See [`BuildError`].
 pub fn build_in(root: &Path, dir: &Path) -> Result<Vec<Value>, BuildError> {
+    build_in_with_components(root, dir, &[])
+}
+
+/// Builds `dir` inside `root` as [`build_in`], with `components` (paths relative to `dir`)
+/// appended to the `components` of its kustomization: what Flux's kustomize-controller does
+/// for a Kustomization's `spec.components`, in the kustomization it writes for the path (or
+/// generates, for a directory without one).
+///
+/// # Errors
+/// See [`BuildError`].
+pub fn build_in_with_components(root: &Path, dir: &Path, components: &[String]) -> Result<Vec<Value>, BuildError> {
     let top = Dir::new(root, dir).map_err(|m| BuildError::file(dir, m))?;
     let mut stack = Vec::new();
-    let (mut resources, sort) = accumulate(&top, &mut stack, true)?;
+    let (mut resources, sort) = accumulate(&top, &mut stack, Some(components))?;
     add_hashes(&mut resources);
     let file = top.show("kustomization.yaml");
     nameref::fix(&mut resources).map_err(|m| BuildError::file(&file, format!("name reference: {m}")))?;
     resources.retain(|r| r.annotation("config.kubernetes.io/local-config").is_none_or(|v| v == "false"));
+    for r in &mut resources {
+        r.annotations_to_strings();
+    }
     sort_resources(&mut resources, sort.as_ref()).map_err(|m| BuildError::field(&file, "sortOptions", m))?;
     Ok(resources.into_iter().map(|r| r.object).collect())
 }
@@ -82,22 +99,13 @@ fn sort_resources(resources: &mut [Resource], options: Option<&SortOptions>) -> 
 /// a stack that overflows and aborts the controller for every tenant.
 pub const MAX_DEPTH: usize = 64;
 
-/// The objects of one kustomization, transformed by it; and its sortOptions.
-fn accumulate(dir: &Dir, stack: &mut Vec<PathBuf>, top: bool) -> Result<(Vec<Resource>, Option<SortOptions>), BuildError> {
-    if stack.contains(&dir.path) {
-        return Err(BuildError::file(&dir.shown, "kustomizations include each other in a cycle"));
-    }
-    if stack.len() >= MAX_DEPTH {
-        return Err(BuildError::file(&dir.shown, format!("kustomizations nest deeper than {MAX_DEPTH} levels; flatten the layout")));
-    }
-    let (k, file) = match kustomization::find(&dir.path)? {
-        Some(path) => {
-            let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-            let shown = dir.show(&name);
-            let k = kustomization::load(&path).map_err(|e| reshow(e, &path, &shown))?;
-            (k, shown)
-        }
-        None if top => (plain_directory(dir)?, dir.show("")),
+/// The objects of one kustomization, transformed by it; and its sortOptions. `top` holds
+/// the components the caller adds to the top kustomization (`None` below the top).
+fn accumulate(dir: &Dir, stack: &mut Vec<PathBuf>, top: Option<&[String]>) -> Result<(Vec<Resource>, Option<SortOptions>), BuildError> {
+    check_nesting(dir, stack)?;
+    let (mut k, file) = match load_kustomization(dir)? {
+        Some(found) => found,
+        None if top.is_some() => (plain_directory(dir)?, dir.show("")),
         None => {
             return Err(BuildError::file(
                 &dir.shown,
@@ -105,25 +113,82 @@ fn accumulate(dir: &Dir, stack: &mut Vec<PathBuf>, top: bool) -> Result<(Vec<Res
             ));
         }
     };
-    stack.push(dir.path.clone());
+    if top.is_none() && k.is_component() {
+        return Err(BuildError::file(&file, "is a Component (kind: Component); list its directory under `components`, not `resources`"));
+    }
+    k.components.extend(top.unwrap_or_default().iter().cloned());
     let mut resources: Vec<Resource> = Vec::new();
+    run(&mut resources, &k, dir, &file, stack)?;
+    Ok((resources, k.sort_options))
+}
+
+/// Refuses a kustomization (or component) that includes itself, or nests too deep.
+fn check_nesting(dir: &Dir, stack: &[PathBuf]) -> Result<(), BuildError> {
+    if stack.contains(&dir.path) {
+        return Err(BuildError::file(&dir.shown, "kustomizations include each other in a cycle"));
+    }
+    if stack.len() >= MAX_DEPTH {
+        return Err(BuildError::file(&dir.shown, format!("kustomizations nest deeper than {MAX_DEPTH} levels; flatten the layout")));
+    }
+    Ok(())
+}
+
+/// The kustomization file of `dir`, read and checked, with its path as the user wrote it.
+fn load_kustomization(dir: &Dir) -> Result<Option<(Kustomization, PathBuf)>, BuildError> {
+    let Some(path) = kustomization::find(&dir.path)? else { return Ok(None) };
+    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let shown = dir.show(&name);
+    let k = kustomization::load(&path).map_err(|e| reshow(e, &path, &shown))?;
+    Ok(Some((k, shown)))
+}
+
+/// Runs one kustomization (or component) over `resources`: adds its resources, runs its
+/// generators, its components, then its transformers, in kustomize v5.5's order (generators
+/// before components, so a component's generator may merge into the kustomization's).
+fn run(resources: &mut Vec<Resource>, k: &Kustomization, dir: &Dir, file: &Path, stack: &mut Vec<PathBuf>) -> Result<(), BuildError> {
+    stack.push(dir.path.clone());
     for entry in &k.resources {
-        let path = dir.resolve(entry).map_err(|m| BuildError::field(&file, "resources", m))?;
+        let path = dir.resolve(entry).map_err(|m| BuildError::field(file, "resources", m))?;
         let loaded = if path.is_dir() {
-            let child = dir.child(entry).map_err(|m| BuildError::field(&file, "resources", m))?;
-            accumulate(&child, stack, false)?.0
+            let child = dir.child(entry).map_err(|m| BuildError::field(file, "resources", m))?;
+            accumulate(&child, stack, None)?.0
         } else {
             load_file(dir, entry)?
         };
         for r in loaded {
-            append(&mut resources, r, &file)?;
+            append(resources, r, file)?;
         }
     }
+    generate(resources, k, dir, file)?;
+    for entry in &k.components {
+        component(resources, entry, dir, file, stack)?;
+    }
     stack.pop();
+    transform(resources, k, dir, file)
+}
 
-    generate(&mut resources, &k, dir, &file)?;
-    transform(&mut resources, &k, dir, &file)?;
-    Ok((resources, k.sort_options))
+/// Applies the component at `entry` (a directory relative to `dir`) to `resources`.
+fn component(resources: &mut Vec<Resource>, entry: &str, dir: &Dir, file: &Path, stack: &mut Vec<PathBuf>) -> Result<(), BuildError> {
+    let err = |m: String| BuildError::field(file, "components", m);
+    let path = dir.resolve(entry).map_err(err)?;
+    if !path.is_dir() {
+        return Err(err(format!("{entry:?} is not a directory; a component is a directory with a kustomization.yaml of kind: Component")));
+    }
+    let child = dir.child(entry).map_err(err)?;
+    check_nesting(&child, stack)?;
+    let Some((k, child_file)) = load_kustomization(&child)? else {
+        return Err(err(format!(
+            "{entry:?} has no kustomization file ({}); a component needs one with kind: Component",
+            kustomization::FILE_NAMES.join(", ")
+        )));
+    };
+    if !k.is_component() {
+        return Err(BuildError::file(
+            &child_file,
+            format!("is listed in `components` of {} but is a {}; a component must have kind: Component", file.display(), k.kind),
+        ));
+    }
+    run(resources, &k, &child, &child_file, stack)
 }
 
 /// Errors carry the path as the user wrote it.
@@ -318,6 +383,10 @@ fn transform(resources: &mut Vec<Resource>, k: &Kustomization, dir: &Dir, file: 
         let rule = transform::ImageRule::new(&image.name, &image.new_name, &image.new_tag, &image.tag_suffix, &image.digest)
             .map_err(field_err("images"))?;
         transform::images(resources, &rule).map_err(field_err("images"))?;
+    }
+    if !k.replacements.is_empty() {
+        let replacements = replacement::load(&k.replacements, dir, file)?;
+        replacement::apply(resources, &replacements).map_err(field_err("replacements"))?;
     }
     resources.retain(|r| !r.is_empty());
     Ok(())

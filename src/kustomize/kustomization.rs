@@ -1,4 +1,5 @@
-//! The kustomization.yaml file: the fields driftless builds, and a clear error for every
+//! The kustomization.yaml file (a `Kustomization`, or a `Component` that a kustomization
+//! lists under `components`): the fields driftless builds, and a clear error for every
 //! other field, so nothing a user wrote is silently ignored.
 
 use std::collections::BTreeMap;
@@ -35,15 +36,15 @@ pub(crate) const SUPPORTED: &[&str] = &[
     "secretGenerator",
     "generatorOptions",
     "sortOptions",
+    "components",
+    "replacements",
 ];
 
 /// kustomization.yaml fields driftless refuses, with a pointer to the conformance table.
 pub(crate) const UNSUPPORTED: &[&str] = &[
-    "components",
     "crds",
     "configurations",
     "vars",
-    "replacements",
     "helmCharts",
     "helmGlobals",
     "helmChartInflationGenerator",
@@ -97,6 +98,96 @@ pub(crate) struct Kustomization {
     pub generator_options: Option<GeneratorOptions>,
     #[serde(default)]
     pub sort_options: Option<SortOptions>,
+    #[serde(default)]
+    pub components: Vec<String>,
+    #[serde(default)]
+    pub replacements: Vec<ReplacementEntry>,
+}
+
+/// The kinds of kustomization file, with the apiVersion each must have.
+pub(crate) const KUSTOMIZATION: (&str, &str) = ("Kustomization", "kustomize.config.k8s.io/v1beta1");
+pub(crate) const COMPONENT: (&str, &str) = ("Component", "kustomize.config.k8s.io/v1alpha1");
+
+impl Kustomization {
+    /// A `kind: Component`: applied to the objects of the kustomization that lists it, not
+    /// built on its own as a resource.
+    pub fn is_component(&self) -> bool {
+        self.kind == COMPONENT.0
+    }
+}
+
+/// One `replacements` entry: a replacement written inline, or `path` to a file holding
+/// one replacement or a list of them.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub(crate) struct ReplacementEntry {
+    #[serde(default)]
+    pub path: String,
+    pub source: Option<ReplacementSource>,
+    /// `None` when the field is missing (an error), `Some(empty)` when it is `[]`.
+    pub targets: Option<Vec<ReplacementTarget>>,
+}
+
+/// One replacement (inline, or read from a `path` file).
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub(crate) struct Replacement {
+    pub source: Option<ReplacementSource>,
+    pub targets: Option<Vec<ReplacementTarget>>,
+}
+
+/// Where a replacement's value comes from: the one object these fields select (each
+/// compared whole, not as a pattern), and the field of it.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub(crate) struct ReplacementSource {
+    #[serde(default)]
+    pub group: String,
+    #[serde(default)]
+    pub version: String,
+    #[serde(default)]
+    pub kind: String,
+    #[serde(default)]
+    pub name: String,
+    #[serde(default)]
+    pub namespace: String,
+    /// Defaults to `metadata.name`, as in kustomize.
+    #[serde(default)]
+    pub field_path: String,
+    pub options: Option<FieldOptions>,
+}
+
+/// Where a replacement's value goes: the objects `select` takes and no `reject` entry takes,
+/// and their `fieldPaths`.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub(crate) struct ReplacementTarget {
+    pub select: Option<Selector>,
+    #[serde(default)]
+    pub reject: Vec<Selector>,
+    /// Defaults to `[metadata.name]`, as in kustomize.
+    #[serde(default)]
+    pub field_paths: Option<Vec<String>>,
+    pub options: Option<FieldOptions>,
+}
+
+/// How a replacement reads its source field or writes a target field.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub(crate) struct FieldOptions {
+    /// Split the field's value on this string and use (or set) one part of it.
+    #[serde(default)]
+    pub delimiter: String,
+    /// The part: in a source, it must exist; in a target, below 0 prepends and past the
+    /// end appends.
+    #[serde(default)]
+    pub index: i64,
+    /// kustomize accepts it but implements no encoding; refused here rather than ignored.
+    #[serde(default)]
+    pub encoding: String,
+    /// Create a missing target field instead of failing.
+    #[serde(default)]
+    pub create: bool,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -277,16 +368,14 @@ pub(crate) fn load(file: &Path) -> Result<Kustomization, BuildError> {
         serde_json::from_value::<Kustomization>(Value::Object(one)).map_err(|e| BuildError::field(file, key, e.to_string()))?;
     }
     let mut k: Kustomization = serde_json::from_value(Value::Object(map)).map_err(|e| BuildError::file(file, e.to_string()))?;
-    if !k.kind.is_empty() && k.kind != "Kustomization" {
-        let hint = if k.kind == "Component" {
-            "components are not supported by driftless; see docs/KUSTOMIZE.md"
-        } else {
-            "it must be Kustomization"
-        };
-        return Err(BuildError::field(file, "kind", format!("{:?}: {hint}", k.kind)));
+    if k.kind.is_empty() {
+        k.kind = KUSTOMIZATION.0.to_string();
     }
-    if !k.api_version.is_empty() && k.api_version != "kustomize.config.k8s.io/v1beta1" {
-        return Err(BuildError::field(file, "apiVersion", format!("{:?}: it must be kustomize.config.k8s.io/v1beta1", k.api_version)));
+    let Some((kind, api_version)) = [KUSTOMIZATION, COMPONENT].into_iter().find(|(kind, _)| *kind == k.kind) else {
+        return Err(BuildError::field(file, "kind", format!("{:?}: it must be {} or {}", k.kind, KUSTOMIZATION.0, COMPONENT.0)));
+    };
+    if !k.api_version.is_empty() && k.api_version != api_version {
+        return Err(BuildError::field(file, "apiVersion", format!("{:?}: a {kind} must have apiVersion {api_version}", k.api_version)));
     }
     // Deprecated spellings, folded in as kustomize does.
     let bases = std::mem::take(&mut k.bases);
@@ -332,6 +421,41 @@ mod tests {
         let (_d, file) = write("images:\n- name: x\n  newTagg: y\n");
         let err = load(&file).unwrap_err().to_string();
         assert!(err.contains("field \"images\"") && err.contains("newTagg"), "{err}");
+    }
+
+    #[test]
+    fn a_component_needs_its_own_api_version() {
+        let (_d, file) = write("apiVersion: kustomize.config.k8s.io/v1alpha1\nkind: Component\ncomponents: [../other]\n");
+        let k = load(&file).unwrap();
+        assert!(k.is_component());
+        assert_eq!(k.components, ["../other"]);
+        let (_d, file) = write("apiVersion: kustomize.config.k8s.io/v1beta1\nkind: Component\n");
+        let err = load(&file).unwrap_err().to_string();
+        assert!(
+            err.contains("field \"apiVersion\"") && err.contains("a Component must have apiVersion kustomize.config.k8s.io/v1alpha1"),
+            "{err}"
+        );
+        let (_d, file) = write("apiVersion: kustomize.config.k8s.io/v1alpha1\nresources: []\n");
+        let err = load(&file).unwrap_err().to_string();
+        assert!(err.contains("a Kustomization must have apiVersion kustomize.config.k8s.io/v1beta1"), "{err}");
+        let (_d, file) = write("kind: Overlay\n");
+        assert!(load(&file).unwrap_err().to_string().contains("it must be Kustomization or Component"));
+    }
+
+    #[test]
+    fn replacements_read_inline_and_by_path_and_refuse_unknown_fields() {
+        let (_d, file) = write(
+            "replacements:\n- path: r.yaml\n- source: {kind: ConfigMap, fieldPath: data.a, options: {delimiter: '-', index: 1}}\n  targets:\n  - select: {kind: Deployment}\n    reject: [{name: x}]\n    fieldPaths: [spec.replicas]\n    options: {create: true}\n",
+        );
+        let k = load(&file).unwrap();
+        assert_eq!(k.replacements.len(), 2);
+        assert_eq!(k.replacements[0].path, "r.yaml");
+        let targets = k.replacements[1].targets.as_ref().unwrap();
+        assert_eq!(targets[0].reject[0].name, "x");
+        assert!(targets[0].options.as_ref().unwrap().create);
+        let (_d, file) = write("replacements:\n- source: {kind: ConfigMap, fieldpath: data.a}\n  targets: []\n");
+        let err = load(&file).unwrap_err().to_string();
+        assert!(err.contains("field \"replacements\"") && err.contains("fieldpath"), "{err}");
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! kustomize build: turns a directory of an unpacked source artifact into the objects to
 //! apply, as `kustomize build` (v5.5, as in `kubectl kustomize`) would for the
-//! kustomization.yaml fields listed in docs/KUSTOMIZE.md, refusing every other field by name;
+//! kustomization.yaml fields listed in docs/KUSTOMIZE.md (components and replacements
+//! included), refusing every other field by name;
 //! and Flux's postBuild variable substitution ([`substitute`]) on the result.
 //!
 //! Written here because no crate builds kustomizations; tests/kustomize_build.rs compares the
@@ -9,12 +10,14 @@
 
 mod build;
 mod error;
+mod fieldpath;
 mod fieldspec;
 mod generator;
 mod kustomization;
 mod loader;
 mod nameref;
 mod patch;
+mod replacement;
 mod resource;
 mod selector;
 mod smp;
@@ -22,7 +25,7 @@ mod substitute;
 mod transform;
 mod yaml;
 
-pub use build::{MAX_DEPTH, build, build_in};
+pub use build::{MAX_DEPTH, build, build_in, build_in_with_components};
 pub use error::BuildError;
 pub use substitute::{DISABLE_KEY, SubstituteError, substitute};
 pub use yaml::to_yaml_stream;

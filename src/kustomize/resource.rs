@@ -228,6 +228,16 @@ impl Resource {
         self.object.pointer(&format!("/metadata/annotations/{}", pointer_escape(key))).and_then(Value::as_str)
     }
 
+    /// Writes every annotation back as a string (a number or boolean as its text, null as
+    /// empty), as kustomize does at the end of a build; the API server takes only strings,
+    /// and a replacement may have created, say, the number 3 from the string `"3"`.
+    pub fn annotations_to_strings(&mut self) {
+        let Some(annotations) = self.object.pointer_mut("/metadata/annotations").and_then(Value::as_object_mut) else { return };
+        for value in annotations.values_mut().filter(|v| !v.is_string()) {
+            *value = Value::String(super::yaml::value_text(value));
+        }
+    }
+
     /// An object emptied by a `$patch: delete`.
     pub fn is_empty(&self) -> bool {
         self.object.as_object().is_none_or(Map::is_empty)

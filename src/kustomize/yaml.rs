@@ -92,6 +92,76 @@ fn to_json(value: serde_yaml::Value, file: &Path) -> Result<Value, BuildError> {
     })
 }
 
+/// The text of a scalar as YAML holds it (a node's value, without quotes): a string as it is,
+/// a number or a boolean as written, null as empty. A map or a list has no text: empty, as
+/// kustomize's YAML library gives it.
+pub(crate) fn value_text(value: &Value) -> String {
+    match value {
+        Value::String(s) => s.clone(),
+        Value::Number(n) => n.to_string(),
+        Value::Bool(b) => b.to_string(),
+        Value::Null | Value::Object(_) | Value::Array(_) => String::new(),
+    }
+}
+
+/// What `text` reads as when YAML holds it unquoted and untagged: null, a boolean, an
+/// integer or a float (YAML 1.2's core schema); anything else is a string. kustomize writes a
+/// field it creates that way, so a created `replicas` from the string `"3"` is the number 3.
+pub(crate) fn plain_scalar(text: &str) -> Value {
+    match text {
+        "" | "~" | "null" | "Null" | "NULL" => return Value::Null,
+        "true" | "True" | "TRUE" => return Value::Bool(true),
+        "false" | "False" | "FALSE" => return Value::Bool(false),
+        _ => {}
+    }
+    let (sign, digits) = match text.strip_prefix('-') {
+        Some(rest) => (-1i128, rest),
+        None => (1, text.strip_prefix('+').unwrap_or(text)),
+    };
+    let based = |prefix: &str, radix: u32| {
+        digits
+            .strip_prefix(prefix)
+            .filter(|d| !d.is_empty() && d.chars().all(|c| c.is_digit(radix)))
+            .and_then(|d| i128::from_str_radix(d, radix).ok())
+    };
+    let int = if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) {
+        digits.parse::<i128>().ok()
+    } else {
+        based("0x", 16).or_else(|| based("0o", 8))
+    };
+    if let Some(n) = int.map(|n| sign * n) {
+        if let Ok(i) = i64::try_from(n) {
+            return Value::from(i);
+        }
+        if let Ok(u) = u64::try_from(n) {
+            return Value::from(u);
+        }
+    }
+    if is_yaml_float(digits)
+        && let Ok(f) = text.parse::<f64>()
+        && let Some(n) = serde_json::Number::from_f64(f)
+    {
+        return Value::Number(n);
+    }
+    Value::String(text.to_string())
+}
+
+/// `(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?`, YAML 1.2's float (sign already taken).
+fn is_yaml_float(s: &str) -> bool {
+    let (mantissa, exponent) = match s.find(['e', 'E']) {
+        Some(i) => (&s[..i], Some(&s[i + 1..])),
+        None => (s, None),
+    };
+    let digits = |d: &str| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit());
+    let mantissa_ok = match mantissa.split_once('.') {
+        Some(("", frac)) => digits(frac),
+        Some((int, frac)) => digits(int) && (frac.is_empty() || digits(frac)),
+        None => digits(mantissa),
+    };
+    let exponent_ok = exponent.is_none_or(|e| digits(e.strip_prefix(['-', '+']).unwrap_or(e)));
+    mantissa_ok && exponent_ok
+}
+
 /// The objects as one multi-document YAML stream (`---` between documents), keys sorted.
 pub fn to_yaml_stream(objects: &[Value]) -> String {
     let mut out = String::new();
@@ -311,6 +381,30 @@ mod tests {
         let err = parse_documents("a: 1\n---\nb: [1,\nc: 2\n", Path::new("dir/x.yaml")).unwrap_err();
         let message = err.to_string();
         assert!(message.starts_with("dir/x.yaml:5:"), "{message}");
+    }
+
+    #[test]
+    fn plain_scalars_read_as_yaml_reads_them() {
+        assert_eq!(plain_scalar("3"), json!(3));
+        assert_eq!(plain_scalar("-3"), json!(-3));
+        assert_eq!(plain_scalar("0x1f"), json!(31));
+        assert_eq!(plain_scalar("1.5"), json!(1.5));
+        assert_eq!(plain_scalar("1e3"), json!(1000.0));
+        assert_eq!(plain_scalar("true"), json!(true));
+        assert_eq!(plain_scalar(""), Value::Null);
+        assert_eq!(plain_scalar("~"), Value::Null);
+        for text in ["abc", "1.2.3", "yes", "3a", "-", ".", "1e", "0x", "nginx:1.27", "2001-12-14"] {
+            assert_eq!(plain_scalar(text), json!(text), "{text}");
+        }
+    }
+
+    #[test]
+    fn value_text_is_the_scalar_without_quotes() {
+        assert_eq!(value_text(&json!("a")), "a");
+        assert_eq!(value_text(&json!(3)), "3");
+        assert_eq!(value_text(&json!(false)), "false");
+        assert_eq!(value_text(&Value::Null), "");
+        assert_eq!(value_text(&json!({"a": 1})), "");
     }
 
     #[test]
