@@ -127,7 +127,10 @@ fn tofu_controller_fields_with_bad_values_are_refused_by_field() {
     refused(&spec("  parallelism: -1\n"), &["spec.parallelism"]);
     refused(&spec("  targets: [\"\"]\n"), &["spec.targets[0]", "not a resource address"]);
     refused(&spec("  disableDriftDetection: true\n  drift:\n    mode: correct\n"), &["spec.disableDriftDetection", "drift.mode: correct"]);
-    refused(&TERRAFORM.replace("  approvePlan: \"\"\n", "  approvePlan: disable\n"), &["spec.approvePlan", "drift-detection-only"]);
+    refused(
+        &TERRAFORM.replace("  approvePlan: \"\"\n", "  approvePlan: disable\n  destroy: true\n"),
+        &["spec.approvePlan", "only checks for drift", "spec.destroy"],
+    );
 }
 
 #[test]

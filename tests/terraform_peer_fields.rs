@@ -213,3 +213,33 @@ fn force_applies_without_approval_and_the_command_flags_reach_terraform() {
     assert_eq!(w.get("terraform", "app")["status"]["plan"]["approvedBy"], "auto");
     assert!(w.events_with_reason("app", "PlanPending").is_empty(), "nothing waits");
 }
+
+/// tofu-controller's drift-detection-only mode: every check runs against the current revision,
+/// what differs is reported as drift, and nothing is planned for approval or applied.
+#[test]
+fn approve_plan_disable_only_checks_for_drift_and_applies_nothing() {
+    let Some(w) = World::new() else { return };
+    w.commit(&[("main.tf", MODULE)], "module");
+    w.apply(&objects("app", "./", "auto", "")).ok();
+    w.driftless(&["run", "--once"]).ok();
+    assert_eq!(read(&w.managed("main.txt")), "hello");
+
+    w.apply(&objects("app", "./", "disable", "")).ok();
+    std::fs::write(w.managed("main.txt"), "edited by hand").unwrap();
+    w.reconcile("app");
+    assert_eq!(read(&w.managed("main.txt")), "edited by hand", "nothing applied");
+    let ready = w.condition("app", "Ready");
+    assert_eq!(ready["reason"], "DriftDetected", "{ready}");
+    assert!(ready["message"].as_str().unwrap_or_default().contains("approvePlan: disable"), "{ready}");
+    assert_eq!(w.events_with_reason("app", "DriftDetected").len(), 1);
+    assert_eq!(w.pending_plan("app"), None, "nothing waits for approval");
+    let refused = w.driftless(&["approve", "app"]).fails();
+    assert!(refused.stderr.contains("no plan waiting"), "{}", refused.stderr);
+
+    // A new commit is checked against, not planned for approval.
+    w.commit(&[("main.tf", &MODULE.replace("content = var.content\n}", "content = \"${var.content}!\"\n}"))], "change");
+    w.reconcile("app");
+    assert_eq!(read(&w.managed("main.txt")), "edited by hand");
+    assert_eq!(w.pending_plan("app"), None);
+    assert_eq!(w.ready_reason("app"), "DriftDetected");
+}

@@ -211,10 +211,11 @@ impl Validate for Terraform {
             e.add("spec.path", format!("{:?} must be a relative path inside the source", spec.path));
         }
         match spec.approve_plan.as_deref().map(str::trim) {
-            Some("disable") => e.add(
+            Some("disable") if spec.destroy || spec.force => e.add(
                 "spec.approvePlan",
-                "tofu-controller's drift-detection-only \"disable\" is not implemented yet: use \"\" (plans wait for approval) with spec.drift.mode: detect",
+                "\"disable\" only checks for drift and never applies: it cannot go with spec.destroy or spec.force",
             ),
+            Some("disable") => {}
             Some(approve) if !(approve.is_empty() || approve == "auto" || approve.starts_with("plan-")) => {
                 e.add("spec.approvePlan", format!("{approve:?} must be \"auto\", a plan id (plan-...) or its start, or empty"))
             }

@@ -8,7 +8,8 @@
 //!   `spec.approvePlan`.
 //! - `approvePlan: auto` applies every plan of a new revision as it is made, and a drift
 //!   correction only in drift `mode: correct`; empty waits; unset is the kind's default
-//!   (Flux's Kustomization applies, tofu-controller's Terraform waits).
+//!   (Flux's Kustomization applies, tofu-controller's Terraform waits); `disable` (Terraform,
+//!   as tofu-controller) only checks for drift and applies nothing; `force` applies all.
 //! - What can be approved is the pending plan, else the correction of the drift detected
 //!   now ([`approvable`]); any other id is refused when asked, and reported stale (never
 //!   applied) when it stands in the spec or an annotation. An approval naming the plan
@@ -34,6 +35,9 @@ pub enum Approval {
     Plan { id: String, digest: Option<String>, by: PlanApprover },
     /// Make plans and wait (`approvePlan` empty, or unset where the kind waits by default).
     Wait,
+    /// Only check for drift, against the current revision; plan nothing to apply, apply
+    /// nothing (tofu-controller's `approvePlan: disable`).
+    DriftOnly,
 }
 
 /// The approval `object` carries; tofu-controller's `force` applies every plan.
@@ -43,6 +47,9 @@ pub fn of<K: Reconciled>(object: &K) -> Approval {
     }
     given(object.meta().annotations.as_ref(), object.approve_plan(), K::APPLIES_BY_DEFAULT)
 }
+
+/// `spec.approvePlan` of tofu-controller's drift-detection-only mode.
+pub const DRIFT_ONLY: &str = "disable";
 
 /// The shortest start of a plan id that `spec.approvePlan` may name: `plan-` and the 7 hex
 /// digits of the revision, so a prefix approves plans of one revision, never all plans.
@@ -63,6 +70,7 @@ pub fn given(annotations: Option<&BTreeMap<String, String>>, approve_plan: Optio
     }
     match approve_plan.map(str::trim) {
         None | Some("") => Approval::Wait,
+        Some(DRIFT_ONLY) => Approval::DriftOnly,
         Some(id) => Approval::Plan { id: id.to_string(), digest: None, by: PlanApprover::Spec },
     }
 }
@@ -77,7 +85,7 @@ impl Approval {
                 approved == id || (approved.len() >= MIN_PREFIX && id.starts_with(approved.as_str()))
             }
             Approval::Plan { id: approved, .. } => approved == id,
-            Approval::Auto | Approval::Wait => false,
+            Approval::Auto | Approval::Wait | Approval::DriftOnly => false,
         }
     }
 
@@ -87,7 +95,7 @@ impl Approval {
         match self {
             Approval::Plan { id, digest: Some(d), .. } => Some(format!("{id}@{d}")),
             Approval::Plan { id, digest: None, .. } => Some(id.clone()),
-            Approval::Auto | Approval::Wait => None,
+            Approval::Auto | Approval::Wait | Approval::DriftOnly => None,
         }
     }
 }
@@ -142,7 +150,7 @@ impl<'a> Spent<'a> {
 pub fn judge(approval: &Approval, candidate: Candidate<'_>, drift_mode: DriftMode, spent: Spent<'_>) -> Verdict {
     match approval {
         Approval::Auto if !candidate.corrects_drift || drift_mode == DriftMode::Correct => Verdict::Apply { by: PlanApprover::Auto },
-        Approval::Auto | Approval::Wait => Verdict::Wait { stale: None },
+        Approval::Auto | Approval::Wait | Approval::DriftOnly => Verdict::Wait { stale: None },
         Approval::Plan { .. } if approval.raw().as_deref() == spent.approval => Verdict::Wait { stale: None },
         Approval::Plan { id, digest, by } if approval.names(candidate.id) => match (digest, candidate.digest) {
             // Approved as shown: only the very plan that was reviewed.

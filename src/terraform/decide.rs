@@ -47,11 +47,22 @@ pub fn decide(o: &Observed<'_>) -> Next {
     let object = o.object;
     let status = object.status.clone().unwrap_or_default();
     let destroy = object.spec.destroy;
+    let every = object.drift_interval();
+    let drift_due = o.forced || o.since_drift_check.is_none_or(|since| since >= every);
+    // tofu-controller's drift-detection-only mode: every check is against the current
+    // revision and inputs, and nothing is ever planned to be applied.
+    if approval::of(object) == Approval::DriftOnly {
+        let inputs_changed = status.last_inputs_digest.as_deref() != Some(o.inputs_digest);
+        return match o.since_drift_check {
+            _ if object.drift_mode() == DriftMode::Disabled => Next::Idle { after: object.spec.interval.as_std() },
+            _ if inputs_changed || drift_due => Next::DriftCheck,
+            Some(since) => Next::Idle { after: (every - since).min(object.spec.interval.as_std()) },
+            None => Next::DriftCheck,
+        };
+    }
     if status.last_inputs_digest.as_deref() != Some(o.inputs_digest) {
         return Next::Plan { destroy };
     }
-    let every = object.drift_interval();
-    let drift_due = o.forced || o.since_drift_check.is_none_or(|since| since >= every);
     if let Some(plan) = status.common.plan.as_ref().filter(|p| p.pending) {
         let candidate = Candidate { id: &plan.id, digest: plan.digest.as_deref(), corrects_drift: plan.corrects_drift };
         let spent = Spent::of(&status.common);
@@ -183,6 +194,21 @@ mod tests {
         pending(&mut t, "plan-new-2", false);
         t.status.as_mut().unwrap().common.last_applied_plan = Some("plan-old-1".into());
         assert_eq!(observe(&t), Next::Wait { plan_id: "plan-new-2".into(), stale: None });
+    }
+
+    #[test]
+    fn drift_only_mode_checks_a_new_revision_for_drift_and_never_plans_or_applies() {
+        let mut t = tf(Some("disable"));
+        assert_eq!(observe(&t), Next::DriftCheck, "new inputs: a drift check, not a plan");
+        t.status.as_mut().unwrap().last_inputs_digest = Some("in-1".into());
+        let at = |t: &Terraform, secs| {
+            decide(&Observed { object: t, inputs_digest: "in-1", forced: false, since_drift_check: Some(Duration::from_secs(secs)) })
+        };
+        assert_eq!(at(&t, 30), Next::Idle { after: Duration::from_secs(570) });
+        assert_eq!(at(&t, 601), Next::DriftCheck);
+        pending(&mut t, "plan-a-1", false);
+        assert_eq!(at(&t, 601), Next::DriftCheck, "a plan left from before is never applied");
+        assert!(!auto_applies(&t, true) && !auto_applies(&t, false));
     }
 
     #[test]

@@ -193,9 +193,12 @@ pub fn record(status: &mut TerraformStatus, facts: &Facts<'_>, result: RunResult
             .collect();
     }
     let only_ignored_drift = corrects_drift && found.is_empty();
+    // Drift-detection only (`approvePlan: disable`): the plan shows the drift and is never
+    // applied, so it is nothing anyone can approve.
+    let drift_only = approval::of(object) == Approval::DriftOnly;
     let finding = drift::Finding {
         objects: &found,
-        correction: result.plan_id.as_deref(),
+        correction: if drift_only { None } else { result.plan_id.as_deref() },
         corrected: result.outcome == Outcome::Applied,
         resolved_message: "drift resolved: infrastructure matches the source again",
     };
@@ -206,6 +209,19 @@ pub fn record(status: &mut TerraformStatus, facts: &Facts<'_>, result: RunResult
     match result.outcome {
         Outcome::NoChanges => fold.no_changes(facts),
         Outcome::Planned if only_ignored_drift => fold.no_changes(facts),
+        Outcome::Planned if drift_only => {
+            fold.status.last_inputs_digest = Some(facts.inputs.to_string());
+            if let Some(p) = fold.status.common.plan.as_mut() {
+                p.pending = false;
+            }
+            fold.status.remove_condition(ct::PLAN_PENDING);
+            let message = format!(
+                "drift detected at revision {revision}: {}; approvePlan: disable only checks for drift (driftless drift show {}); set approvePlan to plan and apply",
+                result.summary,
+                object.metadata.name.as_deref().unwrap_or_default()
+            );
+            fold.not_ready(reason::DRIFT_DETECTED, &message);
+        }
         Outcome::Planned => {
             let id = result.plan_id.clone().unwrap_or_default();
             let previous = fold.status.common.plan.as_ref().filter(|p| p.pending).map(|p| p.id.clone());
@@ -246,7 +262,7 @@ pub fn record(status: &mut TerraformStatus, facts: &Facts<'_>, result: RunResult
                 _ => match approval::of(object) {
                     Approval::Auto => Some(crate::api::PlanApprover::Auto),
                     Approval::Plan { by, .. } => Some(by),
-                    Approval::Wait => None,
+                    Approval::Wait | Approval::DriftOnly => None,
                 },
             };
             let summary = if op == Operation::Apply {
