@@ -462,6 +462,8 @@ async fn the_real_runner_plans_and_applies_with_state_in_a_secret() {
         drift_ignore: Vec::new(),
         render_plan: true,
         terraform_path: Some(tools.terraform.clone()),
+        engine: None,
+        tofu_path: None,
         lock_holder: "kube-backend-test".into(),
         timeout_seconds: 300,
         apply_timeout_seconds: None,

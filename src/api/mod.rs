@@ -36,7 +36,7 @@ pub use status::{
 };
 pub use tenancy::{Tenancy, cross_namespace_refusal};
 pub use terraform::{
-    BackendConfig, CrossNamespaceSourceReference, DependencyReference, DriftIgnoreRule, DriftMode, DriftSpec, RunnerPodTemplate,
+    BackendConfig, CrossNamespaceSourceReference, DependencyReference, DriftIgnoreRule, DriftMode, DriftSpec, Engine, RunnerPodTemplate,
     S3BackendConfig, Terraform, TerraformSpec, TerraformStatus, Variable, VarsReference, WriteOutputsToSecret,
 };
 pub use validation::{FieldError, Validate, ValidationError};
