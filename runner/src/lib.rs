@@ -396,8 +396,9 @@ impl<'a> Run<'a> {
             ));
         }
         let mut outputs = stream.outputs;
-        if outputs.is_empty() {
-            // Older terraform versions stream no `outputs` message: ask for them.
+        if outputs.is_empty() || stream.outputs_withheld {
+            // Older terraform versions stream no `outputs` message, and OpenTofu streams none
+            // of the sensitive values: ask for them.
             let out = tf.exec(&["output", "-json"]).await.map_err(tf_failure)?;
             if out.code == 0 {
                 outputs = plan_json::parse_outputs(&out.stdout);
