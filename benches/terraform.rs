@@ -125,6 +125,7 @@ fn world(tf: &Path) -> World {
         events: EventLog::new(store.events_path()),
         dispatch: ProcessDispatch::new(runner),
         terraform_path: Some(tf.to_path_buf()),
+        tofu_path: None,
         identity: "bench".into(),
         run_timeout: Duration::from_secs(600),
         clusters: Clusters::lazy(|| async { Err("the benchmark applies no manifests".to_string()) }),

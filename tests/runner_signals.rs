@@ -44,6 +44,8 @@ fn sigterm_mid_apply_stops_terraform_gracefully_and_keeps_what_it_created_in_the
         drift_ignore: Vec::new(),
         render_plan: false,
         terraform_path: Some(w.terraform.clone()),
+        engine: None,
+        tofu_path: None,
         lock_holder: "signal-test".into(),
         timeout_seconds: 300,
         apply_timeout_seconds: None,

@@ -8,15 +8,22 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{MODULE, World, git_repository, objects, terraform_object};
+use common::{Engine, MODULE, World, engine_version, git_repository, objects, terraform_object};
+
+crate::with_each_engine!(
+    auto_approval_applies_the_first_plan_in_one_run,
+    drift_correct_mode_with_auto_approval_restores_an_out_of_band_edit_in_one_reconcile,
+    deleting_a_terraform_with_destroy_on_deletion_destroys_its_resources_and_outputs,
+    spec_destroy_plans_a_destroy_that_waits_for_approval,
+    a_failed_plan_names_the_engine_that_ran,
+);
 
 fn read(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
-#[test]
-fn auto_approval_applies_the_first_plan_in_one_run() {
-    let Some(w) = World::new() else { return };
+fn auto_approval_applies_the_first_plan_in_one_run(engine: Engine) {
+    let Some(w) = World::with_engine(engine) else { return };
     w.commit(&[("main.tf", MODULE)], "module");
     w.apply(&objects("app", "./", "auto", "")).ok();
     w.driftless(&["run", "--once"]).ok();
@@ -29,11 +36,11 @@ fn auto_approval_applies_the_first_plan_in_one_run() {
     assert_eq!(tf["status"]["plan"]["summary"]["add"], 2, "{}", tf["status"]["plan"]);
     assert_eq!(w.events_with_reason("app", "PlanApplied").len(), 1);
     assert!(w.events_with_reason("app", "PlanPending").is_empty(), "an auto-approved plan never waits");
+    assert_eq!(w.state_written_by("app"), engine_version(w.engine_binary()), "{engine:?} applied the plan");
 }
 
-#[test]
-fn drift_correct_mode_with_auto_approval_restores_an_out_of_band_edit_in_one_reconcile() {
-    let Some(w) = World::new() else { return };
+fn drift_correct_mode_with_auto_approval_restores_an_out_of_band_edit_in_one_reconcile(engine: Engine) {
+    let Some(w) = World::with_engine(engine) else { return };
     w.commit(&[("main.tf", MODULE)], "module");
     w.apply(&objects("app", "./", "auto", "  drift:\n    mode: correct\n    interval: 1h\n")).ok();
     w.driftless(&["run", "--once"]).ok();
@@ -50,6 +57,7 @@ fn drift_correct_mode_with_auto_approval_restores_an_out_of_band_edit_in_one_rec
     assert_eq!(detected.len(), 1, "the drift is still reported: {detected:?}");
     assert!(detected[0]["message"].as_str().unwrap_or_default().contains("drifttest_file.main"), "{detected:?}");
     assert_eq!(w.events_with_reason("app", "PlanApplied").len(), 2, "first apply and the correction");
+    assert_eq!(w.state_written_by("app"), engine_version(w.engine_binary()), "{engine:?} applied the correction");
 }
 
 #[test]
@@ -106,14 +114,14 @@ fn drift_in_an_ignored_attribute_is_not_corrected_in_correct_mode_either() {
     assert_eq!(read(&w.managed("main.txt")), "edited by hand", "an ignored attribute is left as it is");
 }
 
-#[test]
-fn deleting_a_terraform_with_destroy_on_deletion_destroys_its_resources_and_outputs() {
-    let Some(w) = World::new() else { return };
+fn deleting_a_terraform_with_destroy_on_deletion_destroys_its_resources_and_outputs(engine: Engine) {
+    let Some(w) = World::with_engine(engine) else { return };
     w.commit(&[("main.tf", MODULE)], "module");
     w.apply(&objects("app", "./", "auto", "  destroyResourcesOnDeletion: true\n  writeOutputsToSecret:\n    name: app-outputs\n")).ok();
     w.driftless(&["run", "--once"]).ok();
     assert!(w.managed("main.txt").exists());
     assert!(w.get("secret", "app-outputs")["data"]["path"].is_string());
+    assert_eq!(w.state_written_by("app"), engine_version(w.engine_binary()), "{engine:?} applied the plan");
 
     let run = w.driftless(&["delete", "terraform", "app"]).ok();
     assert!(run.stdout.contains("destroying"), "{}", run.stdout);
@@ -160,9 +168,8 @@ fn deleting_a_terraform_without_destroy_on_deletion_leaves_its_resources() {
     assert!(w.events_with_reason("app", "Destroyed").is_empty());
 }
 
-#[test]
-fn spec_destroy_plans_a_destroy_that_waits_for_approval() {
-    let Some(w) = World::new() else { return };
+fn spec_destroy_plans_a_destroy_that_waits_for_approval(engine: Engine) {
+    let Some(w) = World::with_engine(engine) else { return };
     w.commit(&[("main.tf", MODULE)], "module");
     w.apply(&objects("app", "./", "auto", "")).ok();
     w.driftless(&["run", "--once"]).ok();
@@ -183,6 +190,7 @@ fn spec_destroy_plans_a_destroy_that_waits_for_approval() {
     assert_eq!(tf["status"]["plan"]["id"], plan.as_str());
     assert_eq!(tf["status"]["plan"]["pending"], false);
     assert_eq!(w.ready_reason("app"), "Destroyed");
+    assert_eq!(w.state_written_by("app"), engine_version(w.engine_binary()), "{engine:?} applied the destroy plan");
 }
 
 #[test]
@@ -357,4 +365,63 @@ fn a_suspended_terraform_is_left_alone_until_resumed() {
     w.driftless(&["resume", "terraform", "app"]).ok();
     w.driftless(&["run", "--once"]).ok();
     assert_eq!(std::fs::read_to_string(w.managed("main.txt")).unwrap(), "hello");
+}
+
+fn a_failed_plan_names_the_engine_that_ran(engine: Engine) {
+    let Some(w) = World::with_engine(engine) else { return };
+    let broken = format!("{MODULE}\noutput \"broken\" {{\n  value = null_resource.missing.id\n}}\n");
+    w.commit(&[("main.tf", &broken)], "module");
+    w.apply(&objects("app", "./", "auto", "")).ok();
+    w.driftless(&["run", "--once"]).fails();
+    let ready = w.condition("app", "Ready");
+    let named = match engine {
+        Engine::Terraform => "terraform plan failed",
+        Engine::Tofu => "tofu plan failed",
+    };
+    assert!(ready["message"].as_str().unwrap_or_default().contains(named), "{named}: {ready}");
+    assert!(!w.managed("main.txt").exists());
+}
+
+/// `spec.engine` picks the engine whatever else the runner has; unset, a runner with both
+/// runs OpenTofu (as the runner image does).
+#[test]
+fn spec_engine_chooses_the_engine_and_an_unset_one_runs_tofu() {
+    let Some(w) = World::with_engine(Engine::Tofu) else { return };
+    let (tofu, terraform) = (engine_version(w.engine_binary()), engine_version(&w.terraform));
+    assert_ne!(tofu, terraform, "two engines of different versions tell which one wrote a state");
+    w.commit(&[("main.tf", MODULE)], "module");
+    let yaml = format!(
+        "{}---\n{}---\n{}---\n{}",
+        git_repository("repo", "main"),
+        terraform_object("by-default", "repo", "./", "auto", "default", ""),
+        terraform_object("by-terraform", "repo", "./", "auto", "terraform", "  engine: terraform\n"),
+        terraform_object("by-tofu", "repo", "./", "auto", "tofu", "  engine: tofu\n"),
+    );
+    w.apply(&yaml).ok();
+    w.driftless(&["run", "--once"]).ok();
+    for (name, version) in [("by-default", &tofu), ("by-terraform", &terraform), ("by-tofu", &tofu)] {
+        assert_eq!(w.ready_reason(name), "Succeeded", "{name}");
+        assert_eq!(&w.state_written_by(name), version, "{name}");
+    }
+    assert_eq!(w.get("terraform", "by-terraform")["spec"]["engine"], "terraform", "the field is kept as written");
+}
+
+/// An object asking for an engine the runner lacks fails naming it: the runner never runs
+/// the other engine in its place.
+#[test]
+fn an_engine_the_runner_lacks_fails_by_name_and_is_never_swapped_for_the_other() {
+    let Some(mut w) = World::new() else { return };
+    // Only the world's terraform (`--terraform`): no tofu on the runner's PATH either.
+    let empty = w.path().join("empty-path");
+    std::fs::create_dir_all(&empty).unwrap();
+    w.extra_env.push(("PATH".into(), empty.display().to_string()));
+    w.commit(&[("main.tf", MODULE)], "module");
+    w.apply(&objects("app", "./", "auto", "  engine: tofu\n")).ok();
+    w.driftless(&["run", "--once"]).fails();
+    let ready = w.condition("app", "Ready");
+    assert_eq!(ready["status"], "False", "{ready}");
+    let message = ready["message"].as_str().unwrap_or_default();
+    assert!(message.contains("spec.engine is tofu but tofu is not on the runner's PATH"), "{ready}");
+    assert!(!w.managed("main.txt").exists());
+    assert!(!w.state_dir("app").join("default.tfstate").exists(), "terraform did not run instead");
 }

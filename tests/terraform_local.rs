@@ -1,13 +1,20 @@
 //! End to end on the local store: a Terraform module in a real Git repository is planned,
-//! approved, applied and watched for drift by the real binaries and real terraform.
+//! approved, applied and watched for drift by the real binaries and real terraform; the
+//! key scenarios once with each engine (terraform, and OpenTofu as the runner picks it when
+//! it has both), with the same user-visible results.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 
-use common::{MODULE, World, objects};
+use common::{Engine, MODULE, World, engine_version, objects};
 
-#[test]
-fn first_plan_waits_then_the_approved_plan_is_applied_with_outputs() {
-    let Some(w) = World::new() else { return };
+crate::with_each_engine!(
+    first_plan_waits_then_the_approved_plan_is_applied_with_outputs,
+    an_out_of_band_change_is_detected_once_and_corrected_after_approval
+);
+
+fn first_plan_waits_then_the_approved_plan_is_applied_with_outputs(engine: Engine) {
+    let Some(w) = World::with_engine(engine) else { return };
     w.commit(&[("infra/main.tf", MODULE)], "module");
     w.apply(&objects(
         "app",
@@ -46,6 +53,7 @@ fn first_plan_waits_then_the_approved_plan_is_applied_with_outputs() {
     let get_all = w.driftless(&["get", "terraform", "app", "-o", "yaml"]).ok().all();
     assert!(!get_all.contains("very-secret-token-value"));
     assert_eq!(w.events_with_reason("app", "PlanApplied").len(), 1);
+    assert_eq!(w.state_written_by("app"), engine_version(w.engine_binary()), "{engine:?} applied the plan");
 }
 
 #[test]
@@ -77,9 +85,8 @@ fn a_new_commit_supersedes_the_pending_plan_and_the_old_approval_is_stale() {
     assert_eq!(std::fs::read_to_string(w.managed("main.txt")).unwrap(), "hello!");
 }
 
-#[test]
-fn an_out_of_band_change_is_detected_once_and_corrected_after_approval() {
-    let Some(w) = World::new() else { return };
+fn an_out_of_band_change_is_detected_once_and_corrected_after_approval(engine: Engine) {
+    let Some(w) = World::with_engine(engine) else { return };
     w.commit(&[("main.tf", MODULE)], "module");
     w.apply(&objects("app", "./", "auto", "  drift:\n    mode: detect\n    interval: 1h\n")).ok();
     w.driftless(&["run", "--once"]).ok();
@@ -110,6 +117,7 @@ fn an_out_of_band_change_is_detected_once_and_corrected_after_approval() {
     assert_eq!(w.get("terraform", "app")["status"]["drift"]["detected"], false);
     assert_eq!(w.condition("app", "Drifted")["status"], "False");
     assert_eq!(w.events_with_reason("app", "DriftResolved").len(), 1);
+    assert_eq!(w.state_written_by("app"), engine_version(w.engine_binary()), "{engine:?} applied the correction");
 }
 
 /// A Secret's value that is a multi-line key with quotes in it, fed to a variable that the

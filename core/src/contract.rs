@@ -7,6 +7,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::drift::{DriftIgnoreRule, DriftObject};
+pub use crate::engine::Engine;
 pub use crate::key::ObjectKey;
 use crate::plan::PlanSummary;
 
@@ -115,6 +116,13 @@ pub struct RunSpec {
     /// terraform binary; found on PATH with `which` when unset.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub terraform_path: Option<PathBuf>,
+    /// `spec.engine`: terraform or tofu; unset, the runner picks what it has, tofu first
+    /// ([`Engine::PREFERENCE`]). The runner's `engine::locate` is the one place that decides.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub engine: Option<Engine>,
+    /// tofu binary; found on PATH with `which` when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tofu_path: Option<PathBuf>,
     /// Identity recorded as the state lock holder.
     pub lock_holder: String,
     /// The deadline of everything up to and including the plan (unpack, init, plan, show,
@@ -366,6 +374,8 @@ mod tests {
             drift_ignore: Vec::new(),
             render_plan: false,
             terraform_path: None,
+            engine: None,
+            tofu_path: None,
             lock_holder: "t".into(),
             timeout_seconds: timeout,
             apply_timeout_seconds: apply,
@@ -397,6 +407,16 @@ mod tests {
         json.as_object_mut().unwrap().remove("applyTimeoutSeconds");
         let back: RunSpec = serde_json::from_value(json).unwrap();
         assert_eq!(back.apply_timeout_seconds, None);
+    }
+
+    #[test]
+    fn a_run_spec_without_an_engine_leaves_the_choice_to_the_runner() {
+        let mut json = serde_json::to_value(spec(Operation::Plan, false, 60, None)).unwrap();
+        assert!(json.get("engine").is_none() && json.get("tofuPath").is_none(), "unset fields are not written: {json}");
+        let back: RunSpec = serde_json::from_value(json.clone()).unwrap();
+        assert_eq!((back.engine, back.tofu_path), (None, None));
+        json["engine"] = "tofu".into();
+        assert_eq!(serde_json::from_value::<RunSpec>(json).unwrap().engine, Some(Engine::Tofu));
     }
 
     #[test]

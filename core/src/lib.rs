@@ -10,6 +10,7 @@ pub mod artifact;
 pub mod backend;
 pub mod contract;
 pub mod drift;
+pub mod engine;
 pub mod error;
 pub mod ids;
 pub mod key;

@@ -36,14 +36,14 @@ pub enum Rescue {
 }
 
 impl Rescue {
-    /// What the run's error says about it.
-    pub fn note(&self) -> String {
+    /// What the run's error says about it, naming the engine that ran (`terraform`, `tofu`).
+    pub fn note(&self, engine: driftless_core::engine::Engine) -> String {
         match self {
             Rescue::Saved => {
-                format!("terraform could not save the state, so driftless saved it from {ERRORED_STATE}: nothing that was applied is lost")
+                format!("{engine} could not save the state, so driftless saved it from {ERRORED_STATE}: nothing that was applied is lost")
             }
             Rescue::Kept { why, .. } => format!(
-                "terraform could not save the state and neither could driftless ({why}); the state is kept in the run's result \
+                "{engine} could not save the state and neither could driftless ({why}); the state is kept in the run's result \
                  (unsavedState), not in the backend: until it is stored there, resources exist that the backend's state does not record"
             ),
         }
@@ -303,7 +303,7 @@ mod tests {
         assert_eq!(store.get(&key).await.unwrap().as_deref(), Some(&errored[..]));
         assert_eq!(store.locks.lock().unwrap().as_slice(), ["runner-1", "runner-1", "runner-1"]);
         assert_eq!(store.lock_info(&key).await.unwrap(), None, "its lock is released");
-        assert!(Rescue::Saved.note().contains("nothing that was applied is lost"));
+        assert!(Rescue::Saved.note(driftless_core::engine::Engine::Terraform).contains("nothing that was applied is lost"));
     }
 
     #[tokio::test]
@@ -327,8 +327,8 @@ mod tests {
         assert_eq!(state.0.as_bytes(), &errored[..]);
         assert!(why.contains("down"), "{why}");
         assert_eq!(store.lock_info(&key).await.unwrap(), None, "no lock left behind");
-        let note = Rescue::Kept { state, why }.note();
-        assert!(note.contains("kept in the run's result (unsavedState)"), "{note}");
+        let note = Rescue::Kept { state, why }.note(driftless_core::engine::Engine::Tofu);
+        assert!(note.starts_with("tofu could not save the state") && note.contains("kept in the run's result (unsavedState)"), "{note}");
     }
 
     #[tokio::test]

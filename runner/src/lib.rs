@@ -1,6 +1,7 @@
 //! `driftless-runner`: executes one `RunSpec` in a fresh temporary workspace and returns a
 //! `RunResult`. It is the only part of driftless that starts terraform.
 
+pub mod engine;
 pub mod errored_state;
 pub mod module;
 pub mod plan_json;
@@ -181,7 +182,8 @@ impl<'a> Run<'a> {
             }
         };
         let deadline_name = format!("the run's deadline of {} s", spec.plan_timeout().as_secs());
-        let tf = Terraform::locate(spec.terraform_path.as_deref(), &module_dir, deadline, &deadline_name).map_err(tf_failure)?;
+        let configured = engine::Configured { terraform: spec.terraform_path.as_deref(), tofu: spec.tofu_path.as_deref() };
+        let tf = Terraform::locate(spec.engine, configured, &module_dir, deadline, &deadline_name).map_err(tf_failure)?;
         let state_address = server.as_ref().map(|s| s.addr.to_string());
         let outcome = self.terraform_steps(store, &tf, &module_dir, saved.map(|(_, b)| b), state_address).await;
         // Before the workspace (and terraform's errored.tfstate in it) is deleted.
@@ -230,7 +232,7 @@ impl<'a> Run<'a> {
             ok => ok,
         };
         let Some(rescue) = rescue else { return outcome };
-        let note = rescue.note();
+        let note = rescue.note(tf.engine());
         if let errored_state::Rescue::Kept { state, .. } = rescue {
             self.unsaved_state = Some(state);
         }
@@ -276,7 +278,7 @@ impl<'a> Run<'a> {
         let init = tf.exec(&init_args.iter().map(String::as_str).collect::<Vec<_>>()).await.map_err(tf_failure)?;
         self.mark("init", t);
         if init.code != 0 {
-            return Err((RunErrorKind::Init, "terraform init failed".into(), error_lines(&init.stderr)));
+            return Err((RunErrorKind::Init, format!("{} init failed", tf.engine()), error_lines(&init.stderr)));
         }
 
         if let Some(bytes) = plan_bytes {
@@ -299,7 +301,7 @@ impl<'a> Run<'a> {
         self.mark("plan", t);
         let stream = plan_json::parse_stream(&plan.stdout);
         if plan.code == 1 || !matches!(plan.code, 0 | 2) {
-            return Err((RunErrorKind::Plan, "terraform plan failed".into(), diagnostics(&stream, &plan.stderr)));
+            return Err((RunErrorKind::Plan, format!("{} plan failed", tf.engine()), diagnostics(&stream, &plan.stderr)));
         }
         let changes = plan.code == 2;
         let wants_detail = spec.render_plan || spec.operation == Operation::DriftCheck || !stream.drifted.is_empty();
@@ -308,11 +310,11 @@ impl<'a> Run<'a> {
             let shown = tf.exec(&["show", "-json", PLAN_FILE]).await.map_err(tf_failure)?;
             self.mark("show", t);
             if shown.code != 0 {
-                return Err((RunErrorKind::Terraform, "terraform show -json failed".into(), error_lines(&shown.stderr)));
+                return Err((RunErrorKind::Terraform, format!("{} show -json failed", tf.engine()), error_lines(&shown.stderr)));
             }
             Some(
                 plan_json::parse_show(shown.stdout.as_bytes())
-                    .map_err(|e| (RunErrorKind::Terraform, format!("cannot read terraform's show -json output: {e}"), vec![]))?,
+                    .map_err(|e| (RunErrorKind::Terraform, format!("cannot read {}'s show -json output: {e}", tf.engine()), vec![]))?,
             )
         } else {
             None
@@ -344,7 +346,7 @@ impl<'a> Run<'a> {
         let drift_key = (!drift.is_empty()).then(|| drift_id(&drift));
         let id = PlanId::new(&spec.source_revision, &spec.inputs_digest, drift_key.as_deref());
         let bytes = std::fs::read(dir.join(PLAN_FILE))
-            .map_err(|e| (RunErrorKind::Internal, format!("terraform wrote no plan file: {e}"), vec![]))?;
+            .map_err(|e| (RunErrorKind::Internal, format!("{} wrote no plan file: {e}", tf.engine()), vec![]))?;
         let digest = sha256_digest(&bytes);
         let rendering = match &show {
             Some(s) => self.scrub(&s.render()),
@@ -394,13 +396,14 @@ impl<'a> Run<'a> {
         if applied.code != 0 {
             return Err((
                 RunErrorKind::Apply,
-                "terraform apply failed; state keeps what was applied before the error".into(),
+                format!("{} apply failed; state keeps what was applied before the error", tf.engine()),
                 diagnostics(&stream, &applied.stderr),
             ));
         }
         let mut outputs = stream.outputs;
-        if outputs.is_empty() {
-            // Older terraform versions stream no `outputs` message: ask for them.
+        if outputs.is_empty() || stream.outputs_withheld {
+            // Older terraform versions stream no `outputs` message, and OpenTofu streams none
+            // of the sensitive values: ask for them.
             let out = tf.exec(&["output", "-json"]).await.map_err(tf_failure)?;
             if out.code == 0 {
                 outputs = plan_json::parse_outputs(&out.stdout);

@@ -37,6 +37,9 @@ pub struct StreamSummary {
     /// `error` diagnostics as "summary: detail".
     pub errors: Vec<String>,
     pub outputs: Vec<Output>,
+    /// An output came without its value: OpenTofu withholds sensitive values from its `-json`
+    /// streams, so the outputs are read with `output -json` instead.
+    pub outputs_withheld: bool,
     /// A state lock error was reported.
     pub lock_error: bool,
 }
@@ -120,8 +123,13 @@ pub fn parse_stream(stream: &str) -> StreamSummary {
                 }
             }
             "outputs" => {
+                // Each message lists every output, and the last one is what the apply left:
+                // OpenTofu streams one while planning (actions, no values) and one after.
+                out.outputs.clear();
+                out.outputs_withheld = false;
                 for (name, o) in msg.outputs.unwrap_or_default() {
                     let sensitive = o.get("sensitive").and_then(Value::as_bool).unwrap_or(false);
+                    out.outputs_withheld |= o.get("value").is_none();
                     let value = o.get("value").cloned().unwrap_or(Value::Null);
                     out.outputs.push(Output { name, value, sensitive });
                 }
@@ -644,6 +652,23 @@ mod tests {
         }))
         .unwrap();
         assert_eq!(show.summary(), PlanSummary { add: 1, change: 1, destroy: 1 });
+    }
+
+    #[test]
+    fn outputs_come_from_the_last_message_and_a_withheld_value_is_noticed() {
+        // OpenTofu 1.10's `apply -json`: a planning message, then the applied outputs with the
+        // sensitive value left out.
+        let stream = [
+            r#"{"type":"outputs","outputs":{"plain":{"sensitive":false,"action":"create"},"token":{"sensitive":true,"action":"create"}}}"#,
+            r#"{"type":"outputs","outputs":{"plain":{"sensitive":false,"type":"string","value":"x"},"token":{"sensitive":true,"type":"string"}}}"#,
+        ]
+        .join("\n");
+        let s = parse_stream(&stream);
+        assert_eq!(s.outputs.iter().map(|o| o.name.as_str()).collect::<Vec<_>>(), ["plain", "token"]);
+        assert_eq!(s.outputs[0].value, serde_json::json!("x"));
+        assert!(s.outputs_withheld, "the token's value must be read with `output -json`");
+        let all_there = r#"{"type":"outputs","outputs":{"token":{"sensitive":true,"value":"v"}}}"#;
+        assert!(!parse_stream(all_there).outputs_withheld);
     }
 
     #[test]

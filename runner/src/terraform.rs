@@ -1,4 +1,6 @@
-//! The terraform CLI, run with an isolated environment and a deadline.
+//! The terraform CLI, run with an isolated environment and a deadline: `terraform` or OpenTofu's
+//! `tofu` (the same CLI; [`crate::engine`] picks which), named in every message as the engine
+//! that ran.
 //!
 //! Terraform is never killed mid-operation when it can be helped: at the run's deadline, or
 //! when the runner is told to stop (SIGTERM: a pod's eviction or drain; SIGINT), terraform gets
@@ -12,6 +14,8 @@ use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use tokio::io::AsyncReadExt;
+
+use crate::engine::{Configured, Engine};
 
 /// How long terraform may take to stop gracefully after SIGINT. Shorter than what the
 /// dispatchers allow past the deadline (30 s for a process, 120 s for a pod).
@@ -36,19 +40,21 @@ pub fn stopping() -> bool {
 
 #[derive(Debug, thiserror::Error)]
 pub enum TerraformError {
-    #[error("terraform not found ({0}); install it or set the runner's terraform path")]
-    NotFound(String),
-    #[error("could not start terraform: {0}")]
-    Spawn(std::io::Error),
-    #[error("terraform {verb} did not finish within {deadline} and was stopped")]
+    #[error(transparent)]
+    NotFound(#[from] crate::engine::LocateError),
+    #[error("could not start {engine}: {source}")]
+    Spawn { engine: Engine, source: std::io::Error },
+    /// `verb` names the engine: "tofu plan".
+    #[error("{verb} did not finish within {deadline} and was stopped")]
     Timeout { verb: String, deadline: String },
     /// The runner was told to stop (SIGTERM: a drain, an eviction); terraform stopped
-    /// gracefully and wrote its state.
-    #[error("terraform {0} was stopped: the runner was asked to stop (SIGTERM); terraform stopped gracefully and saved its state")]
+    /// gracefully and wrote its state. The text names the engine: "tofu apply".
+    #[error("{0} was stopped: the runner was asked to stop (SIGTERM); it stopped gracefully and saved its state")]
     Stopped(String),
 }
 
 pub struct Terraform {
+    engine: Engine,
     bin: PathBuf,
     dir: PathBuf,
     deadline: Instant,
@@ -72,20 +78,27 @@ async fn read_all<R: tokio::io::AsyncRead + Unpin>(pipe: Option<R>) -> Vec<u8> {
 }
 
 impl Terraform {
-    /// Terraform at `explicit`, or on PATH, run in `dir` until `deadline` (`deadline_name`
-    /// is how a timeout names it).
-    pub fn locate(explicit: Option<&Path>, dir: &Path, deadline: Instant, deadline_name: &str) -> Result<Self, TerraformError> {
-        let bin = match explicit {
-            Some(p) if p.is_file() => p.to_path_buf(),
-            Some(p) => return Err(TerraformError::NotFound(format!("{} does not exist", p.display()))),
-            None => which::which("terraform").map_err(|e| TerraformError::NotFound(format!("not on PATH: {e}")))?,
-        };
-        Ok(Self { bin, dir: dir.to_path_buf(), deadline, deadline_name: deadline_name.to_string() })
+    /// The engine [`crate::engine::locate`] finds for `chosen` (`spec.engine`), run in `dir`
+    /// until `deadline` (`deadline_name` is how a timeout names it).
+    pub fn locate(
+        chosen: Option<Engine>,
+        configured: Configured<'_>,
+        dir: &Path,
+        deadline: Instant,
+        deadline_name: &str,
+    ) -> Result<Self, TerraformError> {
+        let found = crate::engine::locate(chosen, configured)?;
+        Ok(Self { engine: found.engine, bin: found.bin, dir: dir.to_path_buf(), deadline, deadline_name: deadline_name.to_string() })
     }
 
     /// The same terraform under another deadline (an apply's own).
     pub fn until(&self, deadline: Instant, deadline_name: &str) -> Self {
-        Self { bin: self.bin.clone(), dir: self.dir.clone(), deadline, deadline_name: deadline_name.to_string() }
+        Self { engine: self.engine, bin: self.bin.clone(), dir: self.dir.clone(), deadline, deadline_name: deadline_name.to_string() }
+    }
+
+    /// The engine that runs: what messages call it.
+    pub fn engine(&self) -> Engine {
+        self.engine
     }
 
     pub async fn version(&self) -> Option<String> {
@@ -95,7 +108,7 @@ impl Terraform {
     }
 
     pub async fn exec(&self, args: &[&str]) -> Result<Finished, TerraformError> {
-        let verb = args.first().copied().unwrap_or_default().to_string();
+        let verb = format!("{} {}", self.engine, args.first().copied().unwrap_or_default());
         let mut cmd = tokio::process::Command::new(&self.bin);
         cmd.args(args)
             .current_dir(&self.dir)
@@ -113,14 +126,14 @@ impl Terraform {
         if stopping() {
             return Err(TerraformError::Stopped(verb));
         }
-        let mut child = cmd.spawn().map_err(TerraformError::Spawn)?;
+        let mut child = cmd.spawn().map_err(|source| TerraformError::Spawn { engine: self.engine, source })?;
         let stdout = tokio::spawn(read_all(child.stdout.take()));
         let stderr = tokio::spawn(read_all(child.stderr.take()));
         let mut stop = stop_signal().subscribe();
         let deadline = tokio::time::Instant::from_std(self.deadline);
         let interrupted = tokio::select! {
             status = child.wait() => {
-                let status = status.map_err(TerraformError::Spawn)?;
+                let status = status.map_err(|source| TerraformError::Spawn { engine: self.engine, source })?;
                 let stdout = stdout.await.unwrap_or_default();
                 let stderr = stderr.await.unwrap_or_default();
                 return Ok(Finished {
@@ -134,11 +147,11 @@ impl Terraform {
         };
         // Terraform's own graceful stop, then the hard one.
         if let Some(pid) = child.id().and_then(|p| i32::try_from(p).ok()) {
-            tracing::warn!("{interrupted}; sending terraform SIGINT");
+            tracing::warn!("{interrupted}; sending {} SIGINT", self.engine);
             let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGINT);
         }
         if tokio::time::timeout(GRACE, child.wait()).await.is_err() {
-            tracing::error!("terraform {verb} did not stop within {}s of SIGINT; killing it", GRACE.as_secs());
+            tracing::error!("{verb} did not stop within {}s of SIGINT; killing it", GRACE.as_secs());
             let _ = child.kill().await;
         }
         Err(interrupted)

@@ -108,6 +108,8 @@ impl World {
             drift_ignore: Vec::new(),
             render_plan: false,
             terraform_path: Some(self.terraform.clone()),
+            engine: None,
+            tofu_path: None,
             lock_holder: "apply-state-test".into(),
             timeout_seconds,
             apply_timeout_seconds,

@@ -36,7 +36,7 @@ pub use status::{
 };
 pub use tenancy::{Tenancy, cross_namespace_refusal};
 pub use terraform::{
-    BackendConfig, CrossNamespaceSourceReference, DependencyReference, DriftIgnoreRule, DriftMode, DriftSpec, KeySelector,
+    BackendConfig, CrossNamespaceSourceReference, DependencyReference, DriftIgnoreRule, DriftMode, DriftSpec, Engine, KeySelector,
     RunnerPodTemplate, S3BackendConfig, Terraform, TerraformSpec, TerraformStatus, Variable, VariableSource, VarsReference,
     WriteOutputsToSecret,
 };

@@ -6,6 +6,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 pub use driftless_core::drift::DriftIgnoreRule;
+pub use driftless_core::engine::Engine;
 
 use super::{Condition, Duration, LockStatus, ObjectStatus, status::Conditions};
 
@@ -57,6 +58,11 @@ pub struct TerraformSpec {
     /// Terraform workspace; state is kept per workspace.
     #[serde(default = "default_workspace")]
     pub workspace: String,
+    /// Which engine plans and applies the module: `terraform` or `tofu` (OpenTofu).
+    /// driftless's own field: tofu-controller has none (its runner image runs OpenTofu).
+    /// Unset, the runner runs tofu when it has it (the runner image does), else terraform.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub engine: Option<Engine>,
     /// Plan a destroy of everything the module manages.
     #[serde(default)]
     pub destroy: bool,

@@ -109,7 +109,7 @@ fn parse_size(text: &str) -> std::result::Result<u64, String> {
     value.checked_mul(1 << shift).filter(|v| *v > 0).ok_or_else(|| format!("{text:?} is not a usable size"))
 }
 
-pub async fn run(args: ControllerArgs, config: kube::Config, terraform: Option<PathBuf>) -> Result<()> {
+pub async fn run(args: ControllerArgs, config: kube::Config, terraform: Option<PathBuf>, tofu: Option<PathBuf>) -> Result<()> {
     let client = super::cluster::connect(config.clone())?;
     let review = match args.review_addr {
         Some(addr) => Some(super::review::cluster_page(client.clone(), addr).await?),
@@ -147,6 +147,7 @@ pub async fn run(args: ControllerArgs, config: kube::Config, terraform: Option<P
             env,
         },
         terraform_path: terraform,
+        tofu_path: tofu,
         identity,
         leader_election_namespace: (!args.no_leader_election).then_some(args.leader_election_namespace),
         run_timeout: args.run_timeout,

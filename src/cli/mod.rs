@@ -68,6 +68,10 @@ pub struct Cli {
     /// terraform binary the runners use (default: found on PATH).
     #[arg(long, global = true, env = "DRIFTLESS_TERRAFORM")]
     pub terraform: Option<PathBuf>,
+    /// OpenTofu (tofu) binary the runners use (default: found on PATH). An object without
+    /// `spec.engine` runs tofu when the runner has it, else terraform.
+    #[arg(long, global = true, env = "DRIFTLESS_TOFU")]
+    pub tofu: Option<PathBuf>,
     /// kubeconfig of the cluster (default: KUBECONFIG, then ~/.kube/config, then in-cluster).
     #[arg(long, global = true)]
     pub kubeconfig: Option<PathBuf>,
@@ -307,7 +311,7 @@ pub async fn execute(cli: Cli) -> Result<()> {
         Command::Check(args) => return check::run(&args, kubeconfig, context).await,
         Command::Controller(args) => {
             let config = cluster::config(kubeconfig, context).await?;
-            return controller::run(*args, config, cli.terraform).await;
+            return controller::run(*args, config, cli.terraform, cli.tofu).await;
         }
         Command::Review { listen } => {
             let Some(dir) = &cli.store else {
@@ -317,14 +321,14 @@ pub async fn execute(cli: Cli) -> Result<()> {
                         .into(),
                 ));
             };
-            return review::page(local_context(dir, cli.terraform, false)?, listen).await;
+            return review::page(local_context(dir, cli.terraform, cli.tofu, false)?, listen).await;
         }
         verb => verb,
     };
     match &cli.store {
         Some(dir) => {
             let creates = matches!(command, Command::Apply { .. });
-            let ctx = local_context(dir, cli.terraform.clone(), creates)?;
+            let ctx = local_context(dir, cli.terraform.clone(), cli.tofu.clone(), creates)?;
             let mut outcome = verb(&ctx, command).await;
             // Locally nothing else keeps the notification kinds' status: a Receiver's webhook
             // path is there as soon as it is applied.

@@ -17,18 +17,13 @@ pub type LocalContext = Context<LocalStore, ProcessDispatch>;
 
 /// The embedded default: objects, artifacts, state and plans under one directory, runs as
 /// local processes.
-pub fn local_context(dir: &Path, terraform: Option<PathBuf>, create: bool) -> Result<LocalContext> {
+pub fn local_context(dir: &Path, terraform: Option<PathBuf>, tofu: Option<PathBuf>, create: bool) -> Result<LocalContext> {
     let store = if create { LocalStore::open(dir)? } else { LocalStore::open_existing(dir)? };
     let root =
         std::fs::canonicalize(store.root()).map_err(|e| CliError::File { path: dir.display().to_string(), reason: e.to_string() })?;
     let store = LocalStore::open(&root)?;
-    let terraform = match terraform {
-        Some(t) => Some(
-            std::fs::canonicalize(&t)
-                .map_err(|e| CliError::File { path: t.display().to_string(), reason: format!("terraform binary: {e}") })?,
-        ),
-        None => None,
-    };
+    let terraform = terraform.map(|t| engine_binary(&t, "terraform")).transpose()?;
+    let tofu = tofu.map(|t| engine_binary(&t, "tofu")).transpose()?;
     Ok(Context {
         backend: BackendSpec::Local { root: store.backend_dir() },
         artifacts: ArtifactStore::new(store.artifacts_dir()),
@@ -38,6 +33,7 @@ pub fn local_context(dir: &Path, terraform: Option<PathBuf>, create: bool) -> Re
         events: local_events(&store),
         dispatch: ProcessDispatch::locate()?,
         terraform_path: terraform,
+        tofu_path: tofu,
         identity: format!("driftless@{}/{}", hostname(), std::process::id()),
         run_timeout: Duration::from_secs(30 * 60),
         // Kustomizations apply to the current kube context, found when first needed.
@@ -46,6 +42,12 @@ pub fn local_context(dir: &Path, terraform: Option<PathBuf>, create: bool) -> Re
         tenancy: crate::api::Tenancy::LOCAL,
         store,
     })
+}
+
+/// An engine binary named on the command line, as an absolute path: runners start in
+/// workspaces of their own, where a relative path means nothing.
+fn engine_binary(path: &Path, engine: &str) -> Result<PathBuf> {
+    std::fs::canonicalize(path).map_err(|e| CliError::File { path: path.display().to_string(), reason: format!("{engine} binary: {e}") })
 }
 
 /// The store's event log; every event also goes to the Alerts, when a runtime is there to

@@ -47,6 +47,8 @@ pub struct ControllerOptions {
     pub max_artifact_size: u64,
     pub runner: PodSettings,
     pub terraform_path: Option<PathBuf>,
+    /// tofu binary in the runner image (`--tofu`); `None`: the runner searches PATH.
+    pub tofu_path: Option<PathBuf>,
     /// This instance (the pod name): lock holder, event reporter, leader identity.
     pub identity: String,
     /// The namespace of the leader election Lease; `None` runs without election.
@@ -318,6 +320,7 @@ pub async fn run(
             )),
         ),
         terraform_path: options.terraform_path.clone(),
+        tofu_path: options.tofu_path.clone(),
         identity: options.identity.clone(),
         run_timeout: options.run_timeout,
         clusters: Clusters::connected(client.clone(), kube_config).with_default_account(options.default_service_account.clone()),

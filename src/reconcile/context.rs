@@ -23,6 +23,8 @@ pub struct Context<S, D> {
     pub events: EventLog,
     /// terraform binary handed to runners; `None` lets the runner search PATH.
     pub terraform_path: Option<PathBuf>,
+    /// tofu binary handed to runners; `None` lets the runner search PATH.
+    pub tofu_path: Option<PathBuf>,
     /// Recorded as lock holder and in events.
     pub identity: String,
     /// Deadline of one runner.

@@ -107,6 +107,7 @@ mod tests {
                 vars: vec![],
                 vars_from: vec![],
                 workspace: "default".into(),
+                engine: None,
                 destroy: false,
                 destroy_resources_on_deletion: false,
                 depends_on: vec![],

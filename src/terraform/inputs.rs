@@ -231,5 +231,44 @@ pub fn inputs_digest(object: &Terraform, artifact: &Artifact, variables: &[RunVa
     if !object.spec.targets.is_empty() {
         canonical["targets"] = serde_json::json!(object.spec.targets);
     }
+    // A plan is applied by the engine that made it: choosing another one supersedes it.
+    // Unset adds nothing, so the plan ids of objects without the field stay as they were.
+    if let (Some(engine), Some(fields)) = (object.spec.engine, canonical.as_object_mut()) {
+        fields.insert("engine".into(), engine.command().into());
+    }
     format!("sha256:{}", hex::encode(Sha256::digest(canonical.to_string().as_bytes())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn object(engine: Option<&str>) -> Terraform {
+        let mut spec = serde_json::json!({ "sourceRef": { "kind": "GitRepository", "name": "repo" }, "interval": "10m" });
+        if let Some(engine) = engine {
+            spec["engine"] = engine.into();
+        }
+        let object =
+            serde_json::json!({ "apiVersion": "driftless.dev/v1alpha1", "kind": "Terraform", "metadata": { "name": "app" }, "spec": spec });
+        serde_json::from_value(object).unwrap()
+    }
+
+    #[test]
+    fn choosing_an_engine_supersedes_the_plan_and_an_unset_one_keeps_the_old_plan_ids() {
+        let artifact = Artifact {
+            path: "a".into(),
+            url: "file:///a".into(),
+            revision: "sha1:1".into(),
+            digest: "sha256:00".into(),
+            last_update_time: String::new(),
+            size: 0,
+        };
+        let unset = inputs_digest(&object(None), &artifact, &[]);
+        let tofu = inputs_digest(&object(Some("tofu")), &artifact, &[]);
+        let terraform = inputs_digest(&object(Some("terraform")), &artifact, &[]);
+        assert!(unset != tofu && tofu != terraform && unset != terraform);
+        // What this object's digest was before `spec.engine` existed: upgrading driftless
+        // supersedes no pending plan.
+        assert_eq!(unset, "sha256:3eef8bb7feb3c28f086e0b4eeade189e35d10085557687f23a0aee5bf1ad4996");
+    }
 }

@@ -98,6 +98,8 @@ fn run_spec<S, D>(
         // Rendering costs a `show -json`: only where a reviewer will read it.
         render_plan: !apply_after_plan,
         terraform_path: run.ctx.terraform_path.clone(),
+        engine: object.spec.engine,
+        tofu_path: run.ctx.tofu_path.clone(),
         lock_holder: run.ctx.identity.clone(),
         timeout_seconds: run.ctx.run_timeout.as_secs(),
         // The apply's own deadline: the default (RunSpec::apply_timeout), longer than a plan's.

@@ -60,12 +60,60 @@ impl Tools {
     }
 }
 
+/// An engine the end-to-end tests run modules with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Engine {
+    /// The pinned terraform (`.tools/bin/terraform`).
+    Terraform,
+    /// OpenTofu built by scripts/build-tofu.sh (`.tools/bin/tofu`).
+    Tofu,
+}
+
+/// The tofu scripts/setup-tools.sh builds; fails on CI when it is missing, never skips.
+pub fn tofu() -> Option<PathBuf> {
+    let tofu = tools_dir().join("bin/tofu");
+    if tofu.exists() { Some(tofu) } else { missing(&format!("tofu ({})", tofu.display())) }
+}
+
+/// The version an engine binary reports (`version -json`), e.g. "1.10.10".
+pub fn engine_version(bin: &Path) -> String {
+    let out = Command::new(bin)
+        .args(["version", "-json"])
+        .env("CHECKPOINT_DISABLE", "1")
+        .env("TF_CLI_CONFIG_FILE", "/dev/null")
+        .output()
+        .unwrap();
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{} version -json: {e}", bin.display()));
+    v["terraform_version"].as_str().unwrap().to_string()
+}
+
+/// Runs a scenario (`fn(Engine)`) once per engine: `mod NAME { fn terraform, fn tofu }`, so
+/// `cargo test NAME` runs both and `cargo test tofu` every scenario under OpenTofu.
+#[macro_export]
+macro_rules! with_each_engine {
+    ($($scenario:ident),* $(,)?) => {$(
+        mod $scenario {
+            #[test]
+            fn terraform() {
+                super::$scenario(super::common::Engine::Terraform)
+            }
+            #[test]
+            fn tofu() {
+                super::$scenario(super::common::Engine::Tofu)
+            }
+        }
+    )*};
+}
+
 /// One isolated world: its own HOME, store, git repository and managed directory.
 pub struct World {
     pub dir: tempfile::TempDir,
     pub tools: Tools,
     /// The terraform the runners use (defaults to the pinned one).
     pub terraform: PathBuf,
+    /// The tofu the runners use (`--tofu`), when the world has one: objects without
+    /// `spec.engine` then run tofu.
+    pub tofu: Option<PathBuf>,
     pub extra_env: Vec<(String, String)>,
 }
 
@@ -97,9 +145,32 @@ impl World {
             std::fs::create_dir_all(dir.path().join(sub)).unwrap();
         }
         let terraform = tools.terraform.clone();
-        let w = World { dir, tools, terraform, extra_env: Vec::new() };
+        let w = World { dir, tools, terraform, tofu: None, extra_env: Vec::new() };
         w.git(&["init", "--quiet", "--initial-branch=main"]);
         Some(w)
+    }
+
+    /// A world whose objects (without `spec.engine`) run `engine`: with tofu, the runners get
+    /// both binaries and pick tofu by themselves, as the runner image does.
+    pub fn with_engine(engine: Engine) -> Option<World> {
+        let mut w = World::new()?;
+        if engine == Engine::Tofu {
+            w.tofu = Some(tofu()?);
+        }
+        Some(w)
+    }
+
+    /// The engine binary the runners of this world run by default.
+    pub fn engine_binary(&self) -> &Path {
+        self.tofu.as_deref().unwrap_or(&self.terraform)
+    }
+
+    /// The version of the engine that last wrote NAME's state (`terraform_version` in it):
+    /// which engine really ran.
+    pub fn state_written_by(&self, name: &str) -> String {
+        let path = self.state_dir(name).join("default.tfstate");
+        let state: Value = serde_json::from_slice(&std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))).unwrap();
+        state["terraform_version"].as_str().unwrap().to_string()
     }
 
     pub fn path(&self) -> &Path {
@@ -148,7 +219,11 @@ impl World {
     /// Runs `driftless --store <store> ARGS` with terraform isolated from this machine.
     pub fn driftless(&self, args: &[&str]) -> Run {
         let mut cmd = Command::new(&self.tools.driftless);
-        cmd.arg("--store").arg(self.store()).arg("--terraform").arg(&self.terraform).args(args);
+        cmd.arg("--store").arg(self.store()).arg("--terraform").arg(&self.terraform);
+        if let Some(tofu) = &self.tofu {
+            cmd.arg("--tofu").arg(tofu);
+        }
+        cmd.args(args);
         self.env(&mut cmd);
         to_run(cmd.output().unwrap())
     }
