@@ -51,8 +51,7 @@ pub struct Outcome {
     /// What could not be carried over: fields driftless's schema lacks, Flux annotations it
     /// does not honour, an apiVersion migrate does not know.
     pub refused: Vec<FieldError>,
-    /// What a person should know, though it carried over (a kind left to Flux, an approval
-    /// that names a peer's plan).
+    /// What a person should know, though it carried over (a kind left to Flux).
     pub notes: Vec<String>,
 }
 
@@ -128,7 +127,6 @@ pub fn convert(doc: &Value) -> Outcome {
         out.value["apiVersion"] = Value::String(ours.clone());
         out.edits.push(Edit::Set { path: vec![key("apiVersion")], from: api_version.to_string(), to: ours.clone() });
         out.changes.push(format!("apiVersion {api_version} -> {ours}"));
-        approval_note(kind, doc, &mut out.notes);
     } else {
         if api_version.starts_with(peer(kind).0) || api_version.contains(".fluxcd.io/") {
             out.refused.push(FieldError {
@@ -159,17 +157,6 @@ fn object_name(doc: &Value, kind: &str) -> String {
 fn known_versions(kind: Kind) -> String {
     let (group, versions) = peer(kind);
     versions.iter().map(|v| format!("{group}/{v}")).collect::<Vec<_>>().join(", ")
-}
-
-/// tofu-controller's plan ids are not driftless's: an approval of one approves nothing here.
-fn approval_note(kind: Kind, doc: &Value, notes: &mut Vec<String>) {
-    let approve = doc.pointer("/spec/approvePlan").and_then(Value::as_str).unwrap_or_default();
-    if kind == Kind::Terraform && !approve.is_empty() && approve != "auto" {
-        notes.push(format!(
-            "spec.approvePlan {approve:?} names a tofu-controller plan: driftless makes plans of its own, so the first one waits; \
-             approve it by its id (driftless plan show, driftless approve)"
-        ));
-    }
 }
 
 fn spec_mut(value: &mut Value) -> Option<&mut Map<String, Value>> {
@@ -479,14 +466,6 @@ spec:
         assert_eq!(out.refused[0].field, "spec.webhooks");
         assert!(out.refused[0].reason.contains("Alerts and Providers"), "{}", out.refused[0].reason);
         assert_eq!(out.notes, Vec::<String>::new());
-    }
-
-    #[test]
-    fn an_approval_of_a_tofu_controller_plan_is_noted() {
-        let doc = json!({ "apiVersion": "infra.contrib.fluxcd.io/v1alpha2", "kind": "Terraform", "metadata": { "name": "net" },
-            "spec": { "interval": "1h", "approvePlan": "plan-main-b8e362c206", "sourceRef": { "kind": "GitRepository", "name": "a" } } });
-        let out = convert(&doc);
-        assert!(out.notes[0].contains("plan-main-b8e362c206"), "{:?}", out.notes);
     }
 
     #[test]
