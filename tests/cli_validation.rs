@@ -192,7 +192,17 @@ fn a_missing_required_field_is_refused_naming_it() {
 #[test]
 fn a_flux_api_version_is_refused_with_a_hint_to_change_it() {
     let flux = GIT_REPOSITORY.replace("driftless.dev/v1alpha1", "source.toolkit.fluxcd.io/v1").replace("name: app", "name: flux-app");
-    refused(&flux, &["GitRepository", "apiVersion", "source.toolkit.fluxcd.io/v1", "driftless.dev/v1alpha1", "change the apiVersion"]);
+    refused(
+        &flux,
+        &[
+            "GitRepository",
+            "apiVersion",
+            "source.toolkit.fluxcd.io/v1",
+            "driftless.dev/v1alpha1",
+            "change the apiVersion",
+            "driftless migrate",
+        ],
+    );
 }
 
 #[test]

@@ -8,6 +8,7 @@ mod controller;
 mod crds;
 mod events;
 mod install;
+mod migrate;
 mod notify;
 mod objects;
 mod rbac;
@@ -45,15 +46,22 @@ pub enum CliError {
     Build(#[from] build::BuildCommandError),
     #[error(transparent)]
     Review(#[from] crate::review::ReviewError),
+    #[error(transparent)]
+    Migrate(#[from] migrate::MigrateError),
     /// A command that does not exist where it was run (exit status 2).
     #[error("{0}")]
     NotHere(String),
 }
 
 impl CliError {
-    /// The process exit status: 2 for a command that does not apply here, else 1.
+    /// The process exit status: 2 for a command that does not apply here (and `migrate`'s
+    /// usage errors), else 1.
     pub fn exit_code(&self) -> u8 {
-        if matches!(self, CliError::NotHere(_)) { 2 } else { 1 }
+        match self {
+            CliError::NotHere(_) => 2,
+            CliError::Migrate(e) => e.exit_code(),
+            _ => 1,
+        }
     }
 }
 
@@ -199,6 +207,9 @@ pub enum Command {
     Check(check::CheckArgs),
     /// Build a kustomization (or a plain directory of manifests) and print the objects, offline.
     Build(build::BuildArgs),
+    /// Rewrite Flux and tofu-controller YAML to driftless.dev/v1alpha1 in place, listing what does not carry over.
+    #[command(long_about = migrate::LONG_ABOUT)]
+    Migrate(migrate::MigrateArgs),
     /// Serve the review page of a local store (prints a one-time login link first).
     Review {
         /// Loopback address to listen on (default: a free port).
@@ -307,6 +318,7 @@ pub async fn execute(cli: Cli) -> Result<()> {
     let command = match cli.command {
         Command::Crds { dir } => return crds::write(&dir),
         Command::Build(args) => return Ok(build::run(&args)?),
+        Command::Migrate(args) => return Ok(migrate::run(&args)?),
         Command::Install(args) => return install::run(&args, kubeconfig, context).await,
         Command::Check(args) => return check::run(&args, kubeconfig, context).await,
         Command::Controller(args) => {
@@ -388,6 +400,7 @@ async fn verb<T: Target>(target: &T, command: Command) -> Result<()> {
         | Command::Check(_)
         | Command::Controller(_)
         | Command::Build(_)
+        | Command::Migrate(_)
         | Command::Review { .. } => Ok(()),
     }
 }

@@ -109,7 +109,9 @@ fn kind_of_document(doc: &Value, origin: &str) -> Result<CliKind> {
         ("v1", "ConfigMap") => Ok(CliKind::ConfigMap),
         (v, k) if v.contains("fluxcd.io") => Err(CliError::File {
             path: origin.into(),
-            reason: format!("{k} {name} has apiVersion {v}; driftless reads the same fields as {ours} — change the apiVersion"),
+            reason: format!(
+                "{k} {name} has apiVersion {v}; driftless reads the same fields as {ours} — change the apiVersion (`driftless migrate PATH` does it for a repository)"
+            ),
         }),
         (v, k) => {
             let kinds: Vec<&str> = Kind::ALL.iter().map(|k| k.as_str()).collect();
