@@ -85,7 +85,11 @@ const PEER_FIELDS: &[(&str, &str, &str)] = &[
     ("GitRepository", "spec.verify", "Flux's verify (signed commits) is not implemented yet"),
     ("GitRepository", "spec.proxySecretRef", "Flux's proxySecretRef is not implemented yet"),
     ("GitRepository", "spec.provider", "Flux's provider (cloud workload identity) is not implemented yet: use spec.secretRef"),
-    ("GitRepository", "spec.serviceAccountName", "Flux's serviceAccountName (workload identity) is not implemented yet: use spec.secretRef"),
+    (
+        "GitRepository",
+        "spec.serviceAccountName",
+        "Flux's serviceAccountName (workload identity) is not implemented yet: use spec.secretRef",
+    ),
     ("Bucket", "spec.sts", "Flux's sts is not implemented yet: use spec.secretRef"),
     ("Bucket", "spec.certSecretRef", "Flux's certSecretRef is not implemented yet"),
     ("Bucket", "spec.proxySecretRef", "Flux's proxySecretRef is not implemented yet"),
@@ -93,9 +97,21 @@ const PEER_FIELDS: &[(&str, &str, &str)] = &[
     ("Provider", "spec.proxySecretRef", "Flux's proxySecretRef is not implemented yet"),
     ("Provider", "spec.commitStatusExpr", "Flux's commitStatusExpr (CEL) is not implemented yet"),
     ("Receiver", "spec.interval", "Flux's Receiver interval is not needed by driftless: remove the field"),
-    ("Receiver", "spec.resourceFilter", "Flux's resourceFilter (CEL) is not implemented yet: list the resources to notify in spec.resources"),
-    ("Terraform", "spec.enablePathScope", "tofu-controller's enablePathScope is not implemented: the artifact's whole tree is given to the runner"),
-    ("Terraform", "spec.remediation", "tofu-controller's remediation is not implemented: a failed run is retried with backoff from spec.retryInterval"),
+    (
+        "Receiver",
+        "spec.resourceFilter",
+        "Flux's resourceFilter (CEL) is not implemented yet: list the resources to notify in spec.resources",
+    ),
+    (
+        "Terraform",
+        "spec.enablePathScope",
+        "tofu-controller's enablePathScope is not implemented: the artifact's whole tree is given to the runner",
+    ),
+    (
+        "Terraform",
+        "spec.remediation",
+        "tofu-controller's remediation is not implemented: a failed run is retried with backoff from spec.retryInterval",
+    ),
 ];
 
 /// The openAPIV3Schema of `kind`'s CRD, the one the API server gets.
