@@ -367,6 +367,29 @@ fn a_tag_resolves_to_its_commit_annotated_or_not() {
     assert!(matches!(fetch(&env, &source, None, Some(&last)).expect("fetch"), ArtifactOutcome::Unchanged { .. }));
 }
 
+/// Flux's `sparseCheckout`: only the listed directories are in the artifact (with `ignore`
+/// applied inside them), and a directory the revision lacks fails the fetch by name instead of
+/// publishing an empty artifact.
+#[test]
+fn sparse_checkout_keeps_only_the_listed_directories() {
+    let (repo, _) = sample_repo();
+    repo.write("modules/net/notes.md", "notes\n").write("modules/dns/main.tf", "# dns\n").commit("more modules");
+    let env = Env::new();
+    let sparse = |dirs: &[&str]| {
+        env.source(&repo.url(), Some(&branch("main")))
+            .with_sparse_checkout(&dirs.iter().map(|d| d.to_string()).collect::<Vec<_>>())
+            .expect("sparse dirs")
+    };
+    let (_, artifact) = stored(fetch(&env, &sparse(&["modules/net", "./scripts/"]), Some("*.md\n"), None).expect("fetch"));
+    let (_, files) = unpacked(&env, &artifact);
+    assert_eq!(files.keys().map(String::as_str).collect::<Vec<_>>(), vec!["modules/net/vars.tf", "scripts/run.sh"]);
+
+    let err = fetch(&env, &sparse(&["modules/net", "modules/storage"]), None, None).expect_err("no such directory");
+    assert!(err.to_string().contains("\"modules/storage\" is not a directory at revision main@sha1:"), "{err}");
+    let bad = env.source(&repo.url(), None).with_sparse_checkout(&["../outside".to_string()]).map(|_| ()).expect_err("outside");
+    assert!(bad.to_string().contains("spec.sparseCheckout[0]"), "{bad}");
+}
+
 /// Flux's `ref.name`: any reference the remote advertises, e.g. a pull request's head, which
 /// no branch or tag names; the revision is `<name>@sha1:<commit>`, as Flux writes it.
 #[test]

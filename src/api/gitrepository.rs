@@ -37,6 +37,10 @@ pub struct GitRepositorySpec {
     /// gitignore-style patterns of paths left out of the artifact.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ignore: Option<String>,
+    /// Only these directories (relative to the repository's root) go into the artifact, as
+    /// Flux's `sparseCheckout`; each must exist at the revision. `ignore` applies within them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sparse_checkout: Vec<String>,
     #[serde(default)]
     pub suspend: bool,
 }

@@ -81,7 +81,6 @@ const PEER_FIELDS: &[(&str, &str, &str)] = &[
     ),
     ("GitRepository", "spec.include", "Flux's include is not implemented yet"),
     ("GitRepository", "spec.recurseSubmodules", "Flux's recurseSubmodules is not implemented yet: submodules are not checked out"),
-    ("GitRepository", "spec.sparseCheckout", "Flux's sparseCheckout is not implemented yet: use spec.ignore"),
     ("GitRepository", "spec.verify", "Flux's verify (signed commits) is not implemented yet"),
     ("GitRepository", "spec.proxySecretRef", "Flux's proxySecretRef is not implemented yet"),
     ("GitRepository", "spec.provider", "Flux's provider (cloud workload identity) is not implemented yet: use spec.secretRef"),

@@ -40,13 +40,14 @@ async fn fetch<S: ObjectStore, D: RunnerDispatch>(
     // objects may name the same URL.
     let cache = run.ctx.git_cache.join(&run.namespace).join(&run.name).join(&hex::encode(Sha256::digest(spec.url.as_bytes()))[..16]);
     let timeout = spec.timeout.as_ref().map(|t| t.as_std()).unwrap_or(Duration::from_secs(60));
-    let (url, reference, ignore) = (spec.url.clone(), spec.reference.clone(), spec.ignore.clone());
+    let (url, reference, ignore, sparse) = (spec.url.clone(), spec.reference.clone(), spec.ignore.clone(), spec.sparse_checkout.clone());
     let artifacts = run.ctx.artifacts.clone();
     let (ns, n) = (run.namespace.clone(), run.name.clone());
     let joined = tokio::task::spawn_blocking(move || {
         GitSource::new(url, reference.as_ref(), cache)
             .and_then(|s| s.with_auth(auth))
             .map(|s| s.with_timeout(timeout))
+            .and_then(|s| s.with_sparse_checkout(&sparse))
             .and_then(|s| s.fetch_artifact(&artifacts, Kind::GitRepository.as_str(), &ns, &n, ignore.as_deref(), last.as_ref()))
     })
     .await;

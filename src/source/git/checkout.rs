@@ -41,10 +41,31 @@ impl GitSource {
         match this.fetch(last.map(|a| a.revision.as_str()), exists)? {
             FetchOutcome::Unchanged { revision } => Ok(ArtifactOutcome::Unchanged { revision }),
             FetchOutcome::Fetched(checkout) => {
-                let artifact = store.archive_dir(kind, namespace, name, checkout.path(), ignore)?;
+                let sparse = self.sparse_ignore(checkout.path(), &checkout.revision, ignore)?;
+                let artifact = store.archive_dir(kind, namespace, name, checkout.path(), sparse.as_deref().or(ignore))?;
                 Ok(ArtifactOutcome::Stored { revision: checkout.revision.clone(), commit: checkout.commit.clone(), artifact })
             }
         }
+    }
+
+    /// The ignore patterns of `sparseCheckout` followed by the object's own, once every
+    /// listed directory is known to be one at this revision (a typo would otherwise give an
+    /// empty artifact); `None` without sparseCheckout.
+    fn sparse_ignore(&self, dir: &std::path::Path, revision: &str, ignore: Option<&str>) -> Result<Option<String>> {
+        if self.sparse.is_empty() {
+            return Ok(None);
+        }
+        if let Some(missing) = self.sparse.iter().find(|d| !dir.join(d).is_dir()) {
+            return Err(GitError::InvalidSparseCheckout(format!(
+                "spec.sparseCheckout: {missing:?} is not a directory at revision {revision}; fix the path or remove it"
+            )));
+        }
+        let mut patterns = super::sparse::patterns(&self.sparse);
+        if let Some(own) = ignore {
+            patterns.push('\n');
+            patterns.push_str(own);
+        }
+        Ok(Some(patterns))
     }
 
     /// Write `commit`'s tree into a new temp dir.

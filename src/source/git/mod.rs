@@ -42,6 +42,7 @@ mod auth;
 mod checkout;
 mod fetch;
 mod refs;
+mod sparse;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -70,6 +71,8 @@ pub enum GitError {
     BranchNotFound { branch: String, url: String },
     #[error("tag {tag:?} not found in {url}")]
     TagNotFound { tag: String, url: String },
+    #[error("{0}")]
+    InvalidSparseCheckout(String),
     #[error("reference {name:?} not found in {url}")]
     RefNotFound { name: String, url: String },
     #[error("invalid semver range {range:?}: {reason}")]
@@ -110,7 +113,7 @@ impl GitError {
     /// The condition reason this error maps to (Flux's vocabulary).
     pub fn reason(&self) -> &'static str {
         match self {
-            GitError::InvalidRef(_) | GitError::InvalidSemver { .. } => "InvalidSpec",
+            GitError::InvalidRef(_) | GitError::InvalidSemver { .. } | GitError::InvalidSparseCheckout(_) => "InvalidSpec",
             GitError::InvalidAuth(_) | GitError::AuthFailed { .. } | GitError::HostKeyRejected { .. } | GitError::NoKnownHosts { .. } => {
                 "AuthenticationFailed"
             }
@@ -202,6 +205,8 @@ pub struct GitSource {
     cache_dir: PathBuf,
     /// The most bytes a fetch may receive and a checkout may write.
     max_size: u64,
+    /// Flux's `sparseCheckout`: only these directories (cleaned) go into the artifact.
+    sparse: Vec<String>,
 }
 
 impl GitSource {
@@ -215,7 +220,15 @@ impl GitSource {
             timeout: DEFAULT_TIMEOUT,
             cache_dir: cache_dir.into(),
             max_size: super::artifact::DEFAULT_MAX_SIZE,
+            sparse: Vec::new(),
         })
+    }
+
+    /// Only `dirs` of the tree go into the artifact (Flux's `sparseCheckout`); each must be a
+    /// directory inside the repository, and must exist at the revision fetched.
+    pub fn with_sparse_checkout(mut self, dirs: &[String]) -> Result<Self> {
+        self.sparse = sparse::directories(dirs).map_err(|e| GitError::InvalidSparseCheckout(e.to_string()))?;
+        Ok(self)
     }
 
     pub fn with_auth(mut self, auth: Option<GitAuth>) -> Result<Self> {
