@@ -104,8 +104,8 @@ fn refused(yaml_of_bad_object: &str, expected: &[&str]) {
 /// not implement are refused by name with what to use instead, never stored and ignored.
 #[test]
 fn a_peer_field_driftless_does_not_implement_is_refused_by_name_with_the_alternative() {
-    let moved = TERRAFORM.replace("  interval: 1h\n", "  interval: 1h\n  planOnly: true\n  alwaysCleanupRunnerPod: true\n");
-    refused(&moved, &["Terraform/default/app", "spec.planOnly", "spec.approvePlan", "spec.alwaysCleanupRunnerPod"]);
+    let moved = TERRAFORM.replace("  interval: 1h\n", "  interval: 1h\n  planOnly: true\n  enableInventory: true\n");
+    refused(&moved, &["Terraform/default/app", "spec.planOnly", "spec.approvePlan", "spec.enableInventory"]);
 }
 
 /// tofu-controller's fields driftless implements are checked as the peer's CRD and runner
@@ -125,6 +125,8 @@ fn tofu_controller_fields_with_bad_values_are_refused_by_field() {
     let spec = |extra: &str| TERRAFORM.replace("  interval: 1h\n", &format!("  interval: 1h\n{extra}"));
     refused(&spec("  values: [1, 2]\n"), &["spec.values", "must be an object"]);
     refused(&spec("  parallelism: -1\n"), &["spec.parallelism"]);
+    refused(&spec("  alwaysCleanupRunnerPod: false\n"), &["spec.alwaysCleanupRunnerPod", "false is not supported"]);
+    refused(&spec("  storeReadablePlan: human\n"), &["spec.storeReadablePlan", "\"human\"", "driftless plan show"]);
     refused(&spec("  targets: [\"\"]\n"), &["spec.targets[0]", "not a resource address"]);
     refused(&spec("  disableDriftDetection: true\n  drift:\n    mode: correct\n"), &["spec.disableDriftDetection", "drift.mode: correct"]);
     refused(

@@ -199,13 +199,14 @@ fn a_plan_id_prefix_naming_the_revision_approves_that_plan() {
     assert_eq!(tf["status"]["plan"]["approvedBy"], "spec");
 }
 
-/// `force` applies every plan whatever approvePlan says; parallelism, upgradeOnInit and
+/// `force` applies every plan whatever approvePlan says (with tofu-controller's defaults of
+/// alwaysCleanupRunnerPod and storeReadablePlan, accepted as they are); parallelism, upgradeOnInit and
 /// refreshBeforeApply reach terraform's commands (a flag terraform refused would fail the run).
 #[test]
 fn force_applies_without_approval_and_the_command_flags_reach_terraform() {
     let Some(w) = World::new() else { return };
     w.commit(&[("main.tf", MODULE)], "module");
-    let flags = "  force: true\n  parallelism: 1\n  upgradeOnInit: true\n  refreshBeforeApply: true\n";
+    let flags = "  force: true\n  parallelism: 1\n  upgradeOnInit: true\n  refreshBeforeApply: true\n  alwaysCleanupRunnerPod: true\n  storeReadablePlan: none\n";
     w.apply(&objects("app", "./", "", flags)).ok();
     w.driftless(&["run", "--once"]).ok();
     assert_eq!(read(&w.managed("main.txt")), "hello");

@@ -103,6 +103,15 @@ pub struct TerraformSpec {
     /// refreshed state, and terraform refuses to apply a plan whose state changed since.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub refresh_before_apply: bool,
+    /// tofu-controller's `alwaysCleanupRunnerPod`: `true` (its default) is what driftless
+    /// always does, a runner pod is deleted when its run ends; `false` is refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub always_cleanup_runner_pod: Option<bool>,
+    /// tofu-controller's `storeReadablePlan`: `none` (its default) is accepted; `json` and
+    /// `human` are refused, since driftless renders every plan that waits for approval itself
+    /// (`driftless plan show`, the review page).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub store_readable_plan: Option<String>,
     /// tofu-controller's `force`: plan on every interval and apply every plan, whatever
     /// `approvePlan` says (drift included).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]

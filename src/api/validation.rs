@@ -256,6 +256,19 @@ impl Validate for Terraform {
                 e.add(&format!("spec.targets[{i}]"), format!("{t:?} is not a resource address"));
             }
         }
+        if spec.always_cleanup_runner_pod == Some(false) {
+            e.add(
+                "spec.alwaysCleanupRunnerPod",
+                "false is not supported: driftless deletes a runner pod when its run ends (its result and errors are in status and events); remove the field",
+            );
+        }
+        match spec.store_readable_plan.as_deref() {
+            None | Some("none") => {}
+            Some(other) => e.add(
+                "spec.storeReadablePlan",
+                format!("{other:?} is not supported: driftless renders every plan that waits for approval (driftless plan show, the review page); remove the field"),
+            ),
+        }
         if spec.parallelism < 0 {
             e.add("spec.parallelism", "must be 0 (terraform's default) or more");
         }

@@ -123,6 +123,8 @@ mod tests {
                 upgrade_on_init: false,
                 refresh_before_apply: false,
                 force: false,
+                always_cleanup_runner_pod: None,
+                store_readable_plan: None,
             },
         );
         t.status = Some(TerraformStatus::default());
