@@ -36,6 +36,9 @@ pub struct KustomizationSpec {
     pub timeout: Option<Duration>,
     /// Delete objects that left the source (only objects this Kustomization applied).
     pub prune: bool,
+    /// What deleting this Kustomization does to the objects it applied.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deletion_policy: Option<DeletionPolicy>,
     /// Wait for every applied object to become healthy.
     #[serde(default)]
     pub wait: bool,
@@ -90,6 +93,24 @@ pub struct HealthCheckReference {
     pub name: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub namespace: Option<String>,
+}
+
+/// What deleting a Kustomization does to the objects of its inventory, as Flux's
+/// `deletionPolicy`: `MirrorPrune` (the default) deletes them when `prune` is set, `Delete`
+/// whatever `prune` says, `WaitForTermination` too and keeps the Kustomization until they are
+/// gone (up to `timeout`), `Orphan` never. A suspended Kustomization deletes nothing.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub enum DeletionPolicy {
+    /// Delete them when `prune` is set, keep them otherwise.
+    #[default]
+    MirrorPrune,
+    /// Delete them, whatever `prune` says.
+    Delete,
+    /// Delete them and keep the Kustomization until they are gone (their finalizers done), up
+    /// to `timeout`.
+    WaitForTermination,
+    /// Keep them, whatever `prune` says.
+    Orphan,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]

@@ -82,6 +82,15 @@ pub enum Action {
     Unchanged,
 }
 
+/// What deleting the objects of the prune set did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Pruned {
+    /// The inventory entries deleted.
+    pub deleted: Vec<ResourceRef>,
+    /// Those kept, with the reason (`Kind ns/name (why)`).
+    pub kept: Vec<String>,
+}
+
 /// Which identifying fields a manifest lacks.
 fn missing_identity(object: &Value) -> String {
     let mut missing = Vec::new();
@@ -264,7 +273,7 @@ impl Applier {
 
     /// Deletes stale inventory entries that this Kustomization owns; returns what it deleted
     /// and what it kept (with the reason).
-    pub async fn prune(&self, stale: &[ResourceRef]) -> Result<(Vec<String>, Vec<String>), ApplyError> {
+    pub async fn prune(&self, stale: &[ResourceRef]) -> Result<Pruned, ApplyError> {
         let (mut deleted, mut kept) = (Vec::new(), Vec::new());
         for entry in stale {
             let Some(id) = ObjectId::parse(entry) else { continue };
@@ -283,12 +292,26 @@ impl Applier {
                 continue;
             }
             match api.delete(&id.name, &DeleteParams::background()).await {
-                Ok(_) => deleted.push(id.display()),
+                Ok(_) => deleted.push(entry.clone()),
                 Err(kube::Error::Api(s)) if s.code == 404 => {}
                 Err(e) => return Err(self.refused(id.display(), &e)),
             }
         }
-        Ok((deleted, kept))
+        Ok(Pruned { deleted, kept })
+    }
+
+    /// Those of `entries` whose object still exists (a deleted one may wait for finalizers).
+    pub async fn remaining(&self, entries: &[ResourceRef]) -> Result<Vec<String>, ApplyError> {
+        let mut left = Vec::new();
+        for entry in entries {
+            let Some(id) = ObjectId::parse(entry) else { continue };
+            match self.live(&id, &entry.v).await {
+                Ok(None) | Err(ApplyError::UnknownKind { .. }) => {}
+                Ok(Some(_)) => left.push(id.display()),
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(left)
     }
 
     /// The live object of an inventory entry.

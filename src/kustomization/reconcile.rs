@@ -15,7 +15,7 @@ use serde_json::Value;
 use super::apply::{Action, Applier};
 use super::decide::{Next, Observed, correct, decide};
 use super::diff::drift_of;
-use super::inventory::{ObjectId, stale};
+use super::inventory::{ObjectId, OnDeletion, on_deletion, stale};
 use super::record::{self, Applied, Planned};
 use crate::api::{
     Artifact, ConditionStatus, DriftObject, Kustomization, PlanApprover, PlanSummary, Reconciled, ResourceRef, condition_type as ct, reason,
@@ -95,9 +95,15 @@ impl Reconcile for Kustomization {
         }
     }
 
-    /// Deletion: prune what this Kustomization applied (when `prune`), then let it go.
+    /// Deletion: delete what this Kustomization applied as its `deletionPolicy` says
+    /// (by default when `prune`), wait for it to be gone with `WaitForTermination`, then let
+    /// it go.
     async fn finalize<S: ObjectStore, D: RunnerDispatch>(run: &mut Run<'_, Self, S, D>) -> Result<Option<Duration>, ReconcileError> {
-        let Some(inventory) = run.status.inventory.clone().filter(|_| run.object.spec.prune) else { return Ok(None) };
+        let spec = &run.object.spec;
+        let on_delete = on_deletion(spec.deletion_policy.unwrap_or_default(), spec.prune, spec.suspend);
+        let Some(inventory) = run.status.inventory.clone().filter(|i| on_delete != OnDeletion::Keep && !i.entries.is_empty()) else {
+            return Ok(None);
+        };
         let applier = match applier(run).await {
             Ok(a) => a,
             Err((why, message)) => {
@@ -105,9 +111,18 @@ impl Reconcile for Kustomization {
                 return Ok(Some(run.retry()));
             }
         };
-        if let Err(e) = applier.prune(&stale(&inventory.entries, &[])).await {
-            run.report_failure(reason::PRUNE_FAILED, &format!("cannot prune on deletion, object kept: {e}"));
-            return Ok(Some(run.retry()));
+        let pruned = match applier.prune(&stale(&inventory.entries, &[])).await {
+            Ok(p) => p,
+            Err(e) => {
+                run.report_failure(reason::PRUNE_FAILED, &format!("cannot prune on deletion, object kept: {e}"));
+                return Ok(Some(run.retry()));
+            }
+        };
+        if on_delete == OnDeletion::DeleteAndWait
+            && let Err(left) = terminated(&applier, &pruned.deleted, timeout(&run.object)).await
+        {
+            // As Flux: the wait is bounded, and the Kustomization goes all the same.
+            run.event(reason::PRUNE_FAILED, Severity::Error, format!("deletionPolicy WaitForTermination: {left}"), None, None);
         }
         Ok(None)
     }
@@ -197,11 +212,11 @@ async fn apply<S: ObjectStore, D: RunnerDispatch>(
     let mut pruned = Vec::new();
     if run.object.spec.prune {
         match applier.prune(&stale(&old, &inventory)).await {
-            Ok((deleted, kept)) => {
-                for k in kept {
+            Ok(done) => {
+                for k in done.kept {
                     tracing::info!("not pruned: {k}");
                 }
-                pruned = deleted;
+                pruned = done.deleted;
             }
             Err(e) => return run.fail(reason::PRUNE_FAILED, e.to_string()).await,
         }
@@ -275,6 +290,22 @@ async fn health(applier: &Applier, targets: &[(ObjectId, String)], timeout: Dura
         }
         if started.elapsed() >= timeout {
             return Err(format!("health check timed out after {}s: not healthy: {}", timeout.as_secs(), unhealthy.join(", ")));
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+/// Waits until the objects of `deleted` are gone, up to `timeout`; the error names those left.
+async fn terminated(applier: &Applier, deleted: &[ResourceRef], timeout: Duration) -> Result<(), String> {
+    let started = tokio::time::Instant::now();
+    loop {
+        let left = match applier.remaining(deleted).await {
+            Ok(left) if left.is_empty() => return Ok(()),
+            Ok(left) => left.join(", "),
+            Err(e) => e.to_string(),
+        };
+        if started.elapsed() >= timeout {
+            return Err(format!("not terminated after {}s: {left}", timeout.as_secs()));
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
