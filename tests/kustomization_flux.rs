@@ -1,5 +1,6 @@
-//! A Kustomization moved from Flux keeps Flux's meaning on a real kube-apiserver: what
-//! `deletionPolicy` deletes, as a user sees it.
+//! A Kustomization moved from Flux keeps Flux's meaning on a real kube-apiserver: the
+//! per-object marks (`kustomize.toolkit.fluxcd.io/ssa`, `/force`, `/reconcile`) and what
+//! `deletionPolicy` deletes, each as a user sees it.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -24,9 +25,87 @@ fn ready(o: &Value) -> bool {
     condition_in(o, "Ready")["status"] == "True" && o["status"]["observedGeneration"] == o["metadata"]["generation"]
 }
 
+fn applied(commit: &str) -> impl Fn(&Value) -> bool + '_ {
+    move |o: &Value| ready(o) && o["status"]["lastAppliedRevision"].as_str().unwrap_or_default().contains(commit)
+}
+
 /// A ConfigMap with `annotations` (a YAML flow map) and `data`.
 fn config_map(name: &str, annotations: &str, data: &str) -> String {
     format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\n  annotations: {annotations}\n{data}")
+}
+
+/// An edit on the cluster by `manager` (`kubectl-edit` is what `kubectl edit` records).
+async fn edit(api: &Api<ConfigMap>, name: &str, manager: &str, patch: Value) {
+    let params = PatchParams { field_manager: Some(manager.into()), ..Default::default() };
+    api.patch(name, &params, &Patch::Merge(&patch)).await.unwrap();
+}
+
+fn data(cm: &ConfigMap) -> std::collections::BTreeMap<String, String> {
+    cm.data.clone().unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fluxs_marks_on_objects_keep_fluxs_meaning() {
+    let Some(mut k) = KubeWorld::new("ks-marks").await else { return };
+    let files = |v: &str| {
+        vec![
+            ("deploy/once.yaml", config_map("once", "{kustomize.toolkit.fluxcd.io/ssa: IfNotPresent}", &format!("data:\n  key: {v}\n"))),
+            ("deploy/ignored.yaml", config_map("ignored", "{kustomize.toolkit.fluxcd.io/ssa: Ignore}", "data:\n  key: one\n")),
+            ("deploy/merged.yaml", config_map("merged", "{kustomize.toolkit.fluxcd.io/ssa: Merge}", &format!("data:\n  key: {v}\n"))),
+            ("deploy/overridden.yaml", config_map("overridden", "{}", &format!("data:\n  key: {v}\n"))),
+            // Flux's force on one object, without spec.force: an immutable ConfigMap whose
+            // data the API refuses to change.
+            (
+                "deploy/frozen.yaml",
+                config_map("frozen", "{kustomize.toolkit.fluxcd.io/force: enabled}", &format!("immutable: true\ndata:\n  key: {v}\n")),
+            ),
+            ("deploy/paused.yaml", config_map("paused", "{}", &format!("data:\n  key: {v}\n"))),
+        ]
+    };
+    let commit_files = |k: &mut KubeWorld, v: &str, message: &str| {
+        let files = files(v);
+        let refs: Vec<(&str, &str)> = files.iter().map(|(p, c)| (*p, c.as_str())).collect();
+        k.world.commit(&refs, message)
+    };
+    commit_files(&mut k, "one", "manifests");
+    k.apply(&git_repository("app", "main")).await;
+    k.apply(&kustomization("web", "./deploy", true, &format!("  targetNamespace: {}\n", k.ns.name))).await;
+    k.start_controller(&[]);
+    let ks = k.wait_for("Kustomization", "web", "Ready", LONG, ready).await;
+    let api: Api<ConfigMap> = Api::namespaced(k.client(), &k.ns.name);
+    assert!(api.get_opt("ignored").await.unwrap().is_none(), "ssa: Ignore is never applied");
+    let inventory = ks["status"]["inventory"]["entries"].to_string();
+    assert!(inventory.contains("_ignored__ConfigMap"), "an ignored object stays in the inventory, as Flux keeps it: {inventory}");
+    assert_eq!(data(&api.get("once").await.unwrap())["key"], "one", "ssa: IfNotPresent creates what is absent");
+
+    // People edit the cluster: kubectl edit, and a Flux user's way of pausing one object.
+    edit(&api, "once", "kubectl-edit", json!({"data": {"key": "edited"}})).await;
+    edit(&api, "merged", "kubectl-edit", json!({"data": {"extra": "by-hand"}})).await;
+    edit(&api, "overridden", "kubectl-edit", json!({"data": {"extra": "by-hand"}})).await;
+    let pause = json!({"metadata": {"annotations": {"kustomize.toolkit.fluxcd.io/reconcile": "disabled"}}, "data": {"key": "edited"}});
+    edit(&api, "paused", "kubectl-annotate", pause).await;
+    let frozen_uid = api.get("frozen").await.unwrap().metadata.uid.unwrap();
+
+    // The next revision changes every object of the source.
+    let commit = commit_files(&mut k, "two", "every value two");
+    k.annotate("GitRepository", "app", "driftless.dev/reconcile-requested-at", "two").await;
+    k.wait_for("Kustomization", "web", "applied revision two", LONG, applied(&commit)).await;
+
+    assert_eq!(data(&api.get("once").await.unwrap())["key"], "edited", "ssa: IfNotPresent is never updated, nor reverted");
+    let merged = data(&api.get("merged").await.unwrap());
+    assert_eq!(
+        (merged["key"].as_str(), merged.get("extra").map(String::as_str)),
+        ("two", Some("by-hand")),
+        "ssa: Merge leaves kubectl's field"
+    );
+    let overridden = data(&api.get("overridden").await.unwrap());
+    assert_eq!(overridden["key"], "two");
+    assert_eq!(overridden.get("extra"), None, "by default (ssa: Override) what kubectl added goes, as with Flux: {overridden:?}");
+    let frozen = api.get("frozen").await.unwrap();
+    assert_eq!(data(&frozen)["key"], "two");
+    assert_ne!(frozen.metadata.uid.as_deref(), Some(frozen_uid.as_str()), "force: enabled recreated it");
+    assert_eq!(data(&api.get("paused").await.unwrap())["key"], "edited", "reconcile: disabled on the cluster leaves it alone");
+    assert!(api.get_opt("ignored").await.unwrap().is_none());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -77,6 +77,9 @@ pub enum Kept {
     /// Its owner asked for it to stay (`driftless.dev/prune: disabled`, or Flux's
     /// `kustomize.toolkit.fluxcd.io/prune: disabled`).
     Disabled,
+    /// It is marked to be left alone altogether (Flux's `reconcile: disabled` or `ssa:
+    /// Ignore`), which Flux never prunes either.
+    LeftAlone(super::policy::Skip),
 }
 
 impl std::fmt::Display for Kept {
@@ -84,6 +87,7 @@ impl std::fmt::Display for Kept {
         match self {
             Kept::NotOurs => f.write_str("not applied by this Kustomization"),
             Kept::Disabled => write!(f, "{}: disabled", driftless_core::names::annotation::PRUNE),
+            Kept::LeftAlone(why) => write!(f, "{why}"),
         }
     }
 }
@@ -104,6 +108,9 @@ pub fn may_prune(
     let disabled = |key: &str| annotations.and_then(|a| a.get(key)).is_some_and(|v| v.eq_ignore_ascii_case("disabled"));
     if disabled(annotation::PRUNE) || disabled(annotation::FLUX_PRUNE) {
         return Err(Kept::Disabled);
+    }
+    if let Some(why) = super::policy::left_alone(labels, annotations) {
+        return Err(Kept::LeftAlone(why));
     }
     Ok(())
 }
@@ -176,6 +183,12 @@ mod tests {
         let flux_stay: std::collections::BTreeMap<String, String> =
             [(driftless_core::names::annotation::FLUX_PRUNE.to_string(), "disabled".to_string())].into();
         assert_eq!(may_prune(&labels("team", "apps"), Some(&flux_stay), ("team", "apps")), Err(Kept::Disabled), "Flux's annotation too");
+        let ignored: std::collections::BTreeMap<String, String> = [(annotation::FLUX_SSA.to_string(), "Ignore".to_string())].into();
+        assert_eq!(
+            may_prune(&labels("team", "apps"), Some(&ignored), ("team", "apps")),
+            Err(Kept::LeftAlone(super::super::policy::Skip::Ignore)),
+            "what Flux leaves alone is never pruned"
+        );
     }
 
     #[test]

@@ -167,7 +167,7 @@ async fn plan<S: ObjectStore, D: RunnerDispatch>(
     let pruned: Vec<ResourceRef> = if run.object.spec.prune { stale(&old, &new_refs) } else { Vec::new() };
     let summary = PlanSummary {
         add: dry.iter().filter(|a| a.action == Action::Created).count() as u32,
-        change: dry.iter().filter(|a| a.action == Action::Configured).count() as u32,
+        change: dry.iter().filter(|a| matches!(a.action, Action::Configured | Action::Recreated)).count() as u32,
         destroy: pruned.len() as u32,
     };
     let rendering = super::plan::render_plan(&dry, &pruned, summary);
@@ -236,7 +236,10 @@ async fn apply<S: ObjectStore, D: RunnerDispatch>(
     for n in record::applied(&mut run.status, &run.object.metadata, &at, outcome) {
         run.notice(n);
     }
-    let targets = health_targets(&run.object, &applied.iter().map(|a| (a.id.clone(), a.version.clone())).collect::<Vec<_>>());
+    // Objects left alone as their marks ask are not waited for (they may never be healthy).
+    let checked: Vec<(ObjectId, String)> =
+        applied.iter().filter(|a| !matches!(a.action, Action::Skipped(_))).map(|a| (a.id.clone(), a.version.clone())).collect();
+    let targets = health_targets(&run.object, &checked);
     if let Err(m) = health(applier, &targets, timeout(&run.object)).await {
         run.event(reason::HEALTH_CHECK_FAILED, Severity::Error, m.clone(), Some(plan_id.to_string()), None);
         return run.fail(reason::HEALTH_CHECK_FAILED, m).await;
@@ -324,7 +327,7 @@ async fn check_drift<S: ObjectStore, D: RunnerDispatch>(
         Err(e) => return run.fail(reason::PLAN_FAILED, format!("drift check dry run: {e}")).await,
     };
     let mut found: Vec<DriftObject> = Vec::new();
-    for a in &dry {
+    for a in dry.iter().filter(|a| !matches!(a.action, Action::Skipped(_))) {
         let name = if a.id.namespace.is_empty() { a.id.name.clone() } else { format!("{}/{}", a.id.namespace, a.id.name) };
         if let Some(d) = drift_of(&a.id.kind, &name, a.live.as_ref(), &a.result, &rules) {
             found.push(d);
