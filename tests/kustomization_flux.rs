@@ -1,6 +1,6 @@
 //! A Kustomization moved from Flux keeps Flux's meaning on a real kube-apiserver: the
-//! per-object marks (`kustomize.toolkit.fluxcd.io/ssa`, `/force`, `/reconcile`) and what
-//! `deletionPolicy` deletes, each as a user sees it.
+//! per-object marks (`kustomize.toolkit.fluxcd.io/ssa`, `/force`, `/reconcile`), what
+//! `deletionPolicy` deletes, and CEL `healthCheckExprs`, each as a user sees it.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -8,7 +8,7 @@ mod common;
 use std::time::Duration;
 
 use common::git_repository;
-use common::kube::{KubeWorld, condition_in};
+use common::kube::{KubeWorld, condition_in, reason_of};
 use k8s_openapi::api::core::v1::ConfigMap;
 use kube::api::{Api, Patch, PatchParams};
 use serde_json::{Value, json};
@@ -152,4 +152,54 @@ async fn deletion_policy_decides_what_deleting_a_kustomization_removes() {
     api.patch("held", &PatchParams::default(), &Patch::Merge(&json!({"metadata": {"finalizers": null}}))).await.unwrap();
     k.wait_for("Kustomization", "wait", "deleted once its objects are gone", LONG, |o| o.is_null()).await;
     assert!(api.get_opt("held").await.unwrap().is_none());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cel_health_checks_decide_when_custom_resources_are_ready() {
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+    let Some(mut k) = KubeWorld::new("ks-cel").await else { return };
+    let group = format!("{}.example.com", k.ns.name);
+    let crd: Value = json!({
+        "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        "metadata": {"name": format!("widgets.{group}")},
+        "spec": {"group": group, "scope": "Namespaced", "names": {"plural": "widgets", "singular": "widget", "kind": "Widget"},
+                 "versions": [{"name": "v1", "served": true, "storage": true,
+                               "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}]}
+    });
+    let crds: Api<CustomResourceDefinition> = Api::all(k.client());
+    crds.patch(&format!("widgets.{group}"), &PatchParams::apply("driftless-tests").force(), &Patch::Apply(&crd)).await.unwrap();
+    let established = kube::runtime::wait::conditions::is_crd_established();
+    tokio::time::timeout(LONG, kube::runtime::wait::await_condition(crds, &format!("widgets.{group}"), established))
+        .await
+        .unwrap()
+        .unwrap();
+
+    // Widgets without a controller: their status (no status subresource) comes with them.
+    let widget = |name: &str, phase: &str| {
+        format!("apiVersion: {group}/v1\nkind: Widget\nmetadata:\n  name: {name}\nspec:\n  size: 1\nstatus:\n  phase: {phase}\n")
+    };
+    k.world.commit(&[("good/w.yaml", &widget("fine", "Ready")), ("bad/w.yaml", &widget("broken", "Failed"))], "widgets");
+    k.apply(&git_repository("app", "main")).await;
+    let exprs = |current: &str| {
+        format!(
+            "  targetNamespace: {}\n  wait: true\n  timeout: 60s\n  healthCheckExprs:\n    - apiVersion: {group}/v1\n      kind: Widget\n      current: \"{current}\"\n      failed: \"status.phase == 'Failed'\"\n",
+            k.ns.name
+        )
+    };
+    k.apply(&kustomization("good", "./good", true, &exprs("status.phase == 'Ready'"))).await;
+    k.apply(&kustomization("bad", "./bad", true, &exprs("status.phase == 'Ready'"))).await;
+    k.apply(&kustomization("invalid", "./good", true, &exprs("status.phase =="))).await;
+    k.start_controller(&[]);
+
+    k.wait_for("Kustomization", "good", "Ready by its expression", LONG, ready).await;
+    let bad = k
+        .wait_for("Kustomization", "bad", "HealthCheckFailed", LONG, |o| reason_of(&condition_in(o, "Ready")) == "HealthCheckFailed")
+        .await;
+    let message = condition_in(&bad, "Ready")["message"].as_str().unwrap().to_string();
+    assert!(message.contains(&format!("Widget {}/broken", k.ns.name)) && message.contains("healthCheckExprs[0].failed"), "{message}");
+    assert!(message.contains("status.phase == 'Failed'"), "the expression is named: {message}");
+    let invalid =
+        k.wait_for("Kustomization", "invalid", "InvalidSpec", LONG, |o| reason_of(&condition_in(o, "Ready")) == "InvalidSpec").await;
+    let message = condition_in(&invalid, "Ready")["message"].as_str().unwrap().to_string();
+    assert!(message.contains("spec.healthCheckExprs[0].current"), "{message}");
 }

@@ -15,6 +15,7 @@ use serde_json::Value;
 use super::apply::{Action, Applier};
 use super::decide::{Next, Observed, correct, decide};
 use super::diff::drift_of;
+use super::health::Health;
 use super::inventory::{ObjectId, OnDeletion, on_deletion, stale};
 use super::record::{self, Applied, Planned};
 use crate::api::{
@@ -200,6 +201,11 @@ async fn apply<S: ObjectStore, D: RunnerDispatch>(
     approved_by: PlanApprover,
     corrects_drift: bool,
 ) -> Result<Done, ReconcileError> {
+    // Validation parsed them already; parsed here before anything is applied all the same.
+    let checks = match super::cel::Checks::compile(&run.object.spec.health_check_exprs) {
+        Ok(c) => c,
+        Err(m) => return run.fail(reason::INVALID_SPEC, m).await,
+    };
     if approved_by != PlanApprover::Auto {
         run.spend(&crate::reconcile::approval::of(&run.object));
     }
@@ -240,7 +246,7 @@ async fn apply<S: ObjectStore, D: RunnerDispatch>(
     let checked: Vec<(ObjectId, String)> =
         applied.iter().filter(|a| !matches!(a.action, Action::Skipped(_))).map(|a| (a.id.clone(), a.version.clone())).collect();
     let targets = health_targets(&run.object, &checked);
-    if let Err(m) = health(applier, &targets, timeout(&run.object)).await {
+    if let Err(m) = health(applier, &targets, &checks, timeout(&run.object)).await {
         run.event(reason::HEALTH_CHECK_FAILED, Severity::Error, m.clone(), Some(plan_id.to_string()), None);
         return run.fail(reason::HEALTH_CHECK_FAILED, m).await;
     }
@@ -269,8 +275,9 @@ fn health_targets(object: &Kustomization, applied: &[(ObjectId, String)]) -> Vec
     targets
 }
 
-/// Waits until `targets` are healthy, up to `timeout`; the error names the unhealthy ones.
-async fn health(applier: &Applier, targets: &[(ObjectId, String)], timeout: Duration) -> Result<(), String> {
+/// Waits until `targets` are healthy (by `checks` for the kinds they name), up to `timeout`;
+/// the error names the unhealthy ones.
+async fn health(applier: &Applier, targets: &[(ObjectId, String)], checks: &super::cel::Checks, timeout: Duration) -> Result<(), String> {
     if targets.is_empty() {
         return Ok(());
     }
@@ -279,10 +286,11 @@ async fn health(applier: &Applier, targets: &[(ObjectId, String)], timeout: Dura
         let mut unhealthy = Vec::new();
         for (id, version) in targets {
             match applier.live(id, version).await {
-                Ok(Some(live)) => match super::health::health(&live) {
-                    Ok(true) => {}
-                    Ok(false) => unhealthy.push(id.display()),
-                    Err(m) => return Err(format!("health check failed: {} failed: {m}", id.display())),
+                Ok(Some(live)) => match super::health::health(&live, checks) {
+                    Health::Healthy => {}
+                    Health::Progressing(None) => unhealthy.push(id.display()),
+                    Health::Progressing(Some(why)) => unhealthy.push(format!("{} ({why})", id.display())),
+                    Health::Failed(m) => return Err(format!("health check failed: {} failed: {m}", id.display())),
                 },
                 Ok(None) => unhealthy.push(format!("{} (not found)", id.display())),
                 Err(e) => unhealthy.push(format!("{} ({e})", id.display())),
