@@ -19,6 +19,17 @@ pub mod annotation {
     /// Flux's annotation of the same meaning, honoured alike, so objects a Flux user kept
     /// from pruning stay after the move.
     pub const FLUX_PRUNE: &str = "kustomize.toolkit.fluxcd.io/prune";
+    /// Flux's server-side apply policy of one applied object, honoured with Flux's meaning:
+    /// `Override` (the default: fields kubectl set are taken over, so the source alone
+    /// decides), `Merge` (fields other managers set are left to them), `IfNotPresent` (created
+    /// when absent, never updated), `Ignore` (neither applied nor pruned).
+    pub const FLUX_SSA: &str = "kustomize.toolkit.fluxcd.io/ssa";
+    /// Flux's `enabled` on one object: recreated when an immutable field changed, as
+    /// `spec.force` does for every object.
+    pub const FLUX_FORCE: &str = "kustomize.toolkit.fluxcd.io/force";
+    /// Flux's `disabled` on an object of the source or on its live object: neither applied
+    /// nor pruned while it carries it.
+    pub const FLUX_RECONCILE: &str = "kustomize.toolkit.fluxcd.io/reconcile";
     /// Flux's request for a reconcile (`flux reconcile`, Flux's receivers, scripts), honoured
     /// as [`RECONCILE_REQUESTED_AT`] is.
     pub const FLUX_RECONCILE_REQUESTED_AT: &str = "reconcile.fluxcd.io/requestedAt";

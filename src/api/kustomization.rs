@@ -36,11 +36,19 @@ pub struct KustomizationSpec {
     pub timeout: Option<Duration>,
     /// Delete objects that left the source (only objects this Kustomization applied).
     pub prune: bool,
+    /// What deleting this Kustomization does to the objects it applied.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deletion_policy: Option<DeletionPolicy>,
     /// Wait for every applied object to become healthy.
     #[serde(default)]
     pub wait: bool,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub health_checks: Vec<HealthCheckReference>,
+    /// How to tell the health of the objects of a kind (or of every kind of a group) by CEL
+    /// expressions over the object, as Flux's `healthCheckExprs`: for the kinds the built-in
+    /// rules do not know (or read otherwise), wherever `wait` and `healthChecks` check health.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub health_check_exprs: Vec<CustomHealthCheck>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub depends_on: Vec<DependencyReference>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -90,6 +98,100 @@ pub struct HealthCheckReference {
     pub name: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub namespace: Option<String>,
+}
+
+/// What deleting a Kustomization does to the objects of its inventory, as Flux's
+/// `deletionPolicy`: `MirrorPrune` (the default) deletes them when `prune` is set, `Delete`
+/// whatever `prune` says, `WaitForTermination` too and keeps the Kustomization until they are
+/// gone (up to `timeout`), `Orphan` never. A suspended Kustomization deletes nothing.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub enum DeletionPolicy {
+    /// Delete them when `prune` is set, keep them otherwise.
+    #[default]
+    MirrorPrune,
+    /// Delete them, whatever `prune` says.
+    Delete,
+    /// Delete them and keep the Kustomization until they are gone (their finalizers done), up
+    /// to `timeout`.
+    WaitForTermination,
+    /// Keep them, whatever `prune` says.
+    Orphan,
+}
+
+/// CEL expressions telling the health of the objects of one kind, as Flux's. Each sees the
+/// object's top-level fields as variables (`metadata`, `spec`, `status`...); an object whose
+/// `status.observedGeneration` is behind its generation is in progress whatever they say.
+/// `inProgress` is asked first, then `failed`, then `current`; none true: in progress.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CustomHealthCheck {
+    /// The objects' apiVersion (its group is what is matched).
+    pub api_version: String,
+    /// Their kind; empty: every kind of the group.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
+    /// True when the object reached the state wanted (healthy).
+    pub current: String,
+    /// True while it is on its way.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub in_progress: Option<String>,
+    /// True when it failed (the health check fails at once, naming the expression).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failed: Option<String>,
+}
+
+impl CustomHealthCheck {
+    /// The expressions set, with their field names, in the order they are asked.
+    pub fn expressions(&self) -> Vec<(&'static str, &str)> {
+        let mut out = Vec::with_capacity(3);
+        if let Some(e) = self.in_progress.as_deref().filter(|e| !e.is_empty()) {
+            out.push(("inProgress", e));
+        }
+        if let Some(e) = self.failed.as_deref().filter(|e| !e.is_empty()) {
+            out.push(("failed", e));
+        }
+        out.push(("current", self.current.as_str()));
+        out
+    }
+
+    /// The group these expressions are for (`apps` of `apps/v1`, empty for `v1`).
+    pub fn group(&self) -> &str {
+        self.api_version.rsplit_once('/').map_or("", |(group, _)| group)
+    }
+}
+
+/// The CEL environment of `healthCheckExprs`, close to Flux's: the standard library and
+/// macros, the strings, lists and encoders (base64) extensions. Not in it: `timestamp()` and
+/// `duration()` (the `chrono` feature) and the sets extension.
+pub fn cel_env() -> &'static std::sync::Arc<cel::Env> {
+    static ENV: std::sync::LazyLock<std::sync::Arc<cel::Env>> = std::sync::LazyLock::new(|| {
+        let mut env = cel::Env::stdlib();
+        for extension in [cel::extensions::strings, cel::extensions::lists, cel::extensions::encoders] {
+            if let Err(e) = env.add_extension(extension) {
+                tracing::warn!("a CEL extension is not available: {e}");
+            }
+        }
+        std::sync::Arc::new(env)
+    });
+    &ENV
+}
+
+/// Parses a CEL expression of `healthCheckExprs`; the error reads as one line per problem.
+///
+/// The parser is generated from CEL's grammar and fed with what users write (the version of
+/// the crate before this one panicked on malformed input): a panic in it is reported as a
+/// parse error, so a bad expression never takes a reconcile down.
+pub fn parse_cel(expr: &str) -> Result<cel::Program, String> {
+    match std::panic::catch_unwind(|| cel_env().compile(expr)) {
+        Ok(Ok(program)) => Ok(program),
+        Ok(Err(errors)) => Err(errors
+            .errors
+            .iter()
+            .map(|e| format!("{}:{}: {}", e.pos.0, e.pos.1, e.msg.lines().next().unwrap_or_default()))
+            .collect::<Vec<_>>()
+            .join("; ")),
+        Err(_) => Err("the CEL parser gave up on it".into()),
+    }
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
@@ -218,5 +320,45 @@ impl Conditions for KustomizationStatus {
     }
     fn conditions_mut(&mut self) -> &mut Vec<Condition> {
         &mut self.common.conditions
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::Validate;
+
+    fn kustomization(checks: serde_json::Value) -> Kustomization {
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": "driftless.dev/v1alpha1", "kind": "Kustomization",
+            "metadata": { "name": "apps", "namespace": "team" },
+            "spec": { "sourceRef": { "kind": "GitRepository", "name": "repo" }, "interval": "10m", "prune": true,
+                      "deletionPolicy": "WaitForTermination", "healthCheckExprs": checks },
+        }))
+        .expect("kustomization")
+    }
+
+    #[test]
+    fn health_check_expressions_that_do_not_parse_are_refused_by_field() {
+        let good = kustomization(serde_json::json!([
+            { "apiVersion": "example.com/v1", "kind": "Widget", "current": "status.phase == 'Ready'", "failed": "status.phase == 'Failed'" },
+            { "apiVersion": "example.com/v1", "current": "has(status.ready) && status.ready" },
+        ]));
+        assert_eq!(good.spec.deletion_policy, Some(DeletionPolicy::WaitForTermination));
+        assert!(good.validate().is_ok(), "{:?}", good.validate());
+        let bad = kustomization(serde_json::json!([
+            { "apiVersion": "example.com/v1", "kind": "Widget", "current": "status.phase ==", "inProgress": "(" },
+            { "apiVersion": "example.com/v2", "kind": "Widget", "current": "" },
+        ]));
+        let message = bad.validate().expect_err("refused").to_string();
+        for field in [
+            "spec.healthCheckExprs[0].current",
+            "spec.healthCheckExprs[0].inProgress",
+            "spec.healthCheckExprs[1].current",
+            "spec.healthCheckExprs[1]:",
+        ] {
+            assert!(message.contains(field), "{field} in {message}");
+        }
+        assert!(!message.contains("healthCheckExprs[0].failed"), "{message}");
     }
 }

@@ -21,8 +21,9 @@ pub use gitrepository::{
 };
 pub use kind::{Kind, ObjectRef, object_path, path_segment, review_link};
 pub use kustomization::{
-    CommonMetadata, HealthCheckReference, Kustomization, KustomizationSpec, KustomizationStatus, KustomizeImage, KustomizePatch,
-    ManifestDriftSpec, ManifestIgnoreRule, PatchSelector, PostBuild, ResourceInventory, ResourceRef, SubstituteReference,
+    CommonMetadata, CustomHealthCheck, DeletionPolicy, HealthCheckReference, Kustomization, KustomizationSpec, KustomizationStatus,
+    KustomizeImage, KustomizePatch, ManifestDriftSpec, ManifestIgnoreRule, PatchSelector, PostBuild, ResourceInventory, ResourceRef,
+    SubstituteReference, cel_env, parse_cel,
 };
 pub use notification::{
     Alert, AlertSpec, EventSourceReference, NotificationStatus, PROVIDER_TYPES, Provider, ProviderSpec, RECEIVER_TYPES, Receiver,

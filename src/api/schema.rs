@@ -61,8 +61,6 @@ const PEER_FIELDS: &[(&str, &str, &str)] = &[
         "spec.breakTheGlass",
         "tofu-controller's breakTheGlass is not supported: suspend the object (driftless suspend) and work on the state by hand",
     ),
-    ("Kustomization", "spec.deletionPolicy", "Flux's deletionPolicy is not implemented yet: spec.prune decides what deletion removes"),
-    ("Kustomization", "spec.healthCheckExprs", "Flux's healthCheckExprs (CEL) are not implemented yet: use spec.healthChecks"),
     ("Kustomization", "spec.kubeConfig", "Flux's kubeConfig (a remote cluster) is not implemented yet"),
     (
         "Kustomization",

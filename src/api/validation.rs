@@ -379,6 +379,24 @@ impl Validate for super::Kustomization {
                 e.add(&format!("spec.postBuild.substituteFrom[{i}].kind"), format!("{:?} must be Secret or ConfigMap", r.kind));
             }
         }
+        let mut checked = std::collections::BTreeSet::new();
+        for (i, check) in spec.health_check_exprs.iter().enumerate() {
+            let at = format!("spec.healthCheckExprs[{i}]");
+            if check.api_version.is_empty() {
+                e.add(&format!("{at}.apiVersion"), "must name the apiVersion of the objects it checks");
+            }
+            if check.current.trim().is_empty() {
+                e.add(&format!("{at}.current"), "must be set: the expression that is true when an object is healthy");
+            }
+            for (field, expr) in check.expressions().into_iter().filter(|(_, expr)| !expr.trim().is_empty()) {
+                if let Err(err) = super::parse_cel(expr) {
+                    e.add(&format!("{at}.{field}"), format!("not a CEL expression: {err}"));
+                }
+            }
+            if !checked.insert((check.group().to_string(), check.kind.clone().unwrap_or_default())) {
+                e.add(&at, "another entry checks the same group and kind");
+            }
+        }
         e.duration("spec.interval", Some(&spec.interval), true);
         e.duration("spec.retryInterval", spec.retry_interval.as_ref(), true);
         e.duration("spec.timeout", spec.timeout.as_ref(), false);

@@ -6,8 +6,14 @@
 //!   (Established), so custom resources of a new CRD in the same source apply in one pass.
 //! - Every applied object carries the owner labels; prune deletes only objects that carry
 //!   them for this Kustomization, and never one annotated `driftless.dev/prune: disabled`.
-//! - With `force`, an object the API refuses to update (an immutable field) is deleted and
-//!   created again.
+//! - With `force` (or Flux's `kustomize.toolkit.fluxcd.io/force: enabled` on the object), an
+//!   object the API refuses to update (an immutable field) is deleted and created again.
+//! - Flux's per-object marks are honoured with Flux's meaning ([`super::policy`]): an object
+//!   marked `reconcile: disabled` or `ssa: Ignore` is left alone, one marked `ssa:
+//!   IfNotPresent` is only created; a skipped object is still in the result (and so in the
+//!   inventory, which keeps it from being pruned while it is in the source).
+//! - As Flux's default `ssa: Override`, what kubectl set on an object is taken over before it
+//!   is applied, so the apply removes what kubectl added; `ssa: Merge` leaves it to kubectl.
 //! - An object Flux applied is taken over in place (same uid): after the first apply, the
 //!   managedFields entries of Flux's kustomize-controller are dropped, so driftless is the
 //!   only manager of what the source sets and a field later removed from the source goes
@@ -23,6 +29,8 @@ use kube::discovery::Scope;
 use serde_json::Value;
 
 use super::inventory::{ObjectId, may_prune, stage_of_kind};
+use super::managers::{LAST_APPLIED, adopted_managed_fields, overridden_managed_fields};
+use super::policy::{Policy, Skip, policy};
 use crate::api::ResourceRef;
 use crate::store::kube::{FIELD_MANAGER, describe};
 
@@ -47,29 +55,14 @@ pub enum ApplyError {
     Incomplete(String),
 }
 
-/// Field managers whose ownership driftless takes over: Flux's kustomize-controller, whose
-/// objects a migrated Kustomization applies.
-const ADOPTED_MANAGERS: &[&str] = &["kustomize-controller"];
-
-/// The managedFields to keep when some entries belong to [`ADOPTED_MANAGERS`]; `None` when
-/// there is nothing to take over (or nothing would be left: an empty list would reset them).
-fn adopted_managed_fields(entries: &Option<Vec<ManagedFieldsEntry>>) -> Option<Vec<ManagedFieldsEntry>> {
-    let entries = entries.as_ref()?;
-    let adopted = |e: &ManagedFieldsEntry| e.manager.as_deref().is_some_and(|m| ADOPTED_MANAGERS.contains(&m));
-    if !entries.iter().any(adopted) {
-        return None;
-    }
-    let kept: Vec<ManagedFieldsEntry> = entries.iter().filter(|e| !adopted(e)).cloned().collect();
-    (!kept.is_empty()).then_some(kept)
-}
-
 /// What applying one object did.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Applied {
     pub id: ObjectId,
     pub version: String,
     pub action: Action,
-    /// The object as the server returned it (the dry-run result when dry).
+    /// The object as the server returned it (the dry-run result when dry; the live object,
+    /// or the source's when there is none, when skipped).
     pub result: Value,
     /// The live object before, if any.
     pub live: Option<Value>,
@@ -80,6 +73,25 @@ pub enum Action {
     Created,
     Configured,
     Unchanged,
+    /// A dry run's answer for an object that applying would delete and create again (an
+    /// immutable field changed, and it is forced).
+    Recreated,
+    /// Left alone, as its marks ask.
+    Skipped(Skip),
+}
+
+/// What deleting the objects of the prune set did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Pruned {
+    /// The inventory entries deleted.
+    pub deleted: Vec<ResourceRef>,
+    /// Those kept, with the reason (`Kind ns/name (why)`).
+    pub kept: Vec<String>,
+}
+
+/// Whether the API refused a change of an immutable field (what `force` recreates for).
+fn immutable(s: &kube::core::Status) -> bool {
+    s.code == 422 && s.message.contains("immutable")
 }
 
 /// Which identifying fields a manifest lacks.
@@ -169,12 +181,27 @@ impl Applier {
         let (id, version) = ObjectId::of(object).ok_or_else(|| ApplyError::Incomplete(missing_identity(object)))?;
         let api = self.api(&id, &version).await?;
         let live = api.get_opt(&id.name).await.map_err(|e| self.refused(id.display(), &e))?;
+        let live_value = live.as_ref().map(|l| serde_json::to_value(l).unwrap_or_default());
+        let mode = match policy(object, live_value.as_ref(), force) {
+            Policy::Apply(mode) => mode,
+            Policy::Skip(why) => {
+                tracing::info!(object = %id.display(), "left alone: {why}");
+                let result = live_value.clone().unwrap_or_else(|| object.clone());
+                return Ok(Applied { id, version, action: Action::Skipped(why), result, live: live_value });
+            }
+        };
+        if let Some(live) = live.as_ref().filter(|_| !dry_run && !mode.merge) {
+            self.take_over_from_kubectl(&api, &id, live).await?;
+        }
         let mut params = PatchParams::apply(FIELD_MANAGER).force();
         params.dry_run = dry_run;
         let result = match api.patch(&id.name, &params, &Patch::Apply(object)).await {
             Ok(r) => r,
-            Err(kube::Error::Api(s)) if force && s.code == 422 && s.message.contains("immutable") && !dry_run => {
-                tracing::info!(object = %id.display(), "recreating: an immutable field changed and spec.force is set");
+            Err(kube::Error::Api(s)) if mode.force && immutable(&s) && dry_run => {
+                return Ok(Applied { id, version, action: Action::Recreated, result: object.clone(), live: live_value });
+            }
+            Err(kube::Error::Api(s)) if mode.force && immutable(&s) => {
+                tracing::info!(object = %id.display(), "recreating: an immutable field changed and it is forced");
                 api.delete(&id.name, &DeleteParams::foreground()).await.map_err(|e| self.refused(id.display(), &e))?;
                 self.wait_gone(&api, &id.name).await;
                 api.patch(&id.name, &params, &Patch::Apply(object)).await.map_err(|e| self.refused(id.display(), &e))?
@@ -183,7 +210,10 @@ impl Applier {
                 return Err(match self.refused(id.display(), &e) {
                     ApplyError::Refused { object, mut detail } => {
                         if detail.contains("immutable") {
-                            detail.push_str("; set spec.force: true to recreate it");
+                            detail.push_str(&format!(
+                                "; set spec.force: true, or annotate the object {}: enabled, to recreate it",
+                                driftless_core::names::annotation::FLUX_FORCE
+                            ));
                         }
                         ApplyError::Refused { object, detail }
                     }
@@ -207,13 +237,37 @@ impl Applier {
             }
             Some(_) => Action::Configured,
         };
-        Ok(Applied {
-            id,
-            version,
-            action,
-            result: serde_json::to_value(result).unwrap_or_default(),
-            live: live.map(|l| serde_json::to_value(l).unwrap_or_default()),
-        })
+        Ok(Applied { id, version, action, result: serde_json::to_value(result).unwrap_or_default(), live: live_value })
+    }
+
+    /// Before an `ssa: Override` apply: kubectl's managedFields entries join driftless's (and
+    /// kubectl's client-side apply record goes), so the apply removes what kubectl added.
+    /// Guarded by the live resourceVersion; changed in between, the apply goes on and the next
+    /// one takes them over.
+    async fn take_over_from_kubectl(&self, api: &Api<DynamicObject>, id: &ObjectId, live: &DynamicObject) -> Result<(), ApplyError> {
+        let entries = overridden_managed_fields(&live.metadata.managed_fields, FIELD_MANAGER);
+        let recorded = live.metadata.annotations.as_ref().is_some_and(|a| a.contains_key(LAST_APPLIED));
+        if entries.is_none() && !recorded {
+            return Ok(());
+        }
+        let mut ops =
+            vec![serde_json::json!({ "op": "test", "path": "/metadata/resourceVersion", "value": live.metadata.resource_version })];
+        if let Some(entries) = entries {
+            ops.push(serde_json::json!({ "op": "replace", "path": "/metadata/managedFields", "value": entries }));
+        }
+        if recorded {
+            ops.push(serde_json::json!({ "op": "remove", "path": format!("/metadata/annotations/{}", LAST_APPLIED.replace('/', "~1")) }));
+        }
+        let patch: json_patch::Patch = serde_json::from_value(Value::Array(ops))
+            .map_err(|e| ApplyError::Refused { object: id.display(), detail: format!("cannot build the managedFields patch: {e}") })?;
+        match api.patch(&id.name, &PatchParams::default(), &Patch::<()>::Json(patch)).await {
+            Ok(_) => {
+                tracing::info!(object = %id.display(), "took over the fields kubectl set (ssa: Override)");
+                Ok(())
+            }
+            Err(kube::Error::Api(s)) if s.code == 409 || s.code == 422 => Ok(()),
+            Err(e) => Err(self.refused(id.display(), &e)),
+        }
     }
 
     /// Drops the managedFields entries of the managers driftless takes over from, guarded by
@@ -264,7 +318,7 @@ impl Applier {
 
     /// Deletes stale inventory entries that this Kustomization owns; returns what it deleted
     /// and what it kept (with the reason).
-    pub async fn prune(&self, stale: &[ResourceRef]) -> Result<(Vec<String>, Vec<String>), ApplyError> {
+    pub async fn prune(&self, stale: &[ResourceRef]) -> Result<Pruned, ApplyError> {
         let (mut deleted, mut kept) = (Vec::new(), Vec::new());
         for entry in stale {
             let Some(id) = ObjectId::parse(entry) else { continue };
@@ -283,12 +337,26 @@ impl Applier {
                 continue;
             }
             match api.delete(&id.name, &DeleteParams::background()).await {
-                Ok(_) => deleted.push(id.display()),
+                Ok(_) => deleted.push(entry.clone()),
                 Err(kube::Error::Api(s)) if s.code == 404 => {}
                 Err(e) => return Err(self.refused(id.display(), &e)),
             }
         }
-        Ok((deleted, kept))
+        Ok(Pruned { deleted, kept })
+    }
+
+    /// Those of `entries` whose object still exists (a deleted one may wait for finalizers).
+    pub async fn remaining(&self, entries: &[ResourceRef]) -> Result<Vec<String>, ApplyError> {
+        let mut left = Vec::new();
+        for entry in entries {
+            let Some(id) = ObjectId::parse(entry) else { continue };
+            match self.live(&id, &entry.v).await {
+                Ok(None) | Err(ApplyError::UnknownKind { .. }) => {}
+                Ok(Some(_)) => left.push(id.display()),
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(left)
     }
 
     /// The live object of an inventory entry.
@@ -312,23 +380,4 @@ pub fn comparable(object: &Value) -> Value {
         o.remove("status");
     }
     v
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn entry(manager: &str) -> ManagedFieldsEntry {
-        ManagedFieldsEntry { manager: Some(manager.into()), operation: Some("Apply".into()), ..Default::default() }
-    }
-
-    #[test]
-    fn only_flux_entries_are_dropped_and_only_when_something_is_left() {
-        let managers = |v: Option<Vec<ManagedFieldsEntry>>| v.map(|v| v.into_iter().filter_map(|e| e.manager).collect::<Vec<_>>());
-        let both = Some(vec![entry("kustomize-controller"), entry("driftless"), entry("kube-controller-manager")]);
-        assert_eq!(managers(adopted_managed_fields(&both)), Some(vec!["driftless".to_string(), "kube-controller-manager".into()]));
-        assert_eq!(adopted_managed_fields(&Some(vec![entry("driftless"), entry("kubectl")])), None, "nothing of Flux's");
-        assert_eq!(adopted_managed_fields(&Some(vec![entry("kustomize-controller")])), None, "an empty list would reset them");
-        assert_eq!(adopted_managed_fields(&None), None);
-    }
 }

@@ -77,6 +77,9 @@ pub enum Kept {
     /// Its owner asked for it to stay (`driftless.dev/prune: disabled`, or Flux's
     /// `kustomize.toolkit.fluxcd.io/prune: disabled`).
     Disabled,
+    /// It is marked to be left alone altogether (Flux's `reconcile: disabled` or `ssa:
+    /// Ignore`), which Flux never prunes either.
+    LeftAlone(super::policy::Skip),
 }
 
 impl std::fmt::Display for Kept {
@@ -84,6 +87,7 @@ impl std::fmt::Display for Kept {
         match self {
             Kept::NotOurs => f.write_str("not applied by this Kustomization"),
             Kept::Disabled => write!(f, "{}: disabled", driftless_core::names::annotation::PRUNE),
+            Kept::LeftAlone(why) => write!(f, "{why}"),
         }
     }
 }
@@ -105,7 +109,36 @@ pub fn may_prune(
     if disabled(annotation::PRUNE) || disabled(annotation::FLUX_PRUNE) {
         return Err(Kept::Disabled);
     }
+    if let Some(why) = super::policy::left_alone(labels, annotations) {
+        return Err(Kept::LeftAlone(why));
+    }
     Ok(())
+}
+
+/// What deleting a Kustomization does to the objects of its inventory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnDeletion {
+    /// Nothing: they stay (with this Kustomization's labels, as Flux leaves them).
+    Keep,
+    /// Delete them (those [`may_prune`] allows) and let the Kustomization go.
+    Delete,
+    /// Delete them and keep the Kustomization until they are gone, up to its timeout.
+    DeleteAndWait,
+}
+
+/// What deleting a Kustomization with `policy` (and `prune`) does, as Flux's: `MirrorPrune`
+/// follows `prune`, `Delete` and `WaitForTermination` delete whatever `prune` says, `Orphan`
+/// keeps; a suspended Kustomization deletes nothing (suspending is how to let go of one
+/// without touching what it applied).
+pub fn on_deletion(policy: crate::api::DeletionPolicy, prune: bool, suspended: bool) -> OnDeletion {
+    use crate::api::DeletionPolicy;
+    match policy {
+        _ if suspended => OnDeletion::Keep,
+        DeletionPolicy::MirrorPrune if prune => OnDeletion::Delete,
+        DeletionPolicy::MirrorPrune | DeletionPolicy::Orphan => OnDeletion::Keep,
+        DeletionPolicy::Delete => OnDeletion::Delete,
+        DeletionPolicy::WaitForTermination => OnDeletion::DeleteAndWait,
+    }
 }
 
 /// Apply stage of a kind: cluster definitions first (CRDs, Namespaces), then the rest.
@@ -150,6 +183,25 @@ mod tests {
         let flux_stay: std::collections::BTreeMap<String, String> =
             [(driftless_core::names::annotation::FLUX_PRUNE.to_string(), "disabled".to_string())].into();
         assert_eq!(may_prune(&labels("team", "apps"), Some(&flux_stay), ("team", "apps")), Err(Kept::Disabled), "Flux's annotation too");
+        let ignored: std::collections::BTreeMap<String, String> = [(annotation::FLUX_SSA.to_string(), "Ignore".to_string())].into();
+        assert_eq!(
+            may_prune(&labels("team", "apps"), Some(&ignored), ("team", "apps")),
+            Err(Kept::LeftAlone(super::super::policy::Skip::Ignore)),
+            "what Flux leaves alone is never pruned"
+        );
+    }
+
+    #[test]
+    fn deletion_follows_prune_unless_the_policy_says_otherwise_and_a_suspended_one_deletes_nothing() {
+        use crate::api::DeletionPolicy::*;
+        assert_eq!(on_deletion(MirrorPrune, true, false), OnDeletion::Delete);
+        assert_eq!(on_deletion(MirrorPrune, false, false), OnDeletion::Keep);
+        assert_eq!(on_deletion(Delete, false, false), OnDeletion::Delete, "even without prune");
+        assert_eq!(on_deletion(WaitForTermination, false, false), OnDeletion::DeleteAndWait);
+        assert_eq!(on_deletion(Orphan, true, false), OnDeletion::Keep, "even with prune");
+        for policy in [MirrorPrune, Delete, WaitForTermination, Orphan] {
+            assert_eq!(on_deletion(policy, true, true), OnDeletion::Keep, "{policy:?} suspended");
+        }
     }
 
     #[test]

@@ -15,7 +15,8 @@ pub fn plan_secret_name(kustomization: &str) -> String {
 }
 
 /// The readable plan: one line per object (`+` create, `~` change with the changed fields,
-/// `-` prune); field values are left out (they may be secret).
+/// `±` recreate, `=` left alone as its marks ask, `-` prune); field values are left out (they
+/// may be secret).
 pub fn render_plan(dry: &[super::apply::Applied], pruned: &[ResourceRef], summary: PlanSummary) -> String {
     let mut out = String::new();
     for a in dry {
@@ -29,6 +30,8 @@ pub fn render_plan(dry: &[super::apply::Applied], pruned: &[ResourceRef], summar
                     }
                 }
             }
+            Action::Recreated => out.push_str(&format!("  ± {} (recreate: an immutable field changed)\n", a.id.display())),
+            Action::Skipped(why) => out.push_str(&format!("  = {} (left alone: {why})\n", a.id.display())),
             Action::Unchanged => {}
         }
     }

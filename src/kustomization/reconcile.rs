@@ -15,7 +15,8 @@ use serde_json::Value;
 use super::apply::{Action, Applier};
 use super::decide::{Next, Observed, correct, decide};
 use super::diff::drift_of;
-use super::inventory::{ObjectId, stale};
+use super::health::Health;
+use super::inventory::{ObjectId, OnDeletion, on_deletion, stale};
 use super::record::{self, Applied, Planned};
 use crate::api::{
     Artifact, ConditionStatus, DriftObject, Kustomization, PlanApprover, PlanSummary, Reconciled, ResourceRef, condition_type as ct, reason,
@@ -95,9 +96,15 @@ impl Reconcile for Kustomization {
         }
     }
 
-    /// Deletion: prune what this Kustomization applied (when `prune`), then let it go.
+    /// Deletion: delete what this Kustomization applied as its `deletionPolicy` says
+    /// (by default when `prune`), wait for it to be gone with `WaitForTermination`, then let
+    /// it go.
     async fn finalize<S: ObjectStore, D: RunnerDispatch>(run: &mut Run<'_, Self, S, D>) -> Result<Option<Duration>, ReconcileError> {
-        let Some(inventory) = run.status.inventory.clone().filter(|_| run.object.spec.prune) else { return Ok(None) };
+        let spec = &run.object.spec;
+        let on_delete = on_deletion(spec.deletion_policy.unwrap_or_default(), spec.prune, spec.suspend);
+        let Some(inventory) = run.status.inventory.clone().filter(|i| on_delete != OnDeletion::Keep && !i.entries.is_empty()) else {
+            return Ok(None);
+        };
         let applier = match applier(run).await {
             Ok(a) => a,
             Err((why, message)) => {
@@ -105,9 +112,18 @@ impl Reconcile for Kustomization {
                 return Ok(Some(run.retry()));
             }
         };
-        if let Err(e) = applier.prune(&stale(&inventory.entries, &[])).await {
-            run.report_failure(reason::PRUNE_FAILED, &format!("cannot prune on deletion, object kept: {e}"));
-            return Ok(Some(run.retry()));
+        let pruned = match applier.prune(&stale(&inventory.entries, &[])).await {
+            Ok(p) => p,
+            Err(e) => {
+                run.report_failure(reason::PRUNE_FAILED, &format!("cannot prune on deletion, object kept: {e}"));
+                return Ok(Some(run.retry()));
+            }
+        };
+        if on_delete == OnDeletion::DeleteAndWait
+            && let Err(left) = terminated(&applier, &pruned.deleted, timeout(&run.object)).await
+        {
+            // As Flux: the wait is bounded, and the Kustomization goes all the same.
+            run.event(reason::PRUNE_FAILED, Severity::Error, format!("deletionPolicy WaitForTermination: {left}"), None, None);
         }
         Ok(None)
     }
@@ -152,7 +168,7 @@ async fn plan<S: ObjectStore, D: RunnerDispatch>(
     let pruned: Vec<ResourceRef> = if run.object.spec.prune { stale(&old, &new_refs) } else { Vec::new() };
     let summary = PlanSummary {
         add: dry.iter().filter(|a| a.action == Action::Created).count() as u32,
-        change: dry.iter().filter(|a| a.action == Action::Configured).count() as u32,
+        change: dry.iter().filter(|a| matches!(a.action, Action::Configured | Action::Recreated)).count() as u32,
         destroy: pruned.len() as u32,
     };
     let rendering = super::plan::render_plan(&dry, &pruned, summary);
@@ -185,6 +201,11 @@ async fn apply<S: ObjectStore, D: RunnerDispatch>(
     approved_by: PlanApprover,
     corrects_drift: bool,
 ) -> Result<Done, ReconcileError> {
+    // Validation parsed them already; parsed here before anything is applied all the same.
+    let checks = match super::cel::Checks::compile(&run.object.spec.health_check_exprs) {
+        Ok(c) => c,
+        Err(m) => return run.fail(reason::INVALID_SPEC, m).await,
+    };
     if approved_by != PlanApprover::Auto {
         run.spend(&crate::reconcile::approval::of(&run.object));
     }
@@ -197,11 +218,11 @@ async fn apply<S: ObjectStore, D: RunnerDispatch>(
     let mut pruned = Vec::new();
     if run.object.spec.prune {
         match applier.prune(&stale(&old, &inventory)).await {
-            Ok((deleted, kept)) => {
-                for k in kept {
+            Ok(done) => {
+                for k in done.kept {
                     tracing::info!("not pruned: {k}");
                 }
-                pruned = deleted;
+                pruned = done.deleted;
             }
             Err(e) => return run.fail(reason::PRUNE_FAILED, e.to_string()).await,
         }
@@ -221,8 +242,11 @@ async fn apply<S: ObjectStore, D: RunnerDispatch>(
     for n in record::applied(&mut run.status, &run.object.metadata, &at, outcome) {
         run.notice(n);
     }
-    let targets = health_targets(&run.object, &applied.iter().map(|a| (a.id.clone(), a.version.clone())).collect::<Vec<_>>());
-    if let Err(m) = health(applier, &targets, timeout(&run.object)).await {
+    // Objects left alone as their marks ask are not waited for (they may never be healthy).
+    let checked: Vec<(ObjectId, String)> =
+        applied.iter().filter(|a| !matches!(a.action, Action::Skipped(_))).map(|a| (a.id.clone(), a.version.clone())).collect();
+    let targets = health_targets(&run.object, &checked);
+    if let Err(m) = health(applier, &targets, &checks, timeout(&run.object)).await {
         run.event(reason::HEALTH_CHECK_FAILED, Severity::Error, m.clone(), Some(plan_id.to_string()), None);
         return run.fail(reason::HEALTH_CHECK_FAILED, m).await;
     }
@@ -251,8 +275,9 @@ fn health_targets(object: &Kustomization, applied: &[(ObjectId, String)]) -> Vec
     targets
 }
 
-/// Waits until `targets` are healthy, up to `timeout`; the error names the unhealthy ones.
-async fn health(applier: &Applier, targets: &[(ObjectId, String)], timeout: Duration) -> Result<(), String> {
+/// Waits until `targets` are healthy (by `checks` for the kinds they name), up to `timeout`;
+/// the error names the unhealthy ones.
+async fn health(applier: &Applier, targets: &[(ObjectId, String)], checks: &super::cel::Checks, timeout: Duration) -> Result<(), String> {
     if targets.is_empty() {
         return Ok(());
     }
@@ -261,10 +286,11 @@ async fn health(applier: &Applier, targets: &[(ObjectId, String)], timeout: Dura
         let mut unhealthy = Vec::new();
         for (id, version) in targets {
             match applier.live(id, version).await {
-                Ok(Some(live)) => match super::health::health(&live) {
-                    Ok(true) => {}
-                    Ok(false) => unhealthy.push(id.display()),
-                    Err(m) => return Err(format!("health check failed: {} failed: {m}", id.display())),
+                Ok(Some(live)) => match super::health::health(&live, checks) {
+                    Health::Healthy => {}
+                    Health::Progressing(None) => unhealthy.push(id.display()),
+                    Health::Progressing(Some(why)) => unhealthy.push(format!("{} ({why})", id.display())),
+                    Health::Failed(m) => return Err(format!("health check failed: {} failed: {m}", id.display())),
                 },
                 Ok(None) => unhealthy.push(format!("{} (not found)", id.display())),
                 Err(e) => unhealthy.push(format!("{} ({e})", id.display())),
@@ -275,6 +301,22 @@ async fn health(applier: &Applier, targets: &[(ObjectId, String)], timeout: Dura
         }
         if started.elapsed() >= timeout {
             return Err(format!("health check timed out after {}s: not healthy: {}", timeout.as_secs(), unhealthy.join(", ")));
+        }
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+}
+
+/// Waits until the objects of `deleted` are gone, up to `timeout`; the error names those left.
+async fn terminated(applier: &Applier, deleted: &[ResourceRef], timeout: Duration) -> Result<(), String> {
+    let started = tokio::time::Instant::now();
+    loop {
+        let left = match applier.remaining(deleted).await {
+            Ok(left) if left.is_empty() => return Ok(()),
+            Ok(left) => left.join(", "),
+            Err(e) => e.to_string(),
+        };
+        if started.elapsed() >= timeout {
+            return Err(format!("not terminated after {}s: {left}", timeout.as_secs()));
         }
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
@@ -293,7 +335,7 @@ async fn check_drift<S: ObjectStore, D: RunnerDispatch>(
         Err(e) => return run.fail(reason::PLAN_FAILED, format!("drift check dry run: {e}")).await,
     };
     let mut found: Vec<DriftObject> = Vec::new();
-    for a in &dry {
+    for a in dry.iter().filter(|a| !matches!(a.action, Action::Skipped(_))) {
         let name = if a.id.namespace.is_empty() { a.id.name.clone() } else { format!("{}/{}", a.id.namespace, a.id.name) };
         if let Some(d) = drift_of(&a.id.kind, &name, a.live.as_ref(), &a.result, &rules) {
             found.push(d);

@@ -105,7 +105,14 @@ fn references(kind: Kind) -> &'static [&'static str] {
 }
 
 /// Flux's annotations driftless honours as Flux does: kept as they are.
-const HONOURED_ANNOTATIONS: &[&str] = &[annotation::FLUX_PRUNE, annotation::FLUX_RECONCILE_REQUESTED_AT, crate::kustomize::DISABLE_KEY];
+const HONOURED_ANNOTATIONS: &[&str] = &[
+    annotation::FLUX_PRUNE,
+    annotation::FLUX_SSA,
+    annotation::FLUX_FORCE,
+    annotation::FLUX_RECONCILE,
+    annotation::FLUX_RECONCILE_REQUESTED_AT,
+    crate::kustomize::DISABLE_KEY,
+];
 
 /// Migrates one parsed document. Documents that are not objects of a driftless kind are left
 /// as they are; their Flux annotations are still checked, since driftless applies them.
@@ -472,11 +479,13 @@ spec:
     fn honoured_flux_annotations_stay_and_others_are_refused_on_any_kind() {
         let doc = json!({ "apiVersion": "v1", "kind": "Secret", "metadata": { "name": "s", "annotations": {
             "kustomize.toolkit.fluxcd.io/prune": "disabled", "kustomize.toolkit.fluxcd.io/substitute": "disabled",
-            "kustomize.toolkit.fluxcd.io/ssa": "IfNotPresent", "reconcile.fluxcd.io/requestedAt": "now" } } });
+            "kustomize.toolkit.fluxcd.io/ssa": "IfNotPresent", "kustomize.toolkit.fluxcd.io/force": "enabled",
+            "kustomize.toolkit.fluxcd.io/reconcile": "disabled", "kustomize.toolkit.fluxcd.io/checksum": "abc",
+            "reconcile.fluxcd.io/requestedAt": "now" } } });
         let out = convert(&doc);
         assert_eq!(out.value, doc);
         let fields: Vec<&str> = out.refused.iter().map(|f| f.field.as_str()).collect();
-        assert_eq!(fields, vec!["metadata.annotations.kustomize.toolkit.fluxcd.io/ssa"]);
+        assert_eq!(fields, vec!["metadata.annotations.kustomize.toolkit.fluxcd.io/checksum"]);
         let ks = json!({ "apiVersion": "kustomize.toolkit.fluxcd.io/v1", "kind": "Kustomization", "metadata": { "name": "a", "annotations": {
             "reconcile.fluxcd.io/requestedAt": "now", "reconcile.fluxcd.io/forceAt": "now" } },
             "spec": { "interval": "1m", "prune": true, "sourceRef": { "kind": "GitRepository", "name": "a" } } });
