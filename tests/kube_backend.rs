@@ -402,6 +402,43 @@ resource "null_resource" "second" {
 }
 "#;
 
+/// A plan of NULL_MODULE for Terraform `app` of `namespace`, its state in that namespace's
+/// Secrets, run with the test's terraform.
+fn null_module_plan(
+    tools: &common::Tools,
+    namespace: &str,
+    artifacts: &driftless::source::ArtifactStore,
+    artifact: &driftless::source::StoredArtifact,
+) -> RunSpec {
+    RunSpec {
+        operation: Operation::Plan,
+        object: object(namespace, "app"),
+        artifact_url: artifacts.file_url(&artifact.path).unwrap(),
+        artifact_digest: artifact.digest.clone(),
+        source_revision: "main@sha1:0123456789abcdef".into(),
+        path: "./".into(),
+        workspace: "default".into(),
+        state_name: "default".into(),
+        state_suffix: None,
+        options: Default::default(),
+        variables: vec![RunVariable { name: "content".into(), value: "hello".into(), sensitive: false }],
+        inputs_digest: "sha256:inputs".into(),
+        backend: BackendSpec::Kubernetes { namespace: namespace.to_string() },
+        custom_backend: None,
+        plan_id: None,
+        plan_digest: None,
+        apply_after_plan: false,
+        drift_ignore: Vec::new(),
+        render_plan: true,
+        terraform_path: Some(tools.terraform.clone()),
+        engine: None,
+        tofu_path: None,
+        lock_holder: "kube-backend-test".into(),
+        timeout_seconds: 300,
+        apply_timeout_seconds: None,
+    }
+}
+
 /// Runs the real `driftless-runner` on `spec`, with `KUBECONFIG` pointing at `kubeconfig`.
 async fn run_runner(tools: &common::Tools, home: &std::path::Path, kubeconfig: &std::path::Path, spec: &RunSpec) -> RunResult {
     let mut cmd = tokio::process::Command::new(&tools.runner);
@@ -443,32 +480,12 @@ async fn the_real_runner_plans_and_applies_with_state_in_a_secret() {
     let artifact = artifacts.archive_dir("GitRepository", &ns.name, "app", &module, None).unwrap();
 
     let app = object(&ns.name, "app");
+    let base = null_module_plan(&tools, &ns.name, &artifacts, &artifact);
     let spec = |operation: Operation, plan: Option<&RunResult>| RunSpec {
         operation,
-        object: app.clone(),
-        artifact_url: artifacts.file_url(&artifact.path).unwrap(),
-        artifact_digest: artifact.digest.clone(),
-        source_revision: "main@sha1:0123456789abcdef".into(),
-        path: "./".into(),
-        workspace: "default".into(),
-        state_name: "default".into(),
-        state_suffix: None,
-        options: Default::default(),
-        variables: vec![RunVariable { name: "content".into(), value: "hello".into(), sensitive: false }],
-        inputs_digest: "sha256:inputs".into(),
-        backend: BackendSpec::Kubernetes { namespace: ns.name.clone() },
-        custom_backend: None,
         plan_id: plan.and_then(|p| p.plan_id.clone()),
         plan_digest: plan.and_then(|p| p.plan_digest.clone()),
-        apply_after_plan: false,
-        drift_ignore: Vec::new(),
-        render_plan: true,
-        terraform_path: Some(tools.terraform.clone()),
-        engine: None,
-        tofu_path: None,
-        lock_holder: "kube-backend-test".into(),
-        timeout_seconds: 300,
-        apply_timeout_seconds: None,
+        ..base.clone()
     };
 
     let planned = run_runner(&tools, &home, &kubeconfig, &spec(Operation::Plan, None)).await;
@@ -564,31 +581,9 @@ async fn a_state_terraforms_kubernetes_backend_wrote_with_a_secret_suffix_is_ado
     let artifacts = driftless::source::ArtifactStore::new(dir.path().join("artifacts"));
     let artifact = artifacts.archive_dir("GitRepository", &ns.name, "app", &module, None).unwrap();
     let spec = RunSpec {
-        operation: Operation::Plan,
-        object: object(&ns.name, "app"),
-        artifact_url: artifacts.file_url(&artifact.path).unwrap(),
-        artifact_digest: artifact.digest.clone(),
-        source_revision: "main@sha1:0123456789abcdef".into(),
-        path: "./".into(),
-        workspace: "default".into(),
         state_name: "default-legacy-app".into(),
         state_suffix: Some("legacy-app".into()),
-        options: Default::default(),
-        variables: vec![RunVariable { name: "content".into(), value: "hello".into(), sensitive: false }],
-        inputs_digest: "sha256:inputs".into(),
-        backend: BackendSpec::Kubernetes { namespace: ns.name.clone() },
-        custom_backend: None,
-        plan_id: None,
-        plan_digest: None,
-        apply_after_plan: false,
-        drift_ignore: Vec::new(),
-        render_plan: true,
-        terraform_path: Some(tools.terraform.clone()),
-        engine: None,
-        tofu_path: None,
-        lock_holder: "kube-backend-test".into(),
-        timeout_seconds: 300,
-        apply_timeout_seconds: None,
+        ..null_module_plan(&tools, &ns.name, &artifacts, &artifact)
     };
     let planned = run_runner(&tools, &home, &kubeconfig, &spec).await;
     assert_eq!(planned.outcome, Outcome::NoChanges, "the migrated state is found: {planned:?}");

@@ -51,7 +51,8 @@ pub fn decide(o: &Observed<'_>) -> Next {
     let drift_due = o.forced || o.since_drift_check.is_none_or(|since| since >= every);
     // tofu-controller's drift-detection-only mode: every check is against the current
     // revision and inputs, and nothing is ever planned to be applied.
-    if approval::of(object) == Approval::DriftOnly {
+    let approval = approval::of(object);
+    if approval == Approval::DriftOnly {
         let inputs_changed = status.last_inputs_digest.as_deref() != Some(o.inputs_digest);
         return match o.since_drift_check {
             _ if object.drift_mode() == DriftMode::Disabled => Next::Idle { after: object.spec.interval.as_std() },
@@ -66,7 +67,7 @@ pub fn decide(o: &Observed<'_>) -> Next {
     if let Some(plan) = status.common.plan.as_ref().filter(|p| p.pending) {
         let candidate = Candidate { id: &plan.id, digest: plan.digest.as_deref(), corrects_drift: plan.corrects_drift };
         let spent = Spent::of(&status.common);
-        let next = match approval::judge(&approval::of(object), candidate, object.drift_mode(), spent) {
+        let next = match approval::judge(&approval, candidate, object.drift_mode(), spent) {
             Verdict::Apply { by } => Next::Apply { plan_id: plan.id.clone(), digest: plan.digest.clone(), approved_by: by },
             Verdict::Wait { stale } => Next::Wait { plan_id: plan.id.clone(), stale },
         };

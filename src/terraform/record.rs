@@ -195,7 +195,8 @@ pub fn record(status: &mut TerraformStatus, facts: &Facts<'_>, result: RunResult
     let only_ignored_drift = corrects_drift && found.is_empty();
     // Drift-detection only (`approvePlan: disable`): the plan shows the drift and is never
     // applied, so it is nothing anyone can approve.
-    let drift_only = approval::of(object) == Approval::DriftOnly;
+    let approval = approval::of(object);
+    let drift_only = approval == Approval::DriftOnly;
     let finding = drift::Finding {
         objects: &found,
         correction: if drift_only { None } else { result.plan_id.as_deref() },
@@ -239,7 +240,6 @@ pub fn record(status: &mut TerraformStatus, facts: &Facts<'_>, result: RunResult
                 destroy: op == Operation::DestroyPlan,
             });
             fold.status.last_inputs_digest = Some(facts.inputs.to_string());
-            let approval = approval::of(object);
             let stale = match &approval {
                 Approval::Plan { id: approved, .. }
                     if !approval.names(&id) && !fold.status.common.last_applied_plan.as_deref().is_some_and(|a| approval.names(a)) =>
@@ -259,7 +259,7 @@ pub fn record(status: &mut TerraformStatus, facts: &Facts<'_>, result: RunResult
             let earlier = fold.status.common.plan.clone().filter(|p| p.id == id);
             let approved_by = match op {
                 Operation::Apply => fold.status.common.plan.as_ref().and_then(|p| p.approved_by),
-                _ => match approval::of(object) {
+                _ => match approval {
                     Approval::Auto => Some(crate::api::PlanApprover::Auto),
                     Approval::Plan { by, .. } => Some(by),
                     Approval::Wait | Approval::DriftOnly => None,
