@@ -8,6 +8,7 @@ mod inputs;
 pub mod outputs;
 mod reconcile;
 mod record;
+pub mod template;
 
 pub use decide::{Next, Observed, auto_applies, decide};
 pub use inputs::{InputError, inputs_digest, resolve_backend, resolve_variables, secret_suffix, state_name, terraform_options};
