@@ -197,7 +197,7 @@ impl<K: Reconciled, S: ObjectStore, D: RunnerDispatch> Run<'_, K, S, D> {
     }
 
     /// The requeue after `done`, saving what is not saved yet.
-    async fn finish(&mut self, was_ready: bool, done: Done) -> Result<Requeue, ReconcileError> {
+    async fn finish(&mut self, before: &Before, done: Done) -> Result<Requeue, ReconcileError> {
         self.save().await?;
         if let Some(spent) = self.spent_annotation.take() {
             // Only the very approval spent: one a person set meanwhile stays.
@@ -214,8 +214,18 @@ impl<K: Reconciled, S: ObjectStore, D: RunnerDispatch> Run<'_, K, S, D> {
         }
         let ready = self.status.is_true(ct::READY);
         let failing = !ready && !self.status.is_true(ct::PLAN_PENDING) && !self.object.suspended();
-        Ok(Requeue { after: Some(done.after), wake_dependents: (!was_ready && ready) || done.new_artifact, failing })
+        // Dependents look again when this object becomes Ready, when a source has a new
+        // artifact, and when a plan was applied: what they read of it (a Terraform's outputs,
+        // the objects a Kustomization applies) may have changed while it stayed Ready.
+        let applied = ready && self.status.common().and_then(|c| c.last_applied_plan.as_ref()) != before.applied.as_ref();
+        Ok(Requeue { after: Some(done.after), wake_dependents: (!before.ready && ready) || applied || done.new_artifact, failing })
     }
+}
+
+/// What an object's status said before this reconcile, for what its dependents need to know.
+struct Before {
+    ready: bool,
+    applied: Option<String>,
 }
 
 /// Who let a plan through, for the object's history: the user named by
@@ -254,7 +264,7 @@ pub async fn reconcile<K: Reconcile, S: ObjectStore, D: RunnerDispatch>(
     };
     let saved = object.status().cloned();
     let status = saved.clone().unwrap_or_default();
-    let was_ready = status.is_true(ct::READY);
+    let before = Before { ready: status.is_true(ct::READY), applied: status.common().and_then(|c| c.last_applied_plan.clone()) };
     let scrubber = driftless_core::scrub::Scrubber::default();
     let mut run =
         Run { ctx, object, status, namespace: namespace.to_string(), name: name.to_string(), saved, scrubber, spent_annotation: None };
@@ -295,14 +305,14 @@ pub async fn reconcile<K: Reconcile, S: ObjectStore, D: RunnerDispatch>(
         run.set(ct::STALLED, ConditionStatus::True, reason::INVALID_SPEC, &message);
         run.report_failure(reason::INVALID_SPEC, &message);
         let after = run.interval();
-        return run.finish(was_ready, Done::after(after)).await;
+        return run.finish(&before, Done::after(after)).await;
     }
     // Tenancy: what the cluster owner refuses is as final as an invalid spec.
     if let Some(message) = run.object.refused_by(&ctx.tenancy) {
         run.set(ct::STALLED, ConditionStatus::True, reason::ACCESS_DENIED, &message);
         run.report_failure(reason::ACCESS_DENIED, &message);
         let after = run.interval();
-        return run.finish(was_ready, Done::after(after)).await;
+        return run.finish(&before, Done::after(after)).await;
     }
     run.status.remove_condition(ct::STALLED);
 
@@ -318,7 +328,7 @@ pub async fn reconcile<K: Reconcile, S: ObjectStore, D: RunnerDispatch>(
             Ok(artifact) => Some(artifact),
             Err(message) => {
                 let done = run.fail(reason::SOURCE_NOT_READY, message).await?;
-                return run.finish(was_ready, done).await;
+                return run.finish(&before, done).await;
             }
         },
     };
@@ -327,12 +337,12 @@ pub async fn reconcile<K: Reconcile, S: ObjectStore, D: RunnerDispatch>(
     let dependencies = run.object.depends_on().to_vec();
     if let Some(message) = references::unready_dependency(&ctx.store, namespace, &dependencies, K::KIND).await? {
         let done = run.fail(reason::DEPENDENCY_NOT_READY, message).await?;
-        return run.finish(was_ready, done).await;
+        return run.finish(&before, done).await;
     }
 
     // The kind's work.
     let done = K::work(&mut run, artifact, forced).await?;
-    run.finish(was_ready, done).await
+    run.finish(&before, done).await
 }
 
 #[cfg(test)]
