@@ -133,6 +133,20 @@ fn tofu_controller_fields_with_bad_values_are_refused_by_field() {
         &TERRAFORM.replace("  approvePlan: \"\"\n", "  approvePlan: disable\n  destroy: true\n"),
         &["spec.approvePlan", "only checks for drift", "spec.destroy"],
     );
+    refused(&spec("  tfVarsFiles: [../outside.tfvars]\n"), &["spec.tfVarsFiles[0]", "inside the source"]);
+    let mapping = |location: &str, path: &str| {
+        spec(&format!(
+            "  fileMappings:\n    - location: {location}\n      path: {path}\n      secretRef:\n        name: files\n        key: k\n"
+        ))
+    };
+    refused(&mapping("home", "/etc/passwd"), &["spec.fileMappings[0].path", "stays inside"]);
+    refused(&mapping("elsewhere", "x"), &["spec.fileMappings[0].location"]);
+    refused(&spec("  readInputsFromSecrets:\n    - name: out\n      as: not-an-identifier\n"), &["spec.readInputsFromSecrets[0].as"]);
+    refused(&spec("  backendConfigsFrom:\n    - kind: Pod\n      name: x\n"), &["spec.backendConfigsFrom[0].kind"]);
+    refused(
+        &spec("  backendConfig:\n    disable: true\n    customConfiguration: 'backend \"local\" {}'\n"),
+        &["spec.backendConfig.disable", "customConfiguration"],
+    );
 }
 
 #[test]

@@ -275,7 +275,7 @@ async fn a_three_mib_plan_round_trips_in_chunks() {
         assert!(size <= 512 * 1024, "{:?} holds {size} bytes", s.metadata.name);
     }
     assert_eq!(
-        BackendSpec::Kubernetes { namespace: ns.name.clone() }.plan_location(&app, &meta.id),
+        BackendSpec::Kubernetes { namespace: ns.name.clone(), labels: Default::default() }.plan_location(&app, &meta.id),
         format!("secret/{}/{meta_name}", ns.name)
     );
 
@@ -423,7 +423,7 @@ fn null_module_plan(
         options: Default::default(),
         variables: vec![RunVariable { name: "content".into(), value: "hello".into(), sensitive: false }],
         inputs_digest: "sha256:inputs".into(),
-        backend: BackendSpec::Kubernetes { namespace: namespace.to_string() },
+        backend: BackendSpec::Kubernetes { namespace: namespace.to_string(), labels: Default::default() },
         custom_backend: None,
         plan_id: None,
         plan_digest: None,
@@ -596,4 +596,34 @@ async fn a_state_terraforms_kubernetes_backend_wrote_with_a_secret_suffix_is_ado
     let replanned = run_runner(&tools, &home, &kubeconfig, &changed).await;
     assert_eq!(replanned.outcome, Outcome::Planned, "{replanned:?}");
     assert_eq!((replanned.summary.add, replanned.summary.destroy), (1, 1), "first is replaced, second kept: {:?}", replanned.summary);
+}
+
+/// tofu-controller's `backendConfig.labels` label the state Secret; driftless's own labels
+/// (whose state it is) win over a user's label of the same key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_state_secret_carries_the_labels_of_backend_config() {
+    let Some(tools) = common::Tools::find() else { return };
+    let Some(cluster) = testkit::shared_cluster_or_skip().await else { return };
+    let ns = cluster.namespace("kube-labels").await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (module, home, kubeconfig) = (dir.path().join("module"), dir.path().join("home"), dir.path().join("kubeconfig"));
+    std::fs::create_dir_all(&module).unwrap();
+    std::fs::create_dir_all(&home).unwrap();
+    std::fs::write(module.join("main.tf"), NULL_MODULE).unwrap();
+    cluster.access().write_kubeconfig(&kubeconfig, "admin").unwrap();
+    let artifacts = driftless::source::ArtifactStore::new(dir.path().join("artifacts"));
+    let artifact = artifacts.archive_dir("GitRepository", &ns.name, "app", &module, None).unwrap();
+    let labels: std::collections::BTreeMap<String, String> =
+        [("team", "payments"), ("driftless.dev/name", "someone-else")].into_iter().map(|(k, v)| (k.into(), v.into())).collect();
+    let spec = RunSpec {
+        apply_after_plan: true,
+        backend: BackendSpec::Kubernetes { namespace: ns.name.clone(), labels },
+        ..null_module_plan(&tools, &ns.name, &artifacts, &artifact)
+    };
+    let applied = run_runner(&tools, &home, &kubeconfig, &spec).await;
+    assert_eq!(applied.outcome, Outcome::Applied, "{applied:?}");
+    let secret = ns.api::<Secret>().get("tfstate-default-app").await.expect("the state Secret");
+    let on_secret = secret.metadata.labels.unwrap_or_default();
+    assert_eq!(on_secret.get("team").map(String::as_str), Some("payments"), "{on_secret:?}");
+    assert_eq!(on_secret.get("driftless.dev/name").map(String::as_str), Some("app"), "driftless's own label wins: {on_secret:?}");
 }

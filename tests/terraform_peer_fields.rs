@@ -244,3 +244,295 @@ fn approve_plan_disable_only_checks_for_drift_and_applies_nothing() {
     assert_eq!(w.pending_plan("app"), None);
     assert_eq!(w.ready_reason("app"), "DriftDetected");
 }
+
+/// A module of plain variables: what each ends up as is written to a file.
+const VARS_MODULE: &str = r#"
+terraform {
+  required_providers {
+    drifttest = {
+      source  = "driftless/drifttest"
+      version = "0.1.0"
+    }
+  }
+}
+
+variable "target_dir" {
+  type = string
+}
+
+variable "region" {
+  type = string
+}
+
+variable "size" {
+  type = string
+}
+
+variable "zone" {
+  type    = string
+  default = "default zone"
+}
+
+resource "drifttest_file" "main" {
+  path    = "${var.target_dir}/main.txt"
+  content = "${var.region} ${var.size} ${var.zone}"
+}
+"#;
+
+fn vars_object(extra_spec: &str) -> String {
+    format!(
+        "{repo}---\napiVersion: driftless.dev/v1alpha1\nkind: Terraform\nmetadata:\n  name: app\nspec:\n  sourceRef:\n    kind: GitRepository\n    name: app\n  path: ./infra\n  interval: 1h\n  approvePlan: auto\n{extra_spec}",
+        repo = git_repository("app", "main")
+    )
+}
+
+/// tofu-controller's precedence: `vars`, then `varsFrom` over them, then `tfVarsFiles` (terraform's
+/// `-var-file`, from the artifact's root) over both, later files over earlier ones. A required
+/// variable only a file sets is not missing; a file that is not there names the field.
+#[test]
+fn tf_vars_files_and_vars_from_win_in_tofu_controllers_order() {
+    let Some(w) = World::new() else { return };
+    w.commit(
+        &[
+            ("infra/main.tf", VARS_MODULE),
+            ("env/base.tfvars", "size = \"small\"\nzone = \"zone-a\"\n"),
+            ("env/prod.tfvars.json", r#"{"zone": "zone-b"}"#),
+        ],
+        "module",
+    );
+    w.apply("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\ndata:\n  region: from-vars-from\n").ok();
+    let spec = "  vars:\n    - name: target_dir\n      value: __MANAGED__\n    - name: region\n      value: from-vars\n  varsFrom:\n    - kind: ConfigMap\n      name: settings\n  tfVarsFiles:\n    - env/base.tfvars\n    - ./env/prod.tfvars.json\n";
+    w.apply(&vars_object(spec)).ok();
+    w.driftless(&["run", "--once"]).ok();
+    assert_eq!(w.ready_reason("app"), "Succeeded", "{}", w.condition("app", "Ready"));
+    assert_eq!(read(&w.managed("main.txt")), "from-vars-from small zone-b");
+
+    w.apply(&vars_object(&spec.replace("env/base.tfvars", "env/missing.tfvars"))).ok();
+    w.reconcile("app").fails();
+    let ready = w.condition("app", "Ready");
+    let message = ready["message"].as_str().unwrap_or_default();
+    assert!(message.contains("spec.tfVarsFiles") && message.contains("env/missing.tfvars"), "{ready}");
+}
+
+/// `fileMappings`: a Secret's key becomes a file in the module directory or in terraform's
+/// home directory (a private one of the run's: a workstation's own home is never written).
+#[test]
+fn file_mappings_put_secret_keys_in_the_workspace_and_in_terraforms_home() {
+    let Some(w) = World::new() else { return };
+    let module = r#"
+terraform {
+  required_providers {
+    drifttest = {
+      source  = "driftless/drifttest"
+      version = "0.1.0"
+    }
+  }
+}
+
+variable "target_dir" {
+  type = string
+}
+
+resource "drifttest_file" "main" {
+  path    = "${var.target_dir}/main.txt"
+  content = "${file("${path.module}/conf/app.conf")}|${file(pathexpand("~/.config/app/token"))}"
+}
+"#;
+    w.commit(&[("infra/main.tf", module)], "module");
+    w.apply(
+        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: files\nstringData:\n  conf: listen=8080\n  token: t0ken-from-a-secret-file\n",
+    )
+    .ok();
+    let spec = "  vars:\n    - name: target_dir\n      value: __MANAGED__\n  fileMappings:\n    - location: workspace\n      path: conf/app.conf\n      secretRef:\n        name: files\n        key: conf\n    - location: home\n      path: .config/app/token\n      secretRef:\n        name: files\n        key: token\n";
+    w.apply(&vars_object(spec)).ok();
+    w.driftless(&["run", "--once"]).ok();
+    assert_eq!(w.ready_reason("app"), "Succeeded", "{}", w.condition("app", "Ready"));
+    assert_eq!(read(&w.managed("main.txt")), "listen=8080|t0ken-from-a-secret-file");
+    let home = std::env::var("HOME").unwrap_or_default();
+    assert!(!std::path::Path::new(&home).join(".config/app/token").exists(), "the user's home is left alone");
+
+    // A key the Secret lacks names the mapping and the key.
+    w.apply(&vars_object(&spec.replace("key: token", "key: tokn"))).ok();
+    w.reconcile("app").fails();
+    let message = w.condition("app", "Ready")["message"].as_str().unwrap_or_default().to_string();
+    assert!(message.contains("spec.fileMappings[1].secretRef") && message.contains("\"tokn\""), "{message}");
+}
+
+/// tofu-controller's outputs-to-inputs chain: one Terraform writes its outputs to a Secret
+/// (with tofu-controller's `<key>__type` beside a value that is not text), another depends on
+/// it and reads them with `readInputsFromSecrets` in its `values` templates; a changed output
+/// reaches the dependent.
+#[test]
+fn read_inputs_from_secrets_carries_one_terraforms_outputs_into_anothers_values() {
+    let Some(w) = World::new() else { return };
+    let net = r#"
+variable "cidr" {
+  type = string
+}
+
+output "cidr" {
+  value = var.cidr
+}
+
+output "ports" {
+  value = [80, 443]
+}
+"#;
+    let app = r#"
+terraform {
+  required_providers {
+    drifttest = {
+      source  = "driftless/drifttest"
+      version = "0.1.0"
+    }
+  }
+}
+
+variable "values" {
+  type = any
+}
+
+variable "target_dir" {
+  type = string
+}
+
+resource "drifttest_file" "main" {
+  path    = "${var.target_dir}/main.txt"
+  content = "network ${var.values.network} on port ${var.values.port}"
+}
+"#;
+    w.commit(&[("net/main.tf", net), ("app/main.tf", app)], "modules");
+    let objects = |cidr: &str| {
+        format!(
+            r#"{repo}---
+apiVersion: driftless.dev/v1alpha1
+kind: Terraform
+metadata:
+  name: net
+spec:
+  sourceRef:
+    kind: GitRepository
+    name: app
+  path: ./net
+  interval: 1h
+  approvePlan: auto
+  vars:
+    - name: cidr
+      value: {cidr}
+  writeOutputsToSecret:
+    name: net-outputs
+---
+apiVersion: driftless.dev/v1alpha1
+kind: Terraform
+metadata:
+  name: app
+spec:
+  sourceRef:
+    kind: GitRepository
+    name: app
+  path: ./app
+  interval: 1h
+  approvePlan: auto
+  dependsOn:
+    - name: net
+  readInputsFromSecrets:
+    - name: net-outputs
+      as: net
+  values:
+    network: ${{{{ .net.cidr }}}}
+    port: "${{{{ .net.ports }}}}"
+  vars:
+    - name: target_dir
+      value: __MANAGED__
+"#,
+            repo = git_repository("app", "main")
+        )
+    };
+    // A list cannot be written into a string: the template says so, naming the field.
+    w.apply(&objects("10.0.0.0/16")).ok();
+    w.driftless(&["run", "--once"]).fails();
+    assert_eq!(w.ready_reason("net"), "Succeeded", "{}", w.condition("net", "Ready"));
+    let message = w.condition("app", "Ready")["message"].as_str().unwrap_or_default().to_string();
+    assert!(message.contains("spec.values") && message.contains(".net.ports") && message.contains("list"), "{message}");
+    let secret: k8s_openapi::api::core::v1::Secret =
+        serde_yaml::from_str(&read(&w.store().join("objects/secret/default/net-outputs.yaml"))).unwrap();
+    let data = secret.data.unwrap_or_default();
+    let decoded = |key: &str| String::from_utf8(data.get(key).map(|b| b.0.clone()).unwrap_or_default()).unwrap();
+    assert_eq!(decoded("cidr"), "10.0.0.0/16");
+    assert_eq!(decoded("ports"), "[80,443]");
+    assert!(decoded("ports__type").contains("number"), "tofu-controller's type key: {}", decoded("ports__type"));
+
+    let fixed = objects("10.0.0.0/16").replace("\"${{ .net.ports }}\"", "\"${{ .net.cidr }}-port\"");
+    w.apply(&fixed).ok();
+    w.reconcile("app").ok();
+    assert_eq!(read(&w.managed("main.txt")), "network 10.0.0.0/16 on port 10.0.0.0/16-port");
+
+    // The dependency's output changes: applying it wakes its dependents, whose inputs
+    // changed, so the one pass plans and applies both.
+    w.apply(&fixed.replace("value: 10.0.0.0/16", "value: 10.1.0.0/16")).ok();
+    w.driftless(&["run", "--once"]).ok();
+    assert_eq!(read(&w.managed("main.txt")), "network 10.1.0.0/16 on port 10.1.0.0/16-port");
+}
+
+/// `backendConfig.disable` writes no backend: the module's own is used, here a local one
+/// whose path comes from `backendConfigsFrom` (a value with quotes and `${` reaches it
+/// literally); the state lives there, not in driftless's backend, and the next plan finds it.
+#[test]
+fn backend_config_disable_uses_the_modules_backend_with_settings_from_backend_configs_from() {
+    let Some(w) = World::new() else { return };
+    let module = MODULE.replacen("terraform {", "terraform {\n  backend \"local\" {}\n", 1);
+    w.commit(&[("main.tf", &module)], "module");
+    let state = w.path().join("own state ${x} \"q\".tfstate");
+    w.apply(&format!(
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: backend\ndata:\n  path: '{}'\n",
+        state.display().to_string().replace('\'', "''")
+    ))
+    .ok();
+    let spec =
+        "  backendConfig:\n    disable: true\n  backendConfigsFrom:\n    - kind: ConfigMap\n      name: backend\n      keys: [path]\n";
+    w.apply(&objects("app", "./", "auto", spec)).ok();
+    w.driftless(&["run", "--once"]).ok();
+    assert_eq!(w.ready_reason("app"), "Succeeded", "{}", w.condition("app", "Ready"));
+    assert_eq!(read(&w.managed("main.txt")), "hello");
+    let written = read(&state);
+    assert!(written.contains("drifttest_file"), "the module's own backend holds the state: {written}");
+    assert!(!w.state_dir("app").join("default.tfstate").exists(), "driftless's backend holds none");
+
+    // The state is found again: a new input plans an update, not a second create.
+    w.apply(&objects("app", "./", "auto", spec).replace("value: hello", "value: bye")).ok();
+    w.reconcile("app").ok();
+    assert_eq!(read(&w.managed("main.txt")), "bye");
+    let applied = w.condition("app", "Ready")["message"].to_string();
+    // Without the state every resource would be added again, nothing changed or destroyed.
+    assert!(!applied.contains("0 to change, 0 to destroy"), "the resources the state holds are changed: {applied}");
+}
+
+/// `cliConfigSecretRef`: the Secret's `.tfrc` is terraform's CLI configuration. One that
+/// points at an empty provider mirror makes init fail (it is used, not ignored); one that
+/// points at the real mirror works.
+#[test]
+fn cli_config_secret_ref_is_terraforms_cli_configuration() {
+    let Some(w) = World::new() else { return };
+    w.commit(&[("main.tf", MODULE)], "module");
+    let real = read(&common::tools_dir().join("terraformrc"));
+    let empty_mirror = w.path().join("empty-mirror");
+    std::fs::create_dir_all(&empty_mirror).unwrap();
+    let mirror = real.lines().find(|l| l.trim_start().starts_with("path")).unwrap().to_string();
+    let broken = real.replace(&mirror, &format!("    path    = \"{}\"", empty_mirror.display()));
+    let secret = |config: &str| {
+        let indented: String = config.lines().map(|l| format!("    {l}\n")).collect();
+        format!("apiVersion: v1\nkind: Secret\nmetadata:\n  name: cli\nstringData:\n  terraform.tfrc: |\n{indented}")
+    };
+    let spec = "  cliConfigSecretRef:\n    name: cli\n";
+    w.apply(&secret(&broken)).ok();
+    w.apply(&objects("app", "./", "auto", spec)).ok();
+    w.driftless(&["run", "--once"]);
+    let ready = w.condition("app", "Ready");
+    assert_eq!(ready["status"], "False", "{ready}");
+    assert!(!w.managed("main.txt").exists());
+
+    w.apply(&secret(&real)).ok();
+    w.reconcile("app").ok();
+    assert_eq!(w.ready_reason("app"), "Succeeded", "{}", w.condition("app", "Ready"));
+    assert_eq!(read(&w.managed("main.txt")), "hello");
+}

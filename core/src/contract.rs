@@ -34,6 +34,49 @@ pub struct RunVariable {
     pub sensitive: bool,
 }
 
+/// Where a [`RunFile`] goes.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum FileLocation {
+    /// The home directory terraform runs with: a directory of the run's own, so a run on a
+    /// workstation never writes into its user's home.
+    Home,
+    /// The module directory.
+    Workspace,
+}
+
+/// One file the runner writes before `init`.
+#[derive(Serialize, Deserialize, Clone, PartialEq, Eq)]
+pub struct RunFile {
+    pub location: FileLocation,
+    /// Relative to the location, never leaving it.
+    pub path: String,
+    /// The bytes, base64 in the JSON (a Secret's value need not be text).
+    #[serde(with = "base64_bytes")]
+    pub content: Vec<u8>,
+}
+
+impl std::fmt::Debug for RunFile {
+    /// Never the content: it came from a Secret.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunFile").field("location", &self.location).field("path", &self.path).finish_non_exhaustive()
+    }
+}
+
+mod base64_bytes {
+    use base64::Engine as _;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&base64::engine::general_purpose::STANDARD.encode(bytes))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        let text = String::deserialize(d)?;
+        base64::engine::general_purpose::STANDARD.decode(text).map_err(serde::de::Error::custom)
+    }
+}
+
 /// Where state and plans live, as the runner sees it.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 #[serde(tag = "type", rename_all = "kebab-case")]
@@ -45,7 +88,12 @@ pub enum BackendSpec {
     S3(crate::backend::S3Location),
     /// Secrets (state, plans) and Leases (locks) in `namespace`, the Terraform object's own,
     /// through the runner's Kubernetes credentials (no credentials travel in the spec).
-    Kubernetes { namespace: String },
+    Kubernetes {
+        namespace: String,
+        /// Labels of the state Secret (`backendConfig.labels`), under driftless's own.
+        #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+        labels: std::collections::BTreeMap<String, String>,
+    },
 }
 
 impl BackendSpec {
@@ -54,7 +102,7 @@ impl BackendSpec {
         match self {
             BackendSpec::Local { .. } => format!("local/plans/{}/{}/{}/{id}.tfplan", object.kind, object.namespace, object.name),
             BackendSpec::S3(location) => location.url(&location.plan_key(object, id)),
-            BackendSpec::Kubernetes { namespace } => {
+            BackendSpec::Kubernetes { namespace, .. } => {
                 format!("secret/{namespace}/{}", crate::backend::kube::plan_meta_secret_name(object, id))
             }
         }
@@ -136,8 +184,9 @@ pub struct RunSpec {
     pub apply_timeout_seconds: Option<u64>,
 }
 
-/// Flags of terraform's commands that a Terraform object sets.
-#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+/// How terraform runs, as a Terraform object sets it: flags of its commands, files and
+/// configuration written before `init` (tofu-controller's fields of the same names).
+#[derive(Serialize, Deserialize, Clone, Default, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct TerraformOptions {
     /// `-target=<address>` on plan: only these resources (and what they depend on).
@@ -154,6 +203,42 @@ pub struct TerraformOptions {
     /// state changed since), so this is terraform's behaviour either way.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub refresh_before_apply: bool,
+    /// `.tfvars` files of the artifact, from its root, given to plan as `-var-file` in order
+    /// (`tfVarsFiles`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub var_files: Vec<String>,
+    /// Files written before `init` (`fileMappings`). Their contents came from Secrets.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub files: Vec<RunFile>,
+    /// terraform's CLI configuration, given as `TF_CLI_CONFIG_FILE` (`cliConfigSecretRef`): it
+    /// may hold registry tokens.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cli_config: Option<RunFile>,
+    /// Settings of the module's own backend, given to `init` as `-backend-config`
+    /// (`backendConfigsFrom`); a Secret's are sensitive.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub backend_configs: Vec<RunVariable>,
+    /// `backendConfig.disable`: write no backend block; the module's own backend, or the
+    /// run's local state, is used.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub backend_disabled: bool,
+}
+
+impl std::fmt::Debug for TerraformOptions {
+    /// Names and paths only: backend settings and files may come from Secrets.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TerraformOptions")
+            .field("targets", &self.targets)
+            .field("parallelism", &self.parallelism)
+            .field("upgrade_on_init", &self.upgrade_on_init)
+            .field("refresh_before_apply", &self.refresh_before_apply)
+            .field("var_files", &self.var_files)
+            .field("files", &self.files)
+            .field("cli_config", &self.cli_config.is_some())
+            .field("backend_configs", &self.backend_configs.iter().map(|c| c.name.as_str()).collect::<Vec<_>>())
+            .field("backend_disabled", &self.backend_disabled)
+            .finish()
+    }
 }
 
 impl TerraformOptions {
@@ -286,6 +371,11 @@ pub struct Output {
     /// `None` when sensitive and the value is not meant for this reader.
     pub value: serde_json::Value,
     pub sensitive: bool,
+    /// terraform's type of the value (`"string"`, `["list","number"]`), as `output -json`
+    /// gives it; an outputs Secret records it beside a value that is not a string, as
+    /// tofu-controller does, so readers get the value back typed.
+    #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
+    pub value_type: Option<serde_json::Value>,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]

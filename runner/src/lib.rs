@@ -9,6 +9,7 @@ pub mod pod;
 pub mod state_server;
 pub mod terraform;
 pub mod tfvars;
+pub mod workspace;
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -16,7 +17,7 @@ use std::time::{Duration, Instant};
 use driftless_core::backend::{
     BackendError, LocalBackend, PlanMeta, PlanStore, S3Backend, SecretBackend, StateKey, StateStore, sha256_digest,
 };
-use driftless_core::contract::{BackendSpec, Operation, Outcome, RunErrorKind, RunResult, RunSpec};
+use driftless_core::contract::{BackendSpec, FileLocation, Operation, Outcome, RunErrorKind, RunResult, RunSpec};
 use driftless_core::ids::{PlanId, drift_id};
 
 use driftless_core::scrub::Scrubber;
@@ -48,12 +49,12 @@ pub async fn run(spec: RunSpec) -> RunResult {
             }
             Run::new(&spec).execute(store).await
         }
-        BackendSpec::Kubernetes { namespace } => {
+        BackendSpec::Kubernetes { namespace, labels } => {
             let ttl = spec.longest_run() + LOCK_TTL_MARGIN;
             // The client `kube::Client::try_default()` builds: KUBECONFIG or the pod's
             // ServiceAccount.
             match SecretBackend::connect(namespace.as_str(), ttl).await {
-                Ok(store) => Run::new(&spec).execute(store).await,
+                Ok(store) => Run::new(&spec).execute(store.with_state_labels(labels.clone())).await,
                 Err(e) => RunResult::failed(RunErrorKind::Backend, e.to_string()),
             }
         }
@@ -82,8 +83,16 @@ type Failure = (RunErrorKind, String, Vec<String>);
 
 impl<'a> Run<'a> {
     fn new(spec: &'a RunSpec) -> Self {
+        let options = &spec.options;
+        let files = options.files.iter().chain(&options.cli_config).flat_map(|f| file_secrets(&f.content));
         let secrets = Scrubber::new(
-            spec.variables.iter().filter(|v| v.sensitive).flat_map(|v| secret_strings(&v.value)).chain(spec.backend.secrets()),
+            spec.variables
+                .iter()
+                .chain(&options.backend_configs)
+                .filter(|v| v.sensitive)
+                .flat_map(|v| secret_strings(&v.value))
+                .chain(spec.backend.secrets())
+                .chain(files),
         );
         Self { spec, started: Instant::now(), timings: Vec::new(), secrets, unsaved_state: None }
     }
@@ -137,7 +146,16 @@ impl<'a> Run<'a> {
         let rel = spec.path.trim_start_matches("./").trim_end_matches('/');
         let module_dir = if rel.is_empty() || rel == "." { src.clone() } else { src.join(rel) };
         let info = module::inspect(&module_dir, &spec.path).map_err(|e| (RunErrorKind::InvalidModule, e.to_string(), vec![]))?;
-        let (unknown, missing) = module::check_variables(&info, spec.variables.iter().map(|v| v.name.as_str()));
+        let var_files = workspace::var_files(&src, &spec.options.var_files).map_err(invalid_module)?;
+        let mut from_files = std::collections::BTreeSet::new();
+        for (path, shown) in var_files.iter().zip(&spec.options.var_files) {
+            from_files.extend(workspace::var_file_names(path, shown).map_err(invalid_module)?);
+        }
+        let home = workspace::home_dir(workdir);
+        workspace::write_files(&spec.options.files, &module_dir, &home).map_err(invalid_module)?;
+        let (unknown, _) = module::check_variables(&info, spec.variables.iter().map(|v| v.name.as_str()));
+        let given = spec.variables.iter().map(|v| v.name.as_str()).chain(from_files.iter().map(String::as_str));
+        let (_, missing) = module::check_variables(&info, given);
         if !unknown.is_empty() {
             let declared: Vec<&str> = info.variables.keys().map(String::as_str).collect();
             return Err((
@@ -154,7 +172,10 @@ impl<'a> Run<'a> {
         if !missing.is_empty() && spec.operation != Operation::Apply {
             return Err((
                 RunErrorKind::VariablesNotFound,
-                format!("required variable(s) {} have no value; set them in spec.vars or spec.varsFrom", missing.join(", ")),
+                format!(
+                    "required variable(s) {} have no value; set them in spec.vars, spec.varsFrom or a spec.tfVarsFiles file",
+                    missing.join(", ")
+                ),
                 vec![],
             ));
         }
@@ -169,6 +190,8 @@ impl<'a> Run<'a> {
         let at = saved.as_ref().and_then(|(m, _)| m.state_address.as_deref()).and_then(|a| a.parse().ok());
         let key = StateKey { object: spec.object.clone(), state_name: spec.state_name.clone(), secret_suffix: spec.state_suffix.clone() };
         let server = match &spec.custom_backend {
+            // The module's own backend, or terraform's local state in this workspace.
+            _ if spec.options.backend_disabled => None,
             Some(block) => {
                 write(&module_dir.join(backend_file(info.backend.is_some())), block.as_bytes())?;
                 None
@@ -183,9 +206,29 @@ impl<'a> Run<'a> {
         };
         let deadline_name = format!("the run's deadline of {} s", spec.plan_timeout().as_secs());
         let configured = engine::Configured { terraform: spec.terraform_path.as_deref(), tofu: spec.tofu_path.as_deref() };
-        let tf = Terraform::locate(spec.engine, configured, &module_dir, deadline, &deadline_name).map_err(tf_failure)?;
+        let mut tf = Terraform::locate(spec.engine, configured, &module_dir, deadline, &deadline_name).map_err(tf_failure)?;
+        if spec.options.files.iter().any(|f| f.location == FileLocation::Home) {
+            tf = tf.with_env("HOME", home);
+        }
+        if let Some(config) = &spec.options.cli_config {
+            // Outside the module directory: it is no file of the module's.
+            let path = workdir.join("driftless.tfrc");
+            workspace::write_private(&path, &config.content)
+                .map_err(|e| (RunErrorKind::Internal, format!("cannot write the CLI configuration: {e}"), vec![]))?;
+            tf = tf.with_env("TF_CLI_CONFIG_FILE", path);
+        }
+        let backend_config = if spec.options.backend_configs.is_empty() {
+            None
+        } else {
+            let path = workdir.join("driftless.tfbackend");
+            let text = workspace::backend_config(&spec.options.backend_configs).map_err(invalid_module)?;
+            workspace::write_private(&path, text.as_bytes())
+                .map_err(|e| (RunErrorKind::Internal, format!("cannot write the backend settings: {e}"), vec![]))?;
+            Some(path)
+        };
         let state_address = server.as_ref().map(|s| s.addr.to_string());
-        let outcome = self.terraform_steps(store, &tf, &module_dir, saved.map(|(_, b)| b), state_address).await;
+        let files = Files { var_files, backend_config };
+        let outcome = self.terraform_steps(store, &tf, &module_dir, &files, saved.map(|(_, b)| b), state_address).await;
         // Before the workspace (and terraform's errored.tfstate in it) is deleted.
         let rescue = match (&outcome, &server) {
             (Ok(_), _) => None,
@@ -193,7 +236,14 @@ impl<'a> Run<'a> {
                 errored_state::rescue(store, &key, &module_dir, server.held_lock(), &spec.lock_holder, &errored_state::RETRY_WAITS).await
             }
             // A native backend of the module's own: driftless has no business writing it.
-            (Err(_), None) => errored_state::keep(&module_dir, "the module's state lives in its own backend (customConfiguration)"),
+            (Err(_), None) => errored_state::keep(
+                &module_dir,
+                if spec.options.backend_disabled {
+                    "the module's state lives in its own backend (backendConfig.disable)"
+                } else {
+                    "the module's state lives in its own backend (customConfiguration)"
+                },
+            ),
         };
         let refused_by = server.as_ref().and_then(StateServer::refused_by);
         let store_failure = server.as_ref().and_then(StateServer::failure);
@@ -268,6 +318,7 @@ impl<'a> Run<'a> {
         store: &S,
         tf: &Terraform,
         dir: &Path,
+        files: &Files,
         plan_bytes: Option<Vec<u8>>,
         state_address: Option<String>,
     ) -> Result<RunResult, Failure> {
@@ -275,6 +326,7 @@ impl<'a> Run<'a> {
         let t = Instant::now();
         let mut init_args = vec!["init".to_string(), "-input=false".into(), "-no-color".into()];
         init_args.extend(spec.options.init_args());
+        init_args.extend(files.backend_config.as_ref().map(|p| format!("-backend-config={}", p.display())));
         let init = tf.exec(&init_args.iter().map(String::as_str).collect::<Vec<_>>()).await.map_err(tf_failure)?;
         self.mark("init", t);
         if init.code != 0 {
@@ -295,7 +347,8 @@ impl<'a> Run<'a> {
         if spec.operation == Operation::DestroyPlan {
             args.push("-destroy");
         }
-        let options = spec.options.plan_args();
+        let mut options = spec.options.plan_args();
+        options.extend(files.var_files.iter().map(|p| format!("-var-file={}", p.display())));
         args.extend(options.iter().map(String::as_str));
         let plan = tf.exec(&args).await.map_err(tf_failure)?;
         self.mark("plan", t);
@@ -415,6 +468,24 @@ impl<'a> Run<'a> {
         r.outputs = outputs;
         Ok(r)
     }
+}
+
+/// What the run wrote or found for terraform's flags: `-var-file`s and a `-backend-config`.
+struct Files {
+    var_files: Vec<std::path::PathBuf>,
+    backend_config: Option<std::path::PathBuf>,
+}
+
+fn invalid_module(e: workspace::WorkspaceError) -> Failure {
+    (RunErrorKind::InvalidModule, e.to_string(), vec![])
+}
+
+/// What of a file from a Secret to scrub from messages: the whole text and each line long
+/// enough to be a credential (a token alone on its line, a key's lines).
+fn file_secrets(content: &[u8]) -> Vec<String> {
+    let Ok(text) = std::str::from_utf8(content) else { return Vec::new() };
+    let lines = text.lines().map(str::trim).filter(|l| l.len() >= 8).map(str::to_string);
+    std::iter::once(text.trim().to_string()).filter(|t| t.len() >= 4).chain(lines).collect()
 }
 
 fn backend_file(module_has_backend: bool) -> &'static str {

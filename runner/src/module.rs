@@ -107,6 +107,15 @@ fn read_bounded(path: &Path) -> Result<String, Read> {
     String::from_utf8(bytes).map_err(|e| Read::NotText(e.utf8_error().valid_up_to()))
 }
 
+/// A file's text under the same bounds as a module's files (tfvars files of the artifact).
+pub fn read_text(path: &Path) -> Result<String, String> {
+    read_bounded(path).map_err(|e| match e {
+        Read::TooLarge => format!("larger than {} MiB", MAX_FILE_BYTES >> 20),
+        Read::NotText(at) => format!("not UTF-8 text (byte {at})"),
+        Read::Io(e) => e.to_string(),
+    })
+}
+
 /// Names given but not declared, and required ones not given.
 pub fn check_variables<'a>(info: &ModuleInfo, given: impl IntoIterator<Item = &'a str>) -> (Vec<String>, Vec<String>) {
     let given: Vec<&str> = given.into_iter().collect();

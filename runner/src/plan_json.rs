@@ -131,7 +131,8 @@ pub fn parse_stream(stream: &str) -> StreamSummary {
                     let sensitive = o.get("sensitive").and_then(Value::as_bool).unwrap_or(false);
                     out.outputs_withheld |= o.get("value").is_none();
                     let value = o.get("value").cloned().unwrap_or(Value::Null);
-                    out.outputs.push(Output { name, value, sensitive });
+                    let value_type = o.get("type").cloned();
+                    out.outputs.push(Output { name, value, sensitive, value_type });
                 }
             }
             _ => {}
@@ -162,6 +163,7 @@ pub fn parse_outputs(text: &str) -> Vec<Output> {
             name,
             sensitive: o.get("sensitive").and_then(Value::as_bool).unwrap_or(false),
             value: o.get("value").cloned().unwrap_or(Value::Null),
+            value_type: o.get("type").cloned(),
         })
         .collect()
 }

@@ -60,6 +60,8 @@ pub struct Terraform {
     deadline: Instant,
     /// The deadline as a timeout message names it ("the run's deadline of 300 s").
     deadline_name: String,
+    /// Environment the run sets for terraform (`HOME` of file mappings, `TF_CLI_CONFIG_FILE`).
+    env: Vec<(String, PathBuf)>,
 }
 
 pub struct Finished {
@@ -88,12 +90,32 @@ impl Terraform {
         deadline_name: &str,
     ) -> Result<Self, TerraformError> {
         let found = crate::engine::locate(chosen, configured)?;
-        Ok(Self { engine: found.engine, bin: found.bin, dir: dir.to_path_buf(), deadline, deadline_name: deadline_name.to_string() })
+        Ok(Self {
+            engine: found.engine,
+            bin: found.bin,
+            dir: dir.to_path_buf(),
+            deadline,
+            deadline_name: deadline_name.to_string(),
+            env: Vec::new(),
+        })
+    }
+
+    /// The same terraform with `name` set to `value` in its environment.
+    pub fn with_env(mut self, name: &str, value: PathBuf) -> Self {
+        self.env.push((name.to_string(), value));
+        self
     }
 
     /// The same terraform under another deadline (an apply's own).
     pub fn until(&self, deadline: Instant, deadline_name: &str) -> Self {
-        Self { engine: self.engine, bin: self.bin.clone(), dir: self.dir.clone(), deadline, deadline_name: deadline_name.to_string() }
+        Self {
+            engine: self.engine,
+            bin: self.bin.clone(),
+            dir: self.dir.clone(),
+            deadline,
+            deadline_name: deadline_name.to_string(),
+            env: self.env.clone(),
+        }
     }
 
     /// The engine that runs: what messages call it.
@@ -119,6 +141,7 @@ impl Terraform {
             .env_remove("TF_LOG")
             .env_remove("TF_LOG_PATH")
             .env_remove("TF_WORKSPACE")
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

@@ -37,9 +37,9 @@ pub use status::{
 };
 pub use tenancy::{Tenancy, cross_namespace_refusal};
 pub use terraform::{
-    BackendConfig, CrossNamespaceSourceReference, DependencyReference, DriftIgnoreRule, DriftMode, DriftSpec, Engine, KeySelector,
-    RunnerPodTemplate, S3BackendConfig, Terraform, TerraformSpec, TerraformStatus, Variable, VariableSource, VarsReference,
-    WriteOutputsToSecret,
+    BackendConfig, BackendConfigsReference, CrossNamespaceSourceReference, DependencyReference, DriftIgnoreRule, DriftMode, DriftSpec,
+    Engine, FileLocation, FileMapping, KeySelector, ReadInputsFromSecret, RunnerPodTemplate, S3BackendConfig, SecretKeyReference,
+    SecretReference, Terraform, TerraformSpec, TerraformStatus, Variable, VariableSource, VarsReference, WriteOutputsToSecret,
 };
 pub use validation::{FieldError, Validate, ValidationError};
 

@@ -265,6 +265,18 @@ impl Reconciled for Terraform {
     fn depends_on(&self) -> &[DependencyReference] {
         &self.spec.depends_on
     }
+    /// The source, dependencies and the CLI configuration's Secret, which may name a
+    /// namespace.
+    fn references(&self) -> Vec<(String, Option<&str>)> {
+        let mut refs = vec![("spec.sourceRef".to_string(), self.spec.source_ref.namespace.as_deref())];
+        for (i, d) in self.spec.depends_on.iter().enumerate() {
+            refs.push((format!("spec.dependsOn[{i}]"), d.namespace.as_deref()));
+        }
+        if let Some(r) = &self.spec.cli_config_secret_ref {
+            refs.push(("spec.cliConfigSecretRef".into(), r.namespace.as_deref()));
+        }
+        refs
+    }
     fn approve_plan(&self) -> Option<&str> {
         self.spec.approve_plan.as_deref()
     }

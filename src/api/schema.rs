@@ -14,9 +14,6 @@ use super::FieldError;
 /// Peer fields driftless does not implement: kind, field path (`[]` for any list index),
 /// what to do instead.
 const PEER_FIELDS: &[(&str, &str, &str)] = &[
-    ("Terraform", "spec.tfVarsFiles", "tofu-controller's tfVarsFiles is not implemented yet: set the values in spec.vars or spec.varsFrom"),
-    ("Terraform", "spec.fileMappings", "tofu-controller's fileMappings is not implemented yet"),
-    ("Terraform", "spec.readInputsFromSecrets", "tofu-controller's readInputsFromSecrets is not implemented yet: use spec.varsFrom"),
     (
         "Terraform",
         "spec.planOnly",
@@ -32,22 +29,13 @@ const PEER_FIELDS: &[(&str, &str, &str)] = &[
         "spec.runnerTerminationGracePeriodSeconds",
         "tofu-controller's runnerTerminationGracePeriodSeconds is not implemented: runners stop terraform gracefully on SIGTERM within 25 s",
     ),
-    (
-        "Terraform",
-        "spec.cliConfigSecretRef",
-        "tofu-controller's cliConfigSecretRef is not implemented yet: give runner pods TF_CLI_CONFIG_FILE with the controller's --runner-env",
-    ),
     ("Terraform", "spec.healthChecks", "tofu-controller's healthChecks are not implemented yet for Terraform"),
     ("Terraform", "spec.tfstate", "tofu-controller's tfstate (forceUnlock) is not implemented yet: use driftless unlock"),
-    ("Terraform", "spec.backendConfigsFrom", "tofu-controller's backendConfigsFrom is not implemented yet: use spec.backendConfig"),
     (
         "Terraform",
-        "spec.backendConfig.disable",
-        "tofu-controller's backendConfig.disable is not implemented yet: use spec.backendConfig.customConfiguration",
+        "spec.backendConfig.configPath",
+        "tofu-controller's backendConfig.configPath is not implemented: the runner reaches state Secrets with its own identity (its ServiceAccount in a pod); remove the field",
     ),
-    ("Terraform", "spec.backendConfig.labels", "tofu-controller's backendConfig.labels is not implemented yet"),
-    ("Terraform", "spec.backendConfig.inClusterConfig", "tofu-controller's backendConfig.inClusterConfig is not implemented yet"),
-    ("Terraform", "spec.backendConfig.configPath", "tofu-controller's backendConfig.configPath is not implemented"),
     (
         "Terraform",
         "spec.branchPlanner",
@@ -214,11 +202,11 @@ mod tests {
             &terraform(json!({ "sourceRef": { "kind": "GitRepository", "name": "app" }, "interval": "1h", "path": "./", "planOnly": true,
                                "disableDriftDetection": true,
                                "vars": [{ "name": "a", "value": 1 }, { "name": "b", "valueFrom": { "secretKeyRef": { "name": "s", "key": "k" } } }],
-                               "backendConfig": { "secretSuffix": "app", "labels": { "a": "b" } } })),
+                               "backendConfig": { "secretSuffix": "app", "labels": { "a": "b" }, "configPath": "/k" } })),
         );
         let fields: Vec<&str> = found.iter().map(|f| f.field.as_str()).collect();
-        assert_eq!(fields, vec!["spec.backendConfig.labels", "spec.planOnly"], "implemented peer fields pass: {found:?}");
-        assert!(found[0].reason.contains("tofu-controller's backendConfig.labels"), "{}", found[0].reason);
+        assert_eq!(fields, vec!["spec.backendConfig.configPath", "spec.planOnly"], "implemented peer fields pass: {found:?}");
+        assert!(found[0].reason.contains("tofu-controller's backendConfig.configPath"), "{}", found[0].reason);
         assert!(found[1].reason.contains("spec.approvePlan"), "{}", found[1].reason);
     }
 

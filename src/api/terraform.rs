@@ -52,9 +52,35 @@ pub struct TerraformSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "any_json")]
     pub values: Option<serde_json::Value>,
-    /// Variables read from Secrets or ConfigMaps (later entries win).
+    /// Variables read from Secrets or ConfigMaps. As in tofu-controller, they win over
+    /// `vars` (and over `values`), and of two entries naming one variable the later wins.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub vars_from: Vec<VarsReference>,
+    /// `.tfvars` (or `.tfvars.json`) files of the source artifact, paths from the artifact's
+    /// root, given to plan as `-var-file` in order. As in tofu-controller, a variable a file
+    /// sets wins over `vars`, `varsFrom` and `values` (terraform's own precedence for
+    /// `-var-file`), and a later file wins over an earlier one.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tf_vars_files: Vec<String>,
+    /// Files written before `init` from one key of a Secret: into the module directory
+    /// (`workspace`) or into the home directory terraform runs with (`home`), for example
+    /// cloud credentials or a `.netrc`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub file_mappings: Vec<FileMapping>,
+    /// Secrets whose keys `values` may refer to as `${{ .<as>.<key> }}` (tofu-controller's
+    /// inputs; typically another Terraform's `writeOutputsToSecret`, with that Terraform in
+    /// `dependsOn`). A value read so makes `values` sensitive.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub read_inputs_from_secrets: Vec<ReadInputsFromSecret>,
+    /// `init -backend-config=<key>=<value>` from the keys of Secrets and ConfigMaps: settings
+    /// of a module's own backend (`backendConfig.customConfiguration` or a backend block of
+    /// the module), such as credentials that stay out of Git.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub backend_configs_from: Vec<BackendConfigsReference>,
+    /// A Secret with one key ending in `.tfrc`: terraform's CLI configuration
+    /// (`TF_CLI_CONFIG_FILE`), for private registries' credentials and provider mirrors.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cli_config_secret_ref: Option<SecretReference>,
     /// Terraform workspace; state is kept per workspace.
     #[serde(default = "default_workspace")]
     pub workspace: String,
@@ -194,6 +220,68 @@ pub struct VarsReference {
     pub optional: bool,
 }
 
+/// A Secret, by name, and the namespace it is in (the object's own when unset).
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SecretReference {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub namespace: Option<String>,
+}
+
+/// One key of a Secret of the object's namespace.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SecretKeyReference {
+    pub name: String,
+    pub key: String,
+}
+
+/// Where a file mapping's file goes.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum FileLocation {
+    /// The home directory terraform runs with (the runner's own, private to the run).
+    Home,
+    /// The module directory.
+    Workspace,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct FileMapping {
+    pub secret_ref: SecretKeyReference,
+    pub location: FileLocation,
+    /// Relative to the location; it may not leave it.
+    #[schemars(pattern(r"^(.?[/_a-zA-Z0-9]{1,})*$"))]
+    pub path: String,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ReadInputsFromSecret {
+    /// The Secret, in the object's namespace.
+    pub name: String,
+    /// The name `values` refers to it by: `${{ .<as>.<key> }}`.
+    #[serde(rename = "as")]
+    pub alias: String,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BackendConfigsReference {
+    /// `Secret` or `ConfigMap`.
+    #[schemars(pattern(r"^(Secret|ConfigMap)$"))]
+    pub kind: String,
+    pub name: String,
+    /// Only these keys; all keys when empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub keys: Vec<String>,
+    /// A missing object is not an error (a missing key still is).
+    #[serde(default)]
+    pub optional: bool,
+}
+
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct DependencyReference {
@@ -230,6 +318,19 @@ pub struct BackendConfig {
     /// server; locking and `unlock` are then the backend's own.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub custom_configuration: Option<String>,
+    /// tofu-controller's `disable`: write no backend at all, so the module's own backend
+    /// block is used as it is, or, without one, terraform's local state in the run's
+    /// workspace, which is gone when the run ends. Plans are still kept by driftless.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub disable: bool,
+    /// Labels of the state Secret (the Secrets backend of a cluster).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub labels: BTreeMap<String, String>,
+    /// tofu-controller's `inClusterConfig`. driftless's runner always reaches the state
+    /// Secrets with its own identity: in a pod its ServiceAccount (what `true` asks for), on
+    /// a local store the current kubeconfig; either value is accepted and means that.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub in_cluster_config: Option<bool>,
     /// Keep state and plans in an S3 bucket (through the runner's state server, so locking,
     /// `status.lock` and `driftless unlock` work as with the default backend).
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -93,6 +93,12 @@ fn is_dns_subdomain(s: &str) -> bool {
     !s.is_empty() && s.len() <= 253 && s.split('.').all(is_dns_label)
 }
 
+/// A relative path that stays where it starts: no leading `/`, no `..`, not empty.
+fn is_inner_path(path: &str) -> bool {
+    let trimmed = path.trim_start_matches("./");
+    !trimmed.is_empty() && !path.starts_with('/') && !path.split('/').any(|p| p == "..")
+}
+
 fn is_identifier(s: &str) -> bool {
     let mut chars = s.chars();
     chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_') && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
@@ -284,6 +290,70 @@ impl Validate for Terraform {
             }
             if !is_dns_subdomain(&r.name) {
                 e.add(&format!("spec.varsFrom[{i}].name"), format!("{:?} is not an object name", r.name));
+            }
+        }
+        for (i, path) in spec.tf_vars_files.iter().enumerate() {
+            if !is_inner_path(path) {
+                e.add(&format!("spec.tfVarsFiles[{i}]"), format!("{path:?} must be a relative path of a file inside the source"));
+            }
+        }
+        for (i, m) in spec.file_mappings.iter().enumerate() {
+            if !is_dns_subdomain(&m.secret_ref.name) {
+                e.add(&format!("spec.fileMappings[{i}].secretRef.name"), format!("{:?} is not a Secret name", m.secret_ref.name));
+            }
+            if m.secret_ref.key.is_empty() {
+                e.add(&format!("spec.fileMappings[{i}].secretRef.key"), "must name a key of the Secret");
+            }
+            if !is_inner_path(&m.path) {
+                e.add(
+                    &format!("spec.fileMappings[{i}].path"),
+                    format!("{:?} must be a relative path that stays inside its location", m.path),
+                );
+            }
+        }
+        let mut aliases = std::collections::BTreeSet::new();
+        for (i, r) in spec.read_inputs_from_secrets.iter().enumerate() {
+            if !is_dns_subdomain(&r.name) {
+                e.add(&format!("spec.readInputsFromSecrets[{i}].name"), format!("{:?} is not a Secret name", r.name));
+            }
+            // What a `${{ .as.key }}` reference can name: no '-', which Go's templates read as
+            // a minus.
+            if !is_identifier(&r.alias) || r.alias.contains('-') {
+                e.add(
+                    &format!("spec.readInputsFromSecrets[{i}].as"),
+                    format!("{:?} must be a name of letters, digits and '_' such as vpc_outputs", r.alias),
+                );
+            } else if !aliases.insert(r.alias.as_str()) {
+                e.add(&format!("spec.readInputsFromSecrets[{i}].as"), format!("{:?} is used twice", r.alias));
+            }
+        }
+        for (i, r) in spec.backend_configs_from.iter().enumerate() {
+            if !matches!(r.kind.as_str(), "Secret" | "ConfigMap") {
+                e.add(&format!("spec.backendConfigsFrom[{i}].kind"), format!("{:?} must be Secret or ConfigMap", r.kind));
+            }
+            if !is_dns_subdomain(&r.name) {
+                e.add(&format!("spec.backendConfigsFrom[{i}].name"), format!("{:?} is not an object name", r.name));
+            }
+        }
+        if let Some(r) = &spec.cli_config_secret_ref
+            && !is_dns_subdomain(&r.name)
+        {
+            e.add("spec.cliConfigSecretRef.name", format!("{:?} is not a Secret name", r.name));
+        }
+        if let Some(b) = &spec.backend_config
+            && b.disable
+        {
+            if b.custom_configuration.is_some() || b.s3.is_some() {
+                e.add(
+                    "spec.backendConfig.disable",
+                    "writes no backend at all: it cannot go with customConfiguration or s3; set one of them",
+                );
+            }
+            if !b.labels.is_empty() || b.secret_suffix.is_some() {
+                e.add(
+                    "spec.backendConfig.disable",
+                    "writes no backend at all: secretSuffix and labels of the state Secret mean nothing with it",
+                );
             }
         }
         if spec.workspace.is_empty() || !spec.workspace.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {

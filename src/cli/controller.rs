@@ -173,7 +173,7 @@ pub async fn run(args: ControllerArgs, config: kube::Config, terraform: Option<P
         }
     };
     // State and plans in Secrets of each object's own namespace (`resolve_backend` fills it in).
-    let backend = BackendSpec::Kubernetes { namespace: String::new() };
+    let backend = BackendSpec::Kubernetes { namespace: String::new(), labels: Default::default() };
     let result = crate::controller::run(client, Some(config), options, backend, shutdown).await;
     if let Some(page) = review {
         page.abort();

@@ -103,7 +103,7 @@ pub(crate) struct ClusterTarget {
 
 impl ClusterTarget {
     pub fn new(client: Client) -> Self {
-        let backend = BackendSpec::Kubernetes { namespace: client.default_namespace().to_string() };
+        let backend = BackendSpec::Kubernetes { namespace: client.default_namespace().to_string(), labels: Default::default() };
         Self { store: KubeStore::new(client.clone()), client, backend }
     }
 }
@@ -172,7 +172,7 @@ pub async fn object_backend<T: Target>(target: &T, object: &Terraform) -> Result
     Ok(match spec {
         BackendSpec::Local { root } => ObjectBackend::Local(LocalBackend::new(root)),
         BackendSpec::S3(location) => ObjectBackend::S3(S3Backend::connect(&location, LOCK_TTL).await),
-        BackendSpec::Kubernetes { namespace } => ObjectBackend::Kubernetes(match target.client() {
+        BackendSpec::Kubernetes { namespace, .. } => ObjectBackend::Kubernetes(match target.client() {
             Some(client) => SecretBackend::new(client.clone(), namespace, LOCK_TTL),
             None => SecretBackend::connect(namespace, LOCK_TTL).await?,
         }),

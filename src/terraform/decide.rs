@@ -93,41 +93,17 @@ pub fn decide(o: &Observed<'_>) -> Next {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::api::{CrossNamespaceSourceReference, Duration as ApiDuration, PlanStatus, TerraformSpec, TerraformStatus};
+    use crate::api::{Duration as ApiDuration, PlanStatus, TerraformSpec, TerraformStatus};
 
     fn tf(approve: Option<&str>) -> Terraform {
-        let mut t = Terraform::new(
-            "demo",
-            TerraformSpec {
-                source_ref: CrossNamespaceSourceReference { kind: "GitRepository".into(), name: "repo".into(), ..Default::default() },
-                path: "./".into(),
-                interval: ApiDuration::parse("10m").unwrap(),
-                retry_interval: None,
-                suspend: false,
-                approve_plan: approve.map(str::to_string),
-                vars: vec![],
-                vars_from: vec![],
-                workspace: "default".into(),
-                engine: None,
-                destroy: false,
-                destroy_resources_on_deletion: false,
-                depends_on: vec![],
-                write_outputs_to_secret: None,
-                backend_config: None,
-                drift: None,
-                service_account_name: None,
-                runner_pod_template: None,
-                values: None,
-                disable_drift_detection: false,
-                targets: vec![],
-                parallelism: 0,
-                upgrade_on_init: false,
-                refresh_before_apply: false,
-                force: false,
-                always_cleanup_runner_pod: None,
-                store_readable_plan: None,
-            },
-        );
+        // From JSON, as a user writes it: every field left out has its default.
+        let spec = serde_json::json!({
+            "sourceRef": { "kind": "GitRepository", "name": "repo" },
+            "interval": "10m",
+            "approvePlan": approve,
+        });
+        let spec: TerraformSpec = serde_json::from_value(spec).unwrap();
+        let mut t = Terraform::new("demo", spec);
         t.status = Some(TerraformStatus::default());
         t
     }

@@ -11,6 +11,8 @@ mod record;
 pub mod template;
 
 pub use decide::{Next, Observed, auto_applies, decide};
-pub use inputs::{InputError, inputs_digest, resolve_backend, resolve_variables, secret_suffix, state_name, terraform_options};
+pub use inputs::{
+    InputError, inputs_digest, resolve_backend, resolve_options, resolve_variables, secret_suffix, state_name, terraform_options,
+};
 pub use reconcile::KIND;
 pub use record::{Facts, Recorded, failure_reason, record, wait_for_approval};

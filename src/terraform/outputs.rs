@@ -11,6 +11,26 @@ use crate::dispatch::{Output, RunnerDispatch};
 use crate::reconcile::Run;
 use crate::store::ObjectStore;
 
+/// The suffix of the key that records the type of the value of the key it extends
+/// (`ports__type`), tofu-controller's convention.
+pub const TYPE_SUFFIX: &str = "__type";
+
+/// terraform's type of a JSON value when terraform did not say (older versions' streams):
+/// what `output -json` would call it.
+fn type_of(value: &serde_json::Value) -> serde_json::Value {
+    use serde_json::{Value, json};
+    match value {
+        Value::String(_) => json!("string"),
+        Value::Number(_) => json!("number"),
+        Value::Bool(_) => json!("bool"),
+        Value::Null => json!("dynamic"),
+        Value::Array(items) => json!(["tuple", items.iter().map(type_of).collect::<Vec<_>>()]),
+        Value::Object(fields) => {
+            json!(["object", fields.iter().map(|(k, v)| (k.clone(), type_of(v))).collect::<serde_json::Map<_, _>>()])
+        }
+    }
+}
+
 /// The Secret's data for `target`: every output (or the ones it names, `name` or
 /// `name:key`) as text, and the names it asks for that the module does not have.
 pub fn select(target: &WriteOutputsToSecret, outputs: &[Output]) -> (BTreeMap<String, ByteString>, Vec<String>) {
@@ -33,7 +53,14 @@ pub fn select(target: &WriteOutputsToSecret, outputs: &[Output]) -> (BTreeMap<St
             Some(o) => {
                 let text = match &o.value {
                     serde_json::Value::String(s) => s.clone(),
-                    other => other.to_string(),
+                    other => {
+                        // Its type beside it, as tofu-controller writes it, so a reader
+                        // (readInputsFromSecrets, here or in tofu-controller) gets the value
+                        // back as a list or a number, not as text.
+                        let value_type = o.value_type.clone().unwrap_or_else(|| type_of(other));
+                        data.insert(format!("{key}{TYPE_SUFFIX}"), ByteString(value_type.to_string().into_bytes()));
+                        other.to_string()
+                    }
                 };
                 data.insert(key, ByteString(text.into_bytes()));
             }
@@ -124,7 +151,7 @@ mod tests {
     use super::*;
 
     fn output(name: &str, value: serde_json::Value) -> Output {
-        Output { name: name.into(), value, sensitive: false }
+        Output { name: name.into(), value, sensitive: false, value_type: None }
     }
 
     #[test]
@@ -157,6 +184,8 @@ mod tests {
         let (data, missing) = select(&WriteOutputsToSecret { name: "out".into(), ..Default::default() }, &outputs);
         assert_eq!(data.get("endpoint").map(|b| b.0.as_slice()), Some(&b"10.0.0.1"[..]));
         assert_eq!(data.get("ports").map(|b| b.0.as_slice()), Some(&b"[80,443]"[..]));
+        assert_eq!(data.get("ports__type").map(|b| b.0.as_slice()), Some(&br#"["tuple",["number","number"]]"#[..]));
+        assert!(!data.contains_key("endpoint__type"), "a string needs no type");
         assert!(missing.is_empty());
         let target =
             WriteOutputsToSecret { name: "out".into(), outputs: vec!["endpoint:host".into(), "nope".into()], ..Default::default() };

@@ -8,13 +8,14 @@ use k8s_openapi::api::core::v1::Secret;
 use tracing::info;
 
 use super::decide::{Next, Observed, auto_applies, decide};
-use super::inputs::{InputError, inputs_digest, resolve_backend, resolve_variables, secret_suffix, state_name, terraform_options};
+use super::inputs::{InputError, inputs_digest, resolve_backend, resolve_options, resolve_variables, secret_suffix, state_name};
 use super::record::{Facts, record, wait_for_approval};
 use crate::api::{Artifact, ConditionStatus, Conditions, Terraform, condition_type as ct, reason};
 use crate::dispatch::{BackendSpec, Operation, RunSpec, RunVariable, RunnerDispatch};
 use crate::reconcile::approval;
 use crate::reconcile::{Done, Reconcile, ReconcileError, Run, source_artifact};
 use crate::store::{ObjectStore, Severity};
+use driftless_core::contract::TerraformOptions;
 
 /// The API kind, as events and object keys spell it.
 pub const KIND: &str = crate::api::Kind::Terraform.as_str();
@@ -33,6 +34,7 @@ fn since_drift_check(status: &crate::api::TerraformStatus) -> Option<Duration> {
 struct Inputs {
     artifact: Artifact,
     variables: Vec<RunVariable>,
+    options: TerraformOptions,
     backend: BackendSpec,
     digest: String,
 }
@@ -46,13 +48,18 @@ async fn inputs<S: ObjectStore, D: RunnerDispatch>(
         Ok(v) => v,
         Err(e) => return Ok(Err((reason::VARIABLES_NOT_FOUND, e.to_string()))),
     };
+    let options = match resolve_options(&run.ctx.store, &run.object).await {
+        Ok(o) => o,
+        Err(InputError::Store(e)) => return Err(e.into()),
+        Err(e) => return Ok(Err((reason::VARIABLES_NOT_FOUND, e.to_string()))),
+    };
     let backend = match resolve_backend(&run.ctx.store, &run.object, &run.ctx.backend).await {
         Ok(b) => b,
         Err(InputError::Store(e)) => return Err(e.into()),
         Err(e) => return Ok(Err((reason::BACKEND_FAILED, e.to_string()))),
     };
-    let digest = inputs_digest(&run.object, &artifact, &variables);
-    Ok(Ok(Inputs { artifact, variables, backend, digest }))
+    let digest = inputs_digest(&run.object, &artifact, &variables, &options);
+    Ok(Ok(Inputs { artifact, variables, options, backend, digest }))
 }
 
 /// How long past the run's own deadline its artifact URL stays valid: the pod's wait for an
@@ -86,7 +93,7 @@ fn run_spec<S, D>(
         workspace: object.spec.workspace.clone(),
         state_name: state_name(object),
         state_suffix: secret_suffix(object),
-        options: terraform_options(object),
+        options: inputs.options,
         variables: inputs.variables,
         inputs_digest: inputs.digest,
         backend: inputs.backend,

@@ -395,7 +395,8 @@ mod tests {
         let tf = terraform(serde_json::json!({ "approvePlan": "auto" }));
         let mut status = TerraformStatus::default();
         let mut applied = result(Outcome::Applied, "plan-abc-1");
-        applied.outputs = vec![Output { name: "endpoint".into(), value: serde_json::json!("10.0.0.1"), sensitive: false }];
+        applied.outputs =
+            vec![Output { name: "endpoint".into(), value: serde_json::json!("10.0.0.1"), sensitive: false, value_type: None }];
         let r = fold(&tf, &mut status, Operation::Plan, applied);
         assert_eq!(reasons(&r), vec![reason::PLAN_APPLIED]);
         assert_eq!(r.outputs.len(), 1);

@@ -118,6 +118,8 @@ pub struct SecretBackend {
     lock_ttl: Duration,
     /// The API server's URL when known, for messages.
     endpoint: String,
+    /// Labels the user asked the state Secret to carry (`backendConfig.labels`).
+    state_labels: BTreeMap<String, String>,
 }
 
 impl fmt::Debug for SecretBackend {
@@ -216,7 +218,20 @@ impl SecretBackend {
     /// A backend on `client`, keeping everything in `namespace`; locks it takes expire after
     /// `lock_ttl`.
     pub fn new(client: Client, namespace: impl Into<String>, lock_ttl: Duration) -> Self {
-        Self { client, namespace: namespace.into(), lock_ttl, endpoint: "the Kubernetes API".into() }
+        Self { client, namespace: namespace.into(), lock_ttl, endpoint: "the Kubernetes API".into(), state_labels: BTreeMap::new() }
+    }
+
+    /// The same backend, labelling state Secrets with `labels` too. driftless's own labels
+    /// win over a user's of the same key: they say whose state a Secret is.
+    pub fn with_state_labels(self, labels: BTreeMap<String, String>) -> Self {
+        Self { state_labels: labels, ..self }
+    }
+
+    /// The labels of `key`'s state Secret: the user's, then driftless's own over them.
+    fn state_secret_labels(&self, key: &StateKey) -> BTreeMap<String, String> {
+        let mut labels = self.state_labels.clone();
+        labels.extend(self.labels(&key.object, &[(STATE_LABEL, &key.state_name)]));
+        labels
     }
 
     /// A backend with the client `kube::Client::try_default()` would build (`KUBECONFIG`, the
@@ -459,7 +474,7 @@ impl SecretBackend {
                 // Only the data and our labels change: labels or annotations others added stay.
                 Some(mut secret) => {
                     record(secret.data.get_or_insert_default(), compressed, manifest);
-                    secret.metadata.labels.get_or_insert_default().extend(self.labels(&key.object, &[(STATE_LABEL, &key.state_name)]));
+                    secret.metadata.labels.get_or_insert_default().extend(self.state_secret_labels(key));
                     secret.metadata.managed_fields = None;
                     ("update", api.replace(&name, &PostParams::default(), &secret).await)
                 }
@@ -467,7 +482,7 @@ impl SecretBackend {
                     let mut data = BTreeMap::new();
                     record(&mut data, compressed, manifest);
                     let secret = Secret {
-                        metadata: self.meta(&name, self.labels(&key.object, &[(STATE_LABEL, &key.state_name)])),
+                        metadata: self.meta(&name, self.state_secret_labels(key)),
                         data: Some(data),
                         type_: Some("Opaque".into()),
                         ..Default::default()
