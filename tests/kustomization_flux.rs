@@ -203,3 +203,43 @@ async fn cel_health_checks_decide_when_custom_resources_are_ready() {
     let message = condition_in(&invalid, "Ready")["message"].as_str().unwrap().to_string();
     assert!(message.contains("spec.healthCheckExprs[0].current"), "{message}");
 }
+
+/// Flux substitutes a build only with `postBuild` set and a variable resolved (or
+/// `substituteStrategy: Always`): a script's `${HOME}` in a Kustomization without postBuild,
+/// or whose optional ConfigMap of variables is missing, is applied as written, and `Always`
+/// substitutes defaults with no variable set.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn post_build_substitutes_only_when_flux_would() {
+    let Some(mut k) = KubeWorld::new("ks-subst").await else { return };
+    let script = |name: &str| config_map(name, "{}", "data:\n  run.sh: 'echo ${HOME} ${GREETING:=hello}'\n");
+    k.world
+        .commit(&[("plain/a.yaml", &script("plain")), ("none/a.yaml", &script("none")), ("always/a.yaml", &script("always"))], "scripts");
+    k.apply(&git_repository("app", "main")).await;
+    let ns = format!("  targetNamespace: {}\n", k.ns.name);
+    let missing_vars = "  postBuild:\n    substituteFrom:\n      - kind: ConfigMap\n        name: not-there\n        optional: true\n";
+    k.apply(&kustomization("plain", "./plain", true, &ns)).await;
+    k.apply(&kustomization("none", "./none", true, &format!("{ns}{missing_vars}"))).await;
+    k.apply(&kustomization("always", "./always", true, &format!("{ns}{missing_vars}    substituteStrategy: Always\n"))).await;
+    k.start_controller(&[]);
+    k.wait_for("Kustomization", "plain", "Ready", LONG, ready).await;
+    k.wait_for("Kustomization", "none", "Ready", LONG, ready).await;
+    let api: Api<ConfigMap> = Api::namespaced(k.client(), &k.ns.name);
+    for name in ["plain", "none"] {
+        assert_eq!(data(&api.get(name).await.unwrap())["run.sh"], "echo ${HOME} ${GREETING:=hello}", "{name}: applied as written");
+    }
+    // Always substitutes, strictly as Flux does: HOME has no value and no default.
+    let always = k
+        .wait_for("Kustomization", "always", "a substitution error", LONG, |o| reason_of(&condition_in(o, "Ready")) == "BuildFailed")
+        .await;
+    let message = condition_in(&always, "Ready")["message"].as_str().unwrap_or_default().to_string();
+    assert!(message.contains("\"HOME\"") && message.contains("no default"), "{message}");
+    k.apply(&kustomization(
+        "always",
+        "./always",
+        true,
+        &format!("{ns}  postBuild:\n    substituteStrategy: Always\n    substitute:\n      HOME: /home/app\n"),
+    ))
+    .await;
+    k.wait_for("Kustomization", "always", "Ready", LONG, ready).await;
+    assert_eq!(data(&api.get("always").await.unwrap())["run.sh"], "echo /home/app hello");
+}

@@ -252,6 +252,26 @@ pub struct PostBuild {
     /// ConfigMaps and Secrets whose keys are variables (the spec's `substitute` wins).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub substitute_from: Vec<SubstituteReference>,
+    /// Flux's `substituteStrategy`: `WithVariables` (unset) substitutes only when at least
+    /// one variable is set, so manifests of a Kustomization whose ConfigMaps hold none keep
+    /// their `${...}` text; `Always` substitutes anyway (for `${VAR:=default}`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub substitute_strategy: Option<SubstituteStrategy>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum SubstituteStrategy {
+    WithVariables,
+    Always,
+}
+
+impl PostBuild {
+    /// Whether the build's objects are substituted, as Flux decides: only with `postBuild`
+    /// set (`post`), and then when a variable is set or the strategy is `Always`. Without
+    /// it, `${HOME}` in a ConfigMap's script is applied as it is written.
+    pub fn substitutes(post: Option<&PostBuild>, variables: usize) -> bool {
+        post.is_some_and(|p| variables > 0 || p.substitute_strategy == Some(SubstituteStrategy::Always))
+    }
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
@@ -263,6 +283,21 @@ pub struct SubstituteReference {
     /// A missing object is not an error.
     #[serde(default)]
     pub optional: bool,
+}
+
+#[cfg(test)]
+mod post_build_tests {
+    use super::*;
+
+    #[test]
+    fn substitution_runs_only_with_post_build_and_a_variable_or_always() {
+        let with = |strategy| PostBuild { substitute_strategy: strategy, ..Default::default() };
+        assert!(!PostBuild::substitutes(None, 0), "no postBuild: manifests as written");
+        assert!(!PostBuild::substitutes(Some(&with(None)), 0), "no variable resolved: Flux's WithVariables");
+        assert!(PostBuild::substitutes(Some(&with(None)), 1));
+        assert!(!PostBuild::substitutes(Some(&with(Some(SubstituteStrategy::WithVariables))), 0));
+        assert!(PostBuild::substitutes(Some(&with(Some(SubstituteStrategy::Always))), 0));
+    }
 }
 
 /// Drift of manifests: the same modes as Terraform; rules name objects and JSON pointers.

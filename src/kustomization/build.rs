@@ -103,7 +103,9 @@ pub async fn build<S: ObjectStore>(
         Ok(Err(m)) => return Ok(Err((reason::BUILD_FAILED, m))),
         Err(e) => return Ok(Err((reason::BUILD_FAILED, format!("build worker failed: {e}")))),
     };
-    let objects = match crate::kustomize::substitute(objects, &vars) {
+    let substitutes = crate::api::PostBuild::substitutes(object.spec.post_build.as_ref(), vars.len());
+    let substituted = if substitutes { crate::kustomize::substitute(objects, &vars) } else { Ok(objects) };
+    let objects = match substituted {
         Ok(o) => o,
         Err(e) => {
             let message = driftless_core::scrub::Scrubber::new(&secrets).scrub(&format!("postBuild: {e}"));

@@ -5,8 +5,10 @@
 //! again. An object labelled or annotated `kustomize.toolkit.fluxcd.io/substitute: disabled`
 //! is left alone.
 //!
-//! Strict, unlike Flux's default: a variable that is not set and has no default is an error
-//! naming the variable and the object, never an empty string.
+//! Strict, as Flux is by default since kustomize-controller v1.9 (its
+//! `StrictPostBuildSubstitutions` gate): a variable that is not set and has no default is an
+//! error naming the variable and the object, never an empty string. Whether a build is
+//! substituted at all is Flux's rule too ([`crate::api::PostBuild::substitutes`]).
 
 use std::collections::BTreeMap;
 use std::path::Path;
