@@ -37,9 +37,9 @@ pub use status::{
 };
 pub use tenancy::{Tenancy, cross_namespace_refusal};
 pub use terraform::{
-    BackendConfig, CrossNamespaceSourceReference, DependencyReference, DriftIgnoreRule, DriftMode, DriftSpec, Engine, KeySelector,
-    RunnerPodTemplate, S3BackendConfig, Terraform, TerraformSpec, TerraformStatus, Variable, VariableSource, VarsReference,
-    WriteOutputsToSecret,
+    BackendConfig, CrossNamespaceSourceReference, DependencyReference, DriftIgnoreRule, DriftMode, DriftSpec, Engine, HealthCheck,
+    HealthCheckType, HealthTarget, KeySelector, RunnerPodTemplate, S3BackendConfig, Terraform, TerraformSpec, TerraformStatus, Variable,
+    VariableSource, VarsReference, WriteOutputsToSecret, bare_go_action,
 };
 pub use validation::{FieldError, Validate, ValidationError};
 

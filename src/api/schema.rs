@@ -37,7 +37,6 @@ const PEER_FIELDS: &[(&str, &str, &str)] = &[
         "spec.cliConfigSecretRef",
         "tofu-controller's cliConfigSecretRef is not implemented yet: give runner pods TF_CLI_CONFIG_FILE with the controller's --runner-env",
     ),
-    ("Terraform", "spec.healthChecks", "tofu-controller's healthChecks are not implemented yet for Terraform"),
     ("Terraform", "spec.tfstate", "tofu-controller's tfstate (forceUnlock) is not implemented yet: use driftless unlock"),
     ("Terraform", "spec.backendConfigsFrom", "tofu-controller's backendConfigsFrom is not implemented yet: use spec.backendConfig"),
     (

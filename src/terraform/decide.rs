@@ -126,6 +126,7 @@ mod tests {
                 force: false,
                 always_cleanup_runner_pod: None,
                 store_readable_plan: None,
+                health_checks: vec![],
             },
         );
         t.status = Some(TerraformStatus::default());
