@@ -230,13 +230,17 @@ fn parse_address(text: &str) -> Result<(String, u16), String> {
             Some((ip, port)) if ip.parse::<std::net::Ipv6Addr>().is_ok() => (ip, port),
             _ => return Err(format!("{text:?} must be [IPv6]:port")),
         },
-        None => text.rsplit_once(':').ok_or_else(|| format!("{text:?} must be host:port (no port)"))?,
+        None => match text.rsplit_once(':') {
+            Some((host, _)) if host.contains(':') => return Err(format!("{text:?}: an IPv6 address goes in brackets, [{host}]:port")),
+            Some(split) => split,
+            None => return Err(format!("{text:?} must be host:port (no port)")),
+        },
     };
     let is_ip = host.parse::<std::net::IpAddr>().is_ok();
     let label_ok = |l: &str| {
         (1..=63).contains(&l.len()) && l.chars().all(|c| c.is_alphanumeric() || c == '-') && !l.starts_with('-') && !l.ends_with('-')
     };
-    if !is_ip && (host.contains(':') || !host.split('.').all(label_ok)) {
+    if !is_ip && !host.split('.').all(label_ok) {
         return Err(format!("{text:?}: {host:?} is neither an IP address nor a host name"));
     }
     match port.parse::<u16>() {
@@ -474,5 +478,35 @@ impl Conditions for TerraformStatus {
     }
     fn conditions_mut(&mut self) -> &mut Vec<Condition> {
         &mut self.common.conditions
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn health_check_targets_are_checked_as_tofu_controller_checks_them() {
+        let tcp = |t: &str| HealthCheckType::Tcp.parse_target(t);
+        assert_eq!(tcp("127.0.0.1:5432"), Ok(HealthTarget::Tcp { host: "127.0.0.1".into(), port: 5432 }));
+        assert_eq!(tcp("db.internal-1.example:80"), Ok(HealthTarget::Tcp { host: "db.internal-1.example".into(), port: 80 }));
+        assert_eq!(tcp("[::1]:8080"), Ok(HealthTarget::Tcp { host: "::1".into(), port: 8080 }));
+        for bad in ["tcp://127.0.0.1:80", "127.0.0.1", "127.0.0.1:0", "127.0.0.1:65536", "-db:80", "db_1:80", ":80", "::1:80", "[nope]:80"]
+        {
+            assert!(tcp(bad).is_err(), "{bad} must be refused");
+        }
+        let http = |t: &str| HealthCheckType::Http.parse_target(t);
+        assert_eq!(http("https://app.example/healthz?x=1"), Ok(HealthTarget::Http { url: "https://app.example/healthz?x=1".into() }));
+        for bad in ["app.example/healthz", "ftp://app.example/", "http:///x", "not a url"] {
+            assert!(http(bad).is_err(), "{bad} must be refused");
+        }
+    }
+
+    #[test]
+    fn a_bare_go_action_is_found_and_tofu_controller_s_delimiters_are_not() {
+        assert_eq!(bare_go_action("${{ .url }}/healthz"), None);
+        assert_eq!(bare_go_action("${{ .host }}:${{ .port }}"), None);
+        assert_eq!(bare_go_action("http://{{ .host }}/"), Some(7));
+        assert_eq!(bare_go_action("${{ .a }}{{ .b }}"), Some(9));
     }
 }
