@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{MODULE, World, git_repository, objects};
+use common::{Engine, MODULE, World, git_repository, objects};
 
 fn read(path: &std::path::Path) -> String {
     std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
@@ -384,12 +384,14 @@ fn message(w: &World, type_: &str) -> String {
     w.condition("app", type_)["message"].as_str().unwrap_or_default().to_string()
 }
 
+crate::with_each_engine!(health_checks_read_the_outputs_and_a_failing_check_is_not_ready_until_it_passes);
+
 /// tofu-controller's healthChecks after an apply: an http check of a URL and a tcp check of an
 /// address, both from the module's outputs; a failing check makes the object not Ready naming
-/// the check, and passes again once the service does.
-#[test]
-fn health_checks_read_the_outputs_and_a_failing_check_is_not_ready_until_it_passes() {
-    let Some(w) = World::new() else { return };
+/// the check, and passes again once the service does. With each engine: OpenTofu hands
+/// sensitive outputs over otherwise (`output -json`).
+fn health_checks_read_the_outputs_and_a_failing_check_is_not_ready_until_it_passes(engine: Engine) {
+    let Some(w) = World::with_engine(engine) else { return };
     let service = Service::start();
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = listener.local_addr().unwrap().port();
