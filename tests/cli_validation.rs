@@ -149,6 +149,37 @@ fn tofu_controller_fields_with_bad_values_are_refused_by_field() {
     );
 }
 
+/// tofu-controller's healthChecks are checked as its CRD would, and beyond: each refusal
+/// names the check's field.
+#[test]
+fn a_bad_health_check_is_refused_naming_its_field() {
+    let checks = |c: &str| TERRAFORM.replace("  interval: 1h\n", &format!("  interval: 1h\n  healthChecks:\n{c}"));
+    refused(
+        &checks("    - name: web\n      type: udp\n      url: http://127.0.0.1/\n"),
+        &["spec.healthChecks[0].type", "udp", "tcp", "http"],
+    );
+    refused(&checks("    - name: web\n      type: http\n"), &["spec.healthChecks[0].url", "required when type is http"]);
+    refused(
+        &checks("    - name: db\n      type: tcp\n      url: http://127.0.0.1/\n"),
+        &["spec.healthChecks[0].address", "required when type is tcp", "spec.healthChecks[0].url", "reads address"],
+    );
+    refused(&checks("    - name: web\n      type: http\n      url: 127.0.0.1:80\n"), &["spec.healthChecks[0].url", "http:// or https://"]);
+    refused(&checks("    - name: db\n      type: tcp\n      address: 127.0.0.1:70000\n"), &["spec.healthChecks[0].address", "\"70000\""]);
+    refused(&checks("    - name: \"\"\n      type: tcp\n      address: 127.0.0.1:80\n"), &["spec.healthChecks[0].name"]);
+    refused(
+        &checks("    - name: db\n      type: tcp\n      address: 127.0.0.1:80\n      timeout: 0s\n"),
+        &["spec.healthChecks[0].timeout", "greater than zero"],
+    );
+    refused(
+        &checks("    - name: web\n      type: http\n      url: \"{{ .url }}\"\n"),
+        &["spec.healthChecks[0].url", "${{ .name }}", "taken as text"],
+    );
+    refused(
+        &checks("    - name: web\n      type: http\n      url: \"${{ .url }}\"\n"),
+        &["spec.healthChecks[0].url", "set spec.writeOutputsToSecret"],
+    );
+}
+
 #[test]
 fn a_misspelt_field_is_refused_listing_the_fields_it_may_be() {
     refused(&TERRAFORM.replace("  path: ./\n", "  pathh: ./\n"), &["spec.pathh", "unknown field", "path"]);

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{MODULE, World, git_repository, objects};
+use common::{Engine, MODULE, World, git_repository, objects};
 
 fn read(path: &std::path::Path) -> String {
     std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
@@ -535,4 +535,221 @@ fn cli_config_secret_ref_is_terraforms_cli_configuration() {
     w.reconcile("app").ok();
     assert_eq!(w.ready_reason("app"), "Succeeded", "{}", w.condition("app", "Ready"));
     assert_eq!(read(&w.managed("main.txt")), "hello");
+}
+
+/// A module whose outputs say where its service listens: what tofu-controller's health checks
+/// read (`host` comes from a Secret, so that output is sensitive).
+const SERVICE_MODULE: &str = r#"
+terraform {
+  required_providers {
+    null = {
+      source  = "hashicorp/null"
+      version = "2.1.2"
+    }
+  }
+}
+
+variable "url" {
+  type = string
+}
+
+variable "port" {
+  type = number
+}
+
+variable "host" {
+  type      = string
+  sensitive = true
+}
+
+resource "null_resource" "service" {
+  triggers = {
+    url = var.url
+  }
+}
+
+output "url" {
+  value = var.url
+}
+
+output "port" {
+  value = var.port
+}
+
+output "host" {
+  value     = var.host
+  sensitive = true
+}
+"#;
+
+/// An HTTP server on 127.0.0.1 answering every request with the status it is set to, counting
+/// the requests.
+struct Service {
+    addr: String,
+    status: std::sync::Arc<std::sync::atomic::AtomicU16>,
+    requests: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl Service {
+    fn start() -> Service {
+        use std::io::{Read, Write};
+        use std::sync::atomic::Ordering;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let status = std::sync::Arc::new(std::sync::atomic::AtomicU16::new(200));
+        let requests = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let (s, r) = (status.clone(), requests.clone());
+        std::thread::spawn(move || {
+            for mut stream in listener.incoming().flatten() {
+                let mut buf = [0u8; 4096];
+                let n = stream.read(&mut buf).unwrap_or(0);
+                if !String::from_utf8_lossy(&buf[..n]).starts_with("GET /healthz ") {
+                    let _ = stream.write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+                    continue;
+                }
+                r.fetch_add(1, Ordering::SeqCst);
+                let code = s.load(Ordering::SeqCst);
+                let body = if code == 200 { "ok" } else { "database unreachable" };
+                let answer = format!("HTTP/1.1 {code} X\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}", body.len());
+                let _ = stream.write_all(answer.as_bytes());
+            }
+        });
+        Service { addr, status, requests }
+    }
+
+    fn answer(&self, code: u16) {
+        self.status.store(code, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    fn requests(&self) -> usize {
+        self.requests.load(std::sync::atomic::Ordering::SeqCst)
+    }
+}
+
+/// A port of 127.0.0.1 nothing listens on.
+fn closed_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn service_object(url: &str, port: u16, checks: &str) -> String {
+    format!(
+        r#"{repo}---
+apiVersion: driftless.dev/v1alpha1
+kind: Terraform
+metadata:
+  name: app
+spec:
+  sourceRef:
+    kind: GitRepository
+    name: app
+  path: ./
+  interval: 1h
+  approvePlan: auto
+  writeOutputsToSecret:
+    name: app-outputs
+  vars:
+    - name: url
+      value: {url}
+    - name: port
+      value: {port}
+    - name: host
+      valueFrom:
+        secretKeyRef:
+          name: service-host
+          key: host
+  healthChecks:
+{checks}"#,
+        repo = git_repository("app", "main")
+    )
+}
+
+const CHECKS: &str = r#"    - name: web
+      type: http
+      url: "${{ .url }}/healthz"
+      timeout: 5s
+    - name: listener
+      type: tcp
+      address: "127.0.0.1:${{ .port }}"
+"#;
+
+fn message(w: &World, type_: &str) -> String {
+    w.condition("app", type_)["message"].as_str().unwrap_or_default().to_string()
+}
+
+crate::with_each_engine!(health_checks_read_the_outputs_and_a_failing_check_is_not_ready_until_it_passes);
+
+/// tofu-controller's healthChecks after an apply: an http check of a URL and a tcp check of an
+/// address, both from the module's outputs; a failing check makes the object not Ready naming
+/// the check, and passes again once the service does. With each engine: OpenTofu hands
+/// sensitive outputs over otherwise (`output -json`).
+fn health_checks_read_the_outputs_and_a_failing_check_is_not_ready_until_it_passes(engine: Engine) {
+    let Some(w) = World::with_engine(engine) else { return };
+    let service = Service::start();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    w.commit(&[("main.tf", SERVICE_MODULE)], "module");
+    w.apply("apiVersion: v1\nkind: Secret\nmetadata:\n  name: service-host\nstringData:\n  host: 127.0.0.77\n").ok();
+    let url = format!("http://{}", service.addr);
+    w.apply(&service_object(&url, port, CHECKS)).ok();
+    w.driftless(&["run", "--once"]).ok();
+    assert_eq!(w.ready_reason("app"), "Succeeded", "{}", w.condition("app", "Ready"));
+    let hc = w.condition("app", "HealthCheck");
+    assert_eq!((hc["status"].as_str(), hc["reason"].as_str()), (Some("True"), Some("HealthChecksSucceed")), "{hc}");
+    assert_eq!(hc["message"], "health checks succeeded: web, listener");
+    assert_eq!(service.requests(), 1, "the http check ran once");
+
+    // Not on every reconcile: passed at this generation, nothing applied.
+    w.driftless(&["run", "--once"]).ok();
+    assert_eq!(service.requests(), 1);
+
+    // The service fails: a reconcile asked for checks again, and the object is not Ready.
+    service.answer(500);
+    w.reconcile("app").fails();
+    let ready = w.condition("app", "Ready");
+    assert_eq!((ready["status"].as_str(), ready["reason"].as_str()), (Some("False"), Some("HealthChecksFailed")), "{ready}");
+    let expected = format!("health check \"web\" (http) failed on {url}/healthz: answered 500: database unreachable");
+    assert_eq!(ready["message"], expected.as_str());
+    assert_eq!(message(&w, "HealthCheck"), expected);
+    assert_eq!(w.condition("app", "HealthCheck")["reason"], "HealthChecksFailed");
+    assert_eq!(w.events_with_reason("app", "HealthChecksFailed").len(), 1);
+
+    // Retried like any failure, it passes once the service does (no apply: the outputs are
+    // read from the Secret).
+    w.driftless(&["run", "--once"]).fails();
+    assert_eq!(w.events_with_reason("app", "HealthChecksFailed").len(), 1, "the same failure is announced once");
+    service.answer(200);
+    w.driftless(&["run", "--once"]).ok();
+    let ready = w.condition("app", "Ready");
+    assert_eq!(ready["reason"], "Succeeded", "{ready}");
+    assert!(message(&w, "Ready").starts_with("health checks succeeded: web, listener; applied plan plan-"), "{ready}");
+    assert_eq!(w.events_with_reason("app", "HealthChecksSucceed").len(), 1);
+    assert_eq!(w.events_with_reason("app", "PlanApplied").len(), 1, "no apply was needed");
+
+    // A closed port fails the tcp check, naming it and its address; the checks changed, so
+    // they run without an apply.
+    let closed = closed_port();
+    let tcp_closed = CHECKS.replace("127.0.0.1:${{ .port }}", &format!("127.0.0.1:{closed}"));
+    w.apply(&service_object(&url, port, &tcp_closed)).ok();
+    w.driftless(&["run", "--once"]).fails();
+    let m = message(&w, "Ready");
+    assert_eq!(w.ready_reason("app"), "HealthChecksFailed");
+    assert!(m.starts_with(&format!("health check \"listener\" (tcp) failed on 127.0.0.1:{closed}: cannot connect: ")), "{m}");
+
+    // A sensitive output in the address: the check is shown as written, the value never.
+    let sensitive = CHECKS.replace("127.0.0.1:${{ .port }}", &format!("${{{{ .host }}}}:{closed}"));
+    w.apply(&service_object(&url, port, &sensitive)).ok();
+    w.driftless(&["run", "--once"]).fails();
+    let m = message(&w, "Ready");
+    assert!(m.starts_with(&format!("health check \"listener\" (tcp) failed on ${{{{ .host }}}}:{closed}: cannot connect")), "{m}");
+    assert!(!w.store_text_outside_secrets_and_state().contains("127.0.0.77"), "a sensitive output stays out of status and events");
+
+    // A template naming an output the module does not have.
+    let missing = CHECKS.replace("${{ .url }}/healthz", "${{ .endpoint }}/healthz");
+    w.apply(&service_object(&url, port, &missing)).ok();
+    w.driftless(&["run", "--once"]).fails();
+    assert_eq!(
+        message(&w, "Ready"),
+        "health check \"web\" (http, spec.healthChecks[0].url): ${{ .endpoint }} names no output of Secret app-outputs; it holds host, port, url"
+    );
+    drop(listener);
 }

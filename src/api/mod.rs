@@ -38,8 +38,9 @@ pub use status::{
 pub use tenancy::{Tenancy, cross_namespace_refusal};
 pub use terraform::{
     BackendConfig, BackendConfigsReference, CrossNamespaceSourceReference, DependencyReference, DriftIgnoreRule, DriftMode, DriftSpec,
-    Engine, FileLocation, FileMapping, KeySelector, ReadInputsFromSecret, RunnerPodTemplate, S3BackendConfig, SecretKeyReference,
-    SecretReference, Terraform, TerraformSpec, TerraformStatus, Variable, VariableSource, VarsReference, WriteOutputsToSecret,
+    Engine, FileLocation, FileMapping, HealthCheck, HealthCheckType, HealthTarget, KeySelector, ReadInputsFromSecret, RunnerPodTemplate,
+    S3BackendConfig, SecretKeyReference, SecretReference, Terraform, TerraformSpec, TerraformStatus, Variable, VariableSource,
+    VarsReference, WriteOutputsToSecret, bare_go_action,
 };
 pub use validation::{FieldError, Validate, ValidationError};
 

@@ -29,7 +29,6 @@ const PEER_FIELDS: &[(&str, &str, &str)] = &[
         "spec.runnerTerminationGracePeriodSeconds",
         "tofu-controller's runnerTerminationGracePeriodSeconds is not implemented: runners stop terraform gracefully on SIGTERM within 25 s",
     ),
-    ("Terraform", "spec.healthChecks", "tofu-controller's healthChecks are not implemented yet for Terraform"),
     ("Terraform", "spec.tfstate", "tofu-controller's tfstate (forceUnlock) is not implemented yet: use driftless unlock"),
     (
         "Terraform",

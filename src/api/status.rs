@@ -19,6 +19,8 @@ pub mod condition_type {
     pub const OUTPUTS_WRITTEN: &str = "OutputsWritten";
     pub const STATE_LOCKED: &str = "StateLocked";
     pub const ARTIFACT_IN_STORAGE: &str = "ArtifactInStorage";
+    /// A Terraform's `spec.healthChecks` after an apply (tofu-controller's type).
+    pub const HEALTH_CHECK: &str = "HealthCheck";
 }
 
 /// Condition reasons (CamelCase, stable: alerts and scripts match on them).
@@ -43,6 +45,10 @@ pub mod reason {
     pub const BUILD_FAILED: &str = "BuildFailed";
     pub const PRUNE_FAILED: &str = "PruneFailed";
     pub const HEALTH_CHECK_FAILED: &str = "HealthCheckFailed";
+    /// A Terraform's `spec.healthChecks` passed (tofu-controller's reason, spelt as it spells it).
+    pub const HEALTH_CHECKS_SUCCEED: &str = "HealthChecksSucceed";
+    /// One of a Terraform's `spec.healthChecks` failed (tofu-controller's reason).
+    pub const HEALTH_CHECKS_FAILED: &str = "HealthChecksFailed";
     pub const RUNNER_OOM_KILLED: &str = "RunnerOOMKilled";
     pub const RUNNER_EVICTED: &str = "RunnerEvicted";
     pub const RUNNER_IMAGE_PULL_FAILED: &str = "RunnerImagePullFailed";

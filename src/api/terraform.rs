@@ -142,6 +142,137 @@ pub struct TerraformSpec {
     /// `approvePlan` says (drift included).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub force: bool,
+    /// tofu-controller's `healthChecks`: after an apply, the controller connects to each
+    /// `address` (tcp) or GETs each `url` (http, any answer from 200 to 399 after following
+    /// redirects), one after the other, and stops at the first that fails. `url` and
+    /// `address` may name outputs as tofu-controller writes them, `${{ .name }}`, read from
+    /// the outputs `spec.writeOutputsToSecret` writes (its keys; sensitive ones too, though
+    /// a check whose target holds a sensitive value is shown as written, never rendered).
+    /// The result is the `HealthCheck` condition (`HealthChecksSucceed` or
+    /// `HealthChecksFailed`). Failing checks are run again at `retryInterval` until they
+    /// pass. Where driftless differs: a failing check makes the object not Ready (naming the
+    /// check), and the checks run after every apply, not only the first; also when they were
+    /// added or changed since they last ran, and when a person asks (`driftless reconcile`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub health_checks: Vec<HealthCheck>,
+}
+
+/// One of `spec.healthChecks`, as tofu-controller's `HealthCheck`.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct HealthCheck {
+    /// Names the check in status and events.
+    pub name: String,
+    /// `tcp` (connect to `address`) or `http` (GET `url`).
+    #[serde(rename = "type")]
+    pub type_: HealthCheckType,
+    /// The http check's `http://` or `https://` URL; may name outputs (`${{ .url }}/healthz`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// The tcp check's `host:port`; may name outputs (`${{ .host }}:${{ .port }}`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub address: Option<String>,
+    /// How long to wait for the connection (tcp) or the whole answer (http); 20s unset, as in
+    /// tofu-controller.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<Duration>,
+}
+
+impl HealthCheck {
+    /// tofu-controller's default timeout.
+    pub const DEFAULT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(20);
+
+    pub fn timeout(&self) -> std::time::Duration {
+        self.timeout.as_ref().map_or(Self::DEFAULT_TIMEOUT, Duration::as_std)
+    }
+
+    /// The field the check's target is written in (`url` or `address`) and its text.
+    pub fn target(&self) -> (&'static str, Option<&str>) {
+        match self.type_ {
+            HealthCheckType::Http => ("url", self.url.as_deref()),
+            HealthCheckType::Tcp => ("address", self.address.as_deref()),
+        }
+    }
+}
+
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum HealthCheckType {
+    Tcp,
+    Http,
+}
+
+impl HealthCheckType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HealthCheckType::Tcp => "tcp",
+            HealthCheckType::Http => "http",
+        }
+    }
+
+    /// A target (rendered, or written without outputs) as tofu-controller accepts it: an
+    /// `http(s)://host[:port]/...` URL, or `host:port` with an IP or a host name (RFC 952
+    /// labels) and a port from 1 to 65535. `Err` says what is wrong with it.
+    pub fn parse_target(self, text: &str) -> Result<HealthTarget, String> {
+        match self {
+            HealthCheckType::Http => parse_url(text).map(|url| HealthTarget::Http { url }),
+            HealthCheckType::Tcp => parse_address(text).map(|(host, port)| HealthTarget::Tcp { host, port }),
+        }
+    }
+}
+
+/// What one health check connects to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum HealthTarget {
+    Tcp { host: String, port: u16 },
+    Http { url: String },
+}
+
+/// Where a delimiter of Go's default `{{ }}` stands alone (not as `${{`): tofu-controller's
+/// health checks take it as text, so such a target never names an output.
+pub fn bare_go_action(text: &str) -> Option<usize> {
+    text.match_indices("{{").map(|(at, _)| at).find(|&at| !text[..at].ends_with('$'))
+}
+
+fn parse_url(text: &str) -> Result<String, String> {
+    let uri: hyper::Uri = text.parse().map_err(|e| format!("{text:?} is not a URL: {e}"))?;
+    match uri.scheme_str() {
+        Some("http" | "https") => {}
+        Some(other) => return Err(format!("{text:?}: the scheme {other:?} is not http or https")),
+        None => return Err(format!("{text:?} must be an absolute http:// or https:// URL")),
+    }
+    if uri.host().is_none_or(str::is_empty) {
+        return Err(format!("{text:?} names no host"));
+    }
+    Ok(text.to_string())
+}
+
+fn parse_address(text: &str) -> Result<(String, u16), String> {
+    if text.contains("://") {
+        return Err(format!("{text:?} must be host:port, without a scheme"));
+    }
+    let (host, port) = match text.strip_prefix('[') {
+        Some(rest) => match rest.split_once("]:") {
+            Some((ip, port)) if ip.parse::<std::net::Ipv6Addr>().is_ok() => (ip, port),
+            _ => return Err(format!("{text:?} must be [IPv6]:port")),
+        },
+        None => match text.rsplit_once(':') {
+            Some((host, _)) if host.contains(':') => return Err(format!("{text:?}: an IPv6 address goes in brackets, [{host}]:port")),
+            Some(split) => split,
+            None => return Err(format!("{text:?} must be host:port (no port)")),
+        },
+    };
+    let is_ip = host.parse::<std::net::IpAddr>().is_ok();
+    let label_ok = |l: &str| {
+        (1..=63).contains(&l.len()) && l.chars().all(|c| c.is_alphanumeric() || c == '-') && !l.starts_with('-') && !l.ends_with('-')
+    };
+    if !is_ip && !host.split('.').all(label_ok) {
+        return Err(format!("{text:?}: {host:?} is neither an IP address nor a host name"));
+    }
+    match port.parse::<u16>() {
+        Ok(p) if p > 0 => Ok((host.to_string(), p)),
+        _ => Err(format!("{text:?}: {port:?} is not a port from 1 to 65535")),
+    }
 }
 
 fn is_zero(n: &i32) -> bool {
@@ -433,6 +564,10 @@ pub struct TerraformStatus {
     /// Output names (values live only in the outputs secret).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub available_outputs: Vec<String>,
+    /// The names of `availableOutputs` the module marks sensitive: health checks never show
+    /// a target that holds one of their values.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sensitive_outputs: Vec<String>,
     /// Digest of the inputs the last plan was made from (source, spec, resolved variables).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_inputs_digest: Option<String>,
@@ -444,5 +579,35 @@ impl Conditions for TerraformStatus {
     }
     fn conditions_mut(&mut self) -> &mut Vec<Condition> {
         &mut self.common.conditions
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn health_check_targets_are_checked_as_tofu_controller_checks_them() {
+        let tcp = |t: &str| HealthCheckType::Tcp.parse_target(t);
+        assert_eq!(tcp("127.0.0.1:5432"), Ok(HealthTarget::Tcp { host: "127.0.0.1".into(), port: 5432 }));
+        assert_eq!(tcp("db.internal-1.example:80"), Ok(HealthTarget::Tcp { host: "db.internal-1.example".into(), port: 80 }));
+        assert_eq!(tcp("[::1]:8080"), Ok(HealthTarget::Tcp { host: "::1".into(), port: 8080 }));
+        for bad in ["tcp://127.0.0.1:80", "127.0.0.1", "127.0.0.1:0", "127.0.0.1:65536", "-db:80", "db_1:80", ":80", "::1:80", "[nope]:80"]
+        {
+            assert!(tcp(bad).is_err(), "{bad} must be refused");
+        }
+        let http = |t: &str| HealthCheckType::Http.parse_target(t);
+        assert_eq!(http("https://app.example/healthz?x=1"), Ok(HealthTarget::Http { url: "https://app.example/healthz?x=1".into() }));
+        for bad in ["app.example/healthz", "ftp://app.example/", "http:///x", "not a url"] {
+            assert!(http(bad).is_err(), "{bad} must be refused");
+        }
+    }
+
+    #[test]
+    fn a_bare_go_action_is_found_and_tofu_controller_s_delimiters_are_not() {
+        assert_eq!(bare_go_action("${{ .url }}/healthz"), None);
+        assert_eq!(bare_go_action("${{ .host }}:${{ .port }}"), None);
+        assert_eq!(bare_go_action("http://{{ .host }}/"), Some(7));
+        assert_eq!(bare_go_action("${{ .a }}{{ .b }}"), Some(9));
     }
 }

@@ -405,11 +405,53 @@ impl Validate for Terraform {
                 }
             }
         }
+        for (i, check) in spec.health_checks.iter().enumerate() {
+            check_health_check(&mut e, &format!("spec.healthChecks[{i}]"), check, spec.write_outputs_to_secret.is_some());
+        }
         e.duration("spec.interval", Some(&spec.interval), true);
         e.duration("spec.retryInterval", spec.retry_interval.as_ref(), true);
         e.duration("spec.drift.interval", spec.drift.as_ref().and_then(|d| d.interval.as_ref()), true);
         e.finish("Terraform", &self.metadata)
     }
+}
+
+/// One of a Terraform's `spec.healthChecks`: a name, the target its type reads (and not the
+/// other's), outputs named as tofu-controller names them (`${{ .name }}`, from the Secret of
+/// `spec.writeOutputsToSecret`), and a target without outputs well formed already.
+fn check_health_check(e: &mut Errors, at: &str, check: &super::HealthCheck, writes_outputs: bool) {
+    if check.name.trim().is_empty() || check.name.len() > 253 {
+        e.add(&format!("{at}.name"), "must name the check (1 to 253 characters)");
+    }
+    let kind = check.type_.as_str();
+    let (field, target) = check.target();
+    let other = match check.type_ {
+        super::HealthCheckType::Http => ("address", check.address.as_deref()),
+        super::HealthCheckType::Tcp => ("url", check.url.as_deref()),
+    };
+    if other.1.is_some_and(|t| !t.is_empty()) {
+        e.add(&format!("{at}.{}", other.0), format!("type {kind} reads {field}, not {}: remove it", other.0));
+    }
+    match target.filter(|t| !t.trim().is_empty()) {
+        None => e.add(&format!("{at}.{field}"), format!("required when type is {kind}")),
+        Some(text) if super::bare_go_action(text).is_some() => e.add(
+            &format!("{at}.{field}"),
+            format!("{text:?}: name outputs as ${{{{ .name }}}}, as tofu-controller's health checks do; {{{{ .name }}}} without the $ is taken as text there"),
+        ),
+        Some(text) if text.contains("${{") => {
+            if !writes_outputs {
+                e.add(
+                    &format!("{at}.{field}"),
+                    "names outputs, which health checks read from the Secret of spec.writeOutputsToSecret (as tofu-controller's do): set spec.writeOutputsToSecret",
+                );
+            }
+        }
+        Some(text) => {
+            if let Err(why) = check.type_.parse_target(text) {
+                e.add(&format!("{at}.{field}"), why);
+            }
+        }
+    }
+    e.duration(&format!("{at}.timeout"), check.timeout.as_ref(), true);
 }
 
 impl Validate for super::Kustomization {

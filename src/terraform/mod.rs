@@ -1,9 +1,11 @@
 //! The Terraform kind: a module at a path of a source artifact, planned and applied by runner
 //! processes or pods. Its decisions are pure ([`decide`]: what to do next; [`record`]: what a
 //! run's result means for status; [`outputs::select`]); [`reconcile`] is the thin sequence of
-//! its own steps after the reconcile core's.
+//! its own steps after the reconcile core's; [`health`] runs `spec.healthChecks` after an
+//! apply.
 
 mod decide;
+pub mod health;
 mod inputs;
 pub mod outputs;
 mod reconcile;

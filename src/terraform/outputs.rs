@@ -34,18 +34,7 @@ fn type_of(value: &serde_json::Value) -> serde_json::Value {
 /// The Secret's data for `target`: every output (or the ones it names, `name` or
 /// `name:key`) as text, and the names it asks for that the module does not have.
 pub fn select(target: &WriteOutputsToSecret, outputs: &[Output]) -> (BTreeMap<String, ByteString>, Vec<String>) {
-    let wanted: Vec<(String, String)> = if target.outputs.is_empty() {
-        outputs.iter().map(|o| (o.name.clone(), o.name.clone())).collect()
-    } else {
-        target
-            .outputs
-            .iter()
-            .map(|o| match o.split_once(':') {
-                Some((name, key)) => (name.to_string(), key.to_string()),
-                None => (o.clone(), o.clone()),
-            })
-            .collect()
-    };
+    let wanted = keys(target, outputs.iter().map(|o| o.name.as_str()));
     let mut data = BTreeMap::new();
     let mut missing = Vec::new();
     for (name, key) in wanted {
@@ -68,6 +57,23 @@ pub fn select(target: &WriteOutputsToSecret, outputs: &[Output]) -> (BTreeMap<St
         }
     }
     (data, missing)
+}
+
+/// The outputs `target` asks for, each with the Secret key it goes under: every one of
+/// `names` under its own name when the target lists none, else the ones it lists (`name` or
+/// `name:key`).
+pub fn keys<'a>(target: &WriteOutputsToSecret, names: impl Iterator<Item = &'a str>) -> Vec<(String, String)> {
+    if target.outputs.is_empty() {
+        return names.map(|n| (n.to_string(), n.to_string())).collect();
+    }
+    target
+        .outputs
+        .iter()
+        .map(|o| match o.split_once(':') {
+            Some((name, key)) => (name.to_string(), key.to_string()),
+            None => (o.clone(), o.clone()),
+        })
+        .collect()
 }
 
 /// The owner annotation of the Secrets a Terraform writes.

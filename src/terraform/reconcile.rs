@@ -1,6 +1,7 @@
 //! The Terraform kind's own steps, after the reconcile core's: inputs -> decide -> run ->
-//! record. What to do is [`decide`]d, what a run's result means is [`record`]ed, both pure;
-//! this file only reads inputs, dispatches the run and writes outputs.
+//! record -> health checks. What to do is [`decide`]d, what a run's result means is
+//! [`record`]ed, both pure; this file only reads inputs, dispatches the run, writes outputs
+//! and hands over to the health checks.
 
 use std::time::Duration;
 
@@ -11,7 +12,7 @@ use super::decide::{Next, Observed, auto_applies, decide};
 use super::inputs::{InputError, inputs_digest, resolve_backend, resolve_options, resolve_variables, secret_suffix, state_name};
 use super::record::{Facts, record, wait_for_approval};
 use crate::api::{Artifact, ConditionStatus, Conditions, Terraform, condition_type as ct, reason};
-use crate::dispatch::{BackendSpec, Operation, RunSpec, RunVariable, RunnerDispatch};
+use crate::dispatch::{BackendSpec, Operation, Outcome, RunSpec, RunVariable, RunnerDispatch};
 use crate::reconcile::approval;
 use crate::reconcile::{Done, Reconcile, ReconcileError, Run, source_artifact};
 use crate::store::{ObjectStore, Severity};
@@ -135,7 +136,11 @@ impl Reconcile for Terraform {
         });
         tracing::debug!(?next, "decided");
         let (operation, apply_after_plan, plan_id, plan_digest) = match next {
-            Next::Idle { after } => return Ok(Done::after(after)),
+            Next::Idle { after } => {
+                // Nothing to run; failing (or new, or changed) health checks run again.
+                let retry = super::health::check(run, None, forced).await?;
+                return Ok(Done::after(retry.map_or(after, |r| r.min(after))));
+            }
             Next::Wait { plan_id, stale } => {
                 let at = now();
                 for n in wait_for_approval(&mut run.status, &run.object.metadata, &at, &plan_id, stale) {
@@ -183,6 +188,7 @@ impl Reconcile for Terraform {
         let stored_in = |id: &str| backend.plan_location(&key, id);
         let at = now();
         let facts = Facts { object: &run.object, operation, revision: &revision, inputs: &digest, stored_in: &stored_in, at: &at };
+        let applied = result.outcome == Outcome::Applied && result.error.is_none();
         let recorded = record(&mut run.status, &facts, result);
         for n in recorded.notices {
             run.notice(n);
@@ -190,7 +196,8 @@ impl Reconcile for Terraform {
         if !recorded.outputs.is_empty() {
             super::outputs::write(run, &recorded.outputs).await;
         }
-        Ok(Done::after(recorded.after))
+        let retry = super::health::check(run, applied.then_some(recorded.outputs.as_slice()), forced).await?;
+        Ok(Done::after(retry.unwrap_or(recorded.after)))
     }
 
     /// Deletion: destroy the resources first when asked to; then the outputs Secret goes.

@@ -292,6 +292,7 @@ pub fn record(status: &mut TerraformStatus, facts: &Facts<'_>, result: RunResult
             fold.status.remove_condition(ct::PLAN_PENDING);
             if !result.outputs.is_empty() {
                 fold.status.available_outputs = result.outputs.iter().map(|o| o.name.clone()).collect();
+                fold.status.sensitive_outputs = result.outputs.iter().filter(|o| o.sensitive).map(|o| o.name.clone()).collect();
                 outputs = result.outputs.clone();
             }
             let message = if destroy {
@@ -395,12 +396,15 @@ mod tests {
         let tf = terraform(serde_json::json!({ "approvePlan": "auto" }));
         let mut status = TerraformStatus::default();
         let mut applied = result(Outcome::Applied, "plan-abc-1");
-        applied.outputs =
-            vec![Output { name: "endpoint".into(), value: serde_json::json!("10.0.0.1"), sensitive: false, value_type: None }];
+        applied.outputs = vec![
+            Output { name: "endpoint".into(), value: serde_json::json!("10.0.0.1"), sensitive: false, value_type: None },
+            Output { name: "token".into(), value: serde_json::json!("s3cr3t"), sensitive: true, value_type: None },
+        ];
         let r = fold(&tf, &mut status, Operation::Plan, applied);
         assert_eq!(reasons(&r), vec![reason::PLAN_APPLIED]);
-        assert_eq!(r.outputs.len(), 1);
-        assert_eq!(status.available_outputs, vec!["endpoint".to_string()]);
+        assert_eq!(r.outputs.len(), 2);
+        assert_eq!(status.available_outputs, vec!["endpoint".to_string(), "token".to_string()]);
+        assert_eq!(status.sensitive_outputs, vec!["token".to_string()], "names only, for the health checks");
         assert_eq!(status.common.last_applied_plan.as_deref(), Some("plan-abc-1"));
         let plan = status.common.plan.clone().expect("plan");
         assert_eq!(plan.approved_by, Some(crate::api::PlanApprover::Auto));

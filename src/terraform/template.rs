@@ -1,6 +1,8 @@
 //! The part of Go's text/template that tofu-controller's fields use: field references such as
-//! `{{ .url }}` or `${{ .network.cidr }}` (in `spec.values`, with `${{ }}` delimiters, over
-//! `readInputsFromSecrets`; in `spec.healthChecks`, with `{{ }}`, over the outputs).
+//! `${{ .url }}` or `${{ .network.cidr }}` (in `spec.values` over `readInputsFromSecrets`, and
+//! in `spec.healthChecks` over the outputs Secret; both with `${{ }}` delimiters: the health
+//! checks' API documentation shows `{{ .name }}`, but its controller parses with `${{ }}`, so
+//! `{{ .name }}` is text there).
 //!
 //! Only references: an action with anything else (a pipeline, a function, `if`, `range`) is
 //! refused by name instead of being passed through as text. Where Go prints `<no value>` for
@@ -16,9 +18,9 @@ pub struct Delimiters {
     pub close: &'static str,
 }
 
-/// `{{ }}`: Go's default (tofu-controller's health checks).
+/// `{{ }}`: Go's default.
 pub const GO: Delimiters = Delimiters { open: "{{", close: "}}" };
-/// `${{ }}`: tofu-controller's `spec.values`.
+/// `${{ }}`: tofu-controller's `spec.values` and `spec.healthChecks`.
 pub const VALUES: Delimiters = Delimiters { open: "${{", close: "}}" };
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
