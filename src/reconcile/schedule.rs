@@ -52,6 +52,8 @@ pub struct Refs {
     pub object: ObjectRef,
     /// The source whose artifact it reads.
     pub source: Option<ObjectRef>,
+    /// What it depends on, and the GitRepositories it includes (whose new artifacts wake
+    /// it as a dependency's readiness does).
     pub depends_on: Vec<ObjectRef>,
 }
 
@@ -62,7 +64,7 @@ impl Refs {
             let kind = Kind::from_api(&r.kind)?;
             Some(ObjectRef::new(kind, r.namespace.clone().unwrap_or_else(|| own.clone()), r.name.clone()))
         });
-        let depends_on = object
+        let depends_on: Vec<ObjectRef> = object
             .depends_on()
             .iter()
             .filter_map(|d| {
@@ -74,6 +76,8 @@ impl Refs {
                 Some(ObjectRef::new(kind, d.namespace.clone().unwrap_or_else(|| own.clone()), d.name.clone()))
             })
             .collect();
+        let mut depends_on = depends_on;
+        depends_on.extend(object.included().into_iter().map(|name| ObjectRef::new(Kind::GitRepository, own.clone(), name)));
         Refs { object: object.reference(), source, depends_on }
     }
 }
