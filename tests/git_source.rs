@@ -991,6 +991,40 @@ fn https_with_a_private_ca_needs_it_in_ca_crt_and_fetches_with_it() {
 }
 
 #[test]
+fn a_silent_https_server_times_out_through_the_gateway_and_its_connection_is_closed() {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let (closed_tx, closed_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { continue };
+            let closed = closed_tx.clone();
+            // Never answer; report when the client side goes away.
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 4096];
+                while conn.read(&mut buf).is_ok_and(|n| n > 0) {}
+                let _ = closed.send(());
+            });
+        }
+    });
+    let ca = Ca::new("git test CA").expect("ca");
+    let url = format!("https://127.0.0.1:{port}/repo.git");
+    let env = Env::new();
+    let source = env
+        .source(&url, Some(&branch("main")))
+        .with_timeout(Duration::from_secs(1))
+        .with_auth(Some(secret_auth(&[("ca.crt", &ca.cert_pem())])))
+        .expect("auth");
+    let start = Instant::now();
+    let err = fetch(&env, &source, None, None).expect_err("timeout");
+    assert!(matches!(err, GitError::Timeout { .. }), "{err}");
+    assert!(err.to_string().contains(&url), "{err}");
+    assert!(start.elapsed() < Duration::from_secs(10), "gave up in time: {:?}", start.elapsed());
+    // The gateway of the abandoned fetch stops at the deadline and closes its connection.
+    closed_rx.recv_timeout(Duration::from_secs(10)).expect("the gateway's connection to the silent server is closed");
+}
+
+#[test]
 fn mutual_tls_presents_the_client_certificate_of_tls_crt_and_tls_key() {
     if !have_tool("git", "git http-backend serves the repository") {
         return;

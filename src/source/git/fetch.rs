@@ -184,7 +184,7 @@ impl GitSource {
         };
         let host = authority.rsplit_once(':').filter(|(_, p)| p.chars().all(|c| c.is_ascii_digit())).map_or(authority, |(h, _)| h);
         let tls = super::tls::client_config(self.auth.as_ref().unwrap_or(&GitAuth::default()))?;
-        let gateway = Gateway::start(&format!("{scheme}://{authority}"), host, tls, self.proxy.as_ref())
+        let gateway = Gateway::start(&format!("{scheme}://{authority}"), host, tls, self.proxy.as_ref(), deadline)
             .map_err(|detail| GitError::Connect { url: self.display_url(), detail })?;
         ctx.remote_url = gateway.local_url(&self.url);
         ctx.gateway = Some(gateway);

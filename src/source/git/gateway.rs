@@ -44,7 +44,10 @@ const HOP_BY_HOP: &[header::HeaderName] = &[
     header::UPGRADE,
 ];
 
-/// The gateway of one operation; stops when dropped.
+/// How long past its operation's deadline a gateway keeps serving, at most.
+const STOP_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// The gateway of one operation; stops when dropped, or at the operation's deadline.
 pub(super) struct Gateway {
     /// `http://127.0.0.1:<port>/<token>`: what libgit2 is given in place of `origin`.
     local: String,
@@ -74,7 +77,13 @@ enum Upstream {
 impl Gateway {
     /// Start a gateway to `origin` (`https://host[:port]` or `http://...`), with `tls` for
     /// https and through `proxy` when given.
-    pub(super) fn start(origin: &str, host: &str, tls: rustls::ClientConfig, proxy: Option<&Proxy>) -> Result<Self, String> {
+    pub(super) fn start(
+        origin: &str,
+        host: &str,
+        tls: rustls::ClientConfig,
+        proxy: Option<&Proxy>,
+        deadline: std::time::Instant,
+    ) -> Result<Self, String> {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(|e| format!("cannot listen on loopback: {e}"))?;
         listener.set_nonblocking(true).map_err(|e| e.to_string())?;
         let port = listener.local_addr().map_err(|e| e.to_string())?.port();
@@ -115,11 +124,18 @@ impl Gateway {
                 runtime.block_on(async move {
                     let Ok(listener) = tokio::net::TcpListener::from_std(listener) else { return };
                     let app = axum::Router::new().fallback(forward).with_state(state);
-                    let stopped = async {
-                        let _ = stopped.await;
-                    };
-                    if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(stopped).await {
-                        tracing::debug!("git gateway stopped: {e}");
+                    // Stopped when the operation is over, or at its deadline (plus a grace)
+                    // if it was abandoned: dropping the runtime then closes every connection,
+                    // so a libgit2 call still waiting on a silent remote ends too.
+                    let until = tokio::time::Instant::from_std(deadline + STOP_GRACE);
+                    tokio::select! {
+                        served = axum::serve(listener, app) => {
+                            if let Err(e) = served {
+                                tracing::debug!("git gateway stopped: {e}");
+                            }
+                        }
+                        _ = stopped => {}
+                        () = tokio::time::sleep_until(until) => {}
                     }
                 });
             })
@@ -257,7 +273,8 @@ mod tests {
             .expect("versions")
             .with_root_certificates(rustls::RootCertStore::empty())
             .with_no_client_auth();
-        let gateway = Gateway::start("https://git.example.com", "git.example.com", tls, None).expect("gateway");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+        let gateway = Gateway::start("https://git.example.com", "git.example.com", tls, None, deadline).expect("gateway");
         let local = gateway.local_url("https://flux@git.example.com/org/repo.git");
         assert!(local.starts_with("http://flux@127.0.0.1:") && local.ends_with("/org/repo.git"), "{local}");
         let token = gateway.local.rsplit('/').next().expect("token");
