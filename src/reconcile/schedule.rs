@@ -267,4 +267,18 @@ mod tests {
             vec![ObjectRef::new(Kind::Terraform, "team", "net"), ObjectRef::new(Kind::Kustomization, "infra", "crds")]
         );
     }
+
+    #[test]
+    fn a_new_artifact_of_an_included_repository_wakes_the_includer() {
+        let app: crate::api::GitRepository = serde_json::from_value(serde_json::json!({
+            "apiVersion": "driftless.dev/v1alpha1", "kind": "GitRepository",
+            "metadata": { "name": "app", "namespace": "team" },
+            "spec": { "url": "https://example.com/app.git", "interval": "1h", "include": [ { "repository": { "name": "lib" } } ] }
+        }))
+        .expect("gitrepository");
+        let refs = Refs::of(&app);
+        let lib = ObjectRef::new(Kind::GitRepository, "team", "lib");
+        assert_eq!(refs.depends_on, vec![lib.clone()]);
+        assert_eq!(dependents(&lib, &[refs.clone()]), vec![refs.object]);
+    }
 }
