@@ -221,3 +221,22 @@ fn a_proxy_secret_without_an_address_is_reported_on_the_object() {
     assert!(message.contains("spec.proxySecretRef: Secret proxy: the Secret has no address"), "{message}");
     assert!(!object.to_string().contains("proxy-pw-9753"));
 }
+
+#[test]
+fn includes_that_form_a_cycle_are_refused_naming_the_chain() {
+    if !have("git") {
+        return;
+    }
+    let a = Repo::new(&[("a.txt", "a\n")]);
+    let b = Repo::new(&[("b.txt", "b\n")]);
+    let store = Store(tempfile::tempdir().expect("tempdir"));
+    store.apply(&format!(
+        "apiVersion: driftless.dev/v1alpha1\nkind: GitRepository\nmetadata: {{name: a}}\nspec:\n  url: {}\n  interval: 1h\n  ref: {{branch: main}}\n  include: [{{repository: {{name: b}}}}]\n---\napiVersion: driftless.dev/v1alpha1\nkind: GitRepository\nmetadata: {{name: b}}\nspec:\n  url: {}\n  interval: 1h\n  ref: {{branch: main}}\n  include: [{{repository: {{name: a}}}}]\n",
+        a.url(),
+        b.url()
+    ));
+    store.reconcile("a");
+    let (status, reason, message) = ready(&store.get("a"));
+    assert_eq!((status.as_str(), reason.as_str()), ("False", "InvalidSpec"), "{message}");
+    assert!(message.contains("includes this one back (b -> a)") && message.contains("cycle"), "{message}");
+}

@@ -48,7 +48,8 @@ pub struct GitRepositorySpec {
     /// as Flux's `include`: the revision stays this repository's commit, the artifact (and
     /// its digest) is made again whenever an included artifact changes, and
     /// `status.includedArtifacts` lists what was included. `ignore` applies to the included
-    /// files too; with `sparseCheckout`, each `toPath` is kept as well.
+    /// files too; with `sparseCheckout`, each `toPath` is kept as well. Includes that form a
+    /// cycle are refused (InvalidSpec): each new artifact would make the other's again.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub include: Vec<GitRepositoryInclude>,
     /// Check out the repository's submodules too, recursively, each at the commit the

@@ -279,6 +279,6 @@ mod tests {
         let refs = Refs::of(&app);
         let lib = ObjectRef::new(Kind::GitRepository, "team", "lib");
         assert_eq!(refs.depends_on, vec![lib.clone()]);
-        assert_eq!(dependents(&lib, &[refs.clone()]), vec![refs.object]);
+        assert_eq!(dependents(&lib, std::slice::from_ref(&refs)), vec![refs.object.clone()]);
     }
 }

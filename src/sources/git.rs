@@ -18,7 +18,7 @@ impl Fetch for GitRepository {
     ) -> Result<FetchResult, ReconcileError> {
         let includes = match includes(run).await? {
             Ok(includes) => includes,
-            Err(message) => return Ok(Err((reason::INCLUDE_UNAVAILABLE, message))),
+            Err(failure) => return Ok(Err(failure)),
         };
         let included: Vec<Artifact> = includes.iter().map(|i| i.artifact.clone()).collect();
         // A changed included artifact makes the artifact again, at the same revision.
@@ -35,16 +35,27 @@ impl Fetch for GitRepository {
 }
 
 /// The artifacts of `spec.include`, in order, or why one is not available yet (Flux's
-/// `IncludeUnavailable`: not found, or no artifact).
+/// `IncludeUnavailable`: not found, or no artifact), or a cycle of includes (each new
+/// artifact would wake the other for ever).
 async fn includes<S: ObjectStore, D: RunnerDispatch>(
     run: &Run<'_, GitRepository, S, D>,
-) -> Result<Result<Vec<Include>, String>, ReconcileError> {
+) -> Result<Result<Vec<Include>, (&'static str, String)>, ReconcileError> {
+    let unavailable = |message: String| Ok(Err((reason::INCLUDE_UNAVAILABLE, message)));
     let mut out = Vec::new();
     for (i, include) in run.object.spec.include.iter().enumerate() {
         let (namespace, name) = (&run.namespace, &include.repository.name);
         let Some(repository) = run.ctx.store.get::<GitRepository>(namespace, name).await? else {
-            return Ok(Err(format!("spec.include[{i}]: GitRepository {namespace}/{name} not found; create it or fix spec.include")));
+            return unavailable(format!("spec.include[{i}]: GitRepository {namespace}/{name} not found; create it or fix spec.include"));
         };
+        if let Some(path) = includes_back(&run.ctx.store, namespace, &repository, &run.name).await? {
+            return Ok(Err((
+                reason::INVALID_SPEC,
+                format!(
+                    "spec.include[{i}]: GitRepository {namespace}/{name} includes this one back ({}); includes must not form a cycle",
+                    path.join(" -> ")
+                ),
+            )));
+        }
         let status = repository.status.unwrap_or_default();
         let Some(artifact) = status.artifact.filter(|a| run.ctx.artifacts.exists(&a.path)) else {
             let why = status
@@ -52,14 +63,44 @@ async fn includes<S: ObjectStore, D: RunnerDispatch>(
                 .iter()
                 .find(|c| c.type_ == crate::api::condition_type::READY)
                 .map_or("not fetched yet", |c| c.message.as_str());
-            return Ok(Err(format!("spec.include[{i}]: GitRepository {namespace}/{name} has no artifact yet: {why}")));
+            return unavailable(format!("spec.include[{i}]: GitRepository {namespace}/{name} has no artifact yet: {why}"));
         };
         let Some(include) = Include::new(name, artifact, include.from_path.as_deref().unwrap_or_default(), include.to_path()) else {
-            return Ok(Err(format!("spec.include[{i}]: fromPath and toPath must stay inside the artifact")));
+            return unavailable(format!("spec.include[{i}]: fromPath and toPath must stay inside the artifact"));
         };
         out.push(include);
     }
     Ok(Ok(out))
+}
+
+/// The chain of includes from `start` back to `own`, if there is one (at most 64
+/// GitRepositories are looked at).
+async fn includes_back<S: ObjectStore>(
+    store: &S,
+    namespace: &str,
+    start: &GitRepository,
+    own: &str,
+) -> Result<Option<Vec<String>>, ReconcileError> {
+    let start_name = start.metadata.name.clone().unwrap_or_default();
+    let mut queue = std::collections::VecDeque::from([(start.clone(), vec![start_name.clone()])]);
+    let mut seen = std::collections::HashSet::from([start_name]);
+    while let Some((repository, path)) = queue.pop_front() {
+        for include in &repository.spec.include {
+            let next = &include.repository.name;
+            let mut chain = path.clone();
+            chain.push(next.clone());
+            if next == own {
+                return Ok(Some(chain));
+            }
+            if seen.len() < 64
+                && seen.insert(next.clone())
+                && let Some(found) = store.get::<GitRepository>(namespace, next).await?
+            {
+                queue.push_back((found, chain));
+            }
+        }
+    }
+    Ok(None)
 }
 
 /// The fetch itself, on a blocking thread (libgit2 blocks).
