@@ -6,7 +6,8 @@
 //! (fetchers, artifacts) -> [`dispatch`] (runs) -> [`reconcile`] (the one reconcile sequence,
 //! approval, scheduling) -> the kinds ([`sources`], [`terraform`], [`kustomization`]) -> [`notify`], [`review`] ->
 //! the drivers ([`controller`], [`cli`]). [`throttle`] (budgets of refused attempts) imports
-//! nothing of the crate and serves the receiver and the review page.
+//! nothing of the crate and serves the receiver and the review page; [`tls`] (system roots, TLS
+//! error chains) imports nothing of the crate and serves every HTTPS client.
 pub mod api;
 /// State and plan backends: defined with the runner contract in `driftless-core`.
 pub use driftless_core::backend;
@@ -23,3 +24,4 @@ pub mod sources;
 pub mod store;
 pub mod terraform;
 pub mod throttle;
+pub(crate) mod tls;

@@ -16,7 +16,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use driftless::api::{Artifact, GitRepositoryRef};
-use driftless::source::{ArtifactError, ArtifactOutcome, ArtifactStore, FetchOutcome, GitAuth, GitError, GitSource, StoredArtifact};
+use rustls::pki_types::pem::PemObject as _;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use testkit::certs::Ca;
+
+use driftless::source::{ArtifactError, ArtifactOutcome, ArtifactStore, FetchOutcome, GitAuth, GitError, GitSource, Proxy, StoredArtifact};
 
 const KIND: &str = "gitrepository";
 const NS: &str = "default";
@@ -587,39 +591,74 @@ fn free_port() -> u16 {
 
 #[derive(Clone)]
 enum HttpAuth {
-    Basic { user: String, password: String },
+    /// No credentials asked for.
+    Open,
+    Basic {
+        user: String,
+        password: String,
+    },
     Bearer(String),
 }
 
 /// `git http-backend` as a CGI behind a minimal HTTP/1.1 server on 127.0.0.1 that asks for
-/// credentials; it counts upload-pack POSTs (object negotiations).
+/// credentials, over TLS when started with a rustls config; it counts upload-pack POSTs
+/// (object negotiations) and the TLS connections whose client presented a certificate.
 struct GitHttpServer {
     port: u16,
+    scheme: &'static str,
     root: tempfile::TempDir,
     upload_packs: Arc<AtomicUsize>,
     rejected: Arc<AtomicUsize>,
+    client_certs: Arc<AtomicUsize>,
 }
 
 impl GitHttpServer {
     fn start(auth: HttpAuth) -> Self {
+        Self::start_with(auth, None)
+    }
+
+    /// Serve https with `tls` (its certificate, and whether it asks for a client's).
+    fn start_tls(auth: HttpAuth, tls: rustls::ServerConfig) -> Self {
+        Self::start_with(auth, Some(Arc::new(tls)))
+    }
+
+    fn start_with(auth: HttpAuth, tls: Option<Arc<rustls::ServerConfig>>) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         let port = listener.local_addr().expect("addr").port();
         let root = tempfile::tempdir().expect("tempdir");
         let upload_packs = Arc::new(AtomicUsize::new(0));
         let rejected = Arc::new(AtomicUsize::new(0));
-        let (project_root, uploads, rejects) = (root.path().to_path_buf(), upload_packs.clone(), rejected.clone());
+        let client_certs = Arc::new(AtomicUsize::new(0));
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        let (project_root, uploads, rejects, certs) =
+            (root.path().to_path_buf(), upload_packs.clone(), rejected.clone(), client_certs.clone());
         std::thread::spawn(move || {
             for conn in listener.incoming() {
                 let Ok(conn) = conn else { continue };
-                let (project_root, auth, uploads, rejects) = (project_root.clone(), auth.clone(), uploads.clone(), rejects.clone());
+                let (project_root, auth, uploads, rejects, certs) =
+                    (project_root.clone(), auth.clone(), uploads.clone(), rejects.clone(), certs.clone());
+                let tls = tls.clone();
                 std::thread::spawn(move || {
-                    if let Err(e) = serve(conn, &project_root, &auth, &uploads, &rejects) {
+                    let served = match tls {
+                        None => serve(conn, &project_root, &auth, &uploads, &rejects),
+                        Some(config) => rustls::ServerConnection::new(config).map_err(io::Error::other).and_then(|mut session| {
+                            let mut conn = conn;
+                            while session.is_handshaking() {
+                                session.complete_io(&mut conn)?;
+                            }
+                            if session.peer_certificates().is_some_and(|c| !c.is_empty()) {
+                                certs.fetch_add(1, Ordering::SeqCst);
+                            }
+                            serve(rustls::StreamOwned::new(session, conn), &project_root, &auth, &uploads, &rejects)
+                        }),
+                    };
+                    if let Err(e) = served {
                         eprintln!("test http server: {e}");
                     }
                 });
             }
         });
-        GitHttpServer { port, root, upload_packs, rejected }
+        GitHttpServer { port, scheme, root, upload_packs, rejected, client_certs }
     }
 
     /// Publish `repo` as `<name>.git`, or update it.
@@ -630,7 +669,7 @@ impl GitHttpServer {
         } else {
             git(self.root.path(), &["clone", "-q", "--bare", repo.path().to_str().expect("utf8"), &format!("{name}.git")]);
         }
-        format!("http://127.0.0.1:{}/{name}.git", self.port)
+        format!("{}://127.0.0.1:{}/{name}.git", self.scheme, self.port)
     }
 }
 
@@ -647,9 +686,8 @@ fn base64(bytes: &[u8]) -> String {
     out
 }
 
-fn serve(conn: TcpStream, root: &Path, auth: &HttpAuth, uploads: &AtomicUsize, rejects: &AtomicUsize) -> io::Result<()> {
-    let mut reader = BufReader::new(conn.try_clone()?);
-    let mut writer = conn;
+fn serve(conn: impl Read + Write, root: &Path, auth: &HttpAuth, uploads: &AtomicUsize, rejects: &AtomicUsize) -> io::Result<()> {
+    let mut reader = BufReader::new(conn);
     loop {
         let mut request_line = String::new();
         if reader.read_line(&mut request_line)? == 0 {
@@ -679,11 +717,13 @@ fn serve(conn: TcpStream, root: &Path, auth: &HttpAuth, uploads: &AtomicUsize, r
         };
 
         let expected = match auth {
-            HttpAuth::Basic { user, password } => format!("Basic {}", base64(format!("{user}:{password}").as_bytes())),
-            HttpAuth::Bearer(token) => format!("Bearer {token}"),
+            HttpAuth::Open => None,
+            HttpAuth::Basic { user, password } => Some(format!("Basic {}", base64(format!("{user}:{password}").as_bytes()))),
+            HttpAuth::Bearer(token) => Some(format!("Bearer {token}")),
         };
-        if headers.get("authorization") != Some(&expected) {
+        if expected.is_some() && headers.get("authorization") != expected.as_ref() {
             rejects.fetch_add(1, Ordering::SeqCst);
+            let writer = reader.get_mut();
             writer.write_all(b"HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Basic realm=\"git\"\r\nContent-Length: 0\r\n\r\n")?;
             writer.flush()?;
             continue;
@@ -731,6 +771,7 @@ fn serve(conn: TcpStream, root: &Path, auth: &HttpAuth, uploads: &AtomicUsize, r
                 None => {}
             }
         }
+        let writer = reader.get_mut();
         writer.write_all(format!("HTTP/1.1 {status}\r\nContent-Length: {}\r\n", content.len()).as_bytes())?;
         writer.write_all(&response)?;
         writer.write_all(b"\r\n")?;
@@ -869,6 +910,385 @@ fn a_bearer_token_is_sent_and_a_wrong_one_fails_without_leaking() {
     let err = fetch(&env, &source, None, None).expect_err("wrong token");
     assert!(matches!(err, GitError::AuthFailed { .. }), "{err}");
     assert!(!err.to_string().contains("tok-wrong-5678") && !format!("{err:?}").contains("tok-wrong-5678"), "{err}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// https with the Secret's TLS keys (ca.crt, tls.crt + tls.key)
+
+fn secret_auth(pairs: &[(&str, &str)]) -> GitAuth {
+    GitAuth::from_secret_data(&pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()).expect("auth")
+}
+
+/// The rustls config of a test https server: a certificate for 127.0.0.1 signed by `ca`,
+/// asking for a client certificate signed by `client_ca` when given.
+fn tls_server_config(ca: &Ca, client_ca: Option<&Ca>) -> rustls::ServerConfig {
+    let pair = ca.loopback_serving_cert("git server", &[]).expect("serving cert");
+    let chain = CertificateDer::pem_slice_iter(pair.cert_pem.as_bytes()).collect::<Result<Vec<_>, _>>().expect("cert pem");
+    let key = PrivateKeyDer::from_pem_slice(pair.key_pem.as_bytes()).expect("key pem");
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ServerConfig::builder_with_provider(provider.clone()).with_safe_default_protocol_versions().expect("versions");
+    let builder = match client_ca {
+        None => builder.with_no_client_auth(),
+        Some(client_ca) => {
+            let mut roots = rustls::RootCertStore::empty();
+            for cert in CertificateDer::pem_slice_iter(client_ca.cert_pem().as_bytes()) {
+                roots.add(cert.expect("ca pem")).expect("root");
+            }
+            let verifier =
+                rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider).build().expect("verifier");
+            builder.with_client_cert_verifier(verifier)
+        }
+    };
+    builder.with_single_cert(chain, key).expect("server cert")
+}
+
+#[test]
+fn https_with_a_private_ca_needs_it_in_ca_crt_and_fetches_with_it() {
+    if !have_tool("git", "git http-backend serves the repository") {
+        return;
+    }
+    let ca = Ca::new("git test CA").expect("ca");
+    let server = GitHttpServer::start_tls(HttpAuth::Open, tls_server_config(&ca, None));
+    let (repo, sha) = sample_repo();
+    let url = server.publish(&repo, "infra");
+    assert!(url.starts_with("https://127.0.0.1:"), "{url}");
+    let env = Env::new();
+
+    // Without the CA: refused, saying where the CA goes.
+    let err = fetch(&env, &env.source(&url, Some(&branch("main"))), None, None).expect_err("untrusted certificate");
+    let message = err.to_string();
+    assert!(message.contains(&url) && message.contains("ca.crt"), "{message}");
+
+    // A CA that did not sign the server's certificate: the same, from driftless's TLS client.
+    let other = Ca::new("another CA").expect("ca");
+    let source = env.source(&url, Some(&branch("main"))).with_auth(Some(secret_auth(&[("ca.crt", &other.cert_pem())]))).expect("auth");
+    let err = fetch(&env, &source, None, None).expect_err("wrong CA");
+    let message = err.to_string();
+    assert!(matches!(err, GitError::Connect { .. }), "{message}");
+    assert!(message.contains("not signed by a trusted CA") && message.contains("ca.crt") && message.contains(&url), "{message}");
+    assert!(!message.contains("502"), "the gateway's status is not what the user is told: {message}");
+
+    // With it: fetched, and an unchanged revision is decided by the ref listing alone.
+    let source = env.source(&url, Some(&branch("main"))).with_auth(Some(secret_auth(&[("ca.crt", &ca.cert_pem())]))).expect("auth");
+    let (revision, artifact) = stored(fetch(&env, &source, None, None).expect("fetch with the CA"));
+    assert_eq!(revision, format!("main@sha1:{sha}"));
+    assert_eq!(unpacked(&env, &artifact).1["main.tf"], "resource \"null_resource\" \"a\" {}\n");
+    let uploads = server.upload_packs.load(Ordering::SeqCst);
+    let again = fetch(&env, &source, None, Some(&status_artifact(&revision, &artifact))).expect("fetch again");
+    assert!(matches!(again, ArtifactOutcome::Unchanged { .. }), "{again:?}");
+    assert_eq!(server.upload_packs.load(Ordering::SeqCst), uploads);
+
+    // Flux's older key, caFile, is read too.
+    let sha2 = repo.write("main.tf", "# two\n").commit("two");
+    server.publish(&repo, "infra");
+    let source = env.source(&url, Some(&branch("main"))).with_auth(Some(secret_auth(&[("caFile", &ca.cert_pem())]))).expect("auth");
+    let (revision2, _) = stored(fetch(&env, &source, None, Some(&status_artifact(&revision, &artifact))).expect("fetch with caFile"));
+    assert_eq!(sha_of(&revision2), sha2);
+
+    // TLS keys on a URL that is not https are refused, not ignored.
+    let err = env.source(&repo.url(), None).with_auth(Some(secret_auth(&[("ca.crt", &ca.cert_pem())]))).expect_err("file url");
+    assert!(err.to_string().contains("https URLs only"), "{err}");
+}
+
+#[test]
+fn a_silent_https_server_times_out_through_the_gateway_and_its_connection_is_closed() {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let (closed_tx, closed_rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(mut conn) = conn else { continue };
+            let closed = closed_tx.clone();
+            // Never answer; report when the client side goes away.
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 4096];
+                while conn.read(&mut buf).is_ok_and(|n| n > 0) {}
+                let _ = closed.send(());
+            });
+        }
+    });
+    let ca = Ca::new("git test CA").expect("ca");
+    let url = format!("https://127.0.0.1:{port}/repo.git");
+    let env = Env::new();
+    let source = env
+        .source(&url, Some(&branch("main")))
+        .with_timeout(Duration::from_secs(1))
+        .with_auth(Some(secret_auth(&[("ca.crt", &ca.cert_pem())])))
+        .expect("auth");
+    let start = Instant::now();
+    let err = fetch(&env, &source, None, None).expect_err("timeout");
+    assert!(matches!(err, GitError::Timeout { .. }), "{err}");
+    assert!(err.to_string().contains(&url), "{err}");
+    assert!(start.elapsed() < Duration::from_secs(10), "gave up in time: {:?}", start.elapsed());
+    // The gateway of the abandoned fetch stops at the deadline and closes its connection.
+    closed_rx.recv_timeout(Duration::from_secs(10)).expect("the gateway's connection to the silent server is closed");
+}
+
+#[test]
+fn mutual_tls_presents_the_client_certificate_of_tls_crt_and_tls_key() {
+    if !have_tool("git", "git http-backend serves the repository") {
+        return;
+    }
+    let ca = Ca::new("git test CA").expect("ca");
+    let client_ca = Ca::new("client CA").expect("client ca");
+    let server = GitHttpServer::start_tls(
+        HttpAuth::Basic { user: "flux".into(), password: "basic-pass-4242".into() },
+        tls_server_config(&ca, Some(&client_ca)),
+    );
+    let (repo, sha) = sample_repo();
+    let url = server.publish(&repo, "infra");
+    let env = Env::new();
+    let client = client_ca.loopback_serving_cert("driftless", &[]).expect("client cert");
+
+    // The CA alone: the server wants a client certificate, and the message says which keys.
+    let source = env
+        .source(&url, Some(&branch("main")))
+        .with_auth(Some(secret_auth(&[("ca.crt", &ca.cert_pem()), ("username", "flux"), ("password", "basic-pass-4242")])))
+        .expect("auth");
+    let err = fetch(&env, &source, None, None).expect_err("no client certificate");
+    assert!(err.to_string().contains("tls.crt and tls.key"), "{err}");
+    assert_eq!(server.client_certs.load(Ordering::SeqCst), 0);
+
+    // A client certificate the server does not trust: refused the same way.
+    let stranger = Ca::new("stranger").expect("ca").loopback_serving_cert("x", &[]).expect("cert");
+    let source = env
+        .source(&url, Some(&branch("main")))
+        .with_auth(Some(secret_auth(&[("ca.crt", &ca.cert_pem()), ("tls.crt", &stranger.cert_pem), ("tls.key", &stranger.key_pem)])))
+        .expect("auth");
+    let err = fetch(&env, &source, None, None).expect_err("untrusted client certificate");
+    assert!(err.to_string().contains("refused the TLS handshake"), "{err}");
+
+    // With tls.crt and tls.key (and basic auth through the same connection): fetched, the
+    // certificate was presented, and neither the key nor the password shows anywhere.
+    let auth = secret_auth(&[
+        ("ca.crt", &ca.cert_pem()),
+        ("tls.crt", &client.cert_pem),
+        ("tls.key", &client.key_pem),
+        ("username", "flux"),
+        ("password", "basic-pass-4242"),
+    ]);
+    let source = env.source(&url, Some(&branch("main"))).with_auth(Some(auth.clone())).expect("auth");
+    let (revision, artifact) = stored(fetch(&env, &source, None, None).expect("fetch with a client certificate"));
+    assert_eq!(revision, format!("main@sha1:{sha}"));
+    assert_eq!(unpacked(&env, &artifact).1["README.md"], "readme\n");
+    assert!(server.client_certs.load(Ordering::SeqCst) >= 1, "the client certificate was presented");
+    let key_body: String = client.key_pem.lines().filter(|l| !l.starts_with("-----")).collect();
+    assert!(!format!("{auth:?}").contains(&key_body) && !format!("{source:?}").contains(&key_body));
+
+    // A wrong password through the gateway is still an authentication failure, unleaked.
+    let wrong = secret_auth(&[
+        ("ca.crt", &ca.cert_pem()),
+        ("tls.crt", &client.cert_pem),
+        ("tls.key", &client.key_pem),
+        ("username", "flux"),
+        ("password", "wrong-pass-1357"),
+    ]);
+    let env2 = Env::new();
+    let err = fetch(&env2, &env2.source(&url, Some(&branch("main"))).with_auth(Some(wrong)).expect("auth"), None, None).expect_err("wrong");
+    assert!(matches!(err, GitError::AuthFailed { .. }), "{err}");
+    let shown = format!("{err} {err:?}");
+    assert!(!shown.contains("wrong-pass-1357") && !shown.contains(&key_body) && shown.contains(&url), "{shown}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// proxySecretRef: through a CONNECT proxy on 127.0.0.1
+
+/// A CONNECT proxy that asks for basic credentials and records the target of each tunnel.
+struct ConnectProxy {
+    port: u16,
+    tunnels: Arc<std::sync::Mutex<Vec<String>>>,
+    refused: Arc<AtomicUsize>,
+}
+
+impl ConnectProxy {
+    fn start(user: &str, password: &str) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let tunnels = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let refused = Arc::new(AtomicUsize::new(0));
+        let expected = format!("Basic {}", base64(format!("{user}:{password}").as_bytes()));
+        let (seen, refusals) = (tunnels.clone(), refused.clone());
+        std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                let Ok(conn) = conn else { continue };
+                let (seen, refusals, expected) = (seen.clone(), refusals.clone(), expected.clone());
+                std::thread::spawn(move || {
+                    if let Err(e) = tunnel(conn, &expected, &seen, &refusals) {
+                        eprintln!("test proxy: {e}");
+                    }
+                });
+            }
+        });
+        ConnectProxy { port, tunnels, refused }
+    }
+
+    fn secret(&self, user: &str, password: &str) -> Proxy {
+        let data = BTreeMap::from([
+            ("address".to_string(), format!("http://127.0.0.1:{}", self.port)),
+            ("username".to_string(), user.to_string()),
+            ("password".to_string(), password.to_string()),
+        ]);
+        Proxy::from_secret_data(&data).expect("proxy")
+    }
+
+    fn tunnels(&self) -> Vec<String> {
+        self.tunnels.lock().expect("lock").clone()
+    }
+}
+
+fn tunnel(conn: TcpStream, expected: &str, seen: &std::sync::Mutex<Vec<String>>, refused: &AtomicUsize) -> io::Result<()> {
+    let mut reader = BufReader::new(conn);
+    let mut request = String::new();
+    reader.read_line(&mut request)?;
+    let mut authorization = None;
+    loop {
+        let mut line = String::new();
+        reader.read_line(&mut line)?;
+        if line.trim().is_empty() {
+            break;
+        }
+        if let Some((k, v)) = line.split_once(':')
+            && k.trim().eq_ignore_ascii_case("proxy-authorization")
+        {
+            authorization = Some(v.trim().to_string());
+        }
+    }
+    let mut parts = request.split_whitespace();
+    let (method, target) = (parts.next().unwrap_or_default(), parts.next().unwrap_or_default().to_string());
+    let mut client = reader.into_inner();
+    if method != "CONNECT" {
+        return client.write_all(b"HTTP/1.1 405 Method Not Allowed\r\nContent-Length: 0\r\n\r\n");
+    }
+    if authorization.as_deref() != Some(expected) {
+        refused.fetch_add(1, Ordering::SeqCst);
+        return client.write_all(
+            b"HTTP/1.1 407 Proxy Authentication Required\r\nProxy-Authenticate: Basic realm=\"proxy\"\r\nContent-Length: 0\r\n\r\n",
+        );
+    }
+    let upstream = TcpStream::connect(&target)?;
+    seen.lock().expect("lock").push(target);
+    client.write_all(b"HTTP/1.1 200 Connection established\r\n\r\n")?;
+    let (mut client_in, mut upstream_out) = (client.try_clone()?, upstream.try_clone()?);
+    let (mut upstream_in, mut client_out) = (upstream, client);
+    let up = std::thread::spawn(move || {
+        let _ = io::copy(&mut client_in, &mut upstream_out);
+        let _ = upstream_out.shutdown(std::net::Shutdown::Write);
+    });
+    let _ = io::copy(&mut upstream_in, &mut client_out);
+    let _ = client_out.shutdown(std::net::Shutdown::Write);
+    let _ = up.join();
+    Ok(())
+}
+
+#[test]
+fn a_proxy_secret_sends_the_fetch_through_the_proxy() {
+    if !have_tool("git", "git http-backend serves the repository") {
+        return;
+    }
+    let proxy = ConnectProxy::start("proxy-user", "proxy-pass-8080");
+    let ca = Ca::new("git test CA").expect("ca");
+    let server = GitHttpServer::start_tls(HttpAuth::Open, tls_server_config(&ca, None));
+    let (repo, sha) = sample_repo();
+    let url = server.publish(&repo, "infra");
+    let env = Env::new();
+
+    // https with the Secret's CA, through the proxy.
+    let source = env
+        .source(&url, Some(&branch("main")))
+        .with_auth(Some(secret_auth(&[("ca.crt", &ca.cert_pem())])))
+        .and_then(|s| s.with_proxy(Some(proxy.secret("proxy-user", "proxy-pass-8080"))))
+        .expect("source");
+    let (revision, artifact) = stored(fetch(&env, &source, None, None).expect("fetch through the proxy"));
+    assert_eq!(revision, format!("main@sha1:{sha}"));
+    assert_eq!(unpacked(&env, &artifact).1["main.tf"], "resource \"null_resource\" \"a\" {}\n");
+    let target = format!("127.0.0.1:{}", server.port);
+    assert!(!proxy.tunnels().is_empty() && proxy.tunnels().iter().all(|t| *t == target), "{:?}", proxy.tunnels());
+
+    // Plain http with basic auth, through the same proxy.
+    let plain = GitHttpServer::start(HttpAuth::Basic { user: "flux".into(), password: "pw-2468".into() });
+    let plain_url = plain.publish(&repo, "infra");
+    let env2 = Env::new();
+    let source = env2
+        .source(&plain_url, Some(&branch("main")))
+        .with_auth(Some(basic_auth("flux", "pw-2468")))
+        .and_then(|s| s.with_proxy(Some(proxy.secret("proxy-user", "proxy-pass-8080"))))
+        .expect("source");
+    stored(fetch(&env2, &source, None, None).expect("http through the proxy"));
+    assert!(proxy.tunnels().contains(&format!("127.0.0.1:{}", plain.port)), "{:?}", proxy.tunnels());
+
+    // Wrong proxy credentials: said so, naming the proxy, never the password.
+    let env3 = Env::new();
+    let source = env3
+        .source(&url, Some(&branch("main")))
+        .with_auth(Some(secret_auth(&[("ca.crt", &ca.cert_pem())])))
+        .and_then(|s| s.with_proxy(Some(proxy.secret("proxy-user", "wrong-proxy-pass-777"))))
+        .expect("source");
+    let err = fetch(&env3, &source, None, None).expect_err("refused by the proxy");
+    let shown = format!("{err} {err:?}");
+    assert!(shown.contains(&format!("the proxy 127.0.0.1:{} asks for credentials", proxy.port)), "{shown}");
+    assert!(!shown.contains("wrong-proxy-pass-777") && !shown.contains("proxy-pass-8080"), "{shown}");
+    assert!(proxy.refused.load(Ordering::SeqCst) >= 1);
+
+    // A proxy is for http(s) URLs: an ssh or file URL with one is refused, not ignored.
+    let err = env.source(&repo.url(), None).with_proxy(Some(proxy.secret("u", "p"))).expect_err("file url");
+    assert!(err.to_string().contains("http(s) URLs only"), "{err}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// recurseSubmodules
+
+#[test]
+fn recurse_submodules_checks_out_each_submodule_at_the_commit_recorded() {
+    if !have_tool("git", "git http-backend serves the repository") {
+        return;
+    }
+    let server = GitHttpServer::start(HttpAuth::Open);
+    let lib = Repo::new();
+    lib.write("net/main.tf", "# lib v1\n").commit("lib v1");
+    let lib_url = server.publish(&lib, "lib");
+    let app = Repo::new();
+    app.write("main.tf", "# app\n");
+    app.git(&["submodule", "add", "-q", &lib_url, "vendor/lib"]);
+    // As most repositories write it: relative to the superproject's own URL.
+    app.git(&["config", "-f", ".gitmodules", "submodule.vendor/lib.url", "../lib.git"]);
+    let app_sha = app.commit("app with a submodule");
+    let app_url = server.publish(&app, "app");
+    let env = Env::new();
+
+    // Without recurseSubmodules the submodule's directory stays out, as in Flux.
+    let (_, artifact) = stored(fetch(&env, &env.source(&app_url, Some(&branch("main"))), None, None).expect("fetch"));
+    let files = unpacked(&env, &artifact).1;
+    assert!(files.contains_key("main.tf") && !files.keys().any(|f| f.starts_with("vendor/lib/")), "{files:?}");
+
+    let env = Env::new();
+    let source = env.source(&app_url, Some(&branch("main"))).with_recurse_submodules(true);
+    let (revision, artifact) = stored(fetch(&env, &source, None, None).expect("fetch with submodules"));
+    assert_eq!(revision, format!("main@sha1:{app_sha}"), "the revision is the superproject's");
+    let files = unpacked(&env, &artifact).1;
+    assert_eq!(files.get("vendor/lib/net/main.tf").map(String::as_str), Some("# lib v1\n"), "{files:?}");
+    assert!(!files.keys().any(|f| f.ends_with("/.git") || f == ".git"), "{files:?}");
+
+    // A new lib commit the superproject does not record changes nothing; recording it does.
+    lib.write("net/main.tf", "# lib v2\n").commit("lib v2");
+    server.publish(&lib, "lib");
+    let last = status_artifact(&revision, &artifact);
+    assert!(matches!(fetch(&env, &source, None, Some(&last)).expect("fetch"), ArtifactOutcome::Unchanged { .. }));
+    app.git(&["-c", "protocol.file.allow=always", "submodule", "update", "--remote", "-q"]);
+    app.commit("lib v2 recorded");
+    server.publish(&app, "app");
+    let (_, artifact2) = stored(fetch(&env, &source, None, Some(&last)).expect("fetch the new pointer"));
+    assert_eq!(unpacked(&env, &artifact2).1.get("vendor/lib/net/main.tf").map(String::as_str), Some("# lib v2\n"));
+
+    // A submodule that points at the controller's own disk is refused by name.
+    let evil = Repo::new();
+    evil.write("a.tf", "# a\n");
+    evil.git(&["submodule", "add", "-q", &lib_url, "vendor/lib"]);
+    evil.git(&["config", "-f", ".gitmodules", "submodule.vendor/lib.url", &lib.url()]);
+    evil.commit("file submodule");
+    let evil_url = server.publish(&evil, "evil");
+    let env = Env::new();
+    let err = fetch(&env, &env.source(&evil_url, Some(&branch("main"))).with_recurse_submodules(true), None, None).expect_err("file://");
+    assert!(err.to_string().contains("submodule") && err.to_string().contains("file://"), "{err}");
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -22,8 +22,11 @@ use super::{Condition, Duration, status::Conditions};
 pub struct GitRepositorySpec {
     /// `file://`, `http(s)://` or `ssh://` URL of the repository.
     pub url: String,
-    /// Secret with `username`/`password` or `bearerToken` (https), or `identity`
-    /// (+ optional `known_hosts`) for ssh.
+    /// Secret with `username`/`password` or `bearerToken` (https), or `identity` and
+    /// `known_hosts` for ssh. For https also, as in Flux: `ca.crt` (PEM certificates of CAs
+    /// to trust besides the system's; Flux's older `caFile` is read when `ca.crt` is absent)
+    /// and `tls.crt` + `tls.key` (a client certificate for mutual TLS). TLS keys on a URL
+    /// that is not https are refused.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret_ref: Option<LocalObjectReference>,
     /// How often to look for a new revision.
@@ -41,8 +44,51 @@ pub struct GitRepositorySpec {
     /// Flux's `sparseCheckout`; each must exist at the revision. `ignore` applies within them.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub sparse_checkout: Vec<String>,
+    /// Other GitRepositories (of this namespace) whose artifacts are copied into this one's,
+    /// as Flux's `include`: the revision stays this repository's commit, the artifact (and
+    /// its digest) is made again whenever an included artifact changes, and
+    /// `status.includedArtifacts` lists what was included. `ignore` applies to the included
+    /// files too; with `sparseCheckout`, each `toPath` is kept as well. Includes that form a
+    /// cycle are refused (InvalidSpec): each new artifact would make the other's again.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub include: Vec<GitRepositoryInclude>,
+    /// Check out the repository's submodules too, recursively, each at the commit the
+    /// repository records, from the URL of the commit's `.gitmodules` (relative URLs
+    /// resolved against `url`), as Flux's `recurseSubmodules`. Unlike Flux, the Secret's
+    /// credentials and the proxy are used only for submodules on the same scheme, host and
+    /// port as `url`, and a `file://` submodule is refused unless `url` is `file://` too.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub recurse_submodules: bool,
+    /// Secret with the proxy to reach an http(s) `url` through, as Flux's `proxySecretRef`:
+    /// `address` (required, `http://host:port`), `username` and `password`. driftless tunnels
+    /// every request with `CONNECT`, also for `http://` URLs, and supports `http://` proxies
+    /// only (Flux also takes `https://` and `socks5://` ones, and proxies ssh too).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub proxy_secret_ref: Option<LocalObjectReference>,
     #[serde(default)]
     pub suspend: bool,
+}
+
+/// One GitRepository whose artifact is copied into this one's (Flux's `include`).
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct GitRepositoryInclude {
+    /// The GitRepository, in this object's namespace, whose artifact is included.
+    pub repository: LocalObjectReference,
+    /// The directory (or file) of its artifact to copy; its root when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from_path: Option<String>,
+    /// Where in this artifact the copy goes; the included GitRepository's name when unset.
+    /// What the repository already has there is merged with it, the included files winning.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to_path: Option<String>,
+}
+
+impl GitRepositoryInclude {
+    /// `toPath`, or the repository's name as Flux defaults it.
+    pub fn to_path(&self) -> &str {
+        self.to_path.as_deref().filter(|p| !p.is_empty()).unwrap_or(&self.repository.name)
+    }
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
@@ -102,6 +148,10 @@ pub struct SourceStatus {
     pub conditions: Vec<Condition>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub artifact: Option<Artifact>,
+    /// A GitRepository's `include`: the included artifacts its artifact was made with, in
+    /// the order of `spec.include` (Flux's `includedArtifacts`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub included_artifacts: Vec<Artifact>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_handled_reconcile_at: Option<String>,
 }

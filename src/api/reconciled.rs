@@ -79,6 +79,11 @@ pub trait Reconciled:
     fn depends_on(&self) -> &[DependencyReference] {
         &[]
     }
+    /// The GitRepositories of its own namespace whose artifacts go into its own (a
+    /// GitRepository's `include`).
+    fn included(&self) -> Vec<String> {
+        Vec::new()
+    }
     /// `spec.approvePlan` as written.
     fn approve_plan(&self) -> Option<&str> {
         None
@@ -219,6 +224,9 @@ macro_rules! source_kind {
 }
 
 source_kind!(GitRepository, Kind::GitRepository, {
+    fn included(&self) -> Vec<String> {
+        self.spec.include.iter().map(|i| i.repository.name.clone()).collect()
+    }
     /// `file://` reads the controller's own disk: a local store's business, not a tenant's.
     fn refused_by(&self, tenancy: &super::Tenancy) -> Option<String> {
         if !tenancy.file_urls && self.spec.url.starts_with("file://") {

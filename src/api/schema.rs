@@ -54,10 +54,7 @@ const PEER_FIELDS: &[(&str, &str, &str)] = &[
         "spec.decryption",
         "SOPS decryption is not implemented yet: it comes with the SOPS work; keep encrypted manifests out of this path until then",
     ),
-    ("GitRepository", "spec.include", "Flux's include is not implemented yet"),
-    ("GitRepository", "spec.recurseSubmodules", "Flux's recurseSubmodules is not implemented yet: submodules are not checked out"),
     ("GitRepository", "spec.verify", "Flux's verify (signed commits) is not implemented yet"),
-    ("GitRepository", "spec.proxySecretRef", "Flux's proxySecretRef is not implemented yet"),
     ("GitRepository", "spec.provider", "Flux's provider (cloud workload identity) is not implemented yet: use spec.secretRef"),
     (
         "GitRepository",

@@ -63,6 +63,8 @@ pub mod reason {
     /// The state/plan backend is unreachable, refuses the credentials or lacks the bucket.
     pub const BACKEND_FAILED: &str = "BackendFailed";
     pub const ARTIFACT_FAILED: &str = "ArtifactFailed";
+    /// A GitRepository's `include` names one that is missing or has no artifact (Flux's).
+    pub const INCLUDE_UNAVAILABLE: &str = "IncludeUnavailable";
     pub const SUSPENDED: &str = "Suspended";
     /// The event of a source that stored a new revision.
     pub const NEW_ARTIFACT: &str = "NewArtifact";

@@ -138,6 +138,27 @@ impl Validate for GitRepository {
                 }
             }
         }
+        if self.spec.proxy_secret_ref.is_some() && !(url.starts_with("http://") || url.starts_with("https://")) {
+            e.add("spec.proxySecretRef", "a proxy is used for http(s) URLs only; remove it or use an http(s) URL");
+        }
+        for (i, include) in self.spec.include.iter().enumerate() {
+            if include.repository.name.trim().is_empty() {
+                e.add(&format!("spec.include[{i}].repository.name"), "must name a GitRepository of this namespace");
+            }
+            if include.repository.name == self.metadata.name.as_deref().unwrap_or_default() {
+                e.add(&format!("spec.include[{i}].repository.name"), "a GitRepository cannot include itself");
+            }
+            for (field, path) in [("fromPath", include.from_path.as_deref()), ("toPath", include.to_path.as_deref())] {
+                if let Some(path) = path
+                    && (path.starts_with('/') || path.split('/').any(|p| p == ".."))
+                {
+                    e.add(
+                        &format!("spec.include[{i}].{field}"),
+                        format!("{path:?} must be a path relative to the artifact's root, without '..'"),
+                    );
+                }
+            }
+        }
         e.duration("spec.interval", Some(&self.spec.interval), true);
         e.duration("spec.timeout", self.spec.timeout.as_ref(), false);
         e.finish("GitRepository", &self.metadata)

@@ -16,7 +16,7 @@
 //! names its kind for metrics.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -29,6 +29,8 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject as _;
+
+use crate::tls::{find_rustls_error, native_roots};
 
 use super::payload::{Endpoint, Notification, OutgoingRequest, PayloadError, Prepared, ProviderKind, origin, prepare};
 
@@ -296,37 +298,6 @@ fn describe(error: &(dyn std::error::Error + 'static)) -> String {
         current = e.source();
     }
     parts.join(": ")
-}
-
-/// The rustls error in a chain, looking inside `io::Error`s (whose `source` skips the error
-/// they wrap).
-fn find_rustls_error<'a>(error: &'a (dyn std::error::Error + 'static)) -> Option<&'a rustls::Error> {
-    let mut current = Some(error);
-    while let Some(e) = current {
-        if let Some(tls) = e.downcast_ref::<rustls::Error>() {
-            return Some(tls);
-        }
-        if let Some(io) = e.downcast_ref::<std::io::Error>()
-            && let Some(inner) = io.get_ref()
-            && let Some(tls) = find_rustls_error(inner)
-        {
-            return Some(tls);
-        }
-        current = e.source();
-    }
-    None
-}
-
-/// The system's CA roots, read once.
-fn native_roots() -> &'static [CertificateDer<'static>] {
-    static ROOTS: OnceLock<Vec<CertificateDer<'static>>> = OnceLock::new();
-    ROOTS.get_or_init(|| {
-        let found = rustls_native_certs::load_native_certs();
-        for error in &found.errors {
-            tracing::debug!("skipping unreadable system CA certificates: {error}");
-        }
-        found.certs
-    })
 }
 
 /// How many clients (one per trusted-CA set) a [`HttpClients`] keeps.

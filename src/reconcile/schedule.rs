@@ -52,6 +52,8 @@ pub struct Refs {
     pub object: ObjectRef,
     /// The source whose artifact it reads.
     pub source: Option<ObjectRef>,
+    /// What it depends on, and the GitRepositories it includes (whose new artifacts wake
+    /// it as a dependency's readiness does).
     pub depends_on: Vec<ObjectRef>,
 }
 
@@ -62,7 +64,7 @@ impl Refs {
             let kind = Kind::from_api(&r.kind)?;
             Some(ObjectRef::new(kind, r.namespace.clone().unwrap_or_else(|| own.clone()), r.name.clone()))
         });
-        let depends_on = object
+        let depends_on: Vec<ObjectRef> = object
             .depends_on()
             .iter()
             .filter_map(|d| {
@@ -74,6 +76,8 @@ impl Refs {
                 Some(ObjectRef::new(kind, d.namespace.clone().unwrap_or_else(|| own.clone()), d.name.clone()))
             })
             .collect();
+        let mut depends_on = depends_on;
+        depends_on.extend(object.included().into_iter().map(|name| ObjectRef::new(Kind::GitRepository, own.clone(), name)));
         Refs { object: object.reference(), source, depends_on }
     }
 }
@@ -262,5 +266,19 @@ mod tests {
             refs.depends_on,
             vec![ObjectRef::new(Kind::Terraform, "team", "net"), ObjectRef::new(Kind::Kustomization, "infra", "crds")]
         );
+    }
+
+    #[test]
+    fn a_new_artifact_of_an_included_repository_wakes_the_includer() {
+        let app: crate::api::GitRepository = serde_json::from_value(serde_json::json!({
+            "apiVersion": "driftless.dev/v1alpha1", "kind": "GitRepository",
+            "metadata": { "name": "app", "namespace": "team" },
+            "spec": { "url": "https://example.com/app.git", "interval": "1h", "include": [ { "repository": { "name": "lib" } } ] }
+        }))
+        .expect("gitrepository");
+        let refs = Refs::of(&app);
+        let lib = ObjectRef::new(Kind::GitRepository, "team", "lib");
+        assert_eq!(refs.depends_on, vec![lib.clone()]);
+        assert_eq!(dependents(&lib, std::slice::from_ref(&refs)), vec![refs.object.clone()]);
     }
 }

@@ -10,7 +10,7 @@ use crate::store::ObjectStore;
 
 impl Fetch for Bucket {
     async fn fetch<S: ObjectStore, D: RunnerDispatch>(
-        run: &Run<'_, Self, S, D>,
+        run: &mut Run<'_, Self, S, D>,
         last: Option<Artifact>,
     ) -> Result<FetchResult, ReconcileError> {
         fetch(run, last).await

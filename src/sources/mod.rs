@@ -17,10 +17,11 @@ use crate::store::{ObjectStore, Severity};
 pub type FetchResult = Result<ArtifactOutcome, (&'static str, String)>;
 
 /// What a source kind does itself: fetch its wanted revision. Storing only a changed
-/// revision is the fetcher's job; `last` is the artifact it may keep.
+/// revision is the fetcher's job; `last` is the artifact it may keep. It may record what
+/// shaped the artifact in status (a GitRepository's included artifacts).
 pub trait Fetch: Reconciled<Status = SourceStatus> {
     fn fetch<S: ObjectStore, D: RunnerDispatch>(
-        run: &Run<'_, Self, S, D>,
+        run: &mut Run<'_, Self, S, D>,
         last: Option<Artifact>,
     ) -> impl std::future::Future<Output = Result<FetchResult, ReconcileError>> + Send;
 }

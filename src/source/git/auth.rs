@@ -26,6 +26,13 @@ pub struct GitAuth {
     pub identity: Option<String>,
     /// known_hosts lines the ssh server's host key must match.
     pub known_hosts: Option<String>,
+    /// PEM certificates of CAs to trust for https, besides the system's (`ca.crt`, or the
+    /// older `caFile`).
+    pub ca_cert: Option<String>,
+    /// A PEM client certificate (chain) for mutual TLS over https (`tls.crt`).
+    pub client_cert: Option<String>,
+    /// The PEM private key of `client_cert` (`tls.key`).
+    pub client_key: Option<String>,
 }
 
 impl fmt::Debug for GitAuth {
@@ -37,17 +44,22 @@ impl fmt::Debug for GitAuth {
             .field("bearer_token", &set(&self.bearer_token))
             .field("identity", &set(&self.identity))
             .field("known_hosts", &self.known_hosts.as_ref().map(|k| k.lines().count()))
+            .field("ca_cert", &set(&self.ca_cert))
+            .field("client_cert", &set(&self.client_cert))
+            .field("client_key", &set(&self.client_key))
             .finish()
     }
 }
 
 impl GitAuth {
-    /// Read Flux's Secret keys: `username`, `password`, `bearerToken`, `identity`, `known_hosts`.
-    /// Empty values count as absent; other keys are ignored.
+    /// Read Flux's Secret keys: `username`, `password`, `bearerToken`, `identity`,
+    /// `known_hosts`, and for https `ca.crt` (else the older `caFile`, as Flux), `tls.crt` and
+    /// `tls.key`. Empty values count as absent; other keys are ignored.
     ///
     /// # Errors
     /// A bearer token together with a username or password, a password without a username
-    /// (and without an identity it could unlock), and a bearer token that cannot be a header value.
+    /// (and without an identity it could unlock), a bearer token that cannot be a header
+    /// value, and `tls.crt` without `tls.key` or the other way round.
     pub fn from_secret_data(data: &BTreeMap<String, String>) -> Result<Self> {
         let get = |key: &str| data.get(key).filter(|v| !v.is_empty()).cloned();
         let auth = GitAuth {
@@ -56,6 +68,9 @@ impl GitAuth {
             bearer_token: get("bearerToken").map(|t| t.trim().to_string()),
             identity: get("identity"),
             known_hosts: get("known_hosts"),
+            ca_cert: get("ca.crt").or_else(|| get("caFile")),
+            client_cert: get("tls.crt"),
+            client_key: get("tls.key"),
         };
         auth.validate()?;
         Ok(auth)
@@ -73,12 +88,27 @@ impl GitAuth {
         {
             return Err(GitError::InvalidAuth("bearerToken contains control characters".into()));
         }
+        match (&self.client_cert, &self.client_key) {
+            (Some(_), None) => {
+                return Err(GitError::InvalidAuth("tls.crt is set but tls.key is not: a client certificate needs its key".into()));
+            }
+            (None, Some(_)) => {
+                return Err(GitError::InvalidAuth("tls.key is set but tls.crt is not: a client certificate needs both".into()));
+            }
+            _ => {}
+        }
         Ok(())
+    }
+
+    /// Whether any TLS key (`ca.crt`, `tls.crt`) is set: the https connection is then made by
+    /// driftless's own TLS client ([`super::gateway`]) instead of libgit2's.
+    pub(super) fn has_tls(&self) -> bool {
+        self.ca_cert.is_some() || self.client_cert.is_some()
     }
 
     /// Every secret value, to scrub from messages.
     fn secrets(&self) -> impl Iterator<Item = &str> {
-        [&self.password, &self.bearer_token, &self.identity].into_iter().flatten().map(String::as_str)
+        [&self.password, &self.bearer_token, &self.identity, &self.client_key].into_iter().flatten().map(String::as_str)
     }
 }
 
@@ -87,7 +117,11 @@ impl GitSource {
     pub(super) fn scrub(&self, message: &str) -> String {
         let out = message.replace(&self.url, &self.display_url());
         let url_password = url_password(&self.url);
-        driftless_core::scrub::Scrubber::credentials(self.auth.iter().flat_map(GitAuth::secrets).chain(url_password.as_deref())).scrub(&out)
+        let proxy = self.proxy.iter().flat_map(super::Proxy::secrets);
+        driftless_core::scrub::Scrubber::credentials(
+            self.auth.iter().flat_map(GitAuth::secrets).chain(proxy).chain(url_password.as_deref()),
+        )
+        .scrub(&out)
     }
 }
 
@@ -286,16 +320,35 @@ mod tests {
     }
 
     #[test]
+    fn tls_keys_are_read_as_flux_reads_them() {
+        let data = |pairs: &[(&str, &str)]| pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let auth = GitAuth::from_secret_data(&data(&[("caFile", "old"), ("tls.crt", "c"), ("tls.key", "k")])).expect("auth");
+        assert_eq!(auth.ca_cert.as_deref(), Some("old"), "caFile is read when ca.crt is absent");
+        assert!(auth.has_tls());
+        let auth = GitAuth::from_secret_data(&data(&[("ca.crt", "new"), ("caFile", "old")])).expect("auth");
+        assert_eq!(auth.ca_cert.as_deref(), Some("new"), "ca.crt takes precedence over caFile");
+        let err = GitAuth::from_secret_data(&data(&[("tls.crt", "c")])).expect_err("no key");
+        assert!(err.to_string().contains("tls.key"), "{err}");
+        let err = GitAuth::from_secret_data(&data(&[("tls.key", "k")])).expect_err("no cert");
+        assert!(err.to_string().contains("tls.crt"), "{err}");
+        assert!(!GitAuth::from_secret_data(&data(&[("username", "u")])).expect("auth").has_tls());
+    }
+
+    #[test]
     fn debug_output_hides_secrets() {
         let auth = GitAuth {
             username: Some("user".into()),
             password: Some("hunter2".into()),
             bearer_token: Some("tok3n".into()),
             identity: Some("-----BEGIN".into()),
-            known_hosts: None,
+            client_key: Some("PRIVATE-KEY-BYTES".into()),
+            ..Default::default()
         };
         let shown = format!("{auth:?}");
-        assert!(!shown.contains("hunter2") && !shown.contains("tok3n") && !shown.contains("BEGIN"), "{shown}");
+        assert!(
+            !shown.contains("hunter2") && !shown.contains("tok3n") && !shown.contains("BEGIN") && !shown.contains("PRIVATE-KEY-BYTES"),
+            "{shown}"
+        );
     }
 
     #[test]

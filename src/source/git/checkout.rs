@@ -42,6 +42,9 @@ impl GitSource {
             FetchOutcome::Unchanged { revision } => Ok(ArtifactOutcome::Unchanged { revision }),
             FetchOutcome::Fetched(checkout) => {
                 let sparse = self.sparse_ignore(checkout.path(), &checkout.revision, ignore)?;
+                for include in &self.includes {
+                    super::include::copy_into(store, include, checkout.path()).map_err(GitError::Include)?;
+                }
                 let artifact = store.archive_dir(kind, namespace, name, checkout.path(), sparse.as_deref().or(ignore))?;
                 Ok(ArtifactOutcome::Stored { revision: checkout.revision.clone(), commit: checkout.commit.clone(), artifact })
             }
@@ -60,7 +63,11 @@ impl GitSource {
                 "spec.sparseCheckout: {missing:?} is not a directory at revision {revision}; fix the path or remove it"
             )));
         }
-        let mut patterns = super::sparse::patterns(&self.sparse);
+        // What is included goes in whatever the sparse directories are (Flux copies it in
+        // after its sparse clone): each toPath is kept as a wanted directory.
+        let mut wanted = self.sparse.clone();
+        wanted.extend(self.includes.iter().filter(|i| !i.to_path.is_empty()).map(|i| i.to_path.clone()));
+        let mut patterns = super::sparse::patterns(&wanted);
         if let Some(own) = ignore {
             patterns.push('\n');
             patterns.push_str(own);
@@ -68,14 +75,18 @@ impl GitSource {
         Ok(Some(patterns))
     }
 
-    /// Write `commit`'s tree into a new temp dir.
-    pub(super) fn checkout(&self, repo: &Repository, commit: &str) -> Result<tempfile::TempDir> {
+    /// Write `commit`'s tree into a new temp dir, and its submodules when asked to.
+    pub(super) fn checkout(&self, repo: &Repository, commit: &str, deadline: std::time::Instant) -> Result<tempfile::TempDir> {
         let err = |detail: String| GitError::Checkout { commit: commit.to_string(), url: self.display_url(), detail };
         let dir = tempfile::Builder::new().prefix("driftless-git-").tempdir().map_err(|e| err(e.to_string()))?;
         let oid = Oid::from_str(commit).map_err(|e| err(e.message().to_string()))?;
         let tree = repo.find_commit(oid).and_then(|c| c.tree()).map_err(|e| err(e.message().to_string()))?;
         let mut budget = Budget { left: self.max_size, limit: self.max_size };
-        write_tree(repo, &tree, dir.path(), &mut budget).map_err(err)?;
+        let mut gitlinks = Vec::new();
+        write_tree(repo, &tree, dir.path(), "", &mut budget, &mut gitlinks).map_err(err)?;
+        if self.recurse_submodules && !gitlinks.is_empty() {
+            self.check_out_submodules(repo, &tree, dir.path(), &gitlinks, deadline)?;
+        }
         Ok(dir)
     }
 }
@@ -96,8 +107,16 @@ impl Budget {
 }
 
 /// Write a tree's files under `dir`: files 0644/0755 by the exec bit, symlinks as symlinks;
-/// submodules are not recursed (as Flux by default) and `.git` entries are skipped.
-fn write_tree(repo: &Repository, tree: &git2::Tree<'_>, dir: &Path, budget: &mut Budget) -> Result<(), String> {
+/// `.git` entries are skipped and submodules (commits in the tree) are listed in `gitlinks`
+/// with their path below the root (`prefix` is `dir`'s), not written.
+fn write_tree(
+    repo: &Repository,
+    tree: &git2::Tree<'_>,
+    dir: &Path,
+    prefix: &str,
+    budget: &mut Budget,
+    gitlinks: &mut Vec<(String, Oid)>,
+) -> Result<(), String> {
     for entry in tree.iter() {
         let name = entry.name_bytes();
         if name.is_empty() || name == b"." || name == b".." || name.contains(&b'/') || name.contains(&0) {
@@ -112,7 +131,8 @@ fn write_tree(repo: &Repository, tree: &git2::Tree<'_>, dir: &Path, budget: &mut
             Some(ObjectType::Tree) => {
                 fs::create_dir(&path).map_err(io_err)?;
                 let subtree = repo.find_tree(entry.id()).map_err(|e| e.message().to_string())?;
-                write_tree(repo, &subtree, &path, budget)?;
+                let sub_prefix = format!("{prefix}{}/", String::from_utf8_lossy(name));
+                write_tree(repo, &subtree, &path, &sub_prefix, budget, gitlinks)?;
             }
             Some(ObjectType::Blob) => {
                 let blob = repo.find_blob(entry.id()).map_err(|e| e.message().to_string())?;
@@ -132,7 +152,9 @@ fn write_tree(repo: &Repository, tree: &git2::Tree<'_>, dir: &Path, budget: &mut
                     }
                 }
             }
-            // A submodule (a commit in the tree) or something unknown: not part of this tree.
+            // A submodule: its commit is another repository's, checked out only when asked.
+            Some(ObjectType::Commit) => gitlinks.push((format!("{prefix}{}", String::from_utf8_lossy(name)), entry.id())),
+            // Something unknown: not part of this tree.
             _ => {}
         }
     }
@@ -168,7 +190,7 @@ mod tests {
         let tree = raw_tree(&repo, &[("120000", "a", link), ("100644", "a", payload)]);
         let tree = repo.find_tree(tree).unwrap();
         let out = tempfile::tempdir().unwrap();
-        let err = write_tree(&repo, &tree, out.path(), &mut budget(1 << 20)).expect_err("the second `a` is refused");
+        let err = write_tree(&repo, &tree, out.path(), "", &mut budget(1 << 20), &mut Vec::new()).expect_err("the second `a` is refused");
         assert!(err.contains("exists"), "{err}");
         assert!(!victim.exists(), "nothing was written outside the checkout");
     }
@@ -181,10 +203,10 @@ mod tests {
         let tree = raw_tree(&repo, &[("100644", "a.tf", big), ("100644", "b.tf", big)]);
         let tree = repo.find_tree(tree).unwrap();
         let out = tempfile::tempdir().unwrap();
-        let err = write_tree(&repo, &tree, out.path(), &mut budget(6000)).expect_err("too large");
+        let err = write_tree(&repo, &tree, out.path(), "", &mut budget(6000), &mut Vec::new()).expect_err("too large");
         assert!(err.contains("larger than the limit of 6000 bytes") && err.contains("--max-artifact-size"), "{err}");
         let fits = tempfile::tempdir().unwrap();
-        write_tree(&repo, &tree, fits.path(), &mut budget(8192)).expect("fits");
+        write_tree(&repo, &tree, fits.path(), "", &mut budget(8192), &mut Vec::new()).expect("fits");
         let mode = fs::metadata(fits.path().join("a.tf")).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o644);
     }

@@ -16,7 +16,8 @@ use std::time::{Duration, Instant};
 use git2::{AutotagOption, CredentialType, ErrorClass, ErrorCode, FetchOptions, Oid, RemoteCallbacks, Repository};
 
 use super::auth::{ssh_port, url_password};
-use super::{Checkout, FetchOutcome, GitError, GitReference, GitSource, Resolved, Result, revision};
+use super::gateway::{Gateway, split_url};
+use super::{Checkout, FetchOutcome, GitAuth, GitError, GitReference, GitSource, Resolved, Result, revision};
 
 /// How long past the timeout a silent server is waited for before the fetch is abandoned.
 const HARD_STOP_GRACE: Duration = Duration::from_millis(500);
@@ -63,9 +64,9 @@ impl GitSource {
         GitError::Fetch { reference: self.reference.to_string(), url: self.display_url(), detail }
     }
 
-    fn fetch_in(&self, last: Option<&str>, deadline: Instant) -> Result<FetchOutcome> {
+    pub(super) fn fetch_in(&self, last: Option<&str>, deadline: Instant) -> Result<FetchOutcome> {
         let repo = self.open_cache()?;
-        let ctx = CallContext::new(deadline).with_max_bytes(self.max_size);
+        let ctx = self.call_context(deadline)?.with_max_bytes(self.max_size);
         let resolved = self.resolve_in(&repo, &ctx)?;
         if let (Some(last), Some(expected)) = (last, resolved.revision())
             && last == expected
@@ -104,7 +105,7 @@ impl GitSource {
             // A tag the server did not peel: resolved only now, and unchanged after all.
             return Ok(FetchOutcome::Unchanged { revision });
         }
-        let dir = self.checkout(&repo, &commit)?;
+        let dir = self.checkout(&repo, &commit, deadline)?;
         tracing::debug!(url = %self.display_url(), %revision, "git revision fetched");
         Ok(FetchOutcome::Fetched(Checkout { revision, commit, dir }))
     }
@@ -143,7 +144,7 @@ impl GitSource {
     }
 
     fn fetch_refspecs(&self, repo: &Repository, ctx: &CallContext, refspecs: &[&str]) -> Result<()> {
-        let mut remote = repo.remote_anonymous(&self.url).map_err(|e| self.map_error(e, ctx, Stage::Fetch))?;
+        let mut remote = repo.remote_anonymous(&ctx.remote_url).map_err(|e| self.map_error(e, ctx, Stage::Fetch))?;
         let mut opts = self.fetch_options(ctx);
         remote.fetch(refspecs, Some(&mut opts), None).map_err(|e| self.map_error(e, ctx, Stage::Fetch))
     }
@@ -171,10 +172,33 @@ impl GitSource {
         opts
     }
 
+    /// The context of one operation: with a loopback gateway when the remote needs one
+    /// (TLS keys, a proxy), whose URL libgit2 is then given.
+    pub(super) fn call_context(&self, deadline: Instant) -> Result<CallContext> {
+        let mut ctx = CallContext::new(deadline, self.url.clone());
+        if !self.needs_gateway() {
+            return Ok(ctx);
+        }
+        let Some((scheme, _, authority, _)) = split_url(&self.url) else {
+            return Err(GitError::InvalidAuth(format!("{} is not a URL", self.display_url())));
+        };
+        let host = authority.rsplit_once(':').filter(|(_, p)| p.chars().all(|c| c.is_ascii_digit())).map_or(authority, |(h, _)| h);
+        let tls = super::tls::client_config(self.auth.as_ref().unwrap_or(&GitAuth::default()))?;
+        let gateway = Gateway::start(&format!("{scheme}://{authority}"), host, tls, self.proxy.as_ref(), deadline)
+            .map_err(|detail| GitError::Connect { url: self.display_url(), detail })?;
+        ctx.remote_url = gateway.local_url(&self.url);
+        ctx.gateway = Some(gateway);
+        Ok(ctx)
+    }
+
     /// Turn a libgit2 error into ours, scrubbed of secrets.
     pub(super) fn map_error(&self, e: git2::Error, ctx: &CallContext, stage: Stage) -> GitError {
         let url = self.display_url();
-        let detail = self.scrub(e.message());
+        let message = ctx.gateway.as_ref().map_or_else(|| e.message().to_string(), |g| g.unmap(e.message()));
+        let detail = self.scrub(&message);
+        if let Some(why) = ctx.gateway.as_ref().and_then(Gateway::failure) {
+            return GitError::Connect { url, detail: self.scrub(&why) };
+        }
         match ctx.failure.borrow_mut().take() {
             Some(Failure::Timeout) => return self.timeout_error(),
             Some(Failure::TooLarge) => return GitError::TooLarge { url, limit: ctx.max_bytes },
@@ -196,6 +220,18 @@ impl GitSource {
             return self.timeout_error();
         }
         let lower = detail.to_ascii_lowercase();
+        // libgit2 reports an untrusted certificate as an Ssl-class error (its code is lost
+        // when the certificate callback passes the decision back to it).
+        if self.url.starts_with("https://")
+            && (e.code() == ErrorCode::Certificate || (e.class() == ErrorClass::Ssl && lower.contains("certificate")))
+        {
+            return GitError::Connect {
+                url,
+                detail: format!(
+                    "{detail}: the server's certificate is not trusted by the system's CAs; if a private CA signed it, put that CA's certificate (PEM) in ca.crt of spec.secretRef"
+                ),
+            };
+        }
         let auth_like = e.code() == ErrorCode::Auth
             || lower.contains("status code: 401")
             || lower.contains("status code: 403")
@@ -235,11 +271,15 @@ pub(super) struct CallContext {
     deadline: Instant,
     max_bytes: u64,
     failure: RefCell<Option<Failure>>,
+    /// The URL libgit2 is given: the remote's, or the gateway's in its place.
+    pub(super) remote_url: String,
+    /// The loopback gateway of this operation, when the remote needs one.
+    gateway: Option<Gateway>,
 }
 
 impl CallContext {
-    pub(super) fn new(deadline: Instant) -> Self {
-        Self { deadline, max_bytes: u64::MAX, failure: RefCell::new(None) }
+    pub(super) fn new(deadline: Instant, remote_url: String) -> Self {
+        Self { deadline, max_bytes: u64::MAX, failure: RefCell::new(None), remote_url, gateway: None }
     }
 
     pub(super) fn with_max_bytes(mut self, bytes: u64) -> Self {

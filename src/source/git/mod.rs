@@ -29,20 +29,31 @@
 //!   patterns, `[host]:port` for ports other than 22, `*`/`?` wildcards and `!` negations,
 //!   `@revoked`); hashed host names (`|1|...`) and `@cert-authority` lines are not understood
 //!   and never match. Without `known_hosts` the fetch is refused (`NoKnownHosts`).
-//! - https certificates are checked by libgit2 against the system's CAs. No proxy is used.
+//! - https certificates are checked by libgit2 against the system's CAs, unless the Secret
+//!   has TLS keys (`ca.crt`/`caFile`, `tls.crt` + `tls.key`) or a proxy is given: then the
+//!   remote is reached through a loopback [`gateway`] of this fetch, which makes the TLS
+//!   connection with rustls (the system's CAs plus `ca.crt`, the client certificate) and
+//!   tunnels through the proxy with CONNECT; libgit2 can do neither per remote.
 //!
 //! # Layout
 //! This file holds the public types every part shares ([`GitSource`], [`GitError`],
 //! [`Resolved`], [`Checkout`] and the outcomes) and re-exports the rest. `auth` holds the
 //! credentials, the scrubbing of secrets and the known_hosts check; `refs` turns a spec's ref
 //! into a commit from the remote's listing; `fetch` runs an operation under the timeout and
-//! fetches objects into the bare cache; `checkout` writes a commit's tree out and archives it.
+//! fetches objects into the bare cache; `checkout` writes a commit's tree out and archives it;
+//! `submodules` checks submodules out into it, `include` copies other artifacts into it;
+//! `tls`, `proxy` and `gateway` reach https remotes with the Secret's TLS keys or a proxy.
 
 mod auth;
 mod checkout;
 mod fetch;
+mod gateway;
+mod include;
+mod proxy;
 mod refs;
 mod sparse;
+mod submodules;
+mod tls;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -53,6 +64,8 @@ use super::artifact::{ArtifactError, StoredArtifact};
 use crate::api::GitRepositoryRef;
 
 pub use auth::GitAuth;
+pub use include::Include;
+pub use proxy::Proxy;
 pub use refs::{GitReference, highest_matching_tag, parse_semver_range, parse_tag_version};
 
 /// Flux's default timeout of one Git operation.
@@ -67,12 +80,20 @@ pub enum GitError {
     InvalidRef(String),
     #[error("invalid git credentials: {0}")]
     InvalidAuth(String),
+    #[error("spec.proxySecretRef: {0}")]
+    InvalidProxy(String),
+    #[error("cannot connect to {url}: {detail}")]
+    Connect { url: String, detail: String },
     #[error("branch {branch:?} not found in {url}")]
     BranchNotFound { branch: String, url: String },
     #[error("tag {tag:?} not found in {url}")]
     TagNotFound { tag: String, url: String },
     #[error("{0}")]
     InvalidSparseCheckout(String),
+    #[error("spec.include: {0}")]
+    Include(String),
+    #[error("submodule {path} of {url}: {detail}")]
+    Submodule { path: String, url: String, detail: String },
     #[error("reference {name:?} not found in {url}")]
     RefNotFound { name: String, url: String },
     #[error("invalid semver range {range:?}: {reason}")]
@@ -114,10 +135,12 @@ impl GitError {
     pub fn reason(&self) -> &'static str {
         match self {
             GitError::InvalidRef(_) | GitError::InvalidSemver { .. } | GitError::InvalidSparseCheckout(_) => "InvalidSpec",
-            GitError::InvalidAuth(_) | GitError::AuthFailed { .. } | GitError::HostKeyRejected { .. } | GitError::NoKnownHosts { .. } => {
-                "AuthenticationFailed"
-            }
-            GitError::Cache { .. } | GitError::Artifact(_) => "StorageOperationFailed",
+            GitError::InvalidAuth(_)
+            | GitError::InvalidProxy(_)
+            | GitError::AuthFailed { .. }
+            | GitError::HostKeyRejected { .. }
+            | GitError::NoKnownHosts { .. } => "AuthenticationFailed",
+            GitError::Cache { .. } | GitError::Artifact(_) | GitError::Include(_) => "StorageOperationFailed",
             _ => "GitOperationFailed",
         }
     }
@@ -207,6 +230,12 @@ pub struct GitSource {
     max_size: u64,
     /// Flux's `sparseCheckout`: only these directories (cleaned) go into the artifact.
     sparse: Vec<String>,
+    /// Flux's `proxySecretRef`: http(s) remotes are reached through it.
+    proxy: Option<Proxy>,
+    /// Flux's `include`: artifacts copied into the checkout before it is archived.
+    includes: Vec<Include>,
+    /// Flux's `recurseSubmodules`: submodules are checked out into the tree.
+    recurse_submodules: bool,
 }
 
 impl GitSource {
@@ -221,7 +250,46 @@ impl GitSource {
             cache_dir: cache_dir.into(),
             max_size: super::artifact::DEFAULT_MAX_SIZE,
             sparse: Vec::new(),
+            proxy: None,
+            includes: Vec::new(),
+            recurse_submodules: false,
         })
+    }
+
+    /// Check submodules out too (Flux's `recurseSubmodules`), recursively.
+    pub fn with_recurse_submodules(mut self, recurse: bool) -> Self {
+        self.recurse_submodules = recurse;
+        self
+    }
+
+    /// Copy these artifacts into every checkout before archiving it (Flux's `include`).
+    /// [`fetch_artifact`](Self::fetch_artifact) does not see them change: when they did,
+    /// pass it no `last` artifact.
+    pub fn with_includes(mut self, includes: Vec<Include>) -> Self {
+        self.includes = includes;
+        self
+    }
+
+    /// Reach the remote through `proxy` (Flux's `proxySecretRef`); http(s) remotes only.
+    pub fn with_proxy(mut self, proxy: Option<Proxy>) -> Result<Self> {
+        if proxy.is_some() && !self.is_http() {
+            return Err(GitError::InvalidProxy(format!(
+                "a proxy is used for http(s) URLs only, and {} is not one; remove spec.proxySecretRef",
+                self.display_url()
+            )));
+        }
+        self.proxy = proxy;
+        Ok(self)
+    }
+
+    fn is_http(&self) -> bool {
+        self.url.starts_with("https://") || self.url.starts_with("http://")
+    }
+
+    /// Whether the remote is reached through the loopback gateway (TLS keys or a proxy)
+    /// instead of libgit2's own http transport.
+    fn needs_gateway(&self) -> bool {
+        self.proxy.is_some() || (self.url.starts_with("https://") && self.auth.as_ref().is_some_and(GitAuth::has_tls))
     }
 
     /// Only `dirs` of the tree go into the artifact (Flux's `sparseCheckout`); each must be a
@@ -234,6 +302,12 @@ impl GitSource {
     pub fn with_auth(mut self, auth: Option<GitAuth>) -> Result<Self> {
         if let Some(auth) = &auth {
             auth.validate()?;
+            if auth.has_tls() && !self.url.starts_with("https://") {
+                return Err(GitError::InvalidAuth(format!(
+                    "ca.crt, caFile, tls.crt and tls.key apply to https URLs only, and {} is not one; remove them from the Secret or use an https URL",
+                    self.display_url()
+                )));
+            }
         }
         self.auth = auth;
         Ok(self)

@@ -87,7 +87,7 @@ impl GitSource {
     pub fn resolve(&self) -> Result<Resolved> {
         self.with_deadline(|this, deadline| {
             let repo = this.open_cache()?;
-            let ctx = CallContext::new(deadline);
+            let ctx = this.call_context(deadline)?;
             this.resolve_in(&repo, &ctx)
         })
     }
@@ -123,7 +123,7 @@ impl GitSource {
 
     /// List the remote's refs: `(name, oid)`; annotated tags also appear as `name^{}` (peeled).
     fn list_remote(&self, repo: &Repository, ctx: &CallContext) -> Result<HashMap<String, Oid>> {
-        let mut remote = repo.remote_anonymous(&self.url).map_err(|e| self.map_error(e, ctx, Stage::Connect))?;
+        let mut remote = repo.remote_anonymous(&ctx.remote_url).map_err(|e| self.map_error(e, ctx, Stage::Connect))?;
         let mut opts = self.fetch_options(ctx);
         remote.download(&[LIST_ONLY_REFSPEC], Some(&mut opts)).map_err(|e| self.map_error(e, ctx, Stage::Connect))?;
         let refs = remote
