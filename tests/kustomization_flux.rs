@@ -243,3 +243,60 @@ async fn post_build_substitutes_only_when_flux_would() {
     k.wait_for("Kustomization", "always", "Ready", LONG, ready).await;
     assert_eq!(data(&api.get("always").await.unwrap())["run.sh"], "echo /home/app hello");
 }
+
+/// Flux's `kubeConfig`: a Kustomization applies to the cluster of the kubeconfig its Secret
+/// holds (a second real API server here), not to its own; a kubeconfig that would make the
+/// controller run a program is refused by name.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kube_config_applies_to_the_other_cluster() {
+    let Some(mut k) = KubeWorld::new("ks-remote").await else { return };
+    let remote = testkit::TestCluster::start().await.expect("a second cluster");
+    let remote_ns = format!("{}-far", k.ns.name);
+    let far: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(remote.client_for(testkit::ADMIN).unwrap());
+    far.create(&Default::default(), &serde_json::from_value(json!({"metadata": {"name": remote_ns}})).unwrap()).await.unwrap();
+    let kubeconfig = remote.access().kubeconfig_yaml(testkit::ADMIN).unwrap();
+    let indented: String = kubeconfig.lines().map(|l| format!("    {l}\n")).collect();
+    k.apply(&format!("apiVersion: v1\nkind: Secret\nmetadata:\n  name: far-cluster\nstringData:\n  value: |\n{indented}")).await;
+    let exec = "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: https://127.0.0.1:1\nusers:\n- name: u\n  user:\n    exec:\n      apiVersion: client.authentication.k8s.io/v1\n      command: /bin/sh\ncontexts:\n- name: x\n  context:\n    cluster: c\n    user: u\ncurrent-context: x\n";
+    let indented: String = exec.lines().map(|l| format!("    {l}\n")).collect();
+    k.apply(&format!("apiVersion: v1\nkind: Secret\nmetadata:\n  name: runs-a-program\nstringData:\n  config: |\n{indented}")).await;
+    k.world.commit(&[("far/a.yaml", &config_map("far-away", "{}", "data:\n  key: one\n"))], "manifests");
+    k.apply(&git_repository("app", "main")).await;
+    k.apply(&kustomization(
+        "far",
+        "./far",
+        true,
+        &format!("  targetNamespace: {remote_ns}\n  kubeConfig:\n    secretRef:\n      name: far-cluster\n"),
+    ))
+    .await;
+    k.apply(&kustomization(
+        "exec",
+        "./far",
+        true,
+        &format!("  targetNamespace: {remote_ns}\n  kubeConfig:\n    secretRef:\n      name: runs-a-program\n      key: config\n"),
+    ))
+    .await;
+    k.start_controller(&[]);
+    k.wait_for("Kustomization", "far", "Ready", LONG, ready).await;
+    let there: Api<ConfigMap> = Api::namespaced(remote.client_for(testkit::ADMIN).unwrap(), &remote_ns);
+    assert_eq!(data(&there.get("far-away").await.unwrap())["key"], "one", "applied on the other cluster");
+    let here: Api<ConfigMap> = Api::namespaced(k.client(), &remote_ns);
+    assert!(here.get_opt("far-away").await.ok().flatten().is_none(), "not on the controller's own");
+
+    let refused = k.wait_for("Kustomization", "exec", "InvalidSpec", LONG, |o| reason_of(&condition_in(o, "Ready")) == "InvalidSpec").await;
+    let message = condition_in(&refused, "Ready")["message"].as_str().unwrap_or_default().to_string();
+    assert!(message.contains("spec.kubeConfig") && message.contains("sets exec"), "{message}");
+
+    // Removed from Git, it is pruned there too.
+    k.world.commit(&[("far/b.yaml", &config_map("other", "{}", "data:\n  key: two\n"))], "replace");
+    k.world.commit_removal(&["far/a.yaml"], "remove");
+    k.annotate("GitRepository", "app", "reconcile.fluxcd.io/requestedAt", "now").await;
+    for _ in 0..120 {
+        if there.get_opt("far-away").await.unwrap().is_none() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    assert!(there.get_opt("far-away").await.unwrap().is_none(), "pruned on the other cluster");
+    assert_eq!(data(&there.get("other").await.unwrap())["key"], "two");
+}

@@ -74,9 +74,14 @@ pub struct KustomizationSpec {
     pub ignore_missing_components: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub post_build: Option<PostBuild>,
-    /// Applies as this ServiceAccount (impersonation) on a cluster.
+    /// Applies as this ServiceAccount (impersonation) on a cluster; with `kubeConfig`, on
+    /// that cluster, as Flux does.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service_account_name: Option<String>,
+    /// Flux's `kubeConfig`: apply (and prune, health-check, check drift) on another cluster,
+    /// reached with the kubeconfig a Secret of this namespace holds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kube_config: Option<KubeConfigReference>,
     #[serde(default)]
     pub suspend: bool,
     /// Recreate objects whose immutable fields changed.
@@ -241,6 +246,22 @@ pub struct CommonMetadata {
     pub labels: BTreeMap<String, String>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub annotations: BTreeMap<String, String>,
+}
+
+/// Where the kubeconfig of another cluster is.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct KubeConfigReference {
+    pub secret_ref: KubeConfigSecretRef,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct KubeConfigSecretRef {
+    pub name: String,
+    /// The key holding the kubeconfig; unset, `value`, else `value.yaml` (Flux's defaults).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]

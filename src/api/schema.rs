@@ -48,7 +48,11 @@ const PEER_FIELDS: &[(&str, &str, &str)] = &[
         "spec.breakTheGlass",
         "tofu-controller's breakTheGlass is not supported: suspend the object (driftless suspend) and work on the state by hand",
     ),
-    ("Kustomization", "spec.kubeConfig", "Flux's kubeConfig (a remote cluster) is not implemented yet"),
+    (
+        "Kustomization",
+        "spec.kubeConfig.configMapRef",
+        "Flux's kubeConfig.configMapRef (a cloud provider's workload identity) is not implemented yet: put a kubeconfig in a Secret and use kubeConfig.secretRef",
+    ),
     (
         "Kustomization",
         "spec.decryption",

@@ -10,6 +10,8 @@
 
 use std::time::Duration;
 
+use k8s_openapi::api::core::v1::Secret;
+
 use serde_json::Value;
 
 use super::apply::{Action, Applier};
@@ -133,13 +135,45 @@ impl Reconcile for Kustomization {
 /// controller's own when one is named).
 async fn applier<S: ObjectStore, D: RunnerDispatch>(run: &Run<'_, Kustomization, S, D>) -> Result<Applier, (&'static str, String)> {
     let account = run.object.spec.service_account_name.as_deref();
-    match run.ctx.clusters.client_for(&run.namespace, account).await {
+    let client = match &run.object.spec.kube_config {
+        Some(remote) => {
+            let kubeconfig = remote_kubeconfig(run, &remote.secret_ref).await?;
+            let source = format!("spec.kubeConfig (Secret {})", remote.secret_ref.name);
+            run.ctx.clusters.client_for_kubeconfig(&kubeconfig, &source, &run.namespace, account).await
+        }
+        None => run.ctx.clusters.client_for(&run.namespace, account).await,
+    };
+    match client {
         Ok((client, identity)) => Ok(Applier::new(client, identity, &run.namespace, &run.name)),
         Err(e) => {
             tracing::warn!("{}", e.message);
             Err((e.reason, e.message))
         }
     }
+}
+
+/// The kubeconfig `spec.kubeConfig.secretRef` names: its key, else `value`, else
+/// `value.yaml`, as Flux reads it.
+async fn remote_kubeconfig<S: ObjectStore, D: RunnerDispatch>(
+    run: &Run<'_, Kustomization, S, D>,
+    r: &crate::api::KubeConfigSecretRef,
+) -> Result<String, (&'static str, String)> {
+    let field = "spec.kubeConfig.secretRef";
+    let secret = match run.ctx.store.get::<Secret>(&run.namespace, &r.name).await {
+        Ok(Some(s)) => s,
+        Ok(None) => return Err((reason::INVALID_SPEC, format!("{field}: Secret {}/{} not found; create it", run.namespace, r.name))),
+        Err(e) => return Err((reason::CLUSTER_UNAVAILABLE, format!("{field}: cannot read Secret {}: {e}", r.name))),
+    };
+    let data = driftless_core::secret::secret_strings(&secret)
+        .map_err(|key| (reason::INVALID_SPEC, format!("{field}: Secret {} key {key:?} is not text", r.name)))?;
+    let found = match &r.key {
+        Some(key) => data.get(key),
+        None => data.get("value").or_else(|| data.get("value.yaml")),
+    };
+    found.cloned().ok_or_else(|| {
+        let wanted = r.key.as_deref().map_or_else(|| "'value' (or 'value.yaml')".to_string(), |k| format!("{k:?}"));
+        (reason::INVALID_SPEC, format!("{field}: Secret {} has no key {wanted} with a kubeconfig", r.name))
+    })
 }
 
 fn since_drift_check(object: &Kustomization) -> Option<Duration> {

@@ -131,4 +131,110 @@ impl Clusters {
         let client = kube::Client::try_from(config).map_err(|e| invalid(format!("spec.serviceAccountName {account}: {e}")))?;
         Ok((client, format!("ServiceAccount {namespace}/{account}")))
     }
+
+    /// The client of another cluster, from a kubeconfig (Flux's `kubeConfig`): as its
+    /// current context's user, or, when the object names a ServiceAccount (or the default
+    /// account applies), impersonating that account of `namespace` on that cluster, as Flux
+    /// does. `source` names where the kubeconfig came from, for messages.
+    pub async fn client_for_kubeconfig(
+        &self,
+        kubeconfig: &str,
+        source: &str,
+        namespace: &str,
+        account: Option<&str>,
+    ) -> Result<(kube::Client, String), NoClient> {
+        let invalid = |message: String| NoClient { reason: crate::api::reason::INVALID_SPEC, message };
+        let parsed = kube::config::Kubeconfig::from_yaml(kubeconfig).map_err(|e| invalid(format!("{source}: not a kubeconfig: {e}")))?;
+        if let Some(why) = remote::refusal(&parsed) {
+            return Err(invalid(format!("{source}: {why}")));
+        }
+        let mut config = kube::Config::from_custom_kubeconfig(parsed, &kube::config::KubeConfigOptions::default())
+            .await
+            .map_err(|e| invalid(format!("{source}: {e}")))?;
+        let mut identity = format!("the user of {source}");
+        if let Some(account) = account.or(self.default_account.as_deref()) {
+            config.auth_info.impersonate = Some(format!("system:serviceaccount:{namespace}:{account}"));
+            config.auth_info.impersonate_groups = None;
+            identity = format!("ServiceAccount {namespace}/{account} on the cluster of {source}");
+        }
+        let client = kube::Client::try_from(config).map_err(|e| NoClient {
+            reason: crate::api::reason::CLUSTER_UNAVAILABLE,
+            message: format!("cannot connect to the cluster of {source}: {e}"),
+        })?;
+        Ok((client, identity))
+    }
+}
+
+/// What a kubeconfig from a Secret may hold. It comes from a tenant, and the controller uses
+/// it: nothing in it may make the controller run a program (`exec`, `auth-provider`), read
+/// its own files (paths of certificates, keys or tokens) or trust any server
+/// (`insecure-skip-tls-verify`). Flux refuses the first and the last by default too.
+pub mod remote {
+    use kube::config::Kubeconfig;
+
+    /// Why `config` is refused, if it is.
+    pub fn refusal(config: &Kubeconfig) -> Option<String> {
+        for named in &config.auth_infos {
+            let Some(user) = &named.auth_info else { continue };
+            let user_field = |field: &str| format!("user {:?} sets {field}", named.name);
+            if user.exec.is_some() {
+                return Some(format!(
+                    "{}: a kubeconfig from a Secret may not run programs; use a token or a client certificate",
+                    user_field("exec")
+                ));
+            }
+            if user.auth_provider.is_some() {
+                return Some(format!("{}: use a token or a client certificate", user_field("auth-provider")));
+            }
+            let files = [
+                ("tokenFile", "token", &user.token_file),
+                ("client-certificate", "client-certificate-data", &user.client_certificate),
+                ("client-key", "client-key-data", &user.client_key),
+            ];
+            if let Some((field, inline, _)) = files.iter().find(|(_, _, set)| set.is_some()) {
+                return Some(format!("{}, a file of the controller's: give it inline as {inline}", user_field(field)));
+            }
+        }
+        for named in &config.clusters {
+            let Some(cluster) = &named.cluster else { continue };
+            if cluster.insecure_skip_tls_verify == Some(true) {
+                return Some(format!(
+                    "cluster {:?} sets insecure-skip-tls-verify: give its CA as certificate-authority-data instead",
+                    named.name
+                ));
+            }
+            if cluster.certificate_authority.is_some() {
+                return Some(format!(
+                    "cluster {:?} sets certificate-authority, a file of the controller's: inline it as certificate-authority-data",
+                    named.name
+                ));
+            }
+        }
+        None
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        fn config(user: &str, cluster: &str) -> Kubeconfig {
+            let yaml = format!(
+                "apiVersion: v1\nkind: Config\nclusters:\n- name: c\n  cluster:\n    server: https://127.0.0.1:6443\n{cluster}users:\n- name: u\n  user:\n{user}contexts:\n- name: x\n  context:\n    cluster: c\n    user: u\ncurrent-context: x\n"
+            );
+            Kubeconfig::from_yaml(&yaml).unwrap()
+        }
+
+        #[test]
+        fn only_inline_credentials_and_verified_servers_are_accepted() {
+            assert_eq!(refusal(&config("    token: abc\n", "    certificate-authority-data: Zm9v\n")), None);
+            let exec = "    exec:\n      apiVersion: client.authentication.k8s.io/v1\n      command: /bin/sh\n";
+            assert!(refusal(&config(exec, "")).unwrap().contains("user \"u\" sets exec"));
+            assert!(refusal(&config("    tokenFile: /var/run/secrets/token\n", "")).unwrap().contains("tokenFile"));
+            assert!(refusal(&config("    client-certificate: /etc/c.pem\n", "")).unwrap().contains("client-certificate-data"));
+            let insecure = refusal(&config("    token: abc\n", "    insecure-skip-tls-verify: true\n")).unwrap();
+            assert!(insecure.contains("insecure-skip-tls-verify"), "{insecure}");
+            let ca_file = refusal(&config("    token: abc\n", "    certificate-authority: /etc/ca.pem\n")).unwrap();
+            assert!(ca_file.contains("certificate-authority-data"), "{ca_file}");
+        }
+    }
 }
