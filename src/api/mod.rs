@@ -8,6 +8,7 @@ mod kind;
 mod kustomization;
 mod notification;
 mod reconciled;
+pub mod runner_pod;
 mod schema;
 mod status;
 mod tenancy;
@@ -37,9 +38,9 @@ pub use status::{
 };
 pub use tenancy::{Tenancy, cross_namespace_refusal};
 pub use terraform::{
-    BackendConfig, CrossNamespaceSourceReference, DependencyReference, DriftIgnoreRule, DriftMode, DriftSpec, Engine, KeySelector,
-    RunnerPodTemplate, S3BackendConfig, Terraform, TerraformSpec, TerraformStatus, Variable, VariableSource, VarsReference,
-    WriteOutputsToSecret,
+    BackendConfig, CrossNamespaceSourceReference, DependencyReference, DriftIgnoreRule, DriftMode, DriftSpec, Engine, ForceUnlockMode,
+    KeySelector, RunnerPodTemplate, S3BackendConfig, StoreReadablePlan, Terraform, TerraformSpec, TerraformStatus, TfStateSpec, Variable,
+    VariableSource, VarsReference, WriteOutputsToSecret,
 };
 pub use validation::{FieldError, Validate, ValidationError};
 

@@ -38,7 +38,11 @@ const PEER_FIELDS: &[(&str, &str, &str)] = &[
         "tofu-controller's cliConfigSecretRef is not implemented yet: give runner pods TF_CLI_CONFIG_FILE with the controller's --runner-env",
     ),
     ("Terraform", "spec.healthChecks", "tofu-controller's healthChecks are not implemented yet for Terraform"),
-    ("Terraform", "spec.tfstate", "tofu-controller's tfstate (forceUnlock) is not implemented yet: use driftless unlock"),
+    (
+        "Terraform",
+        "spec.tfstate.lockTimeout",
+        "tofu-controller's tfstate.lockTimeout is not implemented: a held lock fails the run at once and it is retried after spec.retryInterval",
+    ),
     ("Terraform", "spec.backendConfigsFrom", "tofu-controller's backendConfigsFrom is not implemented yet: use spec.backendConfig"),
     (
         "Terraform",

@@ -126,6 +126,7 @@ mod tests {
                 force: false,
                 always_cleanup_runner_pod: None,
                 store_readable_plan: None,
+                tfstate: None,
             },
         );
         t.status = Some(TerraformStatus::default());

@@ -204,6 +204,8 @@ pub fn terraform_options(object: &Terraform) -> driftless_core::contract::Terraf
         parallelism: u32::try_from(object.spec.parallelism).ok().filter(|n| *n > 0),
         upgrade_on_init: object.spec.upgrade_on_init,
         refresh_before_apply: object.spec.refresh_before_apply,
+        force_unlock: object.spec.tfstate.as_ref().map(crate::api::TfStateSpec::policy).unwrap_or_default(),
+        readable_plan: object.spec.store_readable_plan.and_then(crate::api::StoreReadablePlan::format),
     }
 }
 

@@ -6,6 +6,7 @@
 mod decide;
 mod inputs;
 pub mod outputs;
+mod readable_plan;
 mod reconcile;
 mod record;
 pub mod template;

@@ -142,9 +142,6 @@ mod tests {
     fn json_values_are_rendered_string_by_string() {
         let data = json!({ "env": { "name": "prod" } });
         let values = json!({ "labels": { "env": "${{ .env.name }}" }, "count": 2, "list": ["${{ .env.name }}-a"] });
-        assert_eq!(
-            render_json(&values, VALUES, &data).unwrap(),
-            json!({ "labels": { "env": "prod" }, "count": 2, "list": ["prod-a"] })
-        );
+        assert_eq!(render_json(&values, VALUES, &data).unwrap(), json!({ "labels": { "env": "prod" }, "count": 2, "list": ["prod-a"] }));
     }
 }
