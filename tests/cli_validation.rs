@@ -161,6 +161,8 @@ fn a_runner_pod_template_asking_for_more_than_the_restricted_profile_is_refused_
         &template("      securityContext:\n        capabilities:\n          add: [NET_ADMIN]\n"),
         &["spec.runnerPodTemplate.spec.securityContext.capabilities.add", "NET_ADMIN"],
     );
+    // Host namespaces are not the template's to set (tofu-controller has no such field either).
+    refused(&template("      hostNetwork: true\n"), &["spec.runnerPodTemplate.spec.hostNetwork", "unknown field"]);
     refused(
         &template("      volumes:\n        - name: host\n          hostPath:\n            path: /var/run\n"),
         &["spec.runnerPodTemplate.spec.volumes[0].hostPath", "hostPath volumes are refused"],
