@@ -125,8 +125,16 @@ fn tofu_controller_fields_with_bad_values_are_refused_by_field() {
     let spec = |extra: &str| TERRAFORM.replace("  interval: 1h\n", &format!("  interval: 1h\n{extra}"));
     refused(&spec("  values: [1, 2]\n"), &["spec.values", "must be an object"]);
     refused(&spec("  parallelism: -1\n"), &["spec.parallelism"]);
-    refused(&spec("  alwaysCleanupRunnerPod: false\n"), &["spec.alwaysCleanupRunnerPod", "false is not supported"]);
-    refused(&spec("  storeReadablePlan: human\n"), &["spec.storeReadablePlan", "\"human\"", "driftless plan show"]);
+    refused(&spec("  storeReadablePlan: yaml\n"), &["storeReadablePlan", "yaml"]);
+    refused(&spec("  tfstate:\n    forceUnlock: \"yes\"\n"), &["spec.tfstate.lockIdentifier", "status.lock.id"]);
+    refused(&spec("  tfstate:\n    forceUnlock: sometimes\n"), &["forceUnlock", "sometimes"]);
+    refused(
+        &spec(
+            "  tfstate:\n    forceUnlock: auto\n  backendConfig:\n    customConfiguration: |\n      terraform {\n        backend \"local\" {}\n      }\n",
+        ),
+        &["spec.tfstate.forceUnlock", "customConfiguration"],
+    );
+    refused(&spec("  tfstate:\n    lockTimeout: 30s\n"), &["spec.tfstate.lockTimeout", "not implemented"]);
     refused(&spec("  targets: [\"\"]\n"), &["spec.targets[0]", "not a resource address"]);
     refused(&spec("  disableDriftDetection: true\n  drift:\n    mode: correct\n"), &["spec.disableDriftDetection", "drift.mode: correct"]);
     refused(
@@ -178,6 +186,63 @@ fn a_bad_health_check_is_refused_naming_its_field() {
         &checks("    - name: web\n      type: http\n      url: \"${{ .url }}\"\n"),
         &["spec.healthChecks[0].url", "set spec.writeOutputsToSecret"],
     );
+}
+
+/// tofu-controller's runnerPodTemplate.spec fields are accepted, but a runner pod stays
+/// within the restricted Pod Security profile and keeps driftless's own names: each
+/// overreach is refused by field, with why.
+#[test]
+fn a_runner_pod_template_asking_for_more_than_the_restricted_profile_is_refused_by_field() {
+    let template = |spec: &str| TERRAFORM.replace("  interval: 1h\n", &format!("  interval: 1h\n  runnerPodTemplate:\n    spec:\n{spec}"));
+    refused(
+        &template("      securityContext:\n        privileged: true\n        runAsUser: 0\n"),
+        &[
+            "spec.runnerPodTemplate.spec.securityContext.privileged",
+            "spec.runnerPodTemplate.spec.securityContext.runAsUser",
+            "restricted Pod Security profile",
+        ],
+    );
+    refused(
+        &template("      securityContext:\n        capabilities:\n          add: [NET_ADMIN]\n"),
+        &["spec.runnerPodTemplate.spec.securityContext.capabilities.add", "NET_ADMIN"],
+    );
+    // Host namespaces are not the template's to set (tofu-controller has no such field either).
+    refused(&template("      hostNetwork: true\n"), &["spec.runnerPodTemplate.spec.hostNetwork", "unknown field"]);
+    refused(
+        &template("      volumes:\n        - name: host\n          hostPath:\n            path: /var/run\n"),
+        &["spec.runnerPodTemplate.spec.volumes[0].hostPath", "hostPath volumes are refused"],
+    );
+    refused(
+        &template("      initContainers:\n        - name: runner\n          image: busybox\n"),
+        &["spec.runnerPodTemplate.spec.initContainers[0].name", "driftless's own container"],
+    );
+    refused(
+        &template("      volumes:\n        - name: work\n          emptyDir: {}\n"),
+        &["spec.runnerPodTemplate.spec.volumes[0].name", "driftless's own volume"],
+    );
+    refused(
+        &template("      volumeMounts:\n        - name: mine\n          mountPath: /run/driftless\n"),
+        &["spec.runnerPodTemplate.spec.volumeMounts[0].mountPath", "/run/driftless"],
+    );
+    // Within the profile: accepted and stored as given.
+    let cli = Cli::new();
+    let fine = template(concat!(
+        "      envFrom:\n        - configMapRef:\n            name: runner-env\n",
+        "      volumes:\n        - name: cfg\n          configMap:\n            name: cfg\n",
+        "      volumeMounts:\n        - name: cfg\n          mountPath: /etc/cfg\n",
+        "      initContainers:\n        - name: prepare\n          image: busybox\n          command: [\"true\"]\n",
+        "      hostAliases:\n        - ip: 127.0.0.1\n          hostnames: [state.internal]\n",
+        "      priorityClassName: runners\n",
+        "      affinity:\n        nodeAffinity:\n          preferredDuringSchedulingIgnoredDuringExecution:\n",
+        "            - weight: 1\n              preference:\n                matchExpressions:\n",
+        "                  - key: pool\n                    operator: In\n                    values: [runners]\n",
+        "      securityContext:\n        runAsUser: 1000\n        readOnlyRootFilesystem: false\n",
+    ));
+    cli.apply("objects.yaml", &format!("{GIT_REPOSITORY}---\n{fine}")).ok();
+    let stored = cli.run(&["get", "terraform", "app", "-o", "yaml"]).ok().stdout;
+    for field in ["envFrom", "runner-env", "hostAliases", "priorityClassName: runners", "initContainers", "runAsUser: 1000"] {
+        assert!(stored.contains(field), "{field} kept: {stored}");
+    }
 }
 
 #[test]

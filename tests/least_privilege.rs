@@ -79,7 +79,7 @@ async fn the_controller_reconciles_with_only_the_rights_install_gives_its_servic
     k.apply(&deployer(&ns)).await;
     k.apply(&format!("apiVersion: v1\nkind: Secret\nmetadata:\n  name: app-token\nstringData:\n  token: {TOKEN}\n")).await;
     k.apply(&git_repository("app", "main")).await;
-    let spec = "  destroyResourcesOnDeletion: true\n  writeOutputsToSecret:\n    name: app-outputs\n  varsFrom:\n    - kind: Secret\n      name: app-token\n";
+    let spec = "  destroyResourcesOnDeletion: true\n  storeReadablePlan: human\n  writeOutputsToSecret:\n    name: app-outputs\n  varsFrom:\n    - kind: Secret\n      name: app-token\n";
     k.apply(&terraform_object("app", "app", "./", "", "", spec)).await;
     k.apply(&format!(
         "apiVersion: driftless.dev/v1alpha1\nkind: Kustomization\nmetadata:\n  name: web\nspec:\n  sourceRef:\n    kind: GitRepository\n    name: app\n  path: ./deploy\n  interval: 1h\n  prune: true\n  targetNamespace: {ns}\n  serviceAccountName: deployer\n"
@@ -92,6 +92,10 @@ async fn the_controller_reconciles_with_only_the_rights_install_gives_its_servic
     let plan = pending_plan_of(&tf).unwrap();
     assert_eq!(reason_of(&condition_in(&tf, "Ready")), "PlanPending", "{}", tf["status"]);
     assert!(!k.world.managed("main.txt").exists(), "nothing is applied before approval");
+    // storeReadablePlan: human, a ConfigMap in the runner namespace (RUNS grants it).
+    let readable = k.wait_for("ConfigMap", "tfplan-default-app", "the readable plan", LONG, |o| !o.is_null()).await;
+    assert_eq!(readable["metadata"]["annotations"]["savedPlan"], plan.as_str(), "{readable}");
+    assert!(!readable.to_string().contains(TOKEN), "a secret reached the readable plan");
     k.annotate("Terraform", "app", "driftless.dev/approve-plan", &plan).await;
     let tf = k.wait_for("Terraform", "app", "applied", LONG, ready).await;
     assert_eq!(tf["status"]["plan"]["id"], plan.as_str());

@@ -753,3 +753,107 @@ fn health_checks_read_the_outputs_and_a_failing_check_is_not_ready_until_it_pass
     );
     drop(listener);
 }
+
+/// The lock a crashed runner leaves behind in the local backend, in terraform's format.
+fn stuck_lock(w: &World, id: &str) -> std::path::PathBuf {
+    let lock = w.state_dir("app").join("default.lock");
+    std::fs::create_dir_all(lock.parent().unwrap()).unwrap();
+    let info = serde_json::json!({ "ID": id, "Operation": "OperationTypeApply", "Who": "crashed-runner@host",
+                                   "Version": "1.0.3", "Created": "2026-01-01T00:00:00Z", "Info": "", "Path": "" });
+    std::fs::write(&lock, info.to_string()).unwrap();
+    lock
+}
+
+/// tofu-controller's tfstate.forceUnlock: `no` keeps someone else's lock (the run fails
+/// StateLocked with the lock's id in status.lock.id), `yes` breaks only the lock whose id is
+/// lockIdentifier, `auto` breaks whatever lock is held; each break is an event.
+#[test]
+fn force_unlock_breaks_the_named_lock_or_any_under_auto_and_none_under_no() {
+    let Some(w) = World::new() else { return };
+    w.commit(&[("main.tf", MODULE)], "module");
+    let held = "5b7d2c1e-0000-4000-8000-000000000001";
+    let with = |tfstate: &str| objects("app", "./", "auto", &format!("  tfstate:\n{tfstate}"));
+
+    w.apply(&with("    forceUnlock: \"no\"\n")).ok();
+    let lock = stuck_lock(&w, held);
+    w.reconcile("app").fails();
+    assert_eq!(w.ready_reason("app"), "StateLocked");
+    assert_eq!(w.get("terraform", "app")["status"]["lock"]["id"], held, "the id a lockIdentifier names");
+    assert!(lock.exists(), "no: the lock is kept");
+
+    // yes with another lock's id: kept.
+    w.apply(&with("    forceUnlock: \"yes\"\n    lockIdentifier: 00000000-dead-beef-0000-000000000000\n")).ok();
+    w.reconcile("app").fails();
+    assert_eq!(w.ready_reason("app"), "StateLocked");
+    assert!(lock.exists(), "yes breaks only the lock it names");
+    assert!(w.events_with_reason("app", "ForceUnlock").is_empty());
+
+    // yes with the held lock's id: broken, and the run goes on.
+    w.apply(&with(&format!("    forceUnlock: \"yes\"\n    lockIdentifier: {held}\n"))).ok();
+    w.reconcile("app").ok();
+    assert_eq!(w.ready_reason("app"), "Succeeded", "{}", w.condition("app", "Ready"));
+    assert_eq!(read(&w.managed("main.txt")), "hello");
+    let events = w.events_with_reason("app", "ForceUnlock");
+    assert_eq!(events.len(), 1, "{events:?}");
+    let message = events[0]["message"].as_str().unwrap_or_default();
+    assert!(message.contains(held) && message.contains("crashed-runner@host"), "{message}");
+    assert!(w.get("terraform", "app")["status"]["lock"].is_null());
+
+    // auto: whatever lock is held.
+    let other = "7c8e3d2f-0000-4000-8000-000000000002";
+    let lock = stuck_lock(&w, other);
+    w.apply(&with("    forceUnlock: auto\n")).ok();
+    w.commit(&[("main.tf", &MODULE.replace("content = var.content\n}", "content = \"${var.content}!\"\n}"))], "change");
+    w.reconcile("app").ok();
+    assert!(!lock.exists() || !read(&lock).contains(other), "auto broke the lock");
+    assert_eq!(read(&w.managed("main.txt")), "hello!");
+    let events = w.events_with_reason("app", "ForceUnlock");
+    assert!(events.iter().any(|e| e["message"].as_str().unwrap_or_default().contains(other)), "{events:?}");
+}
+
+/// tofu-controller's storeReadablePlan on the local store: each plan also lands where
+/// tofu-controller keeps it, json in a gzipped Secret and human in a ConfigMap, with no
+/// sensitive value in either.
+#[test]
+fn store_readable_plan_writes_the_plan_where_tofu_controller_keeps_it() {
+    let Some(w) = World::new() else { return };
+    w.commit(&[("main.tf", MODULE)], "module");
+    let secret = "apiVersion: v1\nkind: Secret\nmetadata:\n  name: app-token\nstringData:\n  token: s3cr3t-plan-token\n";
+    let spec = "  storeReadablePlan: json\n  varsFrom:\n    - kind: Secret\n      name: app-token\n";
+    w.apply(&format!("{secret}---\n{}", objects("app", "./", "", spec))).ok();
+    w.reconcile("app").ok();
+    let plan = w.pending_plan("app").expect("a pending plan");
+    let stored = store_object(&w, "secret", "tfplan-default-app.json");
+    assert_eq!(stored["metadata"]["annotations"]["savedPlan"], plan.as_str(), "{stored}");
+    assert_eq!(stored["metadata"]["annotations"]["encoding"], "gzip");
+    assert_eq!(stored["metadata"]["labels"]["infra.contrib.fluxcd.io/plan-name"], "app.json");
+    let json = gunzip_base64(stored["data"]["tfplan"].as_str().unwrap());
+    let doc: serde_json::Value = serde_json::from_str(&json).unwrap();
+    let addresses: Vec<&str> = doc["resource_changes"].as_array().unwrap().iter().filter_map(|r| r["address"].as_str()).collect();
+    assert!(addresses.contains(&"drifttest_file.main"), "{addresses:?}");
+    assert!(!json.contains("s3cr3t-plan-token"), "a sensitive value reached the readable plan");
+
+    w.apply(&format!("{secret}---\n{}", objects("app", "./", "", &spec.replace("json", "human")))).ok();
+    w.commit(&[("main.tf", &MODULE.replace("content = var.content\n}", "content = \"${var.content}!\"\n}"))], "change");
+    w.reconcile("app").ok();
+    let stored = store_object(&w, "configmap", "tfplan-default-app");
+    let text = stored["data"]["tfplan"].as_str().unwrap();
+    assert!(text.contains("drifttest_file.main") && text.contains(" to add"), "{text}");
+    assert!(!text.contains("s3cr3t-plan-token"), "{text}");
+    assert_eq!(stored["metadata"]["annotations"]["savedPlan"], w.pending_plan("app").unwrap().as_str());
+}
+
+fn gunzip_base64(data: &str) -> String {
+    use base64::Engine as _;
+    use std::io::Read as _;
+    let bytes = base64::engine::general_purpose::STANDARD.decode(data).unwrap();
+    let mut out = String::new();
+    flate2::read::GzDecoder::new(&bytes[..]).read_to_string(&mut out).unwrap();
+    out
+}
+
+/// An object of the local store as JSON (`kind` lowercased, as the store names its folders).
+fn store_object(w: &World, kind: &str, name: &str) -> serde_json::Value {
+    let path = w.store().join("objects").join(kind).join("default").join(format!("{name}.yaml"));
+    serde_yaml::from_str(&read(&path)).unwrap()
+}

@@ -222,6 +222,54 @@ pub struct TerraformOptions {
     /// run's local state, is used.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub backend_disabled: bool,
+    /// tofu-controller's `tfstate.forceUnlock`: which lock the runner breaks before the run.
+    #[serde(default, skip_serializing_if = "ForceUnlock::is_never")]
+    pub force_unlock: ForceUnlock,
+    /// tofu-controller's `storeReadablePlan`: a plan run also returns the plan in this
+    /// readable form ([`RunResult::readable_plan`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub readable_plan: Option<ReadablePlanFormat>,
+}
+
+/// The readable forms of a plan tofu-controller stores.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub enum ReadablePlanFormat {
+    /// `show -json`, sensitive values masked.
+    Json,
+    /// `show -no-color`, terraform's own text (it masks sensitive values itself).
+    Human,
+}
+
+/// Which state lock a run breaks before terraform starts (tofu-controller's
+/// `tfstate.forceUnlock` with its `lockIdentifier`). A lock driftless does not see (a
+/// module's own backend) is never broken.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub enum ForceUnlock {
+    /// `no`: a held lock fails the run with `StateLocked`, as without the field.
+    #[default]
+    Never,
+    /// `yes` with a `lockIdentifier`: the lock with exactly this id, and no other.
+    Id(String),
+    /// `auto`: whatever lock is held, whoever holds it.
+    Any,
+}
+
+impl ForceUnlock {
+    pub fn is_never(&self) -> bool {
+        *self == ForceUnlock::Never
+    }
+
+    /// The held lock this policy breaks, if any.
+    pub fn breaks<'a>(&self, held: Option<&'a crate::backend::LockInfo>) -> Option<&'a crate::backend::LockInfo> {
+        let held = held?;
+        match self {
+            ForceUnlock::Never => None,
+            ForceUnlock::Id(id) => (held.id == *id).then_some(held),
+            ForceUnlock::Any => Some(held),
+        }
+    }
 }
 
 impl std::fmt::Debug for TerraformOptions {
@@ -237,6 +285,8 @@ impl std::fmt::Debug for TerraformOptions {
             .field("cli_config", &self.cli_config.is_some())
             .field("backend_configs", &self.backend_configs.iter().map(|c| c.name.as_str()).collect::<Vec<_>>())
             .field("backend_disabled", &self.backend_disabled)
+            .field("force_unlock", &self.force_unlock)
+            .field("readable_plan", &self.readable_plan)
             .finish()
     }
 }
@@ -408,6 +458,13 @@ pub struct RunResult {
     /// trusted channel only, as sensitive outputs do (it holds the resources' secrets).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub unsaved_state: Option<UnsavedState>,
+    /// The lock the run broke before terraform started (`tfstate.forceUnlock`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub broken_lock: Option<crate::backend::LockInfo>,
+    /// The plan in the form `options.readable_plan` asks for, redacted and scrubbed of
+    /// every secret the run knows: a plan run's only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub readable_plan: Option<String>,
 }
 
 /// The text of a terraform state (JSON). `Debug` shows its size only: a state holds secrets.
@@ -434,6 +491,8 @@ impl RunResult {
             error: Some(RunError { kind, message: message.into(), diagnostics: Vec::new(), lock: None }),
             timings_ms: Vec::new(),
             unsaved_state: None,
+            broken_lock: None,
+            readable_plan: None,
         }
     }
 }
@@ -507,6 +566,20 @@ mod tests {
         assert_eq!((back.engine, back.tofu_path), (None, None));
         json["engine"] = "tofu".into();
         assert_eq!(serde_json::from_value::<RunSpec>(json).unwrap().engine, Some(Engine::Tofu));
+    }
+
+    #[test]
+    fn force_unlock_breaks_the_lock_it_names_or_any_under_auto() {
+        let held = crate::backend::LockInfo { id: "abc".into(), who: "someone".into(), ..Default::default() };
+        assert_eq!(ForceUnlock::Never.breaks(Some(&held)), None);
+        assert_eq!(ForceUnlock::Id("abc".into()).breaks(Some(&held)), Some(&held));
+        assert_eq!(ForceUnlock::Id("other".into()).breaks(Some(&held)), None, "another lock is kept");
+        assert_eq!(ForceUnlock::Any.breaks(Some(&held)), Some(&held));
+        assert_eq!(ForceUnlock::Any.breaks(None), None, "nothing held, nothing broken");
+        let options = TerraformOptions { force_unlock: ForceUnlock::Id("abc".into()), ..Default::default() };
+        let json = serde_json::to_value(&options).unwrap();
+        assert_eq!(json, serde_json::json!({ "forceUnlock": { "id": "abc" } }));
+        assert!(serde_json::to_value(TerraformOptions::default()).unwrap().get("forceUnlock").is_none(), "never is not written");
     }
 
     #[test]

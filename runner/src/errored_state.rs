@@ -159,6 +159,11 @@ pub fn fit_for_secret(mut result: RunResult, limit: usize) -> RunResult {
     if size <= limit {
         return result;
     }
+    // The readable plan is a copy for reading (the plan itself is stored): it goes first.
+    if let Some(readable) = result.readable_plan.take() {
+        tracing::warn!("the readable plan ({} bytes) is too large for the run's result; it is not stored this time", readable.len());
+        return fit_for_secret(result, limit);
+    }
     if let Some(state) = result.unsaved_state.take()
         && let Some(e) = result.error.as_mut()
     {
@@ -341,6 +346,16 @@ mod tests {
         assert!(why.contains("written since (serial 7"), "{why}");
         assert_eq!(store.locks.lock().unwrap().len(), 1, "one attempt");
         assert_eq!(store.get(&key).await.unwrap(), Some(newer));
+    }
+
+    #[test]
+    fn a_readable_plan_too_large_for_the_result_secret_goes_before_anything_else() {
+        let mut r = RunResult::failed(driftless_core::contract::RunErrorKind::Backend, "x");
+        r.readable_plan = Some("p".repeat(2000));
+        assert_eq!(fit_for_secret(r.clone(), 4000), r);
+        let fitted = fit_for_secret(r, 1000);
+        assert_eq!(fitted.readable_plan, None);
+        assert_eq!(fitted.error.map(|e| e.message).as_deref(), Some("x"), "the rest of the result is kept");
     }
 
     #[test]

@@ -3,9 +3,11 @@
 
 pub mod engine;
 pub mod errored_state;
+pub mod force_unlock;
 pub mod module;
 pub mod plan_json;
 pub mod pod;
+pub mod readable_plan;
 pub mod state_server;
 pub mod terraform;
 pub mod tfvars;
@@ -112,6 +114,10 @@ impl<'a> Run<'a> {
             Ok(d) => d,
             Err(e) => return RunResult::failed(RunErrorKind::Internal, format!("cannot create a workspace: {e}")),
         };
+        let broken_lock = match force_unlock::apply(&store, self.spec).await {
+            Ok(broken) => broken,
+            Err(e) => return RunResult::failed(RunErrorKind::Backend, self.scrub(&format!("cannot break the state lock: {e}"))),
+        };
         let result = self.execute_in(&store, workdir.path(), deadline).await;
         let mut result = match result {
             Ok(r) => r,
@@ -126,6 +132,7 @@ impl<'a> Run<'a> {
         self.mark("total", self.started);
         result.timings_ms = std::mem::take(&mut self.timings);
         result.unsaved_state = self.unsaved_state.take();
+        result.broken_lock = broken_lock;
         result
     }
 
@@ -156,6 +163,7 @@ impl<'a> Run<'a> {
         let (unknown, _) = module::check_variables(&info, spec.variables.iter().map(|v| v.name.as_str()));
         let given = spec.variables.iter().map(|v| v.name.as_str()).chain(from_files.iter().map(String::as_str));
         let (_, missing) = module::check_variables(&info, given);
+        let missing = module::without_environment_values(missing, |name| std::env::var_os(name).is_some());
         if !unknown.is_empty() {
             let declared: Vec<&str> = info.variables.keys().map(String::as_str).collect();
             return Err((
@@ -378,6 +386,7 @@ impl<'a> Run<'a> {
             plan_json::MAX_DRIFT_FIELDS,
         );
         let summary = show.as_ref().map(|s| s.summary()).unwrap_or(stream.summary);
+        let readable_plan = readable_plan::render(tf, PLAN_FILE, spec, &self.secrets).await?;
         let mut result = RunResult {
             outcome: Outcome::NoChanges,
             plan_id: None,
@@ -389,6 +398,8 @@ impl<'a> Run<'a> {
             error: None,
             timings_ms: Vec::new(),
             unsaved_state: None,
+            broken_lock: None,
+            readable_plan,
         };
         // A drift check whose drift is all ignored changes nothing: its plan would revert
         // exactly what the user asked to leave alone.

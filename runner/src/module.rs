@@ -129,9 +129,21 @@ pub fn check_variables<'a>(info: &ModuleInfo, given: impl IntoIterator<Item = &'
     (unknown, missing)
 }
 
+/// `missing` without the variables terraform reads from the environment (`TF_VAR_<name>`,
+/// e.g. from a runner pod's `envFrom`): terraform has a value for those.
+pub fn without_environment_values(missing: Vec<String>, is_set: impl Fn(&str) -> bool) -> Vec<String> {
+    missing.into_iter().filter(|name| !is_set(&format!("TF_VAR_{name}"))).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_variable_set_in_the_environment_is_not_missing() {
+        let missing = vec!["greeting".to_string(), "region".to_string()];
+        assert_eq!(without_environment_values(missing, |n| n == "TF_VAR_greeting"), vec!["region".to_string()]);
+    }
 
     #[test]
     fn variables_and_backend_are_read_and_checked() {

@@ -8,6 +8,7 @@ mod kind;
 mod kustomization;
 mod notification;
 mod reconciled;
+pub mod runner_pod;
 mod schema;
 mod status;
 mod tenancy;
@@ -39,9 +40,9 @@ pub use status::{
 pub use tenancy::{Tenancy, cross_namespace_refusal};
 pub use terraform::{
     BackendConfig, BackendConfigsReference, CrossNamespaceSourceReference, DependencyReference, DriftIgnoreRule, DriftMode, DriftSpec,
-    Engine, FileLocation, FileMapping, HealthCheck, HealthCheckType, HealthTarget, KeySelector, ReadInputsFromSecret, RunnerPodTemplate,
-    S3BackendConfig, SecretKeyReference, SecretReference, Terraform, TerraformSpec, TerraformStatus, Variable, VariableSource,
-    VarsReference, WriteOutputsToSecret, bare_go_action,
+    Engine, FileLocation, FileMapping, ForceUnlockMode, HealthCheck, HealthCheckType, HealthTarget, KeySelector, ReadInputsFromSecret,
+    RunnerPodTemplate, S3BackendConfig, SecretKeyReference, SecretReference, StoreReadablePlan, Terraform, TerraformSpec, TerraformStatus,
+    TfStateSpec, Variable, VariableSource, VarsReference, WriteOutputsToSecret, bare_go_action,
 };
 pub use validation::{FieldError, Validate, ValidationError};
 

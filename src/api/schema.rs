@@ -29,7 +29,11 @@ const PEER_FIELDS: &[(&str, &str, &str)] = &[
         "spec.runnerTerminationGracePeriodSeconds",
         "tofu-controller's runnerTerminationGracePeriodSeconds is not implemented: runners stop terraform gracefully on SIGTERM within 25 s",
     ),
-    ("Terraform", "spec.tfstate", "tofu-controller's tfstate (forceUnlock) is not implemented yet: use driftless unlock"),
+    (
+        "Terraform",
+        "spec.tfstate.lockTimeout",
+        "tofu-controller's tfstate.lockTimeout is not implemented: a held lock fails the run at once and it is retried after spec.retryInterval",
+    ),
     (
         "Terraform",
         "spec.backendConfig.configPath",

@@ -75,6 +75,9 @@ pub mod reason {
     /// A local store has no cluster to apply manifests to.
     pub const CLUSTER_UNAVAILABLE: &str = "ClusterUnavailable";
     pub const DESTROYED: &str = "Destroyed";
+    /// The event of a run that broke a state lock first (`tfstate.forceUnlock`), with
+    /// tofu-controller's reason.
+    pub const FORCE_UNLOCK: &str = "ForceUnlock";
 }
 
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema, Default)]
@@ -209,6 +212,10 @@ pub struct LockStatus {
     pub since: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub operation: Option<String>,
+    /// The lock's id (tofu-controller's `status.lock.pending`): what
+    /// `spec.tfstate.lockIdentifier` names to break exactly this lock.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
 }
 
 /// The status fields every reconciled kind carries.

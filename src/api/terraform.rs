@@ -1,6 +1,8 @@
 use std::collections::BTreeMap;
 
-use k8s_openapi::api::core::v1::{EnvVar, ResourceRequirements, Toleration};
+use k8s_openapi::api::core::v1::{
+    Affinity, Container, EnvFromSource, EnvVar, HostAlias, ResourceRequirements, SecurityContext, Toleration, Volume, VolumeMount,
+};
 use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -129,15 +131,26 @@ pub struct TerraformSpec {
     /// refreshed state, and terraform refuses to apply a plan whose state changed since.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub refresh_before_apply: bool,
-    /// tofu-controller's `alwaysCleanupRunnerPod`: `true` (its default) is what driftless
-    /// always does, a runner pod is deleted when its run ends; `false` is refused.
+    /// tofu-controller's `alwaysCleanupRunnerPod`: `true` (the default) deletes a runner pod
+    /// when its run ends; `false` keeps an ended pod, with its status and logs, until the
+    /// object's next run starts (which deletes it) or the object is deleted. tofu-controller
+    /// keeps its long-lived runner running and reuses it; driftless's runner pods run one
+    /// operation each, so the kept pod is the last run's, finished, without its RunSpec and
+    /// result Secrets. Local runs have no pods: the field changes nothing there.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub always_cleanup_runner_pod: Option<bool>,
-    /// tofu-controller's `storeReadablePlan`: `none` (its default) is accepted; `json` and
-    /// `human` are refused, since driftless renders every plan that waits for approval itself
-    /// (`driftless plan show`, the review page).
+    /// tofu-controller's `storeReadablePlan`: besides driftless's own rendering (`driftless
+    /// plan show`, the review page), store each plan readable where tofu-controller does:
+    /// `json` in the Secret `tfplan-<workspace>-<name>.json` (key `tfplan`, gzipped `show
+    /// -json`), `human` in the ConfigMap `tfplan-<workspace>-<name>` (key `tfplan`, `show
+    /// -no-color`); `none` (the default) stores neither. Written after each plan (not a
+    /// drift check's), replacing the last, deleted with the object. Unlike tofu-controller,
+    /// the JSON has every sensitive value masked.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub store_readable_plan: Option<String>,
+    pub store_readable_plan: Option<StoreReadablePlan>,
+    /// tofu-controller's `tfstate`: breaking a stuck state lock without `driftless unlock`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tfstate: Option<TfStateSpec>,
     /// tofu-controller's `force`: plan on every interval and apply every plan, whatever
     /// `approvePlan` says (drift included).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
@@ -272,6 +285,28 @@ fn parse_address(text: &str) -> Result<(String, u16), String> {
     match port.parse::<u16>() {
         Ok(p) if p > 0 => Ok((host.to_string(), p)),
         _ => Err(format!("{text:?}: {port:?} is not a port from 1 to 65535")),
+    }
+}
+
+/// tofu-controller's `storeReadablePlan` values.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum StoreReadablePlan {
+    #[default]
+    None,
+    Json,
+    Human,
+}
+
+impl StoreReadablePlan {
+    /// What the runner is asked to render.
+    pub fn format(self) -> Option<driftless_core::contract::ReadablePlanFormat> {
+        use driftless_core::contract::ReadablePlanFormat;
+        match self {
+            StoreReadablePlan::None => None,
+            StoreReadablePlan::Json => Some(ReadablePlanFormat::Json),
+            StoreReadablePlan::Human => Some(ReadablePlanFormat::Human),
+        }
     }
 }
 
@@ -519,6 +554,48 @@ pub struct DriftSpec {
     pub ignore: Vec<DriftIgnoreRule>,
 }
 
+/// tofu-controller's `tfstate`. The run breaks the lock before terraform starts, on the
+/// store driftless's state server serves (default, Kubernetes or S3 backend); a module's
+/// own backend (`backendConfig.customConfiguration`) is not driftless's to unlock, so the
+/// field is refused with it. tofu-controller breaks the lock recorded by an earlier failed
+/// run (`status.lock.pending`); driftless breaks the one held when the run starts, so
+/// `auto` needs no failed run first. Only for a lock whose run is gone: breaking a live
+/// lock lets two runs write the state at once.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TfStateSpec {
+    /// `no` (the default): a held lock fails the run (`StateLocked`, the holder and the
+    /// lock's id in `status.lock`). `yes`: break the lock whose id is `lockIdentifier`, and
+    /// no other. `auto`: break whatever lock is held.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub force_unlock: Option<ForceUnlockMode>,
+    /// The id of the lock `forceUnlock: yes` breaks (`status.lock.id`, also in the
+    /// StateLocked message).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lock_identifier: Option<String>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ForceUnlockMode {
+    Yes,
+    #[default]
+    No,
+    Auto,
+}
+
+impl TfStateSpec {
+    /// What the runner is asked to break.
+    pub fn policy(&self) -> driftless_core::contract::ForceUnlock {
+        use driftless_core::contract::ForceUnlock;
+        match (self.force_unlock.unwrap_or_default(), self.lock_identifier.as_deref().map(str::trim)) {
+            (ForceUnlockMode::Yes, Some(id)) if !id.is_empty() => ForceUnlock::Id(id.to_string()),
+            (ForceUnlockMode::Auto, _) => ForceUnlock::Any,
+            _ => ForceUnlock::Never,
+        }
+    }
+}
+
 /// The runner pod's shape on a cluster (stored and validated now, used by the pod dispatcher).
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
@@ -538,6 +615,10 @@ pub struct RunnerPodMetadata {
     pub annotations: BTreeMap<String, String>,
 }
 
+/// tofu-controller's `runnerPodTemplate.spec`. The pod stays within the Kubernetes
+/// "restricted" Pod Security profile: anything that asks for more (privileged, root, added
+/// capabilities, hostPath volumes, host ports, ...) is refused by field (see
+/// [`super::runner_pod`]), and driftless's own container and volumes cannot be replaced.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct RunnerPodSpec {
@@ -551,6 +632,36 @@ pub struct RunnerPodSpec {
     pub tolerations: Vec<Toleration>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub env: Vec<EnvVar>,
+    /// Environment of the runner container from whole ConfigMaps or Secrets (its `env`
+    /// wins over these, as in Kubernetes).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub env_from: Vec<EnvFromSource>,
+    /// Volumes added to the pod, of the types the restricted profile allows (configMap,
+    /// csi, downwardAPI, emptyDir, ephemeral, persistentVolumeClaim, projected, secret).
+    /// `runspec` and `work` are driftless's own names.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub volumes: Vec<Volume>,
+    /// Mounts added to the runner container; not at driftless's own paths
+    /// (`/run/driftless`, `/var/lib/driftless-runner`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub volume_mounts: Vec<VolumeMount>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub affinity: Option<Affinity>,
+    /// Containers run before the runner, e.g. to fetch a CLI config into a shared volume.
+    /// Each gets driftless's restricted security context under its own settings (unlike
+    /// tofu-controller, which runs them as given), and none may be named `runner`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub init_containers: Vec<Container>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub host_aliases: Vec<HostAlias>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priority_class_name: Option<String>,
+    /// The runner container's security context. Unlike tofu-controller, which replaces its
+    /// whole default, the fields set here are laid over driftless's restricted defaults
+    /// (non-root user 65532, no privilege escalation, all capabilities dropped, read-only
+    /// root filesystem), so setting `runAsUser` alone keeps the rest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub security_context: Option<SecurityContext>,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]

@@ -2,6 +2,7 @@
 
 use std::fmt;
 
+use super::ForceUnlockMode;
 use super::{Bucket, DriftMode, GitRepository, Terraform};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -283,18 +284,26 @@ impl Validate for Terraform {
                 e.add(&format!("spec.targets[{i}]"), format!("{t:?} is not a resource address"));
             }
         }
-        if spec.always_cleanup_runner_pod == Some(false) {
-            e.add(
-                "spec.alwaysCleanupRunnerPod",
-                "false is not supported: driftless deletes a runner pod when its run ends (its result and errors are in status and events); remove the field",
-            );
+        if let Some(pod) = spec.runner_pod_template.as_ref().and_then(|t| t.spec.as_ref()) {
+            e.0.extend(super::runner_pod::check(pod));
         }
-        match spec.store_readable_plan.as_deref() {
-            None | Some("none") => {}
-            Some(other) => e.add(
-                "spec.storeReadablePlan",
-                format!("{other:?} is not supported: driftless renders every plan that waits for approval (driftless plan show, the review page); remove the field"),
-            ),
+        if let Some(tfstate) = &spec.tfstate {
+            let id = tfstate.lock_identifier.as_deref().map(str::trim).unwrap_or_default();
+            match tfstate.force_unlock.unwrap_or_default() {
+                ForceUnlockMode::Yes if id.is_empty() => e.add(
+                    "spec.tfstate.lockIdentifier",
+                    "forceUnlock: yes breaks the lock with this id; set it to the id in status.lock.id (or use forceUnlock: auto)",
+                ),
+                ForceUnlockMode::Yes | ForceUnlockMode::Auto
+                    if spec.backend_config.as_ref().is_some_and(|b| b.custom_configuration.is_some()) =>
+                {
+                    e.add(
+                        "spec.tfstate.forceUnlock",
+                        "the module's own backend (spec.backendConfig.customConfiguration) keeps its locks where driftless cannot break them; use terraform force-unlock there",
+                    )
+                }
+                _ => {}
+            }
         }
         if spec.parallelism < 0 {
             e.add("spec.parallelism", "must be 0 (terraform's default) or more");

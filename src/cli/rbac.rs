@@ -83,6 +83,8 @@ pub const CONTROLLER: &[Right] = &[
 /// controller's own identity can therefore create no Pod or Secret in `kube-system`.
 pub const RUNS: &[Right] = &[
     Right { group: "", resources: &["secrets"], verbs: &["create", "update", "patch", "delete"] },
+    // The readable plan of `storeReadablePlan: human`, where tofu-controller keeps it.
+    Right { group: "", resources: &["configmaps"], verbs: &["create", "update", "patch", "delete"] },
     Right { group: "", resources: &["pods"], verbs: &["create", "delete"] },
 ];
 

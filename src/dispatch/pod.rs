@@ -12,15 +12,17 @@
 //! - A run left behind by a restarted controller is adopted, not duplicated: a pod of the
 //!   same object still running is waited for (its lock would refuse a second runner anyway),
 //!   and its result is used when it ran the same spec.
-//! - Finished pods are deleted; their Secrets go with them (ownerReferences).
+//! - Finished pods are deleted; their Secrets go with them (ownerReferences). With
+//!   `alwaysCleanupRunnerPod: false` an ended pod stays (without its Secrets) until the
+//!   object's next run starts or the object is deleted (ownerReference).
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::{
-    Capabilities, Container, EnvVar, EnvVarSource, ObjectFieldSelector, Pod, PodSecurityContext, PodSpec, SeccompProfile, Secret,
-    SecretVolumeSource, SecurityContext, Volume, VolumeMount,
+    Container, EnvVar, EnvVarSource, ObjectFieldSelector, Pod, PodSecurityContext, PodSpec, SeccompProfile, Secret, SecretVolumeSource,
+    Volume, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use kube::api::{Api, DeleteParams, ListParams, PostParams};
@@ -31,12 +33,9 @@ use super::{DispatchError, RunErrorKind, RunObserver, RunResult, RunSpec, Runner
 use crate::api::Terraform;
 use crate::store::kube::describe;
 
-/// Where the RunSpec Secret is mounted in the runner pod.
-const SPEC_DIR: &str = "/run/driftless";
+use crate::api::runner_pod::{RUNNER_CONTAINER, RUNNER_USER, SPEC_DIR, SPEC_VOLUME, WORK_DIR, WORK_VOLUME, effective_security_context};
+
 const SPEC_KEY: &str = "runspec.json";
-/// The writable workspace (an emptyDir) under a read-only root filesystem: HOME and TMPDIR
-/// for the runner and terraform.
-const WORK_DIR: &str = "/var/lib/driftless-runner";
 const RESULT_KEY: &str = "result.json";
 use driftless_core::names::label::{
     KIND as LABEL_KIND, MANAGED_BY as LABEL_MANAGED_BY, NAME as LABEL_NAME, RUN_DIGEST as LABEL_RUN_DIGEST,
@@ -166,6 +165,26 @@ impl PodDispatch {
         ];
         env.extend(self.settings.env.iter().cloned());
         env.extend(pod_spec.env.iter().cloned());
+        let mut mounts = vec![
+            VolumeMount { name: SPEC_VOLUME.into(), mount_path: SPEC_DIR.into(), read_only: Some(true), ..Default::default() },
+            VolumeMount { name: WORK_VOLUME.into(), mount_path: WORK_DIR.into(), ..Default::default() },
+        ];
+        mounts.extend(pod_spec.volume_mounts.iter().cloned());
+        let mut volumes = vec![
+            Volume {
+                name: SPEC_VOLUME.into(),
+                secret: Some(SecretVolumeSource { secret_name: Some(format!("{name}-runspec")), ..Default::default() }),
+                ..Default::default()
+            },
+            Volume { name: WORK_VOLUME.into(), empty_dir: Some(Default::default()), ..Default::default() },
+        ];
+        volumes.extend(pod_spec.volumes.iter().cloned());
+        // Init containers run as given but under the same restricted defaults as the runner.
+        let init_containers: Vec<Container> = pod_spec
+            .init_containers
+            .iter()
+            .map(|c| Container { security_context: Some(effective_security_context(c.security_context.as_ref())), ..c.clone() })
+            .collect();
         Pod {
             metadata: ObjectMeta {
                 name: Some(name.to_string()),
@@ -197,43 +216,31 @@ impl PodDispatch {
                 automount_service_account_token: Some(true),
                 node_selector: Some(pod_spec.node_selector.clone()).filter(|n| !n.is_empty()),
                 tolerations: Some(pod_spec.tolerations.clone()).filter(|t| !t.is_empty()),
+                affinity: pod_spec.affinity.clone(),
+                host_aliases: Some(pod_spec.host_aliases.clone()).filter(|h| !h.is_empty()),
+                priority_class_name: pod_spec.priority_class_name.clone().filter(|p| !p.is_empty()),
                 security_context: Some(PodSecurityContext {
                     run_as_non_root: Some(true),
-                    run_as_user: Some(65532),
-                    run_as_group: Some(65532),
-                    fs_group: Some(65532),
+                    run_as_user: Some(RUNNER_USER),
+                    run_as_group: Some(RUNNER_USER),
+                    fs_group: Some(RUNNER_USER),
                     seccomp_profile: Some(SeccompProfile { type_: "RuntimeDefault".into(), ..Default::default() }),
                     ..Default::default()
                 }),
+                init_containers: Some(init_containers).filter(|c| !c.is_empty()),
                 containers: vec![Container {
-                    name: "runner".into(),
+                    name: RUNNER_CONTAINER.into(),
                     image: Some(pod_spec.image.clone().unwrap_or_else(|| self.settings.image.clone())),
                     command: Some(command),
                     env: Some(env),
+                    env_from: Some(pod_spec.env_from.clone()).filter(|e| !e.is_empty()),
                     resources: pod_spec.resources.clone(),
                     termination_message_policy: Some("FallbackToLogsOnError".into()),
-                    security_context: Some(SecurityContext {
-                        run_as_non_root: Some(true),
-                        read_only_root_filesystem: Some(true),
-                        allow_privilege_escalation: Some(false),
-                        privileged: Some(false),
-                        capabilities: Some(Capabilities { drop: Some(vec!["ALL".into()]), ..Default::default() }),
-                        ..Default::default()
-                    }),
-                    volume_mounts: Some(vec![
-                        VolumeMount { name: "runspec".into(), mount_path: SPEC_DIR.into(), read_only: Some(true), ..Default::default() },
-                        VolumeMount { name: "work".into(), mount_path: WORK_DIR.into(), ..Default::default() },
-                    ]),
+                    security_context: Some(effective_security_context(pod_spec.security_context.as_ref())),
+                    volume_mounts: Some(mounts),
                     ..Default::default()
                 }],
-                volumes: Some(vec![
-                    Volume {
-                        name: "runspec".into(),
-                        secret: Some(SecretVolumeSource { secret_name: Some(format!("{name}-runspec")), ..Default::default() }),
-                        ..Default::default()
-                    },
-                    Volume { name: "work".into(), empty_dir: Some(Default::default()), ..Default::default() },
-                ]),
+                volumes: Some(volumes),
                 ..Default::default()
             }),
             status: None,
@@ -334,7 +341,7 @@ fn pod_end(pod: Option<&Pod>) -> Option<PodEnd> {
     };
     let name = pod.metadata.name.clone().unwrap_or_default();
     let status = pod.status.clone().unwrap_or_default();
-    let container = status.container_statuses.as_ref().and_then(|c| c.iter().find(|c| c.name == "runner")).cloned();
+    let container = status.container_statuses.as_ref().and_then(|c| c.iter().find(|c| c.name == RUNNER_CONTAINER)).cloned();
     if let Some(terminated) = container.as_ref().and_then(|c| c.state.as_ref()).and_then(|s| s.terminated.as_ref()) {
         if terminated.reason.as_deref() == Some("OOMKilled") {
             return Some(PodEnd::OomKilled);
@@ -409,6 +416,7 @@ impl PodDispatch {
             Ok(end) => end,
             Err(_) => PodEnd::DeadlineExceeded,
         };
+        let keep = keeps_pod(&owner, &end);
         let outcome = match end {
             PodEnd::Succeeded => self
                 .result(&secrets, &name, pod.metadata.uid.as_deref())
@@ -436,9 +444,36 @@ impl PodDispatch {
             }),
             PodEnd::Lost { message } => Err(DispatchError::RunnerEnded { kind: RunErrorKind::RunnerLost, message }),
         };
-        self.delete(&pods, &name).await;
+        if keep {
+            self.forget_run(&secrets, &name).await;
+            tracing::info!(pod = %name, "runner pod kept (alwaysCleanupRunnerPod: false) until the object's next run");
+        } else {
+            self.delete(&pods, &name).await;
+        }
         outcome
     }
+
+    /// Deletes a kept pod's RunSpec and result Secrets: the first holds the run's
+    /// credentials, which a finished pod never reads again, and without the second a later
+    /// controller never adopts the pod's result as that of another run of the same spec.
+    async fn forget_run(&self, secrets: &Api<Secret>, name: &str) {
+        for secret in [format!("{name}-runspec"), format!("{name}-result")] {
+            if let Err(e) = secrets.delete(&secret, &DeleteParams::default()).await
+                && !matches!(&e, kube::Error::Api(s) if s.code == 404)
+            {
+                tracing::warn!("cannot delete Secret {secret} of kept runner pod {name}: {}", describe(&e));
+            }
+        }
+    }
+}
+
+/// Whether a pod that ended with `end` stays after its run: tofu-controller's
+/// `alwaysCleanupRunnerPod: false`, for pods that have ended (their status and logs are
+/// what a user keeps it for). One still running or stuck (a deadline passed, an image that
+/// cannot be pulled) is deleted whatever the setting: the run was given up.
+fn keeps_pod(owner: &Terraform, end: &PodEnd) -> bool {
+    owner.spec.always_cleanup_runner_pod == Some(false)
+        && matches!(end, PodEnd::Succeeded | PodEnd::Failed { .. } | PodEnd::OomKilled | PodEnd::Evicted { .. })
 }
 
 #[cfg(test)]
@@ -464,6 +499,29 @@ mod tests {
             type_: Some(type_.into()),
             data: Some([(RESULT_KEY.to_string(), ByteString(serde_json::to_vec(&result).expect("json")))].into()),
             ..Default::default()
+        }
+    }
+
+    #[test]
+    fn only_an_ended_pod_is_kept_and_only_when_asked() {
+        let mut owner = Terraform::new(
+            "app",
+            serde_json::from_value(serde_json::json!({
+                "sourceRef": { "kind": "GitRepository", "name": "app" }, "interval": "1h"
+            }))
+            .expect("spec"),
+        );
+        assert!(!keeps_pod(&owner, &PodEnd::Succeeded), "deleted by default");
+        owner.spec.always_cleanup_runner_pod = Some(true);
+        assert!(!keeps_pod(&owner, &PodEnd::Succeeded));
+        owner.spec.always_cleanup_runner_pod = Some(false);
+        for end in
+            [PodEnd::Succeeded, PodEnd::Failed { message: "exit 1".into() }, PodEnd::OomKilled, PodEnd::Evicted { message: String::new() }]
+        {
+            assert!(keeps_pod(&owner, &end), "{end:?} kept");
+        }
+        for end in [PodEnd::DeadlineExceeded, PodEnd::ImagePull { message: String::new() }, PodEnd::Lost { message: String::new() }] {
+            assert!(!keeps_pod(&owner, &end), "{end:?} deleted: it may still run");
         }
     }
 

@@ -272,6 +272,8 @@ pub fn terraform_options(object: &Terraform) -> TerraformOptions {
         refresh_before_apply: object.spec.refresh_before_apply,
         var_files: object.spec.tf_vars_files.clone(),
         backend_disabled: object.spec.backend_config.as_ref().is_some_and(|b| b.disable),
+        force_unlock: object.spec.tfstate.as_ref().map(crate::api::TfStateSpec::policy).unwrap_or_default(),
+        readable_plan: object.spec.store_readable_plan.and_then(crate::api::StoreReadablePlan::format),
         ..TerraformOptions::default()
     }
 }

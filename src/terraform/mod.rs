@@ -8,6 +8,7 @@ mod decide;
 pub mod health;
 mod inputs;
 pub mod outputs;
+mod readable_plan;
 mod reconcile;
 mod record;
 pub mod template;

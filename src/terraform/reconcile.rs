@@ -179,10 +179,16 @@ impl Reconcile for Terraform {
         let backend = inputs.backend.clone();
         let digest = inputs.digest.clone();
         let spec = run_spec(run, operation, inputs, &revision, apply_after_plan, plan_id, plan_digest);
-        let result = match run.ctx.dispatch.run(&spec).await {
+        let mut result = match run.ctx.dispatch.run(&spec).await {
             Ok(r) => r,
             Err(e) => e.into_result(),
         };
+        // A plan without changes has no id of its own; its readable form is named by the
+        // id it would have (tofu-controller stores every plan's).
+        let readable = result.readable_plan.take().map(|text| {
+            let id = result.plan_id.clone().unwrap_or_else(|| driftless_core::ids::PlanId::new(&revision, &digest, None).to_string());
+            (id, text)
+        });
         run.status.remove_condition(ct::RECONCILING);
         let key = run.key();
         let stored_in = |id: &str| backend.plan_location(&key, id);
@@ -195,6 +201,9 @@ impl Reconcile for Terraform {
         }
         if !recorded.outputs.is_empty() {
             super::outputs::write(run, &recorded.outputs).await;
+        }
+        if let Some((id, text)) = readable {
+            super::readable_plan::write(run, &id, &text).await;
         }
         let retry = super::health::check(run, applied.then_some(recorded.outputs.as_slice()), forced).await?;
         Ok(Done::after(retry.unwrap_or(recorded.after)))
@@ -244,6 +253,13 @@ impl Reconcile for Terraform {
                 run.ctx.store.delete::<Secret>(&run.namespace, &target.name).await?;
             } else {
                 tracing::warn!(secret = %target.name, "not deleting a Secret this Terraform did not write");
+            }
+        }
+        // The readable plan goes with it too (a cluster collects it by its ownerReference;
+        // a local store has no collector).
+        for format in [crate::api::StoreReadablePlan::Json, crate::api::StoreReadablePlan::Human] {
+            if let Err(e) = super::readable_plan::remove(run, format).await {
+                tracing::warn!("cannot delete the readable plan: {e}");
             }
         }
         info!("finalized");

@@ -132,6 +132,13 @@ pub fn record(status: &mut TerraformStatus, facts: &Facts<'_>, result: RunResult
     let object = facts.object;
     let (op, revision, at) = (facts.operation, facts.revision, facts.at);
     let mut fold = Fold { status, meta: &object.metadata, at, notices: Vec::new() };
+    if let Some(lock) = &result.broken_lock {
+        let message = format!(
+            "state lock {} held by {} since {} (operation {}) broken before the run (spec.tfstate.forceUnlock)",
+            lock.id, lock.who, lock.created, lock.operation
+        );
+        fold.notice(reason::FORCE_UNLOCK, Severity::Info, message, None);
+    }
     if let Some(error) = &result.error {
         let why = failure_reason(error.kind, op);
         let mut message = error.message.clone();
@@ -141,8 +148,12 @@ pub fn record(status: &mut TerraformStatus, facts: &Facts<'_>, result: RunResult
         }
         match &error.lock {
             Some(lock) => {
-                fold.status.lock =
-                    Some(LockStatus { holder: lock.who.clone(), since: lock.created.clone(), operation: Some(lock.operation.clone()) });
+                fold.status.lock = Some(LockStatus {
+                    holder: lock.who.clone(),
+                    since: lock.created.clone(),
+                    operation: Some(lock.operation.clone()),
+                    id: Some(lock.id.clone()),
+                });
                 fold.set(ct::STATE_LOCKED, ConditionStatus::True, reason::STATE_LOCKED, &message);
             }
             None => {
@@ -435,6 +446,7 @@ mod tests {
         let tf = terraform(serde_json::json!({}));
         let mut status = TerraformStatus::default();
         let lock = crate::backend::LockInfo {
+            id: "lock-a".into(),
             who: "pod-a".into(),
             created: "t0".into(),
             operation: "OperationTypeApply".into(),
@@ -443,10 +455,23 @@ mod tests {
         let error = RunError { kind: RunErrorKind::StateLocked, message: "state locked".into(), diagnostics: vec![], lock: Some(lock) };
         fold(&tf, &mut status, Operation::Plan, RunResult::failed(RunErrorKind::StateLocked, "").with_error(Some(error)));
         assert_eq!(status.lock.as_ref().map(|l| l.holder.as_str()), Some("pod-a"));
+        assert_eq!(status.lock.as_ref().and_then(|l| l.id.as_deref()), Some("lock-a"), "the id a lockIdentifier names");
         assert!(status.is_true(ct::STATE_LOCKED));
         fold(&tf, &mut status, Operation::Plan, result(Outcome::NoChanges, "plan-abc-1"));
         assert!(status.lock.is_none() && status.condition(ct::STATE_LOCKED).is_none());
         assert!(status.is_true(ct::READY));
+    }
+
+    #[test]
+    fn a_lock_broken_before_the_run_is_told_in_an_event() {
+        let tf = terraform(serde_json::json!({}));
+        let mut status = TerraformStatus::default();
+        let lock = crate::backend::LockInfo { id: "lock-1".into(), who: "crashed".into(), created: "t0".into(), ..Default::default() };
+        let broke = RunResult { broken_lock: Some(lock), ..result(Outcome::NoChanges, "plan-abc-1") };
+        let r = fold(&tf, &mut status, Operation::Plan, broke);
+        let notice = r.notices.iter().find(|n| n.reason == reason::FORCE_UNLOCK).expect("a ForceUnlock notice");
+        assert!(notice.message.contains("lock-1") && notice.message.contains("crashed"), "{}", notice.message);
+        assert!(status.is_true(ct::READY) && status.lock.is_none());
     }
 
     #[test]
