@@ -56,7 +56,7 @@ while IFS= read -r line; do
 " ;;
   esac
 done
-for p in $pgs; do kill -KILL -"$p" 2>/dev/null; done
+for p in $pgs; do kill -s KILL -- -"$p" 2>/dev/null; done
 printf '%s' "$dirs" | while IFS= read -r d; do [ -n "$d" ] && rm -rf -- "$d"; done
 exit 0
 "#;

@@ -248,7 +248,9 @@ impl KubeWorld {
     /// Stops a controller as Kubernetes does (SIGTERM) and waits for it to exit.
     pub fn stop_controller(&mut self, index: usize) -> std::process::ExitStatus {
         let c = &mut self.controllers[index].child;
-        let _ = Command::new("kill").arg("-TERM").arg(c.id().to_string()).status();
+        if let Ok(pid) = i32::try_from(c.id()) {
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGTERM);
+        }
         c.wait().unwrap()
     }
 

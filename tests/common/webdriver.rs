@@ -276,7 +276,12 @@ impl Drop for Browser {
             let _ = self.request("DELETE", &self.session_path(""), None);
         }
         if let Some(mut child) = self.driver.take() {
-            let _ = Command::new("kill").arg("-KILL").arg(format!("-{}", child.id())).stderr(Stdio::null()).status();
+            // A signal to the group by the syscall, never by the `kill` program: procps-ng
+            // 4.0.2 reads `kill -KILL -12345` as signal 1's group, `-1`, which is every
+            // process the user may signal.
+            if let Ok(pgid) = i32::try_from(child.id()) {
+                let _ = nix::sys::signal::killpg(nix::unistd::Pid::from_raw(pgid), nix::sys::signal::Signal::SIGKILL);
+            }
             let _ = child.kill();
             let _ = child.wait();
         }
