@@ -397,6 +397,42 @@ fn a_bad_s3_backend_config_is_refused_naming_each_field() {
     );
 }
 
+/// Flux's `verify`: a mode Flux does not have, a tag mode without a tag to verify and a
+/// Secret that is not named are refused by field; `head` (Flux's older spelling) is taken.
+#[test]
+fn a_bad_verify_of_a_gitrepository_is_refused_naming_the_field() {
+    let signed = |verify: &str, reference: &str| {
+        format!(
+            "apiVersion: driftless.dev/v1alpha1\nkind: GitRepository\nmetadata:\n  name: signed\nspec:\n  url: file:///nowhere/signed\n  interval: 1h\n  ref: {reference}\n  verify:\n{verify}"
+        )
+    };
+    refused(
+        &signed("    mode: tag\n    secretRef: {name: keys}\n", "{branch: main}"),
+        &["GitRepository signed", "spec.verify.mode", "tag", "TagAndHEAD"],
+    );
+    refused(
+        &signed("    mode: Tag\n    secretRef: {name: keys}\n", "{branch: main}"),
+        &["GitRepository/default/signed", "spec.verify.mode", "Tag verifies a signed tag object", "ref.tag"],
+    );
+    refused(
+        &signed("    mode: TagAndHEAD\n    secretRef: {name: keys}\n", "{tag: v1, commit: 0123456789abcdef0123456789abcdef01234567}"),
+        &["spec.verify.mode", "spec.ref names no tag"],
+    );
+    refused(&signed("    mode: HEAD\n", "{branch: main}"), &["spec.verify", "secretRef"]);
+    refused(&signed("    secretRef: {name: Not_A_Name}\n", "{branch: main}"), &["spec.verify.secretRef.name"]);
+    refused(&signed("    secretRef: {name: keys}\n    keyring: x\n", "{branch: main}"), &["spec.verify.keyring", "mode, secretRef"]);
+
+    let cli = Cli::new();
+    for (verify, reference) in [
+        ("    mode: head\n    secretRef: {name: keys}\n", "{branch: main}"),
+        ("    secretRef: {name: keys}\n", "{branch: main}"),
+        ("    mode: Tag\n    secretRef: {name: keys}\n", "{semver: '>=1.0.0'}"),
+        ("    mode: TagAndHEAD\n    secretRef: {name: keys}\n", "{name: refs/tags/v1}"),
+    ] {
+        cli.apply("signed.yaml", &signed(verify, reference)).ok();
+    }
+}
+
 #[test]
 fn a_bucket_with_an_unsupported_provider_or_plain_http_is_refused() {
     let bucket = "apiVersion: driftless.dev/v1alpha1

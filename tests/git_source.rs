@@ -15,12 +15,15 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use driftless::api::{Artifact, GitRepositoryRef};
+use driftless::api::{Artifact, GitRepositoryRef, GitVerificationMode};
 use rustls::pki_types::pem::PemObject as _;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use testkit::certs::Ca;
 
-use driftless::source::{ArtifactError, ArtifactOutcome, ArtifactStore, FetchOutcome, GitAuth, GitError, GitSource, Proxy, StoredArtifact};
+use driftless::source::{
+    ArtifactError, ArtifactOutcome, ArtifactStore, FetchOutcome, GitAuth, GitError, GitSource, Keyring, Proxy, StoredArtifact,
+    Verification, VerifyError,
+};
 
 const KIND: &str = "gitrepository";
 const NS: &str = "default";
@@ -1456,4 +1459,292 @@ fn an_unauthorized_ssh_key_is_an_auth_error() {
     let err = fetch(&env, &source, None, None).expect_err("unauthorized key");
     assert!(matches!(err, GitError::AuthFailed { .. }), "{err}");
     assert!(!err.to_string().contains("PRIVATE KEY"), "{err}");
+}
+
+// ---------------------------------------------------------------------------------------------
+// verify: OpenPGP signatures made by gpg through git
+
+/// A GnuPG home with one signing key (ed25519, no passphrase), for `git commit -S` and
+/// `git tag -s`. Its gpg-agent is stopped on drop.
+struct Gpg {
+    home: tempfile::TempDir,
+    fingerprint: String,
+}
+
+impl Drop for Gpg {
+    fn drop(&mut self) {
+        let _ = Command::new("gpgconf").args(["--kill", "gpg-agent"]).env("GNUPGHOME", self.home.path()).status();
+    }
+}
+
+impl Gpg {
+    fn new(name: &str) -> Gpg {
+        // A short path (the system temp dir): gpg-agent's socket lives in the home.
+        let home = tempfile::Builder::new().prefix("gpg").tempdir().expect("tempdir");
+        fs::set_permissions(home.path(), fs::Permissions::from_mode(0o700)).expect("chmod");
+        let gpg = |args: &[&str]| {
+            let out = Command::new("gpg")
+                .args(["--batch", "--no-tty", "--pinentry-mode", "loopback", "--passphrase", ""])
+                .args(args)
+                .env("GNUPGHOME", home.path())
+                .output()
+                .expect("run gpg");
+            assert!(out.status.success(), "gpg {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+            String::from_utf8_lossy(&out.stdout).into_owned()
+        };
+        gpg(&["--quick-gen-key", &format!("{name} <{name}@example.com>"), "ed25519", "sign", "never"]);
+        let listing = gpg(&["--with-colons", "--list-keys", name]);
+        let fingerprint = listing.lines().find_map(|l| l.strip_prefix("fpr:")).map(|l| l.trim_matches(':').to_string()).expect("fpr");
+        Gpg { home, fingerprint }
+    }
+
+    fn public_key(&self) -> String {
+        let out =
+            Command::new("gpg").args(["--armor", "--export", &self.fingerprint]).env("GNUPGHOME", self.home.path()).output().expect("gpg");
+        assert!(out.status.success());
+        String::from_utf8(out.stdout).expect("armored")
+    }
+
+    /// git in `repo` signing with this key.
+    fn git(&self, repo: &Repo, args: &[&str]) -> String {
+        let out = Command::new("git")
+            .args(["-c", "user.name=Test", "-c", "user.email=test@example.com", "-c", "gpg.program=gpg"])
+            .args(["-c", &format!("user.signingkey={}", self.fingerprint)])
+            .args(args)
+            .current_dir(repo.path())
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env("GNUPGHOME", self.home.path())
+            .output()
+            .expect("run git");
+        assert!(out.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    fn signed_commit(&self, repo: &Repo, message: &str) -> String {
+        self.git(repo, &["add", "-A"]);
+        self.git(repo, &["commit", "-q", "-S", "--allow-empty", "-m", message]);
+        repo.git(&["rev-parse", "HEAD"])
+    }
+
+    fn signed_tag(&self, repo: &Repo, name: &str) {
+        self.git(repo, &["tag", "-s", name, "-m", &format!("release {name}")]);
+    }
+}
+
+fn have_gpg() -> bool {
+    have_tool("gpg", "gpg signs the commits and tags of the verify tests") && have_tool("gpgconf", "gpgconf stops gpg's agent")
+}
+
+/// A `verify` of `mode` trusting the keys of `signers`, as a Secret `default/keys` gives them.
+fn verification(mode: GitVerificationMode, signers: &[&Gpg]) -> Verification {
+    let data = signers.iter().enumerate().map(|(i, g)| (format!("key{i}.asc"), g.public_key())).collect();
+    Verification { mode, keyring: Keyring::from_secret_data("default/keys", &data).expect("keys") }
+}
+
+fn verify_error(result: Result<ArtifactOutcome, GitError>) -> VerifyError {
+    match result {
+        Err(GitError::Verify(e)) => e,
+        other => panic!("expected a verification failure, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_signed_commit_verifies_in_mode_head_naming_the_key() {
+    if !have_gpg() {
+        return;
+    }
+    let (alice, bob) = (Gpg::new("alice"), Gpg::new("bob"));
+    let (repo, _) = sample_repo();
+    let sha = alice.signed_commit(repo.write("main.tf", "# signed\n"), "signed");
+    let env = Env::new();
+    let source =
+        env.source(&repo.url(), Some(&branch("main"))).with_verification(Some(verification(GitVerificationMode::Head, &[&bob, &alice])));
+    let ArtifactOutcome::Stored { revision, artifact, verified, .. } = fetch(&env, &source, None, None).expect("verified") else {
+        panic!("a new artifact")
+    };
+    assert_eq!(revision, format!("main@sha1:{sha}"));
+    let verified = verified.expect("what was verified");
+    assert_eq!(verified, format!("verified signature of commit {sha} with key {}", alice.fingerprint));
+    assert_eq!(unpacked(&env, &artifact).1["main.tf"], "# signed\n");
+}
+
+#[test]
+fn an_unsigned_commit_or_one_signed_by_another_key_makes_no_artifact() {
+    if !have_gpg() {
+        return;
+    }
+    let (alice, bob) = (Gpg::new("alice"), Gpg::new("bob"));
+    let (repo, unsigned) = sample_repo();
+    let env = Env::new();
+    let source = env.source(&repo.url(), Some(&branch("main"))).with_verification(Some(verification(GitVerificationMode::Head, &[&alice])));
+
+    let err = verify_error(fetch(&env, &source, None, None));
+    let message = err.to_string();
+    assert_eq!(err.reason(), "InvalidCommitSignature");
+    assert!(message.contains(&format!("commit {unsigned} of {}", repo.url())) && message.contains("is not signed"), "{message}");
+    assert!(env.object_files().is_empty(), "no artifact of an unverified revision: {:?}", env.object_files());
+
+    let by_bob = bob.signed_commit(repo.write("main.tf", "# bob\n"), "by bob");
+    let err = verify_error(fetch(&env, &source, None, None));
+    let message = err.to_string();
+    assert_eq!(err.reason(), "InvalidCommitSignature");
+    assert!(message.contains(&format!("commit {by_bob} of {}", repo.url())), "{message}");
+    assert!(message.contains("not verified by any key of Secret default/keys") && message.contains(&bob.fingerprint), "{message}");
+    assert!(env.object_files().is_empty(), "{:?}", env.object_files());
+
+    // Trusting bob too, the same revision verifies.
+    let source = source.with_verification(Some(verification(GitVerificationMode::Head, &[&alice, &bob])));
+    let (revision, _) = stored(fetch(&env, &source, None, None).expect("bob is trusted now"));
+    assert_eq!(revision, format!("main@sha1:{by_bob}"));
+}
+
+#[test]
+fn a_signed_annotated_tag_verifies_in_mode_tag_and_with_its_commit_in_tag_and_head() {
+    if !have_gpg() {
+        return;
+    }
+    let alice = Gpg::new("alice");
+    let (repo, unsigned) = sample_repo();
+    alice.signed_tag(&repo, "v1.0.0");
+    let env = Env::new();
+
+    let tag_only = env.source(&repo.url(), Some(&tag("v1.0.0"))).with_verification(Some(verification(GitVerificationMode::Tag, &[&alice])));
+    let ArtifactOutcome::Stored { revision, verified, .. } = fetch(&env, &tag_only, None, None).expect("tag verified") else {
+        panic!("a new artifact")
+    };
+    assert_eq!(revision, format!("v1.0.0@sha1:{unsigned}"));
+    assert_eq!(verified.as_deref(), Some(format!("verified signature of tag \"v1.0.0\" with key {}", alice.fingerprint).as_str()));
+
+    // TagAndHEAD wants the commit signed too.
+    let env = Env::new();
+    let both =
+        env.source(&repo.url(), Some(&tag("v1.0.0"))).with_verification(Some(verification(GitVerificationMode::TagAndHead, &[&alice])));
+    let err = verify_error(fetch(&env, &both, None, None));
+    assert_eq!(err.reason(), "InvalidCommitSignature", "{err}");
+    assert!(env.object_files().is_empty());
+
+    let signed = alice.signed_commit(repo.write("main.tf", "# v2\n"), "v2");
+    alice.signed_tag(&repo, "v2.0.0");
+    let both =
+        env.source(&repo.url(), Some(&semver(">=2.0.0"))).with_verification(Some(verification(GitVerificationMode::TagAndHead, &[&alice])));
+    let ArtifactOutcome::Stored { revision, verified, .. } = fetch(&env, &both, None, None).expect("both verified") else {
+        panic!("a new artifact")
+    };
+    assert_eq!(revision, format!("v2.0.0@sha1:{signed}"));
+    let fpr = &alice.fingerprint;
+    assert_eq!(
+        verified.expect("verified"),
+        format!("verified signature of tag \"v2.0.0\" with key {fpr} and commit {signed} with key {fpr}")
+    );
+}
+
+#[test]
+fn mode_tag_refuses_a_lightweight_or_unsigned_tag_a_tag_by_another_key_and_a_branch() {
+    if !have_gpg() {
+        return;
+    }
+    let (alice, bob) = (Gpg::new("alice"), Gpg::new("bob"));
+    let (repo, _) = sample_repo();
+    repo.git(&["tag", "light"]);
+    repo.git(&["tag", "-a", "plain", "-m", "not signed"]);
+    bob.signed_tag(&repo, "by-bob");
+    let env = Env::new();
+    let mode_tag =
+        |r: GitRepositoryRef| env.source(&repo.url(), Some(&r)).with_verification(Some(verification(GitVerificationMode::Tag, &[&alice])));
+
+    let err = verify_error(fetch(&env, &mode_tag(tag("light")), None, None));
+    assert_eq!(err.reason(), "InvalidGitObject");
+    assert!(err.to_string().contains(&format!("tag \"light\" of {} is a lightweight tag", repo.url())), "{err}");
+
+    let err = verify_error(fetch(&env, &mode_tag(tag("plain")), None, None));
+    assert_eq!(err.reason(), "InvalidGitObject");
+    assert!(err.to_string().contains("tag \"plain\"") && err.to_string().contains("is not signed"), "{err}");
+
+    let err = verify_error(fetch(&env, &mode_tag(tag("by-bob")), None, None));
+    assert_eq!(err.reason(), "InvalidTagSignature");
+    assert!(err.to_string().contains("tag \"by-bob\"") && err.to_string().contains(&bob.fingerprint), "{err}");
+
+    let err = verify_error(fetch(&env, &mode_tag(branch("main")), None, None));
+    assert_eq!(err.reason(), "InvalidVerificationMode");
+    assert!(err.to_string().contains("branch \"main\"") && err.to_string().contains("is not a tag"), "{err}");
+    assert!(env.object_files().is_empty(), "{:?}", env.object_files());
+}
+
+/// `driftless` on a local store in `dir`: (success, stdout + stderr).
+fn driftless(dir: &Path, args: &[&str]) -> (bool, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_driftless"))
+        .arg("--store")
+        .arg(dir.join("store"))
+        .args(args)
+        .env_remove("DRIFTLESS_STORE")
+        .output()
+        .expect("driftless");
+    (out.status.success(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
+}
+
+fn get_gitrepository(dir: &Path, name: &str) -> serde_json::Value {
+    let (ok, out) = driftless(dir, &["get", "gitrepository", name, "-o", "json"]);
+    assert!(ok, "{out}");
+    serde_json::from_str(&out).expect("json")
+}
+
+/// A condition's (status, reason, message).
+fn condition(object: &serde_json::Value, type_: &str) -> Option<(String, String, String)> {
+    let c = object["status"]["conditions"].as_array()?.iter().find(|c| c["type"] == type_)?;
+    let text = |v: &serde_json::Value| v.as_str().unwrap_or_default().to_string();
+    Some((text(&c["status"]), text(&c["reason"]), text(&c["message"])))
+}
+
+/// The whole sequence on a local store, as a user runs it: a verified revision publishes
+/// its artifact with SourceVerified and status.sourceVerificationMode; an unsigned one
+/// keeps the last artifact and says why; a Secret that is missing is named.
+#[test]
+fn a_gitrepository_with_verify_reports_source_verified_on_a_local_store() {
+    if !have_gpg() {
+        return;
+    }
+    let alice = Gpg::new("alice");
+    let (repo, _) = sample_repo();
+    let signed = alice.signed_commit(repo.write("main.tf", "# signed\n"), "signed");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let key: String = alice.public_key().lines().map(|l| format!("    {l}\n")).collect();
+    let objects = format!(
+        "apiVersion: v1\nkind: Secret\nmetadata: {{name: trusted-keys}}\nstringData:\n  alice.asc: |\n{key}---\napiVersion: driftless.dev/v1alpha1\nkind: GitRepository\nmetadata: {{name: app}}\nspec:\n  url: {}\n  interval: 1h\n  ref: {{branch: main}}\n  verify:\n    mode: head\n    secretRef: {{name: trusted-keys}}\n",
+        repo.url()
+    );
+    fs::write(dir.path().join("objects.yaml"), &objects).expect("write");
+    let (ok, out) = driftless(dir.path(), &["apply", "-f", dir.path().join("objects.yaml").to_str().expect("utf8")]);
+    assert!(ok, "{out}");
+
+    let (ok, out) = driftless(dir.path(), &["reconcile", "gitrepository", "app"]);
+    assert!(ok, "{out}");
+    let object = get_gitrepository(dir.path(), "app");
+    let (status, reason, message) = condition(&object, "SourceVerified").expect("SourceVerified");
+    assert_eq!((status.as_str(), reason.as_str()), ("True", "Succeeded"), "{object}");
+    assert_eq!(message, format!("verified signature of commit {signed} with key {}", alice.fingerprint));
+    assert_eq!(object["status"]["sourceVerificationMode"], "HEAD", "Flux's older head is HEAD: {object}");
+    assert_eq!(condition(&object, "Ready").expect("Ready").0, "True");
+    let artifact = object["status"]["artifact"].clone();
+    assert_eq!(artifact["revision"], format!("main@sha1:{signed}"));
+
+    // An unsigned commit on top: not Ready, the verified artifact stays.
+    let unsigned = repo.write("main.tf", "# unsigned\n").commit("unsigned");
+    driftless(dir.path(), &["reconcile", "gitrepository", "app"]);
+    let object = get_gitrepository(dir.path(), "app");
+    let (status, reason, message) = condition(&object, "SourceVerified").expect("SourceVerified");
+    assert_eq!((status.as_str(), reason.as_str()), ("False", "InvalidCommitSignature"), "{object}");
+    assert!(message.contains(&format!("commit {unsigned} of {}", repo.url())) && message.contains("not signed"), "{message}");
+    let (status, reason, _) = condition(&object, "Ready").expect("Ready");
+    assert_eq!((status.as_str(), reason.as_str()), ("False", "InvalidCommitSignature"));
+    assert_eq!(object["status"]["artifact"], artifact, "no artifact of the unsigned revision");
+
+    // The Secret gone: named.
+    let (ok, out) = driftless(dir.path(), &["delete", "secret", "trusted-keys"]);
+    assert!(ok, "{out}");
+    driftless(dir.path(), &["reconcile", "gitrepository", "app"]);
+    let object = get_gitrepository(dir.path(), "app");
+    let (status, reason, message) = condition(&object, "SourceVerified").expect("SourceVerified");
+    assert_eq!((status.as_str(), reason.as_str()), ("False", "VerificationError"), "{object}");
+    assert!(message.contains("spec.verify.secretRef") && message.contains("default/trusted-keys"), "{message}");
+    assert_eq!(condition(&object, "Ready").expect("Ready").0, "False");
 }

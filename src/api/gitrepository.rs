@@ -65,8 +65,89 @@ pub struct GitRepositorySpec {
     /// only (Flux also takes `https://` and `socks5://` ones, and proxies ssh too).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub proxy_secret_ref: Option<LocalObjectReference>,
+    /// Verify OpenPGP signatures before an artifact is made, as Flux's `verify`: the commit
+    /// checked out (`mode: HEAD`, the default), the annotated tag of `ref` (`Tag`) or both
+    /// (`TagAndHEAD`), each by one of the public keys of `secretRef`. A revision that fails
+    /// makes no artifact; `SourceVerified` says which key verified it or why none did.
+    #[serde(default, rename = "verify", skip_serializing_if = "Option::is_none")]
+    pub verification: Option<GitRepositoryVerification>,
     #[serde(default)]
     pub suspend: bool,
+}
+
+/// Flux's `verify`: which Git objects must be signed, and by whom.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct GitRepositoryVerification {
+    /// `HEAD` (the commit checked out), `Tag` (the annotated tag `ref` names) or `TagAndHEAD`;
+    /// Flux's older `head` is read as `HEAD`.
+    #[serde(default)]
+    pub mode: GitVerificationMode,
+    /// Secret whose values are ASCII-armored OpenPGP public keys (any key names, one or more
+    /// keys each; Flux's `.asc` suffix is usual). Keys named `*.sshpub` (Flux's SSH keys) are
+    /// not used: driftless verifies OpenPGP signatures only.
+    pub secret_ref: LocalObjectReference,
+}
+
+/// Which Git objects `verify` checks (Flux's `GitVerificationMode`).
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum GitVerificationMode {
+    /// The commit the revision checks out.
+    #[default]
+    #[serde(rename = "HEAD", alias = "head")]
+    Head,
+    /// The annotated tag object `ref` names (a tag or semver ref, or `ref.name: refs/tags/...`).
+    Tag,
+    /// The tag object and the commit it points to.
+    #[serde(rename = "TagAndHEAD")]
+    TagAndHead,
+}
+
+impl GitVerificationMode {
+    /// The name Flux gives the mode (`head` is given as `HEAD`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            GitVerificationMode::Head => "HEAD",
+            GitVerificationMode::Tag => "Tag",
+            GitVerificationMode::TagAndHead => "TagAndHEAD",
+        }
+    }
+
+    /// Whether the commit checked out is verified.
+    pub fn verifies_head(self) -> bool {
+        matches!(self, GitVerificationMode::Head | GitVerificationMode::TagAndHead)
+    }
+
+    /// Whether the tag object is verified.
+    pub fn verifies_tag(self) -> bool {
+        matches!(self, GitVerificationMode::Tag | GitVerificationMode::TagAndHead)
+    }
+}
+
+impl std::fmt::Display for GitVerificationMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+// Flux's CRD takes `head` too, so the schema lists it though it is never written back. No
+// default here: `spec.verify.mode` gets HEAD from its field, and status must get none.
+impl JsonSchema for GitVerificationMode {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "GitVerificationMode".into()
+    }
+
+    fn inline_schema() -> bool {
+        true
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "type": "string",
+            "enum": ["head", "HEAD", "Tag", "TagAndHEAD"],
+            "description": "Which Git objects are verified: HEAD (the commit), Tag (the annotated tag) or TagAndHEAD."
+        })
+    }
 }
 
 /// One GitRepository whose artifact is copied into this one's (Flux's `include`).
@@ -152,6 +233,10 @@ pub struct SourceStatus {
     /// the order of `spec.include` (Flux's `includedArtifacts`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub included_artifacts: Vec<Artifact>,
+    /// A GitRepository's `verify`: the mode its artifact's revision was verified with
+    /// (Flux's `sourceVerificationMode`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_verification_mode: Option<GitVerificationMode>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_handled_reconcile_at: Option<String>,
 }

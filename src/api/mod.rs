@@ -18,8 +18,8 @@ mod validation;
 pub use bucket::{Bucket, BucketSpec, BucketStatus};
 pub use duration::{Duration, MAX as DURATION_MAX, PATTERN as DURATION_PATTERN};
 pub use gitrepository::{
-    Artifact, GitRepository, GitRepositoryInclude, GitRepositoryRef, GitRepositorySpec, GitRepositoryStatus, LocalObjectReference,
-    SourceStatus,
+    Artifact, GitRepository, GitRepositoryInclude, GitRepositoryRef, GitRepositorySpec, GitRepositoryStatus, GitRepositoryVerification,
+    GitVerificationMode, LocalObjectReference, SourceStatus,
 };
 pub use kind::{Kind, ObjectRef, object_path, path_segment, review_link};
 pub use kustomization::{

@@ -62,7 +62,6 @@ const PEER_FIELDS: &[(&str, &str, &str)] = &[
         "spec.decryption",
         "SOPS decryption is not implemented yet: it comes with the SOPS work; keep encrypted manifests out of this path until then",
     ),
-    ("GitRepository", "spec.verify", "Flux's verify (signed commits) is not implemented yet"),
     ("GitRepository", "spec.provider", "Flux's provider (cloud workload identity) is not implemented yet: use spec.secretRef"),
     (
         "GitRepository",

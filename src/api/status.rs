@@ -19,6 +19,8 @@ pub mod condition_type {
     pub const OUTPUTS_WRITTEN: &str = "OutputsWritten";
     pub const STATE_LOCKED: &str = "StateLocked";
     pub const ARTIFACT_IN_STORAGE: &str = "ArtifactInStorage";
+    /// A GitRepository's `verify`: which key verified its revision, or why none did (Flux's).
+    pub const SOURCE_VERIFIED: &str = "SourceVerified";
     /// A Terraform's `spec.healthChecks` after an apply (tofu-controller's type).
     pub const HEALTH_CHECK: &str = "HealthCheck";
 }
@@ -65,6 +67,16 @@ pub mod reason {
     pub const ARTIFACT_FAILED: &str = "ArtifactFailed";
     /// A GitRepository's `include` names one that is missing or has no artifact (Flux's).
     pub const INCLUDE_UNAVAILABLE: &str = "IncludeUnavailable";
+    /// A GitRepository's `verify` Secret is missing or holds no usable public key (Flux's).
+    pub const VERIFICATION_ERROR: &str = "VerificationError";
+    /// `verify.mode` asks for a tag and `ref` names none (Flux's).
+    pub const INVALID_VERIFICATION_MODE: &str = "InvalidVerificationMode";
+    /// `verify.mode` asks for a signed tag object and the tag is lightweight or unsigned (Flux's).
+    pub const INVALID_GIT_OBJECT: &str = "InvalidGitObject";
+    /// No key of the `verify` Secret verified the tag (Flux's).
+    pub const INVALID_TAG_SIGNATURE: &str = "InvalidTagSignature";
+    /// The commit is unsigned or no key of the `verify` Secret verified it (Flux's).
+    pub const INVALID_COMMIT_SIGNATURE: &str = "InvalidCommitSignature";
     pub const SUSPENDED: &str = "Suspended";
     /// The event of a source that stored a new revision.
     pub const NEW_ARTIFACT: &str = "NewArtifact";

@@ -105,6 +105,20 @@ fn is_identifier(s: &str) -> bool {
     chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_') && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
 }
 
+/// Whether a GitRepository's ref checks out a tag, by Flux's precedence (commit, name,
+/// semver, tag, branch).
+fn names_a_tag(reference: Option<&super::GitRepositoryRef>) -> bool {
+    let set = |v: &Option<String>| v.as_deref().is_some_and(|v| !v.trim().is_empty());
+    let Some(r) = reference else { return false };
+    if set(&r.commit) {
+        return false;
+    }
+    if set(&r.name) {
+        return r.name.as_deref().is_some_and(|n| n.trim().starts_with("refs/tags/"));
+    }
+    set(&r.semver) || set(&r.tag)
+}
+
 impl Validate for GitRepository {
     fn validate(&self) -> Result<(), ValidationError> {
         let mut e = Errors::default();
@@ -158,6 +172,20 @@ impl Validate for GitRepository {
                         format!("{path:?} must be a path relative to the artifact's root, without '..'"),
                     );
                 }
+            }
+        }
+        if let Some(verify) = &self.spec.verification {
+            if !is_dns_subdomain(&verify.secret_ref.name) {
+                e.add("spec.verify.secretRef.name", "must name a Secret of this namespace holding the OpenPGP public keys");
+            }
+            if verify.mode.verifies_tag() && !names_a_tag(self.spec.reference.as_ref()) {
+                e.add(
+                    "spec.verify.mode",
+                    format!(
+                        "{} verifies a signed tag object, and spec.ref names no tag; set ref.tag, ref.semver or ref.name (refs/tags/...), or use mode HEAD",
+                        verify.mode
+                    ),
+                );
             }
         }
         e.duration("spec.interval", Some(&self.spec.interval), true);

@@ -200,7 +200,7 @@ impl BucketSource {
                 .await
                 .map_err(|e| BucketError::Io { path: "the artifact".into(), source: std::io::Error::other(e) })??;
             drop(dir);
-            Ok(ArtifactOutcome::Stored { commit: revision.clone(), revision, artifact })
+            Ok(ArtifactOutcome::Stored { commit: revision.clone(), revision, artifact, verified: None })
         };
         match tokio::time::timeout(self.timeout, work).await {
             Ok(r) => r,

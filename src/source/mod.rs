@@ -16,6 +16,9 @@ pub use access::ArtifactAccess;
 pub use artifact::{ArtifactError, ArtifactStore, StoredArtifact, parse_digest, unpack_verified};
 pub use bucket::{BucketError, BucketSource, Listing};
 /// The Git source the GitRepository reconciler drives, with its auth and outcomes.
-pub use git::{ArtifactOutcome, Checkout, FetchOutcome, GitAuth, GitError, GitReference, GitSource, Include, Proxy, Resolved};
+pub use git::{
+    ArtifactOutcome, Checkout, FetchOutcome, GitAuth, GitError, GitReference, GitSource, Include, Keyring, Proxy, Resolved, Verification,
+    VerifyError,
+};
 
 pub mod server;

@@ -5,10 +5,10 @@ use std::time::Duration;
 use sha2::{Digest, Sha256};
 
 use super::{Fetch, FetchResult, secret_data};
-use crate::api::{Artifact, GitRepository, Kind, reason};
+use crate::api::{Artifact, ConditionStatus, Conditions, GitRepository, Kind, condition_type as ct, reason};
 use crate::dispatch::RunnerDispatch;
 use crate::reconcile::{ReconcileError, Run};
-use crate::source::{GitAuth, GitSource, Include, Proxy};
+use crate::source::{ArtifactOutcome, GitAuth, GitError, GitSource, Include, Keyring, Proxy, Verification, VerifyError};
 use crate::store::ObjectStore;
 
 impl Fetch for GitRepository {
@@ -26,12 +26,56 @@ impl Fetch for GitRepository {
             a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x.revision == y.revision && x.digest == y.digest)
         };
         let last = last.filter(|_| same(&included, &run.status.included_artifacts));
-        let result = fetch(run, last, includes).await?;
+        let verification = match verification(run).await? {
+            Ok(v) => v,
+            Err(message) => {
+                run.set(ct::SOURCE_VERIFIED, ConditionStatus::False, reason::VERIFICATION_ERROR, &message);
+                return Ok(Err((reason::VERIFICATION_ERROR, message)));
+            }
+        };
+        // A revision not verified yet in the mode asked for is fetched and verified again,
+        // even when its artifact exists (Flux's requiresVerification).
+        let mode = verification.as_ref().map(|v| v.mode);
+        let verified = run.status.is_true(ct::SOURCE_VERIFIED) && run.status.source_verification_mode == mode;
+        let last = last.filter(|_| mode.is_none() || verified);
+        let result = match fetch(run, last, includes, verification).await? {
+            Fetched::Unverified(e) => {
+                // No artifact of an unverified revision: the last one stays, as in Flux.
+                let message = e.to_string();
+                run.set(ct::SOURCE_VERIFIED, ConditionStatus::False, e.reason(), &message);
+                Err((e.reason(), message))
+            }
+            Fetched::Done(Err(failure)) => Err(failure),
+            Fetched::Done(Ok(outcome)) => {
+                if let ArtifactOutcome::Stored { verified: Some(message), .. } = &outcome {
+                    run.set(ct::SOURCE_VERIFIED, ConditionStatus::True, reason::SUCCEEDED, message);
+                    run.status.source_verification_mode = mode;
+                }
+                if mode.is_none() {
+                    run.status.remove_condition(ct::SOURCE_VERIFIED);
+                    run.status.source_verification_mode = None;
+                }
+                Ok(outcome)
+            }
+        };
         if result.is_ok() {
             run.status.included_artifacts = included;
         }
         Ok(result)
     }
+}
+
+/// `spec.verify` with the keys of its Secret, or why the Secret gives none.
+async fn verification<S: ObjectStore, D: RunnerDispatch>(
+    run: &Run<'_, GitRepository, S, D>,
+) -> Result<Result<Option<Verification>, String>, ReconcileError> {
+    let Some(verify) = &run.object.spec.verification else { return Ok(Ok(None)) };
+    let name = &verify.secret_ref.name;
+    let data = secret_data(&run.ctx.store, &run.namespace, name, "spec.verify.secretRef").await?;
+    Ok(data.and_then(|d| {
+        let keyring = Keyring::from_secret_data(&format!("{}/{name}", run.namespace), &d).map_err(|e| e.to_string())?;
+        Ok(Some(Verification { mode: verify.mode, keyring }))
+    }))
 }
 
 /// The artifacts of `spec.include`, in order, or why one is not available yet (Flux's
@@ -103,12 +147,19 @@ async fn includes_back<S: ObjectStore>(
     Ok(None)
 }
 
+/// How the fetch ended: its outcome or failure, or a revision `verify` refused.
+enum Fetched {
+    Done(FetchResult),
+    Unverified(VerifyError),
+}
+
 /// The fetch itself, on a blocking thread (libgit2 blocks).
 async fn fetch<S: ObjectStore, D: RunnerDispatch>(
     run: &Run<'_, GitRepository, S, D>,
     last: Option<Artifact>,
     includes: Vec<Include>,
-) -> Result<FetchResult, ReconcileError> {
+    verification: Option<Verification>,
+) -> Result<Fetched, ReconcileError> {
     let spec = &run.object.spec;
     let auth = match &spec.secret_ref {
         None => None,
@@ -116,7 +167,7 @@ async fn fetch<S: ObjectStore, D: RunnerDispatch>(
             let data = secret_data(&run.ctx.store, &run.namespace, &r.name, "spec.secretRef").await?;
             match data.and_then(|d| GitAuth::from_secret_data(&d).map_err(|e| format!("spec.secretRef: {e}"))) {
                 Ok(a) => Some(a),
-                Err(m) => return Ok(Err((reason::GIT_OPERATION_FAILED, m))),
+                Err(m) => return Ok(Fetched::Done(Err((reason::GIT_OPERATION_FAILED, m)))),
             }
         }
     };
@@ -130,7 +181,7 @@ async fn fetch<S: ObjectStore, D: RunnerDispatch>(
             };
             match data.and_then(|d| Proxy::from_secret_data(&d).map_err(invalid)) {
                 Ok(p) => Some(p),
-                Err(m) => return Ok(Err((reason::AUTHENTICATION_FAILED, m))),
+                Err(m) => return Ok(Fetched::Done(Err((reason::AUTHENTICATION_FAILED, m)))),
             }
         }
     };
@@ -147,14 +198,15 @@ async fn fetch<S: ObjectStore, D: RunnerDispatch>(
             .and_then(|s| s.with_auth(auth))
             .map(|s| s.with_timeout(timeout))
             .and_then(|s| s.with_sparse_checkout(&sparse))
-            .map(|s| s.with_includes(includes).with_recurse_submodules(recurse))
+            .map(|s| s.with_includes(includes).with_recurse_submodules(recurse).with_verification(verification))
             .and_then(|s| s.with_proxy(proxy))
             .and_then(|s| s.fetch_artifact(&artifacts, Kind::GitRepository.as_str(), &ns, &n, ignore.as_deref(), last.as_ref()))
     })
     .await;
     Ok(match joined {
-        Ok(Ok(outcome)) => Ok(outcome),
-        Ok(Err(e)) => Err((e.reason(), e.to_string())),
-        Err(e) => Err((reason::GIT_OPERATION_FAILED, format!("git worker failed: {e}"))),
+        Ok(Ok(outcome)) => Fetched::Done(Ok(outcome)),
+        Ok(Err(GitError::Verify(e))) => Fetched::Unverified(e),
+        Ok(Err(e)) => Fetched::Done(Err((e.reason(), e.to_string()))),
+        Err(e) => Fetched::Done(Err((reason::GIT_OPERATION_FAILED, format!("git worker failed: {e}")))),
     })
 }

@@ -46,7 +46,12 @@ impl GitSource {
                     super::include::copy_into(store, include, checkout.path()).map_err(GitError::Include)?;
                 }
                 let artifact = store.archive_dir(kind, namespace, name, checkout.path(), sparse.as_deref().or(ignore))?;
-                Ok(ArtifactOutcome::Stored { revision: checkout.revision.clone(), commit: checkout.commit.clone(), artifact })
+                Ok(ArtifactOutcome::Stored {
+                    revision: checkout.revision.clone(),
+                    commit: checkout.commit.clone(),
+                    artifact,
+                    verified: checkout.verified.clone(),
+                })
             }
         }
     }

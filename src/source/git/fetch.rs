@@ -105,9 +105,17 @@ impl GitSource {
             // A tag the server did not peel: resolved only now, and unchanged after all.
             return Ok(FetchOutcome::Unchanged { revision });
         }
+        let verified = match &self.verification {
+            None => None,
+            Some(verification) => {
+                let oid = Oid::from_str(&commit).map_err(|e| self.fetch_error(e.message().to_string()))?;
+                let reference = self.reference.to_string();
+                Some(verification.check(&repo, resolved.refname.as_deref(), &reference, oid, &self.display_url())?)
+            }
+        };
         let dir = self.checkout(&repo, &commit, deadline)?;
         tracing::debug!(url = %self.display_url(), %revision, "git revision fetched");
-        Ok(FetchOutcome::Fetched(Checkout { revision, commit, dir }))
+        Ok(FetchOutcome::Fetched(Checkout { revision, commit, verified, dir }))
     }
 
     /// For a commit pinned to a branch, a same revision is unchanged only while the commit is

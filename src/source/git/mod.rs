@@ -54,6 +54,7 @@ mod refs;
 mod sparse;
 mod submodules;
 mod tls;
+mod verify;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -67,6 +68,7 @@ pub use auth::GitAuth;
 pub use include::Include;
 pub use proxy::Proxy;
 pub use refs::{GitReference, highest_matching_tag, parse_semver_range, parse_tag_version};
+pub use verify::{Keyring, SignedObject, Signer, Verification, VerifyError};
 
 /// Flux's default timeout of one Git operation.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
@@ -128,6 +130,9 @@ pub enum GitError {
     Checkout { commit: String, url: String, detail: String },
     #[error(transparent)]
     Artifact(#[from] ArtifactError),
+    /// `verify`: the revision's signatures are not verified; nothing was checked out.
+    #[error(transparent)]
+    Verify(#[from] VerifyError),
 }
 
 impl GitError {
@@ -141,6 +146,7 @@ impl GitError {
             | GitError::HostKeyRejected { .. }
             | GitError::NoKnownHosts { .. } => "AuthenticationFailed",
             GitError::Cache { .. } | GitError::Artifact(_) | GitError::Include(_) => "StorageOperationFailed",
+            GitError::Verify(e) => e.reason(),
             _ => "GitOperationFailed",
         }
     }
@@ -184,6 +190,8 @@ pub struct Checkout {
     pub revision: String,
     /// The commit's full SHA-1.
     pub commit: String,
+    /// With `verify`: what was verified, by which key (the `SourceVerified` message).
+    pub verified: Option<String>,
     dir: tempfile::TempDir,
 }
 
@@ -211,8 +219,16 @@ pub enum FetchOutcome {
 /// The result of [`GitSource::fetch_artifact`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ArtifactOutcome {
-    Unchanged { revision: String },
-    Stored { revision: String, commit: String, artifact: StoredArtifact },
+    Unchanged {
+        revision: String,
+    },
+    Stored {
+        revision: String,
+        commit: String,
+        artifact: StoredArtifact,
+        /// With `verify`: what was verified before the artifact was made, by which key.
+        verified: Option<String>,
+    },
 }
 
 /// One Git repository to fetch: URL, ref, credentials, timeout and its object cache.
@@ -236,6 +252,8 @@ pub struct GitSource {
     includes: Vec<Include>,
     /// Flux's `recurseSubmodules`: submodules are checked out into the tree.
     recurse_submodules: bool,
+    /// Flux's `verify`: signatures checked before a checkout.
+    verification: Option<Verification>,
 }
 
 impl GitSource {
@@ -253,7 +271,17 @@ impl GitSource {
             proxy: None,
             includes: Vec::new(),
             recurse_submodules: false,
+            verification: None,
         })
+    }
+
+    /// Verify the signatures `verification` asks for (Flux's `verify`) before every checkout:
+    /// a revision that fails is not checked out ([`GitError::Verify`]). An
+    /// [`Unchanged`](FetchOutcome::Unchanged) revision is not verified again: pass no last
+    /// revision to have it verified.
+    pub fn with_verification(mut self, verification: Option<Verification>) -> Self {
+        self.verification = verification;
+        self
     }
 
     /// Check submodules out too (Flux's `recurseSubmodules`), recursively.
