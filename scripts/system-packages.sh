@@ -6,8 +6,8 @@
 #   scripts/system-packages.sh demo   what scripts/demo.sh needs (git, pip, a C toolchain's
 #                                     pkg-config and headers for libgit2's https)
 #   scripts/system-packages.sh test   what the whole suite needs besides: sshd and ssh-keygen
-#                                     (Git over ssh), headless chromium and chromedriver (the
-#                                     review page's browser test)
+#                                     (Git over ssh), gpg (the SOPS tests' PGP keys), headless
+#                                     chromium and chromedriver (the review page's browser test)
 #
 # Rust (cargo) and Go 1.26+ are not Debian packages here (Debian's are too old): they are
 # checked, and their absence is reported.
@@ -36,9 +36,10 @@ lean=()
 if [[ $purpose == test ]]; then
     present[openssh-server]="test -x /usr/sbin/sshd"
     present[openssh-client]="command -v ssh-keygen"
+    present[gnupg]="command -v gpg"
     present[chromium]="command -v chromium"
     present[chromium-driver]="command -v chromedriver"
-    order+=(openssh-server openssh-client)
+    order+=(openssh-server openssh-client gnupg)
     lean=(chromium chromium-driver)
 fi
 
