@@ -227,3 +227,52 @@ mod property {
         }
     }
 }
+
+/// `driftless build` decrypts with `--decryption-key-file` or `SOPS_AGE_KEY_FILE`, and
+/// refuses an encrypted file without a key instead of printing ciphertext.
+#[test]
+fn driftless_build_decrypts_with_a_key_file() {
+    let Some(mut env) = Env::new() else { return };
+    let secret = "apiVersion: v1\nkind: Secret\nmetadata:\n  name: db\nstringData:\n  password: hunter22\n";
+    let flux = ["--encrypted-regex", "^(data|stringData)$"];
+    let encrypted = env.encrypt("secret.yaml", secret.as_bytes(), &env.age(), &flux);
+    let (fingerprint, armored) = env.pgp();
+    let env_file = env.encrypt("app.env", b"TOKEN=tok-123456\n", &["--pgp", &fingerprint], &[]);
+    let app = env.dir.path().join("app");
+    std::fs::create_dir_all(&app).unwrap();
+    std::fs::write(app.join("secret.yaml"), &encrypted).unwrap();
+    std::fs::write(app.join("app.env"), &env_file).unwrap();
+    std::fs::write(app.join("kustomization.yaml"), "resources: [secret.yaml]\nsecretGenerator:\n  - name: gen\n    envs: [app.env]\n")
+        .unwrap();
+    std::fs::write(env.dir.path().join("pgp.asc"), &armored).unwrap();
+    let driftless = || {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_driftless"));
+        c.arg("build").arg(&app).env_remove("SOPS_AGE_KEY_FILE");
+        c
+    };
+    let out = driftless().output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && stderr.contains("is SOPS-encrypted") && stderr.contains("--decryption-key-file"), "{stderr}");
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("ENC["), "no ciphertext printed");
+
+    let out = driftless()
+        .arg("--decryption-key-file")
+        .arg(env.dir.path().join("pgp.asc"))
+        .env("SOPS_AGE_KEY_FILE", env.dir.path().join("age.agekey"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let docs: Vec<serde_json::Value> =
+        serde_yaml::Deserializer::from_slice(&out.stdout).map(|d| serde::Deserialize::deserialize(d).unwrap()).collect();
+    let db = docs.iter().find(|d| d["metadata"]["name"] == "db").unwrap();
+    assert_eq!(db["stringData"]["password"], "hunter22");
+    assert!(db.get("sops").is_none());
+    let generated = docs.iter().find(|d| d["metadata"]["name"].as_str().is_some_and(|n| n.starts_with("gen-"))).unwrap();
+    assert_eq!(generated["data"]["TOKEN"], "dG9rLTEyMzQ1Ng==", "the env file was decrypted with the PGP key");
+
+    // Only the age key: the PGP-encrypted env file names its recipient.
+    let out = driftless().env("SOPS_AGE_KEY_FILE", env.dir.path().join("age.agekey")).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && stderr.contains("app.env") && stderr.contains(&fingerprint), "{stderr}");
+    assert!(!stderr.contains("tok-123456"), "{stderr}");
+}
