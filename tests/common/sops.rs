@@ -33,7 +33,8 @@ impl Env {
             return super::missing(&format!("sops ({}; scripts/setup-tools.sh builds it)", sops.display()));
         }
         let identity = age::x25519::Identity::generate();
-        let dir = tempfile::Builder::new().prefix("sops").tempdir_in("/tmp").unwrap();
+        // A short path: gpg-agent's socket lives under GNUPGHOME (unix sockets allow 108 bytes).
+        let dir = tempfile::Builder::new().prefix("sops").tempdir().unwrap();
         let age_secret = identity.to_string().expose_secret().to_string();
         std::fs::write(dir.path().join("age.agekey"), format!("# made by the test\n{age_secret}\n")).unwrap();
         Some(Env { sops, dir, age_secret, age_recipient: identity.to_public().to_string(), pgp: None })
