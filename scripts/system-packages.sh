@@ -7,7 +7,7 @@
 #                                     pkg-config and headers for libgit2's https)
 #   scripts/system-packages.sh test   what the whole suite needs besides: sshd and ssh-keygen
 #                                     (Git over ssh), gpg (signed commits and tags of
-#                                     GitRepository verify), headless chromium and chromedriver
+#                                     GitRepository verify, the SOPS tests' PGP keys), headless chromium and chromedriver
 #                                     (the review page's browser test)
 #
 # Rust (cargo) and Go 1.26+ are not Debian packages here (Debian's are too old): they are

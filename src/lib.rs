@@ -5,7 +5,8 @@
 //! -> [`store`] (where objects and events live) -> [`kustomize`] (build) -> [`source`]
 //! (fetchers, artifacts) -> [`dispatch`] (runs) -> [`reconcile`] (the one reconcile sequence,
 //! approval, scheduling) -> the kinds ([`sources`], [`terraform`], [`kustomization`]) -> [`notify`], [`review`] ->
-//! the drivers ([`controller`], [`cli`]). [`throttle`] (budgets of refused attempts) imports
+//! the drivers ([`controller`], [`cli`]). [`sops`] (SOPS decryption) imports nothing of the crate
+//! and serves the kinds' builds. [`throttle`] (budgets of refused attempts) imports
 //! nothing of the crate and serves the receiver and the review page; [`tls`] (system roots, TLS
 //! error chains) imports nothing of the crate and serves every HTTPS client.
 pub mod api;
@@ -19,6 +20,7 @@ pub mod kustomize;
 pub mod notify;
 pub mod reconcile;
 pub mod review;
+pub mod sops;
 pub mod source;
 pub mod sources;
 pub mod store;

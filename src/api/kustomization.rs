@@ -82,6 +82,11 @@ pub struct KustomizationSpec {
     /// reached with the kubeconfig a Secret of this namespace holds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kube_config: Option<KubeConfigReference>,
+    /// Flux's `decryption`: SOPS-encrypted manifests, and SOPS-encrypted files that
+    /// secretGenerator and configMapGenerator read, are decrypted before apply with the age
+    /// and PGP keys of a Secret of this namespace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decryption: Option<Decryption>,
     #[serde(default)]
     pub suspend: bool,
     /// Recreate objects whose immutable fields changed.
@@ -246,6 +251,30 @@ pub struct CommonMetadata {
     pub labels: BTreeMap<String, String>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub annotations: BTreeMap<String, String>,
+}
+
+/// How a Kustomization decrypts (Flux's `spec.decryption`).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Decryption {
+    /// The only provider: `sops`.
+    pub provider: DecryptionProvider,
+    /// A Secret of this namespace whose `*.agekey` entries are age identities and whose
+    /// `*.asc` entries are armored OpenPGP private keys (without a passphrase).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_ref: Option<DecryptionSecretRef>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum DecryptionProvider {
+    #[serde(rename = "sops")]
+    Sops,
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct DecryptionSecretRef {
+    pub name: String,
 }
 
 /// Where the kubeconfig of another cluster is.

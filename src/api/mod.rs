@@ -23,9 +23,10 @@ pub use gitrepository::{
 };
 pub use kind::{Kind, ObjectRef, object_path, path_segment, review_link};
 pub use kustomization::{
-    CommonMetadata, CustomHealthCheck, DeletionPolicy, HealthCheckReference, KubeConfigReference, KubeConfigSecretRef, Kustomization,
-    KustomizationSpec, KustomizationStatus, KustomizeImage, KustomizePatch, ManifestDriftSpec, ManifestIgnoreRule, PatchSelector,
-    PostBuild, ResourceInventory, ResourceRef, SubstituteReference, cel_env, parse_cel,
+    CommonMetadata, CustomHealthCheck, Decryption, DecryptionProvider, DecryptionSecretRef, DeletionPolicy, HealthCheckReference,
+    KubeConfigReference, KubeConfigSecretRef, Kustomization, KustomizationSpec, KustomizationStatus, KustomizeImage, KustomizePatch,
+    ManifestDriftSpec, ManifestIgnoreRule, PatchSelector, PostBuild, ResourceInventory, ResourceRef, SubstituteReference, cel_env,
+    parse_cel,
 };
 pub use notification::{
     Alert, AlertSpec, EventSourceReference, NotificationStatus, PROVIDER_TYPES, Provider, ProviderSpec, RECEIVER_TYPES, Receiver,

@@ -59,8 +59,8 @@ const PEER_FIELDS: &[(&str, &str, &str)] = &[
     ),
     (
         "Kustomization",
-        "spec.decryption",
-        "SOPS decryption is not implemented yet: it comes with the SOPS work; keep encrypted manifests out of this path until then",
+        "spec.decryption.serviceAccountName",
+        "Flux's decryption.serviceAccountName (a cloud KMS workload identity) is not implemented yet: decrypt with age or PGP keys in spec.decryption.secretRef",
     ),
     ("GitRepository", "spec.provider", "Flux's provider (cloud workload identity) is not implemented yet: use spec.secretRef"),
     (

@@ -45,6 +45,9 @@ pub mod reason {
     pub const APPLY_FAILED: &str = "ApplyFailed";
     pub const RUNNER_FAILED: &str = "RunnerFailed";
     pub const BUILD_FAILED: &str = "BuildFailed";
+    /// A SOPS-encrypted file of a build could not be decrypted (no key, a wrong key, a
+    /// cloud KMS, a MAC mismatch), or one is in a build without `spec.decryption`.
+    pub const DECRYPTION_FAILED: &str = "DecryptionFailed";
     pub const PRUNE_FAILED: &str = "PruneFailed";
     pub const HEALTH_CHECK_FAILED: &str = "HealthCheckFailed";
     /// A Terraform's `spec.healthChecks` passed (tofu-controller's reason, spelt as it spells it).

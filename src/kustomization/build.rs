@@ -88,6 +88,10 @@ pub async fn build<S: ObjectStore>(
         Ok(v) => v,
         Err(m) => return Ok(Err((reason::VARIABLES_NOT_FOUND, m))),
     };
+    let decryptor = match super::decrypt::keys(store, object).await? {
+        Ok(keys) => super::decrypt::Decryptor::new(keys, super::decrypt::KeySource::Spec),
+        Err(m) => return Ok(Err((reason::DECRYPTION_FAILED, m))),
+    };
     let dir = match tempfile::Builder::new().prefix("driftless-build-").tempdir() {
         Ok(d) => d,
         Err(e) => return Ok(Err((reason::BUILD_FAILED, format!("cannot create a build directory: {e}")))),
@@ -97,10 +101,19 @@ pub async fn build<S: ObjectStore>(
     }
     let spec = object.spec.clone();
     let root = dir.path().to_path_buf();
-    let joined = tokio::task::spawn_blocking(move || build_with_overlay(&root, &spec)).await;
+    let filter: std::sync::Arc<dyn crate::kustomize::ReadFilter> = decryptor.clone();
+    let joined = tokio::task::spawn_blocking(move || build_with_overlay(&root, &spec, Some(filter))).await;
+    secrets.extend(decryptor.plaintexts());
     let objects = match joined {
         Ok(Ok(o)) => o,
-        Ok(Err(m)) => return Ok(Err((reason::BUILD_FAILED, m))),
+        Ok(Err(m)) => {
+            // A file that did not decrypt is named by the decryptor's own message (what the
+            // file needs); any other message is scrubbed of what was decrypted before it.
+            return Ok(Err(match decryptor.failure() {
+                Some(f) => (reason::DECRYPTION_FAILED, format!("decryption failed: {f}")),
+                None => (reason::BUILD_FAILED, driftless_core::scrub::Scrubber::new(&secrets).scrub(&m)),
+            }));
+        }
         Err(e) => return Ok(Err((reason::BUILD_FAILED, format!("build worker failed: {e}")))),
     };
     let substitutes = crate::api::PostBuild::substitutes(object.spec.post_build.as_ref(), vars.len());
@@ -145,14 +158,18 @@ fn components(dir: &Path, spec: &crate::api::KustomizationSpec) -> Result<Vec<St
 /// its kustomization, then applies the spec's own kustomize fields (targetNamespace,
 /// namePrefix/Suffix, patches, images, commonMetadata) as an overlay built by the same
 /// builder, as Flux does with a generated kustomization.
-fn build_with_overlay(root: &Path, spec: &crate::api::KustomizationSpec) -> Result<Vec<Value>, String> {
+fn build_with_overlay(
+    root: &Path,
+    spec: &crate::api::KustomizationSpec,
+    filter: Option<std::sync::Arc<dyn crate::kustomize::ReadFilter>>,
+) -> Result<Vec<Value>, String> {
     let path = spec.path.as_deref().unwrap_or("./").trim_start_matches("./");
     let dir = if path.is_empty() { root.to_path_buf() } else { root.join(path) };
     if !dir.is_dir() {
         return Err(format!("spec.path {:?} is not a directory in the source artifact", spec.path.as_deref().unwrap_or("./")));
     }
     let components = components(&dir, spec)?;
-    let objects = crate::kustomize::build_in_with_components(root, &dir, &components).map_err(|e| e.to_string())?;
+    let objects = crate::kustomize::build_filtered(root, &dir, &components, filter).map_err(|e| e.to_string())?;
     let mut overlay = serde_json::Map::new();
     if let Some(ns) = &spec.target_namespace {
         overlay.insert("namespace".into(), Value::String(ns.clone()));
@@ -237,13 +254,13 @@ mod tests {
             "./app",
             "components:\n- ../features/debug\n- ../features/not-in-this-revision\nignoreMissingComponents: true\ntargetNamespace: shop-canary\n",
         );
-        let ours = build_with_overlay(root.path(), &with_components).unwrap();
+        let ours = build_with_overlay(root.path(), &with_components, None).unwrap();
         // What Flux does: the components appended to the path's kustomization.yaml.
         let flux = artifact();
         let file = flux.path().join("app/kustomization.yaml");
         let text = std::fs::read_to_string(&file).unwrap().replace("- ../features/tls\n", "- ../features/tls\n- ../features/debug\n");
         std::fs::write(&file, text).unwrap();
-        let theirs = build_with_overlay(flux.path(), &spec("./app", "targetNamespace: shop-canary\n")).unwrap();
+        let theirs = build_with_overlay(flux.path(), &spec("./app", "targetNamespace: shop-canary\n"), None).unwrap();
         assert_eq!(ours, theirs);
         // The component ran inside the path's kustomization: its generator merged into the
         // kustomization's ConfigMap and the prefix and suffix apply to it; then the spec's
@@ -257,11 +274,12 @@ mod tests {
     #[test]
     fn a_missing_spec_component_fails_the_build_unless_ignored() {
         let root = artifact();
-        let err = build_with_overlay(root.path(), &spec("./app", "components: [../features/debug, ../features/gone]\n")).unwrap_err();
+        let err = build_with_overlay(root.path(), &spec("./app", "components: [../features/debug, ../features/gone]\n"), None).unwrap_err();
         assert!(err.contains("spec.components[1] \"../features/gone\"") && err.contains("ignoreMissingComponents"), "{err}");
         let ignored =
-            build_with_overlay(root.path(), &spec("./app", "components: [../features/gone]\nignoreMissingComponents: true\n")).unwrap();
-        assert_eq!(ignored, build_with_overlay(root.path(), &spec("./app", "")).unwrap(), "a missing component is left out");
+            build_with_overlay(root.path(), &spec("./app", "components: [../features/gone]\nignoreMissingComponents: true\n"), None)
+                .unwrap();
+        assert_eq!(ignored, build_with_overlay(root.path(), &spec("./app", ""), None).unwrap(), "a missing component is left out");
     }
 
     #[test]
@@ -275,7 +293,7 @@ mod tests {
         .unwrap();
         std::fs::create_dir_all(root.path().join("features/label")).unwrap();
         std::fs::write(root.path().join("features/label/kustomization.yaml"), "kind: Component\ncommonLabels: {feature: label}\n").unwrap();
-        let objects = build_with_overlay(root.path(), &spec("./plain", "components: [../features/label]\n")).unwrap();
+        let objects = build_with_overlay(root.path(), &spec("./plain", "components: [../features/label]\n"), None).unwrap();
         assert_eq!(objects.len(), 1, "{objects:#?}");
         assert_eq!(objects[0]["metadata"]["labels"], serde_json::json!({"feature": "label"}));
     }
@@ -284,11 +302,11 @@ mod tests {
     fn spec_components_must_be_local_relative_paths() {
         let root = artifact();
         for c in ["https://github.com/example/components//debug", "/etc", "git@github.com:example/c.git"] {
-            let err = build_with_overlay(root.path(), &spec("./app", &format!("components: [{c:?}]\n"))).unwrap_err();
+            let err = build_with_overlay(root.path(), &spec("./app", &format!("components: [{c:?}]\n")), None).unwrap_err();
             assert!(err.contains("spec.components[0]") && err.contains("must be a local path relative to spec.path"), "{c}: {err}");
         }
         // Inside the artifact only, as every file of a build.
-        let err = build_with_overlay(root.path(), &spec("./app", "components: [../../..]\n")).unwrap_err();
+        let err = build_with_overlay(root.path(), &spec("./app", "components: [../../..]\n"), None).unwrap_err();
         assert!(err.contains("outside the build root"), "{err}");
     }
 }

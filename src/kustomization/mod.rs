@@ -5,6 +5,7 @@
 //! whether an object may be, and what deleting the Kustomization deletes), [`policy`] (what
 //! Flux's marks on one object ask), [`managers`] (whose fields an apply takes over), [`diff`]
 //! (what drifted), [`health`] and [`cel`] (what is healthy, by kind or by `healthCheckExprs`).
+//! [`decrypt`] reads SOPS-encrypted files of a build (`spec.decryption`).
 //! [`apply`] is the only part that talks to the cluster; [`reconcile`] is the thin sequence
 //! of the kind's own steps after the reconcile core's.
 
@@ -12,6 +13,7 @@ pub mod apply;
 mod build;
 pub mod cel;
 pub mod decide;
+pub mod decrypt;
 pub mod diff;
 pub mod health;
 pub mod inventory;

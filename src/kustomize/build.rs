@@ -21,7 +21,7 @@ use serde_json::Value;
 
 use super::fieldspec::{self, FieldSpec};
 use super::kustomization::{self, Kustomization, SortOptions};
-use super::loader::Dir;
+use super::loader::{Dir, ReadFilter};
 use super::resource::{self, Behavior, Resource};
 use super::{BuildError, generator, nameref, patch, replacement, transform, yaml};
 
@@ -51,7 +51,22 @@ pub fn build_in(root: &Path, dir: &Path) -> Result<Vec<Value>, BuildError> {
 /// # Errors
 /// See [`BuildError`].
 pub fn build_in_with_components(root: &Path, dir: &Path, components: &[String]) -> Result<Vec<Value>, BuildError> {
-    let top = Dir::new(root, dir).map_err(|m| BuildError::file(dir, m))?;
+    build_filtered(root, dir, components, None)
+}
+
+/// Builds as [`build_in_with_components`], with every file read passed through `filter`
+/// first (a Kustomization's SOPS decryption).
+///
+/// # Errors
+/// See [`BuildError`]; a filter's error is the error of the file it refused.
+pub fn build_filtered(
+    root: &Path,
+    dir: &Path,
+    components: &[String],
+    filter: Option<std::sync::Arc<dyn ReadFilter>>,
+) -> Result<Vec<Value>, BuildError> {
+    let mut top = Dir::new(root, dir).map_err(|m| BuildError::file(dir, m))?;
+    top.filter = filter;
     let mut stack = Vec::new();
     let (mut resources, sort) = accumulate(&top, &mut stack, Some(components))?;
     add_hashes(&mut resources);

@@ -3,6 +3,16 @@
 //! confines builds to the artifact in the same way).
 
 use std::path::{Component, Path, PathBuf};
+use std::sync::Arc;
+
+/// What every file a build reads passes through before it is parsed: how a Kustomization's
+/// SOPS decryption reaches its manifests and the files its generators read, without this
+/// module knowing SOPS (it imports nothing else of the crate).
+pub trait ReadFilter: Send + Sync + std::fmt::Debug {
+    /// The bytes to use for the file `shown` (its path as messages name it), or an error
+    /// message that names the file.
+    fn filter(&self, shown: &Path, bytes: Vec<u8>) -> Result<Vec<u8>, String>;
+}
 
 /// A kustomization directory inside a build root.
 #[derive(Debug, Clone)]
@@ -13,6 +23,8 @@ pub(crate) struct Dir {
     pub root: PathBuf,
     /// The directory as the user wrote it (for messages).
     pub shown: PathBuf,
+    /// What the files read go through (see [`ReadFilter`]).
+    pub filter: Option<Arc<dyn ReadFilter>>,
 }
 
 impl Dir {
@@ -24,7 +36,7 @@ impl Dir {
         if !path.starts_with(&root_c) {
             return Err(format!("{} is outside the build root {}", dir.display(), root.display()));
         }
-        Ok(Dir { path, root: root_c, shown: dir.to_path_buf() })
+        Ok(Dir { path, root: root_c, shown: dir.to_path_buf(), filter: None })
     }
 
     /// `rel` resolved against this directory; it must stay inside the root.
@@ -42,12 +54,16 @@ impl Dir {
     /// The subdirectory `rel` as a `Dir`.
     pub fn child(&self, rel: &str) -> Result<Dir, String> {
         let path = self.resolve(rel)?;
-        Ok(Dir { path, root: self.root.clone(), shown: normalize(&self.shown.join(rel)) })
+        Ok(Dir { path, root: self.root.clone(), shown: normalize(&self.shown.join(rel)), filter: self.filter.clone() })
     }
 
     pub fn read(&self, rel: &str) -> Result<Vec<u8>, String> {
         let path = self.resolve(rel)?;
-        std::fs::read(&path).map_err(|e| format!("{rel:?}: {e}"))
+        let bytes = std::fs::read(&path).map_err(|e| format!("{rel:?}: {e}"))?;
+        match &self.filter {
+            Some(f) => f.filter(&self.show(rel), bytes),
+            None => Ok(bytes),
+        }
     }
 
     pub fn read_text(&self, rel: &str) -> Result<String, String> {

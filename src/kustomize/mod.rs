@@ -25,7 +25,8 @@ mod substitute;
 mod transform;
 mod yaml;
 
-pub use build::{MAX_DEPTH, build, build_in, build_in_with_components};
+pub use build::{MAX_DEPTH, build, build_filtered, build_in, build_in_with_components};
 pub use error::BuildError;
+pub use loader::ReadFilter;
 pub use substitute::{DISABLE_KEY, SubstituteError, substitute};
 pub use yaml::to_yaml_stream;

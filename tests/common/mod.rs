@@ -20,6 +20,7 @@ pub mod backend;
 pub mod http;
 pub mod kube;
 pub mod s3;
+pub mod sops;
 pub mod webdriver;
 
 /// A tool the test needs is missing: fail on CI, skip with a reason elsewhere.
