@@ -142,6 +142,7 @@ fn main() {
             source_revision: "main@sha1:bench".into(),
             rendering: "Plan: 1000 to add, 0 to change, 0 to destroy.\n".repeat(20),
             state_address: None,
+            engine: None,
         };
         // Warm up both paths (connections, moto's code paths).
         backend.put(&key, &state, Some("bench-lock")).await.unwrap();

@@ -184,6 +184,7 @@ fn a_tampered_plan_is_refused_and_nothing_is_applied() {
             source_revision: "r".into(),
             rendering: String::new(),
             state_address: None,
+            engine: None,
         };
         b.put_plan(&object("app"), &meta, b"real plan").await.unwrap();
         assert_eq!(b.get_plan(&object("app"), "plan-x").await.unwrap().1, b"real plan");

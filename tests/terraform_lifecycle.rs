@@ -406,6 +406,32 @@ fn spec_engine_chooses_the_engine_and_an_unset_one_runs_tofu() {
     assert_eq!(w.get("terraform", "by-terraform")["spec"]["engine"], "terraform", "the field is kept as written");
 }
 
+/// A saved plan is applied by the engine that made it, even when the runner would pick
+/// another one for the object today (here: tofu was added to a runner that had terraform
+/// only, between the plan and its approval); status says which engine made the plan.
+#[test]
+fn a_plan_is_applied_by_the_engine_that_made_it_whatever_the_runner_prefers_since() {
+    let Some(mut w) = World::new() else { return };
+    let Some(tofu) = common::tofu() else { return };
+    let terraform = engine_version(&w.terraform);
+    w.commit(&[("main.tf", MODULE)], "module");
+    w.apply(&objects("app", "./", "", "")).ok();
+    w.driftless(&["run", "--once"]).ok();
+    let plan = w.pending_plan("app").expect("a pending plan");
+    let tf = w.get("terraform", "app");
+    assert_eq!(tf["status"]["plan"]["engine"], format!("Terraform {terraform}").as_str(), "{}", tf["status"]);
+
+    // The runner now has tofu as well, which it prefers for objects that name no engine.
+    w.tofu = Some(tofu);
+    w.driftless(&["approve", "app", &plan]).ok();
+    w.reconcile("app").ok();
+    assert_eq!(w.ready_reason("app"), "Succeeded", "{}", w.get("terraform", "app")["status"]);
+    assert_eq!(w.state_written_by("app"), terraform, "terraform applied its own plan");
+    let tf = w.get("terraform", "app");
+    assert_eq!(tf["status"]["plan"]["id"], plan.as_str());
+    assert_eq!(tf["status"]["plan"]["engine"], format!("Terraform {terraform}").as_str(), "{}", tf["status"]);
+}
+
 /// An object asking for an engine the runner lacks fails naming it: the runner never runs
 /// the other engine in its place.
 #[test]

@@ -465,6 +465,9 @@ pub struct RunResult {
     /// every secret the run knows: a plan run's only.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub readable_plan: Option<String>,
+    /// The engine and version that made or applied the run's plan (`OpenTofu 1.10.7`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub engine: Option<String>,
 }
 
 /// The text of a terraform state (JSON). `Debug` shows its size only: a state holds secrets.
@@ -493,6 +496,7 @@ impl RunResult {
             unsaved_state: None,
             broken_lock: None,
             readable_plan: None,
+            engine: None,
         }
     }
 }

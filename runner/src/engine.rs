@@ -30,6 +30,14 @@ pub enum LocateError {
         "neither tofu nor terraform is on the runner's PATH; install one in the runner image or set the runner's tofu or terraform path"
     )]
     NoneFound,
+    #[error(
+        "plan {plan} was made by {engine}, which is not on the runner's PATH ({detail}); install it in the runner image, or set spec.engine to the engine the runner has (that makes a new plan to approve)"
+    )]
+    PlanEngineMissing { plan: String, engine: Engine, detail: String },
+    #[error(
+        "plan {plan} was made by {made_by} but spec.engine is {chosen}; it will not be applied by another engine: approve the new plan"
+    )]
+    PlanEngineChanged { plan: String, made_by: Engine, chosen: Engine },
 }
 
 /// The binaries a runner was given explicitly.
@@ -51,6 +59,39 @@ impl<'a> Configured<'a> {
 /// The engine and binary for a run: `chosen` is `spec.engine`.
 pub fn locate(chosen: Option<Engine>, configured: Configured<'_>) -> Result<Located, LocateError> {
     locate_with(chosen, configured, |command| which::which(command).map_err(|e| e.to_string()))
+}
+
+/// The engine that applies saved plan `plan`, made by `made_by` (unset in plans stored
+/// before the engine was recorded): the plan's engine, since a plan file is read only by
+/// the engine that wrote it. An object that names none would otherwise get whatever the
+/// runner prefers today, and a runner image that gained tofu since the plan was made would
+/// hand a terraform plan to tofu.
+pub fn locate_for_plan(
+    chosen: Option<Engine>,
+    made_by: Option<Engine>,
+    plan: &str,
+    configured: Configured<'_>,
+) -> Result<Located, LocateError> {
+    locate_for_plan_with(chosen, made_by, plan, configured, |command| which::which(command).map_err(|e| e.to_string()))
+}
+
+fn locate_for_plan_with(
+    chosen: Option<Engine>,
+    made_by: Option<Engine>,
+    plan: &str,
+    configured: Configured<'_>,
+    on_path: impl Fn(&str) -> Result<PathBuf, String>,
+) -> Result<Located, LocateError> {
+    match (chosen, made_by) {
+        (Some(chosen), Some(made_by)) if chosen != made_by => {
+            Err(LocateError::PlanEngineChanged { plan: plan.to_string(), made_by, chosen })
+        }
+        (None, Some(engine)) => locate_with(Some(engine), configured, on_path).map_err(|e| match e {
+            LocateError::NotOnPath { engine, detail } => LocateError::PlanEngineMissing { plan: plan.to_string(), engine, detail },
+            other => other,
+        }),
+        _ => locate_with(chosen, configured, on_path),
+    }
 }
 
 /// [`locate`] with the PATH lookup handed in, so the rule is tested without a PATH.
@@ -86,6 +127,27 @@ fn locate_with(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_saved_plan_is_applied_by_the_engine_that_made_it() {
+        let both = path_with(&["tofu", "terraform"]);
+        let none = Configured::default();
+        // An object naming no engine: the plan's engine, not the runner's preference.
+        let found = locate_for_plan_with(None, Some(Engine::Terraform), "plan-a", none, &both).unwrap();
+        assert_eq!(found.engine, Engine::Terraform);
+        // A plan stored before engines were recorded: the preference, as before.
+        assert_eq!(locate_for_plan_with(None, None, "plan-a", none, &both).unwrap().engine, Engine::Tofu);
+        // The same engine named by the object.
+        assert_eq!(locate_for_plan_with(Some(Engine::Tofu), Some(Engine::Tofu), "plan-a", none, &both).unwrap().engine, Engine::Tofu);
+        // Another engine named since: refused, never handed a plan it did not write.
+        let changed = locate_for_plan_with(Some(Engine::Tofu), Some(Engine::Terraform), "plan-a", none, &both).unwrap_err();
+        assert_eq!(changed, LocateError::PlanEngineChanged { plan: "plan-a".into(), made_by: Engine::Terraform, chosen: Engine::Tofu });
+        // The plan's engine gone from the runner: said so, with the way out.
+        let gone = locate_for_plan_with(None, Some(Engine::Terraform), "plan-a", none, path_with(&["tofu"])).unwrap_err();
+        assert!(matches!(&gone, LocateError::PlanEngineMissing { engine: Engine::Terraform, .. }), "{gone:?}");
+        let message = gone.to_string();
+        assert!(message.contains("plan plan-a was made by terraform") && message.contains("set spec.engine"), "{message}");
+    }
 
     /// A PATH holding these commands (at `/path/<command>`).
     fn path_with(commands: &'static [&'static str]) -> impl Fn(&str) -> Result<PathBuf, String> {

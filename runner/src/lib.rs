@@ -214,7 +214,15 @@ impl<'a> Run<'a> {
         };
         let deadline_name = format!("the run's deadline of {} s", spec.plan_timeout().as_secs());
         let configured = engine::Configured { terraform: spec.terraform_path.as_deref(), tofu: spec.tofu_path.as_deref() };
-        let mut tf = Terraform::locate(spec.engine, configured, &module_dir, deadline, &deadline_name).map_err(tf_failure)?;
+        let found = match &saved {
+            Some((meta, _)) => engine::locate_for_plan(spec.engine, meta.engine, &meta.id, configured),
+            None => engine::locate(spec.engine, configured),
+        };
+        let found = found.map_err(|e| match e {
+            engine::LocateError::PlanEngineChanged { .. } => (RunErrorKind::PlanIntegrity, e.to_string(), vec![]),
+            e => tf_failure(e.into()),
+        })?;
+        let mut tf = Terraform::new(found, &module_dir, deadline, &deadline_name);
         if spec.options.files.iter().any(|f| f.location == FileLocation::Home) {
             tf = tf.with_env("HOME", home);
         }
@@ -236,7 +244,15 @@ impl<'a> Run<'a> {
         };
         let state_address = server.as_ref().map(|s| s.addr.to_string());
         let files = Files { var_files, backend_config };
-        let outcome = self.terraform_steps(store, &tf, &module_dir, &files, saved.map(|(_, b)| b), state_address).await;
+        let mut outcome = self.terraform_steps(store, &tf, &module_dir, &files, saved.map(|(_, b)| b), state_address).await;
+        // Which engine made (or applied) the plan, for status: only runs that have one ask
+        // the engine its version, so a run with nothing to do starts no extra process.
+        if let Ok(r) = outcome.as_mut()
+            && r.plan_id.is_some()
+        {
+            let version = tf.version().await.unwrap_or_else(|| "(version unknown)".to_string());
+            r.engine = Some(format!("{} {version}", tf.engine().product()));
+        }
         // Before the workspace (and terraform's errored.tfstate in it) is deleted.
         let rescue = match (&outcome, &server) {
             (Ok(_), _) => None,
@@ -400,6 +416,7 @@ impl<'a> Run<'a> {
             unsaved_state: None,
             broken_lock: None,
             readable_plan,
+            engine: None,
         };
         // A drift check whose drift is all ignored changes nothing: its plan would revert
         // exactly what the user asked to leave alone.
@@ -423,6 +440,7 @@ impl<'a> Run<'a> {
             source_revision: spec.source_revision.clone(),
             rendering,
             state_address,
+            engine: Some(tf.engine()),
         };
         let t = Instant::now();
         store

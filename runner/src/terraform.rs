@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use tokio::io::AsyncReadExt;
 
-use crate::engine::{Configured, Engine};
+use crate::engine::Engine;
 
 /// How long terraform may take to stop gracefully after SIGINT. Shorter than what the
 /// dispatchers allow past the deadline (30 s for a process, 120 s for a pod).
@@ -80,24 +80,17 @@ async fn read_all<R: tokio::io::AsyncRead + Unpin>(pipe: Option<R>) -> Vec<u8> {
 }
 
 impl Terraform {
-    /// The engine [`crate::engine::locate`] finds for `chosen` (`spec.engine`), run in `dir`
-    /// until `deadline` (`deadline_name` is how a timeout names it).
-    pub fn locate(
-        chosen: Option<Engine>,
-        configured: Configured<'_>,
-        dir: &Path,
-        deadline: Instant,
-        deadline_name: &str,
-    ) -> Result<Self, TerraformError> {
-        let found = crate::engine::locate(chosen, configured)?;
-        Ok(Self {
+    /// The engine and binary `found` (by [`crate::engine::locate`] or
+    /// [`crate::engine::locate_for_plan`]), run in `dir` until `deadline`.
+    pub fn new(found: crate::engine::Located, dir: &Path, deadline: Instant, deadline_name: &str) -> Self {
+        Self {
             engine: found.engine,
             bin: found.bin,
             dir: dir.to_path_buf(),
             deadline,
             deadline_name: deadline_name.to_string(),
             env: Vec::new(),
-        })
+        }
     }
 
     /// The same terraform with `name` set to `value` in its environment.

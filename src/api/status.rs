@@ -154,6 +154,10 @@ pub struct PlanStatus {
     /// A destroy plan (`spec.destroy` or deletion).
     #[serde(default)]
     pub destroy: bool,
+    /// What made the plan, with its version (`OpenTofu 1.10.7`): a Terraform's saved plan
+    /// is applied by the engine that made it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub engine: Option<String>,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]

@@ -44,6 +44,7 @@ pub fn planned(status: &mut KustomizationStatus, meta: &ObjectMeta, at: &str, pl
         stored_in: plan.stored_in,
         corrects_drift: false,
         destroy: false,
+        engine: None,
     });
     let message = match &plan.stale {
         Some(old) => {
@@ -99,6 +100,7 @@ pub fn applied(status: &mut KustomizationStatus, meta: &ObjectMeta, at: &str, ou
         stored_in: format!("applied {objects} objects"),
         corrects_drift: outcome.corrects_drift,
         destroy: false,
+        engine: None,
     });
     status.common.last_applied_plan = Some(outcome.plan_id.clone());
     status.remove_condition(ct::PLAN_PENDING);

@@ -249,6 +249,7 @@ pub fn record(status: &mut TerraformStatus, facts: &Facts<'_>, result: RunResult
                 stored_in: (facts.stored_in)(&id),
                 corrects_drift: !found.is_empty(),
                 destroy: op == Operation::DestroyPlan,
+                engine: result.engine.clone(),
             });
             fold.status.last_inputs_digest = Some(facts.inputs.to_string());
             let stale = match &approval {
@@ -294,6 +295,7 @@ pub fn record(status: &mut TerraformStatus, facts: &Facts<'_>, result: RunResult
                 stored_in: (facts.stored_in)(&id),
                 corrects_drift: corrects_drift || earlier.as_ref().is_some_and(|p| p.corrects_drift),
                 destroy,
+                engine: result.engine.clone().or_else(|| earlier.as_ref().and_then(|p| p.engine.clone())),
             });
             if op != Operation::Apply {
                 fold.status.last_inputs_digest = Some(facts.inputs.to_string());

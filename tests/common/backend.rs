@@ -31,5 +31,6 @@ pub fn plan_meta(id: &str, plan: &[u8]) -> PlanMeta {
         source_revision: "main@sha1:abc".into(),
         rendering: format!("rendering of {id}"),
         state_address: None,
+        engine: None,
     }
 }

@@ -289,6 +289,7 @@ mod tests {
             source_revision: "main@sha1:abc".into(),
             rendering: String::new(),
             state_address: None,
+            engine: None,
         };
         b.put_plan(&object, &meta, b"plan bytes").await.unwrap();
         assert_eq!(b.get_plan(&object, "plan-abc-123").await.unwrap().1, b"plan bytes");

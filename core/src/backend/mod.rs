@@ -171,6 +171,11 @@ pub struct PlanMeta {
     /// applies a saved plan with the backend address recorded in it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub state_address: Option<String>,
+    /// The engine that made the plan: a saved plan is applied by the engine that wrote it
+    /// (terraform and OpenTofu plan files are not interchangeable), whatever a runner would
+    /// pick today for an object that names none. Unset in plans stored before it was kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub engine: Option<crate::engine::Engine>,
 }
 
 pub trait PlanStore: Send + Sync + 'static {
