@@ -190,3 +190,100 @@ fn without_a_kube_context_or_a_store_the_cli_says_how_to_choose_one() {
     let stderr = driftless(&["--kubeconfig", missing.to_str().unwrap(), "approve", "app"]);
     assert!(stderr.starts_with("error: kubeconfig ") && stderr.contains("no-such-kubeconfig") && stderr.lines().count() == 1, "{stderr}");
 }
+
+fn kustomization(name: &str, path: &str, namespace: &str) -> String {
+    format!(
+        "apiVersion: driftless.dev/v1alpha1\nkind: Kustomization\nmetadata:\n  name: {name}\nspec:\n  sourceRef:\n    kind: GitRepository\n    name: app\n  path: {path}\n  interval: 1h\n  prune: true\n  targetNamespace: {namespace}\n"
+    )
+}
+
+/// A Kustomization `infra` that applies a ConfigMap and a Kustomization `apps`, which applies
+/// another ConfigMap: `tree` draws that nesting, `trace` walks from a ConfigMap back to its
+/// Kustomization and source, `export` writes both Kustomizations for Git, and `version`
+/// finds (or misses) the controller's Deployment.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tree_trace_export_and_version_tell_what_a_kustomization_applied() {
+    let Some(mut k) = KubeWorld::new("cli-day2").await else { return };
+    let ns = k.ns.name.clone();
+    let config_map = |name: &str| format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\ndata:\n  key: value\n");
+    let commit = k.world.commit(
+        &[
+            ("infra/settings.yaml", &config_map("settings")),
+            ("infra/apps.yaml", &kustomization("apps", "./apps", &ns)),
+            ("apps/web.yaml", &config_map("web")),
+        ],
+        "infra and apps",
+    );
+    let cli = Cli::new(&k);
+    cli.apply(&k, &format!("{}---\n{}", git_repository("app", "main"), kustomization("infra", "./infra", &ns))).ok();
+    k.start_controller(&[]);
+    let ready =
+        |o: &Value| condition_in(o, "Ready")["status"] == "True" && o["status"]["observedGeneration"] == o["metadata"]["generation"];
+    k.wait_for("Kustomization", "infra", "Ready", LONG, ready).await;
+    k.wait_for("Kustomization", "apps", "Ready", LONG, ready).await;
+
+    let tree = cli.run(&["tree", "kustomization", "infra"]).ok().stdout;
+    assert_eq!(
+        tree,
+        format!(
+            "Kustomization/{ns}/infra (Ready)\n├── ConfigMap/{ns}/settings\n└── Kustomization/{ns}/apps (Ready)\n    └── ConfigMap/{ns}/web\n"
+        )
+    );
+
+    let traced = cli.run(&["trace", "configmap", "web"]).ok().stdout;
+    let field = |name: &str| {
+        traced.lines().find(|l| l.starts_with(&format!("{name}:"))).map(|l| l[name.len() + 1..].trim().to_string()).unwrap_or_default()
+    };
+    assert_eq!(
+        (field("Object"), field("Kustomization"), field("GitRepository")),
+        ("ConfigMap/web".into(), "apps".into(), "app".into()),
+        "{traced}"
+    );
+    assert_eq!(field("Applied by"), format!("Kustomization {ns}/infra"), "{traced}");
+    assert_eq!((field("Path"), field("Branch"), field("URL")), ("./apps".into(), "main".into(), k.world.repo_url()), "{traced}");
+    assert_eq!(traced.matches("Revision:").count(), 2, "{traced}");
+    assert!(traced.contains(&format!("main@sha1:{commit}")), "the revision applied and served: {traced}");
+    assert!(traced.lines().any(|l| l.starts_with("Ready:") && l.contains("True")), "{traced}");
+    let nested = cli.run(&["trace", "ks", "apps", "--api-version", "driftless.dev/v1alpha1"]).ok().stdout;
+    assert!(nested.contains("Object:") && nested.contains("Kustomization/apps") && nested.contains("Kustomization:  infra"), "{nested}");
+
+    k.apply(&config_map("bystander")).await;
+    let unmanaged = cli.run(&["trace", "cm", "bystander"]).fails();
+    assert!(error_lines(&unmanaged)[0].contains(&format!("ConfigMap {ns}/bystander is not managed by driftless")), "{}", unmanaged.stderr);
+    let missing = cli.run(&["trace", "deployment", "nope"]).fails();
+    assert!(error_lines(&missing)[0].contains(&format!("Deployment {ns}/nope not found")), "{}", missing.stderr);
+    let unknown = cli.run(&["trace", "widget", "w"]).fails();
+    assert!(error_lines(&unknown)[0].contains("serves no kind \"widget\""), "{}", unknown.stderr);
+    let not_a_tree = cli.run(&["tree", "gitrepository", "app"]).fails();
+    assert!(error_lines(&not_a_tree)[0].contains("driftless tree kustomization NAME"), "{}", not_a_tree.stderr);
+    let no_tree = cli.run(&["tree", "ks", "nope"]).fails();
+    assert!(error_lines(&no_tree)[0].contains(&format!("Kustomization {ns}/nope not found")), "{}", no_tree.stderr);
+
+    // The cluster's own bookkeeping and the CLI's requests stay out of what goes to Git; the
+    // labels of the Kustomization that applied it stay (they are the object's).
+    cli.run(&["reconcile", "kustomization", "apps"]).ok();
+    let exported = cli.run(&["export", "kustomization", "apps"]).ok().stdout;
+    assert!(exported.starts_with("---\napiVersion: driftless.dev/v1alpha1\nkind: Kustomization\nmetadata:\n"), "{exported}");
+    for server_field in
+        ["status", "uid", "resourceVersion", "managedFields", "creationTimestamp", "generation", "finalizers", "reconcile-requested-at"]
+    {
+        assert!(!exported.contains(server_field), "{server_field} exported: {exported}");
+    }
+    assert!(exported.contains("kustomize.driftless.dev/name: infra") && exported.contains("path: ./apps"), "{exported}");
+    let all = cli.run(&["export", "--all"]).ok().stdout;
+    assert_eq!((all.matches("\nkind: Kustomization\n").count(), all.matches("\nkind: GitRepository\n").count()), (2, 1), "{all}");
+
+    let version = env!("CARGO_PKG_VERSION");
+    let absent = cli.run(&["version"]).ok().stdout;
+    assert_eq!(
+        absent,
+        format!(
+            "client: {version}\ncontroller: not installed in namespace driftless-system (`driftless install`, or -n NAMESPACE where it is)\n"
+        )
+    );
+    // A Deployment as install makes it (no replicas: nothing runs), here in the test's namespace.
+    let deployment = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: driftless-controller\n  labels:\n    app.kubernetes.io/name: driftless\n    app.kubernetes.io/version: 9.8.7\nspec:\n  replicas: 0\n  selector:\n    matchLabels: {app.kubernetes.io/name: driftless}\n  template:\n    metadata:\n      labels: {app.kubernetes.io/name: driftless}\n    spec:\n      containers: [{name: manager, image: 'driftless:9.8.7'}]\n";
+    k.apply(deployment).await;
+    let installed = cli.run(&["version", "-n", &ns]).ok().stdout;
+    assert_eq!(installed, format!("client: {version}\ncontroller: 9.8.7 (image driftless:9.8.7)\n"));
+}

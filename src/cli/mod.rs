@@ -7,6 +7,7 @@ pub mod cluster;
 mod controller;
 mod crds;
 mod events;
+mod export;
 mod install;
 mod migrate;
 mod notify;
@@ -16,6 +17,9 @@ mod reconcile;
 mod review;
 mod run;
 mod target;
+mod trace;
+mod tree;
+mod version;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -100,14 +104,55 @@ pub enum Command {
         #[command(flatten)]
         namespace: Namespace,
     },
-    /// Show objects.
+    /// Show objects of a kind, or `get all`: every kind, grouped.
     Get {
+        /// A kind (terraform, ks, gitrepo, ...) or `all`.
         kind: String,
         name: Option<String>,
         #[command(flatten)]
         scope: Scope,
         #[arg(short = 'o', long, default_value = "table")]
         output: String,
+        /// Only objects whose condition has this status, e.g. `ready=false` (as `flux get
+        /// --status-selector`); an object without the condition counts as Unknown.
+        #[arg(long, value_name = "CONDITION=STATUS")]
+        status_selector: Option<String>,
+    },
+    /// Print objects as clean YAML for Git (no status or server fields), as `flux export`.
+    Export {
+        /// A kind; with --all and no kind, every kind.
+        kind: Option<String>,
+        name: Option<String>,
+        /// Every object of the kind (of every kind without one).
+        #[arg(long)]
+        all: bool,
+        #[command(flatten)]
+        scope: Scope,
+    },
+    /// What a Kustomization applied, as a tree nested through the driftless objects it applied.
+    Tree {
+        kind: String,
+        name: String,
+        #[command(flatten)]
+        namespace: Namespace,
+    },
+    /// Which driftless object manages an object of the cluster, its source, revision and status.
+    Trace {
+        /// The object's kind as kubectl takes it (deployment, cm, kustomization, ...).
+        kind: String,
+        name: String,
+        #[command(flatten)]
+        namespace: Namespace,
+        /// The kind's API group and version (apps/v1), when its name is ambiguous.
+        #[arg(long)]
+        api_version: Option<String>,
+    },
+    /// This CLI's version and, on a cluster, the installed controller's.
+    Version(version::VersionArgs),
+    /// Print a shell completion script (`source <(driftless completion bash)`).
+    Completion {
+        #[arg(value_enum)]
+        shell: version::Shell,
     },
     /// Delete an object (Terraform with destroyResourcesOnDeletion destroys its resources first).
     Delete {
@@ -163,19 +208,25 @@ pub enum Command {
         #[command(subcommand)]
         command: DriftCommand,
     },
-    /// Stop reconciling an object.
+    /// Stop reconciling an object (or every object of a kind with --all).
     Suspend {
         kind: String,
-        name: String,
+        name: Option<String>,
+        /// Every object of the kind in the namespace (every namespace with -A).
+        #[arg(long)]
+        all: bool,
         #[command(flatten)]
-        namespace: Namespace,
+        scope: Scope,
     },
-    /// Resume reconciling an object.
+    /// Resume reconciling an object (or every object of a kind with --all).
     Resume {
         kind: String,
-        name: String,
+        name: Option<String>,
+        /// Every object of the kind in the namespace (every namespace with -A).
+        #[arg(long)]
+        all: bool,
         #[command(flatten)]
-        namespace: Namespace,
+        scope: Scope,
     },
     /// Break a stuck state lock.
     Unlock {
@@ -319,6 +370,24 @@ pub async fn execute(cli: Cli) -> Result<()> {
         Command::Crds { dir } => return crds::write(&dir),
         Command::Build(args) => return Ok(build::run(&args)?),
         Command::Migrate(args) => return Ok(migrate::run(&args)?),
+        Command::Completion { shell } => return version::completion(shell),
+        Command::Version(args) => {
+            return version::show(&args, cli.store.is_some(), async || Ok(cluster::client(kubeconfig, context).await?)).await;
+        }
+        Command::Trace { kind, name, namespace, api_version } => {
+            // The object is the cluster's (on a local store: the kube context's, where its
+            // Kustomizations apply); who manages it is the target's.
+            let client = cluster::client(kubeconfig, context).await?;
+            let ns = namespace.namespace.unwrap_or_else(|| client.default_namespace().to_string());
+            let api_version = api_version.as_deref();
+            return match &cli.store {
+                Some(dir) => {
+                    let ctx = local_context(dir, cli.terraform, cli.tofu, false)?;
+                    trace::run(&ctx.store, &client, &kind, &name, &ns, api_version).await
+                }
+                None => trace::run(&crate::store::KubeStore::new(client.clone()), &client, &kind, &name, &ns, api_version).await,
+            };
+        }
         Command::Install(args) => return install::run(&args, kubeconfig, context).await,
         Command::Check(args) => return check::run(&args, kubeconfig, context).await,
         Command::Controller(args) => {
@@ -360,17 +429,28 @@ async fn verb<T: Target>(target: &T, command: Command) -> Result<()> {
     let store = target.store();
     match command {
         Command::Apply { files, namespace } => objects::apply(store, &files, &namespace.or_default_of(target)).await,
-        Command::Get { kind, name, scope, output } => {
-            objects::get(store, &kind, name.as_deref(), scope.of(target).as_deref(), &output).await
+        Command::Get { kind, name, scope, output, status_selector } => {
+            let selector = status_selector.as_deref().map(objects::StatusSelector::parse).transpose()?;
+            let namespace = scope.of(target);
+            if kind.eq_ignore_ascii_case("all") {
+                return objects::get_all(store, name.as_deref(), namespace.as_deref(), &output, selector.as_ref()).await;
+            }
+            objects::get(store, &kind, name.as_deref(), namespace.as_deref(), &output, selector.as_ref()).await
         }
+        Command::Export { kind, name, all, scope } => {
+            let namespace = scope.of(target);
+            let selection = export::Selection { kind: kind.as_deref(), name: name.as_deref(), all, namespace: namespace.as_deref() };
+            export::run(store, selection).await
+        }
+        Command::Tree { kind, name, namespace } => tree::run(store, &kind, &name, &namespace.or_default_of(target)).await,
         Command::Delete { kind, name, namespace, timeout } => {
             target.delete(kind_of(&kind)?, &namespace.or_default_of(target), &name, timeout).await
         }
-        Command::Suspend { kind, name, namespace } => {
-            objects::set_suspend(store, &kind, &name, &namespace.or_default_of(target), true).await
+        Command::Suspend { kind, name, all, scope } => {
+            objects::suspend(store, &kind, objects::Selected::of(name, all, scope.of(target))?, true).await
         }
-        Command::Resume { kind, name, namespace } => {
-            objects::set_suspend(store, &kind, &name, &namespace.or_default_of(target), false).await
+        Command::Resume { kind, name, all, scope } => {
+            objects::suspend(store, &kind, objects::Selected::of(name, all, scope.of(target))?, false).await
         }
         Command::Reconcile { kind, name, namespace, with_source, timeout } => {
             target.reconcile(kind_of(&kind)?.reconciled()?, &namespace.or_default_of(target), &name, with_source, timeout).await
@@ -401,7 +481,10 @@ async fn verb<T: Target>(target: &T, command: Command) -> Result<()> {
         | Command::Controller(_)
         | Command::Build(_)
         | Command::Migrate(_)
-        | Command::Review { .. } => Ok(()),
+        | Command::Review { .. }
+        | Command::Trace { .. }
+        | Command::Version(_)
+        | Command::Completion { .. } => Ok(()),
     }
 }
 

@@ -11,8 +11,8 @@ use serde_json::Value;
 
 use super::{CliError, CliKind, Result, kind_of};
 use crate::api::{
-    Alert, Bucket, Conditions, GitRepository, Kind, Kustomization, Provider, Receiver, Reconciled, StatusModel, Terraform, Validate,
-    condition_type as ct,
+    Alert, Bucket, Condition, Conditions, GitRepository, Kind, Kustomization, Provider, Receiver, Reconciled, StatusModel, Terraform,
+    Validate, condition_type as ct,
 };
 use crate::cli::cluster::ClusterError;
 use crate::cli::run::LocalContext;
@@ -207,6 +207,51 @@ pub(crate) fn print_table(header: &[&str], rows: &[Vec<String>]) {
 trait Listing: StoredObject {
     const HEADER: &'static [&'static str];
     fn row(&self) -> Vec<String>;
+    /// Whether the kind has status conditions `--status-selector` can select on.
+    const HAS_CONDITIONS: bool = true;
+    /// The conditions `--status-selector` reads; `None` for a kind without status.
+    fn conditions(&self) -> Option<&[Condition]>;
+}
+
+/// `--status-selector TYPE=STATUS` (or `TYPE!=STATUS`), as `flux get` takes it: objects
+/// whose condition TYPE has (or has not) STATUS, any case; an object without that condition
+/// has status Unknown, as its table row says.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StatusSelector {
+    type_: String,
+    status: String,
+    negated: bool,
+}
+
+impl StatusSelector {
+    /// # Errors
+    /// Text that is not `CONDITION=STATUS` or `CONDITION!=STATUS` with a status of true,
+    /// false or unknown.
+    pub fn parse(text: &str) -> Result<StatusSelector> {
+        let usage = || {
+            CliError::Usage(format!(
+                "--status-selector {text:?}: give CONDITION=STATUS or CONDITION!=STATUS, e.g. ready=false (STATUS is true, false or unknown)"
+            ))
+        };
+        let (negated, (type_, status)) = match text.split_once("!=") {
+            Some(parts) => (true, parts),
+            None => (false, text.split_once('=').ok_or_else(usage)?),
+        };
+        let (type_, status) = (type_.trim(), status.trim().to_ascii_lowercase());
+        if type_.is_empty() || !matches!(status.as_str(), "true" | "false" | "unknown") {
+            return Err(usage());
+        }
+        Ok(StatusSelector { type_: type_.to_string(), status, negated })
+    }
+
+    fn matches(&self, conditions: &[Condition]) -> bool {
+        let status = conditions.iter().find(|c| c.type_.eq_ignore_ascii_case(&self.type_)).map(|c| format!("{:?}", c.status));
+        status.unwrap_or_else(|| "Unknown".into()).eq_ignore_ascii_case(&self.status) != self.negated
+    }
+}
+
+fn reconciled_conditions<K: Reconciled>(o: &K) -> Option<&[Condition]> {
+    Some(o.status().map(|s| s.conditions()).unwrap_or_default())
 }
 
 const PLANNED_HEADER: &[&str] = &["NAMESPACE", "NAME", "READY", "REASON", "PLAN", "DRIFT", "MESSAGE"];
@@ -235,6 +280,9 @@ fn source_row<K: Reconciled>(o: &K, from: String) -> Vec<String> {
 
 impl Listing for Terraform {
     const HEADER: &'static [&'static str] = PLANNED_HEADER;
+    fn conditions(&self) -> Option<&[Condition]> {
+        reconciled_conditions(self)
+    }
     fn row(&self) -> Vec<String> {
         planned_row(self)
     }
@@ -242,6 +290,9 @@ impl Listing for Terraform {
 
 impl Listing for Kustomization {
     const HEADER: &'static [&'static str] = PLANNED_HEADER;
+    fn conditions(&self) -> Option<&[Condition]> {
+        reconciled_conditions(self)
+    }
     fn row(&self) -> Vec<String> {
         planned_row(self)
     }
@@ -249,6 +300,9 @@ impl Listing for Kustomization {
 
 impl Listing for GitRepository {
     const HEADER: &'static [&'static str] = &["NAMESPACE", "NAME", "URL", "READY", "REVISION", "MESSAGE"];
+    fn conditions(&self) -> Option<&[Condition]> {
+        reconciled_conditions(self)
+    }
     fn row(&self) -> Vec<String> {
         source_row(self, self.spec.url.clone())
     }
@@ -256,6 +310,9 @@ impl Listing for GitRepository {
 
 impl Listing for Bucket {
     const HEADER: &'static [&'static str] = &["NAMESPACE", "NAME", "BUCKET", "READY", "REVISION", "MESSAGE"];
+    fn conditions(&self) -> Option<&[Condition]> {
+        reconciled_conditions(self)
+    }
     fn row(&self) -> Vec<String> {
         source_row(self, format!("{}/{}", self.spec.endpoint, self.spec.bucket_name))
     }
@@ -263,6 +320,9 @@ impl Listing for Bucket {
 
 impl Listing for Provider {
     const HEADER: &'static [&'static str] = &["NAMESPACE/NAME", "TYPE", "READY", "LAST DELIVERY", "MESSAGE"];
+    fn conditions(&self) -> Option<&[Condition]> {
+        Some(self.status.as_ref().map(|s| s.conditions()).unwrap_or_default())
+    }
     fn row(&self) -> Vec<String> {
         let (ready, _, message) = ready_cells(self.status.as_ref());
         let last = self.status.as_ref().and_then(|s| s.last_delivered_at.clone()).unwrap_or_default();
@@ -272,6 +332,9 @@ impl Listing for Provider {
 
 impl Listing for Alert {
     const HEADER: &'static [&'static str] = &["NAMESPACE/NAME", "PROVIDER", "SEVERITY", "SOURCES", "READY", "MESSAGE"];
+    fn conditions(&self) -> Option<&[Condition]> {
+        Some(self.status.as_ref().map(|s| s.conditions()).unwrap_or_default())
+    }
     fn row(&self) -> Vec<String> {
         let (ready, _, message) = ready_cells(self.status.as_ref());
         let sources: Vec<String> = self.spec.event_sources.iter().map(|s| format!("{}/{}", s.kind, s.name)).collect();
@@ -288,6 +351,9 @@ impl Listing for Alert {
 
 impl Listing for Receiver {
     const HEADER: &'static [&'static str] = &["NAMESPACE/NAME", "TYPE", "READY", "PATH", "MESSAGE"];
+    fn conditions(&self) -> Option<&[Condition]> {
+        Some(self.status.as_ref().map(|s| s.conditions()).unwrap_or_default())
+    }
     fn row(&self) -> Vec<String> {
         let s = self.status.as_ref();
         let (ready, _, message) = ready_cells(s);
@@ -298,7 +364,11 @@ impl Listing for Receiver {
 
 /// As kubectl: a Secret's values only on explicit request (-o json|yaml), base64-encoded.
 impl Listing for Secret {
+    const HAS_CONDITIONS: bool = false;
     const HEADER: &'static [&'static str] = &["NAMESPACE", "NAME", "KEYS"];
+    fn conditions(&self) -> Option<&[Condition]> {
+        None
+    }
     fn row(&self) -> Vec<String> {
         let keys: Vec<String> = self.data.as_ref().map(|d| d.keys().cloned().collect()).unwrap_or_default();
         vec![self.metadata.namespace.clone().unwrap_or_default(), self.metadata.name.clone().unwrap_or_default(), keys.join(",")]
@@ -306,7 +376,11 @@ impl Listing for Secret {
 }
 
 impl Listing for ConfigMap {
+    const HAS_CONDITIONS: bool = false;
     const HEADER: &'static [&'static str] = &["NAMESPACE", "NAME", "DATA"];
+    fn conditions(&self) -> Option<&[Condition]> {
+        None
+    }
     fn row(&self) -> Vec<String> {
         vec![
             self.metadata.namespace.clone().unwrap_or_default(),
@@ -338,16 +412,16 @@ fn shown<K: StoredObject>(object: &K) -> Result<Value> {
     Ok(v)
 }
 
-fn print_objects<K: StoredObject>(objects: &[K], output: &str) -> Result<()> {
+fn print_values(shown: Vec<Value>, output: &str) -> Result<()> {
     match output {
         "json" => {
-            let mut shown: Vec<Value> = objects.iter().map(shown).collect::<Result<_>>()?;
+            let mut shown = shown;
             let v = if shown.len() == 1 { shown.remove(0) } else { Value::Array(shown) };
             println!("{}", serde_json::to_string_pretty(&v).map_err(|e| CliError::Usage(e.to_string()))?);
         }
         "yaml" => {
-            for o in objects {
-                println!("---\n{}", serde_yaml::to_string(&shown(o)?).map_err(|e| CliError::Usage(e.to_string()))?);
+            for o in &shown {
+                println!("---\n{}", serde_yaml::to_string(o).map_err(|e| CliError::Usage(e.to_string()))?);
             }
         }
         other => return Err(CliError::Usage(format!("unknown output format {other:?}; use table, json or yaml"))),
@@ -355,8 +429,15 @@ fn print_objects<K: StoredObject>(objects: &[K], output: &str) -> Result<()> {
     Ok(())
 }
 
-async fn list<K: Listing, S: ObjectStore>(store: &S, name: Option<&str>, namespace: Option<&str>, output: &str) -> Result<()> {
-    let items: Vec<K> = match (name, namespace) {
+/// The objects of a kind `get` shows: one by name, or those of a namespace (`None`: all),
+/// with the status selector applied.
+async fn select<K: Listing, S: ObjectStore>(
+    store: &S,
+    name: Option<&str>,
+    namespace: Option<&str>,
+    selector: Option<&StatusSelector>,
+) -> Result<Vec<K>> {
+    let mut items: Vec<K> = match (name, namespace) {
         (Some(n), Some(ns)) => match store.get::<K>(ns, n).await? {
             Some(o) => vec![o],
             None => return Err(CliError::Usage(format!("{} {ns}/{n} not found", K::kind(&())))),
@@ -365,8 +446,32 @@ async fn list<K: Listing, S: ObjectStore>(store: &S, name: Option<&str>, namespa
         (None, Some(ns)) => store.list_in::<K>(ns).await?,
         (None, None) => store.list::<K>().await?,
     };
+    if let Some(selector) = selector {
+        items.retain(|o| o.conditions().is_some_and(|c| selector.matches(c)));
+    }
+    Ok(items)
+}
+
+fn check_selectable<K: Listing>(selector: Option<&StatusSelector>) -> Result<()> {
+    match selector {
+        Some(_) if !K::HAS_CONDITIONS => {
+            Err(CliError::Usage(format!("{} objects have no status conditions; --status-selector selects driftless objects", K::kind(&()))))
+        }
+        _ => Ok(()),
+    }
+}
+
+async fn list<K: Listing, S: ObjectStore>(
+    store: &S,
+    name: Option<&str>,
+    namespace: Option<&str>,
+    output: &str,
+    selector: Option<&StatusSelector>,
+) -> Result<()> {
+    check_selectable::<K>(selector)?;
+    let items: Vec<K> = select(store, name, namespace, selector).await?;
     if output != "table" {
-        return print_objects(&items, output);
+        return print_values(items.iter().map(shown).collect::<Result<_>>()?, output);
     }
     let rows: Vec<Vec<String>> = items.iter().map(Listing::row).collect();
     print_table(K::HEADER, &rows);
@@ -374,12 +479,85 @@ async fn list<K: Listing, S: ObjectStore>(store: &S, name: Option<&str>, namespa
 }
 
 /// `get KIND [NAME]` in `namespace`, or (`None`, `-A`) in every namespace.
-pub async fn get<S: ObjectStore>(store: &S, kind: &str, name: Option<&str>, namespace: Option<&str>, output: &str) -> Result<()> {
+pub async fn get<S: ObjectStore>(
+    store: &S,
+    kind: &str,
+    name: Option<&str>,
+    namespace: Option<&str>,
+    output: &str,
+    selector: Option<&StatusSelector>,
+) -> Result<()> {
     match kind_of(kind)? {
-        CliKind::Api(k) => crate::with_kind!(k, K => list::<K, S>(store, name, namespace, output).await),
-        CliKind::Secret => list::<Secret, S>(store, name, namespace, output).await,
-        CliKind::ConfigMap => list::<ConfigMap, S>(store, name, namespace, output).await,
+        CliKind::Api(k) => crate::with_kind!(k, K => list::<K, S>(store, name, namespace, output, selector).await),
+        CliKind::Secret => list::<Secret, S>(store, name, namespace, output, selector).await,
+        CliKind::ConfigMap => list::<ConfigMap, S>(store, name, namespace, output, selector).await,
     }
+}
+
+/// One kind's part of `get all`: its header and rows, each name prefixed with the kind
+/// (`terraform/app`) as `flux get all` shows them.
+async fn all_of<K: Listing, S: ObjectStore>(
+    store: &S,
+    kind: Kind,
+    namespace: Option<&str>,
+    selector: Option<&StatusSelector>,
+) -> Result<(Vec<Value>, Vec<Vec<String>>, &'static [&'static str])> {
+    let items: Vec<K> = select(store, None, namespace, selector).await?;
+    let column = K::HEADER.iter().position(|h| h.ends_with("NAME")).unwrap_or(0);
+    let rows = items
+        .iter()
+        .map(|o| {
+            let mut row = o.row();
+            let named = match row[column].split_once('/') {
+                // `NAMESPACE/NAME`: the kind goes before the name.
+                Some((ns, n)) if K::HEADER[column].contains('/') => format!("{ns}/{}/{n}", kind.segment()),
+                _ => format!("{}/{}", kind.segment(), row[column]),
+            };
+            row[column] = named;
+            row
+        })
+        .collect();
+    Ok((items.iter().map(shown).collect::<Result<_>>()?, rows, K::HEADER))
+}
+
+/// `get all`: every driftless kind, one table per kind that has objects, as `flux get all`.
+pub async fn get_all<S: ObjectStore>(
+    store: &S,
+    name: Option<&str>,
+    namespace: Option<&str>,
+    output: &str,
+    selector: Option<&StatusSelector>,
+) -> Result<()> {
+    if name.is_some() {
+        return Err(CliError::Usage(
+            "`get all` lists every object; to show one, name its kind (`driftless get kustomization NAME`)".into(),
+        ));
+    }
+    let mut values = Vec::new();
+    let mut tables = Vec::new();
+    for kind in Kind::ALL {
+        let (shown, rows, header) = crate::with_kind!(kind, K => all_of::<K, S>(store, kind, namespace, selector).await?);
+        values.extend(shown);
+        if !rows.is_empty() {
+            tables.push((header, rows));
+        }
+    }
+    if output != "table" {
+        return print_values(values, output);
+    }
+    if tables.is_empty() {
+        let place = namespace.map(|ns| format!("in namespace {ns}")).unwrap_or_else(|| "in any namespace".into());
+        let which = if selector.is_some() { "matching the status selector " } else { "" };
+        eprintln!("no driftless objects {which}{place}");
+        return Ok(());
+    }
+    for (i, (header, rows)) in tables.iter().enumerate() {
+        if i > 0 {
+            println!();
+        }
+        print_table(header, rows);
+    }
+    Ok(())
 }
 
 /// `delete` on a local store: a reconciled object's deletion is reconciled here and now (a
@@ -424,13 +602,62 @@ async fn delete_reconciled<K: crate::reconcile::Reconcile>(ctx: &LocalContext, n
     }
 }
 
-pub async fn set_suspend<S: ObjectStore>(store: &S, kind: &str, name: &str, namespace: &str, suspend: bool) -> Result<()> {
+/// What `suspend`/`resume` act on: one object, or every object of the kind in a namespace
+/// (`None`: every namespace).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Selected {
+    One { name: String, namespace: String },
+    All { namespace: Option<String> },
+}
+
+impl Selected {
+    /// From `NAME`, `--all` and the scope (`-n`/`-A`).
+    ///
+    /// # Errors
+    /// Neither a name nor `--all`, both, or `-A` for one object.
+    pub fn of(name: Option<String>, all: bool, namespace: Option<String>) -> Result<Selected> {
+        match (name, all, namespace) {
+            (Some(_), true, _) => Err(CliError::Usage("name an object or pass --all, not both".into())),
+            (None, false, _) => Err(CliError::Usage("name the object, or pass --all for every object of the kind".into())),
+            (Some(_), false, None) => {
+                Err(CliError::Usage("an object is named within one namespace: pass -n NAMESPACE instead of -A".into()))
+            }
+            (Some(name), false, Some(namespace)) => Ok(Selected::One { name, namespace }),
+            (None, true, namespace) => Ok(Selected::All { namespace }),
+        }
+    }
+}
+
+/// `suspend`/`resume`: sets `spec.suspend` of one object or of every object of the kind.
+pub async fn suspend<S: ObjectStore>(store: &S, kind: &str, selected: Selected, suspend: bool) -> Result<()> {
     let kind = match kind_of(kind)? {
         CliKind::Api(k) if k.is_reconciled() => k,
-        other => return Err(CliError::Usage(format!("{other} cannot be suspended"))),
+        other => {
+            let kinds: Vec<&str> = Kind::RECONCILED.iter().map(|k| k.segment()).collect();
+            return Err(CliError::Usage(format!("{other} cannot be suspended; suspend a {}", kinds.join(", "))));
+        }
     };
-    crate::with_reconciled_kind!(kind, K => store.update::<K>(namespace, name, |o| o.set_suspended(suspend)).await.map(drop)?, _ => ());
-    println!("{}/{name} {}", kind.segment(), if suspend { "suspended" } else { "resumed" });
+    let targets: Vec<(String, String)> = match selected {
+        Selected::One { name, namespace } => vec![(namespace, name)],
+        Selected::All { namespace } => crate::with_reconciled_kind!(kind, K => {
+            let all: Vec<K> = match namespace.as_deref() {
+                Some(ns) => store.list_in::<K>(ns).await?,
+                None => store.list::<K>().await?,
+            };
+            if all.is_empty() {
+                let place = namespace.map(|ns| format!("in namespace {ns}")).unwrap_or_else(|| "in any namespace".into());
+                return Err(CliError::Usage(format!("no {} objects {place}", kind.segment())));
+            }
+            let mut all: Vec<(String, String)> = all.iter().map(|o| (o.namespace_or_default(), o.name_or_empty())).collect();
+            all.sort();
+            all
+        }, _ => Vec::new()),
+    };
+    let verb = if suspend { "suspended" } else { "resumed" };
+    for (namespace, name) in targets {
+        crate::with_reconciled_kind!(kind, K => store.update::<K>(&namespace, &name, |o| o.set_suspended(suspend)).await.map(drop)?, _ => ());
+        println!("{}/{name} {verb}", kind.segment());
+    }
     Ok(())
 }
 
@@ -475,5 +702,45 @@ async fn delete_and_wait<K: StoredObject>(store: &KubeStore, namespace: &str, na
             return Ok(left);
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn condition(type_: &str, status: &str) -> Condition {
+        serde_json::from_value(
+            serde_json::json!({"type": type_, "status": status, "reason": "R", "lastTransitionTime": "2026-01-01T00:00:00Z"}),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn a_status_selector_matches_as_flux_get_does() {
+        let failed = [condition("Ready", "False"), condition("Stalled", "True")];
+        let select = |text: &str| StatusSelector::parse(text).unwrap();
+        assert!(select("ready=false").matches(&failed));
+        assert!(select("Ready=False").matches(&failed));
+        assert!(!select("ready=true").matches(&failed));
+        assert!(select("ready!=true").matches(&failed));
+        assert!(select("stalled=true").matches(&failed));
+        assert!(select("ready=unknown").matches(&[]), "no Ready condition yet is Unknown");
+        assert!(!select("ready!=unknown").matches(&[]));
+        for bad in ["ready", "=true", "ready=maybe", "ready=="] {
+            assert!(StatusSelector::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn one_object_or_all_of_a_kind_is_selected() {
+        assert_eq!(
+            Selected::of(Some("a".into()), false, Some("ns".into())).unwrap(),
+            Selected::One { name: "a".into(), namespace: "ns".into() }
+        );
+        assert_eq!(Selected::of(None, true, None).unwrap(), Selected::All { namespace: None });
+        assert!(Selected::of(Some("a".into()), true, Some("ns".into())).is_err());
+        assert!(Selected::of(None, false, Some("ns".into())).is_err());
+        assert!(Selected::of(Some("a".into()), false, None).is_err(), "-A names no namespace for one object");
     }
 }

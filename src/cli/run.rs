@@ -177,6 +177,6 @@ async fn summary(ctx: &LocalContext) -> Result<()> {
             failed.push(format!("terraform/{}: {}: {}", t.metadata.name.unwrap_or_default(), c.reason, c.message));
         }
     }
-    super::objects::get(&ctx.store, "terraform", None, None, "table").await?;
+    super::objects::get(&ctx.store, "terraform", None, None, "table", None).await?;
     if failed.is_empty() { Ok(()) } else { Err(CliError::Usage(failed.join("\n"))) }
 }
