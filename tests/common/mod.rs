@@ -66,7 +66,7 @@ impl Tools {
 pub enum Engine {
     /// The pinned terraform (`.tools/bin/terraform`).
     Terraform,
-    /// OpenTofu built by scripts/build-tofu.sh (`.tools/bin/tofu`).
+    /// OpenTofu built by `scripts/build-go-tool.sh tofu` (`.tools/bin/tofu`).
     Tofu,
 }
 

@@ -1,4 +1,4 @@
-//! The real sops CLI for tests (`.tools/bin/sops`, built by scripts/build-sops.sh): files
+//! The real sops CLI for tests (`.tools/bin/sops`, built by `scripts/build-go-tool.sh sops`): files
 //! encrypted by it with an age key the test makes (the `age` crate) or a PGP key it makes (gpg
 //! in a private GNUPGHOME), and driftless's decryption compared with `sops decrypt`.
 

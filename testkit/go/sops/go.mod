@@ -1,6 +1,6 @@
 // Pins the sops CLI the SOPS differential tests run (tests/sops_decrypt.rs); built by
-// scripts/build-sops.sh. A module of its own, so its dependency graph never moves the
-// control plane's or OpenTofu's.
+// `scripts/build-go-tool.sh sops`. A module of its own, so its dependency graph never moves
+// the control plane's or OpenTofu's.
 module driftless.dev/testkit/sops
 
 go 1.25.8

@@ -1,4 +1,5 @@
-// Pins the OpenTofu the tests and the runner image run; built by scripts/build-tofu.sh.
+// Pins the OpenTofu the tests and the runner image run; built by
+// `scripts/build-go-tool.sh tofu`.
 module driftless.dev/testkit/tofu
 
 go 1.24.13
