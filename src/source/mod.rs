@@ -9,6 +9,7 @@ pub use driftless_core::artifact;
 pub mod access;
 pub mod bucket;
 pub mod git;
+pub mod semver;
 
 /// The Bucket source the Bucket reconciler drives.
 pub use access::ArtifactAccess;

@@ -67,7 +67,7 @@ use crate::api::GitRepositoryRef;
 pub use auth::GitAuth;
 pub use include::Include;
 pub use proxy::Proxy;
-pub use refs::{GitReference, highest_matching_tag, parse_semver_range, parse_tag_version};
+pub use refs::{GitReference, highest_matching_tag};
 pub use verify::{Keyring, SignedObject, Signer, Verification, VerifyError};
 
 /// Flux's default timeout of one Git operation.
@@ -98,8 +98,8 @@ pub enum GitError {
     Submodule { path: String, url: String, detail: String },
     #[error("reference {name:?} not found in {url}")]
     RefNotFound { name: String, url: String },
-    #[error("invalid semver range {range:?}: {reason}")]
-    InvalidSemver { range: String, reason: String },
+    #[error(transparent)]
+    InvalidSemver(#[from] crate::source::semver::InvalidRange),
     #[error("no tag in {url} matches semver range {range:?}")]
     NoSemverMatch { range: String, url: String },
     #[error("commit {commit} not found in {url}")]
@@ -139,7 +139,7 @@ impl GitError {
     /// The condition reason this error maps to (Flux's vocabulary).
     pub fn reason(&self) -> &'static str {
         match self {
-            GitError::InvalidRef(_) | GitError::InvalidSemver { .. } | GitError::InvalidSparseCheckout(_) => "InvalidSpec",
+            GitError::InvalidRef(_) | GitError::InvalidSemver(_) | GitError::InvalidSparseCheckout(_) => "InvalidSpec",
             GitError::InvalidAuth(_)
             | GitError::InvalidProxy(_)
             | GitError::AuthFailed { .. }

@@ -9,11 +9,11 @@ use std::collections::HashMap;
 use std::fmt;
 
 use git2::{Oid, Repository};
-use semver::{Version, VersionReq};
 
 use super::fetch::{CallContext, Stage};
 use super::{DEFAULT_BRANCH, GitError, GitSource, Resolved, Result};
 use crate::api::GitRepositoryRef;
+use crate::source::semver;
 
 /// A refspec that matches nothing: connecting with it lists the remote's refs and downloads nothing.
 const LIST_ONLY_REFSPEC: &str = "refs/driftless/list-only:refs/driftless/list-only";
@@ -58,7 +58,7 @@ impl GitReference {
             };
         }
         if let Some(range) = non_empty(r.semver) {
-            parse_semver_range(&range)?;
+            semver::Range::parse(&range)?;
             return Ok(GitReference::Semver(range));
         }
         if let Some(tag) = non_empty(r.tag) {
@@ -181,83 +181,11 @@ fn is_reference_name(name: &str) -> bool {
         && name.split('/').all(|part| !part.is_empty() && !part.starts_with('.'))
 }
 
-/// Parse a semver range as Flux (Masterminds semver) writes it into `semver` requirements:
-/// `||` alternatives; comparators separated by spaces or commas; `a - b` ranges; a bare
-/// version means exactly that version; versions may carry a leading `v`.
-pub fn parse_semver_range(range: &str) -> Result<Vec<VersionReq>> {
-    let invalid = |reason: String| GitError::InvalidSemver { range: range.to_string(), reason };
-    let mut alternatives = Vec::new();
-    for alternative in range.split("||") {
-        let tokens: Vec<&str> = alternative.split([' ', ',', '\t']).filter(|t| !t.is_empty()).collect();
-        if tokens.is_empty() {
-            return Err(invalid("empty constraint".into()));
-        }
-        let mut comparators = Vec::new();
-        let mut i = 0;
-        while i < tokens.len() {
-            let mut token = tokens[i].to_string();
-            if token.chars().all(|c| "=<>~^!".contains(c)) {
-                let next = tokens.get(i + 1).ok_or_else(|| invalid(format!("{token:?} without a version")))?;
-                token.push_str(next);
-                i += 1;
-            }
-            if tokens.get(i + 1) == Some(&"-") {
-                let upper = tokens.get(i + 2).ok_or_else(|| invalid("a range `a - b` without its upper bound".into()))?;
-                comparators.push(format!(">={}", strip_v(&token)));
-                comparators.push(format!("<={}", strip_v(upper)));
-                i += 3;
-                continue;
-            }
-            comparators.push(comparator(&token).map_err(invalid)?);
-            i += 1;
-        }
-        let joined = comparators.join(", ");
-        alternatives.push(VersionReq::parse(&joined).map_err(|e| invalid(e.to_string()))?);
-    }
-    Ok(alternatives)
-}
-
-fn strip_v(version: &str) -> &str {
-    version.strip_prefix(['v', 'V']).unwrap_or(version)
-}
-
-fn comparator(token: &str) -> std::result::Result<String, String> {
-    let split = token.find(|c: char| !"=<>~^!".contains(c)).unwrap_or(token.len());
-    let (op, version) = token.split_at(split);
-    let version = strip_v(version);
-    if op == "!=" {
-        return Err("`!=` is not supported".into());
-    }
-    let wildcard = version.split('.').any(|part| matches!(part, "*" | "x" | "X"));
-    Ok(if op.is_empty() && !wildcard { format!("={version}") } else { format!("{op}{version}") })
-}
-
-/// Parse a tag as a version, leniently as Flux does: a leading `v`, missing minor/patch.
-pub fn parse_tag_version(tag: &str) -> Option<Version> {
-    let version = strip_v(tag);
-    if let Ok(v) = Version::parse(version) {
-        return Some(v);
-    }
-    let core_end = version.find(['-', '+']).unwrap_or(version.len());
-    let (core, rest) = version.split_at(core_end);
-    let parts = core.split('.').count();
-    if !(1..=2).contains(&parts) || !core.split('.').all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit())) {
-        return None;
-    }
-    let padded = format!("{core}{}{rest}", ".0".repeat(3 - parts));
-    Version::parse(&padded).ok()
-}
-
 /// The highest tag (name without `refs/tags/`) matching `range` among advertised ref names.
 pub fn highest_matching_tag<'a>(range: &str, refnames: impl Iterator<Item = &'a str>) -> Result<Option<String>> {
-    let reqs = parse_semver_range(range)?;
-    let best = refnames
-        .filter_map(|name| name.strip_prefix("refs/tags/"))
-        .filter(|tag| !tag.ends_with("^{}"))
-        .filter_map(|tag| parse_tag_version(tag).map(|v| (v, tag)))
-        .filter(|(v, _)| reqs.iter().any(|r| r.matches(v)))
-        .max_by(|(va, ta), (vb, tb)| va.cmp(vb).then_with(|| tb.cmp(ta)));
-    Ok(best.map(|(_, tag)| tag.to_string()))
+    let range = semver::Range::parse(range)?;
+    let tags = refnames.filter_map(|name| name.strip_prefix("refs/tags/")).filter(|tag| !tag.ends_with("^{}"));
+    Ok(range.highest(tags).map(str::to_string))
 }
 
 #[cfg(test)]
@@ -274,26 +202,12 @@ mod tests {
     }
 
     #[test]
-    fn semver_picks_the_highest_matching_tag_with_or_without_v() {
-        let names = ["v1.0.0", "1.2.0", "v1.10.0", "v2.0.0", "v1.11.0-rc.1", "latest", "v1.3"];
+    fn semver_picks_the_highest_matching_tag_among_tag_refs_only() {
+        let names = ["v1.0.0", "v1.10.0", "v2.0.0", "v1.11.0-rc.1", "latest"];
         assert_eq!(highest(">=1.0.0 <2.0.0", &names).as_deref(), Some("v1.10.0"));
-        assert_eq!(highest(">=1.0.0, <2.0.0", &names).as_deref(), Some("v1.10.0"));
-        assert_eq!(highest("~1.2", &names).as_deref(), Some("1.2.0"));
-        assert_eq!(highest("1.3", &names).as_deref(), Some("v1.3"));
-        assert_eq!(highest("^v2", &names).as_deref(), Some("v2.0.0"));
-        assert_eq!(highest("1.0 - 1.2", &names).as_deref(), Some("1.2.0"));
-        assert_eq!(highest("<1.0.0 || >=2.0.0", &names).as_deref(), Some("v2.0.0"));
-        assert_eq!(highest("1.2.x", &names).as_deref(), Some("1.2.0"));
-        assert_eq!(highest(">= 3", &names), None);
-        assert_eq!(highest("*", &names).as_deref(), Some("v2.0.0"));
-    }
-
-    #[test]
-    fn invalid_semver_ranges_are_refused_with_the_range_named() {
-        for range in ["", ">=", "!=1.0.0", "foo", "1.0 -"] {
-            let err = parse_semver_range(range).expect_err(range);
-            assert!(err.to_string().contains(&format!("{range:?}")), "{err}");
-        }
+        let refs = ["refs/heads/v9.0.0", "refs/tags/v1.0.0^{}", "refs/tags/v1.0.0"];
+        assert_eq!(highest_matching_tag("*", refs.into_iter()).expect("range").as_deref(), Some("v1.0.0"));
+        assert!(matches!(highest_matching_tag(">=", refs.into_iter()), Err(GitError::InvalidSemver { .. })));
     }
 
     #[test]
