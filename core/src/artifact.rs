@@ -211,6 +211,42 @@ impl ArtifactStore {
         Ok(StoredArtifact { path: format!("{kind}/{namespace}/{name}/{file_name}"), digest: format!("sha256:{hex}"), size })
     }
 
+    /// Store the tar.gz `file` as it is (an OCI layer kept whole, Flux's `copy`): named by
+    /// its sha256 like every artifact, after checking that it unpacks safely (a gzipped
+    /// tarball without entries outside its root), so a runner never meets one that does not.
+    pub fn store_archive(&self, kind: &str, namespace: &str, name: &str, file: &Path) -> Result<StoredArtifact> {
+        let object_dir = self.object_dir(kind, namespace, name)?;
+        let size = fs::metadata(file).map_err(io_err("stat", file))?.len();
+        if size > self.max_size {
+            return Err(ArtifactError::TooLarge {
+                what: format!("the artifact of {kind} {namespace}/{name} ({size} bytes)"),
+                limit: self.max_size,
+            });
+        }
+        let check = tempfile::tempdir().map_err(io_err("create a temp directory for", file))?;
+        extract_tar_gz(BufReader::new(File::open(file).map_err(io_err("open", file))?), check.path())?;
+        drop(check);
+        fs::create_dir_all(&object_dir).map_err(io_err("create", &object_dir))?;
+        let tmp = tempfile::Builder::new()
+            .prefix(".tmp-")
+            .suffix(".tar.gz")
+            .tempfile_in(&object_dir)
+            .map_err(io_err("create a temp file in", &object_dir))?;
+        let mut writer = HashingWriter::new(io::BufWriter::new(tmp.as_file()));
+        io::copy(&mut File::open(file).map_err(io_err("open", file))?, &mut writer).map_err(io_err("copy", file))?;
+        let (buf, hex, size) = writer.finish();
+        buf.into_inner().map_err(|e| e.into_error()).and_then(|f| f.sync_all()).map_err(io_err("write", tmp.path()))?;
+        let file_name = format!("{hex}.tar.gz");
+        let target = object_dir.join(&file_name);
+        if target.is_file() {
+            drop(tmp);
+        } else {
+            fs::set_permissions(tmp.path(), fs::Permissions::from_mode(0o644)).map_err(io_err("chmod", tmp.path()))?;
+            tmp.persist(&target).map_err(|e| ArtifactError::Io { action: "rename into", path: target.clone(), source: e.error })?;
+        }
+        Ok(StoredArtifact { path: format!("{kind}/{namespace}/{name}/{file_name}"), digest: format!("sha256:{hex}"), size })
+    }
+
     /// Remove every artifact of one object whose digest is not in `keep`; returns the
     /// store-relative paths removed.
     pub fn gc(&self, kind: &str, namespace: &str, name: &str, keep: &[&str]) -> Result<Vec<String>> {

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 pub enum Kind {
     GitRepository,
     Bucket,
+    OciRepository,
     Terraform,
     Kustomization,
     Provider,
@@ -18,11 +19,19 @@ pub enum Kind {
 }
 
 impl Kind {
-    pub const ALL: [Kind; 7] =
-        [Kind::GitRepository, Kind::Bucket, Kind::Terraform, Kind::Kustomization, Kind::Provider, Kind::Alert, Kind::Receiver];
+    pub const ALL: [Kind; 8] = [
+        Kind::GitRepository,
+        Kind::Bucket,
+        Kind::OciRepository,
+        Kind::Terraform,
+        Kind::Kustomization,
+        Kind::Provider,
+        Kind::Alert,
+        Kind::Receiver,
+    ];
 
     /// The kinds the reconcile core reconciles (sources first: the others read them).
-    pub const RECONCILED: [Kind; 4] = [Kind::GitRepository, Kind::Bucket, Kind::Terraform, Kind::Kustomization];
+    pub const RECONCILED: [Kind; 5] = [Kind::GitRepository, Kind::Bucket, Kind::OciRepository, Kind::Terraform, Kind::Kustomization];
 
     /// The kinds that plan, wait for approval and drift: what the review page shows.
     pub const PLANNED: [Kind; 2] = [Kind::Terraform, Kind::Kustomization];
@@ -32,6 +41,7 @@ impl Kind {
         match self {
             Kind::GitRepository => "GitRepository",
             Kind::Bucket => "Bucket",
+            Kind::OciRepository => "OCIRepository",
             Kind::Terraform => "Terraform",
             Kind::Kustomization => "Kustomization",
             Kind::Provider => "Provider",
@@ -45,6 +55,7 @@ impl Kind {
         match self {
             Kind::GitRepository => "gitrepositories",
             Kind::Bucket => "buckets",
+            Kind::OciRepository => "ocirepositories",
             Kind::Terraform => "terraforms",
             Kind::Kustomization => "kustomizations",
             Kind::Provider => "providers",
@@ -58,6 +69,7 @@ impl Kind {
         match self {
             Kind::GitRepository => "gitrepository",
             Kind::Bucket => "bucket",
+            Kind::OciRepository => "ocirepository",
             Kind::Terraform => "terraform",
             Kind::Kustomization => "kustomization",
             Kind::Provider => "provider",
@@ -72,6 +84,7 @@ impl Kind {
             Kind::GitRepository => &["gitrepo", "gitrepos"],
             Kind::Terraform => &["tf"],
             Kind::Kustomization => &["ks"],
+            Kind::OciRepository => &["ocirepo", "ocirepos", "oci"],
             Kind::Bucket | Kind::Provider | Kind::Alert | Kind::Receiver => &[],
         }
     }
@@ -89,7 +102,7 @@ impl Kind {
 
     /// A source kind: its artifact is what the other kinds read.
     pub fn is_source(self) -> bool {
-        matches!(self, Kind::GitRepository | Kind::Bucket)
+        matches!(self, Kind::GitRepository | Kind::Bucket | Kind::OciRepository)
     }
 
     /// A kind the reconcile core reconciles.
@@ -102,10 +115,14 @@ impl Kind {
         Kind::PLANNED.contains(&self)
     }
 
-    /// The source kinds, for messages (`GitRepository or Bucket`).
+    /// The source kinds, for messages (`GitRepository, Bucket or OCIRepository`).
     pub fn source_kinds() -> String {
         let names: Vec<&str> = Kind::ALL.into_iter().filter(|k| k.is_source()).map(Kind::as_str).collect();
-        names.join(" or ")
+        match names.split_last() {
+            Some((last, [])) => last.to_string(),
+            Some((last, rest)) => format!("{} or {last}", rest.join(", ")),
+            None => String::new(),
+        }
     }
 }
 
@@ -175,6 +192,10 @@ macro_rules! with_reconciled_kind {
             }
             $crate::api::Kind::Bucket => {
                 type $K = $crate::api::Bucket;
+                $body
+            }
+            $crate::api::Kind::OciRepository => {
+                type $K = $crate::api::OciRepository;
                 $body
             }
             $crate::api::Kind::Terraform => {

@@ -7,6 +7,7 @@ mod gitrepository;
 mod kind;
 mod kustomization;
 mod notification;
+mod ocirepository;
 mod reconciled;
 pub mod runner_pod;
 mod schema;
@@ -32,6 +33,7 @@ pub use notification::{
     Alert, AlertSpec, EventSourceReference, NotificationStatus, PROVIDER_TYPES, Provider, ProviderSpec, RECEIVER_TYPES, Receiver,
     ReceiverSpec, ReceiverStatus,
 };
+pub use ocirepository::{OciLayerOperation, OciLayerSelector, OciRepository, OciRepositoryRef, OciRepositorySpec, OciRepositoryStatus};
 pub use reconciled::{Reconciled, StatusModel, applies_automatically, default_drift_mode};
 pub use schema::unknown_fields;
 pub use status::{
@@ -58,5 +60,14 @@ pub use driftless_core::names::annotation;
 /// Every CRD this crate defines, for `driftless crds`.
 pub fn crds() -> Vec<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition> {
     use kube::CustomResourceExt;
-    vec![Alert::crd(), Bucket::crd(), GitRepository::crd(), Kustomization::crd(), Provider::crd(), Receiver::crd(), Terraform::crd()]
+    vec![
+        Alert::crd(),
+        Bucket::crd(),
+        GitRepository::crd(),
+        Kustomization::crd(),
+        OciRepository::crd(),
+        Provider::crd(),
+        Receiver::crd(),
+        Terraform::crd(),
+    ]
 }

@@ -9,7 +9,7 @@ use serde::de::DeserializeOwned;
 
 use super::{
     Artifact, Bucket, Conditions, CrossNamespaceSourceReference, DependencyReference, DriftMode, GitRepository, Kind, Kustomization,
-    KustomizationStatus, ObjectStatus, SourceStatus, Terraform, TerraformStatus, Validate,
+    KustomizationStatus, ObjectStatus, OciRepository, SourceStatus, Terraform, TerraformStatus, Validate,
 };
 
 /// The status of a reconciled kind: conditions and bookkeeping every kind has, plus the
@@ -239,6 +239,7 @@ source_kind!(GitRepository, Kind::GitRepository, {
     }
 });
 source_kind!(Bucket, Kind::Bucket, {});
+source_kind!(OciRepository, Kind::OciRepository, {});
 
 impl Reconciled for Terraform {
     const KIND: Kind = Kind::Terraform;

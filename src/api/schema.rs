@@ -68,6 +68,17 @@ const PEER_FIELDS: &[(&str, &str, &str)] = &[
         "spec.serviceAccountName",
         "Flux's serviceAccountName (workload identity) is not implemented yet: use spec.secretRef",
     ),
+    (
+        "OCIRepository",
+        "spec.verify",
+        "Flux's verify (cosign and notation signatures) is not implemented yet: pin the artifact with spec.ref.digest",
+    ),
+    (
+        "OCIRepository",
+        "spec.serviceAccountName",
+        "Flux's serviceAccountName (the account's imagePullSecrets, or workload identity) is not implemented yet: use spec.secretRef",
+    ),
+    ("OCIRepository", "spec.proxySecretRef", "Flux's proxySecretRef is not implemented yet for OCIRepository"),
     ("Bucket", "spec.sts", "Flux's sts is not implemented yet: use spec.secretRef"),
     ("Bucket", "spec.certSecretRef", "Flux's certSecretRef is not implemented yet"),
     ("Bucket", "spec.proxySecretRef", "Flux's proxySecretRef is not implemented yet"),

@@ -63,6 +63,12 @@ pub mod reason {
     pub const OUTPUTS_WRITE_FAILED: &str = "OutputsWriteFailed";
     pub const GIT_OPERATION_FAILED: &str = "GitOperationFailed";
     pub const BUCKET_OPERATION_FAILED: &str = "BucketOperationFailed";
+    /// An OCIRepository could not resolve or pull its artifact (Flux's reason).
+    pub const OCI_PULL_FAILED: &str = "OCIArtifactPullFailed";
+    /// The selected layer of an OCI artifact is missing or cannot be unpacked (Flux's reason).
+    pub const OCI_LAYER_OPERATION_FAILED: &str = "OCIArtifactLayerOperationFailed";
+    /// A source URL that cannot be read (Flux's reason).
+    pub const URL_INVALID: &str = "URLInvalid";
     pub const AUTHENTICATION_FAILED: &str = "AuthenticationFailed";
     pub const STORAGE_OPERATION_FAILED: &str = "StorageOperationFailed";
     /// The state/plan backend is unreachable, refuses the credentials or lacks the bucket.

@@ -3,7 +3,7 @@
 use std::fmt;
 
 use super::ForceUnlockMode;
-use super::{Bucket, DriftMode, GitRepository, Terraform};
+use super::{Bucket, DriftMode, GitRepository, Kind, OciRepository, Terraform};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FieldError {
@@ -252,13 +252,54 @@ impl Validate for Bucket {
     }
 }
 
+impl Validate for OciRepository {
+    fn validate(&self) -> Result<(), ValidationError> {
+        let mut e = Errors::default();
+        e.check_name(&self.metadata);
+        let spec = &self.spec;
+        if let Err(err) = crate::source::oci::Repository::parse(&spec.url) {
+            e.add("spec.url", err.to_string());
+        }
+        if let Err(err) = crate::source::oci::Selector::from_spec(spec.reference.as_ref()) {
+            e.add("spec.ref", err.to_string());
+        }
+        if spec.provider != "generic" {
+            e.add(
+                "spec.provider",
+                format!("{:?} (cloud workload identity) is not supported yet; use \"generic\" with spec.secretRef", spec.provider),
+            );
+        }
+        for (field, reference) in [("spec.secretRef.name", &spec.secret_ref), ("spec.certSecretRef.name", &spec.cert_secret_ref)] {
+            if let Some(r) = reference
+                && !is_dns_subdomain(&r.name)
+            {
+                e.add(field, format!("{:?} is not a Secret name", r.name));
+            }
+        }
+        if spec.insecure && spec.cert_secret_ref.is_some() {
+            e.add("spec.certSecretRef", "TLS keys with spec.insecure (plain HTTP) would never be used; remove one of them".to_string());
+        }
+        if let Some(patterns) = &spec.ignore {
+            let mut builder = ignore::gitignore::GitignoreBuilder::new("/");
+            for (i, line) in patterns.lines().enumerate() {
+                if let Err(err) = builder.add_line(None, line) {
+                    e.add("spec.ignore", format!("line {}: {err}", i + 1));
+                }
+            }
+        }
+        e.duration("spec.interval", Some(&spec.interval), true);
+        e.duration("spec.timeout", spec.timeout.as_ref(), false);
+        e.finish("OCIRepository", &self.metadata)
+    }
+}
+
 impl Validate for Terraform {
     fn validate(&self) -> Result<(), ValidationError> {
         let mut e = Errors::default();
         e.check_name(&self.metadata);
         let spec = &self.spec;
-        if !matches!(spec.source_ref.kind.as_str(), "GitRepository" | "Bucket") {
-            e.add("spec.sourceRef.kind", format!("{:?} is not a source kind; use GitRepository or Bucket", spec.source_ref.kind));
+        if !Kind::from_api(&spec.source_ref.kind).is_some_and(Kind::is_source) {
+            e.add("spec.sourceRef.kind", format!("{:?} is not a source kind; use {}", spec.source_ref.kind, Kind::source_kinds()));
         }
         if !is_dns_subdomain(&spec.source_ref.name) {
             e.add("spec.sourceRef.name", "must name the source object");
@@ -517,8 +558,8 @@ impl Validate for super::Kustomization {
         let mut e = Errors::default();
         e.check_name(&self.metadata);
         let spec = &self.spec;
-        if !matches!(spec.source_ref.kind.as_str(), "GitRepository" | "Bucket") {
-            e.add("spec.sourceRef.kind", format!("{:?} is not a source kind; use GitRepository or Bucket", spec.source_ref.kind));
+        if !Kind::from_api(&spec.source_ref.kind).is_some_and(Kind::is_source) {
+            e.add("spec.sourceRef.kind", format!("{:?} is not a source kind; use {}", spec.source_ref.kind, Kind::source_kinds()));
         }
         if !is_dns_subdomain(&spec.source_ref.name) {
             e.add("spec.sourceRef.name", "must name the source object");

@@ -1,6 +1,7 @@
 //! The `driftless` command line: one module per command group, the same verbs for a local
 //! store and a cluster (see [`target`] for what differs between them).
 
+mod artifact;
 mod build;
 mod check;
 pub mod cluster;
@@ -147,6 +148,12 @@ pub enum Command {
         #[arg(long)]
         api_version: Option<String>,
     },
+    /// Push an artifact to an OCI registry, as `flux push artifact`.
+    #[command(subcommand)]
+    Push(artifact::PushCommand),
+    /// Pull an artifact from an OCI registry, as `flux pull artifact`.
+    #[command(subcommand)]
+    Pull(artifact::PullCommand),
     /// This CLI's version and, on a cluster, the installed controller's.
     Version(version::VersionArgs),
     /// Print a shell completion script (`source <(driftless completion bash)`).
@@ -371,6 +378,8 @@ pub async fn execute(cli: Cli) -> Result<()> {
         Command::Build(args) => return Ok(build::run(&args)?),
         Command::Migrate(args) => return Ok(migrate::run(&args)?),
         Command::Completion { shell } => return version::completion(shell),
+        Command::Push(artifact::PushCommand::Artifact(args)) => return artifact::push(&args).await,
+        Command::Pull(artifact::PullCommand::Artifact(args)) => return artifact::pull(&args).await,
         Command::Version(args) => {
             return version::show(&args, cli.store.is_some(), async || Ok(cluster::client(kubeconfig, context).await?)).await;
         }
@@ -484,6 +493,8 @@ async fn verb<T: Target>(target: &T, command: Command) -> Result<()> {
         | Command::Review { .. }
         | Command::Trace { .. }
         | Command::Version(_)
+        | Command::Push(_)
+        | Command::Pull(_)
         | Command::Completion { .. } => Ok(()),
     }
 }

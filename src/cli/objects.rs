@@ -11,8 +11,8 @@ use serde_json::Value;
 
 use super::{CliError, CliKind, Result, kind_of};
 use crate::api::{
-    Alert, Bucket, Condition, Conditions, GitRepository, Kind, Kustomization, Provider, Receiver, Reconciled, StatusModel, Terraform,
-    Validate, condition_type as ct,
+    Alert, Bucket, Condition, Conditions, GitRepository, Kind, Kustomization, OciRepository, Provider, Receiver, Reconciled, StatusModel,
+    Terraform, Validate, condition_type as ct,
 };
 use crate::cli::cluster::ClusterError;
 use crate::cli::run::LocalContext;
@@ -315,6 +315,16 @@ impl Listing for Bucket {
     }
     fn row(&self) -> Vec<String> {
         source_row(self, format!("{}/{}", self.spec.endpoint, self.spec.bucket_name))
+    }
+}
+
+impl Listing for OciRepository {
+    const HEADER: &'static [&'static str] = &["NAMESPACE", "NAME", "URL", "READY", "REVISION", "MESSAGE"];
+    fn conditions(&self) -> Option<&[Condition]> {
+        reconciled_conditions(self)
+    }
+    fn row(&self) -> Vec<String> {
+        source_row(self, self.spec.url.clone())
     }
 }
 

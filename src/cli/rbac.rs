@@ -45,17 +45,23 @@ const GROUP: &str = crate::api::GROUP;
 pub const CONTROLLER: &[Right] = &[
     Right {
         group: GROUP,
-        resources: &["gitrepositories", "buckets", "terraforms", "kustomizations"],
+        resources: &["gitrepositories", "buckets", "ocirepositories", "terraforms", "kustomizations"],
         verbs: &["get", "list", "watch", "patch", "update"],
     },
     Right {
         group: GROUP,
-        resources: &["gitrepositories/status", "buckets/status", "terraforms/status", "kustomizations/status"],
+        resources: &["gitrepositories/status", "buckets/status", "ocirepositories/status", "terraforms/status", "kustomizations/status"],
         verbs: &["get", "patch", "update"],
     },
     Right {
         group: GROUP,
-        resources: &["gitrepositories/finalizers", "buckets/finalizers", "terraforms/finalizers", "kustomizations/finalizers"],
+        resources: &[
+            "gitrepositories/finalizers",
+            "buckets/finalizers",
+            "ocirepositories/finalizers",
+            "terraforms/finalizers",
+            "kustomizations/finalizers",
+        ],
         verbs: &["update"],
     },
     // Reading what objects reference (variables, credentials) anywhere; writing Secrets and
@@ -141,7 +147,7 @@ mod tests {
         let all = accesses(CONTROLLER);
         assert!(all.contains(&Access { group: GROUP, resource: "terraforms", subresource: Some("status"), verb: "patch" }));
         assert!(accesses(RUNS).contains(&Access { group: "", resource: "pods", subresource: None, verb: "create" }));
-        assert_eq!(all.iter().filter(|a| a.subresource == Some("finalizers")).count(), 4);
+        assert_eq!(all.iter().filter(|a| a.subresource == Some("finalizers")).count(), crate::api::Kind::RECONCILED.len());
         let shown = Access { group: GROUP, resource: "terraforms", subresource: Some("status"), verb: "update" }.to_string();
         assert_eq!(shown, "update terraforms/status.driftless.dev");
     }

@@ -154,6 +154,19 @@ impl Origin for crate::api::Bucket {
     }
 }
 
+impl Origin for crate::api::OciRepository {
+    fn origin(&self) -> Vec<(&'static str, String)> {
+        let mut lines = vec![("URL", self.spec.url.clone())];
+        if let Some(r) = &self.spec.reference {
+            let picked = [("Digest", &r.digest), ("Semver", &r.semver), ("Tag", &r.tag)];
+            if let Some((field, Some(value))) = picked.into_iter().find(|(_, v)| v.is_some()) {
+                lines.push((field, value.clone()));
+            }
+        }
+        lines
+    }
+}
+
 /// The lines of one driftless object: what it is, where it reads from, its revision, Ready.
 fn describe<K: Origin>(report: &mut Report, object: &K) {
     report.line(K::KIND.as_str(), object.name_or_empty());

@@ -90,6 +90,7 @@ impl Owner for Terraform {
 
 impl Owner for crate::api::GitRepository {}
 impl Owner for crate::api::Bucket {}
+impl Owner for crate::api::OciRepository {}
 
 type Built<'a> = Pin<Box<dyn Future<Output = Result<Node>> + Send + 'a>>;
 

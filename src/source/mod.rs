@@ -1,5 +1,5 @@
-//! Sources: fetch a GitRepository revision or a Bucket listing into a content-addressed
-//! artifact.
+//! Sources: fetch a GitRepository revision, a Bucket listing or an OCI artifact into a
+//! content-addressed artifact.
 //!
 //! [`git`] resolves and fetches a revision (blocking: wrap it in `spawn_blocking`);
 //! [`bucket`] lists and downloads an S3-compatible bucket; [`artifact`] turns a tree into a
@@ -9,6 +9,7 @@ pub use driftless_core::artifact;
 pub mod access;
 pub mod bucket;
 pub mod git;
+pub mod oci;
 pub mod semver;
 
 /// The Bucket source the Bucket reconciler drives.

@@ -1,9 +1,10 @@
-//! The source kinds (GitRepository, Bucket) as reconciled kinds: each asks its fetcher in
+//! The source kinds (GitRepository, Bucket, OCIRepository) as reconciled kinds: each asks its fetcher in
 //! [`crate::source`] for the wanted revision, which stores an artifact only when the
 //! revision moved, and publishes it in status. Their other steps are the reconcile core's.
 
 mod bucket;
 mod git;
+mod oci;
 
 use k8s_openapi::api::core::v1::Secret;
 
