@@ -354,3 +354,43 @@ fn the_help_says_what_it_does_and_what_its_exit_status_means() {
         assert!(run.stdout.contains(expected), "{expected:?} missing in:\n{}", run.stdout);
     }
 }
+
+#[test]
+fn an_oci_repository_and_the_kustomization_reading_it_move_together() {
+    let repo = Repo::new();
+    let flux = "\
+apiVersion: source.toolkit.fluxcd.io/v1beta2
+kind: OCIRepository
+metadata:
+  name: podinfo
+  namespace: flux-system
+spec:
+  interval: 5m
+  url: oci://ghcr.io/stefanprodan/manifests/podinfo
+  ref:
+    semver: \">=6.0.0\"
+  layerSelector:
+    mediaType: application/vnd.cncf.flux.content.v1.tar+gzip
+    operation: extract
+---
+apiVersion: kustomize.toolkit.fluxcd.io/v1
+kind: Kustomization
+metadata:
+  name: podinfo
+  namespace: flux-system
+spec:
+  interval: 10m
+  path: ./
+  prune: true
+  sourceRef:
+    apiVersion: source.toolkit.fluxcd.io/v1beta2
+    kind: OCIRepository
+    name: podinfo
+";
+    std::fs::write(repo.dir.path().join("repo/oci.yaml"), flux).unwrap();
+    repo.migrate(&["repo/oci.yaml"]).status(0);
+    let migrated = std::fs::read_to_string(repo.dir.path().join("repo/oci.yaml")).unwrap();
+    assert_eq!(migrated.matches("apiVersion: driftless.dev/v1alpha1").count(), 3, "{migrated}");
+    let run = repo.driftless(&["apply", "-f", "repo/oci.yaml"], None).status(0);
+    assert!(run.stdout.contains("ocirepository/podinfo created") && run.stdout.contains("kustomization/podinfo created"), "{}", run.stdout);
+}

@@ -19,6 +19,7 @@ pub fn tools_dir() -> PathBuf {
 pub mod backend;
 pub mod http;
 pub mod kube;
+pub mod registry;
 pub mod s3;
 pub mod sops;
 pub mod webdriver;
