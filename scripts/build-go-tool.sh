@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Usage: scripts/build-go-tool.sh TOOL      (TOOL: tofu | sops | registry)
+# Usage: scripts/build-go-tool.sh TOOL      (TOOL: tofu | sops | registry | helm)
 #
 # Builds TOOL from its Go module, pinned in testkit/go/TOOL/{go.mod,go.sum}, into
 # <tools>/bin/TOOL, where <tools> is $DRIFTLESS_TOOLS (a relative path is taken from the repo
@@ -90,8 +90,26 @@ registry)
         "$bin" --version | sed -n '1s/^.* github\.com\/distribution\/distribution\/v3 v\{0,1\}\([0-9][^ ]*\)$/\1/p'
     }
     ;;
+helm)
+    # The helm CLI. The tests package their charts with it (`helm package`), push them to
+    # the test registry and read releases back (`helm history`, `helm get`); the runner image
+    # carries the same build for HelmRelease runs. Its release flags (its Makefile): -s -w and
+    # the version stamped into internal/version.version.
+    #
+    # Measured on the 2-core machine: see docs/TESTING.md.
+    module=helm.sh/helm/v4
+    main_pkg=$module/cmd/helm
+    ldflags="-s -w -X $module/internal/version.version=v@VERSION@"
+    recipe="trimpath ldflags=-s,-w,version cgo=0"
+    min_go=1.26.0
+    # `helm version --template` prints "v4.3.2"; a private HOME so that nothing of the
+    # user's is read.
+    ask_version() {
+        HOME=$tools_root HELM_CONFIG_HOME=$tools_root/.helm "$bin" version --template '{{.Version}}' | sed -n '1s/^v//p'
+    }
+    ;;
 *)
-    printf 'usage: %s TOOL   (TOOL: tofu | sops | registry)\n' "$0" >&2
+    printf 'usage: %s TOOL   (TOOL: tofu | sops | registry | helm)\n' "$0" >&2
     exit 2
     ;;
 esac

