@@ -11,6 +11,8 @@ pub enum Kind {
     GitRepository,
     Bucket,
     OciRepository,
+    HelmRepository,
+    HelmChart,
     Terraform,
     Kustomization,
     Provider,
@@ -19,10 +21,12 @@ pub enum Kind {
 }
 
 impl Kind {
-    pub const ALL: [Kind; 8] = [
+    pub const ALL: [Kind; 10] = [
         Kind::GitRepository,
         Kind::Bucket,
         Kind::OciRepository,
+        Kind::HelmRepository,
+        Kind::HelmChart,
         Kind::Terraform,
         Kind::Kustomization,
         Kind::Provider,
@@ -31,7 +35,22 @@ impl Kind {
     ];
 
     /// The kinds the reconcile core reconciles (sources first: the others read them).
-    pub const RECONCILED: [Kind; 5] = [Kind::GitRepository, Kind::Bucket, Kind::OciRepository, Kind::Terraform, Kind::Kustomization];
+    pub const RECONCILED: [Kind; 7] = [
+        Kind::GitRepository,
+        Kind::Bucket,
+        Kind::OciRepository,
+        Kind::HelmRepository,
+        Kind::HelmChart,
+        Kind::Terraform,
+        Kind::Kustomization,
+    ];
+
+    /// The sources whose artifact is a tree of files: what a Kustomization or Terraform
+    /// reads, and a HelmChart packages a chart directory from (with HelmRepository too).
+    pub const TREE_SOURCES: [Kind; 3] = [Kind::GitRepository, Kind::Bucket, Kind::OciRepository];
+
+    /// What a HelmChart's `sourceRef` may name (Flux's enum).
+    pub const CHART_SOURCES: [Kind; 3] = [Kind::HelmRepository, Kind::GitRepository, Kind::Bucket];
 
     /// The kinds that plan, wait for approval and drift: what the review page shows.
     pub const PLANNED: [Kind; 2] = [Kind::Terraform, Kind::Kustomization];
@@ -42,6 +61,8 @@ impl Kind {
             Kind::GitRepository => "GitRepository",
             Kind::Bucket => "Bucket",
             Kind::OciRepository => "OCIRepository",
+            Kind::HelmRepository => "HelmRepository",
+            Kind::HelmChart => "HelmChart",
             Kind::Terraform => "Terraform",
             Kind::Kustomization => "Kustomization",
             Kind::Provider => "Provider",
@@ -56,6 +77,8 @@ impl Kind {
             Kind::GitRepository => "gitrepositories",
             Kind::Bucket => "buckets",
             Kind::OciRepository => "ocirepositories",
+            Kind::HelmRepository => "helmrepositories",
+            Kind::HelmChart => "helmcharts",
             Kind::Terraform => "terraforms",
             Kind::Kustomization => "kustomizations",
             Kind::Provider => "providers",
@@ -70,6 +93,8 @@ impl Kind {
             Kind::GitRepository => "gitrepository",
             Kind::Bucket => "bucket",
             Kind::OciRepository => "ocirepository",
+            Kind::HelmRepository => "helmrepository",
+            Kind::HelmChart => "helmchart",
             Kind::Terraform => "terraform",
             Kind::Kustomization => "kustomization",
             Kind::Provider => "provider",
@@ -85,6 +110,8 @@ impl Kind {
             Kind::Terraform => &["tf"],
             Kind::Kustomization => &["ks"],
             Kind::OciRepository => &["ocirepo", "ocirepos", "oci"],
+            Kind::HelmRepository => &["helmrepo", "helmrepos"],
+            Kind::HelmChart => &["hc"],
             Kind::Bucket | Kind::Provider | Kind::Alert | Kind::Receiver => &[],
         }
     }
@@ -102,7 +129,7 @@ impl Kind {
 
     /// A source kind: its artifact is what the other kinds read.
     pub fn is_source(self) -> bool {
-        matches!(self, Kind::GitRepository | Kind::Bucket | Kind::OciRepository)
+        matches!(self, Kind::GitRepository | Kind::Bucket | Kind::OciRepository | Kind::HelmRepository | Kind::HelmChart)
     }
 
     /// A kind the reconcile core reconciles.
@@ -115,9 +142,9 @@ impl Kind {
         Kind::PLANNED.contains(&self)
     }
 
-    /// The source kinds, for messages (`GitRepository, Bucket or OCIRepository`).
-    pub fn source_kinds() -> String {
-        let names: Vec<&str> = Kind::ALL.into_iter().filter(|k| k.is_source()).map(Kind::as_str).collect();
+    /// Kinds for messages (`GitRepository, Bucket or OCIRepository`).
+    pub fn list(kinds: &[Kind]) -> String {
+        let names: Vec<&str> = kinds.iter().map(|k| k.as_str()).collect();
         match names.split_last() {
             Some((last, [])) => last.to_string(),
             Some((last, rest)) => format!("{} or {last}", rest.join(", ")),
@@ -198,6 +225,14 @@ macro_rules! with_reconciled_kind {
                 type $K = $crate::api::OciRepository;
                 $body
             }
+            $crate::api::Kind::HelmRepository => {
+                type $K = $crate::api::HelmRepository;
+                $body
+            }
+            $crate::api::Kind::HelmChart => {
+                type $K = $crate::api::HelmChart;
+                $body
+            }
             $crate::api::Kind::Terraform => {
                 type $K = $crate::api::Terraform;
                 $body
@@ -245,6 +280,8 @@ mod tests {
         assert_eq!(Kind::from_user("gitrepo"), Some(Kind::GitRepository));
         assert_eq!(Kind::from_user("ks"), Some(Kind::Kustomization));
         assert_eq!(Kind::from_user("helmrelease"), None);
+        assert_eq!(Kind::from_user("hc"), Some(Kind::HelmChart));
+        assert_eq!(Kind::list(&Kind::TREE_SOURCES), "GitRepository, Bucket or OCIRepository");
         assert_eq!(Kind::from_api("terraform"), None, "the API's spelling is exact");
     }
 

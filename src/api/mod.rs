@@ -4,6 +4,8 @@
 mod bucket;
 mod duration;
 mod gitrepository;
+mod helmchart;
+mod helmrepository;
 mod kind;
 mod kustomization;
 mod notification;
@@ -22,6 +24,8 @@ pub use gitrepository::{
     Artifact, GitRepository, GitRepositoryInclude, GitRepositoryRef, GitRepositorySpec, GitRepositoryStatus, GitRepositoryVerification,
     GitVerificationMode, LocalObjectReference, SourceStatus,
 };
+pub use helmchart::{HelmChart, HelmChartSpec, HelmChartStatus, ReconcileStrategy};
+pub use helmrepository::{HelmRepository, HelmRepositorySpec, HelmRepositoryStatus, HelmRepositoryType};
 pub use kind::{Kind, ObjectRef, object_path, path_segment, review_link};
 pub use kustomization::{
     CommonMetadata, CustomHealthCheck, Decryption, DecryptionProvider, DecryptionSecretRef, DeletionPolicy, HealthCheckReference,
@@ -64,6 +68,8 @@ pub fn crds() -> Vec<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensi
         Alert::crd(),
         Bucket::crd(),
         GitRepository::crd(),
+        HelmChart::crd(),
+        HelmRepository::crd(),
         Kustomization::crd(),
         OciRepository::crd(),
         Provider::crd(),

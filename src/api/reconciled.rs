@@ -8,8 +8,8 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::{
-    Artifact, Bucket, Conditions, CrossNamespaceSourceReference, DependencyReference, DriftMode, GitRepository, Kind, Kustomization,
-    KustomizationStatus, ObjectStatus, OciRepository, SourceStatus, Terraform, TerraformStatus, Validate,
+    Artifact, Bucket, Conditions, CrossNamespaceSourceReference, DependencyReference, DriftMode, GitRepository, HelmChart, HelmRepository,
+    Kind, Kustomization, KustomizationStatus, ObjectStatus, OciRepository, SourceStatus, Terraform, TerraformStatus, Validate,
 };
 
 /// The status of a reconciled kind: conditions and bookkeeping every kind has, plus the
@@ -59,6 +59,8 @@ pub trait Reconciled:
     /// Whether an unset `approvePlan` applies every plan (Flux's Kustomization does) or
     /// plans and waits (tofu-controller's Terraform does).
     const APPLIES_BY_DEFAULT: bool = false;
+    /// The source kinds its `sourceRef` may name.
+    const SOURCE_KINDS: &'static [Kind] = &Kind::TREE_SOURCES;
     type Status: StatusModel;
 
     fn status(&self) -> Option<&Self::Status>;
@@ -196,9 +198,13 @@ macro_rules! planned_status {
 planned_status!(TerraformStatus);
 planned_status!(KustomizationStatus);
 
-/// A source kind: a spec with `interval` and `suspend`, a [`SourceStatus`].
+/// A source kind: a spec with `interval` (or its own reading of it) and `suspend`, a
+/// [`SourceStatus`].
 macro_rules! source_kind {
     ($type:ty, $kind:expr, { $($own:tt)* }) => {
+        source_kind!($type, $kind, interval = |object| object.spec.interval.as_std(), { $($own)* });
+    };
+    ($type:ty, $kind:expr, interval = |$object:ident| $interval:expr, { $($own:tt)* }) => {
         impl Reconciled for $type {
             const KIND: Kind = $kind;
             type Status = SourceStatus;
@@ -216,7 +222,8 @@ macro_rules! source_kind {
                 self.spec.suspend = suspended;
             }
             fn interval(&self) -> Duration {
-                self.spec.interval.as_std()
+                let $object = self;
+                $interval
             }
             $($own)*
         }
@@ -240,6 +247,20 @@ source_kind!(GitRepository, Kind::GitRepository, {
 });
 source_kind!(Bucket, Kind::Bucket, {});
 source_kind!(OciRepository, Kind::OciRepository, {});
+// Flux's default interval of an index is 1m (an OCI repository has nothing to fetch: it
+// is only checked again at this pace).
+source_kind!(
+    HelmRepository,
+    Kind::HelmRepository,
+    interval = |object| object.spec.interval.as_ref().map_or(Duration::from_secs(60), |i| i.as_std()),
+    {}
+);
+source_kind!(HelmChart, Kind::HelmChart, {
+    const SOURCE_KINDS: &'static [Kind] = &Kind::CHART_SOURCES;
+    fn source_ref(&self) -> Option<&CrossNamespaceSourceReference> {
+        Some(&self.spec.source_ref)
+    }
+});
 
 impl Reconciled for Terraform {
     const KIND: Kind = Kind::Terraform;

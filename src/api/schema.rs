@@ -79,6 +79,17 @@ const PEER_FIELDS: &[(&str, &str, &str)] = &[
         "Flux's serviceAccountName (the account's imagePullSecrets, or workload identity) is not implemented yet: use spec.secretRef",
     ),
     ("OCIRepository", "spec.proxySecretRef", "Flux's proxySecretRef is not implemented yet for OCIRepository"),
+    (
+        "HelmRepository",
+        "spec.accessFrom",
+        "Flux's accessFrom is not implemented (Flux never implemented it either): create the HelmRepository in the namespace of its HelmCharts",
+    ),
+    (
+        "HelmChart",
+        "spec.verify",
+        "Flux's verify (cosign and notation signatures of OCI charts) is not implemented yet: pin the chart with an exact spec.version",
+    ),
+    ("HelmChart", "spec.valuesFile", "Flux's deprecated valuesFile: use spec.valuesFiles, a list"),
     ("Bucket", "spec.sts", "Flux's sts is not implemented yet: use spec.secretRef"),
     ("Bucket", "spec.certSecretRef", "Flux's certSecretRef is not implemented yet"),
     ("Bucket", "spec.proxySecretRef", "Flux's proxySecretRef is not implemented yet"),

@@ -67,6 +67,21 @@ pub mod reason {
     pub const OCI_PULL_FAILED: &str = "OCIArtifactPullFailed";
     /// The selected layer of an OCI artifact is missing or cannot be unpacked (Flux's reason).
     pub const OCI_LAYER_OPERATION_FAILED: &str = "OCIArtifactLayerOperationFailed";
+    /// A HelmRepository's index could not be downloaded or read (Flux's reasons).
+    pub const FAILED: &str = "Failed";
+    pub const INDEXATION_FAILED: &str = "IndexationFailed";
+    /// A HelmChart names a chart or version its repository does not have (Flux's reason).
+    pub const INVALID_CHART_REFERENCE: &str = "InvalidChartReference";
+    /// A HelmChart's chart could not be downloaded (Flux's reason).
+    pub const CHART_PULL_ERROR: &str = "ChartPullError";
+    /// A HelmChart's chart could not be packaged (Flux's reason).
+    pub const CHART_PACKAGE_ERROR: &str = "ChartPackageError";
+    /// A HelmChart's values files are missing or not YAML maps (Flux's reason).
+    pub const VALUES_FILES_ERROR: &str = "ValuesFilesError";
+    /// A chart dependency is neither vendored nor local (Flux's reason).
+    pub const DEPENDENCY_BUILD_ERROR: &str = "DependencyBuildError";
+    /// A HelmChart's source has no artifact yet (Flux's reason).
+    pub const NO_SOURCE_ARTIFACT: &str = "NoSourceArtifact";
     /// A source URL that cannot be read (Flux's reason).
     pub const URL_INVALID: &str = "URLInvalid";
     pub const AUTHENTICATION_FAILED: &str = "AuthenticationFailed";

@@ -3,7 +3,7 @@
 use std::fmt;
 
 use super::ForceUnlockMode;
-use super::{Bucket, DriftMode, GitRepository, Kind, OciRepository, Terraform};
+use super::{Bucket, DriftMode, GitRepository, HelmChart, HelmRepository, HelmRepositoryType, Kind, OciRepository, Terraform};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FieldError {
@@ -293,13 +293,119 @@ impl Validate for OciRepository {
     }
 }
 
+impl Validate for HelmRepository {
+    fn validate(&self) -> Result<(), ValidationError> {
+        let mut e = Errors::default();
+        e.check_name(&self.metadata);
+        let spec = &self.spec;
+        let url = spec.url.as_str();
+        match spec.repository_type {
+            HelmRepositoryType::Default if url.starts_with("oci://") => {
+                e.add("spec.url", "an oci:// URL is an OCI registry: set spec.type: oci".to_string());
+            }
+            HelmRepositoryType::Default if !(url.starts_with("http://") || url.starts_with("https://")) => {
+                e.add("spec.url", format!("{url:?} must start with http:// or https:// (or oci:// with spec.type: oci)"));
+            }
+            HelmRepositoryType::Oci => {
+                if let Err(err) = crate::source::oci::Repository::parse(url) {
+                    e.add("spec.url", err.to_string());
+                }
+                if spec.pass_credentials {
+                    e.add(
+                        "spec.passCredentials",
+                        "applies to HTTP repositories only (an OCI registry has no chart URLs on other hosts)".to_string(),
+                    );
+                }
+            }
+            HelmRepositoryType::Default => {
+                if spec.insecure {
+                    e.add(
+                        "spec.insecure",
+                        "applies to spec.type: oci only; an HTTP repository is plain HTTP when its URL is http://".to_string(),
+                    );
+                }
+            }
+        }
+        if spec.provider != "generic" {
+            e.add(
+                "spec.provider",
+                format!("{:?} (cloud workload identity) is not supported yet; use \"generic\" with spec.secretRef", spec.provider),
+            );
+        }
+        for (field, reference) in [("spec.secretRef.name", &spec.secret_ref), ("spec.certSecretRef.name", &spec.cert_secret_ref)] {
+            if let Some(r) = reference
+                && !is_dns_subdomain(&r.name)
+            {
+                e.add(field, format!("{:?} is not a Secret name", r.name));
+            }
+        }
+        if spec.insecure && spec.cert_secret_ref.is_some() {
+            e.add("spec.certSecretRef", "TLS keys with spec.insecure (plain HTTP) would never be used; remove one of them".to_string());
+        }
+        e.duration("spec.interval", spec.interval.as_ref(), true);
+        e.duration("spec.timeout", spec.timeout.as_ref(), false);
+        e.finish("HelmRepository", &self.metadata)
+    }
+}
+
+impl Validate for HelmChart {
+    fn validate(&self) -> Result<(), ValidationError> {
+        let mut e = Errors::default();
+        e.check_name(&self.metadata);
+        let spec = &self.spec;
+        let source = &spec.source_ref;
+        let kind = Kind::from_api(&source.kind).filter(|k| Kind::CHART_SOURCES.contains(k));
+        match kind {
+            None => e.add("spec.sourceRef.kind", format!("{:?} cannot hold charts; use {}", source.kind, Kind::list(&Kind::CHART_SOURCES))),
+            Some(Kind::HelmRepository) => {
+                // Flux's pattern of a chart name in a repository.
+                let ok = !spec.chart.is_empty()
+                    && spec.chart.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'-' | b'/' | b'.' | b'_'))
+                    && !spec.chart.contains("..");
+                if !ok {
+                    e.add("spec.chart", format!("{:?} is not a chart name in a repository (lowercase letters, digits and -)", spec.chart));
+                }
+                let exact = semver::Version::parse(spec.version.trim_start_matches('v')).is_ok();
+                if !exact
+                    && spec.version != "*"
+                    && !spec.version.is_empty()
+                    && let Err(err) = crate::source::semver::Range::parse(&spec.version)
+                {
+                    e.add("spec.version", err.to_string());
+                }
+            }
+            Some(_) => {
+                if !is_inner_path(&spec.chart) {
+                    e.add("spec.chart", format!("{:?} must be a relative path to the chart in the source, without ..", spec.chart));
+                }
+            }
+        }
+        if !is_dns_subdomain(&source.name) {
+            e.add("spec.sourceRef.name", "must name the source object");
+        }
+        if source.namespace.is_some() {
+            e.add("spec.sourceRef.namespace", "a HelmChart reads sources of its own namespace only (as in Flux); remove it".to_string());
+        }
+        for (i, file) in spec.values_files.iter().enumerate() {
+            if !is_inner_path(file) {
+                e.add(&format!("spec.valuesFiles[{i}]"), format!("{file:?} must be a relative path without .."));
+            }
+        }
+        e.duration("spec.interval", Some(&spec.interval), true);
+        e.finish("HelmChart", &self.metadata)
+    }
+}
+
 impl Validate for Terraform {
     fn validate(&self) -> Result<(), ValidationError> {
         let mut e = Errors::default();
         e.check_name(&self.metadata);
         let spec = &self.spec;
-        if !Kind::from_api(&spec.source_ref.kind).is_some_and(Kind::is_source) {
-            e.add("spec.sourceRef.kind", format!("{:?} is not a source kind; use {}", spec.source_ref.kind, Kind::source_kinds()));
+        if !Kind::from_api(&spec.source_ref.kind).is_some_and(|k| Kind::TREE_SOURCES.contains(&k)) {
+            e.add(
+                "spec.sourceRef.kind",
+                format!("{:?} is not a source kind; use {}", spec.source_ref.kind, Kind::list(&Kind::TREE_SOURCES)),
+            );
         }
         if !is_dns_subdomain(&spec.source_ref.name) {
             e.add("spec.sourceRef.name", "must name the source object");
@@ -558,8 +664,11 @@ impl Validate for super::Kustomization {
         let mut e = Errors::default();
         e.check_name(&self.metadata);
         let spec = &self.spec;
-        if !Kind::from_api(&spec.source_ref.kind).is_some_and(Kind::is_source) {
-            e.add("spec.sourceRef.kind", format!("{:?} is not a source kind; use {}", spec.source_ref.kind, Kind::source_kinds()));
+        if !Kind::from_api(&spec.source_ref.kind).is_some_and(|k| Kind::TREE_SOURCES.contains(&k)) {
+            e.add(
+                "spec.sourceRef.kind",
+                format!("{:?} is not a source kind; use {}", spec.source_ref.kind, Kind::list(&Kind::TREE_SOURCES)),
+            );
         }
         if !is_dns_subdomain(&spec.source_ref.name) {
             e.add("spec.sourceRef.name", "must name the source object");

@@ -328,6 +328,26 @@ impl Listing for OciRepository {
     }
 }
 
+impl Listing for crate::api::HelmRepository {
+    const HEADER: &'static [&'static str] = &["NAMESPACE", "NAME", "URL", "READY", "REVISION", "MESSAGE"];
+    fn conditions(&self) -> Option<&[Condition]> {
+        reconciled_conditions(self)
+    }
+    fn row(&self) -> Vec<String> {
+        source_row(self, self.spec.url.clone())
+    }
+}
+
+impl Listing for crate::api::HelmChart {
+    const HEADER: &'static [&'static str] = &["NAMESPACE", "NAME", "CHART", "READY", "REVISION", "MESSAGE"];
+    fn conditions(&self) -> Option<&[Condition]> {
+        reconciled_conditions(self)
+    }
+    fn row(&self) -> Vec<String> {
+        source_row(self, format!("{} {}/{}", self.spec.chart, self.spec.source_ref.kind, self.spec.source_ref.name))
+    }
+}
+
 impl Listing for Provider {
     const HEADER: &'static [&'static str] = &["NAMESPACE/NAME", "TYPE", "READY", "LAST DELIVERY", "MESSAGE"];
     fn conditions(&self) -> Option<&[Condition]> {

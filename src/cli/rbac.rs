@@ -45,12 +45,20 @@ const GROUP: &str = crate::api::GROUP;
 pub const CONTROLLER: &[Right] = &[
     Right {
         group: GROUP,
-        resources: &["gitrepositories", "buckets", "ocirepositories", "terraforms", "kustomizations"],
+        resources: &["gitrepositories", "buckets", "ocirepositories", "helmrepositories", "helmcharts", "terraforms", "kustomizations"],
         verbs: &["get", "list", "watch", "patch", "update"],
     },
     Right {
         group: GROUP,
-        resources: &["gitrepositories/status", "buckets/status", "ocirepositories/status", "terraforms/status", "kustomizations/status"],
+        resources: &[
+            "gitrepositories/status",
+            "buckets/status",
+            "ocirepositories/status",
+            "helmrepositories/status",
+            "helmcharts/status",
+            "terraforms/status",
+            "kustomizations/status",
+        ],
         verbs: &["get", "patch", "update"],
     },
     Right {
@@ -59,6 +67,8 @@ pub const CONTROLLER: &[Right] = &[
             "gitrepositories/finalizers",
             "buckets/finalizers",
             "ocirepositories/finalizers",
+            "helmrepositories/finalizers",
+            "helmcharts/finalizers",
             "terraforms/finalizers",
             "kustomizations/finalizers",
         ],

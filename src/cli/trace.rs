@@ -167,6 +167,18 @@ impl Origin for crate::api::OciRepository {
     }
 }
 
+impl Origin for crate::api::HelmRepository {
+    fn origin(&self) -> Vec<(&'static str, String)> {
+        vec![("URL", self.spec.url.clone())]
+    }
+}
+
+impl Origin for crate::api::HelmChart {
+    fn origin(&self) -> Vec<(&'static str, String)> {
+        vec![("Chart", self.spec.chart.clone()), ("Version", self.spec.version.clone())]
+    }
+}
+
 /// The lines of one driftless object: what it is, where it reads from, its revision, Ready.
 fn describe<K: Origin>(report: &mut Report, object: &K) {
     report.line(K::KIND.as_str(), object.name_or_empty());

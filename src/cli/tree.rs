@@ -91,6 +91,8 @@ impl Owner for Terraform {
 impl Owner for crate::api::GitRepository {}
 impl Owner for crate::api::Bucket {}
 impl Owner for crate::api::OciRepository {}
+impl Owner for crate::api::HelmRepository {}
+impl Owner for crate::api::HelmChart {}
 
 type Built<'a> = Pin<Box<dyn Future<Output = Result<Node>> + Send + 'a>>;
 

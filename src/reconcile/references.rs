@@ -11,17 +11,20 @@ use crate::store::ObjectStore;
 use super::ReconcileError;
 
 /// The artifact of the source `reference` names (in `namespace` unless it names its own),
-/// or why there is none. A source that fails now still serves the artifact it has.
+/// or why there is none; `allowed` are the source kinds the referring kind reads. A source
+/// that fails now still serves the artifact it has; a Ready source without an artifact of
+/// its own (an OCI HelmRepository) gives `None`.
 pub async fn source_artifact<S: ObjectStore>(
     store: &S,
     reference: &CrossNamespaceSourceReference,
     namespace: &str,
+    allowed: &[Kind],
     artifact_exists: impl Fn(&Artifact) -> bool,
-) -> Result<Result<Artifact, String>, ReconcileError> {
+) -> Result<Result<Option<Artifact>, String>, ReconcileError> {
     let namespace = reference.namespace.as_deref().unwrap_or(namespace);
     let (kind, name) = (reference.kind.as_str(), reference.name.as_str());
-    let Some(source) = Kind::from_api(kind).filter(|k| k.is_source()) else {
-        return Ok(Err(format!("{kind} is not a source kind; use {}", Kind::source_kinds())));
+    let Some(source) = Kind::from_api(kind).filter(|k| allowed.contains(k)) else {
+        return Ok(Err(format!("{kind} is not a source kind; use {}", Kind::list(allowed))));
     };
     let found = crate::with_reconciled_kind!(source, K => store.get::<K>(namespace, name).await?.map(|o| {
         let status = o.status().cloned().unwrap_or_default();
@@ -32,7 +35,9 @@ pub async fn source_artifact<S: ObjectStore>(
         return Ok(Err(format!("{kind} {namespace}/{name} not found; create it or fix spec.sourceRef")));
     };
     match artifact {
-        Some(a) if ready || artifact_exists(&a) => Ok(Ok(a)),
+        Some(a) if ready || artifact_exists(&a) => Ok(Ok(Some(a))),
+        // A source Ready without an artifact of its own (an OCI HelmRepository).
+        None if ready => Ok(Ok(None)),
         _ => Ok(Err(format!("{kind} {namespace}/{name} has no artifact: {why}"))),
     }
 }

@@ -324,13 +324,16 @@ pub async fn reconcile<K: Reconcile, S: ObjectStore, D: RunnerDispatch>(
     // Source.
     let artifact = match run.object.source_ref().cloned() {
         None => None,
-        Some(reference) => match references::source_artifact(&ctx.store, &reference, namespace, |a| ctx.artifacts.exists(&a.path)).await? {
-            Ok(artifact) => Some(artifact),
-            Err(message) => {
-                let done = run.fail(reason::SOURCE_NOT_READY, message).await?;
-                return run.finish(&before, done).await;
+        Some(reference) => {
+            match references::source_artifact(&ctx.store, &reference, namespace, K::SOURCE_KINDS, |a| ctx.artifacts.exists(&a.path)).await?
+            {
+                Ok(artifact) => artifact,
+                Err(message) => {
+                    let done = run.fail(reason::SOURCE_NOT_READY, message).await?;
+                    return run.finish(&before, done).await;
+                }
             }
-        },
+        }
     };
 
     // Dependencies.

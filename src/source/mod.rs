@@ -9,6 +9,7 @@ pub use driftless_core::artifact;
 pub mod access;
 pub mod bucket;
 pub mod git;
+pub mod helm;
 pub mod oci;
 pub mod semver;
 

@@ -12,6 +12,7 @@ impl Fetch for Bucket {
     async fn fetch<S: ObjectStore, D: RunnerDispatch>(
         run: &mut Run<'_, Self, S, D>,
         last: Option<Artifact>,
+        _: Option<Artifact>,
     ) -> Result<FetchResult, ReconcileError> {
         fetch(run, last).await
     }

@@ -15,6 +15,7 @@ impl Fetch for GitRepository {
     async fn fetch<S: ObjectStore, D: RunnerDispatch>(
         run: &mut Run<'_, Self, S, D>,
         last: Option<Artifact>,
+        _: Option<Artifact>,
     ) -> Result<FetchResult, ReconcileError> {
         let includes = match includes(run).await? {
             Ok(includes) => includes,

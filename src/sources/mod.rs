@@ -1,9 +1,11 @@
-//! The source kinds (GitRepository, Bucket, OCIRepository) as reconciled kinds: each asks its fetcher in
-//! [`crate::source`] for the wanted revision, which stores an artifact only when the
-//! revision moved, and publishes it in status. Their other steps are the reconcile core's.
+//! The source kinds (GitRepository, Bucket, OCIRepository, HelmRepository, HelmChart) as
+//! reconciled kinds: each asks its fetcher in [`crate::source`] for the wanted revision,
+//! which stores an artifact only when the revision moved, and publishes it in status.
+//! Their other steps are the reconcile core's (a HelmChart's source artifact included).
 
 mod bucket;
 mod git;
+mod helm;
 mod oci;
 
 use k8s_openapi::api::core::v1::Secret;
@@ -20,10 +22,13 @@ pub type FetchResult = Result<ArtifactOutcome, (&'static str, String)>;
 /// What a source kind does itself: fetch its wanted revision. Storing only a changed
 /// revision is the fetcher's job; `last` is the artifact it may keep. It may record what
 /// shaped the artifact in status (a GitRepository's included artifacts).
+/// `source` is the artifact of the kind's own `sourceRef` (a HelmChart's), read by the
+/// reconcile core.
 pub trait Fetch: Reconciled<Status = SourceStatus> {
     fn fetch<S: ObjectStore, D: RunnerDispatch>(
         run: &mut Run<'_, Self, S, D>,
         last: Option<Artifact>,
+        source: Option<Artifact>,
     ) -> impl std::future::Future<Output = Result<FetchResult, ReconcileError>> + Send;
 }
 
@@ -32,11 +37,11 @@ pub trait Fetch: Reconciled<Status = SourceStatus> {
 impl<K: Fetch> Reconcile for K {
     async fn work<S: ObjectStore, D: RunnerDispatch>(
         run: &mut Run<'_, Self, S, D>,
-        _: Option<Artifact>,
+        source: Option<Artifact>,
         _: bool,
     ) -> Result<Done, ReconcileError> {
         let last = reusable(run);
-        let outcome = K::fetch(run, last).await?;
+        let outcome = K::fetch(run, last, source).await?;
         Ok(record(run, outcome))
     }
 
@@ -83,6 +88,13 @@ fn record<K: Reconciled<Status = SourceStatus>, S: ObjectStore, D: RunnerDispatc
                 run.event(reason::NEW_ARTIFACT, Severity::Info, message.clone(), None, None);
             }
             run.set(ct::ARTIFACT_IN_STORAGE, ConditionStatus::True, reason::SUCCEEDED, &message);
+            run.set(ct::READY, ConditionStatus::True, reason::SUCCEEDED, &message);
+        }
+        Ok(ArtifactOutcome::Static { message }) => {
+            if run.status.artifact.take().is_some() {
+                remove_artifacts(run);
+            }
+            run.status.remove_condition(ct::ARTIFACT_IN_STORAGE);
             run.set(ct::READY, ConditionStatus::True, reason::SUCCEEDED, &message);
         }
         Err((why, message)) => run.report_failure(why, &message),

@@ -213,7 +213,11 @@ impl Reconcile for Terraform {
     async fn finalize<S: ObjectStore, D: RunnerDispatch>(run: &mut Run<'_, Self, S, D>) -> Result<Option<Duration>, ReconcileError> {
         if run.object.spec.destroy_resources_on_deletion && run.status.common.last_applied_plan.is_some() {
             let reference = run.object.spec.source_ref.clone();
-            let artifact = match source_artifact(&run.ctx.store, &reference, &run.namespace, |a| run.ctx.artifacts.exists(&a.path)).await? {
+            let found = source_artifact(&run.ctx.store, &reference, &run.namespace, <Self as crate::api::Reconciled>::SOURCE_KINDS, |a| {
+                run.ctx.artifacts.exists(&a.path)
+            })
+            .await?;
+            let artifact = match found.and_then(|a| a.ok_or_else(|| "spec.sourceRef names a source without an artifact".to_string())) {
                 Ok(a) => a,
                 Err(message) => {
                     run.not_ready(reason::SOURCE_NOT_READY, &format!("cannot destroy on deletion: {message}"));

@@ -67,6 +67,7 @@ fn peer(kind: Kind) -> (&'static str, &'static [&'static str]) {
         Kind::GitRepository | Kind::Bucket => ("source.toolkit.fluxcd.io", &["v1", "v1beta2", "v1beta1"]),
         // OCIRepository came with v1beta2.
         Kind::OciRepository => ("source.toolkit.fluxcd.io", &["v1", "v1beta2"]),
+        Kind::HelmRepository | Kind::HelmChart => ("source.toolkit.fluxcd.io", &["v1", "v1beta2", "v1beta1"]),
         Kind::Kustomization => ("kustomize.toolkit.fluxcd.io", &["v1", "v1beta2", "v1beta1"]),
         Kind::Provider | Kind::Alert | Kind::Receiver => ("notification.toolkit.fluxcd.io", &["v1", "v1beta3", "v1beta2", "v1beta1"]),
         Kind::Terraform => ("infra.contrib.fluxcd.io", &["v1alpha2", "v1alpha1"]),
@@ -102,7 +103,8 @@ fn references(kind: Kind) -> &'static [&'static str] {
         Kind::Kustomization => &["sourceRef", "healthChecks[]"],
         Kind::Alert => &["eventSources[]"],
         Kind::Receiver => &["resources[]"],
-        Kind::GitRepository | Kind::Bucket | Kind::OciRepository | Kind::Provider => &[],
+        Kind::HelmChart => &["sourceRef"],
+        Kind::GitRepository | Kind::Bucket | Kind::OciRepository | Kind::HelmRepository | Kind::Provider => &[],
     }
 }
 

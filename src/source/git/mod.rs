@@ -229,6 +229,11 @@ pub enum ArtifactOutcome {
         /// With `verify`: what was verified before the artifact was made, by which key.
         verified: Option<String>,
     },
+    /// Ready with no artifact of its own: an OCI HelmRepository, whose HelmCharts pull
+    /// from the registry themselves.
+    Static {
+        message: String,
+    },
 }
 
 /// One Git repository to fetch: URL, ref, credentials, timeout and its object cache.
