@@ -394,3 +394,55 @@ spec:
     let run = repo.driftless(&["apply", "-f", "repo/oci.yaml"], None).status(0);
     assert!(run.stdout.contains("ocirepository/podinfo created") && run.stdout.contains("kustomization/podinfo created"), "{}", run.stdout);
 }
+
+#[test]
+fn a_helm_repository_and_its_charts_move_together() {
+    let repo = Repo::new();
+    // As Flux's own documentation writes them (v1 and v1beta2 objects in one file).
+    let flux = "\
+apiVersion: source.toolkit.fluxcd.io/v1
+kind: HelmRepository
+metadata:
+  name: podinfo
+  namespace: flux-system
+spec:
+  interval: 5m0s
+  url: https://stefanprodan.github.io/podinfo
+---
+apiVersion: source.toolkit.fluxcd.io/v1beta2
+kind: HelmRepository
+metadata:
+  name: podinfo-oci
+  namespace: flux-system
+spec:
+  type: oci
+  interval: 5m0s
+  url: oci://ghcr.io/stefanprodan/charts
+---
+apiVersion: source.toolkit.fluxcd.io/v1
+kind: HelmChart
+metadata:
+  name: podinfo
+  namespace: flux-system
+spec:
+  interval: 5m0s
+  chart: podinfo
+  reconcileStrategy: ChartVersion
+  sourceRef:
+    apiVersion: source.toolkit.fluxcd.io/v1
+    kind: HelmRepository
+    name: podinfo
+  version: '6.x'
+  valuesFiles:
+  - values.yaml
+  - values-prod.yaml
+";
+    std::fs::write(repo.dir.path().join("repo/helm.yaml"), flux).unwrap();
+    repo.migrate(&["repo/helm.yaml"]).status(0);
+    let migrated = std::fs::read_to_string(repo.dir.path().join("repo/helm.yaml")).unwrap();
+    assert_eq!(migrated.matches("apiVersion: driftless.dev/v1alpha1").count(), 4, "{migrated}");
+    let run = repo.driftless(&["apply", "-f", "repo/helm.yaml"], None).status(0);
+    for created in ["helmrepository/podinfo created", "helmrepository/podinfo-oci created", "helmchart/podinfo created"] {
+        assert!(run.stdout.contains(created), "{created}: {}", run.stdout);
+    }
+}

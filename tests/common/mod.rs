@@ -17,6 +17,7 @@ pub fn tools_dir() -> PathBuf {
 }
 
 pub mod backend;
+pub mod helm;
 pub mod http;
 pub mod kube;
 pub mod registry;
