@@ -373,3 +373,38 @@ spec:
     let _ = child.kill();
     let _ = child.wait();
 }
+
+#[test]
+fn alerts_fire_for_helm_charts_and_an_alert_on_a_kind_driftless_lacks_says_so() {
+    let Some(w) = World::new() else { return };
+    let endpoint = Endpoint::start();
+    let chart = "apiVersion: v2\nname: app\nversion: 1.0.0\n";
+    w.commit(&[("charts/app/Chart.yaml", chart), ("charts/app/templates/cm.yaml", "kind: ConfigMap\n")], "chart");
+    let alert = provider_and_alert(&endpoint)
+        .replace("    - kind: Terraform\n", "    - kind: HelmChart\n")
+        .replace("    - \"drift\"\n", "    - \"artifact\"\n");
+    w.apply(&alert).ok();
+    let objects = format!(
+        "{}---\napiVersion: driftless.dev/v1alpha1\nkind: HelmChart\nmetadata:\n  name: app\nspec:\n  chart: ./charts/app\n  interval: 1h\n  sourceRef:\n    kind: GitRepository\n    name: repo\n",
+        common::git_repository("repo", "main")
+    );
+    w.apply(&objects).ok();
+    w.driftless(&["run", "--once"]).ok();
+    assert_eq!(w.get("helmchart", "app")["status"]["artifact"]["revision"], "1.0.0");
+    let alerts: Vec<Value> = endpoint.received().iter().map(Received::json).collect();
+    let chart_alert = alerts.iter().find(|a| a["involvedObject"]["kind"] == "HelmChart").expect("an alert about the HelmChart");
+    assert_eq!(chart_alert["reason"], "NewArtifact");
+    assert_eq!(chart_alert["involvedObject"]["name"], "app");
+
+    // Flux's HelmRelease is not a kind driftless reconciles yet: the Alert says so instead of
+    // being Ready and never firing.
+    let helm_release = provider_and_alert(&endpoint)
+        .replace("  name: drift\n", "  name: releases\n")
+        .replace("    - kind: Terraform\n", "    - kind: HelmRelease\n");
+    w.apply(&helm_release).ok();
+    w.driftless(&["run", "--once"]).ok();
+    let ready = w.condition_of("alert", "releases", "Ready");
+    assert_eq!(ready["status"], "False", "{ready}");
+    let message = ready["message"].as_str().unwrap();
+    assert!(message.contains("spec.eventSources[0].kind") && message.contains("HelmRelease"), "{message}");
+}

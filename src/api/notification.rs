@@ -93,7 +93,7 @@ pub struct AlertSpec {
 pub struct EventSourceReference {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub api_version: Option<String>,
-    /// `Terraform`, `Kustomization`, `GitRepository`, `Bucket`.
+    /// A kind driftless reconciles: `Terraform`, `Kustomization`, a source kind.
     pub kind: String,
     /// A name, or `*` for every object of the kind.
     pub name: String,

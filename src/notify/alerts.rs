@@ -15,6 +15,19 @@ pub enum AlertError {
     Pattern { list: &'static str, index: usize, pattern: String, reason: String },
     #[error("spec.eventSources: at least one source is required (e.g. kind: Terraform, name: '*')")]
     NoSources,
+    #[error("spec.{list}[{index}].kind: {kind:?} is not a kind driftless reconciles, so it would never match; use one of {known}")]
+    UnknownKind { list: &'static str, index: usize, kind: String, known: String },
+}
+
+/// The first of `sources` (an Alert's `eventSources`, a Receiver's `resources`) naming a
+/// kind driftless does not reconcile: such an entry would be accepted and never act (Flux's
+/// HelmRelease, its image automation kinds, until driftless has them).
+pub fn unknown_kind(list: &'static str, sources: &[EventSourceReference]) -> Result<(), AlertError> {
+    use crate::api::Kind;
+    match sources.iter().enumerate().find(|(_, s)| !Kind::from_api(&s.kind).is_some_and(Kind::is_reconciled)) {
+        None => Ok(()),
+        Some((index, s)) => Err(AlertError::UnknownKind { list, index, kind: s.kind.clone(), known: Kind::list(&Kind::RECONCILED) }),
+    }
 }
 
 /// An Alert's rules, compiled once.
@@ -37,6 +50,7 @@ impl AlertRules {
         if alert.spec.event_sources.is_empty() {
             return Err(AlertError::NoSources);
         }
+        unknown_kind("eventSources", &alert.spec.event_sources)?;
         let compile = |list: &'static str, patterns: &[String]| {
             patterns
                 .iter()
@@ -170,5 +184,15 @@ mod tests {
         a.spec.inclusion_list.clear();
         a.spec.event_severity = Some("warning".into());
         assert!(AlertRules::new(&a).unwrap_err().to_string().contains("eventSeverity"));
+    }
+
+    #[test]
+    fn a_kind_driftless_does_not_reconcile_is_refused_not_silently_unmatched() {
+        for kind in ["HelmChart", "OCIRepository", "HelmRepository", "Terraform"] {
+            assert!(AlertRules::new(&alert(vec![source(kind, "*")])).is_ok(), "{kind}");
+        }
+        let e = AlertRules::new(&alert(vec![source("Terraform", "*"), source("HelmRelease", "*")])).unwrap_err().to_string();
+        assert!(e.starts_with("spec.eventSources[1].kind: \"HelmRelease\"") && e.contains("HelmChart"), "{e}");
+        assert!(unknown_kind("resources", &[source("ImagePolicy", "x")]).unwrap_err().to_string().starts_with("spec.resources[0].kind"));
     }
 }

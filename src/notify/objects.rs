@@ -80,6 +80,9 @@ pub async fn refresh<S: ObjectStore>(store: &S, tenancy: &Tenancy) -> Result<(),
             let message = "spec.resources: name at least one source to reconcile";
             set_receiver(&mut status, false, reason::INVALID_SPEC, message, receiver.metadata.generation);
             status.webhook_path = None;
+        } else if let Err(e) = super::alerts::unknown_kind("resources", &receiver.spec.resources) {
+            set_receiver(&mut status, false, reason::INVALID_SPEC, &e.to_string(), receiver.metadata.generation);
+            status.webhook_path = None;
         } else if let Some(refused) = receiver_refusal(&receiver, tenancy) {
             set_receiver(&mut status, false, reason::ACCESS_DENIED, &refused, receiver.metadata.generation);
             status.webhook_path = None;
