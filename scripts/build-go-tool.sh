@@ -96,7 +96,9 @@ helm)
     # carries the same build for HelmRelease runs. Its release flags (its Makefile): -s -w and
     # the version stamped into internal/version.version.
     #
-    # Measured on the 2-core machine: see docs/TESTING.md.
+    # Measured on the 2-core machine (2026-12-04), cold (empty GOMODCACHE and GOCACHE): 342 s
+    # wall beside a cargo test run, 448 s of CPU; 542 MB of module cache, 1.2 GB of build
+    # cache; the binary is 64 MB.
     module=helm.sh/helm/v4
     main_pkg=$module/cmd/helm
     ldflags="-s -w -X $module/internal/version.version=v@VERSION@"

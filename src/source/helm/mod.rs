@@ -58,7 +58,7 @@ pub enum HelmError {
     Unauthorized { url: String, detail: String },
     #[error("{url} answered HTTP {status}")]
     Http { url: String, status: u16 },
-    #[error("{what} is larger than the limit of {limit} bytes")]
+    #[error("{what} is larger than the limit of {limit} bytes; raise the controller's --max-artifact-size")]
     TooLarge { what: String, limit: u64 },
     #[error("downloading {url} timed out after {}", humantime::format_duration(*.after))]
     Timeout { url: String, after: Duration },
@@ -429,6 +429,14 @@ mod tests {
         assert_eq!(chart_revision("1.2.3", Revision, Some(git), true, 4), "1.2.3+0123456789ab.4");
         assert_eq!(chart_revision("1.2.3", ChartVersion, Some(git), false, 4), "1.2.3");
         assert_eq!(chart_revision("1.0.0", Revision, Some("sha256:fedcba9876543210aa"), false, 1), "1.0.0+fedcba987654");
+    }
+
+    #[test]
+    fn a_download_over_the_cap_names_it_and_the_flag_that_raises_it() {
+        let e = HelmError::TooLarge { what: "http://h/app-1.0.0.tgz".into(), limit: 10 };
+        assert_eq!(e.chart_reason(), reason::CHART_PULL_ERROR);
+        let text = e.to_string();
+        assert!(text.contains("http://h/app-1.0.0.tgz") && text.contains("10 bytes") && text.contains("--max-artifact-size"), "{text}");
     }
 
     #[test]
