@@ -119,7 +119,11 @@ fn export_prints_clean_yaml_that_applies_again_unchanged() {
 fn export_refuses_what_it_cannot_export_saying_what_to_do() {
     let Some(w) = world_with_objects() else { return };
     let unknown = w.driftless(&["export", "helmrelease", "x"]).fails();
-    assert!(error_line(&unknown).contains("unknown kind \"helmrelease\"") && unknown.stderr.contains("kustomization"), "{}", unknown.stderr);
+    assert!(
+        error_line(&unknown).contains("unknown kind \"helmrelease\"") && unknown.stderr.contains("kustomization"),
+        "{}",
+        unknown.stderr
+    );
     let missing = w.driftless(&["export", "terraform", "nope"]).fails();
     assert!(
         error_line(&missing).contains("Terraform default/nope not found") && missing.stderr.contains("driftless get terraform"),
