@@ -236,3 +236,92 @@ fn version_names_the_client_and_a_local_store_has_no_controller() {
     let client = w.driftless(&["version", "--client"]).ok().stdout;
     assert_eq!(client, format!("client: {version}\n"));
 }
+
+#[test]
+fn create_makes_objects_from_flags_as_flux_create_does_or_prints_them() {
+    let Some(w) = World::new() else { return };
+    w.commit(&[("deploy/cm.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\n")], "manifests");
+    let url = w.repo_url();
+
+    // --export prints the object and stores nothing.
+    let printed = w
+        .driftless(&[
+            "create",
+            "source",
+            "git",
+            "app",
+            "--url",
+            &url,
+            "--branch",
+            "main",
+            "--interval",
+            "5m",
+            "--label",
+            "team=web",
+            "--export",
+        ])
+        .ok()
+        .stdout;
+    let object: serde_yaml::Value = serde_yaml::from_str(printed.trim_start_matches("---\n")).unwrap();
+    assert_eq!(object["apiVersion"], "driftless.dev/v1alpha1");
+    assert_eq!(object["kind"], "GitRepository");
+    assert_eq!(object["metadata"]["labels"]["team"], "web");
+    assert_eq!(object["spec"]["ref"]["branch"], "main");
+    assert_eq!(object["spec"]["interval"], "5m");
+    let nothing = w.driftless(&["get", "gitrepository", "app"]).fails().all();
+    assert!(nothing.contains("no driftless store") || nothing.contains("not found"), "--export stores nothing: {nothing}");
+
+    // What it printed applies; created directly it is the same object, and it reconciles.
+    let file = w.path().join("app.yaml");
+    std::fs::write(&file, &printed).unwrap();
+    assert!(w.driftless(&["apply", "-f", file.to_str().unwrap()]).ok().stdout.contains("gitrepository/app created"));
+    let created =
+        w.driftless(&["create", "source", "git", "app", "--url", &url, "--branch", "main", "--interval", "5m", "--label", "team=web"]).ok();
+    assert!(
+        created.stdout.contains("gitrepository/app unchanged") || created.stdout.contains("gitrepository/app configured"),
+        "{}",
+        created.stdout
+    );
+    w.driftless(&["reconcile", "gitrepository", "app"]).ok();
+    assert_eq!(w.condition_of("gitrepository", "app", "Ready")["status"], "True");
+
+    // A Kustomization and a Terraform of that source, and credentials for sources.
+    let ks = w.driftless(&["create", "kustomization", "web", "--source", "GitRepository/app", "--path", "./deploy", "--prune"]).ok();
+    assert!(ks.stdout.contains("kustomization/web created"), "{}", ks.stdout);
+    let spec = &w.get("kustomization", "web")["spec"];
+    assert_eq!(
+        (spec["path"].as_str(), spec["prune"].as_bool(), spec["sourceRef"]["name"].as_str()),
+        (Some("./deploy"), Some(true), Some("app"))
+    );
+    w.driftless(&["create", "terraform", "net", "--source", "app", "--approve-plan", "auto"]).ok();
+    assert_eq!(w.get("terraform", "net")["spec"]["approvePlan"], "auto");
+    let secret = w
+        .driftless(&["create", "secret", "oci", "creds", "--url", "127.0.0.1:5000", "--username", "u", "--password", "pw", "--export"])
+        .ok()
+        .stdout;
+    assert!(secret.contains("kubernetes.io/dockerconfigjson") && secret.contains(".dockerconfigjson"), "{secret}");
+    w.driftless(&[
+        "create",
+        "source",
+        "oci",
+        "manifests",
+        "--url",
+        "oci://127.0.0.1:5000/app",
+        "--tag-semver",
+        "1.x",
+        "--secret-ref",
+        "creds",
+        "--insecure",
+    ])
+    .ok();
+    assert_eq!(w.get("ocirepository", "manifests")["spec"]["ref"]["semver"], "1.x");
+
+    // Bad flags: the same refusals as a file gets, naming the field, and nothing stored.
+    let bad = w.driftless(&["create", "source", "git", "bad", "--url", "ftp://x/y"]).fails();
+    assert!(bad.stderr.contains("spec.url"), "{}", bad.stderr);
+    assert!(w.driftless(&["get", "gitrepository", "bad"]).fails().all().contains("not found"));
+    let interval = w.driftless(&["create", "kustomization", "k", "--source", "app", "--interval", "5 minutes"]).fails();
+    assert!(interval.stderr.contains("spec.interval"), "{}", interval.stderr);
+    let kind = w.driftless(&["create", "kustomization", "k", "--source", "HelmChart/app"]).fails();
+    assert!(kind.stderr.contains("not a source kind"), "{}", kind.stderr);
+}

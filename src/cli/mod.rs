@@ -7,6 +7,7 @@ mod check;
 pub mod cluster;
 mod controller;
 mod crds;
+mod create;
 mod events;
 mod export;
 mod install;
@@ -148,6 +149,9 @@ pub enum Command {
         #[arg(long)]
         api_version: Option<String>,
     },
+    /// Create an object from flags, as `flux create` (`--export` prints it as YAML instead).
+    #[command(subcommand)]
+    Create(create::CreateCommand),
     /// Push an artifact to an OCI registry, as `flux push artifact`.
     #[command(subcommand)]
     Push(artifact::PushCommand),
@@ -378,6 +382,11 @@ pub async fn execute(cli: Cli) -> Result<()> {
         Command::Build(args) => return Ok(build::run(&args)?),
         Command::Migrate(args) => return Ok(migrate::run(&args)?),
         Command::Completion { shell } => return version::completion(shell),
+        Command::Create(create) if create.common().export => {
+            let namespace = create.common().namespace.clone().unwrap_or_else(|| "default".into());
+            print!("{}", create::to_yaml(&create.object(&namespace)?)?);
+            return Ok(());
+        }
         Command::Push(artifact::PushCommand::Artifact(args)) => return artifact::push(&args).await,
         Command::Pull(artifact::PullCommand::Artifact(args)) => return artifact::pull(&args).await,
         Command::Version(args) => {
@@ -417,7 +426,7 @@ pub async fn execute(cli: Cli) -> Result<()> {
     };
     match &cli.store {
         Some(dir) => {
-            let creates = matches!(command, Command::Apply { .. });
+            let creates = matches!(command, Command::Apply { .. } | Command::Create(_));
             let ctx = local_context(dir, cli.terraform.clone(), cli.tofu.clone(), creates)?;
             let mut outcome = verb(&ctx, command).await;
             // Locally nothing else keeps the notification kinds' status: a Receiver's webhook
@@ -438,6 +447,11 @@ async fn verb<T: Target>(target: &T, command: Command) -> Result<()> {
     let store = target.store();
     match command {
         Command::Apply { files, namespace } => objects::apply(store, &files, &namespace.or_default_of(target)).await,
+        Command::Create(create) => {
+            let namespace = create.common().namespace.clone().unwrap_or_else(|| target.namespace().to_string());
+            let object = create.object(&namespace)?;
+            objects::apply_documents(store, &[("the command line".to_string(), object)], &namespace).await
+        }
         Command::Get { kind, name, scope, output, status_selector } => {
             let selector = status_selector.as_deref().map(objects::StatusSelector::parse).transpose()?;
             let namespace = scope.of(target);

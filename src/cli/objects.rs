@@ -147,10 +147,16 @@ pub async fn apply<S: ObjectStore>(target: &S, paths: &[PathBuf], namespace: &st
             }
         }
     }
+    apply_documents(target, &docs, namespace).await
+}
+
+/// Stores documents (each with where it came from, for messages), validating every one
+/// before storing any: the one path of `apply -f` and `create`.
+pub async fn apply_documents<S: ObjectStore>(target: &S, docs: &[(String, Value)], namespace: &str) -> Result<()> {
     // Decode and validate everything before storing anything: a bad file changes nothing.
     let mut decoded = Vec::new();
     let mut problems = Vec::new();
-    for (origin, doc) in &docs {
+    for (origin, doc) in docs {
         let valid = kind_of_document(doc, origin).and_then(|kind| {
             match kind {
                 CliKind::Api(k) => crate::with_kind!(k, K => checked::<K>(doc, origin).map(drop)),
