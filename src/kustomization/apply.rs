@@ -227,7 +227,9 @@ impl Applier {
         };
         let action = match &live {
             None => Action::Created,
-            Some(l) if l.metadata.resource_version == result.metadata.resource_version => Action::Unchanged,
+            // A dry run's answer keeps the live resourceVersion whatever it would change:
+            // only a real apply says "unchanged" by it.
+            Some(l) if !dry_run && l.metadata.resource_version == result.metadata.resource_version => Action::Unchanged,
             Some(l)
                 if dry_run
                     && comparable(&serde_json::to_value(l).unwrap_or_default())
