@@ -287,3 +287,56 @@ async fn tree_trace_export_and_version_tell_what_a_kustomization_applied() {
     let installed = cli.run(&["version", "-n", &ns]).ok().stdout;
     assert_eq!(installed, format!("client: {version}\ncontroller: 9.8.7 (image driftless:9.8.7)\n"));
 }
+
+/// `diff kustomization --path DIR` against the testkit's apiserver: everything to create
+/// before the first apply, nothing once the controller applied the same files, and a change
+/// and a prune (field names only) when the local directory differs; exit status 1 exactly
+/// when there are changes, and the cluster untouched by it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn diff_shows_what_a_local_change_would_do_and_exits_1_on_changes() {
+    let Some(mut k) = KubeWorld::new("cli-diff").await else { return };
+    let ns = k.ns.name.clone();
+    let config_map =
+        |name: &str, value: &str| format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\ndata:\n  key: {value}\n");
+    let (a, b) = (config_map("a", "one"), config_map("b", "two"));
+    k.world.commit(&[("deploy/a.yaml", &a), ("deploy/b.yaml", &b)], "deploy");
+    let cli = Cli::new(&k);
+    cli.apply(&k, &format!("{}---\n{}", git_repository("app", "main"), kustomization("web", "./deploy", &ns))).ok();
+    let local = k.world.path().join("local-deploy");
+    std::fs::create_dir_all(&local).unwrap();
+    std::fs::write(local.join("a.yaml"), &a).unwrap();
+    std::fs::write(local.join("b.yaml"), &b).unwrap();
+    let path = local.to_str().unwrap().to_string();
+
+    let first = cli.run(&["diff", "kustomization", "web", "--path", &path]);
+    assert_eq!(first.status, 1, "{}{}", first.stdout, first.stderr);
+    assert!(
+        first.stdout.contains(&format!("+ ConfigMap {ns}/a (create)"))
+            && first.stdout.contains("Plan: 2 to add, 0 to change, 0 to destroy."),
+        "{}",
+        first.stdout
+    );
+    assert!(error_lines(&first)[0].contains(&format!("Kustomization {ns}/web would change")), "{}", first.stderr);
+    let none = k.client();
+    let configmaps: kube::Api<k8s_openapi::api::core::v1::ConfigMap> = kube::Api::namespaced(none, &ns);
+    assert!(configmaps.get_opt("a").await.unwrap().is_none(), "a diff applies nothing");
+
+    k.start_controller(&[]);
+    let ready =
+        |o: &Value| condition_in(o, "Ready")["status"] == "True" && o["status"]["observedGeneration"] == o["metadata"]["generation"];
+    k.wait_for("Kustomization", "web", "Ready", LONG, ready).await;
+    let same = cli.run(&["diff", "kustomization", "web", "--path", &path]).ok();
+    assert!(same.stdout.contains("no changes"), "{}", same.stdout);
+
+    std::fs::write(local.join("a.yaml"), config_map("a", "changed-locally")).unwrap();
+    std::fs::remove_file(local.join("b.yaml")).unwrap();
+    let changed = cli.run(&["diff", "kustomization", "web", "--path", &path]);
+    assert_eq!(changed.status, 1, "{}{}", changed.stdout, changed.stderr);
+    assert!(changed.stdout.contains(&format!("~ ConfigMap {ns}/a (change)")) && changed.stdout.contains("/data/key"), "{}", changed.stdout);
+    assert!(changed.stdout.contains(&format!("- ConfigMap {ns}/b (prune)")), "{}", changed.stdout);
+    assert!(!changed.stdout.contains("changed-locally"), "values are not shown: {}", changed.stdout);
+    assert_eq!(configmaps.get("a").await.unwrap().data.unwrap()["key"], "one", "the cluster is untouched");
+
+    let missing = cli.run(&["diff", "kustomization", "nope", "--path", &path]).fails();
+    assert!(error_lines(&missing)[0].contains(&format!("Kustomization {ns}/nope not found")), "{}", missing.stderr);
+}

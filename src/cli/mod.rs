@@ -8,6 +8,7 @@ pub mod cluster;
 mod controller;
 mod crds;
 mod create;
+mod diff;
 mod events;
 mod export;
 mod install;
@@ -54,6 +55,9 @@ pub enum CliError {
     Review(#[from] crate::review::ReviewError),
     #[error(transparent)]
     Migrate(#[from] migrate::MigrateError),
+    /// `diff` found changes (exit status 1, as `flux diff`); the diff is on stdout.
+    #[error("{0}")]
+    Changes(String),
     /// A command that does not exist where it was run (exit status 2).
     #[error("{0}")]
     NotHere(String),
@@ -149,6 +153,9 @@ pub enum Command {
         #[arg(long)]
         api_version: Option<String>,
     },
+    /// What a change would do before it is pushed: `diff kustomization NAME --path DIR`.
+    #[command(subcommand)]
+    Diff(DiffCommand),
     /// Create an object from flags, as `flux create` (`--export` prints it as YAML instead).
     #[command(subcommand)]
     Create(create::CreateCommand),
@@ -323,6 +330,20 @@ pub enum DriftCommand {
     },
 }
 
+#[derive(Subcommand, Debug)]
+pub enum DiffCommand {
+    /// Build DIR as the Kustomization's path (its overlay fields and substitutions) and show
+    /// the server-side dry-run diff against the cluster; exit status 1 when there are changes.
+    Kustomization {
+        name: String,
+        /// The local directory that stands for the Kustomization's spec.path.
+        #[arg(long)]
+        path: PathBuf,
+        #[command(flatten)]
+        namespace: Namespace,
+    },
+}
+
 /// `-n NAMESPACE` of a command on one object.
 #[derive(Args, Debug, Clone, Default)]
 pub struct Namespace {
@@ -404,6 +425,21 @@ pub async fn execute(cli: Cli) -> Result<()> {
                     trace::run(&ctx.store, &client, &kind, &name, &ns, api_version).await
                 }
                 None => trace::run(&crate::store::KubeStore::new(client.clone()), &client, &kind, &name, &ns, api_version).await,
+            };
+        }
+        Command::Diff(DiffCommand::Kustomization { name, path, namespace }) => {
+            // Dry-run applied where the Kustomization applies: the kube context's cluster.
+            let client = cluster::client(kubeconfig, context).await?;
+            return match &cli.store {
+                Some(dir) => {
+                    let ctx = local_context(dir, cli.terraform, cli.tofu, false)?;
+                    let ns = namespace.namespace.unwrap_or_else(|| "default".into());
+                    diff::kustomization(&ctx.store, client, &name, &ns, &path).await
+                }
+                None => {
+                    let ns = namespace.namespace.unwrap_or_else(|| client.default_namespace().to_string());
+                    diff::kustomization(&crate::store::KubeStore::new(client.clone()), client, &name, &ns, &path).await
+                }
             };
         }
         Command::Install(args) => return install::run(&args, kubeconfig, context).await,
@@ -506,6 +542,7 @@ async fn verb<T: Target>(target: &T, command: Command) -> Result<()> {
         | Command::Migrate(_)
         | Command::Review { .. }
         | Command::Trace { .. }
+        | Command::Diff(_)
         | Command::Version(_)
         | Command::Push(_)
         | Command::Pull(_)

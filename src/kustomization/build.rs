@@ -84,6 +84,23 @@ pub async fn build<S: ObjectStore>(
     object: &Kustomization,
     artifact: &Artifact,
 ) -> Result<Result<Built, (&'static str, String)>, ReconcileError> {
+    let dir = match tempfile::Builder::new().prefix("driftless-build-").tempdir() {
+        Ok(d) => d,
+        Err(e) => return Ok(Err((reason::BUILD_FAILED, format!("cannot create a build directory: {e}")))),
+    };
+    if let Err(e) = artifacts.unpack(&artifact.path, &artifact.digest, dir.path()) {
+        return Ok(Err((reason::ARTIFACT_FAILED, format!("source artifact {}: {e}", artifact.path))));
+    }
+    build_tree(store, object, dir.path()).await
+}
+
+/// Builds `spec.path` of the tree at `root` (an unpacked artifact, or a directory of the
+/// user's for `driftless diff`) with the spec's overlay, decryption and substitutions.
+pub async fn build_tree<S: ObjectStore>(
+    store: &S,
+    object: &Kustomization,
+    root: &Path,
+) -> Result<Result<Built, (&'static str, String)>, ReconcileError> {
     let (vars, mut secrets) = match variables(store, object).await? {
         Ok(v) => v,
         Err(m) => return Ok(Err((reason::VARIABLES_NOT_FOUND, m))),
@@ -92,15 +109,8 @@ pub async fn build<S: ObjectStore>(
         Ok(keys) => super::decrypt::Decryptor::new(keys, super::decrypt::KeySource::Spec),
         Err(m) => return Ok(Err((reason::DECRYPTION_FAILED, m))),
     };
-    let dir = match tempfile::Builder::new().prefix("driftless-build-").tempdir() {
-        Ok(d) => d,
-        Err(e) => return Ok(Err((reason::BUILD_FAILED, format!("cannot create a build directory: {e}")))),
-    };
-    if let Err(e) = artifacts.unpack(&artifact.path, &artifact.digest, dir.path()) {
-        return Ok(Err((reason::ARTIFACT_FAILED, format!("source artifact {}: {e}", artifact.path))));
-    }
     let spec = object.spec.clone();
-    let root = dir.path().to_path_buf();
+    let root = root.to_path_buf();
     let filter: std::sync::Arc<dyn crate::kustomize::ReadFilter> = decryptor.clone();
     let joined = tokio::task::spawn_blocking(move || build_with_overlay(&root, &spec, Some(filter))).await;
     secrets.extend(decryptor.plaintexts());

@@ -10,7 +10,7 @@
 //! of the kind's own steps after the reconcile core's.
 
 pub mod apply;
-mod build;
+pub mod build;
 pub mod cel;
 pub mod decide;
 pub mod decrypt;

@@ -1,0 +1,114 @@
+//! `diff kustomization NAME --path DIR`: what the Kustomization would change if DIR were
+//! its source's `spec.path`: DIR built with the object's own overlay fields, decryption and
+//! substitutions, dry-run applied server-side with the kube context's user, and shown as
+//! its plan is shown (field names, never values). Exit status 1 when there are changes, as
+//! `flux diff`, so CI can gate on it.
+
+use std::path::{Path, PathBuf};
+
+use super::{CliError, Result};
+use crate::api::{Kustomization, PlanSummary};
+use crate::kustomization::apply::{Action, Applier};
+use crate::kustomization::inventory::stale;
+use crate::store::ObjectStore;
+
+/// Prints the diff; `Err(CliError::Changes)` when there is one.
+pub async fn kustomization<S: ObjectStore>(store: &S, client: kube::Client, name: &str, namespace: &str, path: &Path) -> Result<()> {
+    let Some(mut object) = store.get::<Kustomization>(namespace, name).await? else {
+        return Err(CliError::Usage(format!(
+            "Kustomization {namespace}/{name} not found; `driftless get kustomizations -n {namespace}` lists them"
+        )));
+    };
+    if !path.is_dir() {
+        return Err(CliError::Usage(format!("--path {}: not a directory", path.display())));
+    }
+    // DIR stands for the source's spec.path; the source is the Git work tree around it (so
+    // `../base` resolves as it will from the artifact), copied: a build writes beside it.
+    let (root, relative) = source_root(path)?;
+    let copy =
+        tempfile::Builder::new().prefix("driftless-diff-").tempdir().map_err(|e| CliError::Usage(format!("a temporary directory: {e}")))?;
+    copy_tree(&root, copy.path()).map_err(|e| CliError::Usage(format!("copying {}: {e}", root.display())))?;
+    object.spec.path = Some(format!("./{}", relative.display()));
+    let built = match crate::kustomization::build::build_tree(store, &object, copy.path()).await? {
+        Ok(b) => b,
+        Err((_, message)) => return Err(CliError::Usage(format!("building {}: {message}", path.display()))),
+    };
+    let applier = Applier::new(client, "the kube context's user".into(), namespace, name);
+    let scrub = driftless_core::scrub::Scrubber::new(&built.secrets);
+    // Labelled as the controller labels what it applies, so only real changes show.
+    let mut objects = built.objects;
+    for o in &mut objects {
+        applier.label(o);
+    }
+    let dry = applier
+        .apply_all(&objects, object.spec.force, true)
+        .await
+        .map_err(|e| CliError::Usage(format!("server-side dry run: {}", scrub.scrub(&e.to_string()))))?;
+    let new_refs: Vec<_> = dry.iter().map(|a| a.id.to_ref(&a.version)).collect();
+    let old = object.status.as_ref().and_then(|s| s.inventory.clone()).unwrap_or_default().entries;
+    let pruned = if object.spec.prune { stale(&old, &new_refs) } else { Vec::new() };
+    let summary = PlanSummary {
+        add: dry.iter().filter(|a| a.action == Action::Created).count() as u32,
+        change: dry.iter().filter(|a| matches!(a.action, Action::Configured | Action::Recreated)).count() as u32,
+        destroy: pruned.len() as u32,
+    };
+    if summary.add + summary.change + summary.destroy == 0 {
+        println!("Kustomization {namespace}/{name}: no changes");
+        return Ok(());
+    }
+    print!("{}", crate::kustomization::plan::render_plan(&dry, &pruned, summary));
+    Err(CliError::Changes(format!("Kustomization {namespace}/{name} would change: {summary}")))
+}
+
+/// The Git work tree holding `dir` (its nearest ancestor with `.git`), and `dir` relative to
+/// it; `dir` itself outside a work tree.
+fn source_root(dir: &Path) -> Result<(PathBuf, PathBuf)> {
+    let dir = dir.canonicalize().map_err(|e| CliError::Usage(format!("--path {}: {e}", dir.display())))?;
+    let root = dir.ancestors().find(|a| a.join(".git").exists()).unwrap_or(&dir).to_path_buf();
+    let relative = dir.strip_prefix(&root).map(Path::to_path_buf).unwrap_or_default();
+    Ok((root, relative))
+}
+
+/// Copies a tree without `.git`; links are copied as links (the build checks they stay
+/// inside the tree).
+fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(to)?;
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        let name = entry.file_name();
+        if name == ".git" {
+            continue;
+        }
+        let (source, target) = (entry.path(), to.join(&name));
+        let kind = entry.file_type()?;
+        if kind.is_symlink() {
+            std::os::unix::fs::symlink(std::fs::read_link(&source)?, &target)?;
+        } else if kind.is_dir() {
+            copy_tree(&source, &target)?;
+        } else {
+            std::fs::copy(&source, &target)?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_source_is_the_work_tree_around_the_path() {
+        let repo = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(repo.path().join(".git")).unwrap();
+        std::fs::create_dir_all(repo.path().join("apps/staging")).unwrap();
+        std::fs::write(repo.path().join("apps/base.yaml"), "x").unwrap();
+        let (root, relative) = source_root(&repo.path().join("apps/staging")).unwrap();
+        assert_eq!((root, relative), (repo.path().canonicalize().unwrap(), PathBuf::from("apps/staging")));
+        let copy = tempfile::tempdir().unwrap();
+        copy_tree(repo.path(), copy.path()).unwrap();
+        assert!(copy.path().join("apps/base.yaml").is_file() && !copy.path().join(".git").exists());
+        let lone = tempfile::tempdir().unwrap();
+        let (root, relative) = source_root(lone.path()).unwrap();
+        assert_eq!((root, relative), (lone.path().canonicalize().unwrap(), PathBuf::new()));
+    }
+}
