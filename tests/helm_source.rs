@@ -299,3 +299,27 @@ fn http_repositories_with_basic_auth_and_bad_specs_are_refused_by_field() {
         helm_chart("c5", "app", "*", "HelmRepository", "auth", "").replace("    name: auth\n", "    name: auth\n    namespace: other\n");
     assert!(w.apply(&namespaced).fails().all().contains("spec.sourceRef.namespace"));
 }
+
+/// The controller on the testkit's apiserver reconciles both kinds: the CRDs, its rights
+/// and its status writes hold for them as for the other sources.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_controller_makes_chart_artifacts_on_a_cluster() {
+    use common::kube::{KubeWorld, condition_in};
+    let Some(mut k) = KubeWorld::new("helm-src").await else { return };
+    let Some(helm) = Helm::find() else { return };
+    let server = ChartServer::start(None);
+    charts(&helm, &server, &["0.1.0", "0.2.0"]);
+    k.apply(&helm_repository("charts", &server.url(), "")).await;
+    k.apply(&helm_chart("app", "app", "0.x", "HelmRepository", "charts", "")).await;
+    k.apply(&helm_repository("oci", "oci://127.0.0.1:1/charts", "  type: oci\n  insecure: true\n")).await;
+    k.start_controller(&[]);
+    let ready = |o: &serde_json::Value| condition_in(o, "Ready")["status"] == "True";
+    let long = std::time::Duration::from_secs(120);
+    let index = k.wait_for("HelmRepository", "charts", "Ready", long, ready).await;
+    assert!(index["status"]["artifact"]["revision"].as_str().unwrap().starts_with("sha256:"), "{index}");
+    let chart = k.wait_for("HelmChart", "app", "Ready", long, ready).await;
+    assert_eq!(chart["status"]["artifact"]["revision"], "0.2.0", "{chart}");
+    assert_eq!(chart["status"]["observedGeneration"], chart["metadata"]["generation"]);
+    let oci = k.wait_for("HelmRepository", "oci", "Ready", long, ready).await;
+    assert!(oci["status"]["artifact"].is_null(), "{oci}");
+}
