@@ -325,3 +325,77 @@ fn create_makes_objects_from_flags_as_flux_create_does_or_prints_them() {
     let kind = w.driftless(&["create", "kustomization", "k", "--source", "HelmChart/app"]).fails();
     assert!(kind.stderr.contains("not a source kind"), "{}", kind.stderr);
 }
+
+/// `driftless ARGS` started in the background with its stdout read line by line.
+struct Watching {
+    child: std::process::Child,
+    lines: std::sync::mpsc::Receiver<String>,
+}
+
+impl Watching {
+    fn start(w: &World, args: &[&str]) -> Watching {
+        let mut cmd = std::process::Command::new(&w.tools.driftless);
+        cmd.arg("--store").arg(w.store()).args(args).stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::null());
+        w.env(&mut cmd);
+        let mut child = cmd.spawn().unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, lines) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Watching { child, lines }
+    }
+
+    /// The first line (within a minute) that `wanted` accepts; the lines before it.
+    fn until(&self, wanted: impl Fn(&str) -> bool) -> (String, Vec<String>) {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        let mut before = Vec::new();
+        while let Some(left) = deadline.checked_duration_since(std::time::Instant::now()) {
+            match self.lines.recv_timeout(left) {
+                Ok(line) if wanted(&line) => return (line, before),
+                Ok(line) => before.push(line),
+                Err(_) => break,
+            }
+        }
+        panic!("no such line; got {before:?}");
+    }
+}
+
+impl Drop for Watching {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn get_and_events_watch_print_what_changes_as_it_changes() {
+    let Some(w) = World::new() else { return };
+    w.commit(&[("deploy/cm.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: a\n")], "manifests");
+    w.apply(&git_repository("app", "main")).ok();
+    let get = Watching::start(&w, &["get", "gitrepositories", "--watch"]);
+    let events = Watching::start(&w, &["events", "--watch"]);
+    let (header, _) = get.until(|l| l.starts_with("NAMESPACE"));
+    assert!(header.contains("READY"), "{header}");
+    get.until(|l| l.contains("app") && !l.contains("True"));
+
+    // A reconcile elsewhere: the watch prints the object's new row and the new event.
+    w.driftless(&["reconcile", "gitrepository", "app"]).ok();
+    let (row, _) = get.until(|l| l.contains("app") && l.contains("True"));
+    assert!(row.contains("main@sha1:"), "{row}");
+    let (event, _) = events.until(|l| l.contains("gitrepository/app") && l.contains("NewArtifact"));
+    assert!(event.contains("stored artifact"), "{event}");
+
+    // A second object appears in the watch; nothing already shown is printed again.
+    w.apply(&git_repository("other", "main")).ok();
+    let (_, between) = get.until(|l| l.contains("other"));
+    assert!(between.iter().all(|l| !l.contains("app ")), "{between:?}");
+
+    let refused = w.driftless(&["get", "all", "--watch"]).fails();
+    assert!(refused.stderr.contains("--watch shows the table of one kind"), "{}", refused.stderr);
+}

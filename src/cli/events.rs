@@ -14,27 +14,44 @@ use crate::store::{Event, Severity};
 /// The API group of the kinds driftless reconciles (events about anything else are not ours).
 const GROUP: &str = "driftless.dev/";
 
-/// Prints the events of `namespace` (`None`: all), optionally of one kind or object.
-pub async fn show<T: Target>(target: &T, kind: Option<&str>, name: Option<&str>, namespace: Option<&str>) -> Result<()> {
+/// Prints the events of `namespace` (`None`: all), optionally of one kind or object; with
+/// `watch`, then each new one (read every second) until the process is interrupted.
+pub async fn show<T: Target>(target: &T, kind: Option<&str>, name: Option<&str>, namespace: Option<&str>, watch: bool) -> Result<()> {
+    use std::io::Write as _;
     let kind = kind.map(kind_of).transpose()?;
-    let rows: Vec<Vec<String>> = target
-        .events(namespace)
-        .await?
-        .into_iter()
-        .filter(|e| kind.is_none_or(|k| e.kind == k.as_str()) && name.is_none_or(|n| e.name == n))
-        .map(|e| {
-            let object = format!("{}/{}", e.kind.to_lowercase(), e.name);
-            let mut row = vec![e.time, object, e.reason, e.message];
-            if namespace.is_none() {
-                row.insert(1, e.namespace);
-            }
-            row
-        })
-        .collect();
+    let rows = async || -> Result<Vec<Vec<String>>> {
+        Ok(target
+            .events(namespace)
+            .await?
+            .into_iter()
+            .filter(|e| kind.is_none_or(|k| e.kind == k.as_str()) && name.is_none_or(|n| e.name == n))
+            .map(|e| {
+                let object = format!("{}/{}", e.kind.to_lowercase(), e.name);
+                let mut row = vec![e.time, object, e.reason, e.message];
+                if namespace.is_none() {
+                    row.insert(1, e.namespace);
+                }
+                row
+            })
+            .collect())
+    };
     let header: &[&str] =
         if namespace.is_none() { &["TIME", "NAMESPACE", "OBJECT", "REASON", "MESSAGE"] } else { &["TIME", "OBJECT", "REASON", "MESSAGE"] };
-    print_table(header, &rows);
-    Ok(())
+    let first = rows().await?;
+    print_table(header, &first);
+    if !watch {
+        return Ok(());
+    }
+    let mut seen: std::collections::HashSet<Vec<String>> = first.into_iter().collect();
+    loop {
+        let _ = std::io::stdout().flush();
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+        for row in rows().await? {
+            if seen.insert(row.clone()) {
+                println!("{}", row.join("   "));
+            }
+        }
+    }
 }
 
 /// The cluster's events about driftless objects, oldest first.

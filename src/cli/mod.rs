@@ -123,6 +123,10 @@ pub enum Command {
         /// --status-selector`); an object without the condition counts as Unknown.
         #[arg(long, value_name = "CONDITION=STATUS")]
         status_selector: Option<String>,
+        /// After the table, print a row each time an object is added or its row changes,
+        /// until interrupted (as `flux get --watch`; the objects are read every second).
+        #[arg(short = 'w', long)]
+        watch: bool,
     },
     /// Print objects as clean YAML for Git (no status or server fields), as `flux export`.
     Export {
@@ -262,6 +266,10 @@ pub enum Command {
         name: Option<String>,
         #[command(flatten)]
         scope: Scope,
+        /// After the events so far, print each new one as it comes, until interrupted (read
+        /// every second).
+        #[arg(short = 'w', long)]
+        watch: bool,
     },
     /// The in-cluster controller: watches, runner pods, artifact server, leader election.
     Controller(Box<controller::ControllerArgs>),
@@ -488,9 +496,15 @@ async fn verb<T: Target>(target: &T, command: Command) -> Result<()> {
             let object = create.object(&namespace)?;
             objects::apply_documents(store, &[("the command line".to_string(), object)], &namespace).await
         }
-        Command::Get { kind, name, scope, output, status_selector } => {
+        Command::Get { kind, name, scope, output, status_selector, watch } => {
             let selector = status_selector.as_deref().map(objects::StatusSelector::parse).transpose()?;
             let namespace = scope.of(target);
+            if watch {
+                if kind.eq_ignore_ascii_case("all") || output != "table" {
+                    return Err(CliError::Usage("--watch shows the table of one kind: `driftless get KIND --watch`".into()));
+                }
+                return objects::watch(store, &kind, name.as_deref(), namespace.as_deref(), selector.as_ref()).await;
+            }
             if kind.eq_ignore_ascii_case("all") {
                 return objects::get_all(store, name.as_deref(), namespace.as_deref(), &output, selector.as_ref()).await;
             }
@@ -532,7 +546,9 @@ async fn verb<T: Target>(target: &T, command: Command) -> Result<()> {
             notify::test(store, &provider, &namespace.or_default_of(target)).await
         }
         Command::Unlock { name, namespace, yes } => review::unlock(target, &name, &namespace.or_default_of(target), yes).await,
-        Command::Events { kind, name, scope } => events::show(target, kind.as_deref(), name.as_deref(), scope.of(target).as_deref()).await,
+        Command::Events { kind, name, scope, watch } => {
+            events::show(target, kind.as_deref(), name.as_deref(), scope.of(target).as_deref(), watch).await
+        }
         // Handled by `execute` before a target is built.
         Command::Crds { .. }
         | Command::Install(_)

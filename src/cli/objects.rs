@@ -530,6 +530,59 @@ pub async fn get<S: ObjectStore>(
     }
 }
 
+/// `get KIND --watch`: the table, then a row whenever an object's row is new or changed
+/// (read every second), until the process is interrupted.
+pub async fn watch<S: ObjectStore>(
+    store: &S,
+    kind: &str,
+    name: Option<&str>,
+    namespace: Option<&str>,
+    selector: Option<&StatusSelector>,
+) -> Result<()> {
+    match kind_of(kind)? {
+        CliKind::Api(k) => crate::with_kind!(k, K => watch_kind::<K, S>(store, name, namespace, selector).await),
+        CliKind::Secret | CliKind::ConfigMap => Err(CliError::Usage("--watch shows driftless kinds".into())),
+    }
+}
+
+async fn watch_kind<K: Listing, S: ObjectStore>(
+    store: &S,
+    name: Option<&str>,
+    namespace: Option<&str>,
+    selector: Option<&StatusSelector>,
+) -> Result<()> {
+    use std::io::Write as _;
+    check_selectable::<K>(selector)?;
+    let mut shown: std::collections::HashMap<String, Vec<String>> = std::collections::HashMap::new();
+    let mut first = true;
+    loop {
+        let items: Vec<K> = select(store, name, namespace, selector).await?;
+        let rows: Vec<Vec<String>> = items.iter().map(Listing::row).collect();
+        let fresh: Vec<Vec<String>> = items
+            .iter()
+            .zip(rows)
+            .filter_map(|(o, row)| {
+                let meta = o.meta();
+                let key = format!("{}/{}", meta.namespace.as_deref().unwrap_or_default(), meta.name.as_deref().unwrap_or_default());
+                (shown.get(&key) != Some(&row)).then(|| {
+                    shown.insert(key, row.clone());
+                    row
+                })
+            })
+            .collect();
+        if first {
+            print_table(K::HEADER, &fresh);
+            first = false;
+        } else {
+            for row in &fresh {
+                println!("{}", row.join("   "));
+            }
+        }
+        let _ = std::io::stdout().flush();
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    }
+}
+
 /// One kind's part of `get all`: its header and rows, each name prefixed with the kind
 /// (`terraform/app`) as `flux get all` shows them.
 async fn all_of<K: Listing, S: ObjectStore>(
