@@ -22,6 +22,7 @@ mod run;
 mod target;
 mod trace;
 mod tree;
+mod uninstall;
 mod version;
 
 use std::path::PathBuf;
@@ -280,6 +281,9 @@ pub enum Command {
     },
     /// Install the controller, its RBAC and the CRDs on a cluster (or print them with --export).
     Install(install::InstallArgs),
+    /// Remove what install put on the cluster: objects are suspended and released first, so
+    /// nothing is pruned or destroyed; the CRDs only with --yes (or a yes at the prompt).
+    Uninstall(uninstall::UninstallArgs),
     /// Check a cluster before install (--pre) or the installation after it.
     Check(check::CheckArgs),
     /// Build a kustomization (or a plain directory of manifests) and print the objects, offline.
@@ -451,6 +455,7 @@ pub async fn execute(cli: Cli) -> Result<()> {
             };
         }
         Command::Install(args) => return install::run(&args, kubeconfig, context).await,
+        Command::Uninstall(args) => return uninstall::run(&args, kubeconfig, context).await,
         Command::Check(args) => return check::run(&args, kubeconfig, context).await,
         Command::Controller(args) => {
             let config = cluster::config(kubeconfig, context).await?;
@@ -552,6 +557,7 @@ async fn verb<T: Target>(target: &T, command: Command) -> Result<()> {
         // Handled by `execute` before a target is built.
         Command::Crds { .. }
         | Command::Install(_)
+        | Command::Uninstall(_)
         | Command::Check(_)
         | Command::Controller(_)
         | Command::Build(_)
