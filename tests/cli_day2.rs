@@ -399,3 +399,43 @@ fn get_and_events_watch_print_what_changes_as_it_changes() {
     let refused = w.driftless(&["get", "all", "--watch"]).fails();
     assert!(refused.stderr.contains("--watch shows the table of one kind"), "{}", refused.stderr);
 }
+
+/// The driftless binary alone (no driftless-runner beside it or on PATH): storing and
+/// listing objects works; the first run that needs the runner says where it is missing.
+#[test]
+fn apply_and_get_work_without_a_runner_and_a_run_says_it_is_missing() {
+    let Some(w) = World::new() else { return };
+    w.commit(&[("main.tf", common::MODULE)], "module");
+    let alone = w.path().join("alone");
+    std::fs::create_dir_all(&alone).unwrap();
+    std::fs::copy(&w.tools.driftless, alone.join("driftless")).unwrap();
+    let file = w.path().join("objects.yaml");
+    let yaml = format!("{}---\n{}", git_repository("app", "main"), terraform_object("net", "app", "./", "auto", "", ""))
+        .replace("__REPO__", &w.repo_url())
+        .replace("__MANAGED__", &w.path().join("managed").display().to_string());
+    std::fs::write(&file, yaml).unwrap();
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(alone.join("driftless"))
+            .arg("--store")
+            .arg(w.store())
+            .args(args)
+            .env_clear()
+            .env("PATH", "/usr/bin:/bin")
+            .env("HOME", w.path().join("home"))
+            .output()
+            .unwrap();
+        Run {
+            status: out.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+        }
+    };
+    let applied = run(&["apply", "-f", file.to_str().unwrap()]).ok();
+    assert!(applied.stdout.contains("terraform/net created"), "{}", applied.stdout);
+    assert!(run(&["get", "terraform"]).ok().stdout.contains("net"));
+    let reconciled = run(&["reconcile", "terraform", "net", "--with-source"]).fails();
+    assert!(reconciled.stderr.contains("driftless-runner is not beside driftless nor on PATH"), "{}", reconciled.stderr);
+    let ready = w.condition_of("terraform", "net", "Ready");
+    assert_eq!(ready["reason"], "RunnerFailed");
+    assert!(ready["message"].as_str().unwrap().contains("DRIFTLESS_RUNNER"), "{ready}");
+}

@@ -31,7 +31,7 @@ pub fn local_context(dir: &Path, terraform: Option<PathBuf>, tofu: Option<PathBu
         artifact_access: crate::source::ArtifactAccess::unsigned(),
         git_cache: store.cache_dir().join("git"),
         events: local_events(&store),
-        dispatch: ProcessDispatch::locate()?,
+        dispatch: ProcessDispatch::locate_when_needed(),
         terraform_path: terraform,
         tofu_path: tofu,
         identity: format!("driftless@{}/{}", hostname(), std::process::id()),

@@ -11,12 +11,23 @@ const RUNNER: &str = "driftless-runner";
 
 #[derive(Clone, Debug)]
 pub struct ProcessDispatch {
-    runner: PathBuf,
+    /// The runner, or why none was found: said by the first run that needs it, so that
+    /// commands that run nothing (`apply -f`, `get`) work without a runner beside them.
+    runner: Result<PathBuf, String>,
 }
 
 impl ProcessDispatch {
     pub fn new(runner: PathBuf) -> Self {
-        Self { runner }
+        Self { runner: Ok(runner) }
+    }
+
+    /// [`locate`](Self::locate), keeping a failure for the first run.
+    pub fn locate_when_needed() -> Self {
+        match Self::locate() {
+            Ok(found) => found,
+            Err(DispatchError::RunnerNotFound(why)) => Self { runner: Err(why) },
+            Err(other) => Self { runner: Err(other.to_string()) },
+        }
     }
 
     /// Finds the runner: `$DRIFTLESS_RUNNER`, beside this executable (an install or a cargo
@@ -49,8 +60,9 @@ impl ProcessDispatch {
 
 impl RunnerDispatch for ProcessDispatch {
     async fn run(&self, spec: &RunSpec) -> Result<RunResult, DispatchError> {
+        let runner = self.runner.as_ref().map_err(|why| DispatchError::RunnerNotFound(why.clone()))?;
         let input = serde_json::to_vec(spec).map_err(|e| DispatchError::Spawn(std::io::Error::other(e)))?;
-        let mut child = tokio::process::Command::new(&self.runner)
+        let mut child = tokio::process::Command::new(runner)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
