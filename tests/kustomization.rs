@@ -264,6 +264,14 @@ async fn a_local_store_applies_kustomizations_to_the_current_kube_context_or_say
     assert_eq!(reason_of(&ready), "ClusterUnavailable", "{ks}");
     assert!(ready["message"].as_str().unwrap().contains("missing-kubeconfig"), "{ready}");
 
+    // The global --kubeconfig chooses the cluster too (KUBECONFIG still points nowhere).
+    k.world.commit(&[("deploy/a.yaml", &config_map("a", "from-flag"))], "by flag");
+    let kubeconfig = k.kubeconfig.display().to_string();
+    k.world.driftless(&["--kubeconfig", &kubeconfig, "reconcile", "kustomization", "web", "--with-source"]).ok();
+    assert_eq!(k.get("ConfigMap", "a").await["data"]["key"], "from-flag");
+    k.world.commit(&[("deploy/a.yaml", &config_map("a", "one"))], "back");
+    k.world.driftless(&["reconcile", "gitrepository", "app"]).ok();
+
     // With the kube context of the cluster: applied there, status in the local store.
     k.world.extra_env.clear();
     k.world.extra_env.push(("KUBECONFIG".into(), k.kubeconfig.display().to_string()));

@@ -370,6 +370,10 @@ impl Namespace {
     }
 }
 
+fn kube_context(kubeconfig: &Option<PathBuf>, context: &Option<String>) -> run::KubeContext {
+    run::KubeContext { kubeconfig: kubeconfig.clone(), context: context.clone() }
+}
+
 /// `-n NAMESPACE` or `-A` of a command that lists.
 #[derive(Args, Debug, Clone, Default)]
 pub struct Scope {
@@ -433,7 +437,7 @@ pub async fn execute(cli: Cli) -> Result<()> {
             let api_version = api_version.as_deref();
             return match &cli.store {
                 Some(dir) => {
-                    let ctx = local_context(dir, cli.terraform, cli.tofu, false)?;
+                    let ctx = local_context(dir, cli.terraform, cli.tofu, false, kube_context(&cli.kubeconfig, &cli.context))?;
                     trace::run(&ctx.store, &client, &kind, &name, &ns, api_version).await
                 }
                 None => trace::run(&crate::store::KubeStore::new(client.clone()), &client, &kind, &name, &ns, api_version).await,
@@ -444,7 +448,7 @@ pub async fn execute(cli: Cli) -> Result<()> {
             let client = cluster::client(kubeconfig, context).await?;
             return match &cli.store {
                 Some(dir) => {
-                    let ctx = local_context(dir, cli.terraform, cli.tofu, false)?;
+                    let ctx = local_context(dir, cli.terraform, cli.tofu, false, kube_context(&cli.kubeconfig, &cli.context))?;
                     let ns = namespace.namespace.unwrap_or_else(|| "default".into());
                     diff::kustomization(&ctx.store, client, &name, &ns, &path).await
                 }
@@ -469,14 +473,15 @@ pub async fn execute(cli: Cli) -> Result<()> {
                         .into(),
                 ));
             };
-            return review::page(local_context(dir, cli.terraform, cli.tofu, false)?, listen).await;
+            return review::page(local_context(dir, cli.terraform, cli.tofu, false, kube_context(&cli.kubeconfig, &cli.context))?, listen)
+                .await;
         }
         verb => verb,
     };
     match &cli.store {
         Some(dir) => {
             let creates = matches!(command, Command::Apply { .. } | Command::Create(_));
-            let ctx = local_context(dir, cli.terraform.clone(), cli.tofu.clone(), creates)?;
+            let ctx = local_context(dir, cli.terraform.clone(), cli.tofu.clone(), creates, kube_context(&cli.kubeconfig, &cli.context))?;
             let mut outcome = verb(&ctx, command).await;
             // Locally nothing else keeps the notification kinds' status: a Receiver's webhook
             // path is there as soon as it is applied.

@@ -15,9 +15,23 @@ use crate::store::{EventLog, LocalStore, ObjectStore};
 
 pub type LocalContext = Context<LocalStore, ProcessDispatch>;
 
+/// Where a local store's Kustomizations apply: the global `--kubeconfig` and `--context`
+/// (each unset: kube's defaults, as for every cluster command).
+#[derive(Debug, Clone, Default)]
+pub struct KubeContext {
+    pub kubeconfig: Option<PathBuf>,
+    pub context: Option<String>,
+}
+
 /// The embedded default: objects, artifacts, state and plans under one directory, runs as
 /// local processes.
-pub fn local_context(dir: &Path, terraform: Option<PathBuf>, tofu: Option<PathBuf>, create: bool) -> Result<LocalContext> {
+pub fn local_context(
+    dir: &Path,
+    terraform: Option<PathBuf>,
+    tofu: Option<PathBuf>,
+    create: bool,
+    kube: KubeContext,
+) -> Result<LocalContext> {
     let store = if create { LocalStore::open(dir)? } else { LocalStore::open_existing(dir)? };
     let root =
         std::fs::canonicalize(store.root()).map_err(|e| CliError::File { path: dir.display().to_string(), reason: e.to_string() })?;
@@ -36,8 +50,12 @@ pub fn local_context(dir: &Path, terraform: Option<PathBuf>, tofu: Option<PathBu
         tofu_path: tofu,
         identity: format!("driftless@{}/{}", hostname(), std::process::id()),
         run_timeout: Duration::from_secs(30 * 60),
-        // Kustomizations apply to the current kube context, found when first needed.
-        clusters: Clusters::lazy(|| async { super::cluster::config(None, None).await.map_err(|e| e.to_string()) }),
+        // Kustomizations apply to the chosen (else the current) kube context, found when
+        // first needed.
+        clusters: Clusters::lazy(move || {
+            let kube = kube.clone();
+            async move { super::cluster::config(kube.kubeconfig.as_deref(), kube.context.as_deref()).await.map_err(|e| e.to_string()) }
+        }),
         // One user's store: every reference and URL allowed.
         tenancy: crate::api::Tenancy::LOCAL,
         store,
