@@ -436,6 +436,7 @@ fn null_module_plan(
         lock_holder: "kube-backend-test".into(),
         timeout_seconds: 300,
         apply_timeout_seconds: None,
+        unsaved_state: None,
     }
 }
 

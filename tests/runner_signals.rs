@@ -49,6 +49,7 @@ fn sigterm_mid_apply_stops_terraform_gracefully_and_keeps_what_it_created_in_the
         lock_holder: "signal-test".into(),
         timeout_seconds: 300,
         apply_timeout_seconds: None,
+        unsaved_state: None,
     };
     let mut cmd = Command::new(&w.tools.runner);
     w.env(&mut cmd);

@@ -259,3 +259,78 @@ fn after_a_failed_apply_the_new_plan_waits_for_approval() {
     assert_eq!(w.ready_reason("app"), "Succeeded", "{}", w.condition("app", "Ready"));
     assert_eq!(std::fs::read_to_string(w.managed("main.txt")).unwrap(), "hello");
 }
+
+/// Whether a `terraform apply` of this world runs (found by the marker in its environment).
+fn applying(marker: &str) -> bool {
+    let Ok(entries) = std::fs::read_dir("/proc") else { return false };
+    entries.flatten().any(|e| {
+        let cmdline = std::fs::read(e.path().join("cmdline")).unwrap_or_default();
+        let environ = std::fs::read(e.path().join("environ")).unwrap_or_default();
+        cmdline.split(|b| *b == 0).any(|a| a == b"apply") && environ.split(|b| *b == 0).any(|v| v == marker.as_bytes())
+    })
+}
+
+#[test]
+fn a_state_the_backend_refused_is_kept_in_a_secret_nothing_runs_until_it_is_saved_and_nothing_is_made_twice() {
+    let Some(mut w) = World::new() else { return };
+    w.commit(&[("main.tf", MODULE)], "module");
+    w.apply(&objects("app", "./", "auto", "")).ok();
+    let marker = format!("DRIFTLESS_TEST_WORLD={}", w.path().display());
+    let (key, value) = marker.split_once('=').unwrap();
+    w.extra_env.push((key.into(), value.into()));
+    w.extra_env.push(("DRIFTTEST_APPLY_DELAY_MS".into(), "4000".into()));
+
+    // The backend goes away while terraform applies (after it read the state, before it
+    // writes it): terraform cannot save the state, and the runner cannot either.
+    let mut cmd = std::process::Command::new(&w.tools.driftless);
+    cmd.arg("--store").arg(w.store()).arg("--terraform").arg(&w.terraform).args(["reconcile", "terraform", "app", "--with-source"]);
+    w.env(&mut cmd);
+    let child = cmd.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().unwrap();
+    let started = std::time::Instant::now();
+    while !applying(&marker) {
+        assert!(started.elapsed() < std::time::Duration::from_secs(120), "terraform never applied");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    let state_dir = w.state_dir("app");
+    let away = state_dir.with_extension("away");
+    std::fs::rename(&state_dir, &away).unwrap();
+    std::fs::write(&state_dir, "not a directory").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(!out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+    assert_eq!(w.ready_reason("app"), "BackendFailed");
+    let message = ready_message(&w, "app");
+    assert!(message.contains("driftless keeps it in Secret app-unsaved-tfstate"), "{message}");
+    assert!(w.managed("main.txt").exists(), "the apply made the file");
+    w.driftless(&["get", "secret", "app-unsaved-tfstate"]).ok();
+    assert_eq!(w.events_with_reason("app", "StateNotSaved").len(), 1);
+
+    // Still down: nothing runs, and the condition says why.
+    w.extra_env.clear();
+    w.reconcile("app").fails();
+    assert_eq!(w.ready_reason("app"), "StateNotSaved");
+    let message = ready_message(&w, "app");
+    assert!(message.contains("kept in Secret app-unsaved-tfstate and not saved yet"), "{message}");
+
+    // Back: the kept state is saved first, so the plan finds everything made.
+    std::fs::remove_file(&state_dir).unwrap();
+    std::fs::rename(&away, &state_dir).unwrap();
+    w.reconcile("app").ok();
+    assert_eq!(w.ready_reason("app"), "Succeeded");
+    let message = ready_message(&w, "app");
+    assert!(message.contains("no changes"), "nothing is made twice: {message}");
+    let addresses = state_addresses(&state_json(&w, "app"));
+    assert!(
+        addresses.contains(&"null_resource.marker".to_string()) && addresses.contains(&"drifttest_file.main".to_string()),
+        "{addresses:?}"
+    );
+    assert!(!state_dir.join("default.lock").exists(), "terraform's lock, left by the failed apply, is released");
+    assert_eq!(w.events_with_reason("app", "StateSaved").len(), 1);
+    w.driftless(&["get", "secret", "app-unsaved-tfstate"]).fails();
+    // The state (it holds the resources' values) never shows in status or events.
+    for file in [w.store().join("events.jsonl"), w.store().join("objects/terraform/default/app.yaml")] {
+        let text = std::fs::read_to_string(&file).unwrap();
+        assert!(!text.contains("terraform_version") && !text.contains("\"lineage\""), "the state shows in {}", file.display());
+    }
+}

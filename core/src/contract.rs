@@ -23,6 +23,10 @@ pub enum Operation {
     DriftCheck,
     /// A destroy plan (spec.destroy or deletion with destroyResourcesOnDeletion).
     DestroyPlan,
+    /// Save `unsaved_state` (the state an earlier apply could not save) to the backend,
+    /// under the lock it names or one of its own, never over a state written since; nothing
+    /// else runs. The controller starts it, because the runner has the backend's rights.
+    SaveState,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
@@ -182,6 +186,9 @@ pub struct RunSpec {
     /// it gets its own, longer deadline instead of what is left of the plan's.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub apply_timeout_seconds: Option<u64>,
+    /// The state to save (`SaveState`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unsaved_state: Option<UnsavedState>,
 }
 
 /// How terraform runs, as a Terraform object sets it: flags of its commands, files and
@@ -470,14 +477,20 @@ pub struct RunResult {
     pub engine: Option<String>,
 }
 
-/// The text of a terraform state (JSON). `Debug` shows its size only: a state holds secrets.
+/// A terraform state (JSON) no backend holds yet, and the lock terraform held on the state
+/// when it could not save it (the save goes in under it: nobody else may write meanwhile).
+/// `Debug` shows its size only: a state holds secrets.
 #[derive(Serialize, Deserialize, Clone, PartialEq, Eq)]
-#[serde(transparent)]
-pub struct UnsavedState(pub String);
+#[serde(rename_all = "camelCase")]
+pub struct UnsavedState {
+    pub state: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lock: Option<String>,
+}
 
 impl std::fmt::Debug for UnsavedState {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "UnsavedState({} bytes)", self.0.len())
+        write!(f, "UnsavedState({} bytes, lock {:?})", self.state.len(), self.lock)
     }
 }
 
@@ -532,6 +545,7 @@ mod tests {
             lock_holder: "t".into(),
             timeout_seconds: timeout,
             apply_timeout_seconds: apply,
+            unsaved_state: None,
         }
     }
 
@@ -589,12 +603,12 @@ mod tests {
     #[test]
     fn an_unsaved_state_never_shows_in_debug_output() {
         let r = RunResult {
-            unsaved_state: Some(UnsavedState("{\"secret\":\"hunter2\"}".into())),
+            unsaved_state: Some(UnsavedState { state: "{\"secret\":\"hunter2\"}".into(), lock: None }),
             ..RunResult::failed(RunErrorKind::Apply, "x")
         };
         let shown = format!("{r:?}");
-        assert!(!shown.contains("hunter2") && shown.contains("UnsavedState(20 bytes)"), "{shown}");
+        assert!(!shown.contains("hunter2") && shown.contains("UnsavedState(20 bytes"), "{shown}");
         let json = serde_json::to_value(&r).unwrap();
-        assert_eq!(json["unsavedState"], "{\"secret\":\"hunter2\"}");
+        assert_eq!(json["unsavedState"]["state"], "{\"secret\":\"hunter2\"}");
     }
 }

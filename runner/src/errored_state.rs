@@ -13,7 +13,8 @@
 use std::path::Path;
 use std::time::Duration;
 
-use driftless_core::backend::{BackendError, LockInfo, StateKey, StateStore};
+use driftless_core::backend::rescue::{self, SaveFailure};
+use driftless_core::backend::{StateKey, StateStore};
 use driftless_core::contract::{RunResult, UnsavedState};
 
 /// What terraform writes when it cannot save state to the backend after changing resources.
@@ -50,67 +51,6 @@ impl Rescue {
     }
 }
 
-/// Why the errored state may not replace the backend's, when it may not.
-#[derive(Debug, PartialEq, Eq)]
-pub enum Conflict {
-    NotAState,
-    Unreadable,
-    OtherLineage { ours: String, theirs: String },
-    WrittenSince { ours: u64, theirs: u64 },
-}
-
-impl std::fmt::Display for Conflict {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Conflict::NotAState => write!(f, "{ERRORED_STATE} is not a terraform state"),
-            Conflict::Unreadable => write!(f, "the backend holds a state driftless cannot read, which it will not replace"),
-            Conflict::OtherLineage { ours, theirs } => {
-                write!(f, "the backend holds another state (lineage {theirs}, {ERRORED_STATE} has {ours}), which it will not replace")
-            }
-            Conflict::WrittenSince { ours, theirs } => {
-                write!(f, "the backend's state was written since (serial {theirs}, {ERRORED_STATE} has {ours}); it is not replaced")
-            }
-        }
-    }
-}
-
-#[derive(serde::Deserialize)]
-struct Header {
-    #[serde(default)]
-    lineage: String,
-    serial: u64,
-    #[serde(default)]
-    resources: serde_json::Value,
-    #[serde(default)]
-    outputs: serde_json::Value,
-}
-
-/// Whether the errored state may be written over `current` (the backend's state, if any):
-/// `Ok(true)` to write it, `Ok(false)` when the backend already holds it (same lineage and
-/// serial, same resources and outputs), else why not.
-pub fn may_replace(current: Option<&[u8]>, errored: &[u8]) -> Result<bool, Conflict> {
-    let ours: Header = serde_json::from_slice(errored).map_err(|_| Conflict::NotAState)?;
-    let Some(current) = current.filter(|c| !c.is_empty()) else { return Ok(true) };
-    let theirs: Header = serde_json::from_slice(current).map_err(|_| Conflict::Unreadable)?;
-    if ours.lineage != theirs.lineage {
-        return Err(Conflict::OtherLineage { ours: ours.lineage, theirs: theirs.lineage });
-    }
-    if theirs.serial == ours.serial && theirs.resources == ours.resources && theirs.outputs == ours.outputs {
-        return Ok(false);
-    }
-    if theirs.serial >= ours.serial {
-        return Err(Conflict::WrittenSince { ours: ours.serial, theirs: theirs.serial });
-    }
-    Ok(true)
-}
-
-enum Failed {
-    /// Worth another attempt (the backend may come back, a lock be released).
-    Retry(String),
-    /// Final: the backend holds a state that must not be replaced.
-    Final(String),
-}
-
 /// Saves `errored.tfstate` of `dir`, if there is one, waiting `waits` between attempts.
 /// `held` is the lock terraform took and could not release (the state server still holds
 /// it); without one, the rescue takes a lock of its own as `holder`.
@@ -127,20 +67,52 @@ pub async fn rescue<S: StateStore>(
     let mut why = String::new();
     for wait in std::iter::once(&Duration::ZERO).chain(waits) {
         tokio::time::sleep(*wait).await;
-        match save(store, key, &bytes, &mut held, holder).await {
+        match rescue::save(store, key, &bytes, &mut held, holder).await {
             Ok(()) => {
                 tracing::warn!("terraform could not save the state of {key}; driftless saved it from {ERRORED_STATE}");
                 return Some(Rescue::Saved);
             }
-            Err(Failed::Final(reason)) => {
+            Err(SaveFailure::Final(reason)) => {
                 why = reason;
                 break;
             }
-            Err(Failed::Retry(reason)) => why = reason,
+            Err(SaveFailure::Retry(reason)) => why = reason,
         }
     }
     tracing::error!("the state of {key} from {ERRORED_STATE} could not be saved: {why}; it is kept in the run's result");
-    Some(Rescue::Kept { state: UnsavedState(String::from_utf8_lossy(&bytes).into_owned()), why })
+    // Terraform's lock, if it still holds one, is the lock the state is later saved under.
+    Some(Rescue::Kept { state: UnsavedState { state: String::from_utf8_lossy(&bytes).into_owned(), lock: held }, why })
+}
+
+/// The save-state run: saves a state an earlier run could not (`unsaved`), with the same
+/// retries as the rescue, under the lock terraform left (released after: the terraform that
+/// took it is gone) or one of its own. `Err` says why it is still not saved.
+pub async fn save_kept<S: StateStore>(
+    store: &S,
+    key: &StateKey,
+    unsaved: &UnsavedState,
+    holder: &str,
+    waits: &[Duration],
+) -> Result<(), String> {
+    let mut held = unsaved.lock.clone();
+    let mut why = String::new();
+    for wait in std::iter::once(&Duration::ZERO).chain(waits) {
+        tokio::time::sleep(*wait).await;
+        match rescue::save(store, key, unsaved.state.as_bytes(), &mut held, holder).await {
+            Ok(()) => {
+                if let Some(id) = held
+                    && let Err(e) = store.unlock(key, &id).await
+                {
+                    tracing::warn!("the state of {key} is saved; its lock {id} could not be released: {e}");
+                }
+                tracing::warn!("the state of {key} an earlier run could not save is saved now");
+                return Ok(());
+            }
+            Err(SaveFailure::Final(reason)) => return Err(reason),
+            Err(SaveFailure::Retry(reason)) => why = reason,
+        }
+    }
+    Err(why)
 }
 
 /// The `errored.tfstate` of `dir`, if there is one, kept for the result without trying the
@@ -148,7 +120,7 @@ pub async fn rescue<S: StateStore>(
 pub fn keep(dir: &Path, why: &str) -> Option<Rescue> {
     let bytes = std::fs::read(dir.join(ERRORED_STATE)).ok()?;
     tracing::error!("terraform could not save the state and left {ERRORED_STATE}; {why}: it is kept in the run's result");
-    Some(Rescue::Kept { state: UnsavedState(String::from_utf8_lossy(&bytes).into_owned()), why: why.to_string() })
+    Some(Rescue::Kept { state: UnsavedState { state: String::from_utf8_lossy(&bytes).into_owned(), lock: None }, why: why.to_string() })
 }
 
 /// `result` as it fits a result Secret of `limit` bytes: an unsaved state that makes it too
@@ -170,48 +142,10 @@ pub fn fit_for_secret(mut result: RunResult, limit: usize) -> RunResult {
         e.message = format!(
             "{}; but the state ({} bytes) is too large for the run's result, so it is lost: import the resources it recorded",
             e.message,
-            state.0.len()
+            state.state.len()
         );
     }
     result
-}
-
-async fn save<S: StateStore>(store: &S, key: &StateKey, bytes: &[u8], held: &mut Option<String>, holder: &str) -> Result<(), Failed> {
-    let retry = |e: BackendError| Failed::Retry(e.to_string());
-    let (id, ours) = match held.clone() {
-        Some(id) => (id, false),
-        None => {
-            let info = LockInfo {
-                id: format!("driftless-errored-state-{}-{}", std::process::id(), jiff::Timestamp::now().as_nanosecond()),
-                operation: "OperationTypeApply".into(),
-                info: format!("driftless saves {ERRORED_STATE}"),
-                who: holder.to_string(),
-                created: jiff::Timestamp::now().to_string(),
-                ..Default::default()
-            };
-            store.lock(key, &info).await.map_err(retry)?;
-            (info.id, true)
-        }
-    };
-    let written = async {
-        let current = store.get(key).await.map_err(retry)?;
-        if may_replace(current.as_deref(), bytes).map_err(|c| Failed::Final(c.to_string()))? {
-            store.put(key, bytes, Some(&id)).await.map_err(|e| {
-                if matches!(e, BackendError::LockMismatch { .. }) {
-                    // Terraform's lock is gone after all: take one of our own next time.
-                    *held = None;
-                }
-                retry(e)
-            })?;
-            store.flush().await.map_err(retry)?;
-        }
-        Ok(())
-    }
-    .await;
-    if ours && let Err(e) = store.unlock(key, &id).await {
-        tracing::warn!("could not release lock {id} of {key}: {e}");
-    }
-    written
 }
 
 #[cfg(test)]
@@ -220,29 +154,12 @@ mod tests {
     use std::sync::Mutex;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
-    use driftless_core::backend::LocalBackend;
+    use driftless_core::backend::{BackendError, LocalBackend, LockInfo};
     use driftless_core::key::ObjectKey;
 
     fn state(lineage: &str, serial: u64, resources: serde_json::Value) -> Vec<u8> {
         serde_json::to_vec(&serde_json::json!({"version": 4, "serial": serial, "lineage": lineage, "outputs": {}, "resources": resources}))
             .unwrap()
-    }
-
-    #[test]
-    fn the_errored_state_replaces_only_an_older_state_of_its_lineage() {
-        let ours = state("L", 6, serde_json::json!([{"name": "a"}]));
-        assert_eq!(may_replace(None, &ours), Ok(true));
-        assert_eq!(may_replace(Some(b""), &ours), Ok(true));
-        assert_eq!(may_replace(Some(&state("L", 5, serde_json::json!([]))), &ours), Ok(true));
-        assert_eq!(may_replace(Some(&ours), &ours), Ok(false), "already there");
-        assert_eq!(may_replace(Some(&state("L", 6, serde_json::json!([]))), &ours), Err(Conflict::WrittenSince { ours: 6, theirs: 6 }));
-        assert_eq!(may_replace(Some(&state("L", 9, serde_json::json!([]))), &ours), Err(Conflict::WrittenSince { ours: 6, theirs: 9 }));
-        assert_eq!(
-            may_replace(Some(&state("M", 1, serde_json::json!([]))), &ours),
-            Err(Conflict::OtherLineage { ours: "L".into(), theirs: "M".into() })
-        );
-        assert_eq!(may_replace(Some(b"{"), &ours), Err(Conflict::Unreadable));
-        assert_eq!(may_replace(None, b"not json"), Err(Conflict::NotAState));
     }
 
     /// A local backend whose first `failures` writes fail, as a backend that is down.
@@ -329,7 +246,7 @@ mod tests {
         let errored = state("L", 1, serde_json::json!([{"name": "created"}]));
         std::fs::write(dir.path().join(ERRORED_STATE), &errored).unwrap();
         let Some(Rescue::Kept { state, why }) = rescue(&store, &key, dir.path(), None, "runner-1", &WAITS).await else { panic!() };
-        assert_eq!(state.0.as_bytes(), &errored[..]);
+        assert_eq!(state.state.as_bytes(), &errored[..]);
         assert!(why.contains("down"), "{why}");
         assert_eq!(store.lock_info(&key).await.unwrap(), None, "no lock left behind");
         let note = Rescue::Kept { state, why }.note(driftless_core::engine::Engine::Tofu);
@@ -361,7 +278,7 @@ mod tests {
     #[test]
     fn a_state_too_large_for_the_result_secret_is_dropped_and_said_so() {
         let mut r = RunResult::failed(driftless_core::contract::RunErrorKind::Backend, "state backend: down");
-        r.unsaved_state = Some(UnsavedState("x".repeat(2000)));
+        r.unsaved_state = Some(UnsavedState { state: "x".repeat(2000), lock: None });
         let kept = fit_for_secret(r.clone(), 4000);
         assert_eq!(kept, r);
         let dropped = fit_for_secret(r, 1000);

@@ -108,6 +108,9 @@ impl<'a> Run<'a> {
     }
 
     async fn execute<S: StateStore + PlanStore + Clone>(mut self, store: S) -> RunResult {
+        if self.spec.operation == Operation::SaveState {
+            return self.save_state(&store).await;
+        }
         // Everything up to the plan; an apply gets its own deadline (`Run::apply`).
         let deadline = self.started + self.spec.plan_timeout();
         let workdir = match tempfile::Builder::new().prefix("driftless-run-").tempdir() {
@@ -133,6 +136,23 @@ impl<'a> Run<'a> {
         result.timings_ms = std::mem::take(&mut self.timings);
         result.unsaved_state = self.unsaved_state.take();
         result.broken_lock = broken_lock;
+        result
+    }
+
+    /// A save-state run: the state an earlier run kept in its result goes to the backend;
+    /// no artifact, no terraform.
+    async fn save_state<S: StateStore>(&mut self, store: &S) -> RunResult {
+        let spec = self.spec;
+        let Some(unsaved) = &spec.unsaved_state else {
+            return RunResult::failed(RunErrorKind::Internal, "a save-state run names no state to save");
+        };
+        let key = StateKey { object: spec.object.clone(), state_name: spec.state_name.clone(), secret_suffix: spec.state_suffix.clone() };
+        let mut result = match errored_state::save_kept(store, &key, unsaved, &spec.lock_holder, &errored_state::RETRY_WAITS).await {
+            Ok(()) => RunResult { outcome: Outcome::NoChanges, error: None, ..RunResult::failed(RunErrorKind::Internal, "") },
+            Err(why) => RunResult::failed(RunErrorKind::Backend, self.scrub(&format!("the unsaved state is still not saved: {why}"))),
+        };
+        self.mark("total", self.started);
+        result.timings_ms = std::mem::take(&mut self.timings);
         result
     }
 

@@ -113,6 +113,7 @@ impl World {
             lock_holder: "apply-state-test".into(),
             timeout_seconds,
             apply_timeout_seconds,
+            unsaved_state: None,
         }
     }
 
@@ -259,7 +260,7 @@ fn a_state_the_backend_never_takes_is_carried_in_the_result() {
     let error = result.error.expect("an apply that could not save its state failed");
     assert_eq!(error.kind, RunErrorKind::Backend, "{error:?}");
     assert!(error.message.contains("kept in the run's result (unsavedState)"), "{error:?}");
-    let state: Value = serde_json::from_str(&result.unsaved_state.expect("the state is in the result").0).unwrap();
+    let state: Value = serde_json::from_str(&result.unsaved_state.expect("the state is in the result").state).unwrap();
     let recorded = addresses(&state);
     assert!(
         recorded.contains(&"null_resource.marker".to_string()) && recorded.contains(&"drifttest_file.main".to_string()),

@@ -114,6 +114,11 @@ pub mod reason {
     /// The event of a run that broke a state lock first (`tfstate.forceUnlock`), with
     /// tofu-controller's reason.
     pub const FORCE_UNLOCK: &str = "ForceUnlock";
+    /// The event of a state an apply could not save, saved to the backend since.
+    pub const STATE_SAVED: &str = "StateSaved";
+    /// The event and condition of a state an apply could not save, kept in a Secret until
+    /// the backend takes it.
+    pub const STATE_NOT_SAVED: &str = "StateNotSaved";
 }
 
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema, Default)]

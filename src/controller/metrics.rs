@@ -128,6 +128,7 @@ pub fn operation_label(operation: Operation) -> &'static str {
         Operation::Apply => "apply",
         Operation::DriftCheck => "drift-check",
         Operation::DestroyPlan => "destroy-plan",
+        Operation::SaveState => "save-state",
     }
 }
 
@@ -399,7 +400,7 @@ mod tests {
 
     #[test]
     fn operation_labels_match_the_runspec_spelling() {
-        for operation in [Operation::Plan, Operation::Apply, Operation::DriftCheck, Operation::DestroyPlan] {
+        for operation in [Operation::Plan, Operation::Apply, Operation::DriftCheck, Operation::DestroyPlan, Operation::SaveState] {
             let json = serde_json::to_string(&operation).expect("serializes");
             assert_eq!(json, format!("\"{}\"", operation_label(operation)));
         }

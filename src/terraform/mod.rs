@@ -12,6 +12,7 @@ mod readable_plan;
 mod reconcile;
 mod record;
 pub mod template;
+pub mod unsaved;
 
 pub use decide::{Next, Observed, auto_applies, decide};
 pub use inputs::{

@@ -11,12 +11,13 @@ use tracing::info;
 use super::decide::{Next, Observed, auto_applies, decide};
 use super::inputs::{InputError, inputs_digest, resolve_backend, resolve_options, resolve_variables, secret_suffix, state_name};
 use super::record::{Facts, record, wait_for_approval};
+use super::unsaved;
 use crate::api::{Artifact, ConditionStatus, Conditions, Terraform, condition_type as ct, reason};
 use crate::dispatch::{BackendSpec, Operation, Outcome, RunSpec, RunVariable, RunnerDispatch};
 use crate::reconcile::approval;
 use crate::reconcile::{Done, Reconcile, ReconcileError, Run, source_artifact};
 use crate::store::{ObjectStore, Severity};
-use driftless_core::contract::TerraformOptions;
+use driftless_core::contract::{TerraformOptions, UnsavedState};
 
 /// The API kind, as events and object keys spell it.
 pub const KIND: &str = crate::api::Kind::Terraform.as_str();
@@ -32,6 +33,7 @@ fn since_drift_check(status: &crate::api::TerraformStatus) -> Option<Duration> {
 }
 
 /// What one run needs besides the object.
+#[derive(Clone)]
 struct Inputs {
     artifact: Artifact,
     variables: Vec<RunVariable>,
@@ -112,7 +114,102 @@ fn run_spec<S, D>(
         timeout_seconds: run.ctx.run_timeout.as_secs(),
         // The apply's own deadline: the default (RunSpec::apply_timeout), longer than a plan's.
         apply_timeout_seconds: None,
+        unsaved_state: None,
     }
+}
+
+/// Whether the module keeps its state in a backend of its own, which driftless never writes.
+fn own_backend(object: &Terraform, inputs: &Inputs) -> bool {
+    inputs.options.backend_disabled || object.spec.backend_config.as_ref().is_some_and(|b| b.custom_configuration.is_some())
+}
+
+/// A save-state run of `state`: `Err` says why the backend still does not hold it.
+async fn save_state<S: ObjectStore, D: RunnerDispatch>(
+    run: &Run<'_, Terraform, S, D>,
+    inputs: &Inputs,
+    state: UnsavedState,
+) -> Result<(), String> {
+    let revision = inputs.artifact.revision.clone();
+    let mut spec = run_spec(run, Operation::SaveState, inputs.clone(), &revision, false, None, None);
+    spec.unsaved_state = Some(state);
+    let result = match run.ctx.dispatch.run(&spec).await {
+        Ok(r) => r,
+        Err(e) => e.into_result(),
+    };
+    match result.error {
+        None => Ok(()),
+        Some(e) => Err(e.message),
+    }
+}
+
+/// Before anything runs: a state kept from an earlier apply goes to the backend first.
+/// `Err` is the message of the failure to report (nothing else may run until it is saved).
+async fn save_kept<S: ObjectStore, D: RunnerDispatch>(
+    run: &mut Run<'_, Terraform, S, D>,
+    inputs: &Inputs,
+) -> Result<Result<(), String>, ReconcileError> {
+    let Some(state) = unsaved::pending(run).await? else { return Ok(Ok(())) };
+    let secret = unsaved::secret_name(&run.name);
+    if own_backend(&run.object, inputs) {
+        return Ok(Err(format!(
+            "Secret {secret} keeps the state of an apply that the module's own backend did not take, and driftless does not write \
+             that backend: push the state there (`terraform state push`, from the Secret's `{}` key), then delete the Secret; \
+             nothing runs until then",
+            unsaved::STATE_KEY
+        )));
+    }
+    match save_state(run, inputs, state).await {
+        Ok(()) => {
+            unsaved::forget(run).await?;
+            let message =
+                format!("the state of the last apply, kept in Secret {secret} since the backend refused it, is saved to the backend");
+            run.event(reason::STATE_SAVED, Severity::Info, message, None, None);
+            Ok(Ok(()))
+        }
+        Err(why) => Ok(Err(format!(
+            "the state of the last apply, which the backend refused, is kept in Secret {secret} and not saved yet ({why}); nothing \
+             runs until it is: fix the backend, driftless tries again on every reconcile"
+        ))),
+    }
+}
+
+/// After a run whose result carries the state its apply could not save: kept in the Secret
+/// first, then saved when the backend takes it now. Says what became of it.
+async fn keep_unsaved<S: ObjectStore, D: RunnerDispatch>(
+    run: &mut Run<'_, Terraform, S, D>,
+    inputs: &Inputs,
+    state: UnsavedState,
+) -> Result<String, ReconcileError> {
+    let secret = unsaved::secret_name(&run.name);
+    let kept = unsaved::keep(run, &state).await;
+    if let Err(e) = &kept {
+        tracing::error!("cannot keep the unsaved state in Secret {secret}: {e}");
+    }
+    let lost = |e: &crate::store::StoreError| {
+        format!("and it could not be kept in Secret {secret} either ({e}), so it is lost: import the resources it recorded")
+    };
+    if own_backend(&run.object, inputs) {
+        return Ok(match &kept {
+            Ok(()) => format!(
+                "driftless keeps it in Secret {secret}: push it to the module's own backend (`terraform state push`), then delete the Secret"
+            ),
+            Err(e) => lost(e),
+        });
+    }
+    let note = match (save_state(run, inputs, state).await, &kept) {
+        (Ok(()), Ok(())) => {
+            unsaved::forget(run).await?;
+            "the controller saved it to the backend since: nothing that was applied is lost".to_string()
+        }
+        (Ok(()), Err(_)) => "the controller saved it to the backend since: nothing that was applied is lost".to_string(),
+        (Err(why), Ok(())) => {
+            let message = format!("the state of the apply is kept in Secret {secret} until the backend takes it ({why})");
+            run.event(reason::STATE_NOT_SAVED, Severity::Error, message, None, None);
+            format!("driftless keeps it in Secret {secret} and saves it to the backend before anything else runs ({why})")
+        }
+        (Err(_), Err(e)) => lost(e),
+    };
+    Ok(note)
 }
 
 impl Reconcile for Terraform {
@@ -128,6 +225,9 @@ impl Reconcile for Terraform {
             Ok(i) => i,
             Err((why, message)) => return run.fail(why, message).await,
         };
+        if let Err(message) = save_kept(run, &inputs).await? {
+            return run.fail(reason::STATE_NOT_SAVED, message).await;
+        }
         let next = decide(&Observed {
             object: &run.object,
             inputs_digest: &inputs.digest,
@@ -178,11 +278,17 @@ impl Reconcile for Terraform {
 
         let backend = inputs.backend.clone();
         let digest = inputs.digest.clone();
-        let spec = run_spec(run, operation, inputs, &revision, apply_after_plan, plan_id, plan_digest);
+        let spec = run_spec(run, operation, inputs.clone(), &revision, apply_after_plan, plan_id, plan_digest);
         let mut result = match run.ctx.dispatch.run(&spec).await {
             Ok(r) => r,
             Err(e) => e.into_result(),
         };
+        if let Some(state) = result.unsaved_state.take() {
+            let note = keep_unsaved(run, &inputs, state).await?;
+            if let Some(e) = result.error.as_mut() {
+                e.message = format!("{}; {note}", e.message);
+            }
+        }
         // A plan without changes has no id of its own; its readable form is named by the
         // id it would have (tofu-controller stores every plan's).
         let readable = result.readable_plan.take().map(|text| {
@@ -231,6 +337,11 @@ impl Reconcile for Terraform {
                     return Ok(Some(run.retry()));
                 }
             };
+            // A destroy against a state without the last apply's resources would leave them.
+            if let Err(message) = save_kept(run, &inputs).await? {
+                run.not_ready(reason::STATE_NOT_SAVED, &format!("cannot destroy on deletion: {message}"));
+                return Ok(Some(run.retry()));
+            }
             // Deleting an object that asks for it is the approval.
             inputs.digest = format!("{}+destroy-on-deletion", inputs.digest);
             let revision = inputs.artifact.revision.clone();
@@ -247,6 +358,13 @@ impl Reconcile for Terraform {
             }
             let message = format!("resources destroyed on deletion ({})", result.summary);
             run.event(reason::DESTROYED, Severity::Info, message, result.plan_id, None);
+        }
+        if unsaved::pending(run).await?.is_some() {
+            let message = format!(
+                "Secret {} keeps the state of an apply the backend refused, the only record of what it made; it stays after this Terraform is gone",
+                unsaved::secret_name(&run.name)
+            );
+            run.event(reason::STATE_NOT_SAVED, Severity::Error, message, None, None);
         }
         // Only the outputs Secret this Terraform wrote goes with it; a Secret of that name
         // that is not its own stays.

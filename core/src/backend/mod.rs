@@ -3,6 +3,7 @@
 
 pub mod kube;
 mod local;
+pub mod rescue;
 pub mod s3;
 
 use std::future::Future;
