@@ -20,6 +20,8 @@ struct Cli {
     bin: PathBuf,
     kubeconfig: PathBuf,
     world: PathBuf,
+    /// terraform's provider mirror, for the runs a verb makes on this machine (`diff terraform`).
+    cli_config: PathBuf,
 }
 
 impl Cli {
@@ -28,7 +30,12 @@ impl Cli {
         assert!(text.contains("namespace: default"), "the testkit's context names its namespace: {text}");
         let kubeconfig = k.world.path().join("kubeconfig-cli");
         std::fs::write(&kubeconfig, text.replace("namespace: default", &format!("namespace: {}", k.ns.name))).unwrap();
-        Cli { bin: k.world.tools.driftless.clone(), kubeconfig, world: k.world.path().to_path_buf() }
+        Cli {
+            bin: k.world.tools.driftless.clone(),
+            kubeconfig,
+            world: k.world.path().to_path_buf(),
+            cli_config: k.world.tools.cli_config.clone(),
+        }
     }
 
     fn run(&self, args: &[&str]) -> Run {
@@ -37,6 +44,7 @@ impl Cli {
             .arg(&self.kubeconfig)
             .args(args)
             .env("HOME", self.world.join("home"))
+            .env("TF_CLI_CONFIG_FILE", &self.cli_config)
             .env_remove("KUBECONFIG")
             .env_remove("DRIFTLESS_STORE")
             .output()
@@ -339,4 +347,44 @@ async fn diff_shows_what_a_local_change_would_do_and_exits_1_on_changes() {
 
     let missing = cli.run(&["diff", "kustomization", "nope", "--path", &path]).fails();
     assert!(error_lines(&missing)[0].contains(&format!("Kustomization {ns}/nope not found")), "{}", missing.stderr);
+}
+
+/// `diff terraform --path DIR` on a cluster: the runner runs on this machine with the kube
+/// context's user and reads the state the controller's runner pod wrote (a Secret), so a
+/// local change shows as exactly what it adds; the directory as the source has it shows
+/// nothing; the cluster and the object are untouched.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn diff_terraform_plans_a_local_change_against_the_state_on_the_cluster() {
+    let Some(mut k) = KubeWorld::new("cli-diff-tf").await else { return };
+    k.world.commit(&[("infra/main.tf", MODULE)], "module");
+    let cli = Cli::new(&k);
+    cli.apply(&k, &format!("{}---\n{}", git_repository("app", "main"), terraform_object("app", "app", "./infra", "auto", "", ""))).ok();
+    k.start_controller(&[]);
+    let applied = |o: &Value| {
+        condition_in(o, "Ready")["status"] == "True" && o["status"]["lastAppliedRevision"].as_str().is_some_and(|r| !r.is_empty())
+    };
+    let before = k.wait_for("Terraform", "app", "applied", LONG, applied).await;
+
+    let checkout = k.world.path().join("checkout");
+    std::fs::create_dir_all(checkout.join("infra")).unwrap();
+    let extra = "\nresource \"drifttest_file\" \"extra\" {\n  path    = \"${var.target_dir}/extra.txt\"\n  content = \"more\"\n}\n";
+    std::fs::write(checkout.join("infra/main.tf"), format!("{MODULE}{extra}")).unwrap();
+    let terraform = k.world.terraform.display().to_string();
+    let path = checkout.join("infra").display().to_string();
+    let changed = cli.run(&["--terraform", &terraform, "diff", "terraform", "app", "--path", &path]);
+    assert_eq!(changed.status, 1, "{}{}", changed.stdout, changed.stderr);
+    assert!(
+        changed.stdout.contains("drifttest_file.extra will be created") && changed.stdout.contains("1 to add, 0 to change, 0 to destroy"),
+        "only the new file: the state on the cluster was read\n{}",
+        changed.stdout
+    );
+    assert!(!k.world.managed("extra.txt").exists(), "nothing is applied");
+
+    // The module as the source has it, and --context naming the kube context explicitly.
+    std::fs::write(checkout.join("infra/main.tf"), MODULE).unwrap();
+    let same = cli.run(&["--terraform", &terraform, "--context", "testkit", "diff", "terraform", "app", "--path", &path]).ok();
+    assert!(same.stdout.contains("no changes"), "{}", same.stdout);
+    let after = k.get("Terraform", "app").await;
+    assert_eq!(after["status"]["lastAppliedRevision"], before["status"]["lastAppliedRevision"]);
+    assert_ne!(after["status"]["plan"]["pending"], true, "no plan waits: a diff stores none");
 }

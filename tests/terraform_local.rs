@@ -147,3 +147,69 @@ fn a_multi_line_secret_with_quotes_never_reaches_the_plan_rendering_in_any_encod
         assert!(!everywhere.contains(form), "{form:?} leaked:\n{shown}");
     }
 }
+
+/// Every file under `dir`, with its bytes: what a command must leave as it found it.
+fn snapshot(dir: &std::path::Path) -> std::collections::BTreeMap<String, Vec<u8>> {
+    let mut out = std::collections::BTreeMap::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(p) = stack.pop() {
+        if p.is_dir() {
+            stack.extend(std::fs::read_dir(&p).unwrap().flatten().map(|e| e.path()));
+        } else if let Ok(bytes) = std::fs::read(&p) {
+            out.insert(p.display().to_string(), bytes);
+        }
+    }
+    out
+}
+
+#[test]
+fn diff_terraform_prints_a_speculative_plan_of_local_changes_and_never_applies_or_stores_it() {
+    let Some(w) = World::new() else { return };
+    w.commit(&[("infra/main.tf", MODULE), ("modules/extra/main.tf", "variable \"path\" {\n  type = string\n}\n")], "module");
+    w.apply(&objects("app", "./infra", "auto", "  varsFrom:\n    - kind: Secret\n      name: app-token\n")).ok();
+    w.apply("apiVersion: v1\nkind: Secret\nmetadata:\n  name: app-token\nstringData:\n  token: very-secret-token-value\n").ok();
+    w.driftless(&["run", "--once"]).ok();
+    assert_eq!(w.ready_reason("app"), "Succeeded");
+    let status = w.get("terraform", "app")["status"].clone();
+
+    // A checkout with a change: one more file, holding the token, from a module beside it
+    // (reached as `../modules`, as the source's artifact has it).
+    let checkout = w.path().join("checkout");
+    let cloned = std::process::Command::new("git").args(["clone", "--quiet"]).arg(w.path().join("repo")).arg(&checkout).status().unwrap();
+    assert!(cloned.success());
+    let module = std::fs::read_to_string(checkout.join("infra/main.tf")).unwrap();
+    let extra = "\nmodule \"extra\" {\n  source = \"../modules/extra\"\n  path   = var.target_dir\n}\n\nresource \"drifttest_file\" \"extra\" {\n  path    = \"${module.extra.path}/extra.txt\"\n  content = var.token\n}\n";
+    std::fs::write(checkout.join("infra/main.tf"), format!("{module}{extra}")).unwrap();
+    std::fs::write(
+        checkout.join("modules/extra/main.tf"),
+        "variable \"path\" {\n  type = string\n}\n\noutput \"path\" {\n  value = var.path\n}\n",
+    )
+    .unwrap();
+    let before = snapshot(&w.store());
+
+    let run = w.driftless(&["diff", "terraform", "app", "--path", checkout.join("infra").to_str().unwrap()]);
+    assert_eq!(run.status, 1, "changes exit with 1\n{}{}", run.stdout, run.stderr);
+    assert!(
+        run.stdout.contains("drifttest_file.extra will be created") && run.stdout.contains("1 to add, 0 to change, 0 to destroy"),
+        "{}",
+        run.stdout
+    );
+    assert!(run.stderr.contains("Terraform default/app would change: 1 to add"), "{}", run.stderr);
+    assert!(!run.all().contains("very-secret-token-value"), "{}", run.all());
+    // Nothing applied, nothing stored, nothing locked: the store is byte for byte as it was.
+    assert!(!w.managed("extra.txt").exists());
+    assert_eq!(snapshot(&w.store()), before, "diff changed the store");
+    assert_eq!(w.get("terraform", "app")["status"], status);
+
+    // The directory as the source has it: nothing to change.
+    let run = w.driftless(&["diff", "terraform", "app", "--path", w.path().join("repo/infra").to_str().unwrap()]).ok();
+    assert!(run.stdout.contains("Terraform default/app: no changes"), "{}", run.stdout);
+
+    // A module that does not parse: the error names the file, exit 1, nothing changes.
+    std::fs::write(checkout.join("infra/broken.tf"), "resource \"drifttest_file\" \"x\" {\n  path = \n").unwrap();
+    let run = w.driftless(&["diff", "terraform", "app", "--path", checkout.join("infra").to_str().unwrap()]).fails();
+    assert!(run.stderr.contains("broken.tf"), "{}", run.stderr);
+    assert_eq!(snapshot(&w.store()), before);
+    let run = w.driftless(&["diff", "terraform", "nope", "--path", checkout.join("infra").to_str().unwrap()]).fails();
+    assert!(run.stderr.contains("Terraform default/nope not found"), "{}", run.stderr);
+}

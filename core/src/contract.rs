@@ -27,6 +27,9 @@ pub enum Operation {
     /// under the lock it names or one of its own, never over a state written since; nothing
     /// else runs. The controller starts it, because the runner has the backend's rights.
     SaveState,
+    /// A plan nobody will apply (`driftless diff terraform`): no state lock taken or broken,
+    /// nothing stored; the result carries terraform's readable plan.
+    SpeculativePlan,
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]

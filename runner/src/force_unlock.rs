@@ -9,7 +9,8 @@ use driftless_core::contract::{ForceUnlock, RunSpec};
 /// module's own backend (`custom_backend`) is left alone: its locks are not driftless's.
 pub async fn apply<S: StateStore>(store: &S, spec: &RunSpec) -> Result<Option<LockInfo>, BackendError> {
     let policy = &spec.options.force_unlock;
-    if policy.is_never() || spec.custom_backend.is_some() {
+    // A speculative plan never breaks a lock: it reads the state without one.
+    if policy.is_never() || spec.custom_backend.is_some() || spec.operation == driftless_core::contract::Operation::SpeculativePlan {
         return Ok(None);
     }
     let key = StateKey { object: spec.object.clone(), state_name: spec.state_name.clone(), secret_suffix: spec.state_suffix.clone() };

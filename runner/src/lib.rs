@@ -391,6 +391,10 @@ impl<'a> Run<'a> {
         if spec.operation == Operation::DestroyPlan {
             args.push("-destroy");
         }
+        if spec.operation == Operation::SpeculativePlan {
+            // It applies nothing, so it keeps nobody waiting for the state.
+            args.push("-lock=false");
+        }
         let mut options = spec.options.plan_args();
         options.extend(files.var_files.iter().map(|p| format!("-var-file={}", p.display())));
         args.extend(options.iter().map(String::as_str));
@@ -442,6 +446,10 @@ impl<'a> Run<'a> {
         // exactly what the user asked to leave alone.
         let only_ignored_drift = spec.operation == Operation::DriftCheck && drift.is_empty() && !raw_drift.is_empty();
         if !changes || only_ignored_drift {
+            return Ok(result);
+        }
+        if spec.operation == Operation::SpeculativePlan {
+            result.outcome = Outcome::Planned;
             return Ok(result);
         }
         let drift_key = (!drift.is_empty()).then(|| drift_id(&drift));

@@ -18,7 +18,7 @@ type Failure = (RunErrorKind, String, Vec<String>);
 /// not one a reviewer acts on: it does not replace the stored one).
 pub async fn render(tf: &Terraform, plan_file: &str, spec: &RunSpec, secrets: &Scrubber) -> Result<Option<String>, Failure> {
     let Some(format) = spec.options.readable_plan else { return Ok(None) };
-    if !matches!(spec.operation, Operation::Plan | Operation::DestroyPlan) {
+    if !matches!(spec.operation, Operation::Plan | Operation::DestroyPlan | Operation::SpeculativePlan) {
         return Ok(None);
     }
     let args = match format {

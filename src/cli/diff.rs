@@ -3,11 +3,17 @@
 //! substitutions, dry-run applied server-side with the kube context's user, and shown as
 //! its plan is shown (field names, never values). Exit status 1 when there are changes, as
 //! `flux diff`, so CI can gate on it.
+//!
+//! `diff terraform NAME --path DIR`: the same for a Terraform: a speculative plan of DIR as
+//! its `spec.path`, with the object's own variables, options and backend, run by a local
+//! runner (with the kube context's user, on a cluster) and printed as terraform prints a
+//! plan. It takes no state lock and stores nothing: never applied, no pending plan.
 
 use std::path::{Path, PathBuf};
 
 use super::{CliError, Result};
-use crate::api::{Kustomization, PlanSummary};
+use crate::api::{Artifact, Kustomization, PlanSummary, Terraform};
+use crate::dispatch::{BackendSpec, Outcome, RunnerDispatch};
 use crate::kustomization::apply::{Action, Applier};
 use crate::kustomization::inventory::stale;
 use crate::store::ObjectStore;
@@ -58,6 +64,117 @@ pub async fn kustomization<S: ObjectStore>(store: &S, client: kube::Client, name
     }
     print!("{}", crate::kustomization::plan::render_plan(&dry, &pruned, summary));
     Err(CliError::Changes(format!("Kustomization {namespace}/{name} would change: {summary}")))
+}
+
+/// The engines a local runner runs (`--terraform`, `--tofu`), as absolute paths.
+pub struct Engines {
+    pub terraform: Option<PathBuf>,
+    pub tofu: Option<PathBuf>,
+}
+
+/// Prints the speculative plan of DIR as the Terraform's path; `Err(CliError::Changes)`
+/// when it would change something.
+pub async fn terraform<S: ObjectStore, D: RunnerDispatch>(
+    store: &S,
+    dispatch: &D,
+    default_backend: &BackendSpec,
+    engines: Engines,
+    name: &str,
+    namespace: &str,
+    path: &Path,
+) -> Result<()> {
+    let Some(mut object) = store.get::<Terraform>(namespace, name).await? else {
+        return Err(CliError::Usage(format!(
+            "Terraform {namespace}/{name} not found; `driftless get terraforms -n {namespace}` lists them"
+        )));
+    };
+    if !path.is_dir() {
+        return Err(CliError::Usage(format!("--path {}: not a directory", path.display())));
+    }
+    // As for a Kustomization: the work tree around DIR, so `../modules/x` resolves as it
+    // will from the source's artifact.
+    let (root, relative) = source_root(path)?;
+    let work =
+        tempfile::Builder::new().prefix("driftless-diff-").tempdir().map_err(|e| CliError::Usage(format!("a temporary directory: {e}")))?;
+    let tree = work.path().join("tree");
+    copy_tree(&root, &tree).map_err(|e| CliError::Usage(format!("copying {}: {e}", root.display())))?;
+    object.spec.path = format!("./{}", relative.display());
+    let artifacts = driftless_core::artifact::ArtifactStore::new(work.path().join("artifacts"));
+    let stored = artifacts
+        .archive_dir(crate::terraform::KIND, namespace, name, &tree, None)
+        .map_err(|e| CliError::Usage(format!("archiving {}: {e}", root.display())))?;
+    let url = artifacts.file_url(&stored.path).map_err(|e| CliError::Usage(format!("archiving {}: {e}", root.display())))?;
+    let artifact = Artifact {
+        revision: format!("local@{}", stored.digest),
+        url: url.clone(),
+        path: stored.path,
+        digest: stored.digest,
+        last_update_time: jiff::Timestamp::now().to_string(),
+        size: stored.size,
+    };
+    let shown = format!("Terraform {namespace}/{name}");
+    let inputs = match crate::terraform::runspec::resolve(store, &object, default_backend, artifact).await? {
+        Ok(i) => i,
+        Err((_, message)) => return Err(CliError::Usage(format!("{shown}: {message}"))),
+    };
+    let runner = crate::terraform::runspec::Runner {
+        artifact_url: url,
+        terraform_path: engines.terraform,
+        tofu_path: engines.tofu,
+        identity: format!("driftless diff/{}", std::process::id()),
+        timeout_seconds: 30 * 60,
+    };
+    let spec = crate::terraform::runspec::speculative(&object, namespace, inputs, runner);
+    let result = dispatch.run(&spec).await?;
+    if let Some(e) = result.error {
+        let details = if e.diagnostics.is_empty() { String::new() } else { format!(": {}", e.diagnostics.join("; ")) };
+        return Err(CliError::Usage(format!("the speculative plan of {shown} failed: {}{details}", e.message)));
+    }
+    if result.outcome != Outcome::Planned {
+        println!("{shown}: no changes");
+        return Ok(());
+    }
+    match result.readable_plan {
+        Some(text) => print!("{text}"),
+        None => println!("{}", result.summary),
+    }
+    Err(CliError::Changes(format!("{shown} would change: {}", result.summary)))
+}
+
+/// A runner on this machine for the CLI's own runs, reaching the cluster of `--kubeconfig`
+/// and `--context` (its Kubernetes backend reads `KUBECONFIG`): with a context, a copy of
+/// the kubeconfig whose current context is that one, which must outlive the runs.
+pub fn local_runner(
+    kubeconfig: Option<&Path>,
+    context: Option<&str>,
+) -> Result<(crate::dispatch::ProcessDispatch, Option<tempfile::NamedTempFile>)> {
+    let dispatch = crate::dispatch::ProcessDispatch::locate()?;
+    let Some(context) = context else {
+        return Ok((
+            match kubeconfig {
+                Some(path) => dispatch.with_env("KUBECONFIG", path.as_os_str()),
+                None => dispatch,
+            },
+            None,
+        ));
+    };
+    let read = match kubeconfig {
+        Some(path) => kube::config::Kubeconfig::read_from(path),
+        None => kube::config::Kubeconfig::read(),
+    };
+    let mut config = read.map_err(|e| CliError::Usage(format!("reading the kubeconfig: {e}")))?;
+    if !config.contexts.iter().any(|c| c.name == context) {
+        return Err(CliError::Usage(format!("--context {context}: the kubeconfig has no such context")));
+    }
+    config.current_context = Some(context.to_string());
+    let text = serde_yaml::to_string(&config).map_err(|e| CliError::Usage(format!("writing the kubeconfig for the runner: {e}")))?;
+    let file = tempfile::Builder::new()
+        .prefix("driftless-kubeconfig-")
+        .tempfile()
+        .and_then(|mut f| std::io::Write::write_all(&mut f, text.as_bytes()).map(|()| f))
+        .map_err(|e| CliError::Usage(format!("writing the kubeconfig for the runner: {e}")))?;
+    let dispatch = dispatch.with_env("KUBECONFIG", file.path().as_os_str());
+    Ok((dispatch, Some(file)))
 }
 
 /// The Git work tree holding `dir` (its nearest ancestor with `.git`), and `dir` relative to

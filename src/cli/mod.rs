@@ -354,6 +354,17 @@ pub enum DiffCommand {
         #[command(flatten)]
         namespace: Namespace,
     },
+    /// A speculative plan of DIR as the Terraform's path (its variables, options and backend),
+    /// run by a local runner: never applied, no lock, nothing stored; exit status 1 when it
+    /// would change something.
+    Terraform {
+        name: String,
+        /// The local directory that stands for the Terraform's spec.path.
+        #[arg(long)]
+        path: PathBuf,
+        #[command(flatten)]
+        namespace: Namespace,
+    },
 }
 
 /// `-n NAMESPACE` of a command on one object.
@@ -455,6 +466,27 @@ pub async fn execute(cli: Cli) -> Result<()> {
                 None => {
                     let ns = namespace.namespace.unwrap_or_else(|| client.default_namespace().to_string());
                     diff::kustomization(&crate::store::KubeStore::new(client.clone()), client, &name, &ns, &path).await
+                }
+            };
+        }
+        Command::Diff(DiffCommand::Terraform { name, path, namespace }) => {
+            return match &cli.store {
+                Some(dir) => {
+                    let ctx = local_context(dir, cli.terraform, cli.tofu, false, kube_context(&cli.kubeconfig, &cli.context))?;
+                    let ns = namespace.namespace.unwrap_or_else(|| "default".into());
+                    let engines = diff::Engines { terraform: ctx.terraform_path.clone(), tofu: ctx.tofu_path.clone() };
+                    diff::terraform(&ctx.store, &ctx.dispatch, &ctx.backend, engines, &name, &ns, &path).await
+                }
+                None => {
+                    // The runner runs here, with the kube context's user: the state is read
+                    // with that user's rights, as every other read of this command.
+                    let client = cluster::client(kubeconfig, context).await?;
+                    let ns = namespace.namespace.unwrap_or_else(|| client.default_namespace().to_string());
+                    let (dispatch, _kubeconfig) = diff::local_runner(kubeconfig, context)?;
+                    let absolute = |p: Option<PathBuf>| p.map(|p| std::fs::canonicalize(&p).unwrap_or(p));
+                    let engines = diff::Engines { terraform: absolute(cli.terraform), tofu: absolute(cli.tofu) };
+                    let target = ClusterTarget::new(client);
+                    diff::terraform(target.store(), &dispatch, target.default_backend(), engines, &name, &ns, &path).await
                 }
             };
         }

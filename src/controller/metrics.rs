@@ -129,6 +129,7 @@ pub fn operation_label(operation: Operation) -> &'static str {
         Operation::DriftCheck => "drift-check",
         Operation::DestroyPlan => "destroy-plan",
         Operation::SaveState => "save-state",
+        Operation::SpeculativePlan => "speculative-plan",
     }
 }
 
@@ -400,7 +401,14 @@ mod tests {
 
     #[test]
     fn operation_labels_match_the_runspec_spelling() {
-        for operation in [Operation::Plan, Operation::Apply, Operation::DriftCheck, Operation::DestroyPlan, Operation::SaveState] {
+        for operation in [
+            Operation::Plan,
+            Operation::Apply,
+            Operation::DriftCheck,
+            Operation::DestroyPlan,
+            Operation::SaveState,
+            Operation::SpeculativePlan,
+        ] {
             let json = serde_json::to_string(&operation).expect("serializes");
             assert_eq!(json, format!("\"{}\"", operation_label(operation)));
         }

@@ -14,19 +14,27 @@ pub struct ProcessDispatch {
     /// The runner, or why none was found: said by the first run that needs it, so that
     /// commands that run nothing (`apply -f`, `get`) work without a runner beside them.
     runner: Result<PathBuf, String>,
+    /// Set in the runner's environment besides what it inherits.
+    env: Vec<(String, std::ffi::OsString)>,
 }
 
 impl ProcessDispatch {
     pub fn new(runner: PathBuf) -> Self {
-        Self { runner: Ok(runner) }
+        Self { runner: Ok(runner), env: Vec::new() }
+    }
+
+    /// Runners get `key=value` in their environment (`KUBECONFIG` for a CLI's own runs).
+    pub fn with_env(mut self, key: &str, value: impl Into<std::ffi::OsString>) -> Self {
+        self.env.push((key.to_string(), value.into()));
+        self
     }
 
     /// [`locate`](Self::locate), keeping a failure for the first run.
     pub fn locate_when_needed() -> Self {
         match Self::locate() {
             Ok(found) => found,
-            Err(DispatchError::RunnerNotFound(why)) => Self { runner: Err(why) },
-            Err(other) => Self { runner: Err(other.to_string()) },
+            Err(DispatchError::RunnerNotFound(why)) => Self { runner: Err(why), env: Vec::new() },
+            Err(other) => Self { runner: Err(other.to_string()), env: Vec::new() },
         }
     }
 
@@ -63,6 +71,7 @@ impl RunnerDispatch for ProcessDispatch {
         let runner = self.runner.as_ref().map_err(|why| DispatchError::RunnerNotFound(why.clone()))?;
         let input = serde_json::to_vec(spec).map_err(|e| DispatchError::Spawn(std::io::Error::other(e)))?;
         let mut child = tokio::process::Command::new(runner)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

@@ -11,6 +11,7 @@ pub mod outputs;
 mod readable_plan;
 mod reconcile;
 mod record;
+pub mod runspec;
 pub mod template;
 pub mod unsaved;
 

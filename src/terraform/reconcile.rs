@@ -9,15 +9,15 @@ use k8s_openapi::api::core::v1::Secret;
 use tracing::info;
 
 use super::decide::{Next, Observed, auto_applies, decide};
-use super::inputs::{InputError, inputs_digest, resolve_backend, resolve_options, resolve_variables, secret_suffix, state_name};
 use super::record::{Facts, record, wait_for_approval};
+use super::runspec::{self, Inputs, Request, Runner};
 use super::unsaved;
 use crate::api::{Artifact, ConditionStatus, Conditions, Terraform, condition_type as ct, reason};
-use crate::dispatch::{BackendSpec, Operation, Outcome, RunSpec, RunVariable, RunnerDispatch};
+use crate::dispatch::{Operation, Outcome, RunSpec, RunnerDispatch};
 use crate::reconcile::approval;
 use crate::reconcile::{Done, Reconcile, ReconcileError, Run, source_artifact};
 use crate::store::{ObjectStore, Severity};
-use driftless_core::contract::{TerraformOptions, UnsavedState};
+use driftless_core::contract::UnsavedState;
 
 /// The API kind, as events and object keys spell it.
 pub const KIND: &str = crate::api::Kind::Terraform.as_str();
@@ -32,44 +32,19 @@ fn since_drift_check(status: &crate::api::TerraformStatus) -> Option<Duration> {
     Some(Duration::from_secs(jiff::Timestamp::now().duration_since(at).as_secs().max(0) as u64))
 }
 
-/// What one run needs besides the object.
-#[derive(Clone)]
-struct Inputs {
-    artifact: Artifact,
-    variables: Vec<RunVariable>,
-    options: TerraformOptions,
-    backend: BackendSpec,
-    digest: String,
-}
-
-/// Resolves variables and the backend; `Err` is the failure to report.
+/// Resolves the run's inputs; `Err` is the failure to report.
 async fn inputs<S: ObjectStore, D: RunnerDispatch>(
     run: &Run<'_, Terraform, S, D>,
     artifact: Artifact,
 ) -> Result<Result<Inputs, (&'static str, String)>, ReconcileError> {
-    let variables = match resolve_variables(&run.ctx.store, &run.object).await {
-        Ok(v) => v,
-        Err(e) => return Ok(Err((reason::VARIABLES_NOT_FOUND, e.to_string()))),
-    };
-    let options = match resolve_options(&run.ctx.store, &run.object).await {
-        Ok(o) => o,
-        Err(InputError::Store(e)) => return Err(e.into()),
-        Err(e) => return Ok(Err((reason::VARIABLES_NOT_FOUND, e.to_string()))),
-    };
-    let backend = match resolve_backend(&run.ctx.store, &run.object, &run.ctx.backend).await {
-        Ok(b) => b,
-        Err(InputError::Store(e)) => return Err(e.into()),
-        Err(e) => return Ok(Err((reason::BACKEND_FAILED, e.to_string()))),
-    };
-    let digest = inputs_digest(&run.object, &artifact, &variables, &options);
-    Ok(Ok(Inputs { artifact, variables, options, backend, digest }))
+    Ok(runspec::resolve(&run.ctx.store, &run.object, &run.ctx.backend, artifact).await?)
 }
 
 /// How long past the run's own deadline its artifact URL stays valid: the pod's wait for an
 /// image and a node (the dispatcher gives it 5 minutes) and some room.
 const ARTIFACT_URL_SLACK: std::time::Duration = std::time::Duration::from_secs(10 * 60);
 
-/// The RunSpec of one run.
+/// The RunSpec of one run of the reconciled object, run as this controller runs them.
 #[allow(clippy::too_many_arguments)]
 fn run_spec<S, D>(
     run: &Run<'_, Terraform, S, D>,
@@ -80,42 +55,20 @@ fn run_spec<S, D>(
     plan_id: Option<String>,
     plan_digest: Option<String>,
 ) -> RunSpec {
-    let object = &run.object;
-    RunSpec {
-        operation,
-        object: crate::dispatch::ObjectKey { kind: KIND.into(), namespace: run.namespace.clone(), name: run.name.clone() },
+    let runner = Runner {
         // Valid while the run may still be waiting for a node, then running.
         artifact_url: run.ctx.artifact_access.grant(
             &inputs.artifact,
             run.ctx.run_timeout + ARTIFACT_URL_SLACK,
             std::time::SystemTime::now(),
         ),
-        artifact_digest: inputs.artifact.digest.clone(),
-        source_revision: revision.to_string(),
-        path: object.spec.path.clone(),
-        workspace: object.spec.workspace.clone(),
-        state_name: state_name(object),
-        state_suffix: secret_suffix(object),
-        options: inputs.options,
-        variables: inputs.variables,
-        inputs_digest: inputs.digest,
-        backend: inputs.backend,
-        custom_backend: object.spec.backend_config.as_ref().and_then(|b| b.custom_configuration.clone()),
-        plan_id,
-        plan_digest,
-        apply_after_plan,
-        drift_ignore: object.spec.drift.as_ref().map(|d| d.ignore.clone()).unwrap_or_default(),
-        // Rendering costs a `show -json`: only where a reviewer will read it.
-        render_plan: !apply_after_plan,
         terraform_path: run.ctx.terraform_path.clone(),
-        engine: object.spec.engine,
         tofu_path: run.ctx.tofu_path.clone(),
-        lock_holder: run.ctx.identity.clone(),
+        identity: run.ctx.identity.clone(),
         timeout_seconds: run.ctx.run_timeout.as_secs(),
-        // The apply's own deadline: the default (RunSpec::apply_timeout), longer than a plan's.
-        apply_timeout_seconds: None,
-        unsaved_state: None,
-    }
+    };
+    let request = Request { operation, revision: revision.to_string(), apply_after_plan, plan_id, plan_digest };
+    runspec::run_spec(&run.object, &run.namespace, inputs, runner, request)
 }
 
 /// Whether the module keeps its state in a backend of its own, which driftless never writes.
