@@ -213,3 +213,59 @@ fn diff_terraform_prints_a_speculative_plan_of_local_changes_and_never_applies_o
     let run = w.driftless(&["diff", "terraform", "nope", "--path", checkout.join("infra").to_str().unwrap()]).fails();
     assert!(run.stderr.contains("Terraform default/nope not found"), "{}", run.stderr);
 }
+
+/// `spec.decryption` on a Terraform: a `tfVarsFiles` JSON file and an auto-loaded HCL file
+/// in the module directory, both encrypted by the real sops CLI with an age key, reach
+/// terraform as their plaintext; their values show nowhere but the outputs Secret and the
+/// state; without `decryption` (or without the key) the run is refused by name.
+#[test]
+fn sops_encrypted_var_files_are_decrypted_for_the_run_and_their_values_never_shown() {
+    let Some(w) = World::new() else { return };
+    let Some(env) = common::sops::Env::new() else { return };
+    let (content, token) = ("content-from-an-encrypted-file", "token-from-an-encrypted-hcl-file");
+    let json = env.encrypt("secret.tfvars.json", format!("{{\"content\": \"{content}\"}}").as_bytes(), &env.age(), &[]);
+    let hcl = env.encrypt("secret.auto.tfvars", format!("token = \"{token}\"\n").as_bytes(), &env.age(), &[]);
+    assert!(!String::from_utf8_lossy(&hcl).contains(token), "sops encrypted it");
+    w.commit(
+        &[
+            ("infra/main.tf", MODULE),
+            ("infra/secret.auto.tfvars", std::str::from_utf8(&hcl).unwrap()),
+            ("vars/secret.tfvars.json", std::str::from_utf8(&json).unwrap()),
+        ],
+        "encrypted var files",
+    );
+    let decryption = "  decryption:\n    provider: sops\n    secretRef:\n      name: sops-keys\n";
+    let spec = "  tfVarsFiles:\n    - vars/secret.tfvars.json\n  writeOutputsToSecret:\n    name: app-outputs\n";
+    w.apply(&objects("app", "./infra", "", &format!("{spec}{decryption}"))).ok();
+    w.apply(&common::terraform_object("plain", "app", "./infra", "", "plain", "  tfVarsFiles:\n    - vars/secret.tfvars.json\n")).ok();
+
+    // No key yet, and no decryption at all: refused, naming what is missing; nothing runs.
+    w.driftless(&["run", "--once"]).fails();
+    assert_eq!(w.ready_reason("app"), "DecryptionFailed");
+    assert!(ready_message(&w, "app").contains("Secret default/sops-keys not found"), "{}", ready_message(&w, "app"));
+    assert_eq!(w.ready_reason("plain"), "InvalidModule");
+    let plain = ready_message(&w, "plain");
+    assert!(plain.contains("vars/secret.tfvars.json is encrypted by SOPS and spec.decryption is not set"), "{plain}");
+
+    let key = env.age_secret.clone();
+    w.apply(&format!("apiVersion: v1\nkind: Secret\nmetadata:\n  name: sops-keys\nstringData:\n  identity.agekey: {key}\n")).ok();
+    w.reconcile("app").ok();
+    let plan = w.pending_plan("app").expect("a plan of the decrypted values");
+    let shown = w.driftless(&["plan", "show", "app"]).ok().stdout;
+    assert!(shown.contains("drifttest_file.main") && !shown.contains(content) && !shown.contains(token), "{shown}");
+    w.driftless(&["approve", "app", &plan]).ok();
+    w.reconcile("app").ok();
+    assert_eq!(w.ready_reason("app"), "Succeeded");
+    assert_eq!(std::fs::read_to_string(w.managed("main.txt")).unwrap(), content, "the JSON file's value was applied");
+    let outputs = w.get("secret", "app-outputs");
+    let applied = outputs["data"]["token"].as_str().unwrap();
+    use base64::Engine as _;
+    assert_eq!(base64::engine::general_purpose::STANDARD.decode(applied).unwrap(), token.as_bytes(), "the auto-loaded file's value");
+    let everywhere = w.store_text_outside_secrets_and_state();
+    assert!(!everywhere.contains(content) && !everywhere.contains(token), "a decrypted value shows in the store");
+    assert!(!everywhere.contains(&key[10..40]), "the key shows in the store");
+}
+
+fn ready_message(w: &World, name: &str) -> String {
+    w.condition(name, "Ready")["message"].as_str().unwrap_or_default().to_string()
+}

@@ -50,6 +50,10 @@ pub enum FileLocation {
     Home,
     /// The module directory.
     Workspace,
+    /// A path of the source artifact, from its root, replacing the file there: a var file
+    /// the controller decrypted (`spec.decryption`). What it sets is secret: scrubbed from
+    /// everything the run reports.
+    Source,
 }
 
 /// One file the runner writes before `init`.

@@ -45,6 +45,12 @@ impl std::fmt::Display for Engine {
     }
 }
 
+/// Whether terraform (and OpenTofu) loads a var file of this name from the module directory
+/// by itself: `terraform.tfvars`, `*.auto.tfvars` and their `.json` forms.
+pub fn is_auto_var_file(name: &str) -> bool {
+    matches!(name, "terraform.tfvars" | "terraform.tfvars.json") || name.ends_with(".auto.tfvars") || name.ends_with(".auto.tfvars.json")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -87,6 +87,14 @@ impl<'a> Run<'a> {
     fn new(spec: &'a RunSpec) -> Self {
         let options = &spec.options;
         let files = options.files.iter().chain(&options.cli_config).flat_map(|f| file_secrets(&f.content));
+        // What a decrypted var file sets, value by value (its lines alone miss a value
+        // terraform prints on its own).
+        let decrypted = options
+            .files
+            .iter()
+            .filter(|f| f.location == FileLocation::Source)
+            .filter_map(|f| workspace::var_file_values(&f.path, &f.content))
+            .flat_map(|v| secret_strings(&v));
         let secrets = Scrubber::new(
             spec.variables
                 .iter()
@@ -94,7 +102,8 @@ impl<'a> Run<'a> {
                 .filter(|v| v.sensitive)
                 .flat_map(|v| secret_strings(&v.value))
                 .chain(spec.backend.secrets())
-                .chain(files),
+                .chain(files)
+                .chain(decrypted),
         );
         Self { spec, started: Instant::now(), timings: Vec::new(), secrets, unsaved_state: None }
     }
@@ -169,11 +178,18 @@ impl<'a> Run<'a> {
             (RunErrorKind::Artifact, format!("source artifact {}: {e}", driftless_core::artifact::shown_url(&spec.artifact_url)), vec![])
         })?;
         self.mark("unpack", t);
+        workspace::write_source_files(&spec.options.files, &src).map_err(invalid_module)?;
 
         let rel = spec.path.trim_start_matches("./").trim_end_matches('/');
         let module_dir = if rel.is_empty() || rel == "." { src.clone() } else { src.join(rel) };
         let info = module::inspect(&module_dir, &spec.path).map_err(|e| (RunErrorKind::InvalidModule, e.to_string(), vec![]))?;
         let var_files = workspace::var_files(&src, &spec.options.var_files).map_err(invalid_module)?;
+        for path in var_files.iter().chain(&workspace::auto_var_files(&module_dir)) {
+            if std::fs::read(path).is_ok_and(|b| workspace::is_sops_encrypted(&b)) {
+                let shown = path.strip_prefix(&src).unwrap_or(path).display().to_string();
+                return Err(invalid_module(workspace::WorkspaceError::Encrypted { path: shown }));
+            }
+        }
         let mut from_files = std::collections::BTreeSet::new();
         for (path, shown) in var_files.iter().zip(&spec.options.var_files) {
             from_files.extend(workspace::var_file_names(path, shown).map_err(invalid_module)?);

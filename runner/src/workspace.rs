@@ -25,6 +25,10 @@ pub enum WorkspaceError {
     BadBackendKey { key: String },
     #[error("cannot write {what}: {source}")]
     Io { what: String, source: std::io::Error },
+    #[error(
+        "{path} is encrypted by SOPS and spec.decryption is not set: terraform would read its ciphertext as the values; set spec.decryption.secretRef to a Secret with the age (*.agekey) or PGP (*.asc) key that opens it"
+    )]
+    Encrypted { path: String },
 }
 
 /// `rel` under `root`, when it is relative, has no `..` and no existing part of it under
@@ -65,6 +69,8 @@ pub fn write_files(files: &[RunFile], module_dir: &Path, home: &Path) -> Result<
         let root = match file.location {
             FileLocation::Home => home,
             FileLocation::Workspace => module_dir,
+            // Written over the source by `write_source_files`, before anything reads it.
+            FileLocation::Source => continue,
         };
         std::fs::create_dir_all(root).map_err(|source| WorkspaceError::Io { what: "the home directory".into(), source })?;
         let target = contained(root, &file.path, "spec.fileMappings[].path")?;
@@ -76,6 +82,42 @@ pub fn write_files(files: &[RunFile], module_dir: &Path, home: &Path) -> Result<
         write_private(&target, &file.content).map_err(|source| WorkspaceError::Io { what: file.path.clone(), source })?;
     }
     Ok(())
+}
+
+/// Writes the decrypted var files over their encrypted form in the unpacked source `src`.
+pub fn write_source_files(files: &[RunFile], src: &Path) -> Result<(), WorkspaceError> {
+    for file in files.iter().filter(|f| f.location == FileLocation::Source) {
+        let target = contained(src, file.path.trim_start_matches("./"), "a decrypted var file")?;
+        write_private(&target, &file.content).map_err(|source| WorkspaceError::Io { what: file.path.clone(), source })?;
+    }
+    Ok(())
+}
+
+/// The var files terraform reads from `module_dir` by itself (`terraform.tfvars`,
+/// `*.auto.tfvars` and their `.json` forms), by name.
+pub fn auto_var_files(module_dir: &Path) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(module_dir) else { return Vec::new() };
+    let mut found: Vec<PathBuf> = entries
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.is_file() && p.file_name().and_then(|n| n.to_str()).is_some_and(driftless_core::engine::is_auto_var_file))
+        .collect();
+    found.sort();
+    found
+}
+
+/// Whether `bytes` is a file encrypted by sops (its values, or the whole of it as a binary
+/// file, are `ENC[...]` with sops metadata beside them).
+pub fn is_sops_encrypted(bytes: &[u8]) -> bool {
+    let text = String::from_utf8_lossy(bytes);
+    text.contains("ENC[AES256_GCM,") && (text.contains("\"sops\"") || text.contains("sops:") || text.contains("sops_mac="))
+}
+
+/// The values a decrypted var file sets, as JSON (`.json` by its name, else HCL), for the
+/// scrubber; `None` when it does not parse (terraform will say so, scrubbed of its text).
+pub fn var_file_values(path: &str, content: &[u8]) -> Option<serde_json::Value> {
+    let text = std::str::from_utf8(content).ok()?;
+    if path.ends_with(".json") { serde_json::from_str(text).ok() } else { hcl::from_str(text).ok() }
 }
 
 /// Writes `bytes` to `path` readable by the runner's user only, replacing a plain file.

@@ -69,6 +69,14 @@ pub struct TerraformSpec {
     /// cloud credentials or a `.netrc`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub file_mappings: Vec<FileMapping>,
+    /// SOPS-encrypted var files, decrypted before the run with the keys of a Secret, as a
+    /// Kustomization's `decryption` (driftless's own: tofu-controller has none): the
+    /// `tfVarsFiles`, and the `terraform.tfvars` and `*.auto.tfvars` files terraform loads
+    /// from the module directory (`.json` ones encrypted by sops as JSON, others as sops
+    /// binary files). What they set is secret: never in status, events, logs or plans.
+    /// Without it, an encrypted var file fails the run instead of reaching terraform.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decryption: Option<super::Decryption>,
     /// Secrets whose keys `values` may refer to as `${{ .<as>.<key> }}` (tofu-controller's
     /// inputs; typically another Terraform's `writeOutputsToSecret`, with that Terraform in
     /// `dependsOn`). A value read so makes `values` sensitive.

@@ -113,7 +113,7 @@ pub async fn terraform<S: ObjectStore, D: RunnerDispatch>(
         size: stored.size,
     };
     let shown = format!("Terraform {namespace}/{name}");
-    let inputs = match crate::terraform::runspec::resolve(store, &object, default_backend, artifact).await? {
+    let inputs = match crate::terraform::runspec::resolve(store, &artifacts, &object, default_backend, artifact).await? {
         Ok(i) => i,
         Err((_, message)) => return Err(CliError::Usage(format!("{shown}: {message}"))),
     };

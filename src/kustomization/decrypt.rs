@@ -9,8 +9,6 @@
 use std::path::Path;
 use std::sync::{Arc, Mutex};
 
-use k8s_openapi::api::core::v1::Secret;
-
 use crate::api::Kustomization;
 use crate::reconcile::ReconcileError;
 use crate::sops::{self, Format, Keys};
@@ -19,34 +17,8 @@ use crate::store::ObjectStore;
 /// The keys of `spec.decryption.secretRef`: `Ok(None)` when the spec has no decryption,
 /// `Err` the message of a missing Secret or a key that does not parse.
 pub async fn keys<S: ObjectStore>(store: &S, object: &Kustomization) -> Result<Result<Option<Keys>, String>, ReconcileError> {
-    let Some(decryption) = &object.spec.decryption else { return Ok(Ok(None)) };
-    let Some(secret_ref) = &decryption.secret_ref else { return Ok(Ok(Some(Keys::default()))) };
     let namespace = object.metadata.namespace.as_deref().unwrap_or("default");
-    let Some(secret) = store.get::<Secret>(namespace, &secret_ref.name).await? else {
-        return Ok(Err(format!(
-            "spec.decryption.secretRef: Secret {namespace}/{} not found; create it with the age (*.agekey) or PGP (*.asc) private keys",
-            secret_ref.name
-        )));
-    };
-    let entries = match driftless_core::secret::secret_strings(&secret) {
-        Ok(e) => e,
-        Err(k) => return Ok(Err(format!("spec.decryption.secretRef: Secret {namespace}/{} key {k:?} is not text", secret_ref.name))),
-    };
-    let mut keys = Keys::default();
-    for (name, value) in &entries {
-        let shown = format!("Secret {namespace}/{} key {name}", secret_ref.name);
-        let added = if name.ends_with(".agekey") {
-            keys.add_age(&shown, value)
-        } else if name.ends_with(".asc") {
-            keys.add_pgp(&shown, value)
-        } else {
-            continue;
-        };
-        if let Err(e) = added {
-            return Ok(Err(format!("spec.decryption.secretRef: {e}")));
-        }
-    }
-    Ok(Ok(Some(keys)))
+    Ok(crate::reconcile::decryption::keys(store, object.spec.decryption.as_ref(), namespace).await?)
 }
 
 /// Where the keys of a build come from, for the message of a file no key opens.

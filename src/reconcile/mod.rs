@@ -6,6 +6,7 @@
 
 pub mod approval;
 mod context;
+pub mod decryption;
 pub mod drift;
 mod references;
 pub mod schedule;

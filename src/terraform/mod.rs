@@ -5,6 +5,7 @@
 //! apply.
 
 mod decide;
+mod decrypt;
 pub mod health;
 mod inputs;
 pub mod outputs;

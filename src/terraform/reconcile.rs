@@ -37,7 +37,7 @@ async fn inputs<S: ObjectStore, D: RunnerDispatch>(
     run: &Run<'_, Terraform, S, D>,
     artifact: Artifact,
 ) -> Result<Result<Inputs, (&'static str, String)>, ReconcileError> {
-    Ok(runspec::resolve(&run.ctx.store, &run.object, &run.ctx.backend, artifact).await?)
+    Ok(runspec::resolve(&run.ctx.store, &run.ctx.artifacts, &run.object, &run.ctx.backend, artifact).await?)
 }
 
 /// How long past the run's own deadline its artifact URL stays valid: the pod's wait for an

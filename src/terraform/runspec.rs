@@ -8,6 +8,7 @@ use super::inputs::{InputError, inputs_digest, resolve_backend, resolve_options,
 use crate::api::{Artifact, Terraform, reason};
 use crate::dispatch::{BackendSpec, ObjectKey, Operation, RunSpec, RunVariable};
 use crate::store::{ObjectStore, StoreError};
+use driftless_core::artifact::ArtifactStore;
 use driftless_core::contract::{ForceUnlock, ReadablePlanFormat, TerraformOptions};
 
 /// What one run needs besides the object.
@@ -24,6 +25,7 @@ pub struct Inputs {
 /// own); the inner `Err` is the failure to report, with its condition reason.
 pub async fn resolve<S: ObjectStore>(
     store: &S,
+    artifacts: &ArtifactStore,
     object: &Terraform,
     default: &BackendSpec,
     artifact: Artifact,
@@ -32,11 +34,15 @@ pub async fn resolve<S: ObjectStore>(
         Ok(v) => v,
         Err(e) => return Ok(Err((reason::VARIABLES_NOT_FOUND, e.to_string()))),
     };
-    let options = match resolve_options(store, object).await {
+    let mut options = match resolve_options(store, object).await {
         Ok(o) => o,
         Err(InputError::Store(e)) => return Err(e),
         Err(e) => return Ok(Err((reason::VARIABLES_NOT_FOUND, e.to_string()))),
     };
+    match super::decrypt::var_files(store, artifacts, object, &artifact).await? {
+        Ok(files) => options.files.extend(files),
+        Err(message) => return Ok(Err((reason::DECRYPTION_FAILED, message))),
+    }
     let backend = match resolve_backend(store, object, default).await {
         Ok(b) => b,
         Err(InputError::Store(e)) => return Err(e),
