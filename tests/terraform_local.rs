@@ -269,3 +269,32 @@ fn sops_encrypted_var_files_are_decrypted_for_the_run_and_their_values_never_sho
 fn ready_message(w: &World, name: &str) -> String {
     w.condition(name, "Ready")["message"].as_str().unwrap_or_default().to_string()
 }
+
+/// `logs terraform NAME`: what terraform printed in the object's last run, as it prints it
+/// without `-json`, the provider's error of a failed apply included, a sensitive variable's
+/// value never; the next run's log replaces it.
+#[test]
+fn logs_terraform_prints_the_last_run_as_terraform_printed_it_and_never_a_secret() {
+    let Some(mut w) = World::new() else { return };
+    w.commit(&[("infra/main.tf", MODULE)], "module");
+    w.apply(&objects("app", "./infra", "auto", "  varsFrom:\n    - kind: Secret\n      name: app-token\n")).ok();
+    w.apply("apiVersion: v1\nkind: Secret\nmetadata:\n  name: app-token\nstringData:\n  token: very-secret-token-value\n").ok();
+    let before = w.driftless(&["logs", "terraform", "app"]).fails();
+    assert!(before.stderr.contains("Terraform default/app has no run log yet"), "{}", before.stderr);
+
+    w.extra_env.push(("DRIFTTEST_FAIL_ON_CONTENT".into(), "hello".into()));
+    w.driftless(&["run", "--once"]).fails();
+    let failed = w.driftless(&["logs", "terraform", "app"]).ok().stdout;
+    for line in ["$ terraform init", "Terraform has been successfully initialized!", "$ terraform plan", "$ terraform apply"] {
+        assert!(failed.contains(line), "{line:?} in\n{failed}");
+    }
+    assert!(failed.contains("drifttest: simulated apply failure"), "the provider's error: {failed}");
+
+    w.extra_env.clear();
+    w.reconcile("app").ok();
+    let log = w.driftless(&["logs", "terraform", "app"]).ok().stdout;
+    assert!(log.contains("drifttest_file.main: Creation complete") && log.contains("Apply complete!"), "{log}");
+    assert!(!log.contains("simulated apply failure"), "the last run's log only: {log}");
+    assert!(!log.contains("very-secret-token-value") && !failed.contains("very-secret-token-value"));
+    assert!(w.driftless(&["logs", "terraform", "nope"]).fails().stderr.contains("Terraform default/nope not found"));
+}

@@ -482,7 +482,15 @@ pub struct RunResult {
     /// The engine and version that made or applied the run's plan (`OpenTofu 1.10.7`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub engine: Option<String>,
+    /// What terraform printed (init, plan, apply), as it prints it without `-json`, scrubbed
+    /// of every secret the run knows and cut to its last [`RUN_LOG_LIMIT`] bytes:
+    /// `driftless logs terraform NAME`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub log: Option<String>,
 }
+
+/// The most bytes of a run's log a result carries (its end: where a failure is).
+pub const RUN_LOG_LIMIT: usize = 64 * 1024;
 
 /// A terraform state (JSON) no backend holds yet, and the lock terraform held on the state
 /// when it could not save it (the save goes in under it: nobody else may write meanwhile).
@@ -517,6 +525,7 @@ impl RunResult {
             broken_lock: None,
             readable_plan: None,
             engine: None,
+            log: None,
         }
     }
 }

@@ -131,7 +131,12 @@ pub fn fit_for_secret(mut result: RunResult, limit: usize) -> RunResult {
     if size <= limit {
         return result;
     }
-    // The readable plan is a copy for reading (the plan itself is stored): it goes first.
+    // The log is for reading only: it goes first, then the readable plan (a copy for
+    // reading: the plan itself is stored).
+    if let Some(log) = result.log.take() {
+        tracing::warn!("the run's log ({} bytes) is too large for the run's result; it is not stored this time", log.len());
+        return fit_for_secret(result, limit);
+    }
     if let Some(readable) = result.readable_plan.take() {
         tracing::warn!("the readable plan ({} bytes) is too large for the run's result; it is not stored this time", readable.len());
         return fit_for_secret(result, limit);

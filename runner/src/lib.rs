@@ -79,6 +79,8 @@ struct Run<'a> {
     secrets: Scrubber,
     /// The state of a failed apply that could not be saved anywhere but the result.
     unsaved_state: Option<driftless_core::contract::UnsavedState>,
+    /// What terraform printed so far, step by step (`RunResult::log`).
+    log: Vec<String>,
 }
 
 type Failure = (RunErrorKind, String, Vec<String>);
@@ -105,7 +107,34 @@ impl<'a> Run<'a> {
                 .chain(files)
                 .chain(decrypted),
         );
-        Self { spec, started: Instant::now(), timings: Vec::new(), secrets, unsaved_state: None }
+        Self { spec, started: Instant::now(), timings: Vec::new(), secrets, unsaved_state: None, log: Vec::new() }
+    }
+
+    /// Keeps what one terraform command printed for the run's log: a `-json` stream as its
+    /// human lines, anything else as it is.
+    fn keep_output(&mut self, command: &str, out: &terraform::Finished) {
+        self.log.push(format!("$ {command}"));
+        self.log.extend(plan_json::human_lines(&out.stdout));
+        self.log.extend(out.stderr.lines().filter(|l| !l.trim().is_empty()).map(str::to_string));
+    }
+
+    /// The log of the run: scrubbed, and its last `RUN_LOG_LIMIT` bytes when longer.
+    fn run_log(&self) -> Option<String> {
+        if self.log.is_empty() {
+            return None;
+        }
+        let text = self.scrub(&(self.log.join("\n") + "\n"));
+        let limit = driftless_core::contract::RUN_LOG_LIMIT;
+        if text.len() <= limit {
+            return Some(text);
+        }
+        let mut start = text.len() - limit;
+        while !text.is_char_boundary(start) {
+            start += 1;
+        }
+        let cut = &text[start..];
+        let cut = cut.split_once('\n').map_or(cut, |(_, rest)| rest);
+        Some(format!("(the first {} bytes are left out)\n{cut}", text.len() - cut.len()))
     }
 
     fn mark(&mut self, step: &str, since: Instant) {
@@ -143,6 +172,7 @@ impl<'a> Run<'a> {
         };
         self.mark("total", self.started);
         result.timings_ms = std::mem::take(&mut self.timings);
+        result.log = self.run_log();
         result.unsaved_state = self.unsaved_state.take();
         result.broken_lock = broken_lock;
         result
@@ -389,6 +419,7 @@ impl<'a> Run<'a> {
         init_args.extend(files.backend_config.as_ref().map(|p| format!("-backend-config={}", p.display())));
         let init = tf.exec(&init_args.iter().map(String::as_str).collect::<Vec<_>>()).await.map_err(tf_failure)?;
         self.mark("init", t);
+        self.keep_output(&format!("{} init", tf.engine()), &init);
         if init.code != 0 {
             return Err((RunErrorKind::Init, format!("{} init failed", tf.engine()), error_lines(&init.stderr)));
         }
@@ -416,6 +447,7 @@ impl<'a> Run<'a> {
         args.extend(options.iter().map(String::as_str));
         let plan = tf.exec(&args).await.map_err(tf_failure)?;
         self.mark("plan", t);
+        self.keep_output(&format!("{} plan", tf.engine()), &plan);
         let stream = plan_json::parse_stream(&plan.stdout);
         if plan.code == 1 || !matches!(plan.code, 0 | 2) {
             return Err((RunErrorKind::Plan, format!("{} plan failed", tf.engine()), diagnostics(&stream, &plan.stderr)));
@@ -457,6 +489,7 @@ impl<'a> Run<'a> {
             broken_lock: None,
             readable_plan,
             engine: None,
+            log: None,
         };
         // A drift check whose drift is all ignored changes nothing: its plan would revert
         // exactly what the user asked to leave alone.
@@ -518,6 +551,7 @@ impl<'a> Run<'a> {
         args.push(PLAN_FILE);
         let applied = tf.exec(&args).await.map_err(tf_failure)?;
         self.mark("apply", t);
+        self.keep_output(&format!("{} apply", tf.engine()), &applied);
         let stream = plan_json::parse_stream(&applied.stdout);
         if applied.code != 0 {
             return Err((

@@ -89,6 +89,19 @@ struct UiDiagnostic {
 
 /// Parses a `plan -json` / `apply -json` stream; lines that are not JSON (terraform can
 /// print plain text on crashes) are kept as errors only if they look like one.
+/// The human lines of a `-json` stream (each message's `@message`), as terraform prints
+/// them without `-json`; lines that are no JSON message are kept as they are.
+pub fn human_lines(stream: &str) -> Vec<String> {
+    stream
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|line| match serde_json::from_str::<Value>(line) {
+            Ok(v) => v.get("@message").and_then(Value::as_str).map_or_else(|| line.to_string(), str::to_string),
+            Err(_) => line.to_string(),
+        })
+        .collect()
+}
+
 pub fn parse_stream(stream: &str) -> StreamSummary {
     let mut out = StreamSummary::default();
     let mut more_errors = 0usize;

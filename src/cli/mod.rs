@@ -30,6 +30,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::store::ObjectStore as _;
 use target::{ClusterTarget, Target};
 
 pub use run::local_context;
@@ -214,6 +215,11 @@ pub enum Command {
         #[command(subcommand)]
         command: PlanCommand,
     },
+    /// Logs: `logs terraform NAME`, what terraform printed in the object's last run.
+    Logs {
+        #[command(subcommand)]
+        command: LogsCommand,
+    },
     /// Approve the pending plan of a Terraform (the exact id; defaults to the pending one).
     Approve {
         name: String,
@@ -296,6 +302,17 @@ pub enum Command {
         /// Loopback address to listen on (default: a free port).
         #[arg(long, default_value = "127.0.0.1:0")]
         listen: std::net::SocketAddr,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum LogsCommand {
+    /// What terraform printed in the last run of a Terraform (init, plan, apply), as it prints
+    /// it without `-json`, with every secret the run knew scrubbed.
+    Terraform {
+        name: String,
+        #[command(flatten)]
+        namespace: Namespace,
     },
 }
 
@@ -573,6 +590,23 @@ async fn verb<T: Target>(target: &T, command: Command) -> Result<()> {
         Command::Run { once, receiver_addr } => target.run_loop(once, receiver_addr).await,
         Command::Plan { command: PlanCommand::Show { name, namespace } } => {
             review::plan_show(target, &name, &namespace.or_default_of(target)).await
+        }
+        Command::Logs { command: LogsCommand::Terraform { name, namespace } } => {
+            let namespace = namespace.or_default_of(target);
+            let Some(object) = store.get::<crate::api::Terraform>(&namespace, &name).await? else {
+                return Err(CliError::Usage(format!(
+                    "Terraform {namespace}/{name} not found; `driftless get terraforms -n {namespace}` lists them"
+                )));
+            };
+            match crate::terraform::runlog::read(store, &object).await? {
+                Some(log) => {
+                    print!("{log}");
+                    Ok(())
+                }
+                None => Err(CliError::Usage(format!(
+                    "Terraform {namespace}/{name} has no run log yet: it has not run since it was created (`driftless reconcile terraform {name}` runs it)"
+                ))),
+            }
         }
         Command::Approve { name, plan_id, namespace } => {
             review::approve(target, &name, plan_id.as_deref(), &namespace.or_default_of(target)).await

@@ -12,6 +12,7 @@ pub mod outputs;
 mod readable_plan;
 mod reconcile;
 mod record;
+pub mod runlog;
 pub mod runspec;
 pub mod template;
 pub mod unsaved;

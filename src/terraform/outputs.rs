@@ -76,8 +76,21 @@ pub fn keys<'a>(target: &WriteOutputsToSecret, names: impl Iterator<Item = &'a s
         .collect()
 }
 
+/// The ownerReference of what a Terraform writes (collected with it on a cluster).
+pub fn owner_references(object: &Terraform) -> Option<Vec<OwnerReference>> {
+    object.metadata.uid.clone().map(|uid| {
+        vec![OwnerReference {
+            api_version: format!("{}/{}", crate::api::GROUP, crate::api::VERSION),
+            kind: Kind::Terraform.as_str().into(),
+            name: object.metadata.name.clone().unwrap_or_default(),
+            uid,
+            ..Default::default()
+        }]
+    })
+}
+
 /// The owner annotation of the Secrets a Terraform writes.
-fn owner_of(object: &Terraform) -> String {
+pub fn owner_of(object: &Terraform) -> String {
     format!("{}/{}", Kind::Terraform, object.metadata.name.as_deref().unwrap_or_default())
 }
 
@@ -115,15 +128,7 @@ pub async fn write<S: ObjectStore, D: RunnerDispatch>(run: &mut Run<'_, Terrafor
     }
     let (data, missing) = select(&target, outputs);
     let owner = owner_of(&run.object);
-    let owner_references = run.object.metadata.uid.clone().map(|uid| {
-        vec![OwnerReference {
-            api_version: format!("{}/{}", crate::api::GROUP, crate::api::VERSION),
-            kind: Kind::Terraform.as_str().into(),
-            name: run.name.clone(),
-            uid,
-            ..Default::default()
-        }]
-    });
+    let owner_references = owner_references(&run.object);
     let secret = Secret {
         metadata: ObjectMeta {
             name: Some(target.name.clone()),

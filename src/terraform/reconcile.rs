@@ -236,6 +236,9 @@ impl Reconcile for Terraform {
             Ok(r) => r,
             Err(e) => e.into_result(),
         };
+        if let Some(log) = result.log.take() {
+            super::runlog::write(run, &log).await;
+        }
         if let Some(state) = result.unsaved_state.take() {
             let note = keep_unsaved(run, &inputs, state).await?;
             if let Some(e) = result.error.as_mut() {
@@ -329,6 +332,9 @@ impl Reconcile for Terraform {
             } else {
                 tracing::warn!(secret = %target.name, "not deleting a Secret this Terraform did not write");
             }
+        }
+        if let Err(e) = super::runlog::remove(run).await {
+            tracing::warn!("cannot delete the run's log: {e}");
         }
         // The readable plan goes with it too (a cluster collects it by its ownerReference;
         // a local store has no collector).
