@@ -439,3 +439,31 @@ fn apply_and_get_work_without_a_runner_and_a_run_says_it_is_missing() {
     assert_eq!(ready["reason"], "RunnerFailed");
     assert!(ready["message"].as_str().unwrap().contains("DRIFTLESS_RUNNER"), "{ready}");
 }
+
+/// `logs` on a local store: the store's log, which `reconcile` and `run` write (a line per
+/// reconcile, about its object, with its Ready reason), filtered as `flux logs` filters.
+#[test]
+fn logs_show_each_reconcile_of_the_objects_and_levels_asked_for() {
+    let Some(w) = world_with_objects() else { return };
+    let all = w.driftless(&["logs"]).ok().stdout;
+    let about = |name: &str| {
+        all.lines().any(|l| l.contains(&format!("reconcile{{namespace=\"default\" name=\"{name}\"")) && l.contains("kind=GitRepository}"))
+    };
+    assert!(about("app") && about("broken"), "{all}");
+    let broken = w.driftless(&["logs", "--kind", "gitrepository", "--name", "broken", "--level", "error"]).ok().stdout;
+    assert!(!broken.is_empty(), "{all}");
+    assert!(broken.lines().all(|l| l.contains(r#"name="broken""#) && l.contains("ERROR")), "{broken}");
+    assert!(broken.contains("reason=GitOperationFailed"), "{broken}");
+    let app = w.driftless(&["logs", "--name", "app"]).ok().stdout;
+    assert!(app.contains("INFO") && !app.contains(r#"name="broken""#), "{app}");
+    assert!(!w.driftless(&["logs", "-n", "other"]).ok().stdout.contains("kind=GitRepository"), "another namespace's objects");
+    assert_eq!(w.driftless(&["logs", "--tail", "1"]).ok().stdout.lines().count(), 1);
+    // The CLI's own stderr does not repeat those lines.
+    let again = w.driftless(&["reconcile", "gitrepository", "broken"]).fails();
+    assert!(!again.stderr.contains("next try in"), "{}", again.stderr);
+
+    let fresh = tempfile::tempdir().unwrap();
+    let none = in_store(&w, fresh.path(), &["logs"]);
+    assert_ne!(none.status, 0);
+    assert!(none.stderr.contains("this store has no log yet"), "{}", none.stderr);
+}

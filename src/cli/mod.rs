@@ -12,6 +12,7 @@ mod diff;
 mod events;
 mod export;
 mod install;
+mod logs;
 mod migrate;
 mod notify;
 mod objects;
@@ -100,6 +101,22 @@ pub struct Cli {
     pub context: Option<String>,
     #[command(subcommand)]
     pub command: Command,
+}
+
+impl Cli {
+    /// The log file of a local store that this command writes beside stderr: the commands
+    /// that reconcile (`run`, `reconcile`), for `driftless logs`.
+    pub fn store_log(&self) -> Option<PathBuf> {
+        let dir = self.store.as_ref()?;
+        matches!(self.command, Command::Run { .. } | Command::Reconcile { .. }).then(|| dir.join(logs::STORE_LOG))
+    }
+
+    /// What stderr shows without `DRIFTLESS_LOG`: the in-cluster controller logs each
+    /// reconcile, as Flux's controllers do (its log is what `driftless logs` reads); a CLI
+    /// command only warnings, without the reconcile lines it prints itself.
+    pub fn default_log_filter(&self) -> &'static str {
+        if matches!(self.command, Command::Controller(_)) { "info,kube=warn" } else { "warn,reconciled=off" }
+    }
 }
 
 #[derive(Subcommand, Debug)]
@@ -215,10 +232,14 @@ pub enum Command {
         #[command(subcommand)]
         command: PlanCommand,
     },
-    /// Logs: `logs terraform NAME`, what terraform printed in the object's last run.
+    /// The controller's log lines, about the objects and of the level asked for (as `flux
+    /// logs`); `logs terraform NAME`: what terraform printed in that object's last run.
+    #[command(args_conflicts_with_subcommands = true)]
     Logs {
         #[command(subcommand)]
-        command: LogsCommand,
+        command: Option<LogsCommand>,
+        #[command(flatten)]
+        args: logs::LogsArgs,
     },
     /// Approve the pending plan of a Terraform (the exact id; defaults to the pending one).
     Approve {
@@ -486,6 +507,17 @@ pub async fn execute(cli: Cli) -> Result<()> {
                 }
             };
         }
+        Command::Logs { command: None, args } => {
+            let namespace = |default: String| if args.all_namespaces { None } else { Some(args.namespace.clone().unwrap_or(default)) };
+            return match &cli.store {
+                Some(dir) => logs::local(dir, &args, namespace("default".into()).as_deref()),
+                None => {
+                    let client = cluster::client(kubeconfig, context).await?;
+                    let ns = namespace(client.default_namespace().to_string());
+                    logs::cluster(&client, &args, ns.as_deref()).await
+                }
+            };
+        }
         Command::Diff(DiffCommand::Terraform { name, path, namespace }) => {
             return match &cli.store {
                 Some(dir) => {
@@ -591,7 +623,7 @@ async fn verb<T: Target>(target: &T, command: Command) -> Result<()> {
         Command::Plan { command: PlanCommand::Show { name, namespace } } => {
             review::plan_show(target, &name, &namespace.or_default_of(target)).await
         }
-        Command::Logs { command: LogsCommand::Terraform { name, namespace } } => {
+        Command::Logs { command: Some(LogsCommand::Terraform { name, namespace }), .. } => {
             let namespace = namespace.or_default_of(target);
             let Some(object) = store.get::<crate::api::Terraform>(&namespace, &name).await? else {
                 return Err(CliError::Usage(format!(
@@ -636,6 +668,7 @@ async fn verb<T: Target>(target: &T, command: Command) -> Result<()> {
         | Command::Review { .. }
         | Command::Trace { .. }
         | Command::Diff(_)
+        | Command::Logs { command: None, .. }
         | Command::Version(_)
         | Command::Push(_)
         | Command::Pull(_)

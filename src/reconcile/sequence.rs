@@ -22,6 +22,9 @@ use crate::api::{Artifact, ConditionStatus, Conditions, PlanApprover, Reconciled
 use crate::dispatch::{ObjectKey, RunnerDispatch};
 use crate::store::{Event, Notice, ObjectStore, Severity};
 
+/// The log target of the line each reconcile ends with.
+pub const RECONCILED: &str = "reconciled";
+
 /// A kind's own steps.
 pub trait Reconcile: Reconciled {
     /// The kind's work once the shared steps passed: `artifact` is the source's (kinds with
@@ -214,6 +217,16 @@ impl<K: Reconciled, S: ObjectStore, D: RunnerDispatch> Run<'_, K, S, D> {
         }
         let ready = self.status.is_true(ct::READY);
         let failing = !ready && !self.status.is_true(ct::PLAN_PENDING) && !self.object.suspended();
+        // One line per reconcile, as Flux's controllers log theirs (`driftless logs`): the
+        // Ready condition, scrubbed as every condition is, and when it comes back. Its own
+        // target, so a terminal that shows warnings is not also told what the CLI prints.
+        let (why, said) = self.status.condition(ct::READY).map(|c| (c.reason.clone(), c.message.clone())).unwrap_or_default();
+        let next = done.after.as_secs();
+        if failing {
+            tracing::error!(target: RECONCILED, reason = %why, "{said}; next try in {next}s");
+        } else {
+            info!(target: RECONCILED, reason = %why, "{said}; next in {next}s");
+        }
         // Dependents look again when this object becomes Ready, when a source has a new
         // artifact, and when a plan was applied: what they read of it (a Terraform's outputs,
         // the objects a Kustomization applies) may have changed while it stayed Ready.
