@@ -25,17 +25,9 @@ pub async fn kustomization<S: ObjectStore>(store: &S, client: kube::Client, name
             "Kustomization {namespace}/{name} not found; `driftless get kustomizations -n {namespace}` lists them"
         )));
     };
-    if !path.is_dir() {
-        return Err(CliError::Usage(format!("--path {}: not a directory", path.display())));
-    }
-    // DIR stands for the source's spec.path; the source is the Git work tree around it (so
-    // `../base` resolves as it will from the artifact), copied: a build writes beside it.
-    let (root, relative) = source_root(path)?;
-    let copy =
-        tempfile::Builder::new().prefix("driftless-diff-").tempdir().map_err(|e| CliError::Usage(format!("a temporary directory: {e}")))?;
-    copy_tree(&root, copy.path()).map_err(|e| CliError::Usage(format!("copying {}: {e}", root.display())))?;
+    let LocalSource { work: copy, relative, .. } = local_source(path)?;
     object.spec.path = Some(format!("./{}", relative.display()));
-    let built = match crate::kustomization::build::build_tree(store, &object, copy.path()).await? {
+    let built = match crate::kustomization::build::build_tree(store, &object, &copy.path().join("tree")).await? {
         Ok(b) => b,
         Err((_, message)) => return Err(CliError::Usage(format!("building {}: {message}", path.display()))),
     };
@@ -88,16 +80,8 @@ pub async fn terraform<S: ObjectStore, D: RunnerDispatch>(
             "Terraform {namespace}/{name} not found; `driftless get terraforms -n {namespace}` lists them"
         )));
     };
-    if !path.is_dir() {
-        return Err(CliError::Usage(format!("--path {}: not a directory", path.display())));
-    }
-    // As for a Kustomization: the work tree around DIR, so `../modules/x` resolves as it
-    // will from the source's artifact.
-    let (root, relative) = source_root(path)?;
-    let work =
-        tempfile::Builder::new().prefix("driftless-diff-").tempdir().map_err(|e| CliError::Usage(format!("a temporary directory: {e}")))?;
+    let LocalSource { work, relative, root } = local_source(path)?;
     let tree = work.path().join("tree");
-    copy_tree(&root, &tree).map_err(|e| CliError::Usage(format!("copying {}: {e}", root.display())))?;
     object.spec.path = format!("./{}", relative.display());
     let artifacts = driftless_core::artifact::ArtifactStore::new(work.path().join("artifacts"));
     let stored = artifacts
@@ -175,6 +159,30 @@ pub fn local_runner(
         .map_err(|e| CliError::Usage(format!("writing the kubeconfig for the runner: {e}")))?;
     let dispatch = dispatch.with_env("KUBECONFIG", file.path().as_os_str());
     Ok((dispatch, Some(file)))
+}
+
+/// The source a local DIR stands for, copied (a build writes beside it).
+struct LocalSource {
+    /// Holds the copy: the work tree in `tree/` (its root for a Kustomization's build).
+    work: tempfile::TempDir,
+    /// DIR in the work tree: the object's `spec.path` for the diff.
+    relative: PathBuf,
+    /// The work tree, for messages.
+    root: PathBuf,
+}
+
+/// DIR stands for the source's `spec.path`; the source is the Git work tree around it (so
+/// `../base` or `../modules/x` resolve as they will from the artifact), copied into `tree/`
+/// of a temporary directory.
+fn local_source(path: &Path) -> Result<LocalSource> {
+    if !path.is_dir() {
+        return Err(CliError::Usage(format!("--path {}: not a directory", path.display())));
+    }
+    let (root, relative) = source_root(path)?;
+    let work =
+        tempfile::Builder::new().prefix("driftless-diff-").tempdir().map_err(|e| CliError::Usage(format!("a temporary directory: {e}")))?;
+    copy_tree(&root, &work.path().join("tree")).map_err(|e| CliError::Usage(format!("copying {}: {e}", root.display())))?;
+    Ok(LocalSource { work, relative, root })
 }
 
 /// The Git work tree holding `dir` (its nearest ancestor with `.git`), and `dir` relative to
