@@ -181,41 +181,13 @@ impl ArtifactStore {
     /// always left out. Writing the same content again finds the file already there and does
     /// not rewrite it.
     pub fn archive_dir(&self, kind: &str, namespace: &str, name: &str, dir: &Path, ignore: Option<&str>) -> Result<StoredArtifact> {
-        let object_dir = self.object_dir(kind, namespace, name)?;
-        fs::create_dir_all(&object_dir).map_err(io_err("create", &object_dir))?;
-        let tmp = tempfile::Builder::new()
-            .prefix(".tmp-")
-            .suffix(".tar.gz")
-            .tempfile_in(&object_dir)
-            .map_err(io_err("create a temp file in", &object_dir))?;
-        let writer = HashingWriter::new(io::BufWriter::new(tmp.as_file()));
-        let writer = write_tar_gz(dir, ignore, writer)?;
-        let (buf, hex, size) = writer.finish();
-        if size > self.max_size {
-            return Err(ArtifactError::TooLarge {
-                what: format!("the artifact of {kind} {namespace}/{name} ({size} bytes)"),
-                limit: self.max_size,
-            });
-        }
-        buf.into_inner().map_err(|e| e.into_error()).and_then(|f| f.sync_all()).map_err(io_err("write", tmp.path()))?;
-
-        let file_name = format!("{hex}.tar.gz");
-        let target = object_dir.join(&file_name);
-        if target.is_file() {
-            // Same content, same name: keep the file that is there (readers may hold it open).
-            drop(tmp);
-        } else {
-            fs::set_permissions(tmp.path(), fs::Permissions::from_mode(0o644)).map_err(io_err("chmod", tmp.path()))?;
-            tmp.persist(&target).map_err(|e| ArtifactError::Io { action: "rename into", path: target.clone(), source: e.error })?;
-        }
-        Ok(StoredArtifact { path: format!("{kind}/{namespace}/{name}/{file_name}"), digest: format!("sha256:{hex}"), size })
+        self.store_written(kind, namespace, name, |writer| write_tar_gz(dir, ignore, writer))
     }
 
     /// Store the tar.gz `file` as it is (an OCI layer kept whole, Flux's `copy`): named by
     /// its sha256 like every artifact, after checking that it unpacks safely (a gzipped
     /// tarball without entries outside its root), so a runner never meets one that does not.
     pub fn store_archive(&self, kind: &str, namespace: &str, name: &str, file: &Path) -> Result<StoredArtifact> {
-        let object_dir = self.object_dir(kind, namespace, name)?;
         let size = fs::metadata(file).map_err(io_err("stat", file))?.len();
         if size > self.max_size {
             return Err(ArtifactError::TooLarge {
@@ -226,15 +198,35 @@ impl ArtifactStore {
         let check = tempfile::tempdir().map_err(io_err("create a temp directory for", file))?;
         extract_tar_gz(BufReader::new(File::open(file).map_err(io_err("open", file))?), check.path())?;
         drop(check);
+        self.store_written(kind, namespace, name, |mut writer| {
+            io::copy(&mut File::open(file).map_err(io_err("open", file))?, &mut writer).map_err(io_err("copy", file))?;
+            Ok(writer)
+        })
+    }
+
+    /// One artifact of an object from what `write` writes: hashed as it is written into a
+    /// temporary file beside the artifacts, refused over the size limit, then renamed to its
+    /// sha256 (an artifact of the same content already there is kept: readers may hold it
+    /// open).
+    fn store_written<F>(&self, kind: &str, namespace: &str, name: &str, write: F) -> Result<StoredArtifact>
+    where
+        F: FnOnce(HashingWriter<io::BufWriter<&File>>) -> Result<HashingWriter<io::BufWriter<&File>>>,
+    {
+        let object_dir = self.object_dir(kind, namespace, name)?;
         fs::create_dir_all(&object_dir).map_err(io_err("create", &object_dir))?;
         let tmp = tempfile::Builder::new()
             .prefix(".tmp-")
             .suffix(".tar.gz")
             .tempfile_in(&object_dir)
             .map_err(io_err("create a temp file in", &object_dir))?;
-        let mut writer = HashingWriter::new(io::BufWriter::new(tmp.as_file()));
-        io::copy(&mut File::open(file).map_err(io_err("open", file))?, &mut writer).map_err(io_err("copy", file))?;
+        let writer = write(HashingWriter::new(io::BufWriter::new(tmp.as_file())))?;
         let (buf, hex, size) = writer.finish();
+        if size > self.max_size {
+            return Err(ArtifactError::TooLarge {
+                what: format!("the artifact of {kind} {namespace}/{name} ({size} bytes)"),
+                limit: self.max_size,
+            });
+        }
         buf.into_inner().map_err(|e| e.into_error()).and_then(|f| f.sync_all()).map_err(io_err("write", tmp.path()))?;
         let file_name = format!("{hex}.tar.gz");
         let target = object_dir.join(&file_name);
