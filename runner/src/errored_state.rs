@@ -13,7 +13,7 @@
 use std::path::Path;
 use std::time::Duration;
 
-use driftless_core::backend::rescue::{self, SaveFailure};
+use driftless_core::backend::rescue;
 use driftless_core::backend::{StateKey, StateStore};
 use driftless_core::contract::{RunResult, UnsavedState};
 
@@ -64,24 +64,17 @@ pub async fn rescue<S: StateStore>(
 ) -> Option<Rescue> {
     let bytes = std::fs::read(dir.join(ERRORED_STATE)).ok()?;
     let mut held = held;
-    let mut why = String::new();
-    for wait in std::iter::once(&Duration::ZERO).chain(waits) {
-        tokio::time::sleep(*wait).await;
-        match rescue::save(store, key, &bytes, &mut held, holder).await {
-            Ok(()) => {
-                tracing::warn!("terraform could not save the state of {key}; driftless saved it from {ERRORED_STATE}");
-                return Some(Rescue::Saved);
-            }
-            Err(SaveFailure::Final(reason)) => {
-                why = reason;
-                break;
-            }
-            Err(SaveFailure::Retry(reason)) => why = reason,
+    match rescue::save_retrying(store, key, &bytes, &mut held, holder, waits).await {
+        Ok(()) => {
+            tracing::warn!("terraform could not save the state of {key}; driftless saved it from {ERRORED_STATE}");
+            Some(Rescue::Saved)
+        }
+        Err(why) => {
+            tracing::error!("the state of {key} from {ERRORED_STATE} could not be saved: {why}; it is kept in the run's result");
+            // Terraform's lock, if it still holds one, is the lock the state is later saved under.
+            Some(Rescue::Kept { state: UnsavedState { state: String::from_utf8_lossy(&bytes).into_owned(), lock: held }, why })
         }
     }
-    tracing::error!("the state of {key} from {ERRORED_STATE} could not be saved: {why}; it is kept in the run's result");
-    // Terraform's lock, if it still holds one, is the lock the state is later saved under.
-    Some(Rescue::Kept { state: UnsavedState { state: String::from_utf8_lossy(&bytes).into_owned(), lock: held }, why })
 }
 
 /// The save-state run: saves a state an earlier run could not (`unsaved`), with the same
@@ -95,24 +88,14 @@ pub async fn save_kept<S: StateStore>(
     waits: &[Duration],
 ) -> Result<(), String> {
     let mut held = unsaved.lock.clone();
-    let mut why = String::new();
-    for wait in std::iter::once(&Duration::ZERO).chain(waits) {
-        tokio::time::sleep(*wait).await;
-        match rescue::save(store, key, unsaved.state.as_bytes(), &mut held, holder).await {
-            Ok(()) => {
-                if let Some(id) = held
-                    && let Err(e) = store.unlock(key, &id).await
-                {
-                    tracing::warn!("the state of {key} is saved; its lock {id} could not be released: {e}");
-                }
-                tracing::warn!("the state of {key} an earlier run could not save is saved now");
-                return Ok(());
-            }
-            Err(SaveFailure::Final(reason)) => return Err(reason),
-            Err(SaveFailure::Retry(reason)) => why = reason,
-        }
+    rescue::save_retrying(store, key, unsaved.state.as_bytes(), &mut held, holder, waits).await?;
+    if let Some(id) = held
+        && let Err(e) = store.unlock(key, &id).await
+    {
+        tracing::warn!("the state of {key} is saved; its lock {id} could not be released: {e}");
     }
-    Err(why)
+    tracing::warn!("the state of {key} an earlier run could not save is saved now");
+    Ok(())
 }
 
 /// The `errored.tfstate` of `dir`, if there is one, kept for the result without trying the

@@ -125,6 +125,29 @@ pub async fn save<S: StateStore>(
     written
 }
 
+/// [`save`], tried again after each of `waits` while it fails in a way worth another try
+/// (the backend may come back); `Err` says why the state is still not saved. `held` is left
+/// naming the lock the state is (or would be) under.
+pub async fn save_retrying<S: StateStore>(
+    store: &S,
+    key: &StateKey,
+    bytes: &[u8],
+    held: &mut Option<String>,
+    holder: &str,
+    waits: &[std::time::Duration],
+) -> Result<(), String> {
+    let mut why = String::new();
+    for wait in std::iter::once(&std::time::Duration::ZERO).chain(waits) {
+        tokio::time::sleep(*wait).await;
+        match save(store, key, bytes, held, holder).await {
+            Ok(()) => return Ok(()),
+            Err(SaveFailure::Final(reason)) => return Err(reason),
+            Err(SaveFailure::Retry(reason)) => why = reason,
+        }
+    }
+    Err(why)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
